@@ -1,0 +1,71 @@
+import type { DeviceIssue, DriverSpec } from '../../src/core/driver.js';
+import type { DeviceConfig } from '../../src/core/driver.js';
+import { typeWidth } from './codec.js';
+import { ModbusTcpDriver } from './driver.js';
+import { isBitArea, pointWidth } from './plan.js';
+import { ModbusPoint, ModbusTcpConnection, type ModbusPointConfig, type ModbusTcpConnectionConfig } from './schema.js';
+
+type ModbusDevice = DeviceConfig<ModbusTcpConnectionConfig, ModbusPointConfig>;
+
+const describeSpan = (p: ModbusPointConfig) => {
+  const w = pointWidth(p);
+  const range = w === 1 ? `${p.address}` : `${p.address}–${p.address + w - 1}`;
+  const bit = p.bit !== undefined ? ` bit ${p.bit}` : '';
+  return `${p.area} ${range} as ${p.type}${isBitArea(p.area) ? '' : ` ${p.byte_order}`}${bit}`;
+};
+
+/** Two points may share registers only when they decode them the same way, or are different bits of one register. */
+function agree(a: ModbusPointConfig, b: ModbusPointConfig): boolean {
+  if (a.type === 'bool' && b.type === 'bool' && !isBitArea(a.area) && a.address === b.address) return true;
+  return a.address === b.address && a.type === b.type && pointWidth(a) === pointWidth(b) && a.byte_order === b.byte_order && a.bit === b.bit;
+}
+
+export function validateModbusDevice(device: ModbusDevice): DeviceIssue[] {
+  const issues: DeviceIssue[] = [];
+  const limit = device.connection.max_registers_per_read;
+  device.points.forEach((p, i) => {
+    const at = (field: string) => ['points', i, field];
+    const fixed = typeWidth(p.type);
+    if (isBitArea(p.area)) {
+      if (p.type !== 'bool') issues.push({ path: at('type'), message: `expected bool for a ${p.area} point, got "${p.type}"` });
+      if (p.bit !== undefined) issues.push({ path: at('bit'), message: `expected no bit for a ${p.area} point (it is one bit already), got ${p.bit}` });
+      if (p.count !== undefined) issues.push({ path: at('count'), message: `expected no count for a ${p.area} point, got ${p.count}` });
+    } else {
+      if (p.bit !== undefined && p.type !== 'bool') issues.push({ path: at('bit'), message: `expected bit only with type bool, got bit ${p.bit} with type "${p.type}"` });
+      if (p.type === 'bool' && p.bit === undefined) issues.push({ path: at('type'), message: `expected a bit (0–15) for a bool in a ${p.area} register, got none` });
+      if (p.type === 'string' && p.count === undefined) issues.push({ path: at('type'), message: 'expected count (registers, 2 characters each) for type string, got none' });
+      if (fixed !== undefined && p.count !== undefined && p.count !== fixed) {
+        issues.push({ path: at('count'), message: `expected count ${fixed} for type ${p.type} (or no count), got ${p.count}` });
+      }
+      if (pointWidth(p) > limit) issues.push({ path: at('count'), message: `expected at most ${limit} registers (max_registers_per_read), got ${pointWidth(p)}` });
+    }
+    const end = p.address + pointWidth(p) - 1;
+    if (end > 65535) issues.push({ path: at('address'), message: `expected the point to end at or below address 65535, got ${describeSpan(p)} (ends at ${end})` });
+    if ((p.type === 'bool' || p.type === 'string') && (p.scale !== 1 || p.offset !== 0)) {
+      issues.push({ path: at(p.scale !== 1 ? 'scale' : 'offset'), message: `expected no scale/offset for type ${p.type}, got scale ${p.scale} offset ${p.offset}` });
+    }
+  });
+  // Overlaps that disagree: compare each point with the earlier points of the same area.
+  for (let i = 0; i < device.points.length; i++) {
+    const b = device.points[i]!;
+    for (let j = 0; j < i; j++) {
+      const a = device.points[j]!;
+      if (a.area !== b.area) continue;
+      const overlap = b.address < a.address + pointWidth(a) && a.address < b.address + pointWidth(b);
+      if (overlap && !agree(a, b)) {
+        issues.push({ path: ['points', i, 'address'], message: `expected registers not decoded differently by point "${a.name}" (${describeSpan(a)}), got ${describeSpan(b)}` });
+        break;
+      }
+    }
+  }
+  return issues;
+}
+
+export const modbusTcp: DriverSpec<ModbusTcpConnectionConfig, ModbusPointConfig> = {
+  type: 'modbus_tcp',
+  summary: 'Modbus TCP client: holding/input registers, coils, discrete inputs, with a merging read planner.',
+  connectionSchema: ModbusTcpConnection,
+  pointSchema: ModbusPoint,
+  validate: validateModbusDevice,
+  create: (device, ctx) => new ModbusTcpDriver(device, ctx),
+};

@@ -1,0 +1,87 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { CommonPointProps, Enum } from '../../src/config/schema.js';
+
+export const AREAS = ['holding', 'input', 'coil', 'discrete'] as const;
+export const DATA_TYPES = [
+  'bool',
+  'int16',
+  'uint16',
+  'int32',
+  'uint32',
+  'int64',
+  'uint64',
+  'float32',
+  'float64',
+  'string',
+] as const;
+export const BYTE_ORDERS = ['ABCD', 'DCBA', 'BADC', 'CDAB'] as const;
+
+export type Area = (typeof AREAS)[number];
+export type DataType = (typeof DATA_TYPES)[number];
+export type ByteOrder = (typeof BYTE_ORDERS)[number];
+
+
+/** Protocol limits from the Modbus Application Protocol spec (FC 3/4: 125 registers, FC 1/2: 2000 bits). */
+export const MAX_REGISTERS_PER_READ = 125;
+export const MAX_BITS_PER_READ = 2000;
+
+export const ModbusTcpConnection = Type.Object(
+  {
+    host: Type.String({ minLength: 1, description: 'PLC host name or IP address.', examples: ['10.0.0.5'] }),
+    port: Type.Integer({ minimum: 1, maximum: 65535, default: 502, description: 'TCP port.' }),
+    unit_id: Type.Integer({ minimum: 0, maximum: 255, default: 1, description: 'Modbus unit (slave) id.' }),
+    timeout_ms: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000, description: 'Answer timeout per request, and connect timeout.' }),
+    max_gap: Type.Integer({
+      minimum: 0,
+      maximum: 124,
+      default: 16,
+      description: 'Unused registers (or bits, ×16) the read planner may read over to merge two points into one request.',
+    }),
+    max_registers_per_read: Type.Integer({
+      minimum: 1,
+      maximum: MAX_REGISTERS_PER_READ,
+      default: MAX_REGISTERS_PER_READ,
+      description: 'Largest register block per request; lower it for PLCs with smaller limits.',
+    }),
+    max_bits_per_read: Type.Integer({
+      minimum: 1,
+      maximum: MAX_BITS_PER_READ,
+      default: MAX_BITS_PER_READ,
+      description: 'Largest coil/discrete-input block per request.',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+export const ModbusPoint = Type.Object(
+  {
+    ...CommonPointProps,
+    area: Enum(AREAS, {
+      default: 'holding',
+      description: 'holding (FC3), input (FC4) registers; coil (FC1), discrete (FC2) bits.',
+    }),
+    address: Type.Integer({ minimum: 0, maximum: 65535, description: 'Zero-based address (register 40001 is holding address 0).' }),
+    type: Enum(DATA_TYPES, {
+      default: 'uint16',
+      description: 'Data type. Coils and discrete inputs are always bool.',
+    }),
+    count: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: MAX_REGISTERS_PER_READ,
+        description: 'Registers to read. Required for string (2 characters per register); for numbers it must match the type width if given.',
+      }),
+    ),
+    byte_order: Enum(BYTE_ORDERS, {
+      default: 'ABCD',
+      description: 'ABCD big-endian; CDAB word-swapped; BADC byte-swapped; DCBA little-endian. For 16-bit values only the byte swap applies.',
+    }),
+    bit: Type.Optional(Type.Integer({ minimum: 0, maximum: 15, description: 'For type bool on a register: the bit (0 = least significant).' })),
+    scale: Type.Number({ default: 1, description: 'Multiplier applied to numeric values: value × scale + offset.' }),
+    offset: Type.Number({ default: 0, description: 'Added after scale.' }),
+  },
+  { additionalProperties: false },
+);
+
+export type ModbusTcpConnectionConfig = Static<typeof ModbusTcpConnection>;
+export type ModbusPointConfig = Static<typeof ModbusPoint>;

@@ -1,0 +1,110 @@
+// Command-line commands as functions of (argv, io); only main.ts touches the process.
+import { parseArgs } from 'node:util';
+import { DRIVERS } from '../drivers/registry.js';
+import { ConfigLoader } from './config/load.js';
+import { formatProblem } from './config/yaml-file.js';
+import { buildGateway } from './gateway.js';
+import { createLogger } from './log.js';
+import { runDemo } from './demo/demo.js';
+import { runSubscribe } from './demo/subscribe.js';
+
+/** Documented in README and `edgeferry --help`. */
+export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, CONFIG_INVALID: 3 } as const;
+
+export interface CliIo {
+  cwd: string;
+  out(line: string): void;
+  err(line: string): void;
+  /** Resolves when the process is asked to stop (SIGINT/SIGTERM). */
+  stopRequested: Promise<void>;
+  version: string;
+}
+
+const HELP = `edgeferry — industrial edge gateway: PLCs to MQTT/TLS, nothing lost
+
+usage:
+  edgeferry run --config FILE     run the gateway (checks the config first; refuses to start on errors)
+  edgeferry check FILE...         check gateway files and device maps without touching devices
+  edgeferry demo [--seconds N]    simulated plant + embedded TLS broker + gateway on config/demo.yaml
+  edgeferry sub --url URL --ca FILE [--topic T] [--count N]
+                                  print messages from a broker (no mosquitto_sub needed)
+
+exit codes: 0 ok · 1 runtime failure · 2 usage error · 3 configuration invalid`;
+
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'run':
+        return await cmdRun(rest, io);
+      case 'check':
+        return cmdCheck(rest, io);
+      case 'demo':
+        return await runDemo(rest, io);
+      case 'sub':
+        return await runSubscribe(rest, io);
+      case '--version':
+      case 'version':
+        io.out(io.version);
+        return EXIT.OK;
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        io.out(HELP);
+        return cmd === undefined ? EXIT.USAGE : EXIT.OK;
+      default:
+        io.err(`edgeferry: unknown command "${cmd}"\n\n${HELP}`);
+        return EXIT.USAGE;
+    }
+  } catch (err) {
+    if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`edgeferry ${cmd}: ${(err as Error).message}`);
+      return EXIT.USAGE;
+    }
+    throw err;
+  }
+}
+
+function cmdCheck(args: string[], io: CliIo): number {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  if (!positionals.length) {
+    io.err('edgeferry check: expected one or more files, got none');
+    return EXIT.USAGE;
+  }
+  const { problems } = new ConfigLoader(DRIVERS, io.cwd).check(positionals);
+  for (const p of problems) io.out(formatProblem(p));
+  if (problems.length) {
+    io.err(`${problems.length} problem${problems.length === 1 ? '' : 's'} found`);
+    return EXIT.CONFIG_INVALID;
+  }
+  io.err(`ok: ${positionals.join(', ')}`);
+  return EXIT.OK;
+}
+
+async function cmdRun(args: string[], io: CliIo): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
+  if (!values.config) {
+    io.err('edgeferry run: expected --config FILE, got none');
+    return EXIT.USAGE;
+  }
+  const { config, problems } = new ConfigLoader(DRIVERS, io.cwd).loadGatewayConfig(values.config);
+  if (!config) {
+    io.err('Refusing to start: the configuration has these problems:');
+    for (const p of problems) io.err(formatProblem(p));
+    return EXIT.CONFIG_INVALID;
+  }
+  const log = createLogger(config.gateway.logging.level);
+  const gw = buildGateway(config, { log, drivers: DRIVERS });
+  try {
+    await gw.start();
+  } catch (err) {
+    log.fatal({ err }, 'start failed');
+    await gw.stop().catch(() => undefined);
+    return EXIT.FAILURE;
+  }
+  await io.stopRequested;
+  log.info('stop requested');
+  await gw.stop();
+  return EXIT.OK;
+}

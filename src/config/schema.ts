@@ -1,0 +1,184 @@
+// The single source of truth for configuration (STYLE rule 4): TypeScript types, validation,
+// defaults, the generated JSON Schema in config/schema/ and docs/config.md all come from here and
+// from each driver's schema.ts. Fields with a `default` are filled in by the validator, so their
+// static types are non-optional; the generated editor schema drops them from `required`.
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+
+/**
+ * A closed set of strings or numbers as a plain JSON Schema `enum` (not anyOf of consts), so a
+ * wrong value gives one clear error listing the choices.
+ */
+export const Enum = <const T extends readonly (string | number)[]>(values: T, opts: Record<string, unknown> = {}) =>
+  Type.Unsafe<T[number]>({ enum: [...values], ...opts });
+
+/** Names become MQTT topic levels, so they must not contain '/', '+', '#' or spaces. */
+export const Name = (description: string) =>
+  Type.String({
+    description,
+    pattern: '^[A-Za-z0-9_.-]+$',
+    minLength: 1,
+    maxLength: 64,
+    patternHint: 'letters, digits, "_", "-" or "." (it becomes an MQTT topic level)',
+  });
+
+export const PollInterval = (description: string) =>
+  Type.Integer({ description, minimum: 10, maximum: 86_400_000, examples: [1000] });
+
+export const Version = Type.Literal(1, { description: 'Config format version. Only 1 exists today.' });
+
+// ---- points and devices: the driver-independent part ----
+
+/** Fields every point has whatever its driver; drivers add their address fields to these. */
+export const CommonPointProps = {
+  name: Name('Point name, unique within its device; the last topic level by default.'),
+  poll_interval_ms: Type.Optional(
+    PollInterval("How often to read this point, in ms. Defaults to the device's poll_interval_ms."),
+  ),
+  report: Enum(['always', 'on_change'], {
+    default: 'always',
+    description:
+      'always: publish every poll. on_change: publish only when the value moves by more than deadband, the quality changes, or report_max_interval_ms passes.',
+  }),
+  deadband: Type.Number({
+    minimum: 0,
+    default: 0,
+    description: 'With report: on_change, the absolute change (after scale/offset) that counts as a change.',
+  }),
+  report_max_interval_ms: Type.Optional(
+    Type.Integer({
+      minimum: 1000,
+      description: 'With report: on_change, publish at least this often even if the value did not change.',
+    }),
+  ),
+  unit: Type.Optional(Type.String({ description: 'Engineering unit, passed through in the payload.', maxLength: 32 })),
+  description: Type.Optional(Type.String({ description: 'Free text for people; not published.' })),
+};
+
+/** The device envelope; `connection` and `points[]` are checked against the driver's own schemas. */
+export const DeviceEnvelope = Type.Object(
+  {
+    name: Name('Device name, unique across all device maps of a gateway; a topic level.'),
+    driver: Type.String({ description: 'Driver type, e.g. modbus_tcp.' }),
+    enabled: Type.Boolean({ default: true, description: 'false keeps the device in the map but never polls it.' }),
+    poll_interval_ms: PollInterval('Default poll interval for this device’s points, in ms.'),
+    connection: Type.Object({}, { description: 'Driver-specific connection settings (see the driver README).' }),
+    points: Type.Array(Type.Object({}), { minItems: 1, description: 'The points to read (driver-specific fields).' }),
+  },
+  { additionalProperties: false },
+);
+
+export const DeviceMap = Type.Object(
+  {
+    version: Version,
+    devices: Type.Array(DeviceEnvelope, { minItems: 1, description: 'Devices in this map.' }),
+  },
+  { additionalProperties: false },
+);
+
+// ---- the gateway file ----
+
+const Tls = Type.Object(
+  {
+    ca: Type.Optional(Type.String({ description: 'PEM file of the CA(s) that signed the broker certificate. Default: the system trust store.' })),
+    cert: Type.Optional(Type.String({ description: 'PEM client certificate for mutual TLS.' })),
+    key: Type.Optional(Type.String({ description: 'PEM private key of the client certificate (keep it mode 0600).' })),
+    min_version: Enum(['TLSv1.2', 'TLSv1.3'], {
+      default: 'TLSv1.2',
+      description: 'Lowest TLS version accepted.',
+    }),
+    verify_server: Type.Boolean({
+      default: true,
+      description: 'Verify the broker certificate and host name. Turning this off is insecure and logged as a warning.',
+    }),
+    server_name: Type.Optional(Type.String({ description: 'Host name expected in the broker certificate, when it differs from the URL host.' })),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Mqtt = Type.Object(
+  {
+    url: Type.String({
+      description: 'Broker URL: mqtts://host:8883 (TLS) or mqtt://host:1883 (plain, only with allow_plaintext).',
+      pattern: '^mqtts?://',
+      patternHint: 'a URL starting with mqtts:// or mqtt://',
+      examples: ['mqtts://broker.plant.local:8883'],
+    }),
+    allow_plaintext: Type.Boolean({ default: false, description: 'Permit an mqtt:// (unencrypted) URL.' }),
+    protocol_version: Enum([4, 5], { default: 5, description: '4 = MQTT 3.1.1, 5 = MQTT 5.' }),
+    client_id: Type.Optional(Type.String({ description: 'MQTT client id. Default: edgeferry-{site}-{gateway_id}.' })),
+    username: Type.Optional(Type.String({ description: 'Broker user name.' })),
+    password_file: Type.Optional(Type.String({ description: 'File holding the broker password (never put the password itself in YAML).' })),
+    qos: Enum([0, 1], { default: 1, description: 'QoS of data messages. 1 deletes from the buffer only after PUBACK.' }),
+    keepalive_s: Type.Integer({ minimum: 5, maximum: 3600, default: 30, description: 'MQTT keepalive in seconds.' }),
+    topic_template: Type.String({
+      default: '{site}/{gateway}/{device}/{point}',
+      description: 'Data topic. Placeholders: {site} {gateway} {device} {point}.',
+    }),
+    status_topic: Type.String({ default: '{site}/{gateway}/status', description: 'Retained gateway status topic (birth and Last Will).' }),
+    device_status_topic: Type.String({
+      default: '{site}/{gateway}/status/{device}',
+      description: 'Retained per-device status topic.',
+    }),
+    max_inflight: Type.Integer({ minimum: 1, maximum: 65535, default: 1000, description: 'Messages published but not yet acknowledged.' }),
+    reconnect_ms: Type.Integer({ minimum: 100, maximum: 600_000, default: 2000, description: 'Delay between broker reconnect attempts.' }),
+    tls: Tls,
+  },
+  { additionalProperties: false },
+);
+
+const Buffer = Type.Object(
+  {
+    path: Type.String({ default: 'edgeferry-buffer.db', description: 'SQLite file of the store-and-forward buffer, relative to the gateway file.' }),
+    batch_size: Type.Integer({ minimum: 1, maximum: 10_000, default: 500, description: 'Rows the publisher reads per batch.' }),
+    synchronous: Enum(['normal', 'full'], {
+      default: 'full',
+      description: 'full: every appended batch is on disk before the poll completes (survives power loss). normal: faster, may lose the last batches on power loss.',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Logging = Type.Object(
+  {
+    level: Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'], {
+      default: 'info',
+      description: 'Log level.',
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+const Health = Type.Object(
+  {
+    enabled: Type.Boolean({ default: true, description: 'Serve /healthz and /metrics.' }),
+    host: Type.String({ default: '127.0.0.1', description: 'Listen address; keep it on loopback unless a proxy fronts it.' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 9464, description: 'Listen port (0 = any free port).' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const GatewayFile = Type.Object(
+  {
+    version: Version,
+    site: Name('Site name; the first topic level by default.'),
+    gateway_id: Name('This gateway’s id; the second topic level by default.'),
+    devices: Type.Array(Type.String(), {
+      minItems: 1,
+      description: 'Device map files or folders (all *.yaml inside), relative to this file.',
+    }),
+    mqtt: Mqtt,
+    buffer: Buffer,
+    logging: Logging,
+    health: Health,
+  },
+  { additionalProperties: false },
+);
+
+export type GatewayFileConfig = Static<typeof GatewayFile>;
+export type MqttConfig = Static<typeof Mqtt>;
+export type BufferConfig = Static<typeof Buffer>;
+export type HealthConfig = Static<typeof Health>;
+export type DeviceEnvelopeConfig = Static<typeof DeviceEnvelope>;
+const CommonPointObject = Type.Object(CommonPointProps);
+export type CommonPoint = Static<typeof CommonPointObject>;
+export type AnySchema = TSchema;

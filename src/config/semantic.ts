@@ -1,0 +1,84 @@
+// Checks that span fields or files, which a schema cannot express.
+import { accessSync, constants } from 'node:fs';
+import { resolve } from 'node:path';
+import { renderTopic, unknownPlaceholders } from '../publish/topics.js';
+import type { LoadedDevice } from './load.js';
+import type { GatewayFileConfig } from './schema.js';
+import type { ConfigProblem, YamlFile } from './yaml-file.js';
+
+export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: string): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const mqtt = g.mqtt;
+  if (typeof mqtt !== 'object' || mqtt === null) return out;
+  if (typeof mqtt.url === 'string' && mqtt.url.startsWith('mqtt://') && !mqtt.allow_plaintext) {
+    out.push(file.problem(['mqtt', 'url'], `expected an mqtts:// URL (TLS), got "${mqtt.url}"; set allow_plaintext: true to send unencrypted on purpose`));
+  }
+  for (const key of ['topic_template', 'status_topic', 'device_status_topic'] as const) {
+    const t = mqtt[key];
+    if (typeof t !== 'string') continue;
+    const bad = unknownPlaceholders(t);
+    if (bad.length) out.push(file.problem(['mqtt', key], `expected placeholders from {site} {gateway} {device} {point}, got {${bad[0]}}`));
+    if (/[+#]/.test(t)) out.push(file.problem(['mqtt', key], `expected a topic without the wildcards + or #, got "${t}"`));
+  }
+  if (typeof mqtt.topic_template === 'string' && !/\{point\}/.test(mqtt.topic_template)) {
+    out.push(file.problem(['mqtt', 'topic_template'], `expected {point} in the data topic (each point needs its own topic), got "${mqtt.topic_template}"`));
+  }
+  if (typeof mqtt.device_status_topic === 'string' && !/\{device\}/.test(mqtt.device_status_topic)) {
+    out.push(file.problem(['mqtt', 'device_status_topic'], `expected {device} in the device status topic, got "${mqtt.device_status_topic}"`));
+  }
+  const tls = mqtt.tls ?? {};
+  if (tls.cert && !tls.key) out.push(file.problem(['mqtt', 'tls'], 'expected key together with cert (mutual TLS needs both), got only cert'));
+  if (tls.key && !tls.cert) out.push(file.problem(['mqtt', 'tls'], 'expected cert together with key (mutual TLS needs both), got only key'));
+  const files: [string[], string | undefined][] = [
+    [['mqtt', 'tls', 'ca'], tls.ca],
+    [['mqtt', 'tls', 'cert'], tls.cert],
+    [['mqtt', 'tls', 'key'], tls.key],
+    [['mqtt', 'password_file'], mqtt.password_file],
+  ];
+  for (const [path, f] of files) {
+    if (typeof f !== 'string') continue;
+    try {
+      accessSync(resolve(baseDir, f), constants.R_OK);
+    } catch (err) {
+      out.push(file.problem(path, `expected a readable file, got ${(err as NodeJS.ErrnoException).code ?? 'an error'} for ${resolve(baseDir, f)}`));
+    }
+  }
+  return out;
+}
+
+/** Device names are unique across every device map of a gateway. */
+export function checkDeviceNames(devices: LoadedDevice[]): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const seen = new Map<string, LoadedDevice>();
+  for (const d of devices) {
+    const first = seen.get(d.name);
+    if (!first) {
+      seen.set(d.name, d);
+      continue;
+    }
+    const where = first.source.file.problem(['devices', first.source.index, 'name'], '');
+    out.push(
+      d.source.file.problem(['devices', d.source.index, 'name'], `expected a device name not used by another device, got "${d.name}" (also at ${where.file}:${where.line}:${where.col})`),
+    );
+  }
+  return out;
+}
+
+/** Two things publishing to one topic would make consumers misread data; catch it before start. */
+export function checkTopics(g: GatewayFileConfig, devices: LoadedDevice[]): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const vars = { site: g.site, gateway: g.gateway_id };
+  const owners = new Map<string, string>();
+  owners.set(renderTopic(g.mqtt.status_topic, vars), 'the gateway status topic');
+  for (const d of devices) owners.set(renderTopic(g.mqtt.device_status_topic, { ...vars, device: d.name }), `the status topic of device "${d.name}"`);
+  for (const d of devices) {
+    d.points.forEach((p, i) => {
+      const topic = renderTopic(g.mqtt.topic_template, { ...vars, device: d.name, point: p.name });
+      const other = owners.get(topic);
+      if (other) {
+        out.push(d.source.file.problem(['devices', d.source.index, 'points', i, 'name'], `expected a topic of its own, got "${topic}", which is also ${other}`));
+      } else owners.set(topic, `point "${p.name}" of device "${d.name}"`);
+    });
+  }
+  return out;
+}

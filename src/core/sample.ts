@@ -1,0 +1,31 @@
+import type { Quality, Value } from './driver.js';
+
+/** A reading on its way to the broker. `seq` is assigned by the buffer when it is stored. */
+export interface Sample {
+  /** Gateway time of the poll, ms since the epoch. */
+  ts: number;
+  /** Device time, where the protocol gives one. */
+  deviceTs?: number;
+  device: string;
+  point: string;
+  value: Value;
+  quality: Quality;
+  reason?: string;
+  /** Engineering unit from the device map, passed through. */
+  unit?: string;
+  /** The channel the value came through (the driver endpoint); failover makes this matter. */
+  channel: string;
+}
+
+export interface StoredSample extends Sample {
+  seq: number;
+}
+
+export type DeviceState = 'connecting' | 'online' | 'offline' | 'disabled';
+
+export interface DeviceStatus {
+  state: DeviceState;
+  ts: number;
+  reason?: string;
+  endpoint: string;
+}

@@ -1,0 +1,91 @@
+// Poll groups by interval, without drift: tick k of a group is due at start + k × interval, not
+// "interval after the last poll ended". A poll still running when its next tick is due is an
+// overrun: counted, the tick is skipped, polls are never stacked. Each group has its own timer, so
+// one slow or dead device never delays another.
+
+export interface PollGroup {
+  /** For logs and metrics, e.g. "boiler-1@1000ms". */
+  readonly id: string;
+  readonly device: string;
+  readonly intervalMs: number;
+  /** Runs one poll; must not throw (the device runner and pipeline catch everything). */
+  run(): Promise<void>;
+}
+
+export interface SchedulerHooks {
+  /** A tick came while the previous poll of the group was still running. */
+  onOverrun(group: PollGroup, skippedTicks: number): void;
+}
+
+export interface Clock {
+  now(): number;
+}
+
+interface GroupState {
+  group: PollGroup;
+  start: number;
+  tick: number;
+  running: boolean;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class Scheduler {
+  private readonly states: GroupState[] = [];
+  private stopped = true;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly hooks: SchedulerHooks,
+    private readonly clock: Clock = { now: () => performance.now() },
+  ) {}
+
+  add(group: PollGroup): void {
+    this.states.push({ group, start: 0, tick: 0, running: false, timer: undefined });
+  }
+
+  start(): void {
+    this.stopped = false;
+    const now = this.clock.now();
+    for (const s of this.states) {
+      s.start = now;
+      s.tick = 0;
+      this.fire(s);
+    }
+  }
+
+  private fire(s: GroupState): void {
+    if (this.stopped) return;
+    if (s.running) {
+      this.hooks.onOverrun(s.group, 1);
+    } else {
+      s.running = true;
+      const p = s.group.run().finally(() => {
+        s.running = false;
+        this.inFlight.delete(p);
+      });
+      this.inFlight.add(p);
+    }
+    this.arm(s);
+  }
+
+  private arm(s: GroupState): void {
+    const now = this.clock.now();
+    const interval = s.group.intervalMs;
+    let next = s.tick + 1;
+    // Ticks missed entirely (the process was stalled) are counted once, not fired in a burst.
+    const due = Math.floor((now - s.start) / interval) + 1;
+    if (due > next) {
+      this.hooks.onOverrun(s.group, due - next);
+      next = due;
+    }
+    s.tick = next;
+    s.timer = setTimeout(() => this.fire(s), Math.max(0, s.start + next * interval - now));
+  }
+
+  /** Stops ticking and waits for polls in progress to finish. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const s of this.states) clearTimeout(s.timer);
+    await Promise.allSettled([...this.inFlight]);
+  }
+}

@@ -1,0 +1,29 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** All gateway metrics, on a registry of their own (no global state, several gateways per process in tests). */
+export function createMetrics() {
+  const registry = new Registry();
+  const m = {
+    registry,
+    polled: new Counter({ name: 'edgeferry_samples_polled_total', help: 'Point readings taken from devices.', labelNames: ['device'], registers: [registry] }),
+    buffered: new Counter({ name: 'edgeferry_samples_buffered_total', help: 'Samples written to the store-and-forward buffer.', registers: [registry] }),
+    published: new Counter({ name: 'edgeferry_samples_published_total', help: 'Samples acknowledged by the broker and removed from the buffer.', registers: [registry] }),
+    badReadings: new Counter({ name: 'edgeferry_readings_bad_total', help: 'Readings with quality bad (device exceptions, malformed answers).', labelNames: ['device'], registers: [registry] }),
+    overruns: new Counter({ name: 'edgeferry_poll_overruns_total', help: 'Poll ticks skipped because the previous poll of the group was still running.', labelNames: ['device', 'interval_ms'], registers: [registry] }),
+    pollSeconds: new Histogram({
+      name: 'edgeferry_poll_duration_seconds',
+      help: 'Time to read one poll group.',
+      labelNames: ['device'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    deviceUp: new Gauge({ name: 'edgeferry_device_up', help: '1 when the device link is online, else 0.', labelNames: ['device'], registers: [registry] }),
+    mqttConnected: new Gauge({ name: 'edgeferry_mqtt_connected', help: '1 when connected to the broker.', registers: [registry] }),
+    inflight: new Gauge({ name: 'edgeferry_mqtt_inflight', help: 'Messages published and not yet acknowledged.', registers: [registry] }),
+    bufferDepth: new Gauge({ name: 'edgeferry_buffer_depth', help: 'Samples waiting in the buffer.', registers: [registry] }),
+    bufferAge: new Gauge({ name: 'edgeferry_buffer_oldest_age_seconds', help: 'Age of the oldest sample waiting in the buffer (0 when empty).', registers: [registry] }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

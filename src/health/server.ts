@@ -1,0 +1,53 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Metrics } from './metrics.js';
+
+export interface HealthSource {
+  /** Snapshot for /healthz; `ok` false turns the answer into 503. */
+  health(): { ok: boolean } & Record<string, unknown>;
+  /** Refreshes gauges that are read on demand (buffer depth and age). */
+  refreshGauges(): void;
+}
+
+/** /healthz (JSON) and /metrics (Prometheus text). Meant for loopback; it has no auth. */
+export class HealthServer {
+  private server: Server | undefined;
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly source: HealthSource,
+  ) {}
+
+  async listen(host: string, port: number): Promise<number> {
+    const server = createServer((req, res) => {
+      const url = (req.url ?? '/').split('?')[0];
+      if (req.method !== 'GET') {
+        res.writeHead(405).end();
+      } else if (url === '/healthz') {
+        const h = this.source.health();
+        res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(h));
+      } else if (url === '/metrics') {
+        this.source.refreshGauges();
+        this.metrics.registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(text),
+          (err: Error) => res.writeHead(500).end(err.message),
+        );
+      } else {
+        res.writeHead(404).end();
+      }
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    return (server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (!s) return;
+    s.closeAllConnections();
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+// The entry: the only file that touches the process (argv, signals, exit codes).
+import { readFileSync } from 'node:fs';
+import { runCli } from './cli.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const stopRequested = new Promise<void>((resolve) => {
+  let count = 0;
+  const onSignal = () => {
+    // A second Ctrl-C means "now": skip the graceful drain.
+    if (++count > 1) process.exit(130);
+    resolve();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+});
+
+runCli(process.argv.slice(2), {
+  cwd: process.cwd(),
+  out: (l) => process.stdout.write(l + '\n'),
+  err: (l) => process.stderr.write(l + '\n'),
+  stopRequested,
+  version: pkg.version,
+}).then(
+  (code) => {
+    process.exitCode = code;
+    // Signal listeners must not keep the process alive after the command is done.
+    process.removeAllListeners('SIGINT');
+    process.removeAllListeners('SIGTERM');
+  },
+  (err: unknown) => {
+    process.stderr.write(`edgeferry: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,249 @@
+// The only component that talks to the broker (DESIGN). It pumps the buffer in seq order, deletes
+// a row only after the broker's PUBACK, and owns reconnects itself: each connection gets a fresh
+// mqtt.js client (reconnectPeriod 0), so after a drop nothing is replayed from mqtt.js's memory
+// one message per round trip; instead the pump restarts from the oldest unacknowledged row in
+// SQLite at full speed. Duplicates after a drop are possible (at-least-once); consumers dedupe by seq.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import type { SqliteBuffer } from '../buffer/sqlite-buffer.js';
+import { withSeq } from '../buffer/body.js';
+import type { MqttConfig } from '../config/schema.js';
+import type { DeviceStatus } from '../core/sample.js';
+import { GatewayError } from '../errors.js';
+import type { Metrics } from '../health/metrics.js';
+import { renderTopic } from './topics.js';
+
+export interface PublisherIdentity {
+  site: string;
+  gateway: string;
+}
+
+export type MqttConnect = (url: string, opts: IClientOptions) => MqttClient;
+
+export interface PublisherDeps {
+  buffer: SqliteBuffer;
+  log: Logger;
+  metrics: Metrics;
+  /** Resolves relative TLS and password file paths. */
+  baseDir: string;
+  connect?: MqttConnect;
+}
+
+const ACK_FLUSH_MS = 20;
+
+export class MqttPublisher {
+  private client: MqttClient | undefined;
+  private connected = false;
+  private stopped = false;
+  /** Highest seq handed to the current connection; reset to 0 on every new connection. */
+  private cursor = 0;
+  private inflight = 0;
+  private acked: number[] = [];
+  private ackTimer: NodeJS.Timeout | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private pumping = false;
+  private readonly deviceStatus = new Map<string, DeviceStatus>();
+  private readonly topicCache = new Map<string, string>();
+  private readonly connectFn: MqttConnect;
+  private readonly tlsOptions: Partial<IClientOptions>;
+  private readonly statusTopic: string;
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly cfg: MqttConfig,
+    private readonly id: PublisherIdentity,
+    private readonly deps: PublisherDeps,
+  ) {
+    this.connectFn = deps.connect ?? ((url, opts) => mqtt.connect(url, opts));
+    this.tlsOptions = this.readTls();
+    this.statusTopic = renderTopic(cfg.status_topic, { site: id.site, gateway: id.gateway });
+  }
+
+  private readTls(): Partial<IClientOptions> {
+    const t = this.cfg.tls;
+    const read = (f: string | undefined, what: string) => {
+      if (!f) return undefined;
+      const p = resolve(this.deps.baseDir, f);
+      try {
+        return readFileSync(p);
+      } catch (err) {
+        throw new GatewayError('GW_ERR_TLS_FILE', `mqtt.tls.${what}: cannot read "${p}": ${(err as NodeJS.ErrnoException).code ?? err}`);
+      }
+    };
+    const opts: Partial<IClientOptions> = {
+      ca: read(t.ca, 'ca'),
+      cert: read(t.cert, 'cert'),
+      key: read(t.key, 'key'),
+      rejectUnauthorized: t.verify_server,
+      minVersion: t.min_version,
+    } as Partial<IClientOptions>;
+    if (t.server_name) (opts as Record<string, unknown>).servername = t.server_name;
+    if (this.cfg.password_file) {
+      const pw = read(this.cfg.password_file, 'password_file')!;
+      opts.password = pw.toString('utf8').replace(/\r?\n$/, '');
+    }
+    return opts;
+  }
+
+  private statusPayload(state: string, extra: Record<string, unknown> = {}): string {
+    return JSON.stringify({ state, ts: new Date().toISOString(), ...extra });
+  }
+
+  private dataTopic(device: string, point: string): string {
+    const key = `${device}\u0000${point}`;
+    let t = this.topicCache.get(key);
+    if (!t) this.topicCache.set(key, (t = renderTopic(this.cfg.topic_template, { ...this.id, device, point })));
+    return t;
+  }
+
+  /** Called once by the gateway; connects in the background and keeps reconnecting until stop(). */
+  start(): void {
+    if (!this.cfg.tls.verify_server) this.deps.log.warn('mqtt.tls.verify_server is false: the broker certificate is NOT verified');
+    this.openConnection();
+  }
+
+  private openConnection(): void {
+    if (this.stopped) return;
+    const opts: IClientOptions = {
+      ...this.tlsOptions,
+      protocolVersion: this.cfg.protocol_version,
+      clientId: this.cfg.client_id ?? `edgeferry-${this.id.site}-${this.id.gateway}`,
+      username: this.cfg.username,
+      keepalive: this.cfg.keepalive_s,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+      will: { topic: this.statusTopic, payload: Buffer.from(this.statusPayload('offline', { reason: 'connection lost' })), qos: 1, retain: true },
+    };
+    const client = this.connectFn(this.cfg.url, opts);
+    this.client = client;
+    let closed = false;
+    client.on('connect', () => {
+      if (this.client !== client || this.stopped) return;
+      this.connected = true;
+      this.cursor = 0;
+      this.inflight = 0;
+      this.deps.metrics.mqttConnected.set(1);
+      this.deps.log.info({ url: this.cfg.url }, 'mqtt connected');
+      client.publish(this.statusTopic, this.statusPayload('online'), { qos: 1, retain: true });
+      for (const [device, s] of this.deviceStatus) this.sendDeviceStatus(device, s);
+      this.pump();
+    });
+    client.on('error', (err) => this.deps.log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'mqtt error'));
+    client.on('close', () => {
+      if (closed) return;
+      closed = true;
+      if (this.client === client) {
+        if (this.connected) this.deps.log.warn('mqtt connection lost');
+        this.connected = false;
+        this.deps.metrics.mqttConnected.set(0);
+        this.flushAcks();
+        this.inflight = 0;
+        this.client = undefined;
+      }
+      client.end(true);
+      if (!this.stopped) this.reconnectTimer = setTimeout(() => this.openConnection(), this.cfg.reconnect_ms);
+    });
+  }
+
+  private sendDeviceStatus(device: string, s: DeviceStatus): void {
+    const topic = renderTopic(this.cfg.device_status_topic, { ...this.id, device });
+    const payload = JSON.stringify({ state: s.state, ts: new Date(s.ts).toISOString(), endpoint: s.endpoint, ...(s.reason ? { reason: s.reason } : {}) });
+    this.client?.publish(topic, payload, { qos: 1, retain: true });
+  }
+
+  /** Latest state of a device; published retained now if connected, else on the next connect. */
+  setDeviceStatus(device: string, s: DeviceStatus): void {
+    this.deviceStatus.set(device, s);
+    if (this.connected) this.sendDeviceStatus(device, s);
+  }
+
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  /** Tells the pump there is new data. Cheap; called after every append. */
+  wake(): void {
+    if (this.connected && !this.pumping) this.pump();
+  }
+
+  private pump(): void {
+    const client = this.client;
+    if (!client || !this.connected || this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.connected && this.client === client && this.inflight < this.cfg.max_inflight) {
+        const room = Math.min(this.cfg.max_inflight - this.inflight, 500);
+        const rows = this.deps.buffer.readAfter(this.cursor, room);
+        if (!rows.length) break;
+        for (const row of rows) {
+          this.cursor = row.seq;
+          this.inflight++;
+          const seq = row.seq;
+          client.publish(this.dataTopic(row.device, row.point), withSeq(seq, row.body), { qos: this.cfg.qos }, (err) => {
+            if (this.client !== client) return; // an old connection's callbacks: its rows are resent
+            this.inflight--;
+            if (err) {
+              this.deps.log.warn({ err: { message: err.message }, seq }, 'publish failed; will resend');
+              return;
+            }
+            this.acked.push(seq);
+            if (this.acked.length >= 500) this.flushAcks();
+            else this.ackTimer ??= setTimeout(() => this.flushAcks(), ACK_FLUSH_MS);
+            this.pump();
+          });
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
+    this.deps.metrics.inflight.set(this.inflight);
+  }
+
+  private flushAcks(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    if (!this.acked.length) return;
+    const seqs = this.acked;
+    this.acked = [];
+    this.deps.buffer.accept(seqs);
+    this.deps.metrics.published.inc(seqs.length);
+    if (this.inflight === 0 && this.drainWaiters.length && this.deps.buffer.depth() === 0) {
+      for (const w of this.drainWaiters.splice(0)) w();
+    }
+  }
+
+  /** Resolves when the buffer is empty and nothing is in flight, or after `ms`. Used on shutdown. */
+  async drain(ms: number): Promise<boolean> {
+    if (this.deps.buffer.depth() === 0 && this.inflight === 0) return true;
+    if (!this.connected) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const ok = await Promise.race([
+      new Promise<boolean>((r) => this.drainWaiters.push(() => r(true))),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
+    ]);
+    clearTimeout(timer);
+    return ok;
+  }
+
+  /** Publishes a retained "offline" (the Last Will is not sent on a clean disconnect) and closes. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    const client = this.client;
+    if (client && this.connected) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((r) => client.publish(this.statusTopic, this.statusPayload('offline', { reason: 'stopped' }), { qos: 1, retain: true }, () => r())),
+        new Promise<void>((r) => (timer = setTimeout(r, 2000))),
+      ]);
+      clearTimeout(timer);
+    }
+    this.flushAcks();
+    this.connected = false;
+    this.client = undefined;
+    if (client) await client.endAsync(true).catch(() => undefined);
+  }
+}
