@@ -108,7 +108,7 @@ export class ConfigLoader {
       if (typeof entry !== 'string') return;
       const abs = resolve(baseDir, entry);
       if (!existsSync(abs)) {
-        problems.push(file.problem(['devices', i], `expected an existing device map file or folder, got "${entry}" (looked for ${abs})`));
+        problems.push(file.problem(['devices', i], `expected an existing device map file or folder (relative to this file's folder), got "${entry}"`));
         return;
       }
       const files = statSync(abs).isDirectory()
@@ -158,7 +158,7 @@ export class ConfigLoader {
       }
     }
     problems.push(...checkDeviceNames(standaloneDevices));
-    return { problems, configs };
+    return { problems: sortProblems(problems), configs };
   }
 
   /** `edgeferry run`: exactly one gateway file. */
@@ -166,6 +166,13 @@ export class ConfigLoader {
     const file = this.open(resolve(this.cwd, path));
     if (file.problems.length) return { problems: file.problems };
     const r = this.loadGateway(file);
-    return { config: r.config, problems: r.problems };
+    return { config: r.config, problems: sortProblems(r.problems) };
   }
+}
+
+/** File by file, top to bottom, as a person reads them; the sort is stable for one position. */
+function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
+  const order = new Map<string, number>();
+  for (const p of problems) if (!order.has(p.file)) order.set(p.file, order.size);
+  return [...problems].sort((a, b) => order.get(a.file)! - order.get(b.file)! || a.line - b.line || a.col - b.col);
 }

@@ -90,7 +90,13 @@ export function translate(errors: ErrorObject[], prefix: YamlPath = []): SchemaI
         break;
       }
       case 'type':
-        issue = { path, message: `expected ${typeName((e.params as { type: unknown }).type)}, got ${describeValue(e.data)}` };
+        issue = {
+          path,
+          message:
+            parent.const !== undefined
+              ? `expected ${JSON.stringify(parent.const)}, got ${describeValue(e.data)}`
+              : `expected ${typeName((e.params as { type: unknown }).type)}, got ${describeValue(e.data)}`,
+        };
         break;
       case 'enum': {
         const allowed = (e.params as { allowedValues: unknown[] }).allowedValues;

@@ -40,7 +40,7 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
     try {
       accessSync(resolve(baseDir, f), constants.R_OK);
     } catch (err) {
-      out.push(file.problem(path, `expected a readable file, got ${(err as NodeJS.ErrnoException).code ?? 'an error'} for ${resolve(baseDir, f)}`));
+      out.push(file.problem(path, `expected a readable file (relative paths start at the gateway file's folder), got ${(err as NodeJS.ErrnoException).code ?? 'an error'} for "${f}"`));
     }
   }
   return out;

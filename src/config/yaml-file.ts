@@ -45,8 +45,11 @@ export class YamlFile {
     }
     this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true });
     for (const e of this.doc.errors) {
-      const pos = e.linePos?.[0] ?? { line: 1, col: 1 };
-      const what = e.code === 'DUPLICATE_KEY' ? 'expected each key once in a map, got a duplicate key' : `expected valid YAML, got ${e.message.split('\n')[0]}`;
+      const pos = this.lines.linePos(e.pos[0]);
+      const what =
+        e.code === 'DUPLICATE_KEY'
+          ? `expected each key once in a map, got "${/^[^:\n]*/.exec(text.slice(e.pos[0]))![0].trim()}" again`
+          : `expected valid YAML, got ${e.message.split('\n')[0]}`;
       this.problems.push({ file: display, line: pos.line, col: pos.col, path: '(yaml)', message: what });
     }
     this.data = this.problems.length ? undefined : this.doc.toJS();
