@@ -90,7 +90,7 @@ async function cmdRun(args: string[], io: CliIo): Promise<number> {
   }
   const { config, problems } = new ConfigLoader(DRIVERS, io.cwd).loadGatewayConfig(values.config);
   if (!config) {
-    io.err('Refusing to start: the configuration has these problems:');
+    io.err(`Refusing to start [GW_ERR_CONFIG_INVALID]: ${problems.length} problem${problems.length === 1 ? '' : 's'} in the configuration:`);
     for (const p of problems) io.err(formatProblem(p));
     return EXIT.CONFIG_INVALID;
   }

@@ -2,12 +2,9 @@
 // docs/errors.md (a test keeps the two in step) and never reused once retired.
 
 export const ERROR_CODES = {
-  GW_ERR_CONFIG_INVALID: 'a configuration file or device map failed validation',
-  GW_ERR_CONFIG_READ: 'a configuration file could not be read or parsed as YAML',
+  GW_ERR_CONFIG_INVALID: 'a configuration file or device map is unreadable, not YAML, or failed validation',
   GW_ERR_NOT_CONNECTED: 'a device link is not open; the runtime reconnects with backoff',
   GW_ERR_TIMEOUT: 'a device did not answer within its timeout',
-  GW_ERR_DEVICE_EXCEPTION: 'a device answered with a protocol exception (e.g. a Modbus exception code)',
-  GW_ERR_BAD_RESPONSE: 'a device answered with data that does not fit the request',
   GW_ERR_BUFFER: 'the store-and-forward buffer could not be opened or written',
   GW_ERR_TLS_FILE: 'a TLS file named in the config could not be read',
 } as const;
@@ -37,28 +34,4 @@ export class TimeoutError extends GatewayError {
     super('GW_ERR_TIMEOUT', message, options);
     this.name = 'TimeoutError';
   }
-}
-
-/** The device answered, but with a protocol exception: the link is fine, the points are bad. */
-export class DeviceExceptionError extends GatewayError {
-  readonly exceptionCode: number;
-  readonly exceptionName: string;
-  constructor(exceptionCode: number, exceptionName: string, message: string) {
-    super('GW_ERR_DEVICE_EXCEPTION', message);
-    this.name = 'DeviceExceptionError';
-    this.exceptionCode = exceptionCode;
-    this.exceptionName = exceptionName;
-  }
-}
-
-export class BadResponseError extends GatewayError {
-  constructor(message: string) {
-    super('GW_ERR_BAD_RESPONSE', message);
-    this.name = 'BadResponseError';
-  }
-}
-
-/** True for errors after which the link must be closed and reopened. */
-export function isLinkError(err: unknown): boolean {
-  return err instanceof NotConnectedError || err instanceof TimeoutError;
 }

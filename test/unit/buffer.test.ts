@@ -1,0 +1,67 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteBuffer } from '../../src/buffer/sqlite-buffer.js';
+import type { Sample } from '../../src/core/sample.js';
+
+const sample = (point: string, value: Sample['value']): Sample => ({ ts: Date.UTC(2026, 0, 1), device: 'd1', point, value, quality: 'good', channel: 'tcp://x' });
+
+describe('sqlite buffer', () => {
+  let dir: string;
+  let path: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'edgeferry-buf-'));
+    path = join(dir, 'b.db');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('assigns increasing seqs that never go back, even after emptying and reopening', () => {
+    const b = new SqliteBuffer(path, { synchronous: 'full' });
+    b.open();
+    const first = b.append([sample('a', 1), sample('b', 2)]);
+    expect(first.map((s) => s.seq)).toEqual([1, 2]);
+    b.accept([1, 2]);
+    expect(b.depth()).toBe(0);
+    b.close();
+    const again = new SqliteBuffer(path, { synchronous: 'full' });
+    again.open();
+    expect(again.append([sample('c', 3)])[0]!.seq).toBe(3);
+    again.close();
+  });
+
+  it('keeps rows until accepted and reads them in seq order', () => {
+    const b = new SqliteBuffer(path, { synchronous: 'normal' });
+    b.open();
+    b.append([sample('a', 1), sample('b', 2), sample('c', 3)]);
+    expect(b.readAfter(0, 10).map((r) => r.point)).toEqual(['a', 'b', 'c']);
+    expect(b.readAfter(1, 1).map((r) => r.seq)).toEqual([2]);
+    b.accept([2]);
+    expect(b.readAfter(0, 10).map((r) => r.seq)).toEqual([1, 3]);
+    b.close();
+  });
+
+  it('is in WAL mode and moves rejected rows to dead_letter, not to nowhere', () => {
+    const b = new SqliteBuffer(path, { synchronous: 'full' });
+    b.open();
+    b.append([sample('a', 1)]);
+    b.reject([1], 'payload too large');
+    expect(b.depth()).toBe(0);
+    b.close();
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(db.prepare('SELECT seq, reason FROM dead_letter').all()).toEqual([{ seq: 1, reason: 'payload too large' }]);
+    db.close();
+  });
+
+  it('stores the payload body with exact 64-bit integers and the bad-quality reason', () => {
+    const b = new SqliteBuffer(path, { synchronous: 'full' });
+    b.open();
+    b.append([sample('big', 12345678901234567890n), { ...sample('bad', null), quality: 'bad', reason: 'modbus exception 2 (Illegal Data Address)' }]);
+    const [big, bad] = b.readAfter(0, 10);
+    expect(big!.body).toContain('"value":12345678901234567890');
+    expect(JSON.parse(bad!.body)).toMatchObject({ value: null, quality: 'bad', reason: 'modbus exception 2 (Illegal Data Address)' });
+    b.close();
+  });
+});

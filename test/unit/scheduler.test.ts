@@ -1,0 +1,77 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Scheduler, type PollGroup } from '../../src/core/scheduler.js';
+
+describe('scheduler', () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  const clock = { now: () => Date.now() };
+
+  function group(id: string, intervalMs: number, pollMs: number, starts: number[]): PollGroup {
+    return {
+      id,
+      device: id,
+      intervalMs,
+      run: async () => {
+        starts.push(Date.now());
+        await new Promise((r) => setTimeout(r, pollMs));
+      },
+    };
+  }
+
+  it('polls at start + k × interval without drift, even when each poll takes time', async () => {
+    const starts: number[] = [];
+    const s = new Scheduler({ onOverrun: () => undefined }, clock);
+    const t0 = Date.now();
+    s.add(group('a', 100, 30, starts));
+    s.start();
+    await vi.advanceTimersByTimeAsync(1000);
+    const stopped = s.stop();
+    await vi.advanceTimersByTimeAsync(100);
+    await stopped;
+    expect(starts.map((t) => t - t0)).toEqual([0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]);
+  });
+
+  it('counts an overrun and skips the tick instead of stacking polls', async () => {
+    const starts: number[] = [];
+    let overruns = 0;
+    let running = 0;
+    let maxRunning = 0;
+    const s = new Scheduler({ onOverrun: (_g, n) => (overruns += n) }, clock);
+    const t0 = Date.now();
+    s.add({
+      id: 'slow',
+      device: 'slow',
+      intervalMs: 100,
+      run: async () => {
+        starts.push(Date.now() - t0);
+        maxRunning = Math.max(maxRunning, ++running);
+        await new Promise((r) => setTimeout(r, 250));
+        running--;
+      },
+    });
+    s.start();
+    await vi.advanceTimersByTimeAsync(1000);
+    const stopped = s.stop();
+    await vi.advanceTimersByTimeAsync(300);
+    await stopped;
+    expect(maxRunning).toBe(1);
+    expect(starts).toEqual([0, 300, 600, 900]);
+    // ticks at 100, 200, 400, 500, 700, 800 and 1000 found the previous poll still running
+    expect(overruns).toBe(7);
+  });
+
+  it('keeps a fast device on time while another device hangs', async () => {
+    const fast: number[] = [];
+    const s = new Scheduler({ onOverrun: () => undefined }, clock);
+    const t0 = Date.now();
+    s.add(group('dead', 100, 10_000, []));
+    s.add(group('fast', 100, 5, fast));
+    s.start();
+    await vi.advanceTimersByTimeAsync(500);
+    const stopped = s.stop();
+    await vi.advanceTimersByTimeAsync(10_000);
+    await stopped;
+    expect(fast.map((t) => t - t0)).toEqual([0, 100, 200, 300, 400, 500]);
+  });
+});
