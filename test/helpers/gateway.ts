@@ -1,0 +1,37 @@
+// Builds a real gateway in-process from YAML written to a temp dir.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { DRIVERS } from '../../drivers/registry.js';
+import { ConfigLoader } from '../../src/config/load.js';
+import { formatProblem } from '../../src/config/yaml-file.js';
+import { buildGateway, type Gateway } from '../../src/gateway.js';
+
+export interface TestGateway {
+  gw: Gateway;
+  dir: string;
+  cleanup(): Promise<void>;
+}
+
+export function makeGateway(gatewayYaml: string, devicesYaml: string): TestGateway {
+  const dir = mkdtempSync(join(tmpdir(), 'edgeferry-gw-'));
+  writeFileSync(join(dir, 'gateway.yaml'), gatewayYaml);
+  writeFileSync(join(dir, 'devices.yaml'), devicesYaml);
+  const { config, problems } = new ConfigLoader(DRIVERS, dir).loadGatewayConfig('gateway.yaml');
+  if (!config) throw new Error(problems.map(formatProblem).join('\n'));
+  const gw = buildGateway(config, {
+    log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    drivers: DRIVERS,
+    backoff: { minMs: 100, maxMs: 500 },
+    drainMs: 2000,
+  });
+  return {
+    gw,
+    dir,
+    cleanup: async () => {
+      await gw.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,67 @@
+// A test subscriber that records every message and lets tests wait for events, not sleeps.
+import mqtt, { type MqttClient } from 'mqtt';
+import type { Mosquitto } from './mosquitto.js';
+
+export interface Message {
+  topic: string;
+  text: string;
+  json: Record<string, unknown>;
+  retain: boolean;
+  at: number;
+}
+
+export class Subscriber {
+  readonly messages: Message[] = [];
+  private waiters: { pred: (m: Message) => boolean; resolve: (m: Message) => void }[] = [];
+  private constructor(private readonly client: MqttClient) {
+    client.on('message', (topic, payload, packet) => {
+      const text = payload.toString();
+      let json: Record<string, unknown> = {};
+      try {
+        json = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        /* not JSON */
+      }
+      const m = { topic, text, json, retain: packet.retain, at: Date.now() };
+      this.messages.push(m);
+      this.waiters = this.waiters.filter((w) => (w.pred(m) ? (w.resolve(m), false) : true));
+    });
+  }
+
+  static async connect(broker: Mosquitto, topic: string): Promise<Subscriber> {
+    const client = mqtt.connect(broker.url, { ca: broker.caPem, cert: broker.client.cert, key: broker.client.key, reconnectPeriod: 0, clientId: `test-sub-${Math.random().toString(16).slice(2)}` });
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', reject);
+    });
+    await client.subscribeAsync(topic, { qos: 1 });
+    return new Subscriber(client);
+  }
+
+  /** The first message (already received or future) that matches; rejects after `ms`. */
+  waitFor(pred: (m: Message) => boolean, ms = 15_000, what = 'a matching message'): Promise<Message> {
+    const hit = this.messages.find(pred);
+    if (hit) return Promise.resolve(hit);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w.resolve !== done);
+        reject(new Error(`timed out after ${ms} ms waiting for ${what}`));
+      }, ms);
+      const done = (m: Message) => {
+        clearTimeout(timer);
+        resolve(m);
+      };
+      this.waiters.push({ pred, resolve: done });
+    });
+  }
+
+  /** Waits for a message that arrives after now. */
+  next(pred: (m: Message) => boolean, ms?: number, what?: string): Promise<Message> {
+    const since = this.messages.length;
+    return this.waitFor((m) => this.messages.indexOf(m) >= since && pred(m), ms, what);
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync(true);
+  }
+}
