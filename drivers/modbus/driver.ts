@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import modbusSerial from 'modbus-serial';
 import type { DeviceConfig, Driver, DriverContext, Reading } from '../../src/core/driver.js';
 import { NotConnectedError, TimeoutError } from '../../src/errors.js';
@@ -23,6 +24,7 @@ export class ModbusTcpDriver implements Driver<ModbusPointConfig> {
   private client: Client | undefined;
   /** Rejects pending requests as soon as the socket closes instead of waiting for the timeout. */
   private linkLost: Promise<never> | undefined;
+  private socket: Socket | undefined;
   private readonly cfg: ModbusTcpConnectionConfig;
   private readonly device: string;
 
@@ -47,14 +49,26 @@ export class ModbusTcpDriver implements Driver<ModbusPointConfig> {
     let rejectLost!: (e: Error) => void;
     this.linkLost = new Promise<never>((_, reject) => (rejectLost = reject));
     this.linkLost.catch(() => undefined);
-    client.on('close', () => rejectLost(new NotConnectedError(`${this.describe()}: connection closed by peer`)));
+    // We open the socket ourselves and hand it to modbus-serial: its own socket handling swallows
+    // a reset connection (no 'close' after an 'error'), which would leave a read hanging until its
+    // timeout instead of reporting the link down at once.
+    const socket = new Socket();
+    this.socket = socket;
+    socket.on('error', (err) => this.ctx.log.debug({ err: { message: err.message } }, 'socket error'));
+    socket.once('close', () => rejectLost(new NotConnectedError(`${this.describe()}: connection closed`)));
     try {
       await withDeadline(
-        client.connectTCP(this.cfg.host, { port: this.cfg.port }),
+        new Promise<void>((resolve, reject) => {
+          socket.once('connect', resolve);
+          socket.once('error', reject);
+          socket.connect({ host: this.cfg.host, port: this.cfg.port });
+        }),
         this.cfg.timeout_ms,
         signal,
         () => new TimeoutError(`${this.describe()}: connect: no answer after ${this.cfg.timeout_ms} ms`),
       );
+      socket.setNoDelay(true);
+      await client.connectTCP(this.cfg.host, { port: this.cfg.port, socket });
     } catch (err) {
       await this.close();
       if (err instanceof TimeoutError || err instanceof NotConnectedError) throw err;
@@ -135,18 +149,14 @@ export class ModbusTcpDriver implements Driver<ModbusPointConfig> {
   }
 
   async close(): Promise<void> {
-    const client = this.client;
+    const socket = this.socket;
     this.client = undefined;
+    this.socket = undefined;
     this.linkLost = undefined;
-    if (!client) return;
-    (client as unknown as NodeJS.EventEmitter).removeAllListeners('close');
-    await new Promise<void>((resolve) => {
-      try {
-        client.destroy(() => resolve());
-      } catch {
-        resolve();
-      }
-    });
+    socket?.removeAllListeners('close');
+    // Destroying our socket is the whole close: modbus-serial's close() waits for a 'close' event
+    // that it no longer reports once the socket is gone. Its pending request timers fail harmlessly.
+    socket?.destroy();
   }
 }
 
