@@ -31,6 +31,7 @@ export async function runSubscribe(args: string[], io: CliIo): Promise<number> {
   let seen = 0;
   const done = new Promise<void>((resolve) => {
     client.on('message', (topic, payload) => {
+      if (seen >= limit) return;
       io.out(`${topic} ${payload.toString()}`);
       if (++seen >= limit) resolve();
     });

@@ -1,6 +1,6 @@
 // A test subscriber that records every message and lets tests wait for events, not sleeps.
 import mqtt, { type MqttClient } from 'mqtt';
-import type { Mosquitto } from './mosquitto.js';
+import type { Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 
 export interface Message {
   topic: string;

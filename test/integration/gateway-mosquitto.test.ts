@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { start as startSim, type ModbusSimulator } from '../../simulators/modbus/index.js';
 import { VECTORS, wordsOf } from '../fixtures/modbus-vectors.js';
 import { makeGateway, type TestGateway } from '../helpers/gateway.js';
-import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { Subscriber } from '../helpers/subscriber.js';
 
 const ROOT = 'plant-t/gw-t';

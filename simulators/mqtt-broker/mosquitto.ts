@@ -1,4 +1,4 @@
-// A real mosquitto (Debian package) on loopback with mutual TLS, for integration tests.
+// A real mosquitto (Debian package) on loopback with mutual TLS, for integration tests and benchmarks.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
