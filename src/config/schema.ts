@@ -92,7 +92,7 @@ const Tls = Type.Object(
     }),
     server_name: Type.Optional(Type.String({ description: 'Host name expected in the broker certificate, when it differs from the URL host.' })),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'TLS settings. TLS is on for mqtts:// URLs and the broker certificate is verified by default.' },
 );
 
 const Mqtt = Type.Object(
@@ -123,7 +123,7 @@ const Mqtt = Type.Object(
     reconnect_ms: Type.Integer({ minimum: 100, maximum: 600_000, default: 2000, description: 'Delay between broker reconnect attempts.' }),
     tls: Tls,
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'The broker connection, topics and delivery.' },
 );
 
 const Buffer = Type.Object(
@@ -135,7 +135,7 @@ const Buffer = Type.Object(
       description: 'full: every appended batch is on disk before the poll completes (survives power loss). normal: faster, may lose the last batches on power loss.',
     }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'The SQLite store-and-forward buffer.' },
 );
 
 const Logging = Type.Object(
@@ -145,7 +145,7 @@ const Logging = Type.Object(
       description: 'Log level.',
     }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: 'Logging (JSON lines on stdout).' },
 );
 
 const Health = Type.Object(
@@ -154,7 +154,7 @@ const Health = Type.Object(
     host: Type.String({ default: '127.0.0.1', description: 'Listen address; keep it on loopback unless a proxy fronts it.' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 9464, description: 'Listen port (0 = any free port).' }),
   },
-  { additionalProperties: false, default: {} },
+  { additionalProperties: false, default: {}, description: '/healthz and Prometheus /metrics over HTTP.' },
 );
 
 export const GatewayFile = Type.Object(
