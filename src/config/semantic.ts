@@ -13,6 +13,9 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
   if (typeof mqtt.url === 'string' && mqtt.url.startsWith('mqtt://') && !mqtt.allow_plaintext) {
     out.push(file.problem(['mqtt', 'url'], `expected an mqtts:// URL (TLS), got "${mqtt.url}"; set allow_plaintext: true to send unencrypted on purpose`));
   }
+  if (typeof mqtt.url === 'string' && /^mqtts?:\/\/[^/]*@/.test(mqtt.url)) {
+    out.push(file.problem(['mqtt', 'url'], 'expected a URL without user or password (they would end up in logs), got credentials in the URL; use username and password_file'));
+  }
   for (const key of ['topic_template', 'status_topic', 'device_status_topic'] as const) {
     const t = mqtt[key];
     if (typeof t !== 'string') continue;

@@ -186,7 +186,12 @@ export class MqttPublisher {
             if (this.client !== client) return; // an old connection's callbacks: its rows are resent
             this.inflight--;
             if (err) {
-              this.deps.log.warn({ err: { message: err.message }, seq }, 'publish failed; will resend');
+              if (this.connected) {
+                // The connection is fine, so the broker (or mqtt.js) refused this message itself:
+                // resending would block the queue forever. Dead-letter it, counted and kept.
+                this.deps.log.error({ err: { message: err.message }, seq }, 'message refused; moved to dead_letter');
+                this.deps.buffer.reject([seq], err.message);
+              }
               return;
             }
             this.acked.push(seq);
@@ -244,6 +249,13 @@ export class MqttPublisher {
     this.flushAcks();
     this.connected = false;
     this.client = undefined;
-    if (client) await client.endAsync(true).catch(() => undefined);
+    if (client) {
+      // A graceful end sends DISCONNECT, which tells the broker to discard the Last Will; a forced
+      // one would let the Will overwrite the retained "stopped" status. Force only if it hangs.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([client.endAsync(false).catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, 2000)))]);
+      clearTimeout(timer);
+      if (!client.disconnected) client.end(true);
+    }
   }
 }
