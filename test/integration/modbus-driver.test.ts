@@ -6,20 +6,9 @@ import type { ModbusPointConfig, ModbusTcpConnectionConfig } from '../../drivers
 import type { DeviceConfig, Driver } from '../../src/core/driver.js';
 import { NotConnectedError, TimeoutError } from '../../src/errors.js';
 import { start, type ModbusSimulator } from '../../simulators/modbus/index.js';
+import { pt } from '../fixtures/modbus-point.js';
 
 const log = pino({ level: 'silent' });
-const pt = (name: string, address: number, extra: Partial<ModbusPointConfig> = {}): ModbusPointConfig => ({
-  name,
-  address,
-  area: 'holding',
-  type: 'uint16',
-  byte_order: 'ABCD',
-  scale: 1,
-  offset: 0,
-  report: 'always',
-  deadband: 0,
-  ...extra,
-});
 
 function device(port: number, points: ModbusPointConfig[], conn: Partial<ModbusTcpConnectionConfig> = {}): DeviceConfig<ModbusTcpConnectionConfig, ModbusPointConfig> {
   return {

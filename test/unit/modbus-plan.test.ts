@@ -1,19 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { planReads } from '../../drivers/modbus/plan.js';
 import type { ModbusPointConfig } from '../../drivers/modbus/schema.js';
+import { pt } from '../fixtures/modbus-point.js';
 
-const pt = (name: string, address: number, extra: Partial<ModbusPointConfig> = {}): ModbusPointConfig => ({
-  name,
-  address,
-  area: 'holding',
-  type: 'uint16',
-  byte_order: 'ABCD',
-  scale: 1,
-  offset: 0,
-  report: 'always',
-  deadband: 0,
-  ...extra,
-});
 const limits = { maxGap: 4, maxRegisters: 125, maxBits: 2000 };
 const shape = (points: ModbusPointConfig[], l = limits) => planReads(points, l).map((b) => `${b.area}@${b.start}[${b.length}]`);
 
