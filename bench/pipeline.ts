@@ -4,7 +4,7 @@
 // a baseline measured in the same run: the same subscriber receiving messages published straight
 // to the broker, which is the floor any gateway's latency sits on.
 //
-//   npm run bench -- --plcs 20 --points 50 --interval 100 --seconds 20
+//   npm run bench -- --plcs 20 --points 50 --interval 100 --seconds 20 [--sync normal]
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +22,7 @@ const { values } = parseArgs({
     interval: { type: 'string', default: '100' },
     seconds: { type: 'string', default: '15' },
     warmup: { type: 'string', default: '3' },
+    sync: { type: 'string', default: 'full' },
   },
 });
 const plcs = Number(values.plcs);
@@ -75,7 +76,7 @@ devices: [devices.yaml]
 mqtt:
   url: ${broker.url}
   tls: { ca: ${broker.files.ca}, cert: ${broker.files.clientCert}, key: ${broker.files.clientKey} }
-buffer: { path: buffer.db }
+buffer: { path: buffer.db, synchronous: ${values.sync} }
 logging: { level: warn }
 health: { enabled: false }
 `,
@@ -139,7 +140,7 @@ health: { enabled: false }
   const b99 = pct(baseLat, 99);
   const g50 = pct(lat, 50);
   const g99 = pct(lat, 99);
-  console.log(`edgeferry pipeline bench — ${plcs} PLCs × ${points} float32 points every ${interval} ms (offered ${expected.toFixed(0)} samples/s), ${seconds} s measured after ${warmup} s warm-up`);
+  console.log(`edgeferry pipeline bench — ${plcs} PLCs × ${points} float32 points every ${interval} ms (offered ${expected.toFixed(0)} samples/s), ${seconds} s measured after ${warmup} s warm-up, buffer synchronous=${values.sync}`);
   console.log(`node ${process.version} on ${process.arch}, ${(await import('node:os')).cpus().length} cores`);
   console.log(`throughput      ${(received / elapsed).toFixed(0)} samples/s at the subscriber (${((received / elapsed / expected) * 100).toFixed(1)} % of offered)`);
   console.log(`gateway CPU     ${(cpu * 100).toFixed(1)} % of one core`);

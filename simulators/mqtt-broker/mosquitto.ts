@@ -54,6 +54,7 @@ export async function startMosquitto(): Promise<Mosquitto> {
       [
         'per_listener_settings false',
         'persistence false',
+        'set_tcp_nodelay true',
         'log_dest stderr',
         'log_type error',
         'log_type warning',

@@ -1,7 +1,7 @@
 // Poll groups by interval, without drift: tick k of a group is due at start + k × interval, not
 // "interval after the last poll ended". A poll still running when its next tick is due is an
 // overrun: counted, the tick is skipped, polls are never stacked. Each group has its own timer, so
-// one slow or dead device never delays another.
+// one slow or dead device never delays another; groups start at staggered phases.
 
 export interface PollGroup {
   /** For logs and metrics, e.g. "boiler-1@1000ms". */
@@ -46,11 +46,14 @@ export class Scheduler {
   start(): void {
     this.stopped = false;
     const now = this.clock.now();
-    for (const s of this.states) {
-      s.start = now;
+    const n = this.states.length;
+    // Spread first ticks over each group's interval so that devices with the same interval are
+    // not all polled, decoded and published in one burst (which shows up as latency).
+    this.states.forEach((s, i) => {
+      s.start = now + Math.floor((i / n) * s.group.intervalMs);
       s.tick = 0;
-      this.fire(s);
-    }
+      s.timer = setTimeout(() => this.fire(s), s.start - now);
+    });
   }
 
   private fire(s: GroupState): void {

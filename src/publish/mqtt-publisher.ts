@@ -122,6 +122,8 @@ export class MqttPublisher {
     let closed = false;
     client.on('connect', () => {
       if (this.client !== client || this.stopped) return;
+      // mqtt.js leaves Nagle on; with many small QoS 1 messages it adds up to tens of ms per message.
+      (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
       this.connected = true;
       this.cursor = 0;
       this.inflight = 0;

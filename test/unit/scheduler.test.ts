@@ -32,6 +32,19 @@ describe('scheduler', () => {
     expect(starts.map((t) => t - t0)).toEqual([0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]);
   });
 
+  it('spreads the first polls of groups with one interval over that interval', async () => {
+    const starts: number[][] = [[], [], [], []];
+    const s = new Scheduler({ onOverrun: () => undefined }, clock);
+    const t0 = Date.now();
+    starts.forEach((list, i) => s.add(group(`g${i}`, 1000, 1, list)));
+    s.start();
+    await vi.advanceTimersByTimeAsync(1100);
+    const stopped = s.stop();
+    await vi.advanceTimersByTimeAsync(10);
+    await stopped;
+    expect(starts.map((l) => l.map((t) => t - t0))).toEqual([[0, 1000], [250], [500], [750]]);
+  });
+
   it('counts an overrun and skips the tick instead of stacking polls', async () => {
     const starts: number[] = [];
     let overruns = 0;
@@ -72,6 +85,7 @@ describe('scheduler', () => {
     const stopped = s.stop();
     await vi.advanceTimersByTimeAsync(10_000);
     await stopped;
-    expect(fast.map((t) => t - t0)).toEqual([0, 100, 200, 300, 400, 500]);
+    // The second group starts half an interval later (phases are spread), then keeps its rhythm.
+    expect(fast.map((t) => t - t0)).toEqual([50, 150, 250, 350, 450]);
   });
 });
