@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { DRIVERS } from '../../drivers/registry.js';
 import { ConfigLoader } from '../../src/config/load.js';
 import { formatProblem } from '../../src/config/yaml-file.js';
@@ -14,14 +14,21 @@ export interface TestGateway {
   cleanup(): Promise<void>;
 }
 
-export function makeGateway(gatewayYaml: string, devicesYaml: string): TestGateway {
+export function makeGateway(
+  gatewayYaml: string,
+  devicesYaml: string,
+  log: Logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+  /** Writes extra files (certificates, …) into the config folder before the config is loaded. */
+  prepare?: (dir: string) => void,
+): TestGateway {
   const dir = mkdtempSync(join(tmpdir(), 'edgeferry-gw-'));
   writeFileSync(join(dir, 'gateway.yaml'), gatewayYaml);
   writeFileSync(join(dir, 'devices.yaml'), devicesYaml);
+  prepare?.(dir);
   const { config, problems } = new ConfigLoader(DRIVERS, dir).loadGatewayConfig('gateway.yaml');
   if (!config) throw new Error(problems.map(formatProblem).join('\n'));
   const gw = buildGateway(config, {
-    log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
+    log,
     drivers: DRIVERS,
     backoff: { minMs: 100, maxMs: 500 },
     drainMs: 2000,
