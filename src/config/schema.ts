@@ -2,7 +2,7 @@
 // defaults, the generated JSON Schema in config/schema/ and docs/config.md all come from here and
 // from each driver's schema.ts. Fields with a `default` are filled in by the validator, so their
 // static types are non-optional; the generated editor schema drops them from `required`.
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 
 /**
  * A closed set of strings or numbers as a plain JSON Schema `enum` (not anyOf of consts), so a
@@ -181,4 +181,3 @@ export type HealthConfig = Static<typeof Health>;
 export type DeviceEnvelopeConfig = Static<typeof DeviceEnvelope>;
 const CommonPointObject = Type.Object(CommonPointProps);
 export type CommonPoint = Static<typeof CommonPointObject>;
-export type AnySchema = TSchema;
