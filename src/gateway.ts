@@ -46,11 +46,11 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const log = deps.log;
   const metrics = createMetrics();
   const bufferPath = isAbsolute(g.buffer.path) ? g.buffer.path : resolve(baseDir, g.buffer.path);
-  const buffer = new SqliteBuffer(bufferPath, { synchronous: g.buffer.synchronous });
+  const buffer = new SqliteBuffer(bufferPath, { synchronous: g.buffer.synchronous, maxBytes: g.buffer.max_bytes, maxAgeS: g.buffer.max_age_s });
   const publisher = new MqttPublisher(
     g.mqtt,
     { site: g.site, gateway: g.gateway_id },
-    { buffer, log: log.child({ component: 'publisher' }), metrics, baseDir, connect: deps.mqttConnect },
+    { buffer, log: log.child({ component: 'publisher' }), metrics, baseDir, connect: deps.mqttConnect, replayRate: g.buffer.replay_rate },
   );
   const scheduler = new Scheduler({
     onOverrun: (group, n) => {
@@ -67,9 +67,12 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       devices: Object.fromEntries(runners.map((r) => [r.name, r.status.state])),
     }),
     refreshGauges: () => {
-      metrics.bufferDepth.set(buffer.depth());
-      const oldest = buffer.oldestTs();
-      metrics.bufferAge.set(oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000));
+      const st = buffer.stats();
+      metrics.bufferDepth.set(st.depth);
+      metrics.bufferBytes.set(st.bytes);
+      metrics.bufferEvicted.set(st.evicted);
+      metrics.deadLetters.set(st.deadLetters);
+      metrics.bufferAge.set(st.oldestTs === undefined ? 0 : Math.max(0, (Date.now() - st.oldestTs) / 1000));
     },
   });
   let healthPort: number | undefined;
@@ -114,7 +117,8 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
           const samples: Sample[] = [];
           for (const r of out.readings) {
             if (r.quality === 'bad') metrics.badReadings.inc({ device: device.name });
-            const s: Sample = { ts: out.ts, device: device.name, channel: driver.endpoint, ...r, unit: pointsByName.get(r.point)?.unit };
+            const point = pointsByName.get(r.point);
+            const s: Sample = { ts: out.ts, device: device.name, channel: driver.endpoint, ...r, unit: point?.unit, priority: point?.priority };
             if (filter.pass(s)) samples.push(s);
           }
           try {
@@ -139,6 +143,10 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     deviceStatus: (name) => runners.find((r) => r.name === name)?.status,
     async start() {
       buffer.open();
+      if (buffer.recovered) {
+        log.error({ moved_to: buffer.recovered.movedTo, error: buffer.recovered.error }, 'buffer file was damaged: moved aside, started a fresh buffer');
+      }
+      buffer.evictAged();
       publisher.start();
       for (const d of config.devices) {
         if (!d.enabled) {

@@ -50,6 +50,10 @@ export const CommonPointProps = {
       description: 'With report: on_change, publish at least this often even if the value did not change.',
     }),
   ),
+  priority: Enum(['critical', 'normal', 'bulk'], {
+    default: 'normal',
+    description: 'When the buffer reaches its cap, the oldest samples of the lowest priority (bulk, then normal, then critical) are evicted first.',
+  }),
   unit: Type.Optional(Type.String({ description: 'Engineering unit, passed through in the payload.', maxLength: 32 })),
   description: Type.Optional(Type.String({ description: 'Free text for people; not published.' })),
 };
@@ -115,6 +119,10 @@ const Mqtt = Type.Object(
       description: 'Data topic. Placeholders: {site} {gateway} {device} {point}.',
     }),
     status_topic: Type.String({ default: '{site}/{gateway}/status', description: 'Retained gateway status topic (birth and Last Will).' }),
+    events_topic: Type.String({
+      default: '{site}/{gateway}/events',
+      description: 'Gateway events (data loss with sequence ranges, buffer recovery), QoS 1, not retained.',
+    }),
     device_status_topic: Type.String({
       default: '{site}/{gateway}/status/{device}',
       description: 'Retained per-device status topic.',
@@ -130,6 +138,21 @@ const Buffer = Type.Object(
   {
     path: Type.String({ default: 'edgeferry-buffer.db', description: 'SQLite file of the store-and-forward buffer, relative to the gateway file.' }),
     batch_size: Type.Integer({ minimum: 1, maximum: 10_000, default: 500, description: 'Rows the publisher reads per batch.' }),
+    max_bytes: Type.Integer({
+      minimum: 1_048_576,
+      default: 1_073_741_824,
+      description: 'Cap on the bytes the buffer uses on disk (database pages in use plus the write-ahead log). At the cap the oldest samples of the lowest priority are evicted, counted and reported on the events topic.',
+    }),
+    max_age_s: Type.Integer({
+      minimum: 60,
+      default: 2_592_000,
+      description: 'Samples older than this are evicted (and reported) even below the cap. Default 30 days.',
+    }),
+    replay_rate: Type.Integer({
+      minimum: 0,
+      default: 0,
+      description: 'After an outage, the most backlog messages per second sent to the broker (0 = as fast as the broker acknowledges). Replayed samples carry "historical": true.',
+    }),
     synchronous: Enum(['normal', 'full'], {
       default: 'full',
       description: 'full: every appended batch is on disk before the poll completes (survives power loss). normal: faster, may lose the last batches on power loss.',

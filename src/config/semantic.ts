@@ -16,7 +16,7 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
   if (typeof mqtt.url === 'string' && /^mqtts?:\/\/[^/]*@/.test(mqtt.url)) {
     out.push(file.problem(['mqtt', 'url'], 'expected a URL without user or password (they would end up in logs), got credentials in the URL; use username and password_file'));
   }
-  for (const key of ['topic_template', 'status_topic', 'device_status_topic'] as const) {
+  for (const key of ['topic_template', 'status_topic', 'device_status_topic', 'events_topic'] as const) {
     const t = mqtt[key];
     if (typeof t !== 'string') continue;
     const bad = unknownPlaceholders(t);
@@ -73,6 +73,7 @@ export function checkTopics(g: GatewayFileConfig, devices: LoadedDevice[]): Conf
   const vars = { site: g.site, gateway: g.gateway_id };
   const owners = new Map<string, string>();
   owners.set(renderTopic(g.mqtt.status_topic, vars), 'the gateway status topic');
+  owners.set(renderTopic(g.mqtt.events_topic, vars), 'the gateway events topic');
   for (const d of devices) owners.set(renderTopic(g.mqtt.device_status_topic, { ...vars, device: d.name }), `the status topic of device "${d.name}"`);
   for (const d of devices) {
     d.points.forEach((p, i) => {

@@ -1,5 +1,7 @@
 import type { Quality, Value } from './driver.js';
 
+export type Priority = 'critical' | 'normal' | 'bulk';
+
 /** A reading on its way to the broker. `seq` is assigned by the buffer when it is stored. */
 export interface Sample {
   /** Gateway time of the poll, ms since the epoch. */
@@ -11,6 +13,8 @@ export interface Sample {
   value: Value;
   quality: Quality;
   reason?: string;
+  /** Eviction order at the buffer cap (bulk first). Default normal. */
+  priority?: Priority;
   /** Engineering unit from the device map, passed through. */
   unit?: string;
   /** The channel the value came through (the driver endpoint); failover makes this matter. */

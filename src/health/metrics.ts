@@ -21,6 +21,10 @@ export function createMetrics() {
     mqttConnected: new Gauge({ name: 'edgeferry_mqtt_connected', help: '1 when connected to the broker.', registers: [registry] }),
     inflight: new Gauge({ name: 'edgeferry_mqtt_inflight', help: 'Messages published and not yet acknowledged.', registers: [registry] }),
     bufferDepth: new Gauge({ name: 'edgeferry_buffer_depth', help: 'Samples waiting in the buffer.', registers: [registry] }),
+    bufferBytes: new Gauge({ name: 'edgeferry_buffer_bytes', help: 'Bytes the buffer uses on disk (pages in use plus WAL).', registers: [registry] }),
+    bufferEvicted: new Gauge({ name: 'edgeferry_buffer_evicted', help: 'Samples evicted at the buffer bounds since the buffer file was created (each eviction is also an event on the events topic).', registers: [registry] }),
+    deadLetters: new Gauge({ name: 'edgeferry_buffer_dead_letters', help: 'Messages the broker refused for good, kept in the dead_letter table.', registers: [registry] }),
+    replayed: new Counter({ name: 'edgeferry_samples_replayed_total', help: 'Backlog samples published after an outage (flagged historical); rate() gives the replay rate.', registers: [registry] }),
     bufferAge: new Gauge({ name: 'edgeferry_buffer_oldest_age_seconds', help: 'Age of the oldest sample waiting in the buffer (0 when empty).', registers: [registry] }),
   };
   return m;

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import type { SqliteBuffer } from '../buffer/sqlite-buffer.js';
+import type { BufferedRow, SqliteBuffer } from '../buffer/sqlite-buffer.js';
 import { withSeq } from '../buffer/body.js';
 import type { MqttConfig } from '../config/schema.js';
 import type { DeviceStatus } from '../core/sample.js';
@@ -28,6 +28,8 @@ export interface PublisherDeps {
   metrics: Metrics;
   /** Resolves relative TLS and password file paths. */
   baseDir: string;
+  /** Most backlog messages per second after an outage; 0 = unlimited. */
+  replayRate: number;
   connect?: MqttConnect;
 }
 
@@ -50,6 +52,14 @@ export class MqttPublisher {
   private readonly tlsOptions: Partial<IClientOptions>;
   private readonly statusTopic: string;
   private drainWaiters: (() => void)[] = [];
+  private readonly eventsTopic: string;
+  /** Event ids handed to the current connection. */
+  private eventsInFlight = new Set<number>();
+  /** Rows with seq <= this were buffered before the current connection: they are replayed history. */
+  private replayUntil = 0;
+  private tokens = 0;
+  private tokensAt = 0;
+  private replayTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly cfg: MqttConfig,
@@ -59,6 +69,7 @@ export class MqttPublisher {
     this.connectFn = deps.connect ?? ((url, opts) => mqtt.connect(url, opts));
     this.tlsOptions = this.readTls();
     this.statusTopic = renderTopic(cfg.status_topic, { site: id.site, gateway: id.gateway });
+    this.eventsTopic = renderTopic(cfg.events_topic, { site: id.site, gateway: id.gateway });
   }
 
   private readTls(): Partial<IClientOptions> {
@@ -127,6 +138,10 @@ export class MqttPublisher {
       this.connected = true;
       this.cursor = 0;
       this.inflight = 0;
+      this.eventsInFlight.clear();
+      this.replayUntil = this.deps.buffer.lastSeq();
+      this.tokens = this.deps.replayRate;
+      this.tokensAt = performance.now();
       this.deps.metrics.mqttConnected.set(1);
       this.deps.log.info({ url: this.cfg.url }, 'mqtt connected');
       client.publish(this.statusTopic, this.statusPayload('online'), { qos: 1, retain: true });
@@ -171,42 +186,86 @@ export class MqttPublisher {
     if (this.connected && !this.pumping) this.pump();
   }
 
+  /** Token bucket for backlog messages: true if one may be sent now, else arms a retry. */
+  private mayReplay(): boolean {
+    const rate = this.deps.replayRate;
+    if (rate <= 0) return true;
+    const now = performance.now();
+    this.tokens = Math.min(rate, this.tokens + ((now - this.tokensAt) / 1000) * rate);
+    this.tokensAt = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return true;
+    }
+    this.replayTimer ??= setTimeout(() => {
+      this.replayTimer = undefined;
+      this.pump();
+    }, Math.ceil(1000 / rate));
+    return false;
+  }
+
   private pump(): void {
     const client = this.client;
     if (!client || !this.connected || this.pumping) return;
     this.pumping = true;
     try {
-      while (this.connected && this.client === client && this.inflight < this.cfg.max_inflight) {
+      this.sendEvents(client);
+      pumping: while (this.connected && this.client === client && this.inflight < this.cfg.max_inflight) {
         const room = Math.min(this.cfg.max_inflight - this.inflight, 500);
         const rows = this.deps.buffer.readAfter(this.cursor, room);
         if (!rows.length) break;
         for (const row of rows) {
-          this.cursor = row.seq;
-          this.inflight++;
-          const seq = row.seq;
-          client.publish(this.dataTopic(row.device, row.point), withSeq(seq, row.body), { qos: this.cfg.qos }, (err) => {
-            if (this.client !== client) return; // an old connection's callbacks: its rows are resent
-            this.inflight--;
-            if (err) {
-              if (this.connected) {
-                // The connection is fine, so the broker (or mqtt.js) refused this message itself:
-                // resending would block the queue forever. Dead-letter it, counted and kept.
-                this.deps.log.error({ err: { message: err.message }, seq }, 'message refused; moved to dead_letter');
-                this.deps.buffer.reject([seq], err.message);
-              }
-              return;
-            }
-            this.acked.push(seq);
-            if (this.acked.length >= 500) this.flushAcks();
-            else this.ackTimer ??= setTimeout(() => this.flushAcks(), ACK_FLUSH_MS);
-            this.pump();
-          });
+          // Strict order: the backlog goes first (rate-limited), live data queues behind it, so
+          // every point's samples reach the broker in the order they were taken.
+          const historical = row.seq <= this.replayUntil;
+          if (historical && !this.mayReplay()) break pumping;
+          this.send(client, row, historical);
         }
       }
     } finally {
       this.pumping = false;
     }
     this.deps.metrics.inflight.set(this.inflight);
+  }
+
+  private send(client: MqttClient, row: BufferedRow, historical: boolean): void {
+    this.cursor = row.seq;
+    this.inflight++;
+    const seq = row.seq;
+    const body = historical ? `${row.body.slice(0, -1)},"historical":true}` : row.body;
+    client.publish(this.dataTopic(row.device, row.point), withSeq(seq, body), { qos: this.cfg.qos }, (err) => {
+      if (this.client !== client) return; // an old connection's callbacks: its rows are resent
+      this.inflight--;
+      if (err) {
+        const code = (err as { code?: unknown }).code;
+        if (typeof code === 'number' && code >= 0x80) {
+          // The broker refused this message for good (MQTT 5 reason code): resending would block
+          // the queue forever. Dead-letter it with the reason; it is counted and kept.
+          this.deps.log.error({ seq, reason_code: code, reason: err.message }, 'message refused by the broker; moved to dead_letter');
+          this.deps.buffer.reject([seq], `${err.message} (reason code 0x${code.toString(16)})`);
+          this.pump();
+        }
+        return; // otherwise the connection is going away; the row is resent on the next one
+      }
+      if (historical) this.deps.metrics.replayed.inc();
+      this.acked.push(seq);
+      if (this.acked.length >= 500) this.flushAcks();
+      else this.ackTimer ??= setTimeout(() => this.flushAcks(), ACK_FLUSH_MS);
+      this.pump();
+    });
+  }
+
+  /** Loss and recovery events go out before data, each deleted from the buffer after its PUBACK. */
+  private sendEvents(client: MqttClient): void {
+    for (const ev of this.deps.buffer.pendingEvents(50)) {
+      if (this.eventsInFlight.has(ev.id)) continue;
+      this.eventsInFlight.add(ev.id);
+      client.publish(this.eventsTopic, ev.body, { qos: 1 }, (err) => {
+        if (this.client !== client) return;
+        this.eventsInFlight.delete(ev.id);
+        if (!err) this.deps.buffer.ackEvent(ev.id);
+      });
+    }
   }
 
   private flushAcks(): void {
@@ -239,6 +298,7 @@ export class MqttPublisher {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.replayTimer);
     const client = this.client;
     if (client && this.connected) {
       let timer: NodeJS.Timeout | undefined;

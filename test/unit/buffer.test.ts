@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteBuffer } from '../../src/buffer/sqlite-buffer.js';
 import type { Sample } from '../../src/core/sample.js';
 
+const BOUNDS = { maxBytes: 1 << 30, maxAgeS: 86_400 };
 const sample = (point: string, value: Sample['value']): Sample => ({ ts: Date.UTC(2026, 0, 1), device: 'd1', point, value, quality: 'good', channel: 'tcp://x' });
 
 describe('sqlite buffer', () => {
@@ -18,21 +19,21 @@ describe('sqlite buffer', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('assigns increasing seqs that never go back, even after emptying and reopening', () => {
-    const b = new SqliteBuffer(path, { synchronous: 'full' });
+    const b = new SqliteBuffer(path, { synchronous: 'full', ...BOUNDS });
     b.open();
     const first = b.append([sample('a', 1), sample('b', 2)]);
     expect(first.map((s) => s.seq)).toEqual([1, 2]);
     b.accept([1, 2]);
     expect(b.depth()).toBe(0);
     b.close();
-    const again = new SqliteBuffer(path, { synchronous: 'full' });
+    const again = new SqliteBuffer(path, { synchronous: 'full', ...BOUNDS });
     again.open();
     expect(again.append([sample('c', 3)])[0]!.seq).toBe(3);
     again.close();
   });
 
   it('keeps rows until accepted and reads them in seq order', () => {
-    const b = new SqliteBuffer(path, { synchronous: 'normal' });
+    const b = new SqliteBuffer(path, { synchronous: 'normal', ...BOUNDS });
     b.open();
     b.append([sample('a', 1), sample('b', 2), sample('c', 3)]);
     expect(b.readAfter(0, 10).map((r) => r.point)).toEqual(['a', 'b', 'c']);
@@ -43,7 +44,7 @@ describe('sqlite buffer', () => {
   });
 
   it('is in WAL mode and moves rejected rows to dead_letter, not to nowhere', () => {
-    const b = new SqliteBuffer(path, { synchronous: 'full' });
+    const b = new SqliteBuffer(path, { synchronous: 'full', ...BOUNDS });
     b.open();
     b.append([sample('a', 1)]);
     b.reject([1], 'payload too large');
@@ -56,7 +57,7 @@ describe('sqlite buffer', () => {
   });
 
   it('stores the payload body with exact 64-bit integers and the bad-quality reason', () => {
-    const b = new SqliteBuffer(path, { synchronous: 'full' });
+    const b = new SqliteBuffer(path, { synchronous: 'full', ...BOUNDS });
     b.open();
     b.append([sample('big', 12345678901234567890n), { ...sample('bad', null), quality: 'bad', reason: 'modbus exception 2 (Illegal Data Address)' }]);
     const [big, bad] = b.readAfter(0, 10);

@@ -1,0 +1,75 @@
+// Opening the buffer file, and what happens when it is damaged: the daemon never refuses to start
+// because of its own buffer. A file that fails to open or fails SQLite's quick_check is moved
+// aside (kept for forensics, never deleted) and a fresh buffer starts; the caller publishes the event.
+import Database from 'better-sqlite3';
+import { existsSync, renameSync } from 'node:fs';
+
+export interface OpenedDb {
+  db: Database.Database;
+  /** Set when a damaged file was moved aside. */
+  recovered?: { movedTo: string; error: string };
+}
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS samples (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    point TEXT NOT NULL,
+    prio INTEGER NOT NULL DEFAULT 1,
+    body TEXT NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS samples_prio_seq ON samples (prio, seq);
+  CREATE TABLE IF NOT EXISTS dead_letter (
+    seq INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    device TEXT NOT NULL,
+    point TEXT NOT NULL,
+    body TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    rejected_at INTEGER NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts INTEGER NOT NULL,
+    body TEXT NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS counters (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+  );
+`;
+
+function tryOpen(path: string, synchronous: 'normal' | 'full'): Database.Database {
+  const db = new Database(path);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    // Keep the WAL from growing without bound between checkpoints (it counts towards max_bytes).
+    db.pragma('journal_size_limit = 8388608');
+    const check = db.pragma('quick_check', { simple: true });
+    if (check !== 'ok') throw new Error(`quick_check: ${String(check)}`);
+    db.exec(SCHEMA);
+    return db;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+export function openBufferDb(path: string, synchronous: 'normal' | 'full', now: () => number = Date.now): OpenedDb {
+  try {
+    return { db: tryOpen(path, synchronous) };
+  } catch (err) {
+    if (!existsSync(path)) throw err; // not damage: the folder is missing or read-only
+    const stamp = new Date(now()).toISOString().replace(/[:.]/g, '-');
+    const movedTo = `${path}.corrupt-${stamp}`;
+    renameSync(path, movedTo);
+    for (const suffix of ['-wal', '-shm']) if (existsSync(path + suffix)) renameSync(path + suffix, movedTo + suffix);
+    const db = tryOpen(path, synchronous);
+    // Sequence numbers must not go back after a recovery, or consumers would drop new data as
+    // duplicates: restart them from the clock (µs since the epoch stays below 2^53 for centuries).
+    db.prepare("INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('samples', ?)").run(now() * 1000);
+    return { db, recovered: { movedTo, error: (err as Error).message } };
+  }
+}
