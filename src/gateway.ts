@@ -10,7 +10,7 @@
 // draining the buffer to the broker within a deadline (STYLE rule 8).
 import { isAbsolute, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { SqliteBuffer } from './buffer/sqlite-buffer.js';
+import { SqliteBuffer, type BufferStats } from './buffer/sqlite-buffer.js';
 import type { LoadedConfig, LoadedDevice } from './config/load.js';
 import type { CommonPoint } from './config/schema.js';
 import { DeviceRunner, type Backoff } from './core/device-runner.js';
@@ -39,6 +39,8 @@ export interface Gateway {
   /** Port /healthz and /metrics listen on (after start), or undefined when disabled. */
   readonly healthPort: number | undefined;
   deviceStatus(device: string): DeviceStatus | undefined;
+  /** Depth, bytes, evictions, dead letters… of the store-and-forward buffer (after start). */
+  bufferStats(): BufferStats;
 }
 
 export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
@@ -63,7 +65,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     health: () => ({
       ok: true,
       mqtt: publisher.isConnected ? 'connected' : 'disconnected',
-      buffer_depth: buffer.depth(),
+      buffer: (({ depth, bytes, evicted, deadLetters }) => ({ depth, bytes, evicted, dead_letters: deadLetters }))(buffer.stats()),
       devices: Object.fromEntries(runners.map((r) => [r.name, r.status.state])),
     }),
     refreshGauges: () => {
@@ -141,6 +143,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       return healthPort;
     },
     deviceStatus: (name) => runners.find((r) => r.name === name)?.status,
+    bufferStats: () => buffer.stats(),
     async start() {
       buffer.open();
       if (buffer.recovered) {

@@ -1,10 +1,19 @@
-// A real mosquitto (Debian package) on loopback with mutual TLS, for integration tests and benchmarks.
+// A real mosquitto (Debian package) on loopback with mutual TLS, for integration tests and
+// benchmarks. It can be stopped and started again on the same port (broker outages), keep
+// sessions across restarts (persistence), and apply an ACL.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCa, type KeyPair } from '../../src/tls/certs.js';
+
+export interface MosquittoOptions {
+  /** Keep sessions and queued messages across restarts. */
+  persistence?: boolean;
+  /** Contents of an acl_file; the client certificate's CN is the user name. */
+  acl?: string;
+}
 
 export interface Mosquitto {
   port: number;
@@ -14,10 +23,16 @@ export interface Mosquitto {
   files: { ca: string; clientCert: string; clientKey: string };
   client: KeyPair;
   caPem: string;
+  /** The user name the client certificate maps to (its CN). */
+  user: string;
+  /** Stops the broker process (SIGTERM, so a persistent one saves its sessions). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -29,14 +44,19 @@ async function freePort(): Promise<number> {
 }
 
 export const MOSQUITTO_BIN = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
+const USER = 'edgeferry-test-gateway';
 
-export async function startMosquitto(): Promise<Mosquitto> {
+export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosquitto> {
   const dir = mkdtempSync(join(tmpdir(), 'edgeferry-mosq-'));
-  // Run as root, mosquitto drops to its own user, which must be able to read the throwaway certs.
+  // Run as root, mosquitto drops to its own user, which must be able to read the throwaway certs
+  // and write its persistence file.
   chmodSync(dir, 0o755);
+  const data = join(dir, 'data');
+  mkdirSync(data, { mode: 0o777 });
+  chmodSync(data, 0o777);
   const ca = createCa('edgeferry test CA');
   const server = ca.issue('localhost', 'server');
-  const client = ca.issue('edgeferry-test-gateway', 'client');
+  const client = ca.issue(USER, 'client');
   const f = (name: string, text: string) => {
     const p = join(dir, name);
     writeFileSync(p, text, { mode: 0o644 });
@@ -45,15 +65,14 @@ export async function startMosquitto(): Promise<Mosquitto> {
   const files = { ca: f('ca.pem', ca.cert), clientCert: f('client.pem', client.cert), clientKey: f('client.key', client.key) };
   f('server.pem', server.cert);
   f('server.key', server.key);
+  if (opts.acl) f('acl', opts.acl);
 
-  let lastLog = '';
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort();
-    const conf = f(
+  const conf = (port: number) =>
+    f(
       'mosquitto.conf',
       [
         'per_listener_settings false',
-        'persistence false',
+        opts.persistence ? `persistence true\npersistence_location ${data}/\nautosave_interval 1\nmax_queued_messages 0` : 'persistence false',
         'set_tcp_nodelay true',
         'log_dest stderr',
         'log_type error',
@@ -68,41 +87,70 @@ export async function startMosquitto(): Promise<Mosquitto> {
         'use_identity_as_username true',
         'tls_version tlsv1.2',
         'allow_anonymous false',
+        opts.acl ? `acl_file ${join(dir, 'acl')}` : '',
         '',
       ].join('\n'),
     );
-    const proc: ChildProcess = spawn(MOSQUITTO_BIN, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+
+  let proc: ChildProcess | undefined;
+  let lastLog = '';
+  const launch = async (port: number): Promise<boolean> => {
+    const p = spawn(MOSQUITTO_BIN, ['-c', conf(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     const ok = await new Promise<boolean>((resolve) => {
-      proc.stderr!.on('data', (d: Buffer) => {
+      p.stderr!.on('data', (d: Buffer) => {
         log += d.toString();
-        if (/running/.test(log)) resolve(true);
+        if (/ running/.test(log)) resolve(true);
       });
-      proc.once('exit', () => resolve(false));
-      proc.once('error', () => resolve(false));
+      p.once('exit', () => resolve(false));
+      p.once('error', () => resolve(false));
     });
-    if (!ok) {
-      lastLog = log;
-      continue;
+    lastLog = log;
+    if (ok) {
+      p.stderr!.resume();
+      proc = p;
     }
-    proc.stderr!.resume();
-    return {
-      port,
-      url: `mqtts://127.0.0.1:${port}`,
-      dir,
-      files,
-      client,
-      caPem: ca.cert,
-      stop: async () => {
-        if (proc.exitCode === null) {
-          const exited = new Promise((r) => proc.once('exit', r));
-          proc.kill('SIGTERM');
-          await exited;
-        }
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
+    return ok;
+  };
+  const kill = async () => {
+    const p = proc;
+    proc = undefined;
+    if (p && p.exitCode === null) {
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      await exited;
+    }
+  };
+
+  let port = 0;
+  for (let attempt = 0; attempt < 5 && !proc; attempt++) {
+    port = await freePort();
+    await launch(port);
   }
-  rmSync(dir, { recursive: true, force: true });
-  throw new Error(`mosquitto (${MOSQUITTO_BIN}) did not start (install it with: apt-get install -y mosquitto); its log:\n${lastLog}`);
+  if (!proc) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`mosquitto (${MOSQUITTO_BIN}) did not start (install it with: apt-get install -y mosquitto); its log:\n${lastLog}`);
+  }
+  return {
+    port,
+    url: `mqtts://127.0.0.1:${port}`,
+    dir,
+    files,
+    client,
+    caPem: ca.cert,
+    user: USER,
+    kill,
+    restart: async () => {
+      // The port was just freed by us; a few tries cover a slow socket teardown.
+      for (let i = 0; i < 20; i++) {
+        if (await launch(port)) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`mosquitto did not restart on port ${port}:\n${lastLog}`);
+    },
+    stop: async () => {
+      await kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

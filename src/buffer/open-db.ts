@@ -40,13 +40,15 @@ const SCHEMA = `
   );
 `;
 
-function tryOpen(path: string, synchronous: 'normal' | 'full'): Database.Database {
+function tryOpen(path: string, synchronous: 'normal' | 'full', maxBytes: number): Database.Database {
   const db = new Database(path);
   try {
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-    // Keep the WAL from growing without bound between checkpoints (it counts towards max_bytes).
-    db.pragma('journal_size_limit = 8388608');
+    // The WAL counts towards max_bytes: checkpoint it often enough to stay a small part of the cap.
+    const walPages = Math.max(16, Math.min(1000, Math.floor(maxBytes / 8 / 4096)));
+    db.pragma(`wal_autocheckpoint = ${walPages}`);
+    db.pragma(`journal_size_limit = ${walPages * 4096}`);
     const check = db.pragma('quick_check', { simple: true });
     if (check !== 'ok') throw new Error(`quick_check: ${String(check)}`);
     db.exec(SCHEMA);
@@ -57,16 +59,16 @@ function tryOpen(path: string, synchronous: 'normal' | 'full'): Database.Databas
   }
 }
 
-export function openBufferDb(path: string, synchronous: 'normal' | 'full', now: () => number = Date.now): OpenedDb {
+export function openBufferDb(path: string, synchronous: 'normal' | 'full', maxBytes: number, now: () => number = Date.now): OpenedDb {
   try {
-    return { db: tryOpen(path, synchronous) };
+    return { db: tryOpen(path, synchronous, maxBytes) };
   } catch (err) {
     if (!existsSync(path)) throw err; // not damage: the folder is missing or read-only
     const stamp = new Date(now()).toISOString().replace(/[:.]/g, '-');
     const movedTo = `${path}.corrupt-${stamp}`;
     renameSync(path, movedTo);
     for (const suffix of ['-wal', '-shm']) if (existsSync(path + suffix)) renameSync(path + suffix, movedTo + suffix);
-    const db = tryOpen(path, synchronous);
+    const db = tryOpen(path, synchronous, maxBytes);
     // Sequence numbers must not go back after a recovery, or consumers would drop new data as
     // duplicates: restart them from the clock (µs since the epoch stays below 2^53 for centuries).
     db.prepare("INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('samples', ?)").run(now() * 1000);

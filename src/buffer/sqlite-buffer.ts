@@ -68,7 +68,7 @@ export class SqliteBuffer {
   /** Opens or creates the file (moving a damaged one aside). Called once before anything else. */
   open(): void {
     try {
-      const opened = openBufferDb(this.path, this.opts.synchronous, this.now);
+      const opened = openBufferDb(this.path, this.opts.synchronous, this.opts.maxBytes, this.now);
       this.db = opened.db;
       this.recovered = opened.recovered;
     } catch (err) {
@@ -198,10 +198,12 @@ export class SqliteBuffer {
   private evict(target: number, reason: string): void {
     const db = this.handle;
     const gone: { seq: number; prio: number }[] = [];
+    // Much of the size may be WAL that a checkpoint folds back; never evict for that.
+    db.pragma('wal_checkpoint(TRUNCATE)');
     while (this.bytes() > target) {
       const prio = this.s.lowestPrio.get() as number | null;
       if (prio === null) break;
-      const seqs = this.s.victims.all(prio, 2000) as number[];
+      const seqs = this.s.victims.all(prio, 256) as number[];
       db.transaction(() => {
         for (const seq of seqs) this.s.del.run(seq);
       })();

@@ -7,6 +7,7 @@ import { DRIVERS } from '../../drivers/registry.js';
 import { ConfigLoader } from '../../src/config/load.js';
 import { formatProblem } from '../../src/config/yaml-file.js';
 import { buildGateway, type Gateway } from '../../src/gateway.js';
+import type { Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 
 export interface TestGateway {
   gw: Gateway;
@@ -41,4 +42,23 @@ export function makeGateway(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A gateway file for site "s", gateway "g" on a test mosquitto, with extra YAML appended under the top level. */
+export function gatewayYaml(broker: Mosquitto, opts: { mqtt?: string; buffer?: string } = {}): string {
+  return `version: 1
+site: s
+gateway_id: g
+devices: [devices.yaml]
+mqtt:
+  url: ${broker.url}
+  reconnect_ms: 200
+  tls: { ca: ${broker.files.ca}, cert: ${broker.files.clientCert}, key: ${broker.files.clientKey} }
+${opts.mqtt ?? ''}
+buffer:
+  path: buffer.db
+${opts.buffer ?? ''}
+logging: { level: warn }
+health: { port: 0 }
+`;
 }

@@ -28,8 +28,19 @@ export class Subscriber {
     });
   }
 
-  static async connect(broker: Mosquitto, topic: string): Promise<Subscriber> {
-    const client = mqtt.connect(broker.url, { ca: broker.caPem, cert: broker.client.cert, key: broker.client.key, reconnectPeriod: 0, clientId: `test-sub-${Math.random().toString(16).slice(2)}` });
+  /**
+   * `persistent`: a session that survives disconnects and broker restarts (clean: false, fixed
+   * client id, reconnecting), so nothing published while this subscriber is away is missed.
+   */
+  static async connect(broker: Mosquitto, topic: string, persistent = false): Promise<Subscriber> {
+    const client = mqtt.connect(broker.url, {
+      ca: broker.caPem,
+      cert: broker.client.cert,
+      key: broker.client.key,
+      reconnectPeriod: persistent ? 100 : 0,
+      clean: !persistent,
+      clientId: `test-sub-${Math.random().toString(16).slice(2)}`,
+    });
     await new Promise<void>((resolve, reject) => {
       client.once('connect', () => resolve());
       client.once('error', reject);
