@@ -7,6 +7,7 @@ import { buildGateway } from './gateway.js';
 import { createLogger } from './log.js';
 import { runDemo } from './demo/demo.js';
 import { runSubscribe } from './demo/subscribe.js';
+import { runBufferCli } from './buffer/cli.js';
 
 /** Documented in README and `edgeferry --help`. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, CONFIG_INVALID: 3 } as const;
@@ -28,6 +29,8 @@ usage:
   edgeferry demo [--seconds N]    simulated plant + embedded TLS broker + gateway on config/demo.yaml
   edgeferry sub --url URL --ca FILE [--topic T] [--count N]
                                   print messages from a broker (no mosquitto_sub needed)
+  edgeferry buffer stats|peek|export --config FILE [--limit N] [--dead-letters]
+                                  look into the store-and-forward buffer (read-only; export = JSON lines)
 
 exit codes: 0 ok · 1 runtime failure · 2 usage error · 3 configuration invalid`;
 
@@ -43,6 +46,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return await runDemo(rest, io);
       case 'sub':
         return await runSubscribe(rest, io);
+      case 'buffer':
+        return await runBufferCli(rest, io);
       case '--version':
       case 'version':
         io.out(io.version);

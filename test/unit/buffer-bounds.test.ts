@@ -1,0 +1,87 @@
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { runBufferCli } from '../../src/buffer/cli.js';
+import { SqliteBuffer } from '../../src/buffer/sqlite-buffer.js';
+import type { Priority, Sample } from '../../src/core/sample.js';
+
+const s = (point: string, priority: Priority, ts = Date.now()): Sample => ({ ts, device: 'd', point, value: 1.5, quality: 'good', channel: 'c', priority });
+
+describe('buffer bounds and recovery', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'edgeferry-bounds-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('at the byte cap evicts bulk before normal before critical, oldest first, and records exact loss events', () => {
+    const b = new SqliteBuffer(join(dir, 'b.db'), { synchronous: 'normal', maxBytes: 1 << 20, maxAgeS: 86_400 });
+    b.open();
+    const taken: { seq: number; prio: Priority }[] = [];
+    for (let i = 0; i < 800; i++) {
+      const batch = [s(`c${i}`, 'critical'), s(`n${i}`, 'normal'), ...Array.from({ length: 8 }, (_, k) => s(`b${i}-${k}`, 'bulk'))];
+      for (const x of b.append(batch)) taken.push({ seq: x.seq, prio: x.priority! });
+    }
+    const st = b.stats();
+    expect(st.evicted).toBeGreaterThan(0);
+    expect(st.bytes).toBeLessThanOrEqual(1 << 20);
+    expect(st.byPriority.critical).toBe(800);
+    const events = b.pendingEvents(1000).map((e) => JSON.parse(e.body) as { event: string; count: number; ranges: [number, number][]; by_priority: Record<string, number> });
+    const lost = new Set<number>();
+    for (const e of events) for (const [a, z] of e.ranges) for (let q = a; q <= z; q++) lost.add(q);
+    expect(events.reduce((n, e) => n + e.count, 0)).toBe(st.evicted);
+    expect(lost.size).toBe(st.evicted);
+    // Only bulk went, and the oldest bulk samples first.
+    const bulk = taken.filter((t) => t.prio === 'bulk').map((t) => t.seq);
+    expect([...lost].every((q) => bulk.includes(q))).toBe(true);
+    expect(bulk.slice(0, lost.size).every((q) => lost.has(q))).toBe(true);
+    b.close();
+  });
+
+  it('evicts samples older than max_age_s and says so', () => {
+    let now = Date.UTC(2026, 0, 1);
+    const b = new SqliteBuffer(join(dir, 'b.db'), { synchronous: 'normal', maxBytes: 1 << 30, maxAgeS: 3600, now: () => now });
+    b.open();
+    b.append([s('old', 'critical', now)]);
+    now += 2 * 3600 * 1000;
+    b.append([s('new', 'normal', now)]);
+    b.evictAged();
+    expect(b.readAfter(0, 10).map((r) => r.point)).toEqual(['new']);
+    expect(JSON.parse(b.pendingEvents(10)[0]!.body)).toMatchObject({ event: 'data_lost', reason: 'max_age', count: 1, ranges: [[1, 1]] });
+    b.close();
+  });
+
+  it('moves a damaged file aside, keeps it, and continues with higher seqs', () => {
+    const path = join(dir, 'b.db');
+    writeFileSync(path, Buffer.alloc(8192, 0x42));
+    const b = new SqliteBuffer(path, { synchronous: 'full', maxBytes: 1 << 30, maxAgeS: 86_400, now: () => 1_800_000_000_000 });
+    b.open();
+    expect(b.recovered?.movedTo).toMatch(/b\.db\.corrupt-/);
+    expect(readdirSync(dir).some((f) => f.startsWith('b.db.corrupt-'))).toBe(true);
+    expect(b.append([s('x', 'normal')])[0]!.seq).toBe(1_800_000_000_000_001);
+    expect(JSON.parse(b.pendingEvents(10)[0]!.body)).toMatchObject({ event: 'buffer_recovered' });
+    b.close();
+  });
+
+  it('edgeferry buffer stats / peek / export show depth, the next messages and dead letters', async () => {
+    const path = join(dir, 'b.db');
+    const b = new SqliteBuffer(path, { synchronous: 'full', maxBytes: 1 << 30, maxAgeS: 86_400 });
+    b.open();
+    b.append([s('a', 'normal'), s('b', 'bulk'), s('c', 'critical')]);
+    b.reject([2], 'Not authorized');
+    b.close();
+    const run = async (...args: string[]) => {
+      const out: string[] = [];
+      const code = await runBufferCli(args, { cwd: dir, out: (l) => out.push(l), err: (l) => out.push(l), stopRequested: new Promise(() => undefined), version: 'test' });
+      return { code, out };
+    };
+    const stats = await run('stats', '--file', 'b.db');
+    expect(stats.code).toBe(0);
+    expect(JSON.parse(stats.out.join('\n'))).toMatchObject({ depth: 2, by_priority: { critical: 1, normal: 1, bulk: 0 }, dead_letters: 1, last_seq: 3 });
+    const peek = await run('peek', '--file', 'b.db', '--limit', '1');
+    expect(peek.out.map((l) => JSON.parse(l))).toMatchObject([{ seq: 1, device: 'd', point: 'a', quality: 'good' }]);
+    const dead = await run('export', '--file', 'b.db', '--dead-letters');
+    expect(dead.out.map((l) => JSON.parse(l))).toMatchObject([{ seq: 2, point: 'b', dead_letter_reason: 'Not authorized' }]);
+    expect(existsSync(path)).toBe(true);
+    expect((await run('stats')).code).toBe(2);
+  });
+});
