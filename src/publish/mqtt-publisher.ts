@@ -251,7 +251,8 @@ export class MqttPublisher {
       this.acked.push(seq);
       if (this.acked.length >= 500) this.flushAcks();
       else this.ackTimer ??= setTimeout(() => this.flushAcks(), ACK_FLUSH_MS);
-      this.pump();
+      // Refill at half the window, not after every ack: one query per batch instead of per message.
+      if (this.inflight <= this.cfg.max_inflight / 2) this.pump();
     });
   }
 
