@@ -52,7 +52,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const publisher = new MqttPublisher(
     g.mqtt,
     { site: g.site, gateway: g.gateway_id },
-    { buffer, log: log.child({ component: 'publisher' }), metrics, baseDir, connect: deps.mqttConnect, replayRate: g.buffer.replay_rate },
+    { buffer, log: log.child({ component: 'publisher' }), metrics, baseDir, connect: deps.mqttConnect, replayRate: g.buffer.replay_rate, replayOrder: g.buffer.replay_order },
   );
   const scheduler = new Scheduler({
     onOverrun: (group, n) => {

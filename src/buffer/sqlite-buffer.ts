@@ -83,7 +83,7 @@ export class SqliteBuffer {
   private prepare(db: Database.Database) {
     return {
       insert: db.prepare('INSERT INTO samples (ts, device, point, prio, body) VALUES (?, ?, ?, ?, ?)'),
-      readAfter: db.prepare('SELECT seq, ts, device, point, prio, body FROM samples WHERE seq > ? ORDER BY seq LIMIT ?'),
+      readRange: db.prepare('SELECT seq, ts, device, point, prio, body FROM samples WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?'),
       del: db.prepare('DELETE FROM samples WHERE seq = ?'),
       depth: db.prepare('SELECT count(*) FROM samples').pluck(),
       byPrio: db.prepare('SELECT prio, count(*) AS n FROM samples GROUP BY prio'),
@@ -225,10 +225,15 @@ export class SqliteBuffer {
     })();
   }
 
-  /** Oldest rows with seq > afterSeq, in seq order. Called by the publisher's pump. */
-  readAfter(afterSeq: number, limit: number): BufferedRow[] {
+  /** Oldest rows with afterSeq < seq <= upTo, in seq order. Called by the publisher's pump. */
+  readRange(afterSeq: number, upTo: number, limit: number): BufferedRow[] {
     if (!this.db) return [];
-    return this.s.readAfter.all(afterSeq, limit) as BufferedRow[];
+    return this.s.readRange.all(afterSeq, Number.isFinite(upTo) ? upTo : Number.MAX_SAFE_INTEGER, limit) as BufferedRow[];
+  }
+
+  /** Oldest rows with seq > afterSeq, in seq order. */
+  readAfter(afterSeq: number, limit: number): BufferedRow[] {
+    return this.readRange(afterSeq, Infinity, limit);
   }
 
   /** Deletes rows the broker acknowledged. Called by the publisher, in batches. */

@@ -153,6 +153,10 @@ const Buffer = Type.Object(
       default: 0,
       description: 'After an outage, the most backlog messages per second sent to the broker (0 = as fast as the broker acknowledges). Replayed samples carry "historical": true.',
     }),
+    replay_order: Enum(['strict', 'live_first'], {
+      default: 'strict',
+      description: 'strict: after an outage the backlog is sent before live data, so every point stays in order. live_first: live data goes first and the backlog drains behind it at replay_rate; consumers order by seq.',
+    }),
     synchronous: Enum(['normal', 'full'], {
       default: 'full',
       description: 'full: every appended batch is on disk before the poll completes (survives power loss). normal: faster, may lose the last batches on power loss.',

@@ -30,6 +30,7 @@ export interface PublisherDeps {
   baseDir: string;
   /** Most backlog messages per second after an outage; 0 = unlimited. */
   replayRate: number;
+  replayOrder?: 'strict' | 'live_first';
   connect?: MqttConnect;
 }
 
@@ -41,6 +42,8 @@ export class MqttPublisher {
   private stopped = false;
   /** Highest seq handed to the current connection; reset to 0 on every new connection. */
   private cursor = 0;
+  /** With replay_order live_first: highest live seq handed to the current connection. */
+  private liveCursor = 0;
   private inflight = 0;
   private acked: number[] = [];
   private ackTimer: NodeJS.Timeout | undefined;
@@ -137,6 +140,7 @@ export class MqttPublisher {
       (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
       this.connected = true;
       this.cursor = 0;
+      this.liveCursor = 0;
       this.inflight = 0;
       this.eventsInFlight.clear();
       this.replayUntil = this.deps.buffer.lastSeq();
@@ -210,13 +214,28 @@ export class MqttPublisher {
     this.pumping = true;
     try {
       this.sendEvents(client);
+      const liveFirst = this.deps.replayOrder === 'live_first';
       pumping: while (this.connected && this.client === client && this.inflight < this.cfg.max_inflight) {
         const room = Math.min(this.cfg.max_inflight - this.inflight, 500);
-        const rows = this.deps.buffer.readAfter(this.cursor, room);
+        if (liveFirst) {
+          // Live data first, the backlog after it at replay_rate: fresh values reach SCADA at
+          // once, at the price of per-point order between backlog and live (both carry seq).
+          const live = this.deps.buffer.readRange(Math.max(this.liveCursor, this.replayUntil), Infinity, room);
+          for (const row of live) this.send(client, row, false);
+          if (live.length) continue;
+          const old = this.deps.buffer.readRange(this.cursor, this.replayUntil, room);
+          if (!old.length) break;
+          for (const row of old) {
+            if (!this.mayReplay()) break pumping;
+            this.send(client, row, true);
+          }
+          continue;
+        }
+        const rows = this.deps.buffer.readRange(this.cursor, Infinity, room);
         if (!rows.length) break;
         for (const row of rows) {
-          // Strict order: the backlog goes first (rate-limited), live data queues behind it, so
-          // every point's samples reach the broker in the order they were taken.
+          // Strict order (default): the backlog goes first (rate-limited), live data queues behind
+          // it, so every point's samples reach the broker in the order they were taken.
           const historical = row.seq <= this.replayUntil;
           if (historical && !this.mayReplay()) break pumping;
           this.send(client, row, historical);
@@ -229,7 +248,8 @@ export class MqttPublisher {
   }
 
   private send(client: MqttClient, row: BufferedRow, historical: boolean): void {
-    this.cursor = row.seq;
+    if (row.seq > this.replayUntil && this.deps.replayOrder === 'live_first') this.liveCursor = row.seq;
+    else this.cursor = row.seq;
     this.inflight++;
     const seq = row.seq;
     const body = historical ? `${row.body.slice(0, -1)},"historical":true}` : row.body;

@@ -76,6 +76,27 @@ describe('store-and-forward', () => {
     expect(depthDuringOutage).toBeGreaterThanOrEqual(300);
   });
 
+  it('with replay_order live_first, sends live data at once and the flagged backlog behind it at replay_rate', async () => {
+    const b = await broker({ persistence: true });
+    const sim = await plc(5);
+    const sub = await subscriber(b, 's/g/plc/#', true);
+    const tg = gateway(gatewayYaml(b, { buffer: '  replay_order: live_first\n  replay_rate: 100' }), devices(sim, [0, 1, 2, 3, 4].map((i) => ({ name: `p${i}` })), 50));
+    await tg.gw.start();
+    await sub.waitFor((m) => isData(m), 15_000, 'first data');
+    await b.kill();
+    await waitFor(() => tg.gw.bufferStats().depth, (d) => d >= 300, 15_000);
+    const backlogEnd = tg.gw.bufferStats().lastSeq;
+    await b.restart();
+    // 300 backlog samples at 100/s take about 3 s; live samples must not wait for them.
+    const live = await sub.waitFor((m) => isData(m) && (m.json.seq as number) > backlogEnd + 20, 15_000, 'live data');
+    const lastHistorical = await sub.waitFor((m) => isData(m) && m.json.seq === backlogEnd, 15_000, 'end of the backlog');
+    expect(lastHistorical.json.historical).toBe(true);
+    expect(live.json.historical).toBeUndefined();
+    expect(live.at).toBeLessThan(lastHistorical.at);
+    const file = await stoppedTg(tg);
+    expect(missing(file.lastSeq, new Set(analyse(sub.messages, isData).bySeq.keys()), file.stored)).toEqual([]);
+  });
+
   it('evicts the oldest bulk samples first at the byte cap, publishes exact loss counts, and keeps critical points complete', async () => {
     const b = await broker({ persistence: true });
     const sim = await plc(20);
