@@ -27,6 +27,8 @@ export interface BufferOptions {
   maxBytes: number;
   maxAgeS: number;
   now?: () => number;
+  /** Caps the database at this many pages (PRAGMA max_page_count): a full disk, for tests. */
+  maxPageCount?: number;
 }
 
 export interface BufferEvent {
@@ -74,6 +76,7 @@ export class SqliteBuffer {
     } catch (err) {
       throw new GatewayError('GW_ERR_BUFFER', `buffer "${this.path}": cannot open: ${(err as Error).message}`, { cause: err });
     }
+    if (this.opts.maxPageCount) this.db.pragma(`max_page_count = ${this.opts.maxPageCount}`);
     this.s = this.prepare(this.db);
     if (this.recovered) {
       this.addEvent({ event: 'buffer_recovered', moved_to: this.recovered.movedTo, error: this.recovered.error, first_seq: this.lastSeq() + 1 });
@@ -143,6 +146,7 @@ export class SqliteBuffer {
       seqs = insert(samples);
     } catch (err) {
       if ((err as { code?: string }).code !== 'SQLITE_FULL') throw this.appendError(samples.length, err);
+      db.pragma('wal_checkpoint(TRUNCATE)');
       this.evict(Math.floor(this.bytes() * 0.8), 'disk_full');
       try {
         seqs = insert(samples);

@@ -37,6 +37,19 @@ describe('buffer bounds and recovery', () => {
     b.close();
   });
 
+  it('on a full disk (SQLITE_FULL) evicts by priority and keeps taking samples instead of crashing', () => {
+    const b = new SqliteBuffer(join(dir, 'b.db'), { synchronous: 'normal', maxBytes: 2 ** 40, maxAgeS: 86_400, maxPageCount: 200 });
+    b.open();
+    for (let i = 0; i < 3000; i++) b.append([s(`c${i}`, 'critical'), s(`b${i}`, 'bulk'), s(`b2${i}`, 'bulk')]);
+    const st = b.stats();
+    expect(st.byPriority.critical).toBe(3000);
+    expect(st.evicted).toBeGreaterThan(0);
+    const events = b.pendingEvents(1000).map((e) => JSON.parse(e.body) as { reason: string; count: number; by_priority: Record<string, number> });
+    expect(events.every((e) => e.reason === 'disk_full' && e.by_priority.critical === undefined)).toBe(true);
+    expect(events.reduce((n, e) => n + e.count, 0)).toBe(st.evicted);
+    b.close();
+  });
+
   it('evicts samples older than max_age_s and says so', () => {
     let now = Date.UTC(2026, 0, 1);
     const b = new SqliteBuffer(join(dir, 'b.db'), { synchronous: 'normal', maxBytes: 1 << 30, maxAgeS: 3600, now: () => now });
