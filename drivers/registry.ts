@@ -1,7 +1,7 @@
 // The one list of drivers (STYLE rule 1). Adding a driver = one folder + one line here.
 import type { DriverSpec } from '../src/core/driver.js';
-import { modbusTcp } from './modbus/index.js';
+import { modbusRtu, modbusTcp } from './modbus/index.js';
 
-export const DRIVERS: readonly DriverSpec[] = [modbusTcp];
+export const DRIVERS: readonly DriverSpec[] = [modbusTcp, modbusRtu];
 
 export const driverByType = (type: string): DriverSpec | undefined => DRIVERS.find((d) => d.type === type);

@@ -5,6 +5,7 @@ export const ERROR_CODES = {
   GW_ERR_CONFIG_INVALID: 'a configuration file or device map is unreadable, not YAML, or failed validation',
   GW_ERR_NOT_CONNECTED: 'a device link is not open; the runtime reconnects with backoff',
   GW_ERR_TIMEOUT: 'a device did not answer within its timeout',
+  GW_ERR_BAD_FRAME: 'a device answer was garbled (e.g. a Modbus RTU CRC error); counted, the request fails, the link stays',
   GW_ERR_BUFFER: 'the store-and-forward buffer could not be opened or written',
   GW_ERR_TLS_FILE: 'a TLS file named in the config could not be read',
 } as const;
@@ -33,5 +34,13 @@ export class TimeoutError extends GatewayError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('GW_ERR_TIMEOUT', message, options);
     this.name = 'TimeoutError';
+  }
+}
+
+/** A garbled answer (CRC error, framing). Counted as an error of the device; the link stays. */
+export class BadFrameError extends GatewayError {
+  constructor(message: string) {
+    super('GW_ERR_BAD_FRAME', message);
+    this.name = 'BadFrameError';
   }
 }

@@ -1,7 +1,8 @@
 // buildGateway(): the whole pipeline as an object, with no side effects on import or build; only
 // start() opens files and sockets. Tests build real gateways in-process with this.
 //
-//   device maps ─► scheduler ─(tick)─► device runner ─► driver.read ─► readings
+//   device maps ─► scheduler ─(tick)─► link runner (one per endpoint: open, heartbeat, fair
+//                                        queue, backoff) ─► driver.read on the link ─► readings
 //                                                                        │ report filter
 //                                                                        ▼
 //                         broker ◄─ publisher ◄─(seq order, PUBACK deletes)─ SQLite buffer
@@ -13,10 +14,11 @@ import type { Logger } from 'pino';
 import { SqliteBuffer, type BufferStats } from './buffer/sqlite-buffer.js';
 import type { LoadedConfig, LoadedDevice } from './config/load.js';
 import type { CommonPoint } from './config/schema.js';
-import { DeviceRunner, type Backoff } from './core/device-runner.js';
+import type { HealthSnapshot } from './core/device-health.js';
+import { LinkRunner, type LinkHooks } from './core/link-runner.js';
 import type { DriverSpec } from './core/driver.js';
 import { ReportFilter } from './core/report-filter.js';
-import type { DeviceStatus, Sample } from './core/sample.js';
+import type { Sample } from './core/sample.js';
 import { Scheduler } from './core/scheduler.js';
 import { createMetrics, type Metrics } from './health/metrics.js';
 import { HealthServer } from './health/server.js';
@@ -25,8 +27,6 @@ import { MqttPublisher, type MqttConnect } from './publish/mqtt-publisher.js';
 export interface GatewayDeps {
   log: Logger;
   drivers: readonly DriverSpec[];
-  /** Reconnect backoff for device links. Default 500 ms doubling to 30 s. */
-  backoff?: Backoff;
   mqttConnect?: MqttConnect;
   /** Deadline for draining the buffer on stop(). Default 5 s (systemd's TimeoutStopSec is longer). */
   drainMs?: number;
@@ -38,7 +38,9 @@ export interface Gateway {
   readonly metrics: Metrics;
   /** Port /healthz and /metrics listen on (after start), or undefined when disabled. */
   readonly healthPort: number | undefined;
-  deviceStatus(device: string): DeviceStatus | undefined;
+  deviceStatus(device: string): HealthSnapshot | undefined;
+  /** Requests queued or running on all links (0 once stopped: nothing left pending). */
+  linkPending(): number;
   /** Depth, bytes, evictions, dead letters… of the store-and-forward buffer (after start). */
   bufferStats(): BufferStats;
 }
@@ -60,13 +62,14 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       log.debug({ device: group.device, interval_ms: group.intervalMs, skipped: n }, 'poll overrun');
     },
   });
-  const runners: DeviceRunner[] = [];
+  const links = new Map<string, LinkRunner>();
+  const deviceLink = new Map<string, LinkRunner>();
   const health = new HealthServer(metrics, {
     health: () => ({
       ok: true,
       mqtt: publisher.isConnected ? 'connected' : 'disconnected',
       buffer: (({ depth, bytes, evicted, deadLetters }) => ({ depth, bytes, evicted, dead_letters: deadLetters }))(buffer.stats()),
-      devices: Object.fromEntries(runners.map((r) => [r.name, r.status.state])),
+      devices: Object.fromEntries([...deviceLink].map(([name, r]) => [name, r.health(name)?.state])),
     }),
     refreshGauges: () => {
       const st = buffer.stats();
@@ -79,23 +82,34 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   });
   let healthPort: number | undefined;
 
+  const linkHooks: LinkHooks = {
+    onStatus: (device, h) => {
+      metrics.deviceUp.set({ device }, h.state === 'up' || h.state === 'degraded' ? 1 : 0);
+      publisher.setDeviceStatus(device, h);
+    },
+    onExchange: (device, outcome) => {
+      if ('rttMs' in outcome) metrics.exchangeSeconds.observe({ device }, outcome.rttMs / 1000);
+      else metrics.exchangeFailures.inc({ device, kind: outcome.failure });
+    },
+    onReconnect: (endpoint) => metrics.reconnects.inc({ endpoint }),
+  };
+
   const wire = (device: LoadedDevice) => {
     const spec = deps.drivers.find((d) => d.type === device.driver)!;
     const dlog = log.child({ component: 'driver', driver: spec.type, device: device.name });
     const driver = spec.create(device, { log: dlog });
-    const runner = new DeviceRunner(
-      device.name,
-      driver,
-      {
-        onStatus: (s) => {
-          metrics.deviceUp.set({ device: device.name }, s.state === 'online' ? 1 : 0);
-          publisher.setDeviceStatus(device.name, s);
-        },
-      },
-      dlog,
-      deps.backoff ?? { minMs: 500, maxMs: 30_000 },
-    );
-    runners.push(runner);
+    // One link per endpoint, shared by every device behind it; the first device's settings make it.
+    const key = spec.linkKey(device);
+    let runner = links.get(key);
+    if (!runner) {
+      const link = spec.createLink(device, { log: log.child({ component: 'link', driver: spec.type, link: key }) });
+      runner = new LinkRunner(link, device.link, linkHooks, log.child({ component: 'link', link: key }));
+      links.set(key, runner);
+    }
+    runner.add(device.name, driver);
+    deviceLink.set(device.name, runner);
+    const linkRunner = runner;
+    const channel = linkRunner.link.endpoint;
     const pointsByName = new Map<string, CommonPoint>(device.points.map((p) => [p.name, p]));
     const filter = new ReportFilter(pointsByName);
     // Points are grouped by their effective interval; each group is planned once.
@@ -112,15 +126,15 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
         intervalMs,
         run: async () => {
           const started = performance.now();
-          const out = await runner.poll(plan);
-          if (out.kind !== 'ok') return;
+          const out = await linkRunner.poll(device.name, (link, signal) => driver.read(plan, link, signal));
+          if (!out.ok) return;
           metrics.pollSeconds.observe({ device: device.name }, (performance.now() - started) / 1000);
-          metrics.polled.inc({ device: device.name }, out.readings.length);
+          metrics.polled.inc({ device: device.name }, out.value.length);
           const samples: Sample[] = [];
-          for (const r of out.readings) {
+          for (const r of out.value) {
             if (r.quality === 'bad') metrics.badReadings.inc({ device: device.name });
             const point = pointsByName.get(r.point);
-            const s: Sample = { ts: out.ts, device: device.name, channel: driver.endpoint, ...r, unit: point?.unit, priority: point?.priority };
+            const s: Sample = { ts: out.ts, device: device.name, channel, ...r, unit: point?.unit, priority: point?.priority };
             if (filter.pass(s)) samples.push(s);
           }
           try {
@@ -142,7 +156,8 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     get healthPort() {
       return healthPort;
     },
-    deviceStatus: (name) => runners.find((r) => r.name === name)?.status,
+    deviceStatus: (name) => deviceLink.get(name)?.health(name),
+    linkPending: () => [...links.values()].reduce((n, r) => n + r.pending, 0),
     bufferStats: () => buffer.stats(),
     async start() {
       buffer.open();
@@ -153,19 +168,19 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       publisher.start();
       for (const d of config.devices) {
         if (!d.enabled) {
-          publisher.setDeviceStatus(d.name, { state: 'disabled', ts: Date.now(), endpoint: '' });
+          publisher.setDeviceStatus(d.name, { state: 'disabled', since: Date.now(), endpoint: '', rtt_ms: { p50: null, p99: null }, errors: 0, timeouts: 0, reconnects: 0 });
           continue;
         }
         wire(d);
       }
-      for (const r of runners) r.start();
+      for (const r of links.values()) r.start();
       scheduler.start();
       if (g.health.enabled) healthPort = await health.listen(g.health.host, g.health.port);
-      log.info({ devices: runners.length, buffer: bufferPath, health_port: healthPort }, 'gateway started');
+      log.info({ devices: deviceLink.size, links: links.size, buffer: bufferPath, health_port: healthPort }, 'gateway started');
     },
     async stop() {
       await scheduler.stop();
-      await Promise.all(runners.map((r) => r.stop()));
+      await Promise.all([...links.values()].map((r) => r.stop()));
       const drained = await publisher.drain(deps.drainMs ?? 5000);
       if (!drained) log.warn({ buffered: buffer.depth() }, 'stopping with samples still buffered; they are sent after the next start');
       await publisher.stop();

@@ -1,11 +1,19 @@
-import type { DeviceIssue, DriverSpec } from '../../src/core/driver.js';
-import type { DeviceConfig } from '../../src/core/driver.js';
+import type { DeviceConfig, DeviceIssue, DriverSpec } from '../../src/core/driver.js';
 import { typeWidth } from './codec.js';
-import { ModbusTcpDriver } from './driver.js';
+import { ModbusDriver } from './driver.js';
+import { ModbusRtuLink, ModbusTcpLink } from './link.js';
 import { isBitArea, pointWidth } from './plan.js';
-import { ModbusPoint, ModbusTcpConnection, type ModbusPointConfig, type ModbusTcpConnectionConfig } from './schema.js';
+import {
+  ModbusPoint,
+  ModbusRtuConnection,
+  ModbusTcpConnection,
+  type ModbusConnectionCommon,
+  type ModbusPointConfig,
+  type ModbusRtuConnectionConfig,
+  type ModbusTcpConnectionConfig,
+} from './schema.js';
 
-type ModbusDevice = DeviceConfig<ModbusTcpConnectionConfig, ModbusPointConfig>;
+type ModbusDevice = DeviceConfig<ModbusConnectionCommon, ModbusPointConfig>;
 
 const describeSpan = (p: ModbusPointConfig) => {
   const w = pointWidth(p);
@@ -63,9 +71,22 @@ export function validateModbusDevice(device: ModbusDevice): DeviceIssue[] {
 
 export const modbusTcp: DriverSpec<ModbusTcpConnectionConfig, ModbusPointConfig> = {
   type: 'modbus_tcp',
-  summary: 'Modbus TCP client: holding/input registers, coils, discrete inputs, with a merging read planner.',
+  summary: 'Modbus TCP client: holding/input registers, coils, discrete inputs, with a merging read planner. Unit ids behind one host:port share a link.',
   connectionSchema: ModbusTcpConnection,
   pointSchema: ModbusPoint,
   validate: validateModbusDevice,
-  create: (device, ctx) => new ModbusTcpDriver(device, ctx),
+  linkKey: (d) => `tcp://${d.connection.host}:${d.connection.port}`,
+  createLink: (d, ctx) => new ModbusTcpLink(d.connection, ctx.log),
+  create: (device, ctx) => new ModbusDriver(device, ctx),
+};
+
+export const modbusRtu: DriverSpec<ModbusRtuConnectionConfig, ModbusPointConfig> = {
+  type: 'modbus_rtu',
+  summary: 'Modbus RTU master on a serial line (RS485/RS232): several slaves per port, one request on the wire at a time, CRC checked.',
+  connectionSchema: ModbusRtuConnection,
+  pointSchema: ModbusPoint,
+  validate: validateModbusDevice,
+  linkKey: (d) => `serial:${d.connection.port}`,
+  createLink: (d, ctx) => new ModbusRtuLink(d.connection, ctx.log),
+  create: (device, ctx) => new ModbusDriver(device, ctx),
 };

@@ -66,6 +66,20 @@ export const DeviceEnvelope = Type.Object(
     enabled: Type.Boolean({ default: true, description: 'false keeps the device in the map but never polls it.' }),
     poll_interval_ms: PollInterval('Default poll interval for this device’s points, in ms.'),
     connection: Type.Object({}, { description: 'Driver-specific connection settings (see the driver README).' }),
+    link: Type.Object(
+      {
+        probe_interval_ms: Type.Integer({
+          minimum: 100,
+          maximum: 3_600_000,
+          default: 5000,
+          description: 'Heartbeat: a device idle for this long (or down) is probed. A silently dead link is down within probe_interval_ms + failures_before_down × timeout.',
+        }),
+        failures_before_down: Type.Integer({ minimum: 1, maximum: 20, default: 2, description: 'Failed requests in a row (timeouts, garbled answers) before the device is down; fewer make it degraded.' }),
+        backoff_min_ms: Type.Integer({ minimum: 10, maximum: 600_000, default: 500, description: 'First reconnect delay of the link.' }),
+        backoff_max_ms: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000, description: 'Cap of the exponential, fully jittered reconnect delay.' }),
+      },
+      { additionalProperties: false, default: {}, description: 'Liveness of the link to this device. Devices sharing an endpoint share one link; the first device’s settings apply to it.' },
+    ),
     points: Type.Array(Type.Object({}), { minItems: 1, description: 'The points to read (driver-specific fields).' }),
   },
   { additionalProperties: false },
@@ -206,5 +220,6 @@ export type MqttConfig = Static<typeof Mqtt>;
 export type BufferConfig = Static<typeof Buffer>;
 export type HealthConfig = Static<typeof Health>;
 export type DeviceEnvelopeConfig = Static<typeof DeviceEnvelope>;
+export type LinkConfig = DeviceEnvelopeConfig['link'];
 const CommonPointObject = Type.Object(CommonPointProps);
 export type CommonPoint = Static<typeof CommonPointObject>;

@@ -5,6 +5,7 @@
 import type { TSchema } from '@sinclair/typebox';
 import type { Logger } from 'pino';
 import type { CommonPoint } from '../config/schema.js';
+import type { Link, LinkSettings } from './link.js';
 
 export type Quality = 'good' | 'bad' | 'uncertain';
 
@@ -27,6 +28,7 @@ export interface DeviceConfig<C = unknown, P extends CommonPoint = CommonPoint> 
   driver: string;
   enabled: boolean;
   poll_interval_ms: number;
+  link: LinkSettings;
   connection: C;
   points: P[];
 }
@@ -57,22 +59,19 @@ export interface DriverSpec<C = any, P extends CommonPoint = any> {
    * schema validation passed, once per device, synchronously; must not do I/O.
    */
   validate?(device: DeviceConfig<C, P>): DeviceIssue[];
+  /** Devices whose keys are equal share one link (e.g. `tcp://host:port`, `serial:/dev/ttyUSB0`). Pure. */
+  linkKey(device: DeviceConfig<C, P>): string;
+  /** Makes the link for a key from the first device that has it; stores config only, no I/O. */
+  createLink(device: DeviceConfig<C, P>, ctx: DriverContext): Link;
   /** Stores config only; no I/O, no timers (STYLE rule 2). */
   create(device: DeviceConfig<C, P>, ctx: DriverContext): Driver<P>;
 }
 
 /**
- * One device's link. The device runner calls these one at a time (never concurrently) for a given
- * instance: connect → read… → close → connect → …
+ * One device's protocol logic on a shared link. The link runner calls read() and probe() one at a
+ * time per link (never concurrently), and only while the link is open.
  */
 export interface Driver<P extends CommonPoint = CommonPoint> {
-  /** Human-readable endpoint for logs and status, e.g. `tcp://10.0.0.5:502 unit 3`. */
-  readonly endpoint: string;
-  /**
-   * Opens the link. Rejects with NotConnectedError/TimeoutError; the runner retries with backoff.
-   * Must stop promptly when `signal` aborts.
-   */
-  connect(signal: AbortSignal): Promise<void>;
   /**
    * Precomputes how to read a set of points (request batching). Called once per poll group at
    * start; pure, no I/O. The result is passed back to read().
@@ -81,10 +80,10 @@ export interface Driver<P extends CommonPoint = CommonPoint> {
   /**
    * Reads one planned group. Returns one Reading per point, in plan order. A device exception
    * makes the affected points `bad` (with the code and its name in `reason`) and is not thrown.
-   * Throws NotConnectedError or TimeoutError when the link is unusable; the runner then closes
-   * the link and reconnects.
+   * Throws TimeoutError when the device does not answer, NotConnectedError when the link broke,
+   * BadFrameError for a garbled answer (CRC); the runner counts these and decides what is down.
    */
-  read(plan: unknown, signal: AbortSignal): Promise<Reading[]>;
-  /** Idempotent; safe to call when never connected. */
-  close(): Promise<void>;
+  read(plan: unknown, link: Link, signal: AbortSignal): Promise<Reading[]>;
+  /** The cheapest request that proves the device answers; any answer counts, even an exception. */
+  probe(link: Link, signal: AbortSignal): Promise<void>;
 }

@@ -24,12 +24,3 @@ export interface Sample {
 export interface StoredSample extends Sample {
   seq: number;
 }
-
-export type DeviceState = 'connecting' | 'online' | 'offline' | 'disabled';
-
-export interface DeviceStatus {
-  state: DeviceState;
-  ts: number;
-  reason?: string;
-  endpoint: string;
-}

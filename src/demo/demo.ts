@@ -52,7 +52,7 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
     g.mqtt.tls.ca = caFile;
     g.buffer.path = join(dir, 'buffer.db');
 
-    const gw = buildGateway(config, { log: createLogger(g.logging.level), drivers: DRIVERS, backoff: { minMs: 200, maxMs: 2000 } });
+    const gw = buildGateway(config, { log: createLogger(g.logging.level), drivers: DRIVERS });
     await gw.start();
     cleanup.unshift(() => gw.stop());
 

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { BufferedRow, SqliteBuffer } from '../buffer/sqlite-buffer.js';
 import { withSeq } from '../buffer/body.js';
 import type { MqttConfig } from '../config/schema.js';
-import type { DeviceStatus } from '../core/sample.js';
+import type { HealthSnapshot } from '../core/device-health.js';
 import { GatewayError } from '../errors.js';
 import type { Metrics } from '../health/metrics.js';
 import { renderTopic } from './topics.js';
@@ -49,7 +49,7 @@ export class MqttPublisher {
   private ackTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private pumping = false;
-  private readonly deviceStatus = new Map<string, DeviceStatus>();
+  private readonly deviceStatus = new Map<string, HealthSnapshot>();
   private readonly topicCache = new Map<string, string>();
   private readonly connectFn: MqttConnect;
   private readonly tlsOptions: Partial<IClientOptions>;
@@ -169,14 +169,13 @@ export class MqttPublisher {
     });
   }
 
-  private sendDeviceStatus(device: string, s: DeviceStatus): void {
+  private sendDeviceStatus(device: string, s: HealthSnapshot): void {
     const topic = renderTopic(this.cfg.device_status_topic, { ...this.id, device });
-    const payload = JSON.stringify({ state: s.state, ts: new Date(s.ts).toISOString(), endpoint: s.endpoint, ...(s.reason ? { reason: s.reason } : {}) });
-    this.client?.publish(topic, payload, { qos: 1, retain: true });
+    this.client?.publish(topic, JSON.stringify({ ...s, since: new Date(s.since).toISOString(), ts: new Date().toISOString() }), { qos: 1, retain: true });
   }
 
   /** Latest state of a device; published retained now if connected, else on the next connect. */
-  setDeviceStatus(device: string, s: DeviceStatus): void {
+  setDeviceStatus(device: string, s: HealthSnapshot): void {
     this.deviceStatus.set(device, s);
     if (this.connected) this.sendDeviceStatus(device, s);
   }

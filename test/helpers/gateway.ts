@@ -31,7 +31,6 @@ export function makeGateway(
   const gw = buildGateway(config, {
     log,
     drivers: DRIVERS,
-    backoff: { minMs: 100, maxMs: 500 },
     drainMs: 2000,
   });
   return {

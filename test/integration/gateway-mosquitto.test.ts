@@ -40,12 +40,14 @@ ${pts.join('\n')}
     driver: modbus_tcp
     poll_interval_ms: 200
     connection: { host: 127.0.0.1, port: ${simA.port}, timeout_ms: 300 }
+    link: { probe_interval_ms: 500, backoff_min_ms: 100, backoff_max_ms: 500 }
     points:
       - { name: counter, address: 0, type: uint32 }
   - name: plc-b
     driver: modbus_tcp
     poll_interval_ms: 200
     connection: { host: 127.0.0.1, port: ${simB.port}, timeout_ms: 300 }
+    link: { probe_interval_ms: 500, backoff_min_ms: 100, backoff_max_ms: 500 }
     points:
       - { name: counter, address: 0, type: uint32 }
 `;
@@ -99,6 +101,7 @@ afterAll(async () => {
   await broker?.stop();
 });
 
+const resumedReconnects = (m: { json: Record<string, unknown> }) => m.json.reconnects as number;
 const onTopic = (topic: string) => (m: { topic: string }) => m.topic === topic;
 
 describe('gateway → mosquitto (mutual TLS)', () => {
@@ -133,7 +136,8 @@ describe('gateway → mosquitto (mutual TLS)', () => {
       const gwStatus = await late.waitFor(onTopic(`${ROOT}/status`), 10_000, 'gateway status');
       expect(gwStatus).toMatchObject({ retain: true, json: { state: 'online' } });
       const dev = await late.waitFor(onTopic(`${ROOT}/status/types`), 10_000, 'device status');
-      expect(dev).toMatchObject({ retain: true, json: { state: 'online' } });
+      expect(dev).toMatchObject({ retain: true, json: { state: 'up', endpoint: `tcp://127.0.0.1:${typesSim.port}`, errors: 0, timeouts: 0 } });
+      expect((dev.json.rtt_ms as { p50: number }).p50).toBeGreaterThan(0);
     } finally {
       await late.close();
     }
@@ -145,25 +149,28 @@ describe('gateway → mosquitto (mutual TLS)', () => {
     await sub.waitFor(onTopic(aTopic), 10_000, 'plc-a data');
     const port = simA.port;
 
-    const offline = sub.next((m) => m.topic === `${ROOT}/status/plc-a` && m.json.state === 'offline', 10_000, 'plc-a offline');
+    const offline = sub.next((m) => m.topic === `${ROOT}/status/plc-a` && m.json.state === 'down', 10_000, 'plc-a down');
     const outageStart = Date.now();
     await simA.stop();
     const off = await offline;
     // A consumer that connects now learns the state from the retained message.
     const late = await Subscriber.connect(broker, `${ROOT}/status/plc-a`);
     const retained = await late.waitFor(() => true, 5000, 'retained plc-a status').finally(() => late.close());
-    expect(retained).toMatchObject({ retain: true, json: { state: 'offline' } });
-    expect(String(off.json.reason)).toMatch(/plc-a|closed|timeout|ECONNREFUSED/);
+    expect(retained).toMatchObject({ retain: true, json: { state: 'down' } });
+    expect(String(off.json.reason)).toMatch(/closed|no answer|ECONNREFUSED/);
+    expect(resumedReconnects(off)).toBe(0);
 
     // Stay down for a while: plc-b must keep publishing every poll meanwhile.
     const bDuring = sub.next((m) => m.topic === bTopic && new Date(m.json.ts as string).getTime() > outageStart + 2000, 10_000, 'plc-b during outage');
     await bDuring;
     const outageEnd = Date.now();
 
-    const online = sub.next((m) => m.topic === `${ROOT}/status/plc-a` && m.json.state === 'online', 15_000, 'plc-a online again');
+    const online = sub.next((m) => m.topic === `${ROOT}/status/plc-a` && m.json.state === 'up', 15_000, 'plc-a up again');
     simA = await startSim({ port, registers: [{ area: 'holding', address: 0, type: 'uint32', value: 777 }] });
     await online;
     const resumed = await sub.next((m) => m.topic === aTopic, 10_000, 'plc-a data after return');
+    const upAgain = sub.messages.filter((m) => m.topic === `${ROOT}/status/plc-a` && m.json.state === 'up').pop()!;
+    expect(resumedReconnects(upAgain)).toBeGreaterThanOrEqual(1);
     expect(resumed.json).toMatchObject({ value: 777, quality: 'good' });
 
     const bTimes = sub.messages

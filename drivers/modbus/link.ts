@@ -1,0 +1,234 @@
+// Modbus links: one modbus-serial client over a TCP socket or a serial port, shared by every unit
+// id behind it. The link runner opens and closes it and serialises requests; this file only moves
+// frames and turns transport failures into typed errors.
+import { Socket } from 'node:net';
+import modbusSerial from 'modbus-serial';
+import type { Logger } from 'pino';
+import type { Link } from '../../src/core/link.js';
+import { BadFrameError, NotConnectedError, TimeoutError } from '../../src/errors.js';
+import { EXCEPTION_NAMES } from './codec.js';
+import type { Area } from './schema.js';
+
+// modbus-serial is CommonJS whose typings declare an ES default export; under NodeNext the class is `.default`.
+const ModbusRTU = modbusSerial.default;
+type Client = InstanceType<typeof ModbusRTU>;
+
+export interface BlockAnswer {
+  words?: number[];
+  bits?: boolean[];
+  exception?: { code: number; name: string };
+}
+
+export abstract class ModbusLink implements Link {
+  abstract readonly endpoint: string;
+  abstract readonly kind: 'network' | 'bus';
+  protected client: Client | undefined;
+  /** Rejects pending requests as soon as the transport closes instead of waiting for the timeout. */
+  protected linkLost: Promise<never> | undefined;
+  private rejectLost: ((e: Error) => void) | undefined;
+  private onLost: ((reason: string) => void) | undefined;
+  /** Quiet time the line needs between frames (RTU: 3.5 character times). */
+  protected interFrameMs = 0;
+  private lastFrameAt = 0;
+
+  constructor(protected readonly log: Logger) {}
+
+  protected abstract connect(client: Client, signal: AbortSignal): Promise<void>;
+
+  async open(signal: AbortSignal, onLost: (reason: string) => void): Promise<void> {
+    await this.close();
+    const client = new ModbusRTU();
+    // modbus-serial emits 'error' on transport errors; unhandled it would crash the process.
+    client.on('error', (err: unknown) => this.log.debug({ err }, 'transport error'));
+    this.client = client;
+    this.onLost = onLost;
+    this.linkLost = new Promise<never>((_, reject) => (this.rejectLost = reject));
+    this.linkLost.catch(() => undefined);
+    try {
+      await this.connect(client, signal);
+    } catch (err) {
+      await this.close();
+      if (err instanceof TimeoutError || err instanceof NotConnectedError) throw err;
+      throw new NotConnectedError(`${this.endpoint}: open: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Called by subclasses when the transport closed underneath. */
+  protected lost(reason: string): void {
+    this.rejectLost?.(new NotConnectedError(`${this.endpoint}: ${reason}`));
+    const cb = this.onLost;
+    this.onLost = undefined;
+    cb?.(reason);
+  }
+
+  /** One read request to one unit. Exceptions come back as data; transport failures are thrown. */
+  async read(unit: number, area: Area, start: number, length: number, timeoutMs: number, signal: AbortSignal): Promise<BlockAnswer> {
+    const client = this.client;
+    const lost = this.linkLost;
+    if (!client || !lost) throw new NotConnectedError(`${this.endpoint}: not open`);
+    const quiet = this.lastFrameAt + this.interFrameMs - performance.now();
+    if (quiet > 0) await new Promise((r) => setTimeout(r, quiet));
+    client.setID(unit);
+    client.setTimeout(timeoutMs);
+    const what = `unit ${unit} read ${area}@${start}[${length}]`;
+    const request = (): Promise<{ data: number[] | boolean[] }> => {
+      switch (area) {
+        case 'holding':
+          return client.readHoldingRegisters(start, length);
+        case 'input':
+          return client.readInputRegisters(start, length);
+        case 'coil':
+          return client.readCoils(start, length);
+        case 'discrete':
+          return client.readDiscreteInputs(start, length);
+      }
+    };
+    try {
+      // modbus-serial applies timeoutMs itself; the extra deadline only guards against a lost callback.
+      const res = await withDeadline(Promise.race([request(), lost]), timeoutMs + 250, signal, () => new TimeoutError(`${this.endpoint}: ${what}: no answer after ${timeoutMs} ms`));
+      return area === 'coil' || area === 'discrete' ? { bits: res.data as boolean[] } : { words: res.data as number[] };
+    } catch (err) {
+      const e = err as { modbusCode?: number; errno?: string; message?: string };
+      if (typeof e.modbusCode === 'number') return { exception: { code: e.modbusCode, name: EXCEPTION_NAMES[e.modbusCode] ?? 'Unknown Exception' } };
+      if (err instanceof TimeoutError || err instanceof NotConnectedError) throw err;
+      if (e.errno === 'ETIMEDOUT') throw new TimeoutError(`${this.endpoint}: ${what}: no answer after ${timeoutMs} ms`);
+      if (/CRC|data length|Unexpected data|slave address/i.test(e.message ?? '')) throw new BadFrameError(`${this.endpoint}: ${what}: ${e.message}`);
+      throw new NotConnectedError(`${this.endpoint}: ${what}: ${e.message ?? String(err)}`, { cause: err });
+    } finally {
+      this.lastFrameAt = performance.now();
+    }
+  }
+
+  protected abstract release(client: Client | undefined): Promise<void>;
+
+  async close(): Promise<void> {
+    const client = this.client;
+    this.onLost = undefined;
+    this.rejectLost?.(new NotConnectedError(`${this.endpoint}: closed`));
+    this.rejectLost = undefined;
+    this.linkLost = undefined;
+    this.client = undefined;
+    await this.release(client);
+  }
+}
+
+export interface TcpEndpoint {
+  host: string;
+  port: number;
+  timeout_ms: number;
+  keepalive_s: number;
+}
+
+export class ModbusTcpLink extends ModbusLink {
+  readonly endpoint: string;
+  readonly kind = 'network' as const;
+  private socket: Socket | undefined;
+
+  constructor(
+    private readonly ep: TcpEndpoint,
+    log: Logger,
+  ) {
+    super(log);
+    this.endpoint = `tcp://${ep.host}:${ep.port}`;
+  }
+
+  protected async connect(client: Client, signal: AbortSignal): Promise<void> {
+    // We open the socket ourselves and hand it to modbus-serial: its own socket handling swallows
+    // a reset connection (no 'close' after an 'error'), which would leave a read hanging until its
+    // timeout instead of reporting the link down at once.
+    const socket = new Socket();
+    this.socket = socket;
+    socket.on('error', (err) => this.log.debug({ err: { message: err.message } }, 'socket error'));
+    socket.once('close', () => this.lost('connection closed'));
+    await withDeadline(
+      new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('error', reject);
+        socket.connect({ host: this.ep.host, port: this.ep.port });
+      }),
+      this.ep.timeout_ms,
+      signal,
+      () => new TimeoutError(`${this.endpoint}: connect: no answer after ${this.ep.timeout_ms} ms`),
+    );
+    socket.setNoDelay(true);
+    // OS keepalive notices a dead peer on an otherwise idle socket; the heartbeat probe is faster.
+    socket.setKeepAlive(true, this.ep.keepalive_s * 1000);
+    await client.connectTCP(this.ep.host, { port: this.ep.port, socket });
+  }
+
+  protected async release(): Promise<void> {
+    const socket = this.socket;
+    this.socket = undefined;
+    socket?.removeAllListeners('close');
+    // Destroying our socket is the whole close: modbus-serial's close() waits for a 'close' event
+    // that it no longer reports once the socket is gone. Its pending request timers fail harmlessly.
+    socket?.destroy();
+  }
+}
+
+export interface SerialEndpoint {
+  port: string;
+  baud_rate: number;
+  parity: 'none' | 'even' | 'odd';
+  data_bits: 7 | 8;
+  stop_bits: 1 | 2;
+  inter_frame_ms?: number;
+}
+
+/** Bits on the wire per character: start + data + parity + stop. */
+export const charBits = (ep: SerialEndpoint) => 1 + ep.data_bits + (ep.parity === 'none' ? 0 : 1) + ep.stop_bits;
+
+export class ModbusRtuLink extends ModbusLink {
+  readonly endpoint: string;
+  readonly kind = 'bus' as const;
+
+  constructor(
+    private readonly ep: SerialEndpoint,
+    log: Logger,
+  ) {
+    super(log);
+    this.endpoint = `serial:${ep.port}@${ep.baud_rate}`;
+    // Modbus RTU: 3.5 character times of silence between frames; the spec fixes 1.75 ms above 19200 baud.
+    this.interFrameMs = ep.inter_frame_ms ?? (ep.baud_rate > 19200 ? 1.75 : (3.5 * charBits(ep) * 1000) / ep.baud_rate);
+  }
+
+  protected async connect(client: Client, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) throw new NotConnectedError(`${this.endpoint}: aborted`);
+    await client.connectRTUBuffered(this.ep.port, { baudRate: this.ep.baud_rate, parity: this.ep.parity, dataBits: this.ep.data_bits, stopBits: this.ep.stop_bits });
+    // The port closing underneath (USB adapter unplugged) is the link being lost.
+    client.on('close', () => this.lost('serial port closed'));
+  }
+
+  protected async release(client: Client | undefined): Promise<void> {
+    if (!client) return;
+    (client as unknown as NodeJS.EventEmitter).removeAllListeners('close');
+    await new Promise<void>((resolve) => {
+      try {
+        client.close(() => resolve());
+      } catch {
+        resolve();
+      }
+      // A port that vanished never calls back.
+      setTimeout(resolve, 500).unref();
+    });
+  }
+}
+
+/** Races a promise against a deadline and an abort signal; the timer is always cleared. */
+export function withDeadline<T>(p: Promise<T>, ms: number, signal: AbortSignal, onTimeout: () => Error): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (signal.aborted) return reject(new NotConnectedError('aborted'));
+    const timer = setTimeout(() => finish(() => reject(onTimeout())), ms);
+    const onAbort = () => finish(() => reject(new NotConnectedError('aborted')));
+    signal.addEventListener('abort', onAbort, { once: true });
+    function finish(f: () => void) {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      f();
+    }
+    p.then(
+      (v) => finish(() => resolve(v)),
+      (e) => finish(() => reject(e)),
+    );
+  });
+}

@@ -1,0 +1,241 @@
+// The connection pool's unit: one runner per link (endpoint), owning it alone. It opens the link
+// with exponential backoff and full jitter, serialises every request on it (one outstanding at a
+// time, devices served round-robin so one chatty device cannot starve the others on a bus),
+// probes idle or down devices on a heartbeat, keeps each device's health, and drops and reopens a
+// network link that went silent. Drivers only exchange requests on an open link.
+import type { Logger } from 'pino';
+import { NotConnectedError, TimeoutError } from '../errors.js';
+import { DeviceHealth, type HealthSnapshot } from './device-health.js';
+import type { Driver } from './driver.js';
+import type { Link, LinkSettings } from './link.js';
+
+export interface LinkHooks {
+  /** A device's state changed (or its periodic refresh is due). Must not throw. */
+  onStatus(device: string, health: HealthSnapshot): void;
+  /** One request finished: rtt in ms when answered, else the failure kind. Must not throw. */
+  onExchange(device: string, outcome: { rttMs: number } | { failure: 'timeout' | 'error' | 'link' }): void;
+  onReconnect(endpoint: string): void;
+}
+
+export type ExecResult<T> = { ok: true; value: T; ts: number } | { ok: false; reason: string };
+
+interface Member {
+  name: string;
+  driver: Driver;
+  health: DeviceHealth;
+  probePending: boolean;
+  queue: Job[];
+}
+
+interface Job {
+  kind: 'poll' | 'probe';
+  fn: (signal: AbortSignal) => Promise<unknown>;
+  resolve: (r: ExecResult<unknown>) => void;
+}
+
+const STATUS_REFRESH_MS = 60_000;
+
+export class LinkRunner {
+  private state: 'connecting' | 'up' | 'down' = 'connecting';
+  private readonly members: Member[] = [];
+  private rr = 0;
+  private running = false;
+  private stopped = false;
+  private opened = false;
+  private attempt = 0;
+  private readonly abort = new AbortController();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private lastStatusAt = 0;
+  private active: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly link: Link,
+    private readonly settings: LinkSettings,
+    private readonly hooks: LinkHooks,
+    private readonly log: Logger,
+  ) {}
+
+  add(name: string, driver: Driver): void {
+    this.members.push({ name, driver, health: new DeviceHealth(this.link.endpoint, this.settings.failures_before_down), probePending: false, queue: [] });
+  }
+
+  health(name: string): HealthSnapshot | undefined {
+    return this.members.find((m) => m.name === name)?.health.snapshot();
+  }
+
+  /** Requests queued or running; 0 after stop() (tests check nothing is left pending). */
+  get pending(): number {
+    return this.members.reduce((n, m) => n + m.queue.length, 0) + (this.running ? 1 : 0);
+  }
+
+  start(): void {
+    for (const m of this.members) this.emit(m, true);
+    void this.connect();
+    this.heartbeat = setInterval(() => this.tick(), this.settings.probe_interval_ms);
+  }
+
+  private emit(m: Member, changed: boolean): void {
+    if (!changed) return;
+    const s = m.health.snapshot();
+    if (s.state === 'up') this.log.info({ device: m.name, endpoint: s.endpoint }, 'device up');
+    else if (s.state === 'down' || s.state === 'degraded') this.log.warn({ device: m.name, endpoint: s.endpoint, state: s.state, reason: s.reason }, `device ${s.state}`);
+    this.hooks.onStatus(m.name, s);
+  }
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    this.state = 'connecting';
+    let lostOnce = false;
+    try {
+      await this.link.open(this.abort.signal, (reason) => {
+        if (lostOnce) return;
+        lostOnce = true;
+        this.lost(reason);
+      });
+      if (this.stopped) return void (await this.link.close());
+      if (this.opened) {
+        for (const m of this.members) m.health.reconnects++;
+        this.hooks.onReconnect(this.link.endpoint);
+      }
+      this.opened = true;
+      this.attempt = 0;
+      this.state = 'up';
+      this.log.info({ endpoint: this.link.endpoint }, 'link open');
+      // A fresh link proves nothing about the devices behind it: probe each now.
+      for (const m of this.members) this.probe(m);
+    } catch (err) {
+      if (this.stopped) return;
+      this.state = 'down';
+      for (const m of this.members) this.emit(m, m.health.linkDown((err as Error).message));
+      this.scheduleReconnect();
+    }
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.retryTimer) return;
+    // Exponential backoff with full jitter: devices behind one switch do not retry in step.
+    const cap = Math.min(this.settings.backoff_max_ms, this.settings.backoff_min_ms * 2 ** this.attempt++);
+    const delay = Math.round(this.settings.backoff_min_ms / 2 + Math.random() * (cap - this.settings.backoff_min_ms / 2));
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.connect();
+    }, delay);
+  }
+
+  /** The transport is gone or silent: every device behind it is down until it reopens. */
+  private lost(reason: string): void {
+    if (this.stopped || this.state !== 'up') return;
+    this.state = 'down';
+    this.log.warn({ endpoint: this.link.endpoint, reason }, 'link lost');
+    for (const m of this.members) {
+      this.emit(m, m.health.linkDown(reason));
+      for (const j of m.queue.splice(0)) j.resolve({ ok: false, reason: 'link down' });
+      m.probePending = false;
+    }
+    void this.link.close().finally(() => this.scheduleReconnect());
+  }
+
+  private tick(): void {
+    if (this.state !== 'up') return;
+    const now = Date.now();
+    for (const m of this.members) {
+      if (m.health.state === 'down' || now - m.health.lastOkAt >= this.settings.probe_interval_ms) this.probe(m);
+    }
+    if (now - this.lastStatusAt >= STATUS_REFRESH_MS) {
+      this.lastStatusAt = now;
+      for (const m of this.members) this.hooks.onStatus(m.name, m.health.snapshot());
+    }
+  }
+
+  private probe(m: Member): void {
+    if (m.probePending) return;
+    m.probePending = true;
+    void this.enqueue(m, 'probe', (signal) => m.driver.probe(this.link, signal)).finally(() => (m.probePending = false));
+  }
+
+  /**
+   * Runs one poll of `device` on the link, in its fair turn. Never throws; a device that is down
+   * (or a link that is not up) is skipped at once, and the heartbeat's probes bring it back.
+   */
+  poll<T>(device: string, fn: (link: Link, signal: AbortSignal) => Promise<T>): Promise<ExecResult<T>> {
+    const m = this.members.find((x) => x.name === device)!;
+    if (this.state !== 'up') return Promise.resolve({ ok: false, reason: `link ${this.state}` });
+    if (m.health.state === 'down') return Promise.resolve({ ok: false, reason: 'device down' });
+    return this.enqueue(m, 'poll', (signal) => fn(this.link, signal)) as Promise<ExecResult<T>>;
+  }
+
+  private enqueue(m: Member, kind: Job['kind'], fn: Job['fn']): Promise<ExecResult<unknown>> {
+    if (this.stopped) return Promise.resolve({ ok: false, reason: 'stopped' });
+    return new Promise((resolve) => {
+      m.queue.push({ kind, fn, resolve });
+      if (!this.running) this.active = this.drain();
+    });
+  }
+
+  private next(): { m: Member; job: Job } | undefined {
+    for (let i = 0; i < this.members.length; i++) {
+      const m = this.members[(this.rr + i) % this.members.length]!;
+      const job = m.queue.shift();
+      if (job) {
+        this.rr = (this.rr + i + 1) % this.members.length;
+        return { m, job };
+      }
+    }
+    return undefined;
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      for (let item = this.next(); item; item = this.next()) {
+        const { m, job } = item;
+        if (this.state !== 'up' || this.stopped) {
+          job.resolve({ ok: false, reason: this.stopped ? 'stopped' : 'link down' });
+          continue;
+        }
+        const ts = Date.now();
+        const t0 = performance.now();
+        try {
+          const value = await job.fn(this.abort.signal);
+          const rtt = performance.now() - t0;
+          this.hooks.onExchange(m.name, { rttMs: rtt });
+          this.emit(m, m.health.ok(rtt));
+          job.resolve({ ok: true, value, ts });
+        } catch (err) {
+          job.resolve({ ok: false, reason: (err as Error).message });
+          this.failed(m, err);
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private failed(m: Member, err: unknown): void {
+    if (this.stopped) return;
+    const message = (err as Error).message;
+    if (err instanceof NotConnectedError) {
+      this.hooks.onExchange(m.name, { failure: 'link' });
+      this.lost(message);
+      return;
+    }
+    const kind = err instanceof TimeoutError ? 'timeout' : 'error';
+    this.hooks.onExchange(m.name, { failure: kind });
+    this.emit(m, m.health.fail(kind, message));
+    // On a network link, everyone silent means the path is dead (a firewall dropped the session
+    // without a reset): drop it and reconnect rather than wait for TCP to notice.
+    if (this.link.kind === 'network' && this.members.every((x) => x.health.state === 'down')) this.lost(`no device answers: ${message}`);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    clearInterval(this.heartbeat);
+    this.retryTimer = this.heartbeat = undefined;
+    this.abort.abort();
+    for (const m of this.members) for (const j of m.queue.splice(0)) j.resolve({ ok: false, reason: 'stopped' });
+    await this.active.catch(() => undefined);
+    await this.link.close().catch(() => undefined);
+  }
+}
