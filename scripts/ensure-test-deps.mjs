@@ -1,12 +1,13 @@
-// Part of `npm test`: the integration tests need Debian's mosquitto (broker) and mosquitto-clients
-// (the demo prints a mosquitto_sub command that a test runs). Installs them when run as root,
-// otherwise says exactly what to install.
+// Part of `npm test`: the integration tests need Debian's mosquitto (broker), mosquitto-clients
+// (the demo prints a mosquitto_sub command that a test runs) and socat (virtual serial lines for
+// Modbus RTU). Installs them when run as root, otherwise says exactly what to install.
 import { execSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 const need = [
   ['/usr/sbin/mosquitto', 'mosquitto'],
   ['/usr/bin/mosquitto_sub', 'mosquitto-clients'],
+  ['/usr/bin/socat', 'socat'],
 ].filter(([bin]) => !existsSync(bin)).map(([, pkg]) => pkg);
 
 if (need.length) {

@@ -30,13 +30,22 @@ export function analyse(messages: Message[], isData: (m: Message) => boolean): D
 }
 
 /** The highest seq the buffer ever assigned, and the seqs still stored, read from a closed buffer file. */
-export function bufferFile(path: string): { lastSeq: number; stored: Set<number>; deadLetters: { seq: number; reason: string }[] } {
+export function bufferFile(path: string): {
+  lastSeq: number;
+  stored: Set<number>;
+  deadLetters: { seq: number; reason: string }[];
+  evicted: number;
+  /** Events not yet acknowledged by the broker. */
+  pendingEvents: Record<string, unknown>[];
+} {
   const db = new Database(path, { readonly: true });
   try {
     const lastSeq = (db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'samples'").pluck().get() as number | undefined) ?? 0;
     const stored = new Set(db.prepare('SELECT seq FROM samples').pluck().all() as number[]);
     const deadLetters = db.prepare('SELECT seq, reason FROM dead_letter ORDER BY seq').all() as { seq: number; reason: string }[];
-    return { lastSeq, stored, deadLetters };
+    const evicted = (db.prepare("SELECT value FROM counters WHERE name = 'evicted'").pluck().get() as number | undefined) ?? 0;
+    const pendingEvents = (db.prepare('SELECT body FROM events ORDER BY id').pluck().all() as string[]).map((b) => JSON.parse(b) as Record<string, unknown>);
+    return { lastSeq, stored, deadLetters, evicted, pendingEvents };
   } finally {
     db.close();
   }

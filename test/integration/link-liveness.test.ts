@@ -1,72 +1,15 @@
 // Link liveness through a fault-injecting proxy: a silently blackholed link is found within one
 // probe interval plus the timeout, the other devices keep their rhythm, the device comes back by
 // itself, and nothing is left pending; a PLC restarted on its port is reconnected with backoff.
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DRIVERS } from '../../drivers/registry.js';
-import { ConfigLoader } from '../../src/config/load.js';
-import { formatProblem } from '../../src/config/yaml-file.js';
-import { buildGateway, type Gateway } from '../../src/gateway.js';
 import { start as startSim, type ModbusSimulator } from '../../simulators/modbus/index.js';
 import { startProxy, type TcpProxy } from '../../simulators/tcp-proxy/index.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { HealthSnapshot } from '../../src/core/device-health.js';
+import { capturedGateway } from '../helpers/captured-gateway.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-interface Seen {
-  device: string;
-  ts: number;
-}
-
-/** A gateway whose samples and device statuses are captured in-process (MQTT is not the subject here). */
-async function gatewayWith(devicesYaml: string) {
-  const dir = mkdtempSync(join(tmpdir(), 'edgeferry-link-'));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(join(dir, 'devices.yaml'), devicesYaml);
-  // A broker URL nobody listens on: samples stay buffered, which is fine for this test.
-  writeFileSync(join(dir, 'gateway.yaml'), 'version: 1\nsite: s\ngateway_id: g\ndevices: [devices.yaml]\nmqtt:\n  url: mqtts://127.0.0.1:1\n  reconnect_ms: 60000\nbuffer: { path: buffer.db }\nhealth: { enabled: false }\n');
-  const { config, problems } = new ConfigLoader(DRIVERS, dir).loadGatewayConfig('gateway.yaml');
-  if (!config) throw new Error(problems.map(formatProblem).join('\n'));
-  const gw: Gateway = buildGateway(config, { log: pino({ level: 'silent' }), drivers: DRIVERS, drainMs: 0 });
-  const statuses: { device: string; h: HealthSnapshot; at: number }[] = [];
-  const polls: Seen[] = [];
-  const waiters: (() => void)[] = [];
-  const wake = () => waiters.splice(0).forEach((w) => w());
-  // Observe through the metrics registry's public hooks: the status topic content and poll counts.
-  const origObserve = gw.metrics.polled.inc.bind(gw.metrics.polled);
-  gw.metrics.polled.inc = ((labels: { device: string }, n?: number) => {
-    polls.push({ device: labels.device, ts: Date.now() });
-    wake();
-    return origObserve(labels, n);
-  }) as typeof gw.metrics.polled.inc;
-  const origUp = gw.metrics.deviceUp.set.bind(gw.metrics.deviceUp);
-  gw.metrics.deviceUp.set = ((labels: { device: string }, v: number) => {
-    const h = gw.deviceStatus(labels.device);
-    if (h) statuses.push({ device: labels.device, h, at: Date.now() });
-    wake();
-    return origUp(labels, v);
-  }) as typeof gw.metrics.deviceUp.set;
-  const until = (pred: () => boolean, ms: number, what: string) =>
-    new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-      const check = () => {
-        if (pred()) {
-          clearTimeout(timer);
-          resolve();
-        } else waiters.push(check);
-      };
-      check();
-    });
-  await gw.start();
-  cleanups.push(() => gw.stop());
-  return { gw, statuses, polls, until };
-}
 
 function device(name: string, port: number, extra = ''): string {
   return `  - name: ${name}
@@ -92,7 +35,7 @@ describe('link liveness', () => {
     const proxy: TcpProxy = await startProxy({ port: behind.port });
     cleanups.push(() => proxy.stop());
     const resourcesBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout' || r === 'TCPSocketWrap').length;
-    const { gw, statuses, polls, until } = await gatewayWith(`version: 1\ndevices:\n${device('far', proxy.port)}${device('near', other.port)}`);
+    const { gw, statuses, polls, until } = await capturedGateway(cleanups, `version: 1\ndevices:\n${device('far', proxy.port)}${device('near', other.port)}`);
     await until(() => polls.filter((p) => p.device === 'far').length >= 3, 10_000, 'far polling');
 
     // Packets vanish, no RST: only the gateway's own timeouts and probes can notice.
@@ -126,7 +69,7 @@ describe('link liveness', () => {
   it('reconnects on backoff when a PLC restarts on the same port, and data resumes', async () => {
     let plc = await sim();
     const port = plc.port;
-    const { gw, statuses, polls, until } = await gatewayWith(`version: 1\ndevices:\n${device('plc', port)}`);
+    const { gw, statuses, polls, until } = await capturedGateway(cleanups, `version: 1\ndevices:\n${device('plc', port)}`);
     await until(() => polls.length >= 2, 10_000, 'polling');
     const stopAt = Date.now();
     await plc.stop();
