@@ -70,7 +70,8 @@ export async function startRtu(opts: RtuSimulatorOptions): Promise<RtuSimulator>
       out.writeUInt16LE(crc16(out.subarray(0, -2)) ^ (mem.has('bad_crc') ? 0xffff : 0), out.length - 2);
       answered++;
       const wire = charMs * (frame.length + out.length + 3.5);
-      const delay = Math.max(wire, mem.delayMs());
+      // Timers truncate fractions of a millisecond; round up so the emulated wire is never faster than a real one.
+      const delay = Math.ceil(Math.max(wire, mem.delayMs()));
       if (delay > 0) {
         const t = setTimeout(() => {
           timers.delete(t);
