@@ -76,6 +76,7 @@ export const modbusTcp: DriverSpec<ModbusTcpConnectionConfig, ModbusPointConfig>
   pointSchema: ModbusPoint,
   validate: validateModbusDevice,
   linkKey: (d) => `tcp://${d.connection.host}:${d.connection.port}`,
+  sharedConnectionKeys: ['keepalive_s'],
   createLink: (d, ctx) => new ModbusTcpLink(d.connection, ctx.log),
   create: (device, ctx) => new ModbusDriver(device, ctx),
 };
@@ -87,6 +88,7 @@ export const modbusRtu: DriverSpec<ModbusRtuConnectionConfig, ModbusPointConfig>
   pointSchema: ModbusPoint,
   validate: validateModbusDevice,
   linkKey: (d) => `serial:${d.connection.port}`,
+  sharedConnectionKeys: ['baud_rate', 'parity', 'data_bits', 'stop_bits', 'inter_frame_ms'],
   createLink: (d, ctx) => new ModbusRtuLink(d.connection, ctx.log),
   create: (device, ctx) => new ModbusDriver(device, ctx),
 };

@@ -8,7 +8,7 @@ import type { DeviceConfig, DriverSpec } from '../core/driver.js';
 import { DeviceMap, GatewayFile, type GatewayFileConfig } from './schema.js';
 import { didYouMean, translate } from './messages.js';
 import { YamlFile, type ConfigProblem, type YamlPath } from './yaml-file.js';
-import { checkDeviceNames, checkGateway, checkTopics } from './semantic.js';
+import { checkDeviceNames, checkGateway, checkSharedLinks, checkTopics } from './semantic.js';
 
 export interface LoadedDevice extends DeviceConfig {
   /** Where it was written, for later problems and for logs. */
@@ -123,7 +123,7 @@ export class ConfigLoader {
       problems.push(...r.problems);
       devices.push(...r.devices);
     }
-    problems.push(...checkDeviceNames(devices));
+    problems.push(...checkDeviceNames(devices), ...checkSharedLinks(devices, this.drivers));
     if (!problems.length) problems.push(...checkTopics(gateway, devices));
     const config = problems.length ? undefined : { gatewayFile: file.abs, baseDir, gateway, devices };
     return { config, problems, deviceFiles };
@@ -157,7 +157,7 @@ export class ConfigLoader {
         standaloneDevices.push(...r.devices);
       }
     }
-    problems.push(...checkDeviceNames(standaloneDevices));
+    problems.push(...checkDeviceNames(standaloneDevices), ...checkSharedLinks(standaloneDevices, this.drivers));
     return { problems: sortProblems(problems), configs };
   }
 

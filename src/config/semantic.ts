@@ -2,6 +2,7 @@
 import { accessSync, constants } from 'node:fs';
 import { resolve } from 'node:path';
 import { renderTopic, unknownPlaceholders } from '../publish/topics.js';
+import type { DriverSpec } from '../core/driver.js';
 import type { LoadedDevice } from './load.js';
 import type { GatewayFileConfig } from './schema.js';
 import type { ConfigProblem, YamlFile } from './yaml-file.js';
@@ -83,6 +84,41 @@ export function checkTopics(g: GatewayFileConfig, devices: LoadedDevice[]): Conf
         out.push(d.source.file.problem(['devices', d.source.index, 'points', i, 'name'], `expected a topic of its own, got "${topic}", which is also ${other}`));
       } else owners.set(topic, `point "${p.name}" of device "${d.name}"`);
     });
+  }
+  return out;
+}
+
+/**
+ * Devices that share an endpoint share one link, which is made from the first device's settings:
+ * a second device that says otherwise would be silently ignored, so it is an error instead.
+ */
+export function checkSharedLinks(devices: LoadedDevice[], drivers: readonly DriverSpec[]): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const first = new Map<string, LoadedDevice>();
+  for (const d of devices) {
+    const spec = drivers.find((x) => x.type === d.driver);
+    if (!spec) continue;
+    const key = spec.linkKey(d);
+    const owner = first.get(key);
+    if (!owner) {
+      first.set(key, d);
+      continue;
+    }
+    const at = (path: (string | number)[]) => d.source.file.problem(['devices', d.source.index, ...path], '');
+    for (const k of Object.keys(d.link) as (keyof typeof d.link)[]) {
+      if (d.link[k] !== owner.link[k]) {
+        const p = at(['link', k]);
+        out.push({ ...p, message: `expected ${owner.link[k]} like device "${owner.name}", which shares ${key} (one link, one setting), got ${d.link[k]}` });
+      }
+    }
+    for (const k of spec.sharedConnectionKeys ?? []) {
+      const mine = (d.connection as Record<string, unknown>)[k];
+      const theirs = (owner.connection as Record<string, unknown>)[k];
+      if (mine !== theirs) {
+        const p = at(['connection', k]);
+        out.push({ ...p, message: `expected ${JSON.stringify(theirs)} like device "${owner.name}", which shares ${key} (one link, one setting), got ${JSON.stringify(mine)}` });
+      }
+    }
   }
   return out;
 }

@@ -61,6 +61,8 @@ export interface DriverSpec<C = any, P extends CommonPoint = any> {
   validate?(device: DeviceConfig<C, P>): DeviceIssue[];
   /** Devices whose keys are equal share one link (e.g. `tcp://host:port`, `serial:/dev/ttyUSB0`). Pure. */
   linkKey(device: DeviceConfig<C, P>): string;
+  /** Connection keys that configure the shared link, so devices sharing it must agree (e.g. baud_rate). */
+  readonly sharedConnectionKeys?: readonly string[];
   /** Makes the link for a key from the first device that has it; stores config only, no I/O. */
   createLink(device: DeviceConfig<C, P>, ctx: DriverContext): Link;
   /** Stores config only; no I/O, no timers (STYLE rule 2). */
