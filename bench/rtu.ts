@@ -49,8 +49,8 @@ async function run(baud: number) {
   const units = Object.fromEntries(Array.from({ length: SLAVES }, (_, i) => [i + 1, [{ area: 'holding' as const, address: 0, value: 1 }]]));
   const sim = await startRtu({ path: pty.b, units, baud });
   const devs = Array.from({ length: SLAVES }, (_, i) => device(pty.a, baud, i + 1));
-  const link = modbusRtu.createLink(devs[0]!, { log });
-  const drivers = devs.map((d) => modbusRtu.create(d, { log }));
+  const link = modbusRtu.createLink(devs[0]!, { log, baseDir: '.' });
+  const drivers = devs.map((d) => modbusRtu.create(d, { log, baseDir: '.' }));
   const plans = drivers.map((d) => d.plan(points));
 
   // 1. Back-to-back polls of all slaves in turn, one request on the wire at a time.
@@ -74,7 +74,7 @@ async function run(baud: number) {
 
   // 2. The same load through the LinkRunner, with a 1 s heartbeat: count the probes it adds.
   let probes = 0;
-  const runner = new LinkRunner(modbusRtu.createLink(devs[0]!, { log }), devs[0]!.link, { onStatus: () => undefined, onExchange: () => undefined, onReconnect: () => undefined }, log);
+  const runner = new LinkRunner(modbusRtu.createLink(devs[0]!, { log, baseDir: '.' }), devs[0]!.link, { onStatus: () => undefined, onExchange: () => undefined, onReconnect: () => undefined }, log);
   drivers.forEach((d, i) => {
     const probe = d.probe.bind(d);
     runner.add(`slave-${i + 1}`, { plan: d.plan.bind(d), read: d.read.bind(d), probe: (l, s) => (probes++, probe(l, s)) });

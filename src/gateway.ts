@@ -97,12 +97,12 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const wire = (device: LoadedDevice) => {
     const spec = deps.drivers.find((d) => d.type === device.driver)!;
     const dlog = log.child({ component: 'driver', driver: spec.type, device: device.name });
-    const driver = spec.create(device, { log: dlog });
+    const driver = spec.create(device, { log: dlog, baseDir });
     // One link per endpoint, shared by every device behind it; the first device's settings make it.
     const key = spec.linkKey(device);
     let runner = links.get(key);
     if (!runner) {
-      const link = spec.createLink(device, { log: log.child({ component: 'link', driver: spec.type, link: key }) });
+      const link = spec.createLink(device, { log: log.child({ component: 'link', driver: spec.type, link: key }), baseDir });
       runner = new LinkRunner(link, device.link, linkHooks, log.child({ component: 'link', link: key }));
       links.set(key, runner);
     }

@@ -17,6 +17,7 @@ export function encodeBody(s: Sample): string {
   if (s.reason !== undefined) out += `,"reason":${JSON.stringify(s.reason)}`;
   if (typeof s.value === 'number' && !Number.isFinite(s.value)) out += `,"raw":"${String(s.value)}"`;
   if (s.deviceTs !== undefined) out += `,"device_ts":"${new Date(s.deviceTs).toISOString()}"`;
+  if (s.serverTs !== undefined) out += `,"server_ts":"${new Date(s.serverTs).toISOString()}"`;
   if (s.unit !== undefined) out += `,"unit":${JSON.stringify(s.unit)}`;
   out += `,"channel":${JSON.stringify(s.channel)}}`;
   return out;

@@ -10,7 +10,7 @@ import type { Link, LinkSettings } from './link.js';
 export type Quality = 'good' | 'bad' | 'uncertain';
 
 /** bigint only for 64-bit integers that do not fit a double exactly. */
-export type Value = number | bigint | boolean | string | null;
+export type Value = number | bigint | boolean | string | null | readonly (number | boolean | string | null)[];
 
 /** One point's outcome of one read. A bad reading carries `reason` and a null value. */
 export interface Reading {
@@ -18,8 +18,10 @@ export interface Reading {
   value: Value;
   quality: Quality;
   reason?: string;
-  /** Device time in ms since the epoch, where the protocol gives one. */
+  /** Device (source) time in ms since the epoch, where the protocol gives one. */
   deviceTs?: number;
+  /** Server time, where the protocol gives one besides the source time (OPC UA). */
+  serverTs?: number;
 }
 
 /** A device entry after validation: the envelope plus the driver's typed connection and points. */
@@ -42,6 +44,8 @@ export interface DeviceIssue {
 export interface DriverContext {
   /** Already bound to {component:'driver', driver, device}. */
   log: Logger;
+  /** Folder of the gateway file; relative paths in connection settings start here. */
+  baseDir: string;
 }
 
 /**

@@ -8,6 +8,8 @@ export interface Sample {
   ts: number;
   /** Device time, where the protocol gives one. */
   deviceTs?: number;
+  /** Server time (OPC UA), besides the source time. */
+  serverTs?: number;
   device: string;
   point: string;
   value: Value;

@@ -46,10 +46,10 @@ afterEach(async () => {
 async function setup(points: ModbusPointConfig[], conn: Partial<ModbusTcpConnectionConfig> = {}, simOpts: Parameters<typeof start>[0] = {}) {
   sim = await start(simOpts);
   const dev = device(sim.port, points, conn);
-  link = modbusTcp.createLink(dev, { log });
+  link = modbusTcp.createLink(dev, { log, baseDir: '.' });
   const lost: string[] = [];
   await link.open(signal, (r) => lost.push(r));
-  const driver = modbusTcp.create(dev, { log });
+  const driver = modbusTcp.create(dev, { log, baseDir: '.' });
   return { sim, link, driver, plan: driver.plan(points), lost };
 }
 
@@ -103,7 +103,7 @@ describe('modbus_tcp driver on a link', () => {
     const s = await start();
     const port = s.port;
     await s.stop();
-    link = modbusTcp.createLink(device(port, [pt('a', 0)]), { log });
+    link = modbusTcp.createLink(device(port, [pt('a', 0)]), { log, baseDir: '.' });
     await expect(link.open(signal, () => undefined)).rejects.toBeInstanceOf(NotConnectedError);
   });
 
@@ -115,7 +115,7 @@ describe('modbus_tcp driver on a link', () => {
   });
 
   it('close() is idempotent and safe before open', async () => {
-    link = modbusTcp.createLink(device(1, [pt('a', 0)]), { log });
+    link = modbusTcp.createLink(device(1, [pt('a', 0)]), { log, baseDir: '.' });
     await link.close();
     await link.close();
   });

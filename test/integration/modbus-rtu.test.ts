@@ -56,23 +56,23 @@ describe('modbus_rtu', () => {
     const { pty } = await line();
     const sim = await slaves(pty.b, [1, 2, 3]);
     for (const id of [1, 2]) for (const v of vectorPoints) wordsOf(v.words).forEach((w, k) => (sim.unit(id).words.holding[v.point.address + k] = w));
-    const link = modbusRtu.createLink(rtuDevice(pty.a, 1, []), { log });
+    const link = modbusRtu.createLink(rtuDevice(pty.a, 1, []), { log, baseDir: '.' });
     cleanups.push(() => link.close());
     await link.open(signal, () => undefined);
     const points = vectorPoints.map((v) => v.point);
     for (const id of [1, 2]) {
-      const driver = modbusRtu.create(rtuDevice(pty.a, id, points), { log });
+      const driver = modbusRtu.create(rtuDevice(pty.a, id, points), { log, baseDir: '.' });
       const readings = await driver.read(driver.plan(points), link, signal);
       expect(readings.map((r) => (typeof r.value === 'bigint' ? r.value.toString() : JSON.stringify(r.value)))).toEqual(vectorPoints.map((v) => v.json));
     }
     // A garbled answer is a typed error, and the line keeps working for the others.
     sim.script(3, { kind: 'bad_crc' });
-    const bad = modbusRtu.create(rtuDevice(pty.a, 3, [pt('x', 0)]), { log });
+    const bad = modbusRtu.create(rtuDevice(pty.a, 3, [pt('x', 0)]), { log, baseDir: '.' });
     await expect(bad.read(bad.plan([pt('x', 0)]), link, signal)).rejects.toBeInstanceOf(BadFrameError);
-    const good = modbusRtu.create(rtuDevice(pty.a, 1, [pt('x', 0)]), { log });
+    const good = modbusRtu.create(rtuDevice(pty.a, 1, [pt('x', 0)]), { log, baseDir: '.' });
     expect((await good.read(good.plan([pt('x', 0)]), link, signal))[0]).toMatchObject({ value: 100, quality: 'good' });
     // A slave that is not there times out.
-    const ghost = modbusRtu.create(rtuDevice(pty.a, 9, [pt('x', 0)]), { log });
+    const ghost = modbusRtu.create(rtuDevice(pty.a, 9, [pt('x', 0)]), { log, baseDir: '.' });
     await expect(ghost.read(ghost.plan([pt('x', 0)]), link, signal)).rejects.toBeInstanceOf(TimeoutError);
   });
 

@@ -1,0 +1,109 @@
+import type { DataValue, Variant } from 'node-opcua';
+import type { DeviceConfig, Driver, DriverContext, Reading, Value } from '../../src/core/driver.js';
+import type { Link } from '../../src/core/link.js';
+import { TimeoutError } from '../../src/errors.js';
+import { deadline, type OpcuaLink } from './link.js';
+import type { OpcuaConnectionConfig, OpcuaPointConfig } from './schema.js';
+
+/** Server_ServerStatus_CurrentTime: the cheapest read that proves the session works. */
+const CURRENT_TIME = 'i=2258';
+/** AttributeIds.Value */
+const VALUE = 13;
+/** Built-in type ids (Part 6, 5.1.2), so this module does not have to load node-opcua. */
+const DataType = { Boolean: 1, Int64: 8, UInt64: 9, DateTime: 13, Guid: 14, ByteString: 15, NodeId: 17, QualifiedName: 20, LocalizedText: 21 } as const;
+
+/** node-opcua gives 64-bit integers as [high, low] 32-bit words. */
+function int64(v: unknown, signed: boolean): number | bigint {
+  if (!Array.isArray(v)) return Number(v);
+  const raw = (BigInt(v[0] >>> 0) << 32n) | BigInt(v[1] >>> 0);
+  const big = signed ? BigInt.asIntN(64, raw) : raw;
+  return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
+}
+
+function scalar(dataType: number, v: unknown): Value {
+  if (v === null || v === undefined) return null;
+  switch (dataType) {
+    case DataType.Int64:
+      return int64(v, true);
+    case DataType.UInt64:
+      return int64(v, false);
+    case DataType.DateTime:
+      return v instanceof Date ? v.toISOString() : String(v);
+    case DataType.ByteString:
+      return Buffer.isBuffer(v) ? v.toString('base64') : String(v);
+    case DataType.LocalizedText:
+      return (v as { text?: string }).text ?? null;
+    case DataType.QualifiedName:
+      return (v as { name?: string }).name ?? null;
+    case DataType.NodeId:
+    case DataType.Guid:
+      return String(v);
+    case DataType.Boolean:
+      return Boolean(v);
+    default:
+      return typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean' ? v : String(v);
+  }
+}
+
+/** A Variant as a JSON-able value: scalars as they are, arrays as arrays of scalars. */
+export function variantValue(variant: Variant | undefined): Value {
+  if (!variant) return null;
+  const v = variant.value as unknown;
+  if (variant.arrayType !== undefined && Number(variant.arrayType) !== 0 /* Scalar */) {
+    const list = Array.from((v ?? []) as ArrayLike<unknown>).map((x) => scalar(Number(variant.dataType), x));
+    // bigints cannot go into JSON arrays; 64-bit array elements beyond 2^53 become strings.
+    return list.map((x) => (typeof x === 'bigint' ? x.toString() : x)) as Value;
+  }
+  return scalar(Number(variant.dataType), v);
+}
+
+export function toReading(point: OpcuaPointConfig, dv: DataValue): Reading {
+  const code = dv.statusCode.value >>> 0;
+  const severity = code >>> 30; // 0 good, 1 uncertain, 2 bad (Part 4, StatusCode)
+  const reading: Reading = {
+    point: point.name,
+    value: severity === 2 ? null : variantValue(dv.value),
+    quality: severity === 0 ? 'good' : severity === 1 ? 'uncertain' : 'bad',
+  };
+  if (severity !== 0) reading.reason = `${dv.statusCode.name} (0x${code.toString(16).padStart(8, '0')})`;
+  if (dv.sourceTimestamp) reading.deviceTs = dv.sourceTimestamp.getTime();
+  if (dv.serverTimestamp) reading.serverTs = dv.serverTimestamp.getTime();
+  return reading;
+}
+
+/** An OPC UA device: points are variables read in batches within the server's operation limits. */
+export class OpcuaDriver implements Driver<OpcuaPointConfig> {
+  private readonly cfg: OpcuaConnectionConfig;
+  constructor(device: DeviceConfig<OpcuaConnectionConfig, OpcuaPointConfig>, _ctx: DriverContext) {
+    this.cfg = device.connection;
+  }
+
+  plan(points: OpcuaPointConfig[]): OpcuaPointConfig[] {
+    return points;
+  }
+
+  async probe(link: Link, _signal: AbortSignal): Promise<void> {
+    const { session, lost } = (link as OpcuaLink).session();
+    await this.guard(Promise.race([session.read({ nodeId: CURRENT_TIME, attributeId: VALUE }), lost]), 'probe');
+  }
+
+  async read(plan: unknown, link: Link, _signal: AbortSignal): Promise<Reading[]> {
+    const points = plan as OpcuaPointConfig[];
+    const l = link as OpcuaLink;
+    const { session, lost } = l.session();
+    const out: Reading[] = [];
+    for (let i = 0; i < points.length; i += l.maxNodesPerRead) {
+      const chunk = points.slice(i, i + l.maxNodesPerRead);
+      const values = await this.guard(
+        Promise.race([session.read(chunk.map((p) => ({ nodeId: p.node_id, attributeId: VALUE }))), lost]),
+        `read of ${chunk.length} nodes`,
+      );
+      chunk.forEach((p, k) => out.push(toReading(p, values[k]!)));
+    }
+    return out;
+  }
+
+  private guard<T>(p: Promise<T>, what: string): Promise<T> {
+    return deadline(p, this.cfg.timeout_ms + 250, () => new TimeoutError(`${this.cfg.endpoint}: ${what}: no answer after ${this.cfg.timeout_ms} ms`));
+  }
+}

@@ -1,0 +1,153 @@
+// An OPC UA link: one node-opcua client and session per endpoint. The link runner owns its
+// liveness: node-opcua's own reconnect loop is switched off (connectionStrategy.maxRetry 0), so a
+// restarted server never sees two competing loops flooding it with CreateSession requests; a lost
+// connection is reported and the runner reopens on its backoff schedule.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { ClientSession, OPCUAClient, UserIdentityInfo } from 'node-opcua';
+import type { Logger } from 'pino';
+import type { Link } from '../../src/core/link.js';
+import { NotConnectedError, TimeoutError } from '../../src/errors.js';
+import { loadOpcua } from './load.js';
+import type { OpcuaConnectionConfig } from './schema.js';
+
+/** MessageSecurityMode values (Part 4). */
+const MODES = { None: 1, Sign: 2, SignAndEncrypt: 3 } as const;
+/** SecurityPolicy URIs (Part 7). */
+const POLICY_URI = 'http://opcfoundation.org/UA/SecurityPolicy#';
+/** UserTokenType values (Part 4). */
+const TOKEN = { Anonymous: 0, UserName: 1, Certificate: 2 } as const;
+/** AttributeIds.Value */
+const VALUE = 13;
+
+/** ServerCapabilities.OperationLimits.MaxNodesPerRead (Part 5). */
+const MAX_NODES_PER_READ = 'i=11705';
+
+export class OpcuaLink implements Link {
+  readonly endpoint: string;
+  readonly kind = 'network' as const;
+  private client: OPCUAClient | undefined;
+  private sessionRef: ClientSession | undefined;
+  private lost: Promise<never> | undefined;
+  private rejectLost: ((e: Error) => void) | undefined;
+  /** Read requests are split to this many nodes (from the server's operation limits). */
+  maxNodesPerRead = 1000;
+  private readonly pki: string;
+
+  constructor(
+    private readonly cfg: OpcuaConnectionConfig,
+    private readonly baseDir: string,
+    private readonly log: Logger,
+  ) {
+    this.endpoint = cfg.endpoint;
+    this.pki = resolve(baseDir, cfg.pki_dir);
+  }
+
+  private identity(): UserIdentityInfo {
+    const file = (f: string | undefined, what: string) => {
+      if (!f) throw new NotConnectedError(`${this.endpoint}: auth ${this.cfg.auth} needs ${what}`);
+      return readFileSync(resolve(this.baseDir, f), 'utf8');
+    };
+    switch (this.cfg.auth) {
+      case 'username':
+        return { type: TOKEN.UserName, userName: this.cfg.username ?? '', password: file(this.cfg.password_file, 'password_file').replace(/\r?\n$/, '') } as UserIdentityInfo;
+      case 'certificate': {
+        const pem = file(this.cfg.user_certificate, 'user_certificate');
+        const der = Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+        return { type: TOKEN.Certificate, certificateData: der, privateKey: file(this.cfg.user_key, 'user_key') } as unknown as UserIdentityInfo;
+      }
+      default:
+        return { type: TOKEN.Anonymous } as UserIdentityInfo;
+    }
+  }
+
+  async open(signal: AbortSignal, onLost: (reason: string) => void): Promise<void> {
+    await this.close();
+    if (signal.aborted) throw new NotConnectedError(`${this.endpoint}: aborted`);
+    const { OPCUACertificateManager, OPCUAClient } = await loadOpcua(this.log);
+    const certificateManager = new OPCUACertificateManager({ rootFolder: this.pki, automaticallyAcceptUnknownCertificate: this.cfg.trust_unknown_server, disableFileWatchers: true });
+    await certificateManager.initialize();
+    const client = OPCUAClient.create({
+      applicationName: 'edgeferry',
+      applicationUri: `urn:${hostname()}:edgeferry`,
+      clientCertificateManager: certificateManager,
+      securityMode: MODES[this.cfg.security_mode],
+      securityPolicy: POLICY_URI + this.cfg.security_policy,
+      endpointMustExist: false,
+      keepSessionAlive: false,
+      requestedSessionTimeout: 60_000,
+      defaultTransactionTimeout: this.cfg.timeout_ms,
+      connectionStrategy: { maxRetry: 0, initialDelay: 100, maxDelay: 100 },
+    });
+    this.client = client;
+    let reported = false;
+    const report = (reason: string) => {
+      if (reported) return;
+      reported = true;
+      this.rejectLost?.(new NotConnectedError(`${this.endpoint}: ${reason}`));
+      onLost(reason);
+    };
+    this.lost = new Promise<never>((_, reject) => (this.rejectLost = reject));
+    this.lost.catch(() => undefined);
+    const started = Date.now();
+    try {
+      await deadline(client.connect(this.endpoint), this.cfg.timeout_ms, () => new TimeoutError(`${this.endpoint}: connect: no answer after ${this.cfg.timeout_ms} ms`));
+      client.on('connection_lost', () => report('connection lost'));
+      client.on('close', () => report('connection closed'));
+      const session = await deadline(client.createSession(this.identity()), this.cfg.timeout_ms, () => new TimeoutError(`${this.endpoint}: CreateSession: no answer after ${this.cfg.timeout_ms} ms`));
+      session.on('session_closed', () => report('session closed'));
+      this.sessionRef = session;
+      const limit = await session.read({ nodeId: MAX_NODES_PER_READ, attributeId: VALUE }).catch(() => undefined);
+      const n = Number(limit?.value?.value ?? 0);
+      this.maxNodesPerRead = this.cfg.max_nodes_per_read || (n > 0 ? n : 1000);
+    } catch (err) {
+      await this.close();
+      if (err instanceof TimeoutError || err instanceof NotConnectedError) throw err;
+      const message = (err as Error).message;
+      if (/certificate/i.test(message)) throw new NotConnectedError(this.untrustedMessage(started), { cause: err });
+      throw new NotConnectedError(`${this.endpoint}: ${message}`, { cause: err });
+    }
+  }
+
+  /** The clear error for an untrusted server certificate: which one, and where to put it. */
+  private untrustedMessage(since: number): string {
+    const dir = join(this.pki, 'rejected');
+    let newest: string | undefined;
+    try {
+      newest = readdirSync(dir)
+        .map((f) => ({ f, t: statSync(join(dir, f)).mtimeMs }))
+        .filter((x) => x.t >= since - 1000)
+        .sort((a, b) => b.t - a.t)[0]?.f;
+    } catch {
+      /* no rejected folder */
+    }
+    const thumb = newest ? /\[([0-9a-f]{40})\]/i.exec(newest)?.[1] ?? newest : 'unknown';
+    return `${this.endpoint}: the server certificate (SHA-1 thumbprint ${thumb}) is not trusted; if it is the right server, move ${newest ? join(dir, newest) : `${dir}/<its file>`} to ${join(this.pki, 'trusted', 'certs')}/ (or set trust_unknown_server: true to accept a first certificate)`;
+  }
+
+  /** The open session; throws NotConnectedError when there is none. */
+  session(): { session: ClientSession; lost: Promise<never> } {
+    if (!this.sessionRef || !this.lost) throw new NotConnectedError(`${this.endpoint}: no session`);
+    return { session: this.sessionRef, lost: this.lost };
+  }
+
+  async close(): Promise<void> {
+    const client = this.client;
+    const session = this.sessionRef;
+    this.client = undefined;
+    this.sessionRef = undefined;
+    this.rejectLost?.(new NotConnectedError(`${this.endpoint}: closed`));
+    this.rejectLost = undefined;
+    this.lost = undefined;
+    client?.removeAllListeners('connection_lost');
+    client?.removeAllListeners('close');
+    if (session) await deadline(session.close(), 2000, () => new Error('close timeout')).catch(() => undefined);
+    if (client) await deadline(client.disconnect(), 2000, () => new Error('disconnect timeout')).catch(() => undefined);
+  }
+}
+
+export function deadline<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(onTimeout()), ms)))]).finally(() => clearTimeout(timer));
+}

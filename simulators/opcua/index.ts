@@ -1,0 +1,113 @@
+// An OPC UA server (node-opcua) with a small plant model, for tests, benchmarks and the demo:
+// changing analog values, counters, booleans, strings, an array, a 64-bit counter and a writable
+// setpoint under Objects/Plant/Line1. It offers every security policy the driver supports, with
+// its own certificates in a PKI folder of its own, and counts the sessions clients create.
+import { createServer } from 'node:net';
+import { OPCUACertificateManager, OPCUAServer, DataType, MessageSecurityMode, SecurityPolicy, Variant, VariantArrayType, StatusCodes } from 'node-opcua';
+
+export interface OpcuaSimOptions {
+  port?: number;
+  /** Folder for the server's own PKI (certificate created on first start). */
+  pkiDir: string;
+  /** Accepted user name → password; anonymous is always allowed. */
+  users?: Record<string, string>;
+}
+
+export interface OpcuaSimulator {
+  port: number;
+  endpoint: string;
+  /** CreateSession requests answered since start. */
+  readonly sessionsCreated: number;
+  /** The server's certificate (DER), e.g. to trust it in a client PKI. */
+  certificate(): Buffer;
+  /** Sets the value of Line1.Setpoint, as an operator would. */
+  setSetpoint(v: number): void;
+  stop(): Promise<void>;
+}
+
+export const PLANT_NODES = {
+  temperature: { nodeId: 'ns=1;s=Line1.Temperature', dataType: 'Double' },
+  pressure: { nodeId: 'ns=1;s=Line1.Pressure', dataType: 'Float' },
+  counter: { nodeId: 'ns=1;s=Line1.Counter', dataType: 'UInt32' },
+  energy: { nodeId: 'ns=1;s=Line1.EnergyWh', dataType: 'Int64' },
+  level: { nodeId: 'ns=1;s=Line1.Level', dataType: 'Int16' },
+  running: { nodeId: 'ns=1;s=Line1.Running', dataType: 'Boolean' },
+  recipe: { nodeId: 'ns=1;s=Line1.Recipe', dataType: 'String' },
+  profile: { nodeId: 'ns=1;s=Line1.Profile', dataType: 'Double[]' },
+  setpoint: { nodeId: 'ns=1;s=Line1.Setpoint', dataType: 'Double' },
+} as const;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startOpcuaSim(opts: OpcuaSimOptions): Promise<OpcuaSimulator> {
+  const port = opts.port ?? (await freePort());
+  const serverCertificateManager = new OPCUACertificateManager({ rootFolder: opts.pkiDir, automaticallyAcceptUnknownCertificate: true, disableFileWatchers: true });
+  await serverCertificateManager.initialize();
+  const users = opts.users ?? {};
+  const server = new OPCUAServer({
+    port,
+    hostname: '127.0.0.1',
+    resourcePath: '/edgeferry-sim',
+    buildInfo: { productName: 'edgeferry OPC UA simulator', manufacturerName: 'edgeferry' },
+    serverCertificateManager,
+    securityPolicies: [SecurityPolicy.None, SecurityPolicy.Basic256Sha256, SecurityPolicy.Aes128_Sha256_RsaOaep, SecurityPolicy.Aes256_Sha256_RsaPss],
+    securityModes: [MessageSecurityMode.None, MessageSecurityMode.Sign, MessageSecurityMode.SignAndEncrypt],
+    allowAnonymous: true,
+    userManager: { isValidUser: (user: string, password: string) => users[user] !== undefined && users[user] === password },
+    serverCapabilities: { operationLimits: { maxNodesPerRead: 4 } },
+  });
+  await server.initialize();
+  const ns = server.engine.addressSpace!.getOwnNamespace();
+  const plant = ns.addObject({ organizedBy: server.engine.addressSpace!.rootFolder.objects, browseName: 'Plant' });
+  const line = ns.addObject({ componentOf: plant, browseName: 'Line1' });
+  const t0 = Date.now();
+  const t = () => (Date.now() - t0) / 1000;
+  let setpoint = 42.5;
+  const v = (dataType: DataType, value: unknown, arrayType?: VariantArrayType) => new Variant({ dataType, value, arrayType });
+  const add = (name: string, dataType: string, get: () => Variant, extra: Record<string, unknown> = {}) =>
+    ns.addVariable({ componentOf: line, browseName: name, nodeId: `s=Line1.${name}`, dataType, minimumSamplingInterval: 100, value: { get }, ...extra });
+  add('Temperature', 'Double', () => v(DataType.Double, 60 + 20 * Math.sin(t() / 5)));
+  add('Pressure', 'Float', () => v(DataType.Float, 4 + Math.cos(t() / 3)));
+  add('Counter', 'UInt32', () => v(DataType.UInt32, Math.floor(t() * 10)));
+  add('EnergyWh', 'Int64', () => v(DataType.Int64, [2, Math.floor(t() * 100)], VariantArrayType.Scalar)); // 2^33 + n: beyond 32 bits
+  add('Level', 'Int16', () => v(DataType.Int16, Math.round(100 * Math.sin(t()))));
+  add('Running', 'Boolean', () => v(DataType.Boolean, Math.floor(t() / 5) % 2 === 0));
+  add('Recipe', 'String', () => v(DataType.String, 'PET-500ml'));
+  add('Profile', 'Double', () => v(DataType.Double, [1.5, 2.5, 3.5], VariantArrayType.Array), { valueRank: 1, arrayDimensions: [3] });
+  add('Setpoint', 'Double', () => v(DataType.Double, setpoint), {
+    accessLevel: 'CurrentRead | CurrentWrite',
+    userAccessLevel: 'CurrentRead | CurrentWrite',
+    value: {
+      get: () => v(DataType.Double, setpoint),
+      set: (variant: Variant) => {
+        setpoint = Number(variant.value);
+        return StatusCodes.Good;
+      },
+    },
+  });
+  let sessions = 0;
+  server.on('create_session', () => sessions++);
+  await server.start();
+  return {
+    port,
+    endpoint: `opc.tcp://127.0.0.1:${port}/edgeferry-sim`,
+    get sessionsCreated() {
+      return sessions;
+    },
+    certificate: () => Buffer.concat(([] as Buffer[]).concat(server.getCertificateChain() as unknown as Buffer[])),
+    setSetpoint: (x) => (setpoint = x),
+    stop: async () => {
+      await server.shutdown(0);
+      await serverCertificateManager.dispose();
+    },
+  };
+}

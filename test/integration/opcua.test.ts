@@ -1,0 +1,150 @@
+// The OPC UA driver against the node-opcua simulator: every data type through the buffer to a
+// real mosquitto, SignAndEncrypt, untrusted server certificates, and a server restart with
+// CreateSession attempts that follow our backoff schedule.
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { opcua } from '../../drivers/opcua/index.js';
+import type { OpcuaConnectionConfig, OpcuaPointConfig } from '../../drivers/opcua/schema.js';
+import type { DeviceConfig } from '../../src/core/driver.js';
+import { NotConnectedError } from '../../src/errors.js';
+import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
+import { PLANT_NODES, startOpcuaSim, type OpcuaSimulator } from '../../simulators/opcua/index.js';
+import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
+import { Subscriber } from '../helpers/subscriber.js';
+
+const log = pino({ level: 'silent' });
+const signal = new AbortController().signal;
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function tmp(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'edgeferry-opcua-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function sim(dir: string, port?: number): Promise<OpcuaSimulator> {
+  const s = await startOpcuaSim({ pkiDir: join(dir, 'server-pki'), port, users: { operator: 'secret' } });
+  cleanups.push(() => s.stop());
+  return s;
+}
+
+const pointsYaml = Object.entries(PLANT_NODES)
+  .map(([name, n]) => `      - { name: ${name}, node_id: "${n.nodeId}" }`)
+  .join('\n');
+
+function device(endpoint: string, conn: Partial<OpcuaConnectionConfig> = {}): DeviceConfig<OpcuaConnectionConfig, OpcuaPointConfig> {
+  return {
+    name: 'ua',
+    driver: 'opcua',
+    enabled: true,
+    poll_interval_ms: 500,
+    link: { probe_interval_ms: 1000, failures_before_down: 1, backoff_min_ms: 200, backoff_max_ms: 800 },
+    connection: { endpoint, security_policy: 'None', security_mode: 'None', auth: 'anonymous', pki_dir: 'pki', trust_unknown_server: true, timeout_ms: 3000, max_nodes_per_read: 0, ...conn },
+    points: [],
+  };
+}
+
+describe('opcua driver', () => {
+  it('publishes every data type, with source and server timestamps, through the buffer to mosquitto', async () => {
+    const dir = tmp();
+    const s = await sim(dir);
+    const broker: Mosquitto = await startMosquitto();
+    cleanups.push(() => broker.stop());
+    const sub = await Subscriber.connect(broker, 's/g/plc/#');
+    cleanups.push(() => sub.close());
+    const tg = makeGateway(
+      gatewayYaml(broker),
+      `version: 1\ndevices:\n  - name: plc\n    driver: opcua\n    poll_interval_ms: 300\n    connection: { endpoint: "${s.endpoint}", security_policy: None, security_mode: None, trust_unknown_server: true }\n    points:\n${pointsYaml}\n      - { name: missing, node_id: "ns=1;s=Line1.NoSuchThing" }\n`,
+    );
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    const value = async (point: string) => (await sub.waitFor((m) => m.topic === `s/g/plc/${point}`, 20_000, point)).json;
+    expect(await value('temperature')).toMatchObject({ quality: 'good', value: expect.any(Number) });
+    expect(await value('pressure')).toMatchObject({ quality: 'good', value: expect.any(Number) });
+    expect(await value('counter')).toMatchObject({ quality: 'good', value: expect.any(Number) });
+    const energy = await value('energy');
+    expect(energy.value as number).toBeGreaterThanOrEqual(2 ** 33);
+    expect(await value('level')).toMatchObject({ quality: 'good', value: expect.any(Number) });
+    expect(await value('running')).toMatchObject({ quality: 'good', value: expect.any(Boolean) });
+    expect(await value('recipe')).toMatchObject({ quality: 'good', value: 'PET-500ml' });
+    expect(await value('profile')).toMatchObject({ quality: 'good', value: [1.5, 2.5, 3.5] });
+    const sp = await value('setpoint');
+    expect(sp).toMatchObject({ quality: 'good', value: 42.5 });
+    expect(Date.parse(sp.server_ts as string)).toBeGreaterThan(Date.now() - 60_000);
+    expect(await value('missing')).toMatchObject({ quality: 'bad', value: null, reason: expect.stringMatching(/^BadNodeIdUnknown \(0x80340000\)$/) });
+  });
+
+  it('connects with Basic256Sha256 SignAndEncrypt and a username, splitting reads at the server limit', async () => {
+    const dir = tmp();
+    const s = await sim(dir);
+    writeFileSync(join(dir, 'pw'), 'secret\n');
+    const dev = device(s.endpoint, { security_policy: 'Basic256Sha256', security_mode: 'SignAndEncrypt', auth: 'username', username: 'operator', password_file: 'pw' });
+    const link = opcua.createLink(dev, { log, baseDir: dir });
+    cleanups.push(() => link.close());
+    await link.open(signal, () => undefined);
+    const points = Object.entries(PLANT_NODES).map(([name, n]) => ({ name, node_id: n.nodeId, report: 'always' as const, deadband: 0, priority: 'normal' as const }));
+    const driver = opcua.create({ ...dev, points }, { log, baseDir: dir });
+    const readings = await driver.read(driver.plan(points), link, signal);
+    // 9 points, server MaxNodesPerRead 4: three Read requests, all good.
+    expect(readings.map((r) => r.quality)).toEqual(points.map(() => 'good'));
+    expect(readings.find((r) => r.point === 'recipe')!.value).toBe('PET-500ml');
+  });
+
+  it('refuses an untrusted server certificate with its thumbprint and where to put it', async () => {
+    const dir = tmp();
+    const s = await sim(dir);
+    const dev = device(s.endpoint, { security_policy: 'Basic256Sha256', security_mode: 'SignAndEncrypt', trust_unknown_server: false });
+    const link = opcua.createLink(dev, { log, baseDir: dir });
+    cleanups.push(() => link.close());
+    const err = await link.open(signal, () => undefined).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err).toBeInstanceOf(NotConnectedError);
+    expect(err!.message).toMatch(/server certificate \(SHA-1 thumbprint [0-9a-f]{40}\) is not trusted; if it is the right server, move .*pki\/rejected\/.* to .*pki\/trusted\/certs\//);
+    // Following the advice works.
+    const rejected = readdirSync(join(dir, 'pki', 'rejected'));
+    mkdirSync(join(dir, 'pki', 'trusted', 'certs'), { recursive: true });
+    const { renameSync } = await import('node:fs');
+    for (const f of rejected) renameSync(join(dir, 'pki', 'rejected', f), join(dir, 'pki', 'trusted', 'certs', f));
+    await link.open(signal, () => undefined);
+  });
+
+  it('comes back by itself after a server restart, with connection attempts on our backoff schedule', async () => {
+    const dir = tmp();
+    let s = await sim(dir);
+    const port = s.port;
+    const yaml = `version: 1\ndevices:\n  - name: plc\n    driver: opcua\n    poll_interval_ms: 200\n    connection: { endpoint: "${s.endpoint}", security_policy: None, security_mode: None, trust_unknown_server: true, timeout_ms: 1000 }\n    link: { probe_interval_ms: 500, failures_before_down: 1, backoff_min_ms: 200, backoff_max_ms: 800 }\n    points:\n      - { name: counter, node_id: "${PLANT_NODES.counter.nodeId}" }\n`;
+    const { capturedGateway } = await import('../helpers/captured-gateway.js');
+    const { gw, polls, statuses, until } = await capturedGateway(cleanups, yaml);
+    await until(() => polls.length >= 2, 20_000, 'polling');
+    await s.stop();
+    await until(() => statuses.some((x) => x.h.state === 'down'), 10_000, 'down');
+    // While the server is away, something else listens on its port and counts connection attempts.
+    let attempts = 0;
+    const counter: Server = createServer((c) => {
+      attempts++;
+      c.destroy();
+    });
+    await new Promise<void>((r) => counter.listen(port, '127.0.0.1', () => r()));
+    await new Promise((r) => setTimeout(r, 3000));
+    await new Promise<void>((r) => counter.close(() => r()));
+    // Backoff 200 → 800 ms with jitter (each delay ≥ 100 ms): at most ~30 attempts in 3 s, and in
+    // practice a handful. A second, competing reconnect loop would show hundreds.
+    expect(attempts).toBeGreaterThanOrEqual(2);
+    expect(attempts).toBeLessThanOrEqual(30);
+    s = await startOpcuaSim({ pkiDir: join(dir, 'server-pki'), port });
+    cleanups.push(() => s.stop());
+    const back = Date.now();
+    await until(() => polls.some((p) => p.ts > back), 20_000, 'data after restart');
+    expect(s.sessionsCreated).toBe(1);
+    expect(gw.deviceStatus('plc')!.reconnects).toBeGreaterThanOrEqual(1);
+  });
+});
