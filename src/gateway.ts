@@ -16,7 +16,7 @@ import type { LoadedConfig, LoadedDevice } from './config/load.js';
 import type { CommonPoint } from './config/schema.js';
 import type { HealthSnapshot } from './core/device-health.js';
 import { LinkRunner, type LinkHooks } from './core/link-runner.js';
-import type { DriverSpec } from './core/driver.js';
+import type { DriverSpec, Reading } from './core/driver.js';
 import { ReportFilter } from './core/report-filter.js';
 import type { Sample } from './core/sample.js';
 import { Scheduler } from './core/scheduler.js';
@@ -112,9 +112,36 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     const channel = linkRunner.link.endpoint;
     const pointsByName = new Map<string, CommonPoint>(device.points.map((p) => [p.name, p]));
     const filter = new ReportFilter(pointsByName);
-    // Points are grouped by their effective interval; each group is planned once.
+    /** Readings from a poll or a subscription → samples in the buffer → the publisher. */
+    const accept = (readings: Reading[], ts: number) => {
+      metrics.polled.inc({ device: device.name }, readings.length);
+      const samples: Sample[] = [];
+      for (const r of readings) {
+        if (r.quality === 'bad') metrics.badReadings.inc({ device: device.name });
+        const point = pointsByName.get(r.point);
+        const s: Sample = { ts, device: device.name, channel, ...r, unit: point?.unit, priority: point?.priority };
+        if (filter.pass(s)) samples.push(s);
+      }
+      try {
+        buffer.append(samples);
+        metrics.buffered.inc(samples.length);
+      } catch (err) {
+        // The disk refused: nothing already buffered is touched; these samples are lost and said so.
+        log.error({ err, device: device.name, lost: samples.length }, 'buffer append failed');
+        return;
+      }
+      publisher.wake();
+    };
+    // Points the device reports by itself (mode: subscribe) are set up on every open of the link.
+    const subscribed = device.points.filter((p) => (p as { mode?: string }).mode === 'subscribe');
+    if (subscribed.length) {
+      if (!driver.subscribe) throw new Error(`driver ${spec.type} cannot subscribe (device "${device.name}")`);
+      linkRunner.subscribe(device.name, (link, signal) => driver.subscribe!(subscribed, link, accept, signal));
+    }
+    // Polled points are grouped by their effective interval; each group is planned once.
     const groups = new Map<number, CommonPoint[]>();
     for (const p of device.points) {
+      if (subscribed.includes(p)) continue;
       const interval = p.poll_interval_ms ?? device.poll_interval_ms;
       groups.set(interval, [...(groups.get(interval) ?? []), p]);
     }
@@ -129,23 +156,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
           const out = await linkRunner.poll(device.name, (link, signal) => driver.read(plan, link, signal));
           if (!out.ok) return;
           metrics.pollSeconds.observe({ device: device.name }, (performance.now() - started) / 1000);
-          metrics.polled.inc({ device: device.name }, out.value.length);
-          const samples: Sample[] = [];
-          for (const r of out.value) {
-            if (r.quality === 'bad') metrics.badReadings.inc({ device: device.name });
-            const point = pointsByName.get(r.point);
-            const s: Sample = { ts: out.ts, device: device.name, channel, ...r, unit: point?.unit, priority: point?.priority };
-            if (filter.pass(s)) samples.push(s);
-          }
-          try {
-            buffer.append(samples);
-            metrics.buffered.inc(samples.length);
-          } catch (err) {
-            // The disk refused: nothing already buffered is touched; this poll's samples are lost and said so.
-            log.error({ err, device: device.name, lost: samples.length }, 'buffer append failed');
-            return;
-          }
-          publisher.wake();
+          accept(out.value, out.ts);
         },
       });
     }

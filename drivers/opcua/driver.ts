@@ -3,6 +3,7 @@ import type { DeviceConfig, Driver, DriverContext, Reading, Value } from '../../
 import type { Link } from '../../src/core/link.js';
 import { TimeoutError } from '../../src/errors.js';
 import { deadline, type OpcuaLink } from './link.js';
+import { loadOpcua } from './load.js';
 import type { OpcuaConnectionConfig, OpcuaPointConfig } from './schema.js';
 
 /** Server_ServerStatus_CurrentTime: the cheapest read that proves the session works. */
@@ -74,8 +75,10 @@ export function toReading(point: OpcuaPointConfig, dv: DataValue): Reading {
 /** An OPC UA device: points are variables read in batches within the server's operation limits. */
 export class OpcuaDriver implements Driver<OpcuaPointConfig> {
   private readonly cfg: OpcuaConnectionConfig;
-  constructor(device: DeviceConfig<OpcuaConnectionConfig, OpcuaPointConfig>, _ctx: DriverContext) {
+  private readonly log: DriverContext['log'];
+  constructor(device: DeviceConfig<OpcuaConnectionConfig, OpcuaPointConfig>, ctx: DriverContext) {
     this.cfg = device.connection;
+    this.log = ctx.log;
   }
 
   plan(points: OpcuaPointConfig[]): OpcuaPointConfig[] {
@@ -101,6 +104,52 @@ export class OpcuaDriver implements Driver<OpcuaPointConfig> {
       chunk.forEach((p, k) => out.push(toReading(p, values[k]!)));
     }
     return out;
+  }
+
+  async subscribe(points: OpcuaPointConfig[], link: Link, onData: (readings: Reading[], ts: number) => void, _signal: AbortSignal): Promise<void> {
+    const l = link as OpcuaLink;
+    const { session, lost } = l.session();
+    const ua = await loadOpcua(this.log);
+    const fastest = Math.min(...points.map((p) => p.sampling_interval_ms));
+    const subscription = await this.guard(
+      Promise.race([
+        session.createSubscription2({
+          requestedPublishingInterval: Math.max(50, fastest),
+          requestedLifetimeCount: 600,
+          requestedMaxKeepAliveCount: 20,
+          maxNotificationsPerPublish: 1000,
+          publishingEnabled: true,
+          priority: 10,
+        }),
+        lost,
+      ]),
+      'CreateSubscription',
+    );
+    // One monitored-item group per distinct set of parameters.
+    const groups = new Map<string, OpcuaPointConfig[]>();
+    for (const p of points) {
+      const key = `${p.sampling_interval_ms}/${p.queue_size}/${p.deadband_type}/${p.deadband}`;
+      groups.set(key, [...(groups.get(key) ?? []), p]);
+    }
+    for (const group of groups.values()) {
+      const p0 = group[0]!;
+      const filter =
+        p0.deadband_type === 'none'
+          ? undefined
+          : new ua.DataChangeFilter({ trigger: ua.DataChangeTrigger.StatusValue, deadbandType: p0.deadband_type === 'absolute' ? ua.DeadbandType.Absolute : ua.DeadbandType.Percent, deadbandValue: p0.deadband });
+      const items = await this.guard(
+        Promise.race([
+          subscription.monitorItems(
+            group.map((p) => ({ nodeId: p.node_id, attributeId: VALUE })),
+            { samplingInterval: p0.sampling_interval_ms, queueSize: p0.queue_size, discardOldest: true, filter },
+            ua.TimestampsToReturn.Both,
+          ),
+          lost,
+        ]),
+        `CreateMonitoredItems for ${group.length} nodes`,
+      );
+      items.on('changed', (_item, dataValue, index) => onData([toReading(group[index]!, dataValue)], Date.now()));
+    }
   }
 
   private guard<T>(p: Promise<T>, what: string): Promise<T> {

@@ -32,6 +32,16 @@ export const OpcuaPoint = Type.Object(
   {
     ...CommonPointProps,
     node_id: Type.String({ minLength: 3, description: 'Node id of the variable, e.g. ns=3;s="DB1"."Temperature" or ns=2;i=1001.' }),
+    mode: Enum(['poll', 'subscribe'], {
+      default: 'poll',
+      description: 'poll: batched Read calls every poll_interval_ms. subscribe: a monitored item; the server reports changes (sampled every sampling_interval_ms).',
+    }),
+    sampling_interval_ms: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 1000, description: 'With mode: subscribe, how often the server samples the value (0 = as fast as it can).' }),
+    queue_size: Type.Integer({ minimum: 1, maximum: 10_000, default: 10, description: 'With mode: subscribe, changes the server keeps between publishes, so fast changes are not lost.' }),
+    deadband_type: Enum(['none', 'absolute', 'percent'], {
+      default: 'none',
+      description: "With mode: subscribe, a server-side deadband of `deadband` (absolute units, or percent of the variable's EURange): smaller changes are not reported.",
+    }),
   },
   { additionalProperties: false },
 );

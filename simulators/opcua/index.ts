@@ -35,6 +35,7 @@ export const PLANT_NODES = {
   recipe: { nodeId: 'ns=1;s=Line1.Recipe', dataType: 'String' },
   profile: { nodeId: 'ns=1;s=Line1.Profile', dataType: 'Double[]' },
   setpoint: { nodeId: 'ns=1;s=Line1.Setpoint', dataType: 'Double' },
+  drift: { nodeId: 'ns=1;s=Line1.Drift', dataType: 'Double' },
 } as const;
 
 export async function freePort(): Promise<number> {
@@ -81,6 +82,8 @@ export async function startOpcuaSim(opts: OpcuaSimOptions): Promise<OpcuaSimulat
   add('EnergyWh', 'Int64', () => v(DataType.Int64, [2, Math.floor(t() * 100)], VariantArrayType.Scalar)); // 2^33 + n: beyond 32 bits
   add('Level', 'Int16', () => v(DataType.Int16, Math.round(100 * Math.sin(t()))));
   add('Running', 'Boolean', () => v(DataType.Boolean, Math.floor(t() / 5) % 2 === 0));
+  // Creeps up by 0.1 every 100 ms: a deadband of 1.0 must let only every ~11th change through.
+  add('Drift', 'Double', () => v(DataType.Double, Math.floor(t() * 10) / 10));
   add('Recipe', 'String', () => v(DataType.String, 'PET-500ml'));
   add('Profile', 'Double', () => v(DataType.Double, [1.5, 2.5, 3.5], VariantArrayType.Array), { valueRank: 1, arrayDimensions: [3] });
   add('Setpoint', 'Double', () => v(DataType.Double, setpoint), {

@@ -92,4 +92,11 @@ export interface Driver<P extends CommonPoint = CommonPoint> {
   read(plan: unknown, link: Link, signal: AbortSignal): Promise<Reading[]>;
   /** The cheapest request that proves the device answers; any answer counts, even an exception. */
   probe(link: Link, signal: AbortSignal): Promise<void>;
+  /**
+   * Optional: asks the device to report changes of `points` (OPC UA monitored items, BACnet COV).
+   * Called by the link runner after every (re)open of the link, in turn with other requests;
+   * resolves once the subscription is set up, then calls `onData` for every change until the link
+   * closes (a subscription lives and dies with its link; the runner sets it up again).
+   */
+  subscribe?(points: P[], link: Link, onData: (readings: Reading[], ts: number) => void, signal: AbortSignal): Promise<void>;
 }

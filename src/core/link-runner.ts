@@ -25,6 +25,8 @@ interface Member {
   health: DeviceHealth;
   probePending: boolean;
   queue: Job[];
+  /** Set up again after every open of the link. */
+  subscriptions: ((link: Link, signal: AbortSignal) => Promise<void>)[];
 }
 
 interface Job {
@@ -57,7 +59,12 @@ export class LinkRunner {
   ) {}
 
   add(name: string, driver: Driver): void {
-    this.members.push({ name, driver, health: new DeviceHealth(this.link.endpoint, this.settings.failures_before_down), probePending: false, queue: [] });
+    this.members.push({ name, driver, health: new DeviceHealth(this.link.endpoint, this.settings.failures_before_down), probePending: false, queue: [], subscriptions: [] });
+  }
+
+  /** Registers a subscription of `device`, (re)created on every open of the link. Call before start(). */
+  subscribe(device: string, setup: (link: Link, signal: AbortSignal) => Promise<void>): void {
+    this.members.find((m) => m.name === device)!.subscriptions.push(setup);
   }
 
   health(name: string): HealthSnapshot | undefined {
@@ -102,8 +109,12 @@ export class LinkRunner {
       this.attempt = 0;
       this.state = 'up';
       this.log.info({ endpoint: this.link.endpoint }, 'link open');
-      // A fresh link proves nothing about the devices behind it: probe each now.
-      for (const m of this.members) this.probe(m);
+      // A fresh link proves nothing about the devices behind it: probe each now, then recreate
+      // the subscriptions, which died with the previous link.
+      for (const m of this.members) {
+        this.probe(m);
+        for (const setup of m.subscriptions) void this.enqueue(m, 'poll', (signal) => setup(this.link, signal));
+      }
     } catch (err) {
       if (this.stopped) return;
       this.state = 'down';

@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { opcua } from '../../drivers/opcua/index.js';
@@ -81,6 +82,40 @@ describe('opcua driver', () => {
     expect(await value('missing')).toMatchObject({ quality: 'bad', value: null, reason: expect.stringMatching(/^BadNodeIdUnknown \(0x80340000\)$/) });
   });
 
+  it('subscribes: monitored items report changes, and a server-side absolute deadband suppresses small ones', async () => {
+    const dir = tmp();
+    const s = await sim(dir);
+    const broker: Mosquitto = await startMosquitto();
+    cleanups.push(() => broker.stop());
+    const sub = await Subscriber.connect(broker, 's/g/plc/#');
+    cleanups.push(() => sub.close());
+    const drift = PLANT_NODES.drift.nodeId;
+    const tg = makeGateway(
+      gatewayYaml(broker),
+      `version: 1
+devices:
+  - name: plc
+    driver: opcua
+    poll_interval_ms: 1000
+    connection: { endpoint: "${s.endpoint}", security_policy: None, security_mode: None, trust_unknown_server: true }
+    points:
+      - { name: drift_all, node_id: "${drift}", mode: subscribe, sampling_interval_ms: 100 }
+      - { name: drift_db, node_id: "${drift}", mode: subscribe, sampling_interval_ms: 100, deadband_type: absolute, deadband: 1.0 }
+      - { name: recipe, node_id: "${PLANT_NODES.recipe.nodeId}", mode: subscribe }
+`,
+    );
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    expect((await sub.waitFor((m) => m.topic === 's/g/plc/recipe', 20_000, 'recipe')).json).toMatchObject({ value: 'PET-500ml', quality: 'good' });
+    const values = (point: string) => sub.messages.filter((m) => m.topic === `s/g/plc/${point}`).map((m) => m.json.value as number);
+    await sub.waitFor(() => values('drift_db').length >= 4, 20_000, '4 deadband reports');
+    const db = values('drift_db');
+    const diffs = db.slice(1).map((v, i) => v - db[i]!);
+    expect(diffs.every((d) => d > 1.0)).toBe(true);
+    // Without the deadband every 0.1 step is reported: many more messages over the same time.
+    expect(values('drift_all').length).toBeGreaterThan(3 * db.length);
+  });
+
   it('connects with Basic256Sha256 SignAndEncrypt and a username, splitting reads at the server limit', async () => {
     const dir = tmp();
     const s = await sim(dir);
@@ -89,7 +124,7 @@ describe('opcua driver', () => {
     const link = opcua.createLink(dev, { log, baseDir: dir });
     cleanups.push(() => link.close());
     await link.open(signal, () => undefined);
-    const points = Object.entries(PLANT_NODES).map(([name, n]) => ({ name, node_id: n.nodeId, report: 'always' as const, deadband: 0, priority: 'normal' as const }));
+    const points = Object.entries(PLANT_NODES).map(([name, n]) => ({ name, node_id: n.nodeId, report: 'always' as const, deadband: 0, priority: 'normal' as const, mode: 'poll' as const, sampling_interval_ms: 1000, queue_size: 10, deadband_type: 'none' as const }));
     const driver = opcua.create({ ...dev, points }, { log, baseDir: dir });
     const readings = await driver.read(driver.plan(points), link, signal);
     // 9 points, server MaxNodesPerRead 4: three Read requests, all good.
@@ -121,9 +156,9 @@ describe('opcua driver', () => {
     const dir = tmp();
     let s = await sim(dir);
     const port = s.port;
-    const yaml = `version: 1\ndevices:\n  - name: plc\n    driver: opcua\n    poll_interval_ms: 200\n    connection: { endpoint: "${s.endpoint}", security_policy: None, security_mode: None, trust_unknown_server: true, timeout_ms: 1000 }\n    link: { probe_interval_ms: 500, failures_before_down: 1, backoff_min_ms: 200, backoff_max_ms: 800 }\n    points:\n      - { name: counter, node_id: "${PLANT_NODES.counter.nodeId}" }\n`;
+    const yaml = `version: 1\ndevices:\n  - name: plc\n    driver: opcua\n    poll_interval_ms: 200\n    connection: { endpoint: "${s.endpoint}", security_policy: None, security_mode: None, trust_unknown_server: true, timeout_ms: 1000 }\n    link: { probe_interval_ms: 500, failures_before_down: 1, backoff_min_ms: 200, backoff_max_ms: 800 }\n    points:\n      - { name: counter, node_id: "${PLANT_NODES.counter.nodeId}" }\n      - { name: temperature, node_id: "${PLANT_NODES.temperature.nodeId}", mode: subscribe, sampling_interval_ms: 200 }\n`;
     const { capturedGateway } = await import('../helpers/captured-gateway.js');
-    const { gw, polls, statuses, until } = await capturedGateway(cleanups, yaml);
+    const { gw, polls, statuses, until, dir: gwDir } = await capturedGateway(cleanups, yaml);
     await until(() => polls.length >= 2, 20_000, 'polling');
     await s.stop();
     await until(() => statuses.some((x) => x.h.state === 'down'), 10_000, 'down');
@@ -144,6 +179,16 @@ describe('opcua driver', () => {
     cleanups.push(() => s.stop());
     const back = Date.now();
     await until(() => polls.some((p) => p.ts > back), 20_000, 'data after restart');
+    // The subscription was recreated on the new session: subscribed values flow again.
+    const subscribedAfter = () => {
+      const db = new Database(join(gwDir, 'buffer.db'), { readonly: true });
+      try {
+        return db.prepare("SELECT count(*) FROM samples WHERE point = 'temperature' AND ts > ?").pluck().get(back) as number;
+      } finally {
+        db.close();
+      }
+    };
+    await until(() => subscribedAfter() > 0, 20_000, 'subscribed data after restart');
     expect(s.sessionsCreated).toBe(1);
     expect(gw.deviceStatus('plc')!.reconnects).toBeGreaterThanOrEqual(1);
   });
