@@ -8,6 +8,7 @@ import { createLogger } from './log.js';
 import { runDemo } from './demo/demo.js';
 import { runSubscribe } from './demo/subscribe.js';
 import { runBufferCli } from './buffer/cli.js';
+import { runBrowse } from './browse-cli.js';
 
 /** Documented in README and `edgeferry --help`. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, CONFIG_INVALID: 3 } as const;
@@ -29,6 +30,8 @@ usage:
   edgeferry demo [--seconds N]    simulated plant + embedded TLS broker + gateway on config/demo.yaml
   edgeferry sub --url URL --ca FILE [--topic T] [--count N]
                                   print messages from a broker (no mosquitto_sub needed)
+  edgeferry browse opc.tcp://HOST:PORT [--root NODE --depth N --filter REGEX --out FILE]
+                                  write a device map from an OPC UA server's address space
   edgeferry buffer stats|peek|export --config FILE [--limit N] [--dead-letters]
                                   look into the store-and-forward buffer (read-only; export = JSON lines)
 
@@ -48,6 +51,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return await runSubscribe(rest, io);
       case 'buffer':
         return await runBufferCli(rest, io);
+      case 'browse':
+        return await runBrowse(rest, io);
       case '--version':
       case 'version':
         io.out(io.version);

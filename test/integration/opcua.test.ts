@@ -1,7 +1,8 @@
 // The OPC UA driver against the node-opcua simulator: every data type through the buffer to a
 // real mosquitto, SignAndEncrypt, untrusted server certificates, and a server restart with
 // CreateSession attempts that follow our backoff schedule.
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,6 +115,37 @@ devices:
     expect(diffs.every((d) => d > 1.0)).toBe(true);
     // Without the deadband every 0.1 step is reported: many more messages over the same time.
     expect(values('drift_all').length).toBeGreaterThan(3 * db.length);
+  });
+
+  it('browse writes a device map that passes check and, run, yields data', async () => {
+    const dir = tmp();
+    const s = await sim(dir);
+    const cli = join(import.meta.dirname, '../../dist/src/main.js');
+    const out = join(dir, 'browsed.yaml');
+    // Not spawnSync: the simulator runs in this process and must keep answering.
+    const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+      const p = spawn(process.execPath, [cli, 'browse', s.endpoint, '--security-policy', 'None', '--security-mode', 'None', '--trust-server', '--name', 'plc', '--out', out], { cwd: dir });
+      let stderr = '';
+      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      p.once('exit', (status) => resolve({ status, stderr }));
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const yaml = readFileSync(out, 'utf8');
+    expect(yaml).toContain('node_id: "ns=1;s=Line1.Temperature" } # Double');
+    expect(yaml).toContain('# Double[]');
+    expect(yaml).not.toContain('i=2253');
+    const check = spawnSync(process.execPath, [cli, 'check', out], { cwd: dir, encoding: 'utf8' });
+    expect(check.stdout).toBe('');
+    expect(check.status).toBe(0);
+    const broker: Mosquitto = await startMosquitto();
+    cleanups.push(() => broker.stop());
+    const sub = await Subscriber.connect(broker, 's/g/plc/#');
+    cleanups.push(() => sub.close());
+    const tg = makeGateway(gatewayYaml(broker), yaml.replace('security_mode: None', 'security_mode: None\n      trust_unknown_server: true'));
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    const m = await sub.waitFor((x) => x.topic.endsWith('Line1.Recipe'), 20_000, 'recipe from the browsed map');
+    expect(m.json).toMatchObject({ value: 'PET-500ml', quality: 'good' });
   });
 
   it('connects with Basic256Sha256 SignAndEncrypt and a username, splitting reads at the server limit', async () => {
