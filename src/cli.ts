@@ -5,7 +5,6 @@ import { ConfigLoader } from './config/load.js';
 import { formatProblem } from './config/yaml-file.js';
 import { buildGateway } from './gateway.js';
 import { createLogger } from './log.js';
-import { runDemo } from './demo/demo.js';
 import { runSubscribe } from './demo/subscribe.js';
 import { runBufferCli } from './buffer/cli.js';
 import { runBrowse } from './browse-cli.js';
@@ -46,7 +45,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       case 'check':
         return cmdCheck(rest, io);
       case 'demo':
-        return await runDemo(rest, io);
+        // Loaded on demand: the demo brings simulators (and node-opcua) that run/check never need.
+        return await (await import('./demo/demo.js')).runDemo(rest, io);
       case 'sub':
         return await runSubscribe(rest, io);
       case 'buffer':

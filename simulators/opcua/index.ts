@@ -3,7 +3,9 @@
 // setpoint under Objects/Plant/Line1. It offers every security policy the driver supports, with
 // its own certificates in a PKI folder of its own, and counts the sessions clients create.
 import { createServer } from 'node:net';
-import { OPCUACertificateManager, OPCUAServer, DataType, MessageSecurityMode, SecurityPolicy, Variant, VariantArrayType, StatusCodes } from 'node-opcua';
+import type { Variant } from 'node-opcua';
+import pino, { type Logger } from 'pino';
+import { loadOpcua } from '../../drivers/opcua/load.js';
 
 export interface OpcuaSimOptions {
   port?: number;
@@ -11,6 +13,8 @@ export interface OpcuaSimOptions {
   pkiDir: string;
   /** Accepted user name → password; anonymous is always allowed. */
   users?: Record<string, string>;
+  /** Where node-opcua's own warnings go (default: nowhere). */
+  log?: Logger;
 }
 
 export interface OpcuaSimulator {
@@ -50,6 +54,7 @@ export async function freePort(): Promise<number> {
 }
 
 export async function startOpcuaSim(opts: OpcuaSimOptions): Promise<OpcuaSimulator> {
+  const { OPCUACertificateManager, OPCUAServer, DataType, MessageSecurityMode, SecurityPolicy, Variant, VariantArrayType, StatusCodes } = await loadOpcua(opts.log ?? pino({ level: 'silent' }));
   const port = opts.port ?? (await freePort());
   const serverCertificateManager = new OPCUACertificateManager({ rootFolder: opts.pkiDir, automaticallyAcceptUnknownCertificate: true, disableFileWatchers: true });
   await serverCertificateManager.initialize();
@@ -73,7 +78,7 @@ export async function startOpcuaSim(opts: OpcuaSimOptions): Promise<OpcuaSimulat
   const t0 = Date.now();
   const t = () => (Date.now() - t0) / 1000;
   let setpoint = 42.5;
-  const v = (dataType: DataType, value: unknown, arrayType?: VariantArrayType) => new Variant({ dataType, value, arrayType });
+  const v = (dataType: number, value: unknown, arrayType?: number) => new Variant({ dataType, value, arrayType });
   const add = (name: string, dataType: string, get: () => Variant, extra: Record<string, unknown> = {}) =>
     ns.addVariable({ componentOf: line, browseName: name, nodeId: `s=Line1.${name}`, dataType, minimumSamplingInterval: 100, value: { get }, ...extra });
   add('Temperature', 'Double', () => v(DataType.Double, 60 + 20 * Math.sin(t() / 5)));

@@ -1,4 +1,5 @@
-// `edgeferry demo`: a simulated plant (one Modbus TCP simulator per device of config/demo.yaml),
+// `edgeferry demo`: a simulated plant (one Modbus TCP simulator per Modbus device of
+// config/demo.yaml, one OPC UA server for the OPC UA devices),
 // an embedded aedes broker on loopback with TLS (certificates made now, in a temp dir), the real
 // gateway in between, and a TLS subscriber that prints what arrives. Ctrl-C stops it all.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,8 @@ import type { ModbusPointConfig, ModbusTcpConnectionConfig } from '../../drivers
 import { start as startBroker } from '../../simulators/mqtt-broker/index.js';
 import { registersFromPoints } from '../../simulators/modbus/from-device-map.js';
 import { start as startSimulator, type ModbusSimulator } from '../../simulators/modbus/index.js';
+import { startOpcuaSim, type OpcuaSimulator } from '../../simulators/opcua/index.js';
+import type { OpcuaConnectionConfig } from '../../drivers/opcua/schema.js';
 import type { CliIo } from '../cli.js';
 import { ConfigLoader } from '../config/load.js';
 import { formatProblem } from '../config/yaml-file.js';
@@ -39,7 +42,20 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
     cleanup.unshift(() => broker.stop());
 
     const sims: ModbusSimulator[] = [];
+    let uaSim: OpcuaSimulator | undefined;
     for (const d of config.devices) {
+      if (d.driver === 'opcua') {
+        // One simulated OPC UA server (with its own PKI) serves every OPC UA device of the demo.
+        if (!uaSim) {
+          const ua = await startOpcuaSim({ pkiDir: join(dir, 'opcua-server-pki') });
+          uaSim = ua;
+          cleanup.unshift(() => ua.stop());
+        }
+        const conn = d.connection as OpcuaConnectionConfig;
+        conn.endpoint = uaSim.endpoint;
+        conn.pki_dir = join(dir, 'opcua-client-pki');
+        continue;
+      }
       const sim = await startSimulator({ registers: registersFromPoints(d.points as ModbusPointConfig[]) });
       cleanup.unshift(() => sim.stop());
       sims.push(sim);
@@ -58,7 +74,7 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
 
     const root = `${g.site}/${g.gateway_id}/#`;
     io.err('');
-    io.err(`edgeferry demo: ${sims.length} simulated PLCs → gateway → TLS broker on 127.0.0.1:${broker.port}`);
+    io.err(`edgeferry demo: ${sims.length} simulated Modbus PLCs${uaSim ? ' and an OPC UA server' : ''} → gateway → TLS broker on 127.0.0.1:${broker.port}`);
     io.err('see the data from another terminal with either:');
     io.err(`  mosquitto_sub -h 127.0.0.1 -p ${broker.port} --cafile ${caFile} -t '${root}' -v`);
     io.err(`  node ${fileURLToPath(new URL('../main.js', import.meta.url))} sub --url mqtts://127.0.0.1:${broker.port} --ca ${caFile} --topic '${root}'`);
