@@ -164,6 +164,23 @@ devices:
     expect(readings.find((r) => r.point === 'recipe')!.value).toBe('PET-500ml');
   });
 
+  it.each([
+    ['Basic256Sha256', 'Sign'],
+    ['Aes128_Sha256_RsaOaep', 'SignAndEncrypt'],
+    ['Aes256_Sha256_RsaPss', 'SignAndEncrypt'],
+    ['Aes256_Sha256_RsaPss', 'Sign'],
+  ] as const)('reads over %s / %s', async (policy, mode) => {
+    const dir = tmp();
+    const s = await sim(dir);
+    const dev = device(s.endpoint, { security_policy: policy, security_mode: mode });
+    const link = opcua.createLink(dev, { log, baseDir: dir });
+    cleanups.push(() => link.close());
+    await link.open(signal, () => undefined);
+    const point = { name: 'sp', node_id: PLANT_NODES.setpoint.nodeId, report: 'always' as const, deadband: 0, priority: 'normal' as const, mode: 'poll' as const, sampling_interval_ms: 1000, queue_size: 10, deadband_type: 'none' as const };
+    const driver = opcua.create({ ...dev, points: [point] }, { log, baseDir: dir });
+    expect((await driver.read(driver.plan([point]), link, signal))[0]).toMatchObject({ value: 42.5, quality: 'good' });
+  });
+
   it('refuses an untrusted server certificate with its thumbprint and where to put it', async () => {
     const dir = tmp();
     const s = await sim(dir);
