@@ -2,10 +2,10 @@
 // changing analog values, counters, booleans, strings, an array, a 64-bit counter and a writable
 // setpoint under Objects/Plant/Line1. It offers every security policy the driver supports, with
 // its own certificates in a PKI folder of its own, and counts the sessions clients create.
-import { createServer } from 'node:net';
 import type { Variant } from 'node-opcua';
 import pino, { type Logger } from 'pino';
 import { loadOpcua } from '../../drivers/opcua/load.js';
+import { freePort } from '../free-port.js';
 
 export interface OpcuaSimOptions {
   port?: number;
@@ -41,17 +41,6 @@ export const PLANT_NODES = {
   setpoint: { nodeId: 'ns=1;s=Line1.Setpoint', dataType: 'Double' },
   drift: { nodeId: 'ns=1;s=Line1.Drift', dataType: 'Double' },
 } as const;
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startOpcuaSim(opts: OpcuaSimOptions): Promise<OpcuaSimulator> {
   const { OPCUACertificateManager, OPCUAServer, DataType, MessageSecurityMode, SecurityPolicy, Variant, VariantArrayType, StatusCodes } = await loadOpcua(opts.log ?? pino({ level: 'silent' }));
