@@ -49,6 +49,12 @@ describe('edgeferry demo', () => {
     expect(stderr).toMatch(/TLS broker on 127\.0\.0\.1:\d+/);
   });
 
+  it('shows OPC UA values too, polled and subscribed, from the simulated server', async () => {
+    await waitForOutput(() => goodValues().some((l) => l.startsWith('demo/gw-demo/filler-1/recipe ')) && goodValues().some((l) => l.startsWith('demo/gw-demo/filler-1/temperature ')), 15_000, 'OPC UA values');
+    const recipe = goodValues().find((l) => l.startsWith('demo/gw-demo/filler-1/recipe '))!;
+    expect(JSON.parse(recipe.slice(recipe.indexOf(' ') + 1))).toMatchObject({ value: 'PET-500ml', channel: expect.stringMatching(/^opc\.tcp:\/\/127\.0\.0\.1:\d+/) });
+  });
+
   it('prints an edgeferry sub command that shows the data', async () => {
     const cmd = /^\s+node (\S+) sub --url (\S+) --ca (\S+) --topic '([^']+)'$/m.exec(stderr);
     expect(cmd, stderr).not.toBeNull();
