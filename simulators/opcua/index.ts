@@ -24,6 +24,8 @@ export interface OpcuaSimulator {
   readonly sessionsCreated: number;
   /** The server's certificate (DER), e.g. to trust it in a client PKI. */
   certificate(): Buffer;
+  /** Trusts a CA (PEM) that issues user certificates, as a site would configure its server. */
+  trustUserCa(pem: string): Promise<void>;
   /** Sets the value of Line1.Setpoint, as an operator would. */
   setSetpoint(v: number): void;
   stop(): Promise<void>;
@@ -47,6 +49,9 @@ export async function startOpcuaSim(opts: OpcuaSimOptions): Promise<OpcuaSimulat
   const port = opts.port ?? (await freePort());
   const serverCertificateManager = new OPCUACertificateManager({ rootFolder: opts.pkiDir, automaticallyAcceptUnknownCertificate: true, disableFileWatchers: true });
   await serverCertificateManager.initialize();
+  // X509 user identities: any well-formed user certificate is accepted (this is a simulator).
+  const userCertificateManager = new OPCUACertificateManager({ rootFolder: `${opts.pkiDir}-users`, automaticallyAcceptUnknownCertificate: true, disableFileWatchers: true });
+  await userCertificateManager.initialize();
   const users = opts.users ?? {};
   const server = new OPCUAServer({
     port,
@@ -54,6 +59,7 @@ export async function startOpcuaSim(opts: OpcuaSimOptions): Promise<OpcuaSimulat
     resourcePath: '/edgeferry-sim',
     buildInfo: { productName: 'edgeferry OPC UA simulator', manufacturerName: 'edgeferry' },
     serverCertificateManager,
+    userCertificateManager,
     securityPolicies: [SecurityPolicy.None, SecurityPolicy.Basic256Sha256, SecurityPolicy.Aes128_Sha256_RsaOaep, SecurityPolicy.Aes256_Sha256_RsaPss],
     securityModes: [MessageSecurityMode.None, MessageSecurityMode.Sign, MessageSecurityMode.SignAndEncrypt],
     allowAnonymous: true,
@@ -102,9 +108,14 @@ export async function startOpcuaSim(opts: OpcuaSimOptions): Promise<OpcuaSimulat
     },
     certificate: () => Buffer.concat(([] as Buffer[]).concat(server.getCertificateChain() as unknown as Buffer[])),
     setSetpoint: (x) => (setpoint = x),
+    trustUserCa: async (pem) => {
+      const der = Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+      await userCertificateManager.addIssuer(der, false, true);
+    },
     stop: async () => {
       await server.shutdown(0);
       await serverCertificateManager.dispose();
+      await userCertificateManager.dispose();
     },
   };
 }

@@ -13,6 +13,7 @@ import { opcua } from '../../drivers/opcua/index.js';
 import type { OpcuaConnectionConfig, OpcuaPointConfig } from '../../drivers/opcua/schema.js';
 import type { DeviceConfig } from '../../src/core/driver.js';
 import { NotConnectedError } from '../../src/errors.js';
+import { createCa } from '../../src/tls/certs.js';
 import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { PLANT_NODES, startOpcuaSim, type OpcuaSimulator } from '../../simulators/opcua/index.js';
 import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
@@ -179,6 +180,21 @@ devices:
     const point = { name: 'sp', node_id: PLANT_NODES.setpoint.nodeId, report: 'always' as const, deadband: 0, priority: 'normal' as const, mode: 'poll' as const, sampling_interval_ms: 1000, queue_size: 10, deadband_type: 'none' as const };
     const driver = opcua.create({ ...dev, points: [point] }, { log, baseDir: dir });
     expect((await driver.read(driver.plan([point]), link, signal))[0]).toMatchObject({ value: 42.5, quality: 'good' });
+  });
+
+  it('authenticates with an X509 user certificate', async () => {
+    const dir = tmp();
+    const s = await sim(dir);
+    const siteCa = createCa('site CA');
+    await s.trustUserCa(siteCa.cert);
+    const user = siteCa.issue('operator-station-3', 'client');
+    writeFileSync(join(dir, 'user.pem'), user.cert);
+    writeFileSync(join(dir, 'user.key'), user.key, { mode: 0o600 });
+    const dev = device(s.endpoint, { security_policy: 'Basic256Sha256', security_mode: 'SignAndEncrypt', auth: 'certificate', user_certificate: 'user.pem', user_key: 'user.key' });
+    const link = opcua.createLink(dev, { log, baseDir: dir });
+    cleanups.push(() => link.close());
+    await link.open(signal, () => undefined);
+    await opcua.create({ ...dev, points: [] }, { log, baseDir: dir }).probe(link, signal);
   });
 
   it('refuses an untrusted server certificate with its thumbprint and where to put it', async () => {
