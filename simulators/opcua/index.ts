@@ -42,6 +42,7 @@ export const PLANT_NODES = {
   profile: { nodeId: 'ns=1;s=Line1.Profile', dataType: 'Double[]' },
   setpoint: { nodeId: 'ns=1;s=Line1.Setpoint', dataType: 'Double' },
   drift: { nodeId: 'ns=1;s=Line1.Drift', dataType: 'Double' },
+  tank: { nodeId: 'ns=1;s=Line1.TankLevel', dataType: 'Double' },
 } as const;
 
 export async function startOpcuaSim(opts: OpcuaSimOptions): Promise<OpcuaSimulator> {
@@ -84,6 +85,16 @@ export async function startOpcuaSim(opts: OpcuaSimOptions): Promise<OpcuaSimulat
   add('Running', 'Boolean', () => v(DataType.Boolean, Math.floor(t() / 5) % 2 === 0));
   // Creeps up by 0.1 every 100 ms: a deadband of 1.0 must let only every ~11th change through.
   add('Drift', 'Double', () => v(DataType.Double, Math.floor(t() * 10) / 10));
+  // An AnalogItem with an EURange of 0–100 %, so percent deadbands apply; creeps like Drift.
+  ns.addAnalogDataItem({
+    componentOf: line,
+    browseName: 'TankLevel',
+    nodeId: 's=Line1.TankLevel',
+    dataType: 'Double',
+    engineeringUnitsRange: { low: 0, high: 100 },
+    minimumSamplingInterval: 100,
+    value: { get: () => v(DataType.Double, (Math.floor(t() * 10) / 10) % 100) },
+  });
   add('Recipe', 'String', () => v(DataType.String, 'PET-500ml'));
   add('Profile', 'Double', () => v(DataType.Double, [1.5, 2.5, 3.5], VariantArrayType.Array), { valueRank: 1, arrayDimensions: [3] });
   add('Setpoint', 'Double', () => v(DataType.Double, setpoint), {

@@ -104,6 +104,7 @@ devices:
       - { name: drift_all, node_id: "${drift}", mode: subscribe, sampling_interval_ms: 100 }
       - { name: drift_db, node_id: "${drift}", mode: subscribe, sampling_interval_ms: 100, deadband_type: absolute, deadband: 1.0 }
       - { name: recipe, node_id: "${PLANT_NODES.recipe.nodeId}", mode: subscribe }
+      - { name: tank_pct, node_id: "${PLANT_NODES.tank.nodeId}", mode: subscribe, sampling_interval_ms: 100, deadband_type: percent, deadband: 2 }
 `,
     );
     cleanups.push(() => tg.cleanup());
@@ -116,6 +117,10 @@ devices:
     expect(diffs.every((d) => d > 1.0)).toBe(true);
     // Without the deadband every 0.1 step is reported: many more messages over the same time.
     expect(values('drift_all').length).toBeGreaterThan(3 * db.length);
+    // Percent of the EURange (0–100): 2 % means steps over 2.0.
+    await sub.waitFor(() => values('tank_pct').length >= 3, 20_000, '3 percent-deadband reports');
+    const tank = values('tank_pct');
+    expect(tank.slice(1).every((v, i) => v - tank[i]! > 2.0)).toBe(true);
   });
 
   it('browse writes a device map that passes check and, run, yields data', async () => {
