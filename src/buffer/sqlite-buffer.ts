@@ -92,8 +92,7 @@ export class SqliteBuffer {
       byPrio: db.prepare('SELECT prio, count(*) AS n FROM samples GROUP BY prio'),
       oldest: db.prepare('SELECT min(ts) FROM samples').pluck(),
       lastSeq: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'samples'").pluck(),
-      lowestPrio: db.prepare('SELECT max(prio) FROM samples').pluck(),
-      victims: db.prepare('SELECT seq FROM samples WHERE prio = ? ORDER BY seq LIMIT ?').pluck(),
+      victims: db.prepare('SELECT seq FROM samples WHERE prio = ? AND seq NOT BETWEEN ? AND ? AND seq NOT BETWEEN ? AND ? ORDER BY seq LIMIT ?').pluck(),
       aged: db.prepare('SELECT seq, prio FROM samples WHERE ts < ? ORDER BY seq LIMIT 1000'),
       dead: db.prepare(
         'INSERT OR REPLACE INTO dead_letter (seq, ts, device, point, body, reason, rejected_at) SELECT seq, ts, device, point, body, ?, ? FROM samples WHERE seq = ?',
@@ -198,16 +197,27 @@ export class SqliteBuffer {
     }
   }
 
+  /**
+   * Rows the publisher has handed to the broker and awaits PUBACK for: never evicted, since they
+   * are (most likely) delivered already, and reporting them as lost would be wrong. Set by the
+   * publisher; at most two inclusive seq ranges.
+   */
+  inFlight: () => [number, number][] = () => [];
+
   /** Evicts the oldest samples of the lowest priority until the buffer uses at most `target` bytes. */
   private evict(target: number, reason: string): void {
     const db = this.handle;
     const gone: { seq: number; prio: number }[] = [];
     // Much of the size may be WAL that a checkpoint folds back; never evict for that.
     db.pragma('wal_checkpoint(TRUNCATE)');
-    while (this.bytes() > target) {
-      const prio = this.s.lowestPrio.get() as number | null;
-      if (prio === null) break;
-      const seqs = this.s.victims.all(prio, 256) as number[];
+    const [a = [0, -1], b = [0, -1]] = this.inFlight();
+    let prio = PRIORITIES.length - 1;
+    while (prio >= 0 && this.bytes() > target) {
+      const seqs = this.s.victims.all(prio, a[0], a[1], b[0], b[1], 256) as number[];
+      if (!seqs.length) {
+        prio--; // nothing (left) of this priority: the next one up
+        continue;
+      }
       db.transaction(() => {
         for (const seq of seqs) this.s.del.run(seq);
       })();

@@ -72,6 +72,7 @@ export class MqttPublisher {
     this.connectFn = deps.connect ?? ((url, opts) => mqtt.connect(url, opts));
     this.tlsOptions = this.readTls();
     this.statusTopic = renderTopic(cfg.status_topic, { site: id.site, gateway: id.gateway });
+    deps.buffer.inFlight = () => this.inFlightRanges();
     this.eventsTopic = renderTopic(cfg.events_topic, { site: id.site, gateway: id.gateway });
   }
 
@@ -162,6 +163,8 @@ export class MqttPublisher {
         this.deps.metrics.mqttConnected.set(0);
         this.flushAcks();
         this.inflight = 0;
+        this.cursor = 0;
+        this.liveCursor = 0;
         this.client = undefined;
       }
       client.end(true);
@@ -187,6 +190,14 @@ export class MqttPublisher {
   /** Tells the pump there is new data. Cheap; called after every append. */
   wake(): void {
     if (this.connected && !this.pumping) this.pump();
+  }
+
+  /** Seq ranges handed to the current connection (in flight or acked and about to be deleted). */
+  private inFlightRanges(): [number, number][] {
+    if (!this.connected) return [];
+    const ranges: [number, number][] = [[0, this.cursor]];
+    if (this.deps.replayOrder === 'live_first' && this.liveCursor > this.replayUntil) ranges.push([this.replayUntil + 1, this.liveCursor]);
+    return ranges;
   }
 
   /** Token bucket for backlog messages: true if one may be sent now, else arms a retry. */

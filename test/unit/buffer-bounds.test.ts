@@ -37,6 +37,18 @@ describe('buffer bounds and recovery', () => {
     b.close();
   });
 
+  it('never evicts rows the publisher has in flight (they are most likely delivered)', () => {
+    const b = new SqliteBuffer(join(dir, 'b.db'), { synchronous: 'normal', maxBytes: 1 << 20, maxAgeS: 86_400 });
+    b.open();
+    b.inFlight = () => [[0, 500]];
+    for (let i = 0; i < 1000; i++) b.append(Array.from({ length: 10 }, (_, k) => s(`b${i}-${k}`, 'bulk')));
+    const events = b.pendingEvents(1000).map((e) => JSON.parse(e.body) as { ranges: [number, number][] });
+    expect(events.length).toBeGreaterThan(0);
+    expect(events.every((e) => e.ranges.every(([from]) => from > 500))).toBe(true);
+    expect(b.readAfter(0, 500).map((r) => r.seq)).toEqual(Array.from({ length: 500 }, (_, i) => i + 1));
+    b.close();
+  });
+
   it('on a full disk (SQLITE_FULL) evicts by priority and keeps taking samples instead of crashing', () => {
     const b = new SqliteBuffer(join(dir, 'b.db'), { synchronous: 'normal', maxBytes: 2 ** 40, maxAgeS: 86_400, maxPageCount: 200 });
     b.open();
