@@ -3,8 +3,7 @@
 // and 115200 baud; and the heartbeat's overhead on a busy link (through the real LinkRunner).
 //
 //   npm run bench:rtu -- --seconds 5 --registers 10 --slaves 4
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -14,20 +13,13 @@ import type { ModbusPointConfig, ModbusRtuConnectionConfig } from '../drivers/mo
 import type { DeviceConfig } from '../src/core/driver.js';
 import { LinkRunner } from '../src/core/link-runner.js';
 import { startRtu } from '../simulators/modbus/rtu.js';
+import { ptyPair } from '../simulators/serial-line.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, registers: { type: 'string', default: '10' }, slaves: { type: 'string', default: '4' } } });
 const SECONDS = Number(values.seconds);
 const N = Number(values.registers);
 const SLAVES = Number(values.slaves);
 const log = pino({ level: 'silent' });
-
-async function ptyPair(dir: string) {
-  const a = join(dir, 'A');
-  const b = join(dir, 'B');
-  const p = spawn('socat', [`pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdio: 'ignore' });
-  for (let i = 0; i < 300 && !(existsSync(a) && existsSync(b)); i++) await new Promise((r) => setTimeout(r, 10));
-  return { a, b, stop: () => new Promise((r) => (p.once('exit', r), p.kill())) };
-}
 
 const points: ModbusPointConfig[] = Array.from({ length: N }, (_, i) => ({ name: `r${i}`, address: i, area: 'holding', type: 'uint16', byte_order: 'ABCD', scale: 1, offset: 0, report: 'always', deadband: 0, priority: 'normal' }));
 

@@ -4,6 +4,7 @@
 import { Socket } from 'node:net';
 import modbusSerial from 'modbus-serial';
 import type { Logger } from 'pino';
+import { withDeadline } from '../../src/core/deadline.js';
 import type { Link } from '../../src/core/link.js';
 import { BadFrameError, NotConnectedError, TimeoutError } from '../../src/errors.js';
 import { EXCEPTION_NAMES } from './codec.js';
@@ -85,7 +86,7 @@ export abstract class ModbusLink implements Link {
     };
     try {
       // modbus-serial applies timeoutMs itself; the extra deadline only guards against a lost callback.
-      const res = await withDeadline(Promise.race([request(), lost]), timeoutMs + 250, signal, () => new TimeoutError(`${this.endpoint}: ${what}: no answer after ${timeoutMs} ms`));
+      const res = await withDeadline(Promise.race([request(), lost]), timeoutMs + 250, () => new TimeoutError(`${this.endpoint}: ${what}: no answer after ${timeoutMs} ms`), signal);
       return area === 'coil' || area === 'discrete' ? { bits: res.data as boolean[] } : { words: res.data as number[] };
     } catch (err) {
       const e = err as { modbusCode?: number; errno?: string; message?: string };
@@ -147,8 +148,8 @@ export class ModbusTcpLink extends ModbusLink {
         socket.connect({ host: this.ep.host, port: this.ep.port });
       }),
       this.ep.timeout_ms,
-      signal,
       () => new TimeoutError(`${this.endpoint}: connect: no answer after ${this.ep.timeout_ms} ms`),
+      signal,
     );
     socket.setNoDelay(true);
     // OS keepalive notices a dead peer on an otherwise idle socket; the heartbeat probe is faster.
@@ -212,23 +213,4 @@ export class ModbusRtuLink extends ModbusLink {
       setTimeout(resolve, 500).unref();
     });
   }
-}
-
-/** Races a promise against a deadline and an abort signal; the timer is always cleared. */
-export function withDeadline<T>(p: Promise<T>, ms: number, signal: AbortSignal, onTimeout: () => Error): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    if (signal.aborted) return reject(new NotConnectedError('aborted'));
-    const timer = setTimeout(() => finish(() => reject(onTimeout())), ms);
-    const onAbort = () => finish(() => reject(new NotConnectedError('aborted')));
-    signal.addEventListener('abort', onAbort, { once: true });
-    function finish(f: () => void) {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      f();
-    }
-    p.then(
-      (v) => finish(() => resolve(v)),
-      (e) => finish(() => reject(e)),
-    );
-  });
 }

@@ -2,7 +2,8 @@ import type { DataValue, Variant } from 'node-opcua';
 import type { DeviceConfig, Driver, DriverContext, Reading, Value } from '../../src/core/driver.js';
 import type { Link } from '../../src/core/link.js';
 import { TimeoutError } from '../../src/errors.js';
-import { deadline, type OpcuaLink } from './link.js';
+import type { OpcuaLink } from './link.js';
+import { withDeadline } from '../../src/core/deadline.js';
 import { loadOpcua } from './load.js';
 import type { OpcuaConnectionConfig, OpcuaPointConfig } from './schema.js';
 
@@ -153,6 +154,6 @@ export class OpcuaDriver implements Driver<OpcuaPointConfig> {
   }
 
   private guard<T>(p: Promise<T>, what: string): Promise<T> {
-    return deadline(p, this.cfg.timeout_ms + 250, () => new TimeoutError(`${this.cfg.endpoint}: ${what}: no answer after ${this.cfg.timeout_ms} ms`));
+    return withDeadline(p, this.cfg.timeout_ms + 250, () => new TimeoutError(`${this.cfg.endpoint}: ${what}: no answer after ${this.cfg.timeout_ms} ms`));
   }
 }

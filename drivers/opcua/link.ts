@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ClientSession, OPCUAClient, UserIdentityInfo } from 'node-opcua';
 import type { Logger } from 'pino';
+import { withDeadline } from '../../src/core/deadline.js';
 import type { Link } from '../../src/core/link.js';
 import { NotConnectedError, TimeoutError } from '../../src/errors.js';
 import { loadOpcua } from './load.js';
@@ -92,10 +93,10 @@ export class OpcuaLink implements Link {
     this.lost.catch(() => undefined);
     const started = Date.now();
     try {
-      await deadline(client.connect(this.endpoint), this.cfg.timeout_ms, () => new TimeoutError(`${this.endpoint}: connect: no answer after ${this.cfg.timeout_ms} ms`));
+      await withDeadline(client.connect(this.endpoint), this.cfg.timeout_ms, () => new TimeoutError(`${this.endpoint}: connect: no answer after ${this.cfg.timeout_ms} ms`));
       client.on('connection_lost', () => report('connection lost'));
       client.on('close', () => report('connection closed'));
-      const session = await deadline(client.createSession(this.identity()), this.cfg.timeout_ms, () => new TimeoutError(`${this.endpoint}: CreateSession: no answer after ${this.cfg.timeout_ms} ms`));
+      const session = await withDeadline(client.createSession(this.identity()), this.cfg.timeout_ms, () => new TimeoutError(`${this.endpoint}: CreateSession: no answer after ${this.cfg.timeout_ms} ms`));
       session.on('session_closed', () => report('session closed'));
       this.sessionRef = session;
       const limit = await session.read({ nodeId: MAX_NODES_PER_READ, attributeId: VALUE }).catch(() => undefined);
@@ -142,12 +143,7 @@ export class OpcuaLink implements Link {
     this.lost = undefined;
     client?.removeAllListeners('connection_lost');
     client?.removeAllListeners('close');
-    if (session) await deadline(session.close(), 2000, () => new Error('close timeout')).catch(() => undefined);
-    if (client) await deadline(client.disconnect(), 2000, () => new Error('disconnect timeout')).catch(() => undefined);
+    if (session) await withDeadline(session.close(), 2000, () => new Error('close timeout')).catch(() => undefined);
+    if (client) await withDeadline(client.disconnect(), 2000, () => new Error('disconnect timeout')).catch(() => undefined);
   }
-}
-
-export function deadline<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(onTimeout()), ms)))]).finally(() => clearTimeout(timer));
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCa, type KeyPair } from '../../src/tls/certs.js';
 import { freePort } from '../free-port.js';
+import { stopChild } from '../stop-child.js';
 
 export interface MosquittoOptions {
   /** Keep sessions and queued messages across restarts. */
@@ -104,11 +105,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   const kill = async () => {
     const p = proc;
     proc = undefined;
-    if (p && p.exitCode === null) {
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      await exited;
-    }
+    await stopChild(p);
   };
 
   let port = 0;

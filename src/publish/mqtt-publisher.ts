@@ -11,6 +11,7 @@ import type { BufferedRow, SqliteBuffer } from '../buffer/sqlite-buffer.js';
 import { withSeq } from '../buffer/body.js';
 import type { MqttConfig } from '../config/schema.js';
 import type { HealthSnapshot } from '../core/device-health.js';
+import { withDeadline } from '../core/deadline.js';
 import { GatewayError } from '../errors.js';
 import type { Metrics } from '../health/metrics.js';
 import { renderTopic } from './topics.js';
@@ -332,12 +333,8 @@ export class MqttPublisher {
     clearTimeout(this.replayTimer);
     const client = this.client;
     if (client && this.connected) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        new Promise<void>((r) => client.publish(this.statusTopic, this.statusPayload('offline', { reason: 'stopped' }), { qos: 1, retain: true }, () => r())),
-        new Promise<void>((r) => (timer = setTimeout(r, 2000))),
-      ]);
-      clearTimeout(timer);
+      const offline = new Promise<void>((r) => client.publish(this.statusTopic, this.statusPayload('offline', { reason: 'stopped' }), { qos: 1, retain: true }, () => r()));
+      await withDeadline(offline, 2000, () => new Error('no PUBACK for the offline status')).catch(() => undefined);
     }
     this.flushAcks();
     this.connected = false;
@@ -345,9 +342,7 @@ export class MqttPublisher {
     if (client) {
       // A graceful end sends DISCONNECT, which tells the broker to discard the Last Will; a forced
       // one would let the Will overwrite the retained "stopped" status. Force only if it hangs.
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([client.endAsync(false).catch(() => undefined), new Promise<void>((r) => (timer = setTimeout(r, 2000)))]);
-      clearTimeout(timer);
+      await withDeadline(client.endAsync(false), 2000, () => new Error('DISCONNECT took too long')).catch(() => undefined);
       if (!client.disconnected) client.end(true);
     }
   }

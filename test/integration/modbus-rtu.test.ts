@@ -14,7 +14,7 @@ import { startRtu, type RtuSimulator } from '../../simulators/modbus/rtu.js';
 import { VECTORS, wordsOf } from '../fixtures/modbus-vectors.js';
 import { pt } from '../fixtures/modbus-point.js';
 import { capturedGateway } from '../helpers/captured-gateway.js';
-import { ptyPair, type PtyPair } from '../helpers/socat.js';
+import { ptyPair, type PtyPair } from '../../simulators/serial-line.js';
 
 const log = pino({ level: 'silent' });
 const signal = new AbortController().signal;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim, type ModbusSimulator } from '../../simulators/modbus/index.js';
+import { gatewayYaml } from '../helpers/gateway.js';
 import { Subscriber } from '../helpers/subscriber.js';
 
 const cli = join(import.meta.dirname, '../../dist/src/main.js');
@@ -25,21 +26,7 @@ beforeAll(async () => {
     join(dir, 'devices.yaml'),
     `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: 200\n    connection: { host: 127.0.0.1, port: ${sim.port} }\n    points:\n      - { name: level, address: 0 }\n`,
   );
-  writeFileSync(
-    join(dir, 'gateway.yaml'),
-    `version: 1
-site: s
-gateway_id: g
-devices: [devices.yaml]
-mqtt:
-  url: ${broker.url}
-  keepalive_s: 5
-  tls: { ca: ${broker.files.ca}, cert: ${broker.files.clientCert}, key: ${broker.files.clientKey} }
-buffer: { path: buffer.db }
-logging: { level: warn }
-health: { port: 0 }
-`,
-  );
+  writeFileSync(join(dir, 'gateway.yaml'), gatewayYaml(broker, { mqtt: '  keepalive_s: 5' }));
   sub = await Subscriber.connect(broker, 's/g/#');
 });
 

@@ -1,7 +1,9 @@
-// A virtual serial line: a socat pty pair whose two ends appear as symlinks A and B.
+// A virtual serial line for tests and benchmarks: a socat pty pair whose two ends appear as
+// symlinks A and B (the gateway opens one, a simulator the other).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { stopChild } from './stop-child.js';
 
 export interface PtyPair {
   a: string;
@@ -27,11 +29,7 @@ export async function ptyPair(dir: string, name = 'tty'): Promise<PtyPair> {
   const stop = async () => {
     const p = proc;
     proc = undefined;
-    if (p && p.exitCode === null) {
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      await exited;
-    }
+    await stopChild(p);
   };
   await launch();
   return { a, b, stop, restart: launch };
