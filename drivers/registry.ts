@@ -2,7 +2,8 @@
 import type { DriverSpec } from '../src/core/driver.js';
 import { modbusRtu, modbusTcp } from './modbus/index.js';
 import { opcua } from './opcua/index.js';
+import { bacnetMstp } from './bacnet-mstp/index.js';
 
-export const DRIVERS: readonly DriverSpec[] = [modbusTcp, modbusRtu, opcua];
+export const DRIVERS: readonly DriverSpec[] = [modbusTcp, modbusRtu, opcua, bacnetMstp];
 
 export const driverByType = (type: string): DriverSpec | undefined => DRIVERS.find((d) => d.type === type);

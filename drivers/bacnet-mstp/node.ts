@@ -1,0 +1,561 @@
+// The MS/TP master node state machine (ASHRAE 135 Clause 9.5.6) and the slave node's answering
+// part (9.5.7), driven by octets from the line and by one timer on the silence since the last octet.
+//
+//        ┌──────── LostToken (Tno_token) ───────► NO_TOKEN ── my slot ──► POLL_FOR_MASTER
+//        ▼                                            │ SawFrame                │ reply / timeouts
+//      IDLE ◄─────────────────────────────────────────┘                         ▼
+//   token│   ▲ SawTokenUser                                              USE_TOKEN / PASS_TOKEN
+//        ▼   │                                                                   …
+//   USE_TOKEN ─► WAIT_FOR_REPLY ─► DONE_WITH_TOKEN ─► PASS_TOKEN / POLL_FOR_MASTER
+//
+// The node owns nothing but the state machine: the port hands it octets (receive()) and takes its
+// frames (write). Frames for the upper layer go out through onData.
+import { EventEmitter } from 'node:events';
+import { BROADCAST, FrameReceiver, FrameType, encodeFrame, type Frame, type ReceiveEvent } from './frame.js';
+import { NminOctets, Npoll, NretryToken, mstpTiming, type MstpTiming } from './timing.js';
+
+export type MasterState = 'INITIALIZE' | 'IDLE' | 'USE_TOKEN' | 'WAIT_FOR_REPLY' | 'DONE_WITH_TOKEN' | 'PASS_TOKEN' | 'NO_TOKEN' | 'POLL_FOR_MASTER' | 'ANSWER_DATA_REQUEST';
+
+export interface MstpNodeOptions {
+  /** This station (TS): 0–127 for a master, 0–254 for a slave. */
+  address: number;
+  role?: 'master' | 'slave';
+  /** Nmax_master: the highest master address polled for. Default 127. */
+  maxMaster?: number;
+  /** Nmax_info_frames: frames we may send per token. Default 1. */
+  maxInfoFrames?: number;
+  baudRate: number;
+  usageTimeoutMs?: number;
+  frameAbortMs?: number;
+}
+
+export interface MstpPort {
+  /** Queues octets for the line. */
+  write(frame: Buffer): void;
+}
+
+/** An NPDU for us. `reply` is set when the sender waits for an answer (Data Expecting Reply). */
+export type DataHandler = (source: number, npdu: Buffer, reply: ((npdu: Buffer) => void) | undefined) => void;
+
+export interface MstpCounters {
+  tokensReceived: number;
+  tokensPassed: number;
+  tokenRetries: number;
+  pollForMaster: number;
+  lostToken: number;
+  invalidFrames: number;
+  replyTimeouts: number;
+  replyPostponedSent: number;
+  framesSent: number;
+}
+
+interface Outgoing {
+  dest: number;
+  npdu: Buffer;
+  expectReply: boolean;
+}
+
+type NodeEvents = {
+  /** The token arrived (token loop timing). */
+  token: [at: number];
+  /** A request we sent got no reply within Treply_timeout. */
+  'reply-timeout': [dest: number];
+  /** NS changed (a master joined, left, or we are alone). */
+  successor: [next: number, soleMaster: boolean];
+};
+
+export class MstpNode extends EventEmitter<NodeEvents> {
+  readonly ts: number;
+  readonly role: 'master' | 'slave';
+  readonly timing: MstpTiming;
+  readonly counters: MstpCounters = { tokensReceived: 0, tokensPassed: 0, tokenRetries: 0, pollForMaster: 0, lostToken: 0, invalidFrames: 0, replyTimeouts: 0, replyPostponedSent: 0, framesSent: 0 };
+  /** Lateness of our timers past their deadline, ms (jitter figures for the bench). */
+  readonly timerLateness: number[] = [];
+  onData: DataHandler = () => undefined;
+
+  private state: MasterState = 'INITIALIZE';
+  private readonly maxMaster: number;
+  private readonly maxInfoFrames: number;
+  private ns: number;
+  private ps: number;
+  private tokenCount = 0;
+  private frameCount = 0;
+  private retryCount = 0;
+  private soleMaster = false;
+  private eventCount = 0;
+  private silenceStart = 0;
+  private lastRxAt = -Infinity;
+  private readonly receiver: FrameReceiver;
+  private readonly queue: Outgoing[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private timerDeadline = 0;
+  private running = false;
+  /** Set while answering a Data Expecting Reply (ANSWER_DATA_REQUEST). */
+  private answering: { source: number; done: boolean } | undefined;
+  /** Whom we are waiting for in WAIT_FOR_REPLY. */
+  private awaiting = -1;
+
+  constructor(opts: MstpNodeOptions, private readonly port: MstpPort) {
+    super();
+    this.role = opts.role ?? 'master';
+    const top = this.role === 'master' ? 127 : 254;
+    if (!Number.isInteger(opts.address) || opts.address < 0 || opts.address > top) throw new RangeError(`MS/TP ${this.role} address must be 0…${top}, got ${opts.address}`);
+    this.ts = opts.address;
+    this.maxMaster = opts.maxMaster ?? 127;
+    this.maxInfoFrames = opts.maxInfoFrames ?? 1;
+    this.timing = mstpTiming(opts.baudRate, { usageTimeoutMs: opts.usageTimeoutMs, frameAbortMs: opts.frameAbortMs });
+    this.ns = this.ps = this.ts;
+    this.receiver = new FrameReceiver(this.ts);
+  }
+
+  get currentState(): MasterState {
+    return this.state;
+  }
+  get nextStation(): number {
+    return this.ns;
+  }
+  get isSoleMaster(): boolean {
+    return this.soleMaster;
+  }
+  /** Frames waiting for the token. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  start(): void {
+    this.running = true;
+    this.silenceStart = performance.now();
+    // INITIALIZE: NS = PS = TS, TokenCount = Npoll so the first token we hold starts a poll cycle.
+    this.ns = this.ps = this.ts;
+    this.tokenCount = Npoll;
+    this.soleMaster = false;
+    this.enter('IDLE');
+  }
+
+  stop(): void {
+    this.running = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.queue.length = 0;
+    this.state = 'INITIALIZE';
+  }
+
+  /** Queues an NPDU; it goes out when we hold the token (a slave may only answer). */
+  send(dest: number, npdu: Buffer, expectReply: boolean): void {
+    if (this.role === 'slave') throw new Error('an MS/TP slave cannot originate frames');
+    if (expectReply && dest === BROADCAST) throw new Error('a broadcast cannot expect a reply');
+    this.queue.push({ dest, npdu, expectReply });
+    // A sole master idling with the token uses it at once.
+    if (this.running && this.state === 'USE_TOKEN' && this.soleMaster) queueMicrotask(() => {
+      if (this.running && this.state === 'USE_TOKEN' && this.queue.length) {
+        this.frameCount = 0;
+        this.useToken();
+      }
+    });
+  }
+
+  /** Drops queued frames for `dest` (a request given up on before it went out). */
+  cancel(dest: number, npdu: Buffer): void {
+    const i = this.queue.findIndex((q) => q.dest === dest && q.npdu === npdu);
+    if (i >= 0) this.queue.splice(i, 1);
+  }
+
+  /** Octets from the line. */
+  receive(chunk: Buffer): void {
+    if (!this.running) return;
+    const now = performance.now();
+    this.silenceStart = now;
+    this.lastRxAt = now;
+    this.eventCount += chunk.length;
+    // SawTokenUser / SawFrame: traffic within Tusage_timeout (or before our slot) means someone
+    // else has the token.
+    if ((this.state === 'PASS_TOKEN' || this.state === 'NO_TOKEN') && this.eventCount > NminOctets) this.enter('IDLE');
+    this.receiver.feed(chunk, (e) => this.onReceive(e));
+    this.arm();
+  }
+
+  // ── receive events ────────────────────────────────────────────────────────────────────────────
+
+  private onReceive(e: ReceiveEvent): void {
+    if (e.kind === 'invalid') {
+      this.counters.invalidFrames++;
+      if (this.state === 'WAIT_FOR_REPLY') this.doneWithToken();
+      else if (this.state === 'POLL_FOR_MASTER') this.pfmSilent();
+      return;
+    }
+    if (e.kind === 'not-for-us') {
+      // A valid frame between other stations: in WAIT_FOR_REPLY or POLL_FOR_MASTER it means
+      // somebody else is using the line (ReceivedUnexpectedFrame).
+      if (this.state === 'WAIT_FOR_REPLY' || this.state === 'POLL_FOR_MASTER') this.enter('IDLE');
+      return;
+    }
+    const f = e.frame;
+    // Our own octets echoed back by a half-duplex adapter are traffic, never a request.
+    if (f.source === this.ts) return;
+    if (this.role === 'slave') return this.slaveFrame(f);
+    switch (this.state) {
+      case 'IDLE':
+      case 'NO_TOKEN':
+      case 'PASS_TOKEN':
+        return this.idleFrame(f);
+      case 'WAIT_FOR_REPLY':
+        return this.waitFrame(f);
+      case 'POLL_FOR_MASTER':
+        if (f.dest === this.ts && f.type === FrameType.ReplyToPollForMaster) {
+          // ReceivedReplyToPFM: a new successor.
+          this.soleMaster = false;
+          this.setSuccessor(f.source);
+          this.ps = this.ts;
+          this.tokenCount = 0;
+          this.passToken();
+        } else this.enter('IDLE');
+        return;
+      default:
+        return;
+    }
+  }
+
+  private idleFrame(f: Frame): void {
+    const toUs = f.dest === this.ts;
+    switch (f.type) {
+      case FrameType.Token:
+        if (!toUs) return;
+        this.counters.tokensReceived++;
+        this.emit('token', performance.now());
+        this.frameCount = 0;
+        this.soleMaster = false;
+        return this.useToken();
+      case FrameType.PollForMaster:
+        if (toUs) this.transmit(FrameType.ReplyToPollForMaster, f.source);
+        return this.enter('IDLE');
+      case FrameType.DataNotExpectingReply:
+      case FrameType.TestResponse:
+        if (f.type === FrameType.DataNotExpectingReply) this.onData(f.source, f.data, undefined);
+        return this.enter('IDLE');
+      case FrameType.DataExpectingReply:
+      case FrameType.TestRequest:
+        if (!toUs) return this.enter('IDLE'); // a broadcast cannot expect a reply: unwanted
+        return this.answer(f);
+      default:
+        return this.enter('IDLE');
+    }
+  }
+
+  private slaveFrame(f: Frame): void {
+    if (f.dest !== this.ts && f.dest !== BROADCAST) return;
+    if (f.type === FrameType.DataNotExpectingReply) this.onData(f.source, f.data, undefined);
+    else if ((f.type === FrameType.DataExpectingReply || f.type === FrameType.TestRequest) && f.dest === this.ts) this.answer(f);
+  }
+
+  /** ANSWER_DATA_REQUEST: the upper layer answers within Treply_delay, or we postpone. */
+  private answer(f: Frame): void {
+    const started = performance.now();
+    if (f.type === FrameType.TestRequest) {
+      this.transmit(FrameType.TestResponse, f.source, f.data);
+      return this.enter('IDLE');
+    }
+    const ctx = { source: f.source, done: false };
+    this.answering = ctx;
+    this.enter('ANSWER_DATA_REQUEST');
+    this.onData(f.source, f.data, (npdu) => {
+      if (ctx.done) {
+        // Too late for the immediate reply: it goes out as our own frame when we hold the token.
+        if (this.role === 'master') this.queue.push({ dest: f.source, npdu, expectReply: false });
+        return;
+      }
+      ctx.done = true;
+      this.answering = undefined;
+      if (this.state !== 'ANSWER_DATA_REQUEST' || performance.now() - started > this.timing.replyDelayMs) {
+        if (this.role === 'master') this.queue.push({ dest: f.source, npdu, expectReply: false });
+        return;
+      }
+      this.transmit(FrameType.DataNotExpectingReply, f.source, npdu);
+      this.enter('IDLE');
+    });
+  }
+
+  private waitFrame(f: Frame): void {
+    if (f.dest === this.ts && (f.type === FrameType.DataNotExpectingReply || f.type === FrameType.TestResponse)) {
+      // ReceivedReply
+      if (f.type === FrameType.DataNotExpectingReply) this.onData(f.source, f.data, undefined);
+      return this.doneWithToken();
+    }
+    if (f.dest === this.ts && f.type === FrameType.ReplyPostponed) return this.doneWithToken();
+    // ReceivedUnexpectedFrame: a synchronisation error; give up the token quietly.
+    this.enter('IDLE');
+  }
+
+  // ── holding the token ─────────────────────────────────────────────────────────────────────────
+
+  private useToken(): void {
+    this.state = 'USE_TOKEN';
+    const next = this.queue.shift();
+    if (!next) {
+      // NothingToSend
+      this.frameCount = this.maxInfoFrames;
+      return this.doneWithToken();
+    }
+    this.frameCount++;
+    if (next.expectReply) {
+      this.transmit(FrameType.DataExpectingReply, next.dest, next.npdu);
+      this.awaiting = next.dest;
+      return this.enter('WAIT_FOR_REPLY');
+    }
+    this.transmit(FrameType.DataNotExpectingReply, next.dest, next.npdu);
+    this.doneWithToken();
+  }
+
+  private nextAddr(a: number): number {
+    return (a + 1) % (this.maxMaster + 1);
+  }
+
+  private doneWithToken(): void {
+    this.state = 'DONE_WITH_TOKEN';
+    if (this.frameCount < this.maxInfoFrames && this.queue.length) return this.useToken(); // SendAnotherFrame
+    if (!this.soleMaster && this.ns === this.ts) {
+      // NextStationUnknown
+      this.ps = this.nextAddr(this.ts);
+      return this.pollForMaster();
+    }
+    if (this.tokenCount < Npoll - 1) {
+      if (this.soleMaster && this.ns !== this.nextAddr(this.ts)) {
+        // SoleMaster: nobody to pass to; keep the token.
+        this.frameCount = 0;
+        this.tokenCount++;
+        return this.keepToken();
+      }
+      this.tokenCount++; // SendToken
+      return this.passToken();
+    }
+    if (this.nextAddr(this.ps) === this.ns) {
+      if (!this.soleMaster) {
+        // ResetMaintenancePFM
+        this.ps = this.ts;
+        this.tokenCount = 1;
+        return this.passToken();
+      }
+      // SoleMasterRestartMaintenancePFM
+      this.ps = this.nextAddr(this.ns);
+      this.setSuccessor(this.ts);
+      this.tokenCount = 1;
+      return this.pollForMaster();
+    }
+    // SendMaintenancePFM
+    this.ps = this.nextAddr(this.ps);
+    this.pollForMaster();
+  }
+
+  /**
+   * A sole master goes straight back to USE_TOKEN. With nothing queued that loop would spin, so
+   * it waits for a send() or a short pause (one Tusage_timeout, as if the token went round).
+   */
+  private keepToken(): void {
+    if (this.queue.length) return this.useToken();
+    this.enter('USE_TOKEN');
+  }
+
+  private passToken(): void {
+    this.retryCount = 0;
+    this.eventCount = 0;
+    this.counters.tokensPassed++;
+    this.transmit(FrameType.Token, this.ns);
+    this.enter('PASS_TOKEN');
+  }
+
+  private pollForMaster(): void {
+    this.retryCount = 0;
+    this.eventCount = 0;
+    this.counters.pollForMaster++;
+    this.transmit(FrameType.PollForMaster, this.ps);
+    this.enter('POLL_FOR_MASTER');
+  }
+
+  /** POLL_FOR_MASTER saw silence for Tusage_timeout (or a bad frame). */
+  private pfmSilent(): void {
+    if (this.soleMaster) {
+      this.frameCount = 0;
+      return this.useToken();
+    }
+    if (this.ns !== this.ts) {
+      // DoneWithPFM
+      return this.passToken();
+    }
+    if (this.nextAddr(this.ps) !== this.ts) {
+      // SendNextPFM
+      this.ps = this.nextAddr(this.ps);
+      return this.pollForMaster();
+    }
+    // DeclareSoleMaster
+    this.soleMaster = true;
+    this.setSuccessor(this.ts);
+    this.frameCount = 0;
+    this.useToken();
+  }
+
+  private setSuccessor(ns: number): void {
+    const changed = ns !== this.ns;
+    this.ns = ns;
+    if (changed || this.soleMaster) this.emit('successor', ns, this.soleMaster);
+  }
+
+  // ── timers ────────────────────────────────────────────────────────────────────────────────────
+
+  private enter(s: MasterState): void {
+    this.state = s;
+    if (s === 'IDLE') this.awaiting = -1;
+    this.arm();
+  }
+
+  /** One timer: the next deadline the current state (or a partial frame) has on the silence timer. */
+  private arm(): void {
+    if (!this.running) return;
+    const t = this.timing;
+    let deadline = Infinity;
+    if (this.receiver.inFrame) deadline = this.silenceStart + t.frameAbortMs;
+    switch (this.state) {
+      case 'IDLE':
+        if (this.role === 'master') deadline = Math.min(deadline, this.silenceStart + t.noTokenMs);
+        break;
+      case 'NO_TOKEN':
+        deadline = Math.min(deadline, this.silenceStart + t.noTokenMs + t.slotMs * this.ts);
+        break;
+      case 'WAIT_FOR_REPLY':
+        deadline = Math.min(deadline, this.silenceStart + t.replyTimeoutMs);
+        break;
+      case 'PASS_TOKEN':
+      case 'POLL_FOR_MASTER':
+        deadline = Math.min(deadline, this.silenceStart + t.usageTimeoutMs);
+        break;
+      case 'USE_TOKEN':
+        // Sole master with nothing to send: look again after a Tusage_timeout.
+        deadline = Math.min(deadline, performance.now() + t.usageTimeoutMs);
+        break;
+      case 'ANSWER_DATA_REQUEST':
+        // Leave a few ms to get the postponement onto the line within Treply_delay.
+        deadline = Math.min(deadline, this.silenceStart + t.replyDelayMs - 5);
+        break;
+      default:
+        break;
+    }
+    if (deadline === this.timerDeadline && this.timer) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerDeadline = deadline;
+    if (deadline === Infinity) return;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, deadline - performance.now()));
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    if (!this.running) return;
+    const now = performance.now();
+    if (now < this.timerDeadline) return this.arm();
+    this.timerLateness.push(now - this.timerDeadline);
+    if (this.timerLateness.length > 10_000) this.timerLateness.splice(0, 5_000);
+    const silence = now - this.silenceStart;
+    const t = this.timing;
+    if (this.receiver.inFrame && silence >= t.frameAbortMs) {
+      const e = this.receiver.abort();
+      if (e) this.onReceive(e);
+    }
+    switch (this.state) {
+      case 'IDLE':
+        if (this.role === 'master' && silence >= t.noTokenMs) {
+          // LostToken
+          this.counters.lostToken++;
+          this.state = 'NO_TOKEN';
+          this.eventCount = 0;
+          if (silence >= t.noTokenMs + t.slotMs * this.ts) return this.generateToken();
+        }
+        break;
+      case 'NO_TOKEN':
+        if (silence >= t.noTokenMs + t.slotMs * this.ts) return this.generateToken();
+        break;
+      case 'WAIT_FOR_REPLY':
+        if (silence >= t.replyTimeoutMs) {
+          // ReplyTimeout
+          this.counters.replyTimeouts++;
+          const dest = this.awaiting;
+          this.frameCount = this.maxInfoFrames;
+          this.emit('reply-timeout', dest);
+          return this.doneWithToken();
+        }
+        break;
+      case 'PASS_TOKEN':
+        if (silence >= t.usageTimeoutMs) {
+          if (this.retryCount < NretryToken) {
+            // RetrySendToken
+            this.retryCount++;
+            this.counters.tokenRetries++;
+            this.eventCount = 0;
+            this.transmit(FrameType.Token, this.ns);
+            break;
+          }
+          // FindNewSuccessor
+          this.ps = this.nextAddr(this.ns);
+          this.setSuccessor(this.ts);
+          this.tokenCount = 0;
+          return this.pollForMaster();
+        }
+        break;
+      case 'POLL_FOR_MASTER':
+        if (silence >= t.usageTimeoutMs) return this.pfmSilent();
+        break;
+      case 'USE_TOKEN':
+        this.frameCount = 0;
+        return this.doneWithTokenAsSole();
+      case 'ANSWER_DATA_REQUEST': {
+        // DeferredReply: the answer was not ready within Treply_delay.
+        const a = this.answering;
+        if (a && !a.done) {
+          a.done = true;
+          this.answering = undefined;
+          if (this.role === 'master') {
+            this.counters.replyPostponedSent++;
+            this.transmit(FrameType.ReplyPostponed, a.source);
+          }
+        }
+        return this.enter('IDLE');
+      }
+      default:
+        break;
+    }
+    this.arm();
+  }
+
+  private doneWithTokenAsSole(): void {
+    this.frameCount = this.maxInfoFrames;
+    this.doneWithToken();
+  }
+
+  /** GenerateToken: our slot after a lost token; find a successor from TS + 1. */
+  private generateToken(): void {
+    this.ps = this.nextAddr(this.ts);
+    this.setSuccessor(this.ts);
+    this.tokenCount = 0;
+    this.pollForMaster();
+  }
+
+  // ── transmit ──────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Sends a frame, no sooner than Tturnaround after the last octet we received (the sender's
+   * driver may still be on the line). The silence timer restarts at the end of our frame on the wire.
+   */
+  private transmit(type: number, dest: number, data?: Buffer): void {
+    const frame = encodeFrame({ type, dest, source: this.ts, data });
+    const now = performance.now();
+    const at = Math.max(now, this.lastRxAt + this.timing.turnaroundMs);
+    this.counters.framesSent++;
+    if (at <= now + 0.05) this.port.write(frame);
+    else {
+      this.pendingWrites++;
+      setTimeout(() => {
+        this.pendingWrites--;
+        if (this.running) this.port.write(frame);
+      }, at - now);
+    }
+    this.silenceStart = at + frame.length * this.timing.octetMs;
+  }
+  private pendingWrites = 0;
+}

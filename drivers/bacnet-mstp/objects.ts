@@ -1,0 +1,71 @@
+// Names of BACnet object types and properties as automation engineers write them in device maps
+// (kebab-case, as in the standard's text: analog-input, present-value) ⇄ their numbers, and
+// decoded application values → published values.
+import { ApplicationTag, ObjectType, PropertyIdentifier, type AppValue, type ObjectId } from './bacnet.js';
+import type { Value } from '../../src/core/driver.js';
+
+const kebab = (s: string) => s.toLowerCase().replace(/_/g, '-');
+const enumNames = (e: Record<string, string | number>) =>
+  new Map(Object.entries(e).filter(([, v]) => typeof v === 'number').map(([k, v]) => [kebab(k), v as number]));
+
+const OBJECT_TYPES = enumNames(ObjectType as unknown as Record<string, string | number>);
+const PROPERTIES = enumNames(PropertyIdentifier as unknown as Record<string, string | number>);
+export const PROPERTY_NAMES = [...PROPERTIES.keys()];
+
+export function parseObject(text: string): ObjectId {
+  const [name, inst] = text.split(':');
+  const type = OBJECT_TYPES.get(name!);
+  if (type === undefined) throw new Error(`unknown object type ${name}`);
+  return { type, instance: Number(inst) };
+}
+
+export function objectText(o: ObjectId): string {
+  const name = [...OBJECT_TYPES].find(([, v]) => v === o.type)?.[0] ?? String(o.type);
+  return `${name}:${o.instance}`;
+}
+
+/** Property number from a name (present-value) or a number ("85"); undefined when unknown. */
+export function propertyId(text: string): number | undefined {
+  return /^[0-9]+$/.test(text) ? Number(text) : PROPERTIES.get(text);
+}
+
+const BINARY = new Set([ObjectType.BINARY_INPUT, ObjectType.BINARY_OUTPUT, ObjectType.BINARY_VALUE] as number[]);
+const ACTIVE_INACTIVE = new Set([PropertyIdentifier.PRESENT_VALUE, PropertyIdentifier.RELINQUISH_DEFAULT, PropertyIdentifier.ALARM_VALUE, PropertyIdentifier.FEEDBACK_VALUE] as number[]);
+
+function one(v: AppValue, object: ObjectId, prop: number): Value {
+  switch (v.type) {
+    case ApplicationTag.NULL:
+      return null;
+    case ApplicationTag.BOOLEAN:
+      return Boolean(v.value);
+    case ApplicationTag.ENUMERATED:
+      // binary present-value is inactive (0) / active (1): published as false / true.
+      if (BINARY.has(object.type) && ACTIVE_INACTIVE.has(prop)) return v.value === 1;
+      return v.value as number;
+    case ApplicationTag.UNSIGNED_INTEGER:
+    case ApplicationTag.SIGNED_INTEGER:
+    case ApplicationTag.REAL:
+    case ApplicationTag.DOUBLE:
+      return v.value as number;
+    case ApplicationTag.CHARACTER_STRING:
+      return String(v.value);
+    case ApplicationTag.BIT_STRING: {
+      // e.g. status-flags: [in-alarm, fault, overridden, out-of-service]
+      const bs = v.value as { bitsUsed: number; value: number[] };
+      return Array.from({ length: bs.bitsUsed }, (_, i) => ((bs.value[i >> 3] ?? 0) >> (i & 7)) & 1).map(Boolean);
+    }
+    case ApplicationTag.OBJECTIDENTIFIER:
+      return objectText(v.value as ObjectId);
+    default:
+      return JSON.stringify(v.value);
+  }
+}
+
+/** A property's value: a single value, or an array for lists and arrays of simple values. */
+export function toValue(values: AppValue[], object: ObjectId, prop: number): Value {
+  if (values.length === 1) return one(values[0]!, object, prop);
+  return values.map((v) => {
+    const x = one(v, object, prop);
+    return Array.isArray(x) ? JSON.stringify(x) : (x as number | boolean | string | null);
+  });
+}
