@@ -13,6 +13,8 @@ export interface Rs485Bus {
   readonly ports: string[];
   /** Octets carried (all taps), for figures. */
   readonly octets: number;
+  /** Calls `fn` with every chunk as it arrives at the other nodes (a passive line monitor). */
+  observe(fn: (chunk: Buffer, from: number, at: number) => void): void;
   /** Cuts tap i off the line (a cable pulled) or joins it back. */
   detach(i: number, off: boolean): void;
   stop(): Promise<void>;
@@ -41,7 +43,10 @@ export async function startRs485Bus(nodes: number, opts: { baudRate?: number; di
     for (const p of pairs) await p.stop();
     throw err;
   }
+  const observers: ((chunk: Buffer, from: number, at: number) => void)[] = [];
   const deliver = (from: number, chunk: Buffer) => {
+    const at = performance.now();
+    for (const o of observers) o(chunk, from, at);
     taps.forEach((t, j) => {
       if (j !== from && !cut.has(j) && t.isOpen) t.write(chunk);
     });
@@ -66,6 +71,7 @@ export async function startRs485Bus(nodes: number, opts: { baudRate?: number; di
     get octets() {
       return octets;
     },
+    observe: (fn) => void observers.push(fn),
     detach: (i, off) => void (off ? cut.add(i) : cut.delete(i)),
     async stop() {
       for (const t of timers) clearTimeout(t);
