@@ -17,6 +17,7 @@ import type { CommonPoint } from './config/schema.js';
 import type { HealthSnapshot } from './core/device-health.js';
 import { LinkRunner, type LinkHooks } from './core/link-runner.js';
 import type { DriverSpec, Reading } from './core/driver.js';
+import { Failover } from './core/failover.js';
 import { ReportFilter } from './core/report-filter.js';
 import type { Sample } from './core/sample.js';
 import { Scheduler } from './core/scheduler.js';
@@ -64,6 +65,8 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   });
   const links = new Map<string, LinkRunner>();
   const deviceLink = new Map<string, LinkRunner>();
+  /** Devices with a backup channel; the backup's link member is named `<device>~backup`. */
+  const failovers = new Map<string, Failover>();
   const health = new HealthServer(metrics, {
     health: () => ({
       ok: true,
@@ -82,10 +85,31 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   });
   let healthPort: number | undefined;
 
+  /** What the device status topic says: the primary's health, and with a backup, which channel serves. */
+  const publishStatus = (device: string) => {
+    const h = deviceLink.get(device)?.health(device);
+    if (!h) return;
+    const fo = failovers.get(device);
+    if (!fo) return publisher.setDeviceStatus(device, { ...h, channel: h.endpoint });
+    const status = fo.status();
+    let shown = h;
+    if (status.active === 'backup' && (status.backup_state === 'up' || status.backup_state === 'degraded')) {
+      // Reachable, though only the critical points and only through the backup.
+      shown = { ...h, state: 'degraded', reason: `primary ${h.state}${h.reason ? ` (${h.reason})` : ''}; critical points through the backup channel` };
+    }
+    publisher.setDeviceStatus(device, { ...shown, channel: fo.endpoint, failover: status });
+  };
+
   const linkHooks: LinkHooks = {
-    onStatus: (device, h) => {
-      metrics.deviceUp.set({ device }, h.state === 'up' || h.state === 'degraded' ? 1 : 0);
-      publisher.setDeviceStatus(device, h);
+    onStatus: (member, h) => {
+      if (member.endsWith('~backup')) {
+        const device = member.slice(0, -'~backup'.length);
+        failovers.get(device)?.backup(h);
+        return publishStatus(device);
+      }
+      metrics.deviceUp.set({ device: member }, h.state === 'up' || h.state === 'degraded' ? 1 : 0);
+      failovers.get(member)?.primary(h);
+      publishStatus(member);
     },
     onExchange: (device, outcome) => {
       if ('rttMs' in outcome) metrics.exchangeSeconds.observe({ device }, outcome.rttMs / 1000);
@@ -94,11 +118,11 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     onReconnect: (endpoint) => metrics.reconnects.inc({ endpoint }),
   };
 
-  const wire = (device: LoadedDevice) => {
+  /** Adds a device (or a backup channel) to the runner of its link, made by its first user. */
+  const join = (device: LoadedDevice) => {
     const spec = deps.drivers.find((d) => d.type === device.driver)!;
     const dlog = log.child({ component: 'driver', driver: spec.type, device: device.name });
     const driver = spec.create(device, { log: dlog, baseDir });
-    // One link per endpoint, shared by every device behind it; the first device's settings make it.
     const key = spec.linkKey(device);
     let runner = links.get(key);
     if (!runner) {
@@ -107,19 +131,36 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       links.set(key, runner);
     }
     runner.add(device.name, driver);
-    deviceLink.set(device.name, runner);
-    const linkRunner = runner;
+    return { spec, driver, runner };
+  };
+
+  const wire = (device: LoadedDevice) => {
+    const { spec, driver, runner: linkRunner } = join(device);
+    deviceLink.set(device.name, linkRunner);
     const channel = linkRunner.link.endpoint;
+    let backup: (ReturnType<typeof join> & { failover: Failover; points: Set<string> }) | undefined;
+    if (device.backup) {
+      const b = join(device.backup.device);
+      const failover = new Failover(channel, b.runner.link.endpoint, device.backup.switchBackAfterMs, (to, reason) => {
+        metrics.failoverSwitches.inc({ device: device.name, to });
+        metrics.failoverActive.set({ device: device.name }, to === 'backup' ? 1 : 0);
+        log.warn({ device: device.name, to, channel: failover.endpoint, reason }, `critical points switched to the ${to} channel`);
+        publishStatus(device.name);
+      });
+      failovers.set(device.name, failover);
+      metrics.failoverActive.set({ device: device.name }, 0);
+      backup = { ...b, failover, points: new Set(device.backup.device.points.map((p) => p.name)) };
+    }
     const pointsByName = new Map<string, CommonPoint>(device.points.map((p) => [p.name, p]));
     const filter = new ReportFilter(pointsByName);
     /** Readings from a poll or a subscription → samples in the buffer → the publisher. */
-    const accept = (readings: Reading[], ts: number) => {
+    const accept = (readings: Reading[], ts: number, via = channel) => {
       metrics.polled.inc({ device: device.name }, readings.length);
       const samples: Sample[] = [];
       for (const r of readings) {
         if (r.quality === 'bad') metrics.badReadings.inc({ device: device.name });
         const point = pointsByName.get(r.point);
-        const s: Sample = { ts, device: device.name, channel, ...r, unit: point?.unit, priority: point?.priority };
+        const s: Sample = { ts, device: device.name, channel: via, ...r, unit: point?.unit, priority: point?.priority };
         if (filter.pass(s)) samples.push(s);
       }
       try {
@@ -147,16 +188,35 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     }
     for (const [intervalMs, points] of groups) {
       const plan = driver.plan(points);
+      const primaryRead = async (p: unknown) => {
+        const started = performance.now();
+        const out = await linkRunner.poll(device.name, (link, signal) => driver.read(p, link, signal));
+        if (!out.ok) return;
+        metrics.pollSeconds.observe({ device: device.name }, (performance.now() - started) / 1000);
+        accept(out.value, out.ts);
+      };
+      // With a backup: the group's critical points also have a plan on the backup channel, and
+      // the rest a primary-only plan for while the critical ones are read elsewhere.
+      const critical = backup ? points.filter((p) => backup.points.has(p.name)).map((p) => p.name) : [];
+      const onBackup = backup && critical.length ? backup : undefined;
+      const backupPlan = onBackup?.driver.plan(device.backup!.device.points.filter((p) => critical.includes(p.name)));
+      const rest = points.filter((p) => !critical.includes(p.name));
+      const restPlan = onBackup && rest.length ? driver.plan(rest) : undefined;
       scheduler.add({
         id: `${device.name}@${intervalMs}ms`,
         device: device.name,
         intervalMs,
         run: async () => {
+          if (!onBackup || onBackup.failover.active === 'primary') return primaryRead(plan);
+          // One poll at a time per group: the backup read and the primary read of the other
+          // points run in turn, so no sample overtakes another across a switch.
           const started = performance.now();
-          const out = await linkRunner.poll(device.name, (link, signal) => driver.read(plan, link, signal));
-          if (!out.ok) return;
-          metrics.pollSeconds.observe({ device: device.name }, (performance.now() - started) / 1000);
-          accept(out.value, out.ts);
+          const out = await onBackup.runner.poll(`${device.name}~backup`, (link, signal) => onBackup.driver.read(backupPlan, link, signal));
+          if (out.ok) {
+            metrics.pollSeconds.observe({ device: device.name }, (performance.now() - started) / 1000);
+            accept(out.value, out.ts, onBackup.runner.link.endpoint);
+          }
+          if (restPlan !== undefined) await primaryRead(restPlan);
         },
       });
     }
@@ -191,6 +251,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     },
     async stop() {
       await scheduler.stop();
+      for (const f of failovers.values()) f.stop();
       await Promise.all([...links.values()].map((r) => r.stop()));
       const drained = await publisher.drain(deps.drainMs ?? 5000);
       if (!drained) log.warn({ buffered: buffer.depth() }, 'stopping with samples still buffered; they are sent after the next start');

@@ -1,15 +1,12 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { CommonPointProps } from '../../src/config/schema.js';
+import { CommonPointProps, Enum } from '../../src/config/schema.js';
 
 export const BAUD_RATES = [9600, 19200, 38400, 57600, 76800, 115200] as const;
 
 export const MstpConnection = Type.Object(
   {
     port: Type.String({ minLength: 1, description: 'Serial device of the RS485 adapter, e.g. /dev/ttyUSB1 (a /dev/serial/by-id/ path survives re-plugging).' }),
-    baud_rate: Type.Union(
-      BAUD_RATES.map((b) => Type.Literal(b)),
-      { default: 38400, description: 'Bus speed; every node on the line must use the same one.' },
-    ),
+    baud_rate: Enum(BAUD_RATES, { default: 38400, description: 'Line speed; every node on the line must use the same one.' }),
     station: Type.Integer({ minimum: 0, maximum: 127, description: "The gateway's own MAC address (a master, 0–127); unique on the line." }),
     max_master: Type.Integer({ minimum: 0, maximum: 127, default: 127, description: 'Nmax_master: the highest master address on the line. Lower it to the real highest master so lost-token recovery and polling for new masters are quick.' }),
     max_info_frames: Type.Integer({ minimum: 1, maximum: 255, default: 1, description: 'Nmax_info_frames: requests the gateway may send each time it holds the token.' }),

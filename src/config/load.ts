@@ -11,8 +11,10 @@ import { YamlFile, type ConfigProblem, type YamlPath } from './yaml-file.js';
 import { checkDeviceNames, checkGateway, checkSharedLinks, checkTopics } from './semantic.js';
 
 export interface LoadedDevice extends DeviceConfig {
-  /** Where it was written, for later problems and for logs. */
-  source: { file: YamlFile; index: number };
+  /** Where it was written, for later problems and for logs; `prefix` is set for a backup channel. */
+  source: { file: YamlFile; index: number; prefix?: YamlPath };
+  /** The backup channel: its own driver, connection, link and the critical points' addresses on it. */
+  backup?: { device: LoadedDevice; switchBackAfterMs: number };
 }
 
 export interface LoadedConfig {
@@ -85,7 +87,8 @@ export class ConfigLoader {
         if (typeof p === 'object' && p !== null) problems.push(...this.validate(file, spec.pointSchema, p, [...at, 'points', i]));
       });
       if (problems.length > before || typeof dev.name !== 'string' || !Array.isArray(dev.points)) return;
-      const device = { ...(dev as unknown as DeviceConfig), source: { file, index } };
+      const { backup: _raw, ...envelope } = dev;
+      const device: LoadedDevice = { ...(envelope as unknown as DeviceConfig), source: { file, index } };
       const seen = new Map<string, number>();
       device.points.forEach((p, i) => {
         const first = seen.get(p.name);
@@ -93,9 +96,62 @@ export class ConfigLoader {
         else seen.set(p.name, i);
       });
       for (const issue of spec.validate?.(device) ?? []) problems.push(file.problem([...at, ...issue.path], issue.message));
+      const backup = (dev as { backup?: Record<string, unknown> }).backup;
+      if (backup && typeof backup === 'object') {
+        const r = this.loadBackup(file, at, device, backup);
+        problems.push(...r.problems);
+        if (r.backup) device.backup = r.backup;
+      }
       devices.push(device);
     });
     return { devices: problems.length ? [] : devices, problems };
+  }
+
+  /** The `backup:` block of a device: its driver's schemas, and every critical point addressed on it. */
+  private loadBackup(file: YamlFile, at: YamlPath, primary: LoadedDevice, b: Record<string, unknown>): { backup?: LoadedDevice['backup']; problems: ConfigProblem[] } {
+    const problems: ConfigProblem[] = [];
+    const here: YamlPath = [...at, 'backup'];
+    const spec = this.drivers.find((d) => d.type === b.driver);
+    if (!spec) {
+      if (typeof b.driver === 'string') {
+        const known = this.drivers.map((d) => d.type);
+        problems.push(file.problem([...here, 'driver'], `expected one of ${known.join('|')}, got "${b.driver}"${didYouMean(b.driver, known)}`));
+      }
+      return { problems };
+    }
+    if (typeof b.connection === 'object' && b.connection !== null) problems.push(...this.validate(file, spec.connectionSchema, b.connection, [...here, 'connection']));
+    const points = Array.isArray(b.points) ? (b.points as unknown[]) : [];
+    points.forEach((p, i) => {
+      if (typeof p !== 'object' || p === null) return;
+      const hadInterval = 'poll_interval_ms' in p;
+      problems.push(...this.validate(file, spec.pointSchema, p, [...here, 'points', i]));
+      if (hadInterval) problems.push(file.problem([...here, 'points', i, 'poll_interval_ms'], 'expected no poll_interval_ms on a backup point (it is read when its primary point is due), got one'));
+    });
+    if (problems.length) return { problems };
+    const names = new Set(primary.points.map((p) => p.name));
+    const covered = new Set<string>();
+    (points as { name: string }[]).forEach((p, i) => {
+      if (!names.has(p.name)) problems.push(file.problem([...here, 'points', i, 'name'], `expected the name of a point of device "${primary.name}", got "${p.name}"${didYouMean(p.name, [...names])}`));
+      else if (covered.has(p.name)) problems.push(file.problem([...here, 'points', i, 'name'], `expected each point once on the backup channel, got "${p.name}" again`));
+      covered.add(p.name);
+    });
+    primary.points.forEach((p, i) => {
+      if (p.priority === 'critical' && !covered.has(p.name)) {
+        problems.push(file.problem([...at, 'points', i, 'priority'], `expected critical point "${p.name}" to be addressed on the backup channel too (backup.points), got no entry for it`));
+      }
+    });
+    const device: LoadedDevice = {
+      name: `${primary.name}~backup`,
+      driver: spec.type,
+      enabled: primary.enabled,
+      poll_interval_ms: primary.poll_interval_ms,
+      link: b.link as LoadedDevice['link'],
+      connection: b.connection,
+      points: points as LoadedDevice['points'],
+      source: { file, index: at[1] as number, prefix: ['backup'] },
+    };
+    for (const issue of spec.validate?.(device) ?? []) problems.push(file.problem([...here, ...issue.path], issue.message));
+    return { backup: { device, switchBackAfterMs: b.switch_back_after_ms as number }, problems };
   }
 
   private loadGateway(file: YamlFile): { config?: LoadedConfig; problems: ConfigProblem[]; deviceFiles: YamlFile[] } {
@@ -123,7 +179,7 @@ export class ConfigLoader {
       problems.push(...r.problems);
       devices.push(...r.devices);
     }
-    problems.push(...checkDeviceNames(devices), ...checkSharedLinks(devices, this.drivers));
+    problems.push(...checkDeviceNames(devices), ...checkSharedLinks(withBackups(devices), this.drivers));
     if (!problems.length) problems.push(...checkTopics(gateway, devices));
     const config = problems.length ? undefined : { gatewayFile: file.abs, baseDir, gateway, devices };
     return { config, problems, deviceFiles };
@@ -157,7 +213,7 @@ export class ConfigLoader {
         standaloneDevices.push(...r.devices);
       }
     }
-    problems.push(...checkDeviceNames(standaloneDevices), ...checkSharedLinks(standaloneDevices, this.drivers));
+    problems.push(...checkDeviceNames(standaloneDevices), ...checkSharedLinks(withBackups(standaloneDevices), this.drivers));
     return { problems: sortProblems(problems), configs };
   }
 
@@ -169,6 +225,9 @@ export class ConfigLoader {
     return { config: r.config, problems: sortProblems(r.problems) };
   }
 }
+
+/** Devices and their backup channels: every user of a link, for the shared-link checks. */
+const withBackups = (devices: LoadedDevice[]) => devices.flatMap((d) => (d.backup ? [d, d.backup.device] : [d]));
 
 /** File by file, top to bottom, as a person reads them; the sort is stable for one position. */
 function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {

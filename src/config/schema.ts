@@ -58,6 +58,22 @@ export const CommonPointProps = {
   description: Type.Optional(Type.String({ description: 'Free text for people; not published.' })),
 };
 
+/** Liveness settings of one link (a device's `link:` block). */
+const LinkSchema = Type.Object(
+  {
+    probe_interval_ms: Type.Integer({
+      minimum: 100,
+      maximum: 3_600_000,
+      default: 5000,
+      description: 'Heartbeat: a device idle for this long (or down) is probed. A silently dead link is down within probe_interval_ms + failures_before_down × timeout.',
+    }),
+    failures_before_down: Type.Integer({ minimum: 1, maximum: 20, default: 2, description: 'Failed requests in a row (timeouts, garbled answers) before the device is down; fewer make it degraded.' }),
+    backoff_min_ms: Type.Integer({ minimum: 10, maximum: 600_000, default: 500, description: 'First reconnect delay of the link.' }),
+    backoff_max_ms: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000, description: 'Cap of the exponential, fully jittered reconnect delay.' }),
+  },
+  { additionalProperties: false, default: {}, description: 'Liveness of the link to this device. Devices sharing an endpoint share one link; the first device’s settings apply to it.' },
+);
+
 /** The device envelope; `connection` and `points[]` are checked against the driver's own schemas. */
 export const DeviceEnvelope = Type.Object(
   {
@@ -66,21 +82,31 @@ export const DeviceEnvelope = Type.Object(
     enabled: Type.Boolean({ default: true, description: 'false keeps the device in the map but never polls it.' }),
     poll_interval_ms: PollInterval('Default poll interval for this device’s points, in ms.'),
     connection: Type.Object({}, { description: 'Driver-specific connection settings (see the driver README).' }),
-    link: Type.Object(
-      {
-        probe_interval_ms: Type.Integer({
-          minimum: 100,
-          maximum: 3_600_000,
-          default: 5000,
-          description: 'Heartbeat: a device idle for this long (or down) is probed. A silently dead link is down within probe_interval_ms + failures_before_down × timeout.',
-        }),
-        failures_before_down: Type.Integer({ minimum: 1, maximum: 20, default: 2, description: 'Failed requests in a row (timeouts, garbled answers) before the device is down; fewer make it degraded.' }),
-        backoff_min_ms: Type.Integer({ minimum: 10, maximum: 600_000, default: 500, description: 'First reconnect delay of the link.' }),
-        backoff_max_ms: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000, description: 'Cap of the exponential, fully jittered reconnect delay.' }),
-      },
-      { additionalProperties: false, default: {}, description: 'Liveness of the link to this device. Devices sharing an endpoint share one link; the first device’s settings apply to it.' },
-    ),
+    link: LinkSchema,
     points: Type.Array(Type.Object({}), { minItems: 1, description: 'The points to read (driver-specific fields).' }),
+    backup: Type.Optional(
+      Type.Object(
+        {
+          driver: Type.String({ description: 'Driver of the backup channel, e.g. bacnet_mstp.' }),
+          connection: Type.Object({}, { description: "Connection settings of the backup channel (see its driver's README)." }),
+          link: LinkSchema,
+          switch_back_after_ms: Type.Integer({
+            minimum: 0,
+            maximum: 86_400_000,
+            default: 30_000,
+            description: 'Hysteresis: the primary must have been up this long, without a failure, before critical points go back to it.',
+          }),
+          points: Type.Array(Type.Object({}), {
+            minItems: 1,
+            description: "The critical points addressed on the backup channel (the backup driver's point fields); each name is a point of this device. Every point with priority: critical must be here.",
+          }),
+        },
+        {
+          additionalProperties: false,
+          description: 'A second, independent channel (e.g. BACnet MS/TP behind a Modbus TCP primary). While the link pool has the primary down, the critical points are read through it; samples name the channel that carried them.',
+        },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

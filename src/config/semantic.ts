@@ -104,7 +104,7 @@ export function checkSharedLinks(devices: LoadedDevice[], drivers: readonly Driv
       first.set(key, d);
       continue;
     }
-    const at = (path: (string | number)[]) => d.source.file.problem(['devices', d.source.index, ...path], '');
+    const at = (path: (string | number)[]) => d.source.file.problem(['devices', d.source.index, ...(d.source.prefix ?? []), ...path], '');
     for (const k of Object.keys(d.link) as (keyof typeof d.link)[]) {
       if (d.link[k] !== owner.link[k]) {
         const p = at(['link', k]);

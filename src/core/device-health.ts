@@ -12,6 +12,10 @@ export interface HealthSnapshot {
   errors: number;
   timeouts: number;
   reconnects: number;
+  /** The channel samples come through now (with a backup channel, it changes on failover). */
+  channel?: string;
+  /** Present when the device has a backup channel. */
+  failover?: import('./failover.js').FailoverStatus;
 }
 
 const WINDOW = 256;

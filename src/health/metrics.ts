@@ -26,6 +26,8 @@ export function createMetrics() {
     }),
     exchangeFailures: new Counter({ name: 'edgeferry_device_failures_total', help: 'Failed requests by kind: timeout, error (garbled answer), link (transport lost).', labelNames: ['device', 'kind'], registers: [registry] }),
     reconnects: new Counter({ name: 'edgeferry_link_reconnects_total', help: 'Links reopened after being lost.', labelNames: ['endpoint'], registers: [registry] }),
+    failoverSwitches: new Counter({ name: 'edgeferry_failover_switches_total', help: 'Switches of critical points between primary and backup channel.', labelNames: ['device', 'to'], registers: [registry] }),
+    failoverActive: new Gauge({ name: 'edgeferry_failover_on_backup', help: '1 while the critical points of a device are read through its backup channel.', labelNames: ['device'], registers: [registry] }),
     deviceUp: new Gauge({ name: 'edgeferry_device_up', help: '1 when the device answers (up or degraded), else 0.', labelNames: ['device'], registers: [registry] }),
     mqttConnected: new Gauge({ name: 'edgeferry_mqtt_connected', help: '1 when connected to the broker.', registers: [registry] }),
     inflight: new Gauge({ name: 'edgeferry_mqtt_inflight', help: 'Messages published and not yet acknowledged.', registers: [registry] }),

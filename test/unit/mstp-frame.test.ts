@@ -62,7 +62,7 @@ describe('receive state machine', () => {
 
   it('reports a corrupted header and still finds the next frame', () => {
     const bad = Buffer.from(token);
-    bad[4] ^= 0x01; // source octet flipped: header CRC fails
+    bad[4]! ^= 0x01; // source octet flipped: header CRC fails
     const events = receive(new FrameReceiver(7), bad, token);
     expect(events.map((e) => e.kind)).toEqual(['invalid', 'frame']);
     expect(events[0]).toEqual({ kind: 'invalid', reason: 'header crc' });
@@ -70,9 +70,9 @@ describe('receive state machine', () => {
 
   it('reports corrupted data (and a corrupted data CRC) as invalid', () => {
     const badData = Buffer.from(data);
-    badData[9] ^= 0x40;
+    badData[9]! ^= 0x40;
     const badCrc = Buffer.from(data);
-    badCrc[badCrc.length - 1] ^= 0x01;
+    badCrc[badCrc.length - 1]! ^= 0x01;
     expect(receive(new FrameReceiver(7), badData, badCrc, token).map((e) => (e.kind === 'invalid' ? e.reason : e.kind))).toEqual(['data crc', 'data crc', 'frame']);
   });
 
