@@ -1,8 +1,9 @@
 // `edgeferry demo`: a simulated plant (one Modbus TCP simulator per Modbus device of
-// config/demo.yaml, one OPC UA server for the OPC UA devices),
+// config/demo.yaml, one OPC UA server for the OPC UA devices, a BACnet MS/TP device on a virtual
+// RS485 line for a backup channel, whose primary's path the demo cuts now and then),
 // an embedded aedes broker on loopback with TLS (certificates made now, in a temp dir), the real
 // gateway in between, and a TLS subscriber that prints what arrives. Ctrl-C stops it all.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,10 @@ import { start as startBroker } from '../../simulators/mqtt-broker/index.js';
 import { registersFromPoints } from '../../simulators/modbus/from-device-map.js';
 import { start as startSimulator, type ModbusSimulator } from '../../simulators/modbus/index.js';
 import { startOpcuaSim, type OpcuaSimulator } from '../../simulators/opcua/index.js';
+import { startMstpDevice } from '../../simulators/bacnet-mstp/index.js';
+import { startRs485Bus } from '../../simulators/rs485-bus.js';
+import { startProxy, type TcpProxy } from '../../simulators/tcp-proxy/index.js';
+import type { MstpConnectionConfig } from '../../drivers/bacnet-mstp/schema.js';
 import type { OpcuaConnectionConfig } from '../../drivers/opcua/schema.js';
 import type { CliIo } from '../cli.js';
 import { ConfigLoader } from '../config/load.js';
@@ -43,7 +48,23 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
 
     const sims: ModbusSimulator[] = [];
     let uaSim: OpcuaSimulator | undefined;
+    const socat = (process.env.PATH ?? '').split(':').some((p) => existsSync(join(p, 'socat')));
+    /** Primary paths of devices with an MS/TP backup, which the demo cuts now and then. */
+    const cuttable: { device: string; proxy: TcpProxy }[] = [];
     for (const d of config.devices) {
+      if (d.backup?.device.driver === 'bacnet_mstp') {
+        if (!socat) {
+          io.err(`edgeferry demo: ${d.name} runs without its BACnet MS/TP backup (the virtual RS485 line needs socat: apt-get install socat)`);
+          delete d.backup;
+        } else {
+          const bc = d.backup.device.connection as MstpConnectionConfig;
+          const line = await startRs485Bus(2, { baudRate: bc.baud_rate, dir: mkdtempSync(join(dir, 'rs485-')) });
+          cleanup.unshift(() => line.stop());
+          const mstp = await startMstpDevice({ path: line.ports[1]!, baudRate: bc.baud_rate, mac: bc.mac, deviceInstance: bc.device_instance ?? 1000 + bc.mac, maxMaster: bc.max_master });
+          cleanup.unshift(() => mstp.stop());
+          bc.port = line.ports[0]!;
+        }
+      }
       if (d.driver === 'opcua') {
         // One simulated OPC UA server (with its own PKI) serves every OPC UA device of the demo.
         if (!uaSim) {
@@ -62,6 +83,12 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
       const conn = d.connection as ModbusTcpConnectionConfig;
       conn.host = '127.0.0.1';
       conn.port = sim.port;
+      if (d.backup) {
+        const proxy = await startProxy({ port: sim.port });
+        cleanup.unshift(() => proxy.stop());
+        cuttable.push({ device: d.name, proxy });
+        conn.port = proxy.port;
+      }
     }
     const g = config.gateway;
     g.mqtt.url = `mqtts://127.0.0.1:${broker.port}`;
@@ -79,8 +106,25 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
     io.err(`  mosquitto_sub -h 127.0.0.1 -p ${broker.port} --cafile ${caFile} -t '${root}' -v`);
     io.err(`  node ${fileURLToPath(new URL('../main.js', import.meta.url))} sub --url mqtts://127.0.0.1:${broker.port} --ca ${caFile} --topic '${root}'`);
     if (gw.healthPort) io.err(`health: http://127.0.0.1:${gw.healthPort}/healthz  metrics: http://127.0.0.1:${gw.healthPort}/metrics`);
+    if (cuttable.length) io.err(`failover: every 60 s the demo blackholes the Ethernet path of ${cuttable.map((c) => c.device).join(', ')} for 20 s; watch "channel" in its samples and its status topic.`);
     io.err('Ctrl-C stops everything.');
     io.err('');
+    const started = Date.now();
+    const flipper = cuttable.length
+      ? setInterval(() => {
+          const phase = Math.floor((Date.now() - started) / 1000) % 60;
+          for (const c of cuttable) {
+            if (phase === 30) {
+              c.proxy.mode({ kind: 'blackhole' });
+              io.err(`edgeferry demo: cut the Ethernet path of ${c.device} (packets vanish); its critical points continue over BACnet MS/TP`);
+            } else if (phase === 50) {
+              c.proxy.mode({ kind: 'pass' });
+              io.err(`edgeferry demo: restored the Ethernet path of ${c.device}; critical points go back after the hold time`);
+            }
+          }
+        }, 1000)
+      : undefined;
+    cleanup.unshift(() => clearInterval(flipper));
 
     // Our own TLS subscriber shows decoded values here; one line per topic every 5 s at most.
     const watcher = mqtt.connect(g.mqtt.url, { ca: ca.cert, rejectUnauthorized: true, reconnectPeriod: 1000 });
