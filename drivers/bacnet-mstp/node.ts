@@ -53,6 +53,8 @@ export interface MstpCounters {
   replyTimeouts: number;
   replyPostponedSent: number;
   framesSent: number;
+  /** Tokens, polls and requests for us that were already waiting when we last transmitted. */
+  staleFrames: number;
 }
 
 interface Outgoing {
@@ -74,7 +76,7 @@ export class MstpNode extends EventEmitter<NodeEvents> {
   readonly ts: number;
   readonly role: 'master' | 'slave';
   readonly timing: MstpTiming;
-  readonly counters: MstpCounters = { tokensReceived: 0, tokensPassed: 0, tokenRetries: 0, pollForMaster: 0, lostToken: 0, invalidFrames: 0, replyTimeouts: 0, replyPostponedSent: 0, framesSent: 0 };
+  readonly counters: MstpCounters = { tokensReceived: 0, tokensPassed: 0, tokenRetries: 0, pollForMaster: 0, lostToken: 0, invalidFrames: 0, replyTimeouts: 0, replyPostponedSent: 0, framesSent: 0, staleFrames: 0 };
   /** Lateness of our timers past their deadline, ms (jitter figures for the bench). */
   readonly timerLateness: number[] = [];
   onData: DataHandler = () => undefined;
@@ -142,6 +144,7 @@ export class MstpNode extends EventEmitter<NodeEvents> {
 
   stop(): void {
     this.running = false;
+    this.timerGen++;
     clearTimeout(this.timer);
     this.timer = undefined;
     this.queue.length = 0;
@@ -153,13 +156,6 @@ export class MstpNode extends EventEmitter<NodeEvents> {
     if (this.role === 'slave') throw new Error('an MS/TP slave cannot originate frames');
     if (expectReply && dest === BROADCAST) throw new Error('a broadcast cannot expect a reply');
     this.queue.push({ dest, npdu, expectReply });
-    // A sole master idling with the token uses it at once.
-    if (this.running && this.state === 'USE_TOKEN' && this.soleMaster) queueMicrotask(() => {
-      if (this.running && this.state === 'USE_TOKEN' && this.queue.length) {
-        this.frameCount = 0;
-        this.useToken();
-      }
-    });
   }
 
   /** Drops queued frames for `dest` (a request given up on before it went out). */
@@ -200,6 +196,13 @@ export class MstpNode extends EventEmitter<NodeEvents> {
     const f = e.frame;
     // Our own octets echoed back by a half-duplex adapter are traffic, never a request.
     if (f.source === this.ts) return;
+    // Octets read in the same event-loop turn as our last transmission were on the line before
+    // it: a token or request for us among them predates what we just did (typically the
+    // predecessor's retry while this process was stalled). Acting on it would duplicate the token.
+    if (this.transmittedThisTurn && f.dest === this.ts && f.type !== FrameType.DataNotExpectingReply && f.type !== FrameType.TestResponse && f.type !== FrameType.ReplyPostponed && f.type !== FrameType.ReplyToPollForMaster) {
+      this.counters.staleFrames++;
+      return;
+    }
     if (this.role === 'slave') return this.slaveFrame(f);
     switch (this.state) {
       case 'IDLE':
@@ -327,10 +330,13 @@ export class MstpNode extends EventEmitter<NodeEvents> {
     }
     if (this.tokenCount < Npoll - 1) {
       if (this.soleMaster && this.ns !== this.nextAddr(this.ts)) {
-        // SoleMaster: nobody to pass to; keep the token.
+        // SoleMaster: nobody to pass to; use the token again. With nothing to send this runs
+        // through Npoll turns at once and polls the next address, so a sole master keeps
+        // searching (and the line never falls silent long enough for another master to think the
+        // token lost).
         this.frameCount = 0;
         this.tokenCount++;
-        return this.keepToken();
+        return this.useToken();
       }
       this.tokenCount++; // SendToken
       return this.passToken();
@@ -351,15 +357,6 @@ export class MstpNode extends EventEmitter<NodeEvents> {
     // SendMaintenancePFM
     this.ps = this.nextAddr(this.ps);
     this.pollForMaster();
-  }
-
-  /**
-   * A sole master goes straight back to USE_TOKEN. With nothing queued that loop would spin, so
-   * it waits for a send() or a short pause (one Tusage_timeout, as if the token went round).
-   */
-  private keepToken(): void {
-    if (this.queue.length) return this.useToken();
-    this.enter('USE_TOKEN');
   }
 
   private passToken(): void {
@@ -434,10 +431,6 @@ export class MstpNode extends EventEmitter<NodeEvents> {
       case 'POLL_FOR_MASTER':
         deadline = Math.min(deadline, this.silenceStart + t.usageTimeoutMs);
         break;
-      case 'USE_TOKEN':
-        // Sole master with nothing to send: look again after a Tusage_timeout.
-        deadline = Math.min(deadline, performance.now() + t.usageTimeoutMs);
-        break;
       case 'ANSWER_DATA_REQUEST':
         deadline = Math.min(deadline, this.silenceStart + this.postponeAfterMs);
         break;
@@ -449,11 +442,23 @@ export class MstpNode extends EventEmitter<NodeEvents> {
     this.timer = undefined;
     this.timerDeadline = deadline;
     if (deadline === Infinity) return;
-    this.timer = setTimeout(() => this.fire(), Math.max(0, deadline - performance.now()));
+    const gen = ++this.timerGen;
+    // The silence timer must not expire on octets that have arrived but not been read yet: when
+    // the event loop was late, the timers phase runs before the poll phase reads the port. Acting
+    // in setImmediate (after the poll phase) lets receive() see those octets first.
+    this.timer = setTimeout(
+      () =>
+        setImmediate(() => {
+          if (gen !== this.timerGen) return;
+          this.timer = undefined;
+          this.fire();
+        }),
+      Math.max(0, deadline - performance.now()),
+    );
   }
+  private timerGen = 0;
 
   private fire(): void {
-    this.timer = undefined;
     if (!this.running) return;
     const now = performance.now();
     if (now < this.timerDeadline) return this.arm();
@@ -508,9 +513,6 @@ export class MstpNode extends EventEmitter<NodeEvents> {
       case 'POLL_FOR_MASTER':
         if (silence >= t.usageTimeoutMs) return this.pfmSilent();
         break;
-      case 'USE_TOKEN':
-        this.frameCount = 0;
-        return this.doneWithTokenAsSole();
       case 'ANSWER_DATA_REQUEST': {
         // DeferredReply: the answer was not ready within Treply_delay.
         const a = this.answering;
@@ -530,11 +532,6 @@ export class MstpNode extends EventEmitter<NodeEvents> {
     this.arm();
   }
 
-  private doneWithTokenAsSole(): void {
-    this.frameCount = this.maxInfoFrames;
-    this.doneWithToken();
-  }
-
   /** GenerateToken: our slot after a lost token; find a successor from TS + 1. */
   private generateToken(): void {
     this.ps = this.nextAddr(this.ts);
@@ -549,7 +546,13 @@ export class MstpNode extends EventEmitter<NodeEvents> {
    * Sends a frame, no sooner than Tturnaround after the last octet we received (the sender's
    * driver may still be on the line). The silence timer restarts at the end of our frame on the wire.
    */
+  private transmittedThisTurn = false;
+
   private transmit(type: number, dest: number, data?: Buffer): void {
+    if (!this.transmittedThisTurn) {
+      this.transmittedThisTurn = true;
+      setImmediate(() => (this.transmittedThisTurn = false));
+    }
     const frame = encodeFrame({ type, dest, source: this.ts, data });
     const now = performance.now();
     const at = Math.max(now, this.lastRxAt + this.timing.turnaroundMs);

@@ -39,6 +39,8 @@ export interface MstpDeviceOptions {
   role?: 'master' | 'slave';
   maxMaster?: number;
   maxInfoFrames?: number;
+  /** Tusage_timeout of this node (20–100 ms; default 30). */
+  usageTimeoutMs?: number;
   deviceInstance: number;
   objects?: SimObject[];
   /** Answer confirmed requests after this many ms (over Treply_delay: Reply Postponed, then the answer). */
@@ -80,7 +82,7 @@ export async function startMstpDevice(o: MstpDeviceOptions): Promise<MstpDevice>
   const device: ObjectId = { type: ObjectType.DEVICE, instance: o.deviceInstance };
   const served = { whoIs: 0, rp: 0, rpm: 0 };
   let serial: MstpSerial | undefined;
-  const node = new MstpNode({ address: o.mac, role, maxMaster: o.maxMaster, maxInfoFrames: o.maxInfoFrames, baudRate }, { write: (f) => serial?.write(f) });
+  const node = new MstpNode({ address: o.mac, role, maxMaster: o.maxMaster, maxInfoFrames: o.maxInfoFrames, baudRate, usageTimeoutMs: o.usageTimeoutMs }, { write: (f) => serial?.write(f) });
 
   const property = (obj: ObjectId, prop: number): AppValue[] | { errorClass: number; errorCode: number } => {
     if (obj.type === ObjectType.DEVICE) {

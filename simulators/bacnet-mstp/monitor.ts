@@ -39,7 +39,12 @@ export class MstpMonitor {
 
   private violation(f: SeenFrame, why: string): void {
     this.violations.push(`${frameName(f.type)} ${f.source}→${f.dest}: ${why}`);
+    // The frames before it, for whoever has to find out why.
+    const recent = this.frames.slice(-8).map((x) => `${x.at.toFixed(1)} ${frameName(x.type)} ${x.source}→${x.dest}`);
+    this.context.push(recent.join(' | '));
   }
+  /** For each violation, the last frames seen up to it. */
+  readonly context: string[] = [];
 
   private check(f: SeenFrame): void {
     const silence = f.at - this.lastAt;

@@ -32,7 +32,7 @@ describe('failover between channels', () => {
     cleanups.push(() => proxy.stop());
     const bus = await startRs485Bus(2, { baudRate: 38400 });
     cleanups.push(() => bus.stop());
-    const bacnet = await startMstpDevice({ path: bus.ports[1]!, mac: 5, deviceInstance: 1005, maxMaster: 7 });
+    const bacnet = await startMstpDevice({ path: bus.ports[1]!, mac: 5, deviceInstance: 1005, maxMaster: 7, usageTimeoutMs: 60 });
     cleanups.push(() => bacnet.stop());
 
     const sub = await Subscriber.connect(broker, 's/g/#');
@@ -49,7 +49,7 @@ devices:
       - { name: pressure, address: 1 }
     backup:
       driver: bacnet_mstp
-      connection: { port: ${bus.ports[0]}, station: 1, max_master: 7, mac: 5, device_instance: 1005 }
+      connection: { port: ${bus.ports[0]}, station: 1, max_master: 7, usage_timeout_ms: 60, mac: 5, device_instance: 1005 }
       link: { probe_interval_ms: 1000 }
       switch_back_after_ms: ${HOLD_MS}
       points:
