@@ -1,0 +1,65 @@
+// The master node state machine fed frame by frame (no serial port): who it passes the token to,
+// that it ignores a token that predates its own last transmission, and that a sole master keeps
+// polling rather than leave the line silent.
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeFrame, FrameReceiver, FrameType, type Frame } from '../../drivers/bacnet-mstp/frame.js';
+import { MstpNode } from '../../drivers/bacnet-mstp/node.js';
+
+// A node waits Tturnaround (40 bit times, ~1 ms at 38400) after the last octet before it sends.
+const turnaround = () => new Promise((r) => setTimeout(r, 5));
+const frame = (type: number, source: number, dest: number) => encodeFrame({ type, source, dest });
+const nodes: MstpNode[] = [];
+afterEach(() => nodes.splice(0).forEach((n) => n.stop()));
+
+function node(address: number, maxMaster: number) {
+  const sent: (Frame & { at: number })[] = [];
+  const rx = new FrameReceiver(-1, true);
+  const n = new MstpNode({ address, maxMaster, baudRate: 38400, usageTimeoutMs: 20 }, { write: (b) => rx.feed(b, (e) => e.kind === 'frame' && sent.push({ ...e.frame, at: performance.now() })) });
+  nodes.push(n);
+  n.start();
+  return { n, sent };
+}
+
+describe('MS/TP master node', () => {
+  it('finds its successor by Poll-For-Master, passes the token, and ignores a retried token it already used', async () => {
+    const { n, sent } = node(5, 7);
+    n.receive(frame(FrameType.Token, 1, 5));
+    await turnaround();
+    // First token: the successor is unknown, so it polls the next address.
+    expect(sent.at(-1)).toMatchObject({ type: FrameType.PollForMaster, source: 5, dest: 6 });
+    n.receive(frame(FrameType.ReplyToPollForMaster, 6, 5));
+    await turnaround();
+    expect(sent.at(-1)).toMatchObject({ type: FrameType.Token, source: 5, dest: 6 });
+    expect(n.nextStation).toBe(6);
+    n.receive(frame(FrameType.Token, 6, 1)); // 6 used it: 5 is idle again
+    expect(n.currentState).toBe('IDLE');
+    // Station 1's token and its retry arrive in one read (this process was stalled): one use only.
+    const before = sent.length;
+    n.receive(Buffer.concat([frame(FrameType.Token, 1, 5), frame(FrameType.Token, 1, 5)]));
+    await turnaround();
+    expect(sent.slice(before).map((f) => `${f.type}:${f.source}→${f.dest}`)).toEqual([`${FrameType.Token}:5→6`]);
+    expect(n.counters.staleFrames).toBe(1);
+    expect(n.counters.tokensReceived).toBe(2);
+  });
+
+  it('answers a Poll-For-Master addressed to it, and only that one', async () => {
+    const { n, sent } = node(3, 7);
+    n.receive(frame(FrameType.PollForMaster, 1, 4));
+    await turnaround();
+    expect(sent).toHaveLength(0);
+    n.receive(frame(FrameType.PollForMaster, 1, 3));
+    await turnaround();
+    expect(sent).toMatchObject([{ type: FrameType.ReplyToPollForMaster, source: 3, dest: 1 }]);
+  });
+
+  it('as the sole master, keeps polling for others and never leaves the line silent for Tno_token', async () => {
+    const { n, sent } = node(0, 3);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(n.isSoleMaster).toBe(true);
+    const polls = sent.filter((f) => f.type === FrameType.PollForMaster);
+    expect(new Set(polls.map((f) => f.dest))).toEqual(new Set([1, 2, 3]));
+    const after = sent.filter((f) => f.at > sent.find((x) => x.type === FrameType.PollForMaster)!.at);
+    const gaps = after.slice(1).map((f, i) => f.at - after[i]!.at);
+    expect(Math.max(...gaps)).toBeLessThan(500);
+  });
+});
