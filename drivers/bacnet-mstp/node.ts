@@ -421,9 +421,13 @@ export class MstpNode extends EventEmitter<NodeEvents> {
       case 'IDLE':
         if (this.role === 'master') deadline = Math.min(deadline, this.silenceStart + t.noTokenMs);
         break;
-      case 'NO_TOKEN':
-        deadline = Math.min(deadline, this.silenceStart + t.noTokenMs + t.slotMs * this.ts);
+      case 'NO_TOKEN': {
+        // Our slot; if we are already past it, the end of every master's slot.
+        const mine = this.silenceStart + t.noTokenMs + t.slotMs * this.ts;
+        const late = performance.now() >= this.silenceStart + t.noTokenMs + t.slotMs * (this.ts + 1);
+        deadline = Math.min(deadline, late ? this.silenceStart + this.allSlotsMs() : mine);
         break;
+      }
       case 'WAIT_FOR_REPLY':
         deadline = Math.min(deadline, this.silenceStart + t.replyTimeoutMs);
         break;
@@ -477,11 +481,11 @@ export class MstpNode extends EventEmitter<NodeEvents> {
           this.counters.lostToken++;
           this.state = 'NO_TOKEN';
           this.eventCount = 0;
-          if (silence >= t.noTokenMs + t.slotMs * this.ts) return this.generateToken();
+          if (this.mayGenerate(silence)) return this.generateToken();
         }
         break;
       case 'NO_TOKEN':
-        if (silence >= t.noTokenMs + t.slotMs * this.ts) return this.generateToken();
+        if (this.mayGenerate(silence)) return this.generateToken();
         break;
       case 'WAIT_FOR_REPLY':
         if (silence >= t.replyTimeoutMs) {
@@ -530,6 +534,19 @@ export class MstpNode extends EventEmitter<NodeEvents> {
         break;
     }
     this.arm();
+  }
+
+  /**
+   * GenerateToken is allowed in our slot (Tno_token + Tslot×TS up to the next station's slot), or
+   * once every master's slot has passed with nobody starting (we were late for ours).
+   */
+  private mayGenerate(silence: number): boolean {
+    const t = this.timing;
+    return (silence >= t.noTokenMs + t.slotMs * this.ts && silence < t.noTokenMs + t.slotMs * (this.ts + 1)) || silence >= this.allSlotsMs();
+  }
+
+  private allSlotsMs(): number {
+    return this.timing.noTokenMs + this.timing.slotMs * (this.maxMaster + 1);
   }
 
   /** GenerateToken: our slot after a lost token; find a successor from TS + 1. */
