@@ -18,6 +18,8 @@ export interface CliIo {
   err(line: string): void;
   /** Resolves when the process is asked to stop (SIGINT/SIGTERM). */
   stopRequested: Promise<void>;
+  /** Registers what a reload request (SIGHUP) does; returns the unregister function. */
+  onReload?(fn: () => void): () => void;
   version: string;
 }
 
@@ -33,6 +35,8 @@ usage:
                                   write a device map from an OPC UA server's address space
   edgeferry buffer stats|peek|export --config FILE [--limit N] [--dead-letters]
                                   look into the store-and-forward buffer (read-only; export = JSON lines)
+  edgeferry model eval --model DIR --images DIR --labels FILE [--split FILE] [--json]
+                                  accuracy, precision, recall, F1, FPR, AUC and latency of an EL model
 
 exit codes: 0 ok · 1 runtime failure · 2 usage error · 3 configuration invalid`;
 
@@ -53,6 +57,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return await runBufferCli(rest, io);
       case 'browse':
         return await runBrowse(rest, io);
+      case 'model':
+        // Loaded on demand: onnxruntime and sharp are only for the EL stage.
+        return await (await import('./inference/eval.js')).runModelCli(rest, io);
       case '--version':
       case 'version':
         io.out(io.version);
@@ -113,7 +120,13 @@ async function cmdRun(args: string[], io: CliIo): Promise<number> {
     await gw.stop().catch(() => undefined);
     return EXIT.FAILURE;
   }
+  // SIGHUP: reload the EL model (checked first; a bad one is refused and the old one serves).
+  const offReload = io.onReload?.(() => {
+    log.info('reload requested');
+    void gw.inference?.reload();
+  });
   await io.stopRequested;
+  offReload?.();
   log.info('stop requested');
   await gw.stop();
   return EXIT.OK;

@@ -24,6 +24,8 @@ import { Scheduler } from './core/scheduler.js';
 import { createMetrics, type Metrics } from './health/metrics.js';
 import { HealthServer } from './health/server.js';
 import { MqttPublisher, type MqttConnect } from './publish/mqtt-publisher.js';
+import { renderTopic } from './publish/topics.js';
+import { InferenceStage } from './inference/stage.js';
 
 export interface GatewayDeps {
   log: Logger;
@@ -44,6 +46,8 @@ export interface Gateway {
   linkPending(): number;
   /** Depth, bytes, evictions, dead letters… of the store-and-forward buffer (after start). */
   bufferStats(): BufferStats;
+  /** The EL inference stage, when configured. */
+  readonly inference: InferenceStage | undefined;
 }
 
 export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
@@ -84,6 +88,22 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     },
   });
   let healthPort: number | undefined;
+
+  // EL images: their verdicts go through the same buffer and publisher as PLC data.
+  const inf = g.inference?.enabled ? g.inference : undefined;
+  if (inf) publisher.elTopicTemplate = inf.topic_template;
+  const stage = inf
+    ? new InferenceStage(inf, {
+        log: log.child({ component: 'inference' }),
+        baseDir,
+        append: (samples) => {
+          buffer.append(samples);
+          metrics.buffered.inc(samples.length);
+          publisher.wake();
+        },
+        status: (payload) => publisher.setRetained(renderTopic(inf.status_topic, { site: g.site, gateway: g.gateway_id }), JSON.stringify(payload)),
+      })
+    : undefined;
 
   /** What the device status topic says: the primary's health, and with a backup, which channel serves. */
   const publishStatus = (device: string) => {
@@ -228,6 +248,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       return healthPort;
     },
     deviceStatus: (name) => deviceLink.get(name)?.health(name),
+    inference: stage,
     linkPending: () => [...links.values()].reduce((n, r) => n + r.pending, 0),
     bufferStats: () => buffer.stats(),
     async start() {
@@ -246,12 +267,14 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       }
       for (const r of links.values()) r.start();
       scheduler.start();
+      await stage?.start();
       if (g.health.enabled) healthPort = await health.listen(g.health.host, g.health.port);
       log.info({ devices: deviceLink.size, links: links.size, buffer: bufferPath, health_port: healthPort }, 'gateway started');
     },
     async stop() {
       await scheduler.stop();
       for (const f of failovers.values()) f.stop();
+      await stage?.stop();
       await Promise.all([...links.values()].map((r) => r.stop()));
       const drained = await publisher.drain(deps.drainMs ?? 5000);
       if (!drained) log.warn({ buffered: buffer.depth() }, 'stopping with samples still buffered; they are sent after the next start');

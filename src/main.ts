@@ -21,6 +21,10 @@ runCli(process.argv.slice(2), {
   out: (l) => process.stdout.write(l + '\n'),
   err: (l) => process.stderr.write(l + '\n'),
   stopRequested,
+  onReload: (fn) => {
+    process.on('SIGHUP', fn);
+    return () => process.off('SIGHUP', fn);
+  },
   version: pkg.version,
 }).then(
   (code) => {

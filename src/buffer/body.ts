@@ -19,6 +19,7 @@ export function encodeBody(s: Sample): string {
   if (s.deviceTs !== undefined) out += `,"device_ts":"${new Date(s.deviceTs).toISOString()}"`;
   if (s.serverTs !== undefined) out += `,"server_ts":"${new Date(s.serverTs).toISOString()}"`;
   if (s.unit !== undefined) out += `,"unit":${JSON.stringify(s.unit)}`;
+  if (s.extra) for (const [k, v] of Object.entries(s.extra)) if (v !== undefined) out += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
   out += `,"channel":${JSON.stringify(s.channel)}}`;
   return out;
 }

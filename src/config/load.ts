@@ -30,7 +30,7 @@ export interface CheckResult {
   configs: LoadedConfig[];
 }
 
-const GATEWAY_KEYS = ['site', 'gateway_id', 'mqtt', 'buffer', 'health', 'logging'];
+const GATEWAY_KEYS = ['site', 'gateway_id', 'mqtt', 'buffer', 'health', 'logging', 'inference'];
 
 class Validators {
   private readonly ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });

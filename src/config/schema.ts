@@ -2,6 +2,7 @@
 // defaults, the generated JSON Schema in config/schema/ and docs/config.md all come from here and
 // from each driver's schema.ts. Fields with a `default` are filled in by the validator, so their
 // static types are non-optional; the generated editor schema drops them from `required`.
+import { InferenceSchema } from '../inference/schema.js';
 import { Type, type Static } from '@sinclair/typebox';
 
 /**
@@ -237,6 +238,7 @@ export const GatewayFile = Type.Object(
     buffer: Buffer,
     logging: Logging,
     health: Health,
+    inference: Type.Optional(InferenceSchema),
   },
   { additionalProperties: false },
 );

@@ -1,7 +1,8 @@
 // Checks that span fields or files, which a schema cannot express.
 import { accessSync, constants } from 'node:fs';
-import { resolve } from 'node:path';
-import { renderTopic, unknownPlaceholders } from '../publish/topics.js';
+import { isAbsolute, resolve } from 'node:path';
+import { EL_TOPIC_PLACEHOLDERS, renderTopic, unknownPlaceholders } from '../publish/topics.js';
+import { readModel } from '../inference/model.js';
 import type { DriverSpec } from '../core/driver.js';
 import type { LoadedDevice } from './load.js';
 import type { GatewayFileConfig } from './schema.js';
@@ -29,6 +30,30 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
   }
   if (typeof mqtt.device_status_topic === 'string' && !/\{device\}/.test(mqtt.device_status_topic)) {
     out.push(file.problem(['mqtt', 'device_status_topic'], `expected {device} in the device status topic, got "${mqtt.device_status_topic}"`));
+  }
+  const inf = g.inference;
+  if (inf && typeof inf === 'object' && inf.enabled !== false) {
+    for (const key of ['topic_template', 'status_topic'] as const) {
+      const t = inf[key];
+      if (typeof t !== 'string') continue;
+      const bad = unknownPlaceholders(t, EL_TOPIC_PLACEHOLDERS);
+      if (bad.length) out.push(file.problem(['inference', key], `expected placeholders from {site} {gateway} {station}, got {${bad[0]}}`));
+      if (/[+#]/.test(t)) out.push(file.problem(['inference', key], `expected a topic without the wildcards + or #, got "${t}"`));
+    }
+    if (typeof inf.id_pattern === 'string') {
+      try {
+        new RegExp(inf.id_pattern);
+      } catch (err) {
+        out.push(file.problem(['inference', 'id_pattern'], `expected a regular expression, got one that does not compile: ${(err as Error).message}`));
+      }
+    }
+    if (typeof inf.model_dir === 'string') {
+      try {
+        readModel(isAbsolute(inf.model_dir) ? inf.model_dir : resolve(baseDir, inf.model_dir));
+      } catch (err) {
+        out.push(file.problem(['inference', 'model_dir'], `expected a folder with model.json and the model it names, got: ${(err as Error).message}`));
+      }
+    }
   }
   const tls = mqtt.tls ?? {};
   if (tls.cert && !tls.key) out.push(file.problem(['mqtt', 'tls'], 'expected key together with cert (mutual TLS needs both), got only cert'));

@@ -21,7 +21,16 @@ export interface Sample {
   unit?: string;
   /** The channel the value came through (the driver endpoint); failover makes this matter. */
   channel: string;
+  /** More payload fields (e.g. an EL verdict's image, model and timings), written after `value`. */
+  extra?: Record<string, unknown>;
 }
+
+/**
+ * The reserved device of EL inference results. Device names cannot contain "/", so it never
+ * collides with a configured device; the publisher gives these rows the inference topic template,
+ * with the station in `point`.
+ */
+export const EL_DEVICE = '/el';
 
 export interface StoredSample extends Sample {
   seq: number;

@@ -15,6 +15,7 @@ import { withDeadline } from '../core/deadline.js';
 import { GatewayError } from '../errors.js';
 import type { Metrics } from '../health/metrics.js';
 import { renderTopic } from './topics.js';
+import { EL_DEVICE } from '../core/sample.js';
 
 export interface PublisherIdentity {
   site: string;
@@ -110,8 +111,22 @@ export class MqttPublisher {
   private dataTopic(device: string, point: string): string {
     const key = `${device}\u0000${point}`;
     let t = this.topicCache.get(key);
-    if (!t) this.topicCache.set(key, (t = renderTopic(this.cfg.topic_template, { ...this.id, device, point })));
+    if (!t) {
+      // EL verdicts (device EL_DEVICE, station in point) have a topic template of their own.
+      t = device === EL_DEVICE ? renderTopic(this.elTopicTemplate, { ...this.id, station: point, device: 'el', point: 'verdict' }) : renderTopic(this.cfg.topic_template, { ...this.id, device, point });
+      this.topicCache.set(key, t);
+    }
     return t;
+  }
+
+  /** Topic template of EL inference verdicts ({station} is the image's station). */
+  elTopicTemplate = '{site}/{gateway}/el/{station}';
+  private readonly retained = new Map<string, string>();
+
+  /** A retained message kept current across reconnects (e.g. the inference stage's status). */
+  setRetained(topic: string, payload: string): void {
+    this.retained.set(topic, payload);
+    if (this.connected) this.client?.publish(topic, payload, { qos: 1, retain: true });
   }
 
   /** Called once by the gateway; connects in the background and keeps reconnecting until stop(). */
@@ -152,6 +167,7 @@ export class MqttPublisher {
       this.deps.log.info({ url: this.cfg.url }, 'mqtt connected');
       client.publish(this.statusTopic, this.statusPayload('online'), { qos: 1, retain: true });
       for (const [device, s] of this.deviceStatus) this.sendDeviceStatus(device, s);
+      for (const [topic, payload] of this.retained) this.client?.publish(topic, payload, { qos: 1, retain: true });
       this.pump();
     });
     client.on('error', (err) => this.deps.log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'mqtt error'));

@@ -1,0 +1,217 @@
+#!/usr/bin/python3
+"""Train edgeferry's EL cell defect model on ELPV-format data and export it to ONNX.
+
+    /usr/bin/python3 models/training/train.py --data ../shared/elpv --out models/el-defect
+
+Debian's python3-torch / python3-torchvision / python3-onnx / python3-pil / python3-numpy; CPU only;
+fixed seed. Reads `labels.csv` (whitespace-separated: image path, defect probability, cell type)
+and the images it names; never copies them anywhere.
+
+What it does:
+  1. Splits the labelled cells 80/20 into train and validation, stratified by label and cell type
+     (seeded), and writes the validation list to <out>/validation-split.txt (names only).
+  2. Trains a small residual CNN on 150x150 (the 300x300 cells average-pooled 2x2) with the labelled
+     probability as a soft target, dihedral flips/rotations and brightness/contrast jitter, AdamW
+     with a cosine schedule, and an exponential moving average of the weights.
+  3. Exports the EMA model to <out>/model.onnx with the pooling and the normalisation inside the
+     graph: input "image" float32 [N,1,300,300] of raw grey levels 0..255, output
+     "defect_probability" float32 [N,1].
+  4. Chooses the threshold on the validation split: the highest accuracy whose false-positive rate
+     is at most 5%, and writes the measured metrics to <out>/metrics.json.
+
+A plant retrains on its own cells by pointing --data at a folder with the same layout (an images/
+folder and a labels.csv) - see models/el-defect/README.md.
+"""
+import argparse, json, math, os, random, time
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+p = argparse.ArgumentParser()
+p.add_argument('--data', required=True)
+p.add_argument('--out', required=True)
+p.add_argument('--epochs', type=int, default=70)
+p.add_argument('--batch', type=int, default=32)
+p.add_argument('--lr', type=float, default=3e-3)
+p.add_argument('--width', type=int, default=24)
+p.add_argument('--seed', type=int, default=20261124)
+p.add_argument('--val-fraction', type=float, default=0.2)
+p.add_argument('--max-fpr', type=float, default=0.05)
+args = p.parse_args()
+
+random.seed(args.seed); np.random.seed(args.seed); torch.manual_seed(args.seed)
+torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+rows = []
+with open(os.path.join(args.data, 'labels.csv')) as f:
+    for line in f:
+        parts = line.split()
+        if len(parts) >= 3:
+            rows.append((parts[0], float(parts[1]), parts[2]))
+
+# Stratified split by (probability, type).
+groups = {}
+for r in rows:
+    groups.setdefault((round(r[1], 2), r[2]), []).append(r)
+train, val = [], []
+rng = random.Random(args.seed)
+for key in sorted(groups):
+    g = sorted(groups[key])
+    rng.shuffle(g)
+    n_val = int(round(len(g) * args.val_fraction))
+    val += g[:n_val]
+    train += g[n_val:]
+os.makedirs(args.out, exist_ok=True)
+with open(os.path.join(args.out, 'validation-split.txt'), 'w') as f:
+    for r in sorted(val):
+        f.write(os.path.basename(r[0]) + '\n')
+
+def load(rs):
+    xs = np.zeros((len(rs), 1, 150, 150), dtype=np.float32)
+    for i, r in enumerate(rs):
+        im = np.asarray(Image.open(os.path.join(args.data, r[0])).convert('L'), dtype=np.float32)
+        if im.shape != (300, 300):
+            raise SystemExit(f'{r[0]}: expected a 300x300 cell, got {im.shape}')
+        xs[i, 0] = im.reshape(150, 2, 150, 2).mean(axis=(1, 3))
+    return torch.from_numpy(xs), torch.tensor([r[1] for r in rs], dtype=torch.float32)
+
+t0 = time.time()
+xtr, ytr = load(train)
+xva, yva = load(val)
+MEAN = float(xtr.mean()); STD = float(xtr.std())
+print(f'loaded {len(train)} train / {len(val)} validation cells in {time.time() - t0:.1f} s; mean {MEAN:.2f} std {STD:.2f}', flush=True)
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False); self.b1 = nn.BatchNorm2d(cout)
+        self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False); self.b2 = nn.BatchNorm2d(cout)
+        self.skip = None if (cin == cout and stride == 1) else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+    def forward(self, x):
+        y = F.relu(self.b1(self.c1(x)))
+        y = self.b2(self.c2(y))
+        return F.relu(y + (x if self.skip is None else self.skip(x)))
+
+class Body(nn.Module):
+    """150x150 normalised grey → logit."""
+    def __init__(self, w):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())  # 75
+        self.s1 = Block(w, w, 1)
+        self.s2 = Block(w, 2 * w, 2)      # 38
+        self.s3 = Block(2 * w, 4 * w, 2)  # 19
+        self.s4 = Block(4 * w, 8 * w, 2)  # 10
+        self.head = nn.Linear(8 * w * 2, 1)
+    def forward(self, x):
+        x = self.s4(self.s3(self.s2(self.s1(self.stem(x)))))
+        # Mean and max pooling: dark defects are often small.
+        x = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+        return self.head(x)
+
+class Exported(nn.Module):
+    """What ships: raw 300x300 grey levels → probability; pooling and normalisation in the graph."""
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+    def forward(self, image):
+        x = F.avg_pool2d(image, 2)
+        x = (x - MEAN) / STD
+        return torch.sigmoid(self.body(x))
+
+def augment(x):
+    # Dihedral group: cells look the same flipped or turned by 90 degrees.
+    k = random.randint(0, 3)
+    x = torch.rot90(x, k, dims=(2, 3))
+    if random.random() < 0.5: x = torch.flip(x, dims=(3,))
+    # Per-image brightness and contrast, as cameras and exposures differ.
+    n = x.shape[0]
+    gain = torch.empty(n, 1, 1, 1).uniform_(0.8, 1.2)
+    bias = torch.empty(n, 1, 1, 1).uniform_(-0.2, 0.2)
+    x = x * gain + bias
+    # Small translation with reflection.
+    dx, dy = random.randint(-4, 4), random.randint(-4, 4)
+    if dx or dy:
+        x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+    return x
+
+body = Body(args.width)
+ema = Body(args.width); ema.load_state_dict(body.state_dict())
+for q in ema.parameters(): q.requires_grad_(False)
+params = sum(q.numel() for q in body.parameters())
+print(f'model: {params} parameters', flush=True)
+opt = torch.optim.AdamW(body.parameters(), lr=args.lr, weight_decay=5e-4)
+steps_per_epoch = math.ceil(len(train) / args.batch)
+total = steps_per_epoch * args.epochs
+sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total, pct_start=0.15)
+xtr_n = (xtr - MEAN) / STD
+xva_n = (xva - MEAN) / STD
+
+def predict(model, x, tta=False):
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), 128):
+            b = x[i:i + 128]
+            if tta:
+                ps = [torch.sigmoid(model(torch.rot90(b, k, dims=(2, 3)))) for k in range(4)]
+                out.append(torch.stack(ps).mean(0))
+            else:
+                out.append(torch.sigmoid(model(b)))
+    return torch.cat(out)[:, 0].numpy()
+
+ema_decay = 0.995
+step = 0
+for epoch in range(args.epochs):
+    body.train()
+    perm = torch.randperm(len(train))
+    t1 = time.time(); loss_sum = 0.0
+    for i in range(0, len(train), args.batch):
+        idx = perm[i:i + args.batch]
+        x = augment(xtr_n[idx]); y = ytr[idx]
+        logit = body(x)[:, 0]
+        loss = F.binary_cross_entropy_with_logits(logit, y)
+        opt.zero_grad(); loss.backward(); opt.step(); sched.step(); step += 1
+        loss_sum += float(loss) * len(idx)
+        with torch.no_grad():
+            d = min(ema_decay, (1 + step) / (10 + step))
+            for pe, pb in zip(ema.parameters(), body.parameters()): pe.mul_(d).add_(pb.detach(), alpha=1 - d)
+            for be, bb in zip(ema.buffers(), body.buffers()): be.copy_(bb)
+    if epoch % 5 == 4 or epoch == args.epochs - 1:
+        pv = predict(ema, xva_n)
+        acc = float(((pv >= 0.5) == (yva.numpy() >= 0.5)).mean())
+        print(f'epoch {epoch + 1}/{args.epochs} loss {loss_sum / len(train):.4f} val acc@0.5 {acc:.4f} ({time.time() - t1:.1f} s/epoch)', flush=True)
+
+def metrics(prob, label, t):
+    pos = label >= 0.5; pred = prob >= t
+    tp = int((pred & pos).sum()); fp = int((pred & ~pos).sum()); tn = int((~pred & ~pos).sum()); fn = int((~pred & pos).sum())
+    order = np.argsort(prob); ranks = np.empty(len(prob)); ranks[order] = np.arange(1, len(prob) + 1)
+    auc = (ranks[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * (~pos).sum())
+    prec = tp / (tp + fp) if tp + fp else 0.0; rec = tp / (tp + fn) if tp + fn else 0.0
+    return {'threshold': round(float(t), 4), 'n': int(len(prob)), 'accuracy': (tp + tn) / len(prob), 'precision': prec, 'recall': rec,
+            'f1': 2 * prec * rec / (prec + rec) if prec + rec else 0.0, 'false_positive_rate': fp / (fp + tn), 'auc': float(auc),
+            'tp': tp, 'fp': fp, 'tn': tn, 'fn': fn}
+
+exported = Exported(ema).eval()
+# Validation through the exported graph itself (raw grey levels in), as edgeferry will run it.
+with torch.no_grad():
+    raw = torch.from_numpy(np.stack([np.asarray(Image.open(os.path.join(args.data, r[0])).convert('L'), dtype=np.float32)[None] for r in val]))
+    pv = torch.cat([exported(raw[i:i + 64]) for i in range(0, len(raw), 64)])[:, 0].numpy()
+yv = yva.numpy()
+best = None
+for t in np.unique(np.concatenate([pv, [0.5]])):
+    m = metrics(pv, yv, t)
+    if m['false_positive_rate'] <= args.max_fpr and (best is None or m['accuracy'] > best['accuracy']):
+        best = m
+at_half = metrics(pv, yv, 0.5)
+print('validation at 0.5:', json.dumps(at_half), flush=True)
+print('validation at chosen threshold:', json.dumps(best), flush=True)
+
+onnx_path = os.path.join(args.out, 'model.onnx')
+torch.onnx.export(exported, torch.zeros(1, 1, 300, 300), onnx_path, input_names=['image'], output_names=['defect_probability'],
+                  dynamic_axes={'image': {0: 'batch'}, 'defect_probability': {0: 'batch'}}, opset_version=13)
+with open(os.path.join(args.out, 'metrics.json'), 'w') as f:
+    json.dump({'seed': args.seed, 'epochs': args.epochs, 'width': args.width, 'parameters': params, 'train_cells': len(train), 'validation_cells': len(val),
+               'normalisation': {'mean': MEAN, 'std': STD}, 'at_threshold_0_5': at_half, 'chosen': best, 'train_seconds': round(time.time() - t0)}, f, indent=2)
+print(f'wrote {onnx_path} in {time.time() - t0:.0f} s total', flush=True)

@@ -1,0 +1,327 @@
+// The EL inference stage: an inbox folder → a bounded queue → the worker thread (decode, resize,
+// ONNX model) → verdicts appended to the store-and-forward buffer → images moved out of the inbox.
+//
+//   camera writes x.tmp, renames to x.png ──► inbox/ ──(watch + rescan at start)──► queue (bounded)
+//        ──► worker: sharp + onnxruntime (batches when a queue builds) ──► buffer.append(verdicts)
+//        ──► rename to processed/ (or rejected/ with a .reason.txt)
+//
+// An image leaves the inbox only after its verdict is committed to the buffer, so a crash loses
+// nothing; one between the commit and the move makes the image be classified again after the
+// restart (at-least-once, like everything else here). A new model (model.onnx renamed into place,
+// or reload()) is checked in the worker and swapped between batches; a bad one is refused and
+// the old one keeps serving.
+import { existsSync, mkdirSync, readdirSync, renameSync, statSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { EL_DEVICE, type Sample } from '../core/sample.js';
+import { readModel, type Manifest } from './model.js';
+import type { InferenceConfig } from './schema.js';
+import type { FromWorker, ImageResult, ToWorker } from './worker.js';
+
+export interface StageDeps {
+  log: Logger;
+  baseDir: string;
+  /** One transaction; throws when the disk refuses (then the images stay in the inbox). */
+  append(samples: Sample[]): void;
+  /** Retained status of the stage. */
+  status(payload: Record<string, unknown>): void;
+}
+
+export interface StageCounters {
+  classified: number;
+  rejected: number;
+  batches: number;
+  modelLoads: number;
+  modelRejected: number;
+}
+
+/** The compiled worker; under vitest (TypeScript sources) the one `npm run build` put in dist/. */
+function workerFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.ts')) return here.replace(/[\\/]src[\\/]inference[\\/]stage\.ts$/, '/dist/src/inference/worker.js');
+  return join(dirname(here), 'worker.js');
+}
+
+export class InferenceStage {
+  readonly counters: StageCounters = { classified: 0, rejected: 0, batches: 0, modelLoads: 0, modelRejected: 0 };
+  private readonly inbox: string;
+  private readonly processed: string;
+  private readonly rejected: string;
+  private readonly modelDir: string;
+  private readonly pattern: RegExp | undefined;
+  private readonly exts: Set<string>;
+  private worker: Worker | undefined;
+  private watcher: FSWatcher | undefined;
+  private modelWatcher: FSWatcher | undefined;
+  private readonly queue: string[] = [];
+  private readonly known = new Set<string>();
+  private inFlight = false;
+  private overflowed = false;
+  private seq = 0;
+  private readonly waiting = new Map<number, (m: FromWorker) => void>();
+  private model: { manifest: Manifest; sha256: string } | undefined;
+  private lastModelError: string | undefined;
+  private stopped = false;
+  private idle: (() => void)[] = [];
+  private reloadTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly cfg: InferenceConfig,
+    private readonly deps: StageDeps,
+  ) {
+    const abs = (p: string) => (isAbsolute(p) ? p : resolve(deps.baseDir, p));
+    this.inbox = abs(cfg.inbox);
+    this.processed = abs(cfg.processed_dir ?? join(cfg.inbox, 'processed'));
+    this.rejected = abs(cfg.rejected_dir ?? join(cfg.inbox, 'rejected'));
+    this.modelDir = abs(cfg.model_dir);
+    this.pattern = cfg.id_pattern ? new RegExp(cfg.id_pattern) : undefined;
+    this.exts = new Set(cfg.extensions.map((e) => `.${e}`));
+  }
+
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  get modelInfo(): { name: string; version: string; sha256: string } | undefined {
+    return this.model && { name: this.model.manifest.name, version: this.model.manifest.version, sha256: this.model.sha256 };
+  }
+
+  async start(): Promise<void> {
+    for (const d of [this.inbox, this.processed, this.rejected]) mkdirSync(d, { recursive: true });
+    this.worker = new Worker(workerFile(), { workerData: { threads: this.cfg.threads } });
+    this.worker.on('message', (m: FromWorker) => {
+      const w = this.waiting.get(m.seq);
+      this.waiting.delete(m.seq);
+      w?.(m);
+    });
+    this.worker.on('error', (err) => this.deps.log.error({ err }, 'inference worker failed'));
+    const loaded = await this.loadModel();
+    if (!loaded) throw new Error(`EL model in ${this.modelDir} could not be loaded: ${this.lastModelError}`);
+    // Pick up on rename (the camera's write-then-rename), and rescan what arrived while stopped.
+    this.watcher = watch(this.inbox, (_event, name) => {
+      if (name) this.offer(join(this.inbox, name.toString()));
+    });
+    this.modelWatcher = watch(this.modelDir, (_event, name) => {
+      if (name && (name.toString() === this.model?.manifest.file || name.toString() === 'model.json')) {
+        // Debounce: a copy and a rename arrive as several events.
+        clearTimeout(this.reloadTimer);
+        this.reloadTimer = setTimeout(() => void this.reload(), 200);
+      }
+    });
+    this.rescan();
+    this.publishStatus();
+  }
+
+  /** Checks and swaps in the model in model_dir. False (and the old model keeps serving) if it is refused. */
+  async reload(): Promise<boolean> {
+    if (this.stopped) return false;
+    return this.loadModel();
+  }
+
+  private async loadModel(): Promise<boolean> {
+    let disk;
+    try {
+      disk = readModel(this.modelDir);
+    } catch (err) {
+      return this.refused((err as Error).message);
+    }
+    if (this.model && disk.sha256 === this.model.sha256) return true;
+    const reply = await this.call({ type: 'load', seq: ++this.seq, bytes: disk.bytes, manifest: disk.manifest, sha256: disk.sha256 });
+    if (reply.type !== 'loaded' || !reply.ok) return this.refused(`${disk.path}: ${reply.type === 'loaded' && !reply.ok ? reply.error : 'no answer'}`);
+    this.model = { manifest: disk.manifest, sha256: disk.sha256 };
+    this.lastModelError = undefined;
+    this.counters.modelLoads++;
+    this.deps.log.info({ model: disk.manifest.name, version: disk.manifest.version, sha256: disk.sha256, self_test_ms: Math.round(reply.selfTestMs * 10) / 10 }, 'EL model in service');
+    this.publishStatus();
+    return true;
+  }
+
+  private refused(error: string): boolean {
+    this.counters.modelRejected++;
+    this.lastModelError = error;
+    this.deps.log.error({ error, serving: this.modelInfo }, this.model ? 'new EL model refused; the previous one keeps serving' : 'EL model refused');
+    this.publishStatus();
+    return false;
+  }
+
+  private call(m: ToWorker): Promise<FromWorker> {
+    return new Promise((resolve) => {
+      this.waiting.set(m.seq, resolve);
+      // Model bytes are copied (the buffer stays usable here); file lists are small.
+      this.worker!.postMessage(m);
+    });
+  }
+
+  private publishStatus(): void {
+    this.deps.status({
+      state: this.lastModelError && !this.model ? 'error' : 'serving',
+      model: this.modelInfo ?? null,
+      threshold: this.model?.manifest.threshold ?? null,
+      model_error: this.lastModelError ?? null,
+      queued: this.queue.length,
+      classified: this.counters.classified,
+      rejected: this.counters.rejected,
+      ts: new Date().toISOString(),
+    });
+  }
+
+  private rescan(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.inbox);
+    } catch {
+      return;
+    }
+    // Oldest first, as they were written.
+    const files = names
+      .map((n) => join(this.inbox, n))
+      .filter((p) => this.wanted(p))
+      .map((p) => ({ p, t: statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0 }))
+      .sort((a, b) => a.t - b.t);
+    for (const f of files) this.offer(f.p);
+  }
+
+  private wanted(path: string): boolean {
+    const name = basename(path);
+    return !name.startsWith('.') && this.exts.has(extname(name).toLowerCase());
+  }
+
+  /** An image in the inbox: queue it unless it is queued already or the queue is full (it waits). */
+  private offer(path: string): void {
+    if (this.stopped || this.known.has(path) || !this.wanted(path) || !existsSync(path)) return;
+    const st = statSync(path, { throwIfNoEntry: false });
+    if (!st?.isFile()) return;
+    if (this.queue.length >= this.cfg.max_queue) {
+      this.overflowed = true;
+      return;
+    }
+    this.known.add(path);
+    this.queue.push(path);
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.inFlight || this.stopped || !this.queue.length || !this.model) {
+      if (!this.inFlight && !this.queue.length) for (const w of this.idle.splice(0)) w();
+      return;
+    }
+    this.inFlight = true;
+    const files = this.queue.splice(0, this.cfg.max_batch);
+    void this.call({ type: 'batch', seq: ++this.seq, files }).then((reply) => {
+      this.inFlight = false;
+      if (reply.type === 'results') this.settle(reply.results, reply.sha256);
+      for (const f of files) this.known.delete(f);
+      if (this.overflowed && this.queue.length < this.cfg.max_queue / 2) {
+        this.overflowed = false;
+        this.rescan();
+      }
+      this.pump();
+    });
+  }
+
+  private ids(file: string): { station: string; line?: string; cell?: string } {
+    const g = this.pattern?.exec(basename(file))?.groups;
+    return { station: g?.station ?? 'default', line: g?.line, cell: g?.cell };
+  }
+
+  /** Verdicts into the buffer (one transaction), then the files out of the inbox. */
+  private settle(results: ImageResult[], sha256: string): void {
+    this.counters.batches++;
+    const m = this.model!.manifest;
+    const now = Date.now();
+    const ok = results.filter((r) => r.probability !== undefined);
+    const samples: Sample[] = ok.map((r) => {
+      const id = this.ids(r.file);
+      const p = r.probability!;
+      return {
+        ts: now,
+        device: EL_DEVICE,
+        point: id.station,
+        value: Math.round(p * 1e6) / 1e6,
+        quality: 'good',
+        priority: this.cfg.priority,
+        channel: 'el:inbox',
+        extra: {
+          image: basename(r.file),
+          station: id.station,
+          line: id.line,
+          cell: id.cell,
+          verdict: p >= m.threshold ? 'defective' : 'ok',
+          threshold: m.threshold,
+          model: { name: m.name, version: m.version, sha256 },
+          preprocess_ms: Math.round(r.preprocessMs * 100) / 100,
+          inference_ms: Math.round(r.inferenceMs * 100) / 100,
+        },
+      };
+    });
+    try {
+      if (samples.length) this.deps.append(samples);
+    } catch (err) {
+      // Nothing moves: the images stay in the inbox and are classified again later.
+      this.deps.log.error({ err, images: samples.length }, 'buffer append failed; EL images stay in the inbox');
+      return;
+    }
+    this.counters.classified += ok.length;
+    for (const r of ok) this.move(r.file, this.processed);
+    for (const r of results) {
+      if (r.error === undefined) continue;
+      this.counters.rejected++;
+      this.deps.log.warn({ image: basename(r.file), reason: r.error }, 'EL image rejected');
+      const dest = this.move(r.file, this.rejected);
+      if (dest) writeFileSync(`${dest}.reason.txt`, `${r.error}\n`);
+    }
+    this.prune();
+    this.publishStatus();
+  }
+
+  private move(file: string, dir: string): string | undefined {
+    const dest = join(dir, basename(file));
+    try {
+      renameSync(file, dest);
+      return dest;
+    } catch (err) {
+      this.deps.log.warn({ err, file }, 'could not move EL image out of the inbox');
+      return undefined;
+    }
+  }
+
+  private prune(): void {
+    if (this.counters.batches % 16 !== 0 && this.cfg.keep_processed > 0) return;
+    let names: string[];
+    try {
+      names = readdirSync(this.processed);
+    } catch {
+      return;
+    }
+    if (names.length <= this.cfg.keep_processed) return;
+    const files = names.map((n) => join(this.processed, n)).map((p) => ({ p, t: statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0 })).sort((a, b) => a.t - b.t);
+    for (const f of files.slice(0, files.length - this.cfg.keep_processed)) {
+      try {
+        unlinkSync(f.p);
+      } catch {
+        /* gone already */
+      }
+    }
+  }
+
+  /** Resolves when the queue is empty and no batch is in flight (tests, drain on stop). */
+  whenIdle(): Promise<void> {
+    if (!this.inFlight && !this.queue.length) return Promise.resolve();
+    return new Promise((r) => this.idle.push(r));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.reloadTimer);
+    this.watcher?.close();
+    this.modelWatcher?.close();
+    this.queue.length = 0;
+    // Let the batch in flight finish so its verdicts are committed and its files moved.
+    if (this.inFlight) await new Promise<void>((r) => this.idle.push(r));
+    for (const w of this.idle.splice(0)) w();
+    await this.worker?.terminate();
+    this.worker = undefined;
+  }
+}

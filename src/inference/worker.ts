@@ -1,0 +1,96 @@
+// The inference worker thread: file read + decode + greyscale + resize (sharp) and the ONNX model
+// (onnxruntime-node, CPU), so the gateway's event loop never waits for either. Messages are
+// handled one at a time, so a model swap happens between batches, never inside one.
+import { parentPort, workerData } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import sharp from 'sharp';
+import type { Manifest } from './model.js';
+import { decodeCell, toBatch } from './preprocess.js';
+
+export type ToWorker =
+  | { type: 'load'; seq: number; bytes: Uint8Array; manifest: Manifest; sha256: string }
+  | { type: 'batch'; seq: number; files: string[] };
+
+export interface ImageResult {
+  file: string;
+  probability?: number;
+  error?: string;
+  preprocessMs: number;
+  inferenceMs: number;
+}
+
+export type FromWorker =
+  | { type: 'loaded'; seq: number; ok: true; sha256: string; selfTestMs: number }
+  | { type: 'loaded'; seq: number; ok: false; error: string }
+  | { type: 'results'; seq: number; sha256: string; results: ImageResult[] };
+
+const port = parentPort!;
+const threads = (workerData as { threads?: number } | undefined)?.threads ?? 1;
+sharp.concurrency(1);
+
+let current: { session: ort.InferenceSession; manifest: Manifest; sha256: string } | undefined;
+
+async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<FromWorker> {
+  let session: ort.InferenceSession | undefined;
+  try {
+    session = await ort.InferenceSession.create(m.bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+    const { input, output } = m.manifest;
+    if (!session.inputNames.includes(input.name)) throw new Error(`model input is ${JSON.stringify(session.inputNames)}, the manifest says "${input.name}"`);
+    if (!session.outputNames.includes(output.name)) throw new Error(`model output is ${JSON.stringify(session.outputNames)}, the manifest says "${output.name}"`);
+    // Self-test: a flat mid-grey cell must give one probability in [0, 1].
+    const t0 = performance.now();
+    const probe = new Float32Array(input.width * input.height).fill(128);
+    const out = await session.run({ [input.name]: new ort.Tensor('float32', probe, [1, 1, input.height, input.width]) });
+    const v = out[output.name];
+    if (!v || v.data.length !== 1 || typeof v.data[0] !== 'number' || !(v.data[0] >= 0 && v.data[0] <= 1)) {
+      throw new Error(`self-test: expected one probability in [0, 1] for a ${input.width}x${input.height} image, got ${v ? `${v.data.length} values (${Array.from(v.data as Float32Array).slice(0, 3).join(', ')})` : 'no output'}`);
+    }
+    const selfTestMs = performance.now() - t0;
+    const old = current;
+    current = { session, manifest: m.manifest, sha256: m.sha256 };
+    await old?.session.release().catch(() => undefined);
+    return { type: 'loaded', seq: m.seq, ok: true, sha256: m.sha256, selfTestMs };
+  } catch (err) {
+    await session?.release().catch(() => undefined);
+    return { type: 'loaded', seq: m.seq, ok: false, error: (err as Error).message };
+  }
+}
+
+async function batch(m: Extract<ToWorker, { type: 'batch' }>): Promise<FromWorker> {
+  const model = current!;
+  const { input, output } = model.manifest;
+  const pixels = input.width * input.height;
+  const results: ImageResult[] = [];
+  const good: { r: ImageResult; data: Buffer }[] = [];
+  for (const file of m.files) {
+    const t0 = performance.now();
+    try {
+      const data = await decodeCell(file, input);
+      const r: ImageResult = { file, preprocessMs: performance.now() - t0, inferenceMs: 0 };
+      results.push(r);
+      good.push({ r, data });
+    } catch (err) {
+      results.push({ file, error: `unreadable image: ${(err as Error).message}`, preprocessMs: performance.now() - t0, inferenceMs: 0 });
+    }
+  }
+  if (good.length) {
+    const tensor = toBatch(good.map((g) => g.data), pixels);
+    const t1 = performance.now();
+    const out = await model.session.run({ [input.name]: new ort.Tensor('float32', tensor, [good.length, 1, input.height, input.width]) });
+    const per = (performance.now() - t1) / good.length;
+    const probs = out[output.name]!.data as Float32Array;
+    good.forEach((g, i) => {
+      g.r.probability = probs[i]!;
+      g.r.inferenceMs = per;
+    });
+  }
+  return { type: 'results', seq: m.seq, sha256: model.sha256, results };
+}
+
+let chain = Promise.resolve();
+port.on('message', (m: ToWorker) => {
+  chain = chain.then(async () => {
+    const reply = m.type === 'load' ? await load(m) : await batch(m);
+    port.postMessage(reply);
+  });
+});

@@ -1,0 +1,163 @@
+// The EL inference stage end to end: images from the simulated EL camera land in an inbox, the
+// gateway classifies them in its worker thread, verdicts arrive on the broker (real mosquitto,
+// mutual TLS) and the files leave the inbox; unreadable files go to rejected/; a hot reload swaps a
+// good model and refuses a corrupt one while images keep flowing; a gateway killed mid-batch loses
+// nothing.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startElCamera, writeCell } from '../../simulators/el-camera/index.js';
+import { start as startSim } from '../../simulators/modbus/index.js';
+import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
+import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
+import { Subscriber } from '../helpers/subscriber.js';
+
+const root = join(import.meta.dirname, '../..');
+const cli = join(root, 'dist/src/main.js');
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup() {
+  const broker = await startMosquitto();
+  cleanups.push(() => broker.stop());
+  const plc = await startSim({ registers: [{ area: 'holding', address: 0, value: 1 }] });
+  cleanups.push(() => plc.stop());
+  const work = mkdtempSync(join(tmpdir(), 'edgeferry-el-'));
+  cleanups.push(() => rmSync(work, { recursive: true, force: true }));
+  // A private copy of the shipped model, so a test can replace it.
+  const modelDir = join(work, 'model');
+  mkdirSync(modelDir);
+  for (const f of ['model.onnx', 'model.json']) copyFileSync(join(root, 'models/el-defect', f), join(modelDir, f));
+  const inbox = join(work, 'inbox');
+  mkdirSync(inbox);
+  const sub = await Subscriber.connect(broker, 's/g/#');
+  cleanups.push(() => sub.close());
+  const devices = `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: 1000\n    connection: { host: 127.0.0.1, port: ${plc.port} }\n    points:\n      - { name: v, address: 0 }\n`;
+  const inference = `inference:\n  model_dir: ${modelDir}\n  inbox: ${inbox}\n  id_pattern: '^(?<line>L\\d+)_(?<station>S\\d+)_(?<cell>\\d+)\\.png$'\n  max_batch: 4\n`;
+  return { broker, sub, work, modelDir, inbox, devices, gatewayYamlText: gatewayYaml(broker) + inference };
+}
+
+const verdicts = (sub: Subscriber) => sub.messages.filter((m) => m.topic.startsWith('s/g/el/') && !m.retain);
+const waitCount = (sub: Subscriber, n: number, ms = 30_000) => sub.waitFor(() => verdicts(sub).length >= n, ms, `${n} verdicts`);
+
+describe('EL inference stage', () => {
+  it('classifies images from the inbox, publishes verdicts on the station topic, and moves the files', async () => {
+    const s = await setup();
+    const tg = makeGateway(s.gatewayYamlText, s.devices);
+    cleanups.push(() => tg.cleanup());
+    // Written while the gateway was not running: picked up by the rescan at start.
+    await writeCell(join(s.inbox, 'L1_S7_000001.png'), { defect: 'crack', seed: 1 });
+    await tg.gw.start();
+    const cam = startElCamera({ inbox: s.inbox, rate: 40, count: 24, stations: ['S1', 'S2'], seed: 3 });
+    cleanups.push(() => cam.stop());
+    await cam.done;
+    await waitCount(s.sub, 25);
+    const v = verdicts(s.sub);
+    const first = v.find((m) => m.json.image === 'L1_S7_000001.png')!;
+    expect(first.topic).toBe('s/g/el/S7');
+    expect(first.json).toMatchObject({ quality: 'good', station: 'S7', line: 'L1', cell: '000001', threshold: expect.any(Number), model: { name: 'el-defect', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+    expect(typeof first.json.value).toBe('number');
+    expect(['defective', 'ok']).toContain(first.json.verdict);
+    expect(first.json.verdict).toBe((first.json.value as number) >= (first.json.threshold as number) ? 'defective' : 'ok');
+    expect(first.json.preprocess_ms).toEqual(expect.any(Number));
+    // Each image once, the inbox empty, every file in processed/.
+    const images = v.map((m) => m.json.image);
+    expect(new Set(images).size).toBe(25);
+    await tg.gw.inference!.whenIdle();
+    expect(readdirSync(s.inbox).filter((f) => f.endsWith('.png'))).toEqual([]);
+    expect(readdirSync(join(s.inbox, 'processed')).length).toBe(25);
+    const status = await s.sub.waitFor((m) => m.topic === 's/g/status/el' && m.json.classified === 25, 5000, 'stage status');
+    expect(status.json).toMatchObject({ state: 'serving', model: { name: 'el-defect' } });
+  }, 60_000);
+
+  it('moves an unreadable image to rejected/ with the reason, and goes on', async () => {
+    const s = await setup();
+    const tg = makeGateway(s.gatewayYamlText, s.devices);
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    writeFileSync(join(s.inbox, 'L1_S1_.tmp'), 'this is not a PNG');
+    renameSync(join(s.inbox, 'L1_S1_.tmp'), join(s.inbox, 'L1_S1_000009.png'));
+    await writeCell(join(s.inbox, 'L1_S1_000010.png'), { defect: 'none', seed: 10 });
+    await waitCount(s.sub, 1);
+    await s.sub.waitFor((m) => m.topic === 's/g/status/el' && m.json.rejected === 1, 10_000, 'rejected count');
+    expect(readdirSync(join(s.inbox, 'rejected')).sort()).toEqual(['L1_S1_000009.png', 'L1_S1_000009.png.reason.txt']);
+    expect(readFileSync(join(s.inbox, 'rejected', 'L1_S1_000009.png.reason.txt'), 'utf8')).toMatch(/^unreadable image: /);
+    expect(verdicts(s.sub).map((m) => m.json.image)).toEqual(['L1_S1_000010.png']);
+  }, 60_000);
+
+  it('swaps in a new model dropped in place and refuses a corrupt one, while images keep flowing', async () => {
+    const s = await setup();
+    const tg = makeGateway(s.gatewayYamlText, s.devices);
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    const oldSha = tg.gw.inference!.modelInfo!.sha256;
+    const cam = startElCamera({ inbox: s.inbox, rate: 30, count: 120, seed: 5 });
+    cleanups.push(() => cam.stop());
+    await waitCount(s.sub, 10);
+
+    // A corrupt model renamed into place: refused, the error on the status topic, old one serves.
+    writeFileSync(join(s.modelDir, 'model.onnx.new'), Buffer.from('not an onnx model at all'));
+    renameSync(join(s.modelDir, 'model.onnx.new'), join(s.modelDir, 'model.onnx'));
+    const refused = await s.sub.waitFor((m) => m.topic === 's/g/status/el' && typeof m.json.model_error === 'string', 10_000, 'model error on the status topic');
+    expect(refused.json).toMatchObject({ state: 'serving', model: { sha256: oldSha } });
+    const afterBad = verdicts(s.sub).length;
+    await waitCount(s.sub, afterBad + 5);
+
+    // A good new model (same network, different file: an extra ONNX doc_string field).
+    const good = Buffer.concat([readFileSync(join(root, 'models/el-defect/model.onnx')), Buffer.from([0x32, 0x04]), Buffer.from('v2.0')]);
+    writeFileSync(join(s.modelDir, 'model.onnx.new'), good);
+    renameSync(join(s.modelDir, 'model.onnx.new'), join(s.modelDir, 'model.onnx'));
+    const swapped = await s.sub.waitFor((m) => m.topic.startsWith('s/g/el/') && (m.json.model as { sha256?: string })?.sha256 !== oldSha, 15_000, 'a verdict from the new model');
+    expect((swapped.json.model as { sha256: string }).sha256).toMatch(/^[0-9a-f]{64}$/);
+    await s.sub.waitFor((m) => m.topic === 's/g/status/el' && m.json.model_error === null, 5000, 'status cleared');
+
+    await cam.done;
+    await waitCount(s.sub, 120);
+    await tg.gw.inference!.whenIdle();
+    // No image dropped or classified twice across both reloads; verdicts of one model, then the other.
+    const v = verdicts(s.sub);
+    expect(new Set(v.map((m) => m.json.image)).size).toBe(120);
+    expect(v.length).toBe(120);
+    const shas = v.map((m) => (m.json.model as { sha256: string }).sha256);
+    const switchAt = shas.findIndex((x) => x !== oldSha);
+    expect(shas.slice(switchAt).every((x) => x !== oldSha)).toBe(true);
+  }, 90_000);
+
+  it('loses nothing when the gateway is killed mid-batch: every image gets a verdict after the restart', async () => {
+    const s = await setup();
+    writeFileSync(join(s.work, 'devices.yaml'), s.devices);
+    writeFileSync(join(s.work, 'gateway.yaml'), s.gatewayYamlText.replace('path: buffer.db', `path: ${join(s.work, 'buffer.db')}`));
+    const N = 60;
+    for (let i = 0; i < N; i++) await writeCell(join(s.inbox, `L1_S1_${String(i).padStart(6, '0')}.png`), { defect: i % 3 ? 'none' : 'crack', seed: i });
+    const procs: ChildProcess[] = [];
+    cleanups.push(() => procs.forEach((p) => p.exitCode === null && p.kill('SIGKILL')));
+    const run = () => {
+      const p = spawn(process.execPath, [cli, 'run', '--config', join(s.work, 'gateway.yaml')], { stdio: 'ignore' });
+      procs.push(p);
+      return p;
+    };
+    const first = run();
+    // Kill it while images are still being classified.
+    await waitCount(s.sub, 5);
+    first.kill('SIGKILL');
+    await new Promise((r) => first.once('exit', r));
+    const left = readdirSync(s.inbox).filter((f) => f.endsWith('.png')).length;
+    expect(left).toBeGreaterThan(0);
+    const second = run();
+    await s.sub.waitFor(() => new Set(verdicts(s.sub).map((m) => m.json.image)).size >= N, 60_000, 'a verdict for every image');
+    second.kill('SIGTERM');
+    await new Promise((r) => second.once('exit', r));
+    expect(readdirSync(s.inbox).filter((f) => f.endsWith('.png'))).toEqual([]);
+    expect(readdirSync(join(s.inbox, 'processed')).length).toBe(N);
+    // At least once: an image may have two verdicts only if the kill fell between commit and move.
+    const counts = new Map<string, number>();
+    for (const m of verdicts(s.sub)) counts.set(String(m.json.image), (counts.get(String(m.json.image)) ?? 0) + 1);
+    expect([...counts.values()].filter((c) => c > 1).length).toBeLessThanOrEqual(4);
+    expect(existsSync(join(s.inbox, 'rejected'))).toBe(true);
+  }, 120_000);
+});
+
