@@ -145,6 +145,9 @@ export class MstpNode extends EventEmitter<NodeEvents> {
   stop(): void {
     this.running = false;
     this.timerGen++;
+    clearTimeout(this.heldTimer);
+    this.heldTimer = undefined;
+    this.held.length = 0;
     clearTimeout(this.timer);
     this.timer = undefined;
     this.queue.length = 0;
@@ -574,15 +577,21 @@ export class MstpNode extends EventEmitter<NodeEvents> {
     const now = performance.now();
     const at = Math.max(now, this.lastRxAt + this.timing.turnaroundMs);
     this.counters.framesSent++;
-    if (at <= now + 0.05) this.port.write(frame);
+    if (!this.held.length && at <= now + 0.05) this.port.write(frame);
     else {
-      this.pendingWrites++;
-      setTimeout(() => {
-        this.pendingWrites--;
-        if (this.running) this.port.write(frame);
-      }, at - now);
+      // Frames held for Tturnaround go out in order: a later frame never overtakes a held one.
+      this.held.push(frame);
+      if (!this.heldTimer) this.heldTimer = setTimeout(() => this.flushHeld(), Math.max(0, at - now));
     }
-    this.silenceStart = at + frame.length * this.timing.octetMs;
+    this.silenceStart = Math.max(at, this.silenceStart) + frame.length * this.timing.octetMs;
   }
-  private pendingWrites = 0;
+
+  private readonly held: Buffer[] = [];
+  private heldTimer: NodeJS.Timeout | undefined;
+
+  private flushHeld(): void {
+    this.heldTimer = undefined;
+    const frames = this.held.splice(0);
+    if (this.running) for (const f of frames) this.port.write(f);
+  }
 }

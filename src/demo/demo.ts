@@ -18,6 +18,7 @@ import { startOpcuaSim, type OpcuaSimulator } from '../../simulators/opcua/index
 import { startMstpDevice } from '../../simulators/bacnet-mstp/index.js';
 import { startRs485Bus } from '../../simulators/rs485-bus.js';
 import { startProxy, type TcpProxy } from '../../simulators/tcp-proxy/index.js';
+import { startElCamera } from '../../simulators/el-camera/index.js';
 import type { MstpConnectionConfig } from '../../drivers/bacnet-mstp/schema.js';
 import type { OpcuaConnectionConfig } from '../../drivers/opcua/schema.js';
 import type { CliIo } from '../cli.js';
@@ -91,6 +92,10 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
       }
     }
     const g = config.gateway;
+    if (g.inference?.enabled) {
+      g.inference.inbox = join(dir, 'el-inbox');
+      g.inference.model_dir = fileURLToPath(new URL('../../../models/el-defect', import.meta.url));
+    }
     g.mqtt.url = `mqtts://127.0.0.1:${broker.port}`;
     g.mqtt.tls.ca = caFile;
     g.buffer.path = join(dir, 'buffer.db');
@@ -98,10 +103,14 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
     const gw = buildGateway(config, { log: createLogger(g.logging.level), drivers: DRIVERS });
     await gw.start();
     cleanup.unshift(() => gw.stop());
+    if (g.inference?.enabled) {
+      const camera = startElCamera({ inbox: g.inference.inbox, rate: 2, stations: ['S1', 'S2'], seed: Date.now() % 100_000 });
+      cleanup.unshift(() => camera.stop());
+    }
 
     const root = `${g.site}/${g.gateway_id}/#`;
     io.err('');
-    io.err(`edgeferry demo: ${sims.length} simulated Modbus PLCs${uaSim ? ' and an OPC UA server' : ''} → gateway → TLS broker on 127.0.0.1:${broker.port}`);
+    io.err(`edgeferry demo: ${sims.length} simulated Modbus PLCs${uaSim ? ' and an OPC UA server' : ''}${g.inference?.enabled ? ', an EL camera (2 images/s)' : ''} → gateway → TLS broker on 127.0.0.1:${broker.port}`);
     io.err('see the data from another terminal with either:');
     io.err(`  mosquitto_sub -h 127.0.0.1 -p ${broker.port} --cafile ${caFile} -t '${root}' -v`);
     io.err(`  node ${fileURLToPath(new URL('../main.js', import.meta.url))} sub --url mqtts://127.0.0.1:${broker.port} --ca ${caFile} --topic '${root}'`);

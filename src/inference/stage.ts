@@ -52,12 +52,16 @@ export class InferenceStage {
   private readonly modelDir: string;
   private readonly pattern: RegExp | undefined;
   private readonly exts: Set<string>;
-  private worker: Worker | undefined;
+  private workers: Worker[] = [];
+  /** Workers with a batch in flight. */
+  private readonly busy = new Set<Worker>();
+  /** Set while a model is being swapped in: no new batches until it is done. */
+  private swapping = false;
+  private modelBytes: Uint8Array | undefined;
   private watcher: FSWatcher | undefined;
   private modelWatcher: FSWatcher | undefined;
   private readonly queue: string[] = [];
   private readonly known = new Set<string>();
-  private inFlight = false;
   private overflowed = false;
   private seq = 0;
   private readonly waiting = new Map<number, (m: FromWorker) => void>();
@@ -90,13 +94,16 @@ export class InferenceStage {
 
   async start(): Promise<void> {
     for (const d of [this.inbox, this.processed, this.rejected]) mkdirSync(d, { recursive: true });
-    this.worker = new Worker(workerFile(), { workerData: { threads: this.cfg.threads } });
-    this.worker.on('message', (m: FromWorker) => {
-      const w = this.waiting.get(m.seq);
-      this.waiting.delete(m.seq);
-      w?.(m);
-    });
-    this.worker.on('error', (err) => this.deps.log.error({ err }, 'inference worker failed'));
+    for (let i = 0; i < this.cfg.workers; i++) {
+      const w = new Worker(workerFile(), { workerData: { threads: this.cfg.threads } });
+      w.on('message', (m: FromWorker) => {
+        const cb = this.waiting.get(m.seq);
+        this.waiting.delete(m.seq);
+        cb?.(m);
+      });
+      w.on('error', (err) => this.deps.log.error({ err }, 'inference worker failed'));
+      this.workers.push(w);
+    }
     const loaded = await this.loadModel();
     if (!loaded) throw new Error(`EL model in ${this.modelDir} could not be loaded: ${this.lastModelError}`);
     // Pick up on rename (the camera's write-then-rename), and rescan what arrived while stopped.
@@ -128,15 +135,41 @@ export class InferenceStage {
       return this.refused((err as Error).message);
     }
     if (this.model && disk.sha256 === this.model.sha256) return true;
-    const reply = await this.call({ type: 'load', seq: ++this.seq, bytes: disk.bytes, manifest: disk.manifest, sha256: disk.sha256 });
-    if (reply.type !== 'loaded' || !reply.ok) return this.refused(`${disk.path}: ${reply.type === 'loaded' && !reply.ok ? reply.error : 'no answer'}`);
-    this.model = { manifest: disk.manifest, sha256: disk.sha256 };
-    this.lastModelError = undefined;
-    this.counters.modelLoads++;
-    this.deps.log.info({ model: disk.manifest.name, version: disk.manifest.version, sha256: disk.sha256, self_test_ms: Math.round(reply.selfTestMs * 10) / 10 }, 'EL model in service');
-    this.publishStatus();
-    return true;
+    // Atomic for the images: batches in flight finish on the old model, none start until every
+    // worker has the new one (or the old one back).
+    this.swapping = true;
+    try {
+      await this.batchesDone();
+      const [first, ...rest] = this.workers;
+      const load = (w: Worker, bytes: Uint8Array, manifest: Manifest, sha256: string) => this.call(w, { type: 'load', seq: ++this.seq, bytes, manifest, sha256 });
+      const reply = await load(first!, disk.bytes, disk.manifest, disk.sha256);
+      if (reply.type !== 'loaded' || !reply.ok) return this.refused(`${disk.path}: ${reply.type === 'loaded' && !reply.ok ? reply.error : 'no answer'}`);
+      for (const w of rest) {
+        const r = await load(w, disk.bytes, disk.manifest, disk.sha256);
+        if (r.type !== 'loaded' || !r.ok) {
+          // Same bytes failed on another worker (memory?): put the old model back everywhere.
+          if (this.model && this.modelBytes) for (const x of this.workers) await load(x, this.modelBytes, this.model.manifest, this.model.sha256);
+          return this.refused(`${disk.path}: ${r.type === 'loaded' && !r.ok ? r.error : 'no answer'}`);
+        }
+      }
+      this.model = { manifest: disk.manifest, sha256: disk.sha256 };
+      this.modelBytes = disk.bytes;
+      this.lastModelError = undefined;
+      this.counters.modelLoads++;
+      this.deps.log.info({ model: disk.manifest.name, version: disk.manifest.version, sha256: disk.sha256, self_test_ms: Math.round(reply.selfTestMs * 10) / 10 }, 'EL model in service');
+      this.publishStatus();
+      return true;
+    } finally {
+      this.swapping = false;
+      this.pump();
+    }
   }
+
+  private batchesDone(): Promise<void> {
+    if (!this.busy.size) return Promise.resolve();
+    return new Promise((r) => this.batchWaiters.push(r));
+  }
+  private batchWaiters: (() => void)[] = [];
 
   private refused(error: string): boolean {
     this.counters.modelRejected++;
@@ -146,11 +179,11 @@ export class InferenceStage {
     return false;
   }
 
-  private call(m: ToWorker): Promise<FromWorker> {
+  private call(w: Worker, m: ToWorker): Promise<FromWorker> {
     return new Promise((resolve) => {
       this.waiting.set(m.seq, resolve);
       // Model bytes are copied (the buffer stays usable here); file lists are small.
-      this.worker!.postMessage(m);
+      w.postMessage(m);
     });
   }
 
@@ -203,14 +236,23 @@ export class InferenceStage {
   }
 
   private pump(): void {
-    if (this.inFlight || this.stopped || !this.queue.length || !this.model) {
-      if (!this.inFlight && !this.queue.length) for (const w of this.idle.splice(0)) w();
-      return;
+    if (!this.stopped && !this.swapping && this.model) {
+      for (const w of this.workers) {
+        if (!this.queue.length) break;
+        if (this.busy.has(w)) continue;
+        this.dispatch(w, this.queue.splice(0, this.cfg.max_batch));
+      }
     }
-    this.inFlight = true;
-    const files = this.queue.splice(0, this.cfg.max_batch);
-    void this.call({ type: 'batch', seq: ++this.seq, files }).then((reply) => {
-      this.inFlight = false;
+    if (!this.busy.size) {
+      for (const cb of this.batchWaiters.splice(0)) cb();
+      if (!this.queue.length || this.stopped) for (const cb of this.idle.splice(0)) cb();
+    }
+  }
+
+  private dispatch(w: Worker, files: string[]): void {
+    this.busy.add(w);
+    void this.call(w, { type: 'batch', seq: ++this.seq, files }).then((reply) => {
+      this.busy.delete(w);
       if (reply.type === 'results') this.settle(reply.results, reply.sha256);
       for (const f of files) this.known.delete(f);
       if (this.overflowed && this.queue.length < this.cfg.max_queue / 2) {
@@ -308,7 +350,7 @@ export class InferenceStage {
 
   /** Resolves when the queue is empty and no batch is in flight (tests, drain on stop). */
   whenIdle(): Promise<void> {
-    if (!this.inFlight && !this.queue.length) return Promise.resolve();
+    if (!this.busy.size && !this.queue.length) return Promise.resolve();
     return new Promise((r) => this.idle.push(r));
   }
 
@@ -319,9 +361,9 @@ export class InferenceStage {
     this.modelWatcher?.close();
     this.queue.length = 0;
     // Let the batch in flight finish so its verdicts are committed and its files moved.
-    if (this.inFlight) await new Promise<void>((r) => this.idle.push(r));
+    if (this.busy.size) await new Promise<void>((r) => this.idle.push(r));
     for (const w of this.idle.splice(0)) w();
-    await this.worker?.terminate();
-    this.worker = undefined;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+    this.workers = [];
   }
 }

@@ -37,7 +37,7 @@ async function setup() {
   const sub = await Subscriber.connect(broker, 's/g/#');
   cleanups.push(() => sub.close());
   const devices = `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: 1000\n    connection: { host: 127.0.0.1, port: ${plc.port} }\n    points:\n      - { name: v, address: 0 }\n`;
-  const inference = `inference:\n  model_dir: ${modelDir}\n  inbox: ${inbox}\n  id_pattern: '^(?<line>L\\d+)_(?<station>S\\d+)_(?<cell>\\d+)\\.png$'\n  max_batch: 4\n`;
+  const inference = `inference:\n  model_dir: ${modelDir}\n  inbox: ${inbox}\n  id_pattern: '^(?<line>L\\d+)_(?<station>S\\d+)_(?<cell>\\d+)\\.png$'\n  max_batch: 4\n  workers: 2\n`;
   return { broker, sub, work, modelDir, inbox, devices, gatewayYamlText: gatewayYaml(broker) + inference };
 }
 

@@ -1,0 +1,80 @@
+// EL inference stage figures: per-image latency on one core (file read + decode + resize +
+// inference, one at a time, one thread), stage throughput with one and two workers (inbox → worker
+// threads → verdicts committed to a real SQLite buffer → files moved), and the RSS the stage adds.
+//
+//   npm run bench:el -- --images 600 --model models/el-defect
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import pino from 'pino';
+import { writeCell } from '../simulators/el-camera/index.js';
+import { SqliteBuffer } from '../src/buffer/sqlite-buffer.js';
+import { readModel } from '../src/inference/model.js';
+import { decodeCell, toBatch } from '../src/inference/preprocess.js';
+import { InferenceStage } from '../src/inference/stage.js';
+
+const { values } = parseArgs({ options: { images: { type: 'string', default: '600' }, model: { type: 'string', default: 'models/el-defect' } } });
+const N = Number(values.images);
+const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
+const mb = (b: number) => (b / 1048576).toFixed(1);
+
+const dir = mkdtempSync(join(tmpdir(), 'edgeferry-bench-el-'));
+const src = join(dir, 'src');
+mkdirSync(src);
+const UNIQUE = 100;
+for (let i = 0; i < UNIQUE; i++) await writeCell(join(src, `c${i}.png`), { defect: i % 3 ? 'none' : 'crack', seed: i });
+const srcFiles = readdirSync(src).map((f) => join(src, f));
+console.log(`edgeferry EL bench — node ${process.version}, ${process.arch}, onnxruntime-node ${ort.env.versions.common}; ${UNIQUE} distinct synthetic 300x300 PNG cells`);
+
+// 1. One core, one image at a time.
+const model = readModel(values.model!);
+const { input, output } = model.manifest;
+const session = await ort.InferenceSession.create(model.bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+const dec: number[] = [];
+const inf: number[] = [];
+const tot: number[] = [];
+for (let i = 0; i < Math.min(N, 500); i++) {
+  const t0 = performance.now();
+  const img = await decodeCell(srcFiles[i % UNIQUE]!, input);
+  const t1 = performance.now();
+  await session.run({ [input.name]: new ort.Tensor('float32', toBatch([img], input.width * input.height), [1, 1, input.height, input.width]) });
+  const t2 = performance.now();
+  dec.push(t1 - t0);
+  inf.push(t2 - t1);
+  tot.push(t2 - t0);
+}
+await session.release();
+console.log(`one core, per image: total p50 ${q(tot, 0.5).toFixed(2)} ms  p99 ${q(tot, 0.99).toFixed(2)} ms  (read+decode+resize p50 ${q(dec, 0.5).toFixed(2)} ms, inference p50 ${q(inf, 0.5).toFixed(2)} ms; n ${tot.length})`);
+
+// 2. The stage with 1 and 2 workers, inbox pre-filled.
+async function stageRun(workers: number) {
+  const inbox = join(dir, `inbox-${workers}`);
+  mkdirSync(inbox);
+  for (let i = 0; i < N; i++) copyFileSync(srcFiles[i % UNIQUE]!, join(inbox, `L1_S1_${String(i).padStart(6, '0')}.png`));
+  const buffer = new SqliteBuffer(join(dir, `buffer-${workers}.db`), { synchronous: 'normal', maxBytes: 1e9, maxAgeS: 365 * 86400 });
+  buffer.open();
+  const rss0 = process.memoryUsage().rss;
+  let peak = rss0;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  const stage = new InferenceStage(
+    { enabled: true, model_dir: values.model!, inbox, keep_processed: 100_000, extensions: ['png'], topic_template: '{site}/{gateway}/el/{station}', status_topic: 's', max_queue: 256, max_batch: 8, workers, threads: 1, priority: 'normal' },
+    { log: pino({ level: 'silent' }), baseDir: process.cwd(), append: (s) => buffer.append(s), status: () => undefined },
+  );
+  const t0 = performance.now();
+  await stage.start();
+  while (stage.counters.classified < N) {
+    await stage.whenIdle();
+    if (stage.counters.classified < N) await new Promise((r) => setTimeout(r, 5));
+  }
+  const secs = (performance.now() - t0) / 1000;
+  clearInterval(sampler);
+  await stage.stop();
+  const depth = buffer.depth();
+  buffer.close();
+  console.log(`stage, ${workers} worker${workers > 1 ? 's' : ''}: ${N} images in ${secs.toFixed(2)} s = ${(N / secs).toFixed(0)} images/s (incl. start and model load); verdicts in the buffer ${depth}; RSS +${mb(peak - rss0)} MB at peak`);
+}
+await stageRun(1);
+await stageRun(2);
+rmSync(dir, { recursive: true, force: true });
