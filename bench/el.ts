@@ -49,17 +49,17 @@ await session.release();
 console.log(`one core, per image: total p50 ${q(tot, 0.5).toFixed(2)} ms  p99 ${q(tot, 0.99).toFixed(2)} ms  (read+decode+resize p50 ${q(dec, 0.5).toFixed(2)} ms, inference p50 ${q(inf, 0.5).toFixed(2)} ms; n ${tot.length})`);
 
 // 2. The stage with 1 and 2 workers, inbox pre-filled.
-async function stageRun(workers: number) {
-  const inbox = join(dir, `inbox-${workers}`);
+async function stageRun(workers: number, threads: number) {
+  const inbox = join(dir, `inbox-${workers}-${threads}`);
   mkdirSync(inbox);
   for (let i = 0; i < N; i++) copyFileSync(srcFiles[i % UNIQUE]!, join(inbox, `L1_S1_${String(i).padStart(6, '0')}.png`));
-  const buffer = new SqliteBuffer(join(dir, `buffer-${workers}.db`), { synchronous: 'normal', maxBytes: 1e9, maxAgeS: 365 * 86400 });
+  const buffer = new SqliteBuffer(join(dir, `buffer-${workers}-${threads}.db`), { synchronous: 'normal', maxBytes: 1e9, maxAgeS: 365 * 86400 });
   buffer.open();
   const rss0 = process.memoryUsage().rss;
   let peak = rss0;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
   const stage = new InferenceStage(
-    { enabled: true, model_dir: values.model!, inbox, keep_processed: 100_000, extensions: ['png'], topic_template: '{site}/{gateway}/el/{station}', status_topic: 's', max_queue: 256, max_batch: 8, workers, threads: 1, priority: 'normal' },
+    { enabled: true, model_dir: values.model!, inbox, keep_processed: 100_000, extensions: ['png'], topic_template: '{site}/{gateway}/el/{station}', status_topic: 's', max_queue: 256, max_batch: 8, workers, threads, priority: 'normal' },
     { log: pino({ level: 'silent' }), baseDir: process.cwd(), append: (s) => buffer.append(s), status: () => undefined },
   );
   const t0 = performance.now();
@@ -73,8 +73,9 @@ async function stageRun(workers: number) {
   await stage.stop();
   const depth = buffer.depth();
   buffer.close();
-  console.log(`stage, ${workers} worker${workers > 1 ? 's' : ''}: ${N} images in ${secs.toFixed(2)} s = ${(N / secs).toFixed(0)} images/s (incl. start and model load); verdicts in the buffer ${depth}; RSS +${mb(peak - rss0)} MB at peak`);
+  console.log(`stage, ${workers} worker${workers > 1 ? 's' : ''} × ${threads} ORT thread${threads > 1 ? 's' : ''}: ${N} images in ${secs.toFixed(2)} s = ${(N / secs).toFixed(0)} images/s (incl. start and model load); verdicts in the buffer ${depth}; RSS +${mb(peak - rss0)} MB at peak`);
 }
-await stageRun(1);
-await stageRun(2);
+await stageRun(1, 1);
+await stageRun(1, 2);
+await stageRun(2, 1);
 rmSync(dir, { recursive: true, force: true });

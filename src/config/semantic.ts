@@ -1,6 +1,6 @@
 // Checks that span fields or files, which a schema cannot express.
-import { accessSync, constants } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { accessSync, constants, existsSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
 import { EL_TOPIC_PLACEHOLDERS, renderTopic, unknownPlaceholders } from '../publish/topics.js';
 import { readModel } from '../inference/model.js';
 import type { DriverSpec } from '../core/driver.js';
@@ -48,10 +48,17 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
       }
     }
     if (typeof inf.model_dir === 'string') {
-      try {
-        readModel(isAbsolute(inf.model_dir) ? inf.model_dir : resolve(baseDir, inf.model_dir));
-      } catch (err) {
-        out.push(file.problem(['inference', 'model_dir'], `expected a folder with model.json and the model it names, got: ${(err as Error).message}`));
+      const dir = isAbsolute(inf.model_dir) ? inf.model_dir : resolve(baseDir, inf.model_dir);
+      if (!existsSync(join(dir, 'model.json'))) {
+        out.push(file.problem(['inference', 'model_dir'], `expected a folder with model.json and the model it names, got "${inf.model_dir}", which has no model.json`));
+      } else {
+        try {
+          readModel(dir);
+        } catch (err) {
+          // Paths as the user wrote them, not as this machine resolved them.
+          const why = (err as Error).message.split(dir).join(inf.model_dir);
+          out.push(file.problem(['inference', 'model_dir'], `expected a folder with model.json and the model it names, got a problem: ${why}`));
+        }
       }
     }
   }

@@ -60,19 +60,21 @@ async function batch(m: Extract<ToWorker, { type: 'batch' }>): Promise<FromWorke
   const model = current!;
   const { input, output } = model.manifest;
   const pixels = input.width * input.height;
-  const results: ImageResult[] = [];
-  const good: { r: ImageResult; data: Buffer }[] = [];
-  for (const file of m.files) {
-    const t0 = performance.now();
-    try {
-      const data = await decodeCell(file, input);
-      const r: ImageResult = { file, preprocessMs: performance.now() - t0, inferenceMs: 0 };
-      results.push(r);
-      good.push({ r, data });
-    } catch (err) {
-      results.push({ file, error: `unreadable image: ${(err as Error).message}`, preprocessMs: performance.now() - t0, inferenceMs: 0 });
-    }
-  }
+  // Decodes run side by side on libuv's thread pool (sharp does its work off this thread), so one
+  // worker keeps several cores busy while a batch is read.
+  const decoded = await Promise.all(
+    m.files.map(async (file) => {
+      const t0 = performance.now();
+      try {
+        const data = await decodeCell(file, input);
+        return { r: { file, preprocessMs: performance.now() - t0, inferenceMs: 0 } as ImageResult, data };
+      } catch (err) {
+        return { r: { file, error: `unreadable image: ${(err as Error).message}`, preprocessMs: performance.now() - t0, inferenceMs: 0 } as ImageResult, data: undefined };
+      }
+    }),
+  );
+  const results = decoded.map((d) => d.r);
+  const good = decoded.filter((d): d is { r: ImageResult; data: Buffer } => d.data !== undefined);
   if (good.length) {
     const tensor = toBatch(good.map((g) => g.data), pixels);
     const t1 = performance.now();
