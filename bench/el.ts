@@ -7,6 +7,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import pino from 'pino';
 import { writeCell } from '../simulators/el-camera/index.js';
@@ -15,17 +17,26 @@ import { readModel } from '../src/inference/model.js';
 import { decodeCell, toBatch } from '../src/inference/preprocess.js';
 import { InferenceStage } from '../src/inference/stage.js';
 
-const { values } = parseArgs({ options: { images: { type: 'string', default: '600' }, model: { type: 'string', default: 'models/el-defect' } } });
+const { values } = parseArgs({ options: { images: { type: 'string', default: '600' }, model: { type: 'string', default: 'models/el-defect' }, stage: { type: 'string' }, dir: { type: 'string' } } });
 const N = Number(values.images);
 const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
 const mb = (b: number) => (b / 1048576).toFixed(1);
 
-const dir = mkdtempSync(join(tmpdir(), 'edgeferry-bench-el-'));
+const child = values.stage !== undefined;
+const dir = values.dir ?? mkdtempSync(join(tmpdir(), 'edgeferry-bench-el-'));
 const src = join(dir, 'src');
-mkdirSync(src);
 const UNIQUE = 100;
-for (let i = 0; i < UNIQUE; i++) await writeCell(join(src, `c${i}.png`), { defect: i % 3 ? 'none' : 'crack', seed: i });
+if (!child) {
+  mkdirSync(src);
+  for (let i = 0; i < UNIQUE; i++) await writeCell(join(src, `c${i}.png`), { defect: i % 3 ? 'none' : 'crack', seed: i });
+}
 const srcFiles = readdirSync(src).map((f) => join(src, f));
+if (child) {
+  // One stage configuration in a fresh process, so its RSS is its own.
+  const [w, t] = values.stage!.split('x').map(Number);
+  await stageRun(w!, t!);
+  process.exit(0);
+}
 console.log(`edgeferry EL bench — node ${process.version}, ${process.arch}, onnxruntime-node ${ort.env.versions.common}; ${UNIQUE} distinct synthetic 300x300 PNG cells`);
 
 // 1. One core, one image at a time.
@@ -49,7 +60,7 @@ await session.release();
 console.log(`one core, per image: total p50 ${q(tot, 0.5).toFixed(2)} ms  p99 ${q(tot, 0.99).toFixed(2)} ms  (read+decode+resize p50 ${q(dec, 0.5).toFixed(2)} ms, inference p50 ${q(inf, 0.5).toFixed(2)} ms; n ${tot.length})`);
 
 // 2. The stage with 1 and 2 workers, inbox pre-filled.
-async function stageRun(workers: number, threads: number) {
+async function stageRun(workers: number, threads: number): Promise<void> {
   const inbox = join(dir, `inbox-${workers}-${threads}`);
   mkdirSync(inbox);
   for (let i = 0; i < N; i++) copyFileSync(srcFiles[i % UNIQUE]!, join(inbox, `L1_S1_${String(i).padStart(6, '0')}.png`));
@@ -73,9 +84,10 @@ async function stageRun(workers: number, threads: number) {
   await stage.stop();
   const depth = buffer.depth();
   buffer.close();
-  console.log(`stage, ${workers} worker${workers > 1 ? 's' : ''} × ${threads} ORT thread${threads > 1 ? 's' : ''}: ${N} images in ${secs.toFixed(2)} s = ${(N / secs).toFixed(0)} images/s (incl. start and model load); verdicts in the buffer ${depth}; RSS +${mb(peak - rss0)} MB at peak`);
+  console.log(`stage, ${workers} worker${workers > 1 ? 's' : ''} × ${threads} ORT thread${threads > 1 ? 's' : ''}: ${N} images in ${secs.toFixed(2)} s = ${(N / secs).toFixed(0)} images/s (incl. start and model load); verdicts in the buffer ${depth}; RSS +${mb(peak - rss0)} MB at peak over the process before the stage started`);
 }
-await stageRun(1, 1);
-await stageRun(1, 2);
-await stageRun(2, 1);
+for (const cfg of ['1x1', '1x2', '2x1']) {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--stage', cfg, '--dir', dir, '--images', String(N), '--model', values.model!], { stdio: 'inherit' });
+  if (r.status !== 0) process.exitCode = 1;
+}
 rmSync(dir, { recursive: true, force: true });
