@@ -39,6 +39,7 @@ p.add_argument('--width', type=int, default=24)
 p.add_argument('--seed', type=int, default=20261124)
 p.add_argument('--val-fraction', type=float, default=0.2)
 p.add_argument('--max-fpr', type=float, default=0.05)
+p.add_argument('--full-res', action='store_true', help='learn the 2x downsampling (strided 5x5 convolution at 300x300) instead of 2x2 average pooling, so 1-2 pixel cracks are not averaged away')
 args = p.parse_args()
 
 random.seed(args.seed); np.random.seed(args.seed); torch.manual_seed(args.seed)
@@ -68,13 +69,15 @@ with open(os.path.join(args.out, 'validation-split.txt'), 'w') as f:
     for r in sorted(val):
         f.write(os.path.basename(r[0]) + '\n')
 
+SIDE = 300 if args.full_res else 150
+
 def load(rs):
-    xs = np.zeros((len(rs), 1, 150, 150), dtype=np.float32)
+    xs = np.zeros((len(rs), 1, SIDE, SIDE), dtype=np.float32)
     for i, r in enumerate(rs):
         im = np.asarray(Image.open(os.path.join(args.data, r[0])).convert('L'), dtype=np.float32)
         if im.shape != (300, 300):
             raise SystemExit(f'{r[0]}: expected a 300x300 cell, got {im.shape}')
-        xs[i, 0] = im.reshape(150, 2, 150, 2).mean(axis=(1, 3))
+        xs[i, 0] = im if args.full_res else im.reshape(150, 2, 150, 2).mean(axis=(1, 3))
     return torch.from_numpy(xs), torch.tensor([r[1] for r in rs], dtype=torch.float32)
 
 t0 = time.time()
@@ -95,10 +98,15 @@ class Block(nn.Module):
         return F.relu(y + (x if self.skip is None else self.skip(x)))
 
 class Body(nn.Module):
-    """150x150 normalised grey → logit."""
+    """150x150 (or, with --full-res, 300x300) normalised grey → logit."""
     def __init__(self, w):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(1, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())  # 75
+        if args.full_res:
+            # 300 → 150 by a learned 5x5 stride-2 convolution, then 150 → 75.
+            self.stem = nn.Sequential(nn.Conv2d(1, 16, 5, 2, 2, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                                      nn.Conv2d(16, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
+        else:
+            self.stem = nn.Sequential(nn.Conv2d(1, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())  # 75
         self.s1 = Block(w, w, 1)
         self.s2 = Block(w, 2 * w, 2)      # 38
         self.s3 = Block(2 * w, 4 * w, 2)  # 19
@@ -116,7 +124,7 @@ class Exported(nn.Module):
         super().__init__()
         self.body = body
     def forward(self, image):
-        x = F.avg_pool2d(image, 2)
+        x = image if args.full_res else F.avg_pool2d(image, 2)
         x = (x - MEAN) / STD
         return torch.sigmoid(self.body(x))
 
@@ -212,6 +220,6 @@ onnx_path = os.path.join(args.out, 'model.onnx')
 torch.onnx.export(exported, torch.zeros(1, 1, 300, 300), onnx_path, input_names=['image'], output_names=['defect_probability'],
                   dynamic_axes={'image': {0: 'batch'}, 'defect_probability': {0: 'batch'}}, opset_version=13)
 with open(os.path.join(args.out, 'metrics.json'), 'w') as f:
-    json.dump({'seed': args.seed, 'epochs': args.epochs, 'width': args.width, 'parameters': params, 'train_cells': len(train), 'validation_cells': len(val),
+    json.dump({'seed': args.seed, 'epochs': args.epochs, 'width': args.width, 'full_res': args.full_res, 'parameters': params, 'train_cells': len(train), 'validation_cells': len(val),
                'normalisation': {'mean': MEAN, 'std': STD}, 'at_threshold_0_5': at_half, 'chosen': best, 'train_seconds': round(time.time() - t0)}, f, indent=2)
 print(f'wrote {onnx_path} in {time.time() - t0:.0f} s total', flush=True)
