@@ -102,6 +102,11 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
           publisher.wake();
         },
         status: (payload) => publisher.setRetained(renderTopic(inf.status_topic, { site: g.site, gateway: g.gateway_id }), JSON.stringify(payload)),
+        count: (what, n, queued) => {
+          if (what === 'model_rejected') metrics.elModelRejected.inc(n);
+          else metrics.elImages.inc({ outcome: what }, n);
+          metrics.elQueue.set(queued);
+        },
       })
     : undefined;
 

@@ -9,6 +9,9 @@ export function createMetrics() {
     buffered: new Counter({ name: 'edgeferry_samples_buffered_total', help: 'Samples written to the store-and-forward buffer.', registers: [registry] }),
     published: new Counter({ name: 'edgeferry_samples_published_total', help: 'Samples acknowledged by the broker and removed from the buffer.', registers: [registry] }),
     badReadings: new Counter({ name: 'edgeferry_readings_bad_total', help: 'Readings with quality bad (device exceptions, malformed answers).', labelNames: ['device'], registers: [registry] }),
+    elImages: new Counter({ name: 'edgeferry_el_images_total', help: 'EL images taken out of the inbox, by outcome (classified, rejected).', labelNames: ['outcome'], registers: [registry] }),
+    elQueue: new Gauge({ name: 'edgeferry_el_queue', help: 'EL images queued for the inference workers.', registers: [registry] }),
+    elModelRejected: new Counter({ name: 'edgeferry_el_model_rejected_total', help: 'EL models refused at load or reload (the previous one kept serving).', registers: [registry] }),
     overruns: new Counter({ name: 'edgeferry_poll_overruns_total', help: 'Poll ticks skipped because the previous poll of the group was still running.', labelNames: ['device', 'interval_ms'], registers: [registry] }),
     pollSeconds: new Histogram({
       name: 'edgeferry_poll_duration_seconds',

@@ -27,6 +27,8 @@ export interface StageDeps {
   append(samples: Sample[]): void;
   /** Retained status of the stage. */
   status(payload: Record<string, unknown>): void;
+  /** Counts for /metrics (optional). */
+  count?(what: 'classified' | 'rejected' | 'model_rejected', n: number, queued: number): void;
 }
 
 export interface StageCounters {
@@ -173,6 +175,7 @@ export class InferenceStage {
 
   private refused(error: string): boolean {
     this.counters.modelRejected++;
+    this.deps.count?.('model_rejected', 1, this.queue.length);
     this.lastModelError = error;
     this.deps.log.error({ error, serving: this.modelInfo }, this.model ? 'new EL model refused; the previous one keeps serving' : 'EL model refused');
     this.publishStatus();
@@ -306,10 +309,12 @@ export class InferenceStage {
       return;
     }
     this.counters.classified += ok.length;
+    this.deps.count?.('classified', ok.length, this.queue.length);
     for (const r of ok) this.move(r.file, this.processed);
     for (const r of results) {
       if (r.error === undefined) continue;
       this.counters.rejected++;
+      this.deps.count?.('rejected', 1, this.queue.length);
       this.deps.log.warn({ image: basename(r.file), reason: r.error }, 'EL image rejected');
       const dest = this.move(r.file, this.rejected);
       if (dest) writeFileSync(`${dest}.reason.txt`, `${r.error}\n`);

@@ -72,6 +72,7 @@ describe('EL inference stage', () => {
     expect(readdirSync(join(s.inbox, 'processed')).length).toBe(25);
     const status = await s.sub.waitFor((m) => m.topic === 's/g/status/el' && m.json.classified === 25, 5000, 'stage status');
     expect(status.json).toMatchObject({ state: 'serving', model: { name: 'el-defect' } });
+    expect(await tg.gw.metrics.registry.metrics()).toMatch(/edgeferry_el_images_total\{outcome="classified"\} 25/);
   }, 60_000);
 
   it('moves an unreadable image to rejected/ with the reason, and goes on', async () => {
