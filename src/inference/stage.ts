@@ -72,6 +72,7 @@ export class InferenceStage {
   private stopped = false;
   private idle: (() => void)[] = [];
   private reloadTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly cfg: InferenceConfig,
@@ -96,6 +97,11 @@ export class InferenceStage {
 
   async start(): Promise<void> {
     for (const d of [this.inbox, this.processed, this.rejected]) mkdirSync(d, { recursive: true });
+    // Images leave the inbox by rename, which only works within one file system.
+    const dev = statSync(this.inbox).dev;
+    for (const d of [this.processed, this.rejected]) {
+      if (statSync(d).dev !== dev) throw new Error(`inference: ${d} must be on the same file system as the inbox ${this.inbox} (images are moved by rename)`);
+    }
     for (let i = 0; i < this.cfg.workers; i++) {
       const w = new Worker(workerFile(), { workerData: { threads: this.cfg.threads } });
       w.on('message', (m: FromWorker) => {
@@ -304,8 +310,14 @@ export class InferenceStage {
     try {
       if (samples.length) this.deps.append(samples);
     } catch (err) {
-      // Nothing moves: the images stay in the inbox and are classified again later.
+      // Nothing moves: the images stay in the inbox and are classified again after a pause.
       this.deps.log.error({ err, images: samples.length }, 'buffer append failed; EL images stay in the inbox');
+      if (!this.retryTimer) {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.rescan();
+        }, 5000);
+      }
       return;
     }
     this.counters.classified += ok.length;
@@ -362,6 +374,7 @@ export class InferenceStage {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.reloadTimer);
+    clearTimeout(this.retryTimer);
     this.watcher?.close();
     this.modelWatcher?.close();
     this.queue.length = 0;
