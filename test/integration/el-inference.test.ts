@@ -154,10 +154,13 @@ describe('EL inference stage', () => {
     await new Promise((r) => second.once('exit', r));
     expect(readdirSync(s.inbox).filter((f) => f.endsWith('.png'))).toEqual([]);
     expect(readdirSync(join(s.inbox, 'processed')).length).toBe(N);
-    // At least once: an image may have two verdicts only if the kill fell between commit and move.
-    const counts = new Map<string, number>();
-    for (const m of verdicts(s.sub)) counts.set(String(m.json.image), (counts.get(String(m.json.image)) ?? 0) + 1);
-    expect([...counts.values()].filter((c) => c > 1).length).toBeLessThanOrEqual(4);
+    // At least once. A verdict sent again with the same seq is the publisher's redelivery of its
+    // in-flight window; an image classified again (a new seq) happens only for images whose verdict
+    // was committed but not yet moved when the process died: at most the batches in flight
+    // (2 workers × max_batch 4).
+    const seqs = new Map<string, Set<number>>();
+    for (const m of verdicts(s.sub)) seqs.set(String(m.json.image), (seqs.get(String(m.json.image)) ?? new Set()).add(Number(m.json.seq)));
+    expect([...seqs.values()].filter((x) => x.size > 1).length).toBeLessThanOrEqual(8);
     expect(existsSync(join(s.inbox, 'rejected'))).toBe(true);
   }, 120_000);
 });
