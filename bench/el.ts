@@ -11,15 +11,16 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import pino from 'pino';
+import { quantile } from '../src/core/quantile.js';
 import { writeCell } from '../simulators/el-camera/index.js';
 import { SqliteBuffer } from '../src/buffer/sqlite-buffer.js';
 import { readModel } from '../src/inference/model.js';
-import { decodeCell, toBatch } from '../src/inference/preprocess.js';
+import { decodeCell, sessionOptions, toBatch } from '../src/inference/preprocess.js';
 import { InferenceStage } from '../src/inference/stage.js';
 
 const { values } = parseArgs({ options: { images: { type: 'string', default: '600' }, model: { type: 'string', default: 'models/el-defect' }, stage: { type: 'string' }, dir: { type: 'string' } } });
 const N = Number(values.images);
-const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
+const q = quantile;
 const mb = (b: number) => (b / 1048576).toFixed(1);
 
 const child = values.stage !== undefined;
@@ -42,7 +43,7 @@ console.log(`edgeferry EL bench — node ${process.version}, ${process.arch}, on
 // 1. One core, one image at a time.
 const model = readModel(values.model!);
 const { input, output } = model.manifest;
-const session = await ort.InferenceSession.create(model.bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+const session = await ort.InferenceSession.create(model.bytes, sessionOptions(1));
 const dec: number[] = [];
 const inf: number[] = [];
 const tot: number[] = [];

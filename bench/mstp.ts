@@ -6,6 +6,7 @@
 //   npm run bench:mstp -- --baud 38400 --requests 300 --seconds 5
 import { parseArgs } from 'node:util';
 import pino from 'pino';
+import { quantile } from '../src/core/quantile.js';
 import { encodeReadProperty, encodeReadPropertyMultiple } from '../drivers/bacnet-mstp/bacnet.js';
 import { MstpLink } from '../drivers/bacnet-mstp/link.js';
 import { startMstpDevice, type MstpDevice } from '../simulators/bacnet-mstp/index.js';
@@ -17,10 +18,7 @@ const BAUD = Number(values.baud);
 const REQUESTS = Number(values.requests);
 const SECONDS = Number(values.seconds);
 
-const q = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))]! : NaN;
-};
+const q = quantile;
 const f = (x: number) => x.toFixed(2);
 
 async function run(masters: number) {

@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim, type ModbusSimulator } from '../simulators/modbus/index.js';
+import { quantile } from '../src/core/quantile.js';
 
 const { values } = parseArgs({
   options: {
@@ -32,11 +33,7 @@ const seconds = Number(values.seconds);
 const warmup = Number(values.warmup);
 const cli = fileURLToPath(new URL('../src/main.js', import.meta.url));
 
-const pct = (xs: number[], p: number) => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
+const pct = (xs: number[], p: number) => quantile(xs, p / 100);
 const ticksPerSec = 100; // Linux USER_HZ
 
 function procStat(pid: number): { cpuTicks: number; rssKb: number } {

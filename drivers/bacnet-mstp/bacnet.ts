@@ -136,7 +136,7 @@ export function encodeAbort(invokeId: number, reason: number): Buffer {
 
 export type Decoded =
   | { kind: 'rp-ack'; invokeId: number; object: ObjectId; prop: PropertyRef; values: AppValue[] }
-  | { kind: 'rpm-ack'; invokeId: number; results: { object: ObjectId; values: { prop: PropertyRef; value: AppValue[] | { errorClass: number; errorCode: number } }[] }[] }
+  | { kind: 'rpm-ack'; invokeId: number; results: RpmResult[] }
   | { kind: 'error'; invokeId: number; reason: string }
   | { kind: 'reject'; invokeId: number; reason: string }
   | { kind: 'abort'; invokeId: number; reason: string }

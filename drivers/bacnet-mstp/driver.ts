@@ -3,7 +3,7 @@
 // readings with the reason, never exceptions.
 import type { Driver, DriverContext, DeviceConfig, Reading } from '../../src/core/driver.js';
 import type { Link } from '../../src/core/link.js';
-import { encodeReadProperty, encodeReadPropertyMultiple, errorText as errText, ObjectType, PropertyIdentifier, type AppValue, type ObjectId, type PropertyRef } from './bacnet.js';
+import { encodeReadProperty, encodeReadPropertyMultiple, errorText, ObjectType, PropertyIdentifier, type AppValue, type ObjectId, type PropertyRef } from './bacnet.js';
 import type { MstpLink } from './link.js';
 import { parseObject, propertyId, toValue } from './objects.js';
 import type { MstpConnectionConfig, MstpPointConfig } from './schema.js';
@@ -78,7 +78,7 @@ export class MstpDriver implements Driver<MstpPointConfig> {
     for (const it of batch) {
       const v = got.get(key(it.object, it.prop));
       if (v === undefined) out.set(it.point, { point: it.point, value: null, quality: 'bad', reason: 'property missing from the ReadPropertyMultiple answer' });
-      else if (!Array.isArray(v)) out.set(it.point, { point: it.point, value: null, quality: 'bad', reason: `bacnet error: ${errorText(v)}` });
+      else if (!Array.isArray(v)) out.set(it.point, { point: it.point, value: null, quality: 'bad', reason: `bacnet error: ${errorText(v.errorClass, v.errorCode)}` });
       else out.set(it.point, this.good(it, v));
     }
     return true;
@@ -112,4 +112,3 @@ export class MstpDriver implements Driver<MstpPointConfig> {
   }
 }
 
-const errorText = (e: { errorClass: number; errorCode: number }) => errText(e.errorClass, e.errorCode);

@@ -2,10 +2,10 @@
 // it. The link runner opens and closes it and sends one request at a time; this file matches
 // answers to requests by (MAC, invoke id) and turns silence into TimeoutError.
 import type { Logger } from 'pino';
+import { withDeadline } from '../../src/core/deadline.js';
 import type { Link } from '../../src/core/link.js';
 import { NotConnectedError, TimeoutError } from '../../src/errors.js';
 import { decode, encodeReject, encodeWhoIs, type Decoded } from './bacnet.js';
-import { BROADCAST } from './frame.js';
 import { MstpNode } from './node.js';
 import { openMstpSerial, type MstpSerial } from './port.js';
 import type { MstpConnectionConfig } from './schema.js';
@@ -14,7 +14,6 @@ type Answer = Extract<Decoded, { kind: 'rp-ack' | 'rpm-ack' | 'error' | 'reject'
 
 interface Pending {
   dest: number;
-  npdu: Buffer;
   resolve: (d: Answer) => void;
   reject: (e: Error) => void;
 }
@@ -124,30 +123,12 @@ export class MstpLink implements Link {
     this.invokeId = (id + 1) & 0xff;
     const key = `${dest}:${id}`;
     const npdu = build(id);
-    return new Promise<Answer>((resolve, reject) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        node.cancel(dest, npdu);
-      };
-      const timer = setTimeout(() => {
-        this.pending.delete(key);
-        done();
-        reject(new TimeoutError(`${this.endpoint}: no answer from MAC ${dest} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const onAbort = () => {
-        this.pending.delete(key);
-        done();
-        reject(new NotConnectedError(`${this.endpoint}: stopped`));
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.pending.set(key, {
-        dest,
-        npdu,
-        resolve: (d) => (done(), resolve(d)),
-        reject: (e) => (done(), reject(e)),
-      });
-      node.send(dest, npdu, true);
+    const answer = new Promise<Answer>((resolve, reject) => this.pending.set(key, { dest, resolve, reject }));
+    node.send(dest, npdu, true);
+    return withDeadline(answer, timeoutMs, () => new TimeoutError(`${this.endpoint}: no answer from MAC ${dest} within ${timeoutMs} ms`), signal).finally(() => {
+      // Answered, timed out or given up: forget it, and take it back if it never went out.
+      this.pending.delete(key);
+      node.cancel(dest, npdu);
     });
   }
 
@@ -155,29 +136,14 @@ export class MstpLink implements Link {
   whoIs(dest: number, timeoutMs: number, signal: AbortSignal): Promise<number> {
     const node = this.node;
     if (!node) return Promise.reject(new NotConnectedError(`${this.endpoint}: not open`));
-    return new Promise<number>((resolve, reject) => {
-      const waiter = (instance: number) => {
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        resolve(instance);
-      };
-      const drop = () => {
-        const list = this.iAmWaiters.get(dest)?.filter((w) => w !== waiter) ?? [];
-        if (list.length) this.iAmWaiters.set(dest, list);
-        else this.iAmWaiters.delete(dest);
-      };
-      const timer = setTimeout(() => {
-        drop();
-        reject(new TimeoutError(`${this.endpoint}: no I-Am from MAC ${dest} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const onAbort = () => {
-        clearTimeout(timer);
-        drop();
-        reject(new NotConnectedError(`${this.endpoint}: stopped`));
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      this.iAmWaiters.set(dest, [...(this.iAmWaiters.get(dest) ?? []), waiter]);
-      node.send(dest === BROADCAST ? BROADCAST : dest, encodeWhoIs(), false);
+    let waiter!: (instance: number) => void;
+    const iAm = new Promise<number>((resolve) => (waiter = resolve));
+    this.iAmWaiters.set(dest, [...(this.iAmWaiters.get(dest) ?? []), waiter]);
+    node.send(dest, encodeWhoIs(), false);
+    return withDeadline(iAm, timeoutMs, () => new TimeoutError(`${this.endpoint}: no I-Am from MAC ${dest} within ${timeoutMs} ms`), signal).finally(() => {
+      const list = this.iAmWaiters.get(dest)?.filter((w) => w !== waiter) ?? [];
+      if (list.length) this.iAmWaiters.set(dest, list);
+      else this.iAmWaiters.delete(dest);
     });
   }
 }

@@ -13,6 +13,7 @@ import {
   ObjectType,
   PropertyIdentifier,
   type AppValue,
+  type Decoded,
   type ObjectId,
   type RpmResult,
 } from '../../drivers/bacnet-mstp/bacnet.js';
@@ -128,8 +129,7 @@ export async function startMstpDevice(o: MstpDeviceOptions): Promise<MstpDevice>
     }
   };
 
-  const answer = (npdu: Buffer): Buffer | undefined => {
-    const d = decode(npdu);
+  const answer = (d: Decoded): Buffer | undefined => {
     switch (d.kind) {
       case 'rp': {
         served.rp++;
@@ -150,7 +150,7 @@ export async function startMstpDevice(o: MstpDeviceOptions): Promise<MstpDevice>
   };
 
   node.onData = (_source, npdu, reply) => {
-    let d;
+    let d: Decoded;
     try {
       d = decode(npdu);
     } catch {
@@ -165,7 +165,7 @@ export async function startMstpDevice(o: MstpDeviceOptions): Promise<MstpDevice>
       return;
     }
     if (!reply) return;
-    const a = answer(npdu);
+    const a = answer(d);
     if (!a) return;
     if (o.answerDelayMs) setTimeout(() => reply(a), o.answerDelayMs);
     else reply(a);

@@ -8,8 +8,9 @@ import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import type { CliIo } from '../cli.js';
+import { quantile } from '../core/quantile.js';
 import { readModel } from './model.js';
-import { decodeCell, toBatch } from './preprocess.js';
+import { decodeCell, sessionOptions, toBatch } from './preprocess.js';
 
 export interface EvalMetrics {
   n: number;
@@ -67,10 +68,7 @@ export function metrics(prob: number[], label: number[], threshold: number): Eva
   };
 }
 
-const q = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN;
-};
+const q = quantile;
 
 export async function runModelCli(args: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = args;
@@ -95,7 +93,7 @@ export async function runModelCli(args: string[], io: CliIo): Promise<number> {
     io.err('edgeferry model eval: no labelled images (check --labels and --split)');
     return 2;
   }
-  const session = await ort.InferenceSession.create(model.bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+  const session = await ort.InferenceSession.create(model.bytes, sessionOptions(1));
   const { input, output } = model.manifest;
   const pixels = input.width * input.height;
   const prob: number[] = [];

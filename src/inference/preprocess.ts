@@ -6,6 +6,10 @@ import type { Manifest } from './model.js';
 
 sharp.cache(false);
 
+/** ONNX Runtime session options everywhere a model runs (stage worker, eval, bench). */
+export const sessionOptions = (threads: number) =>
+  ({ intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' }) as const;
+
 export async function decodeCell(file: string, input: Manifest['input']): Promise<Buffer> {
   const { data, info } = await sharp(file, { failOn: 'error' })
     .greyscale()

@@ -39,6 +39,24 @@ export interface StageCounters {
   modelRejected: number;
 }
 
+/** Names in `dir`; none if it cannot be read. */
+function list(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** Paths of `names` in `dir`, oldest modification first. */
+function oldestFirst(dir: string, names = list(dir)): string[] {
+  return names
+    .map((n) => join(dir, n))
+    .map((p) => ({ p, t: statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0 }))
+    .sort((a, b) => a.t - b.t)
+    .map((f) => f.p);
+}
+
 /** The compiled worker; under vitest (TypeScript sources) the one `npm run build` put in dist/. */
 function workerFile(): string {
   const here = fileURLToPath(import.meta.url);
@@ -210,19 +228,8 @@ export class InferenceStage {
   }
 
   private rescan(): void {
-    let names: string[];
-    try {
-      names = readdirSync(this.inbox);
-    } catch {
-      return;
-    }
     // Oldest first, as they were written.
-    const files = names
-      .map((n) => join(this.inbox, n))
-      .filter((p) => this.wanted(p))
-      .map((p) => ({ p, t: statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0 }))
-      .sort((a, b) => a.t - b.t);
-    for (const f of files) this.offer(f.p);
+    for (const f of oldestFirst(this.inbox, list(this.inbox).filter((n) => this.wanted(n)))) this.offer(f);
   }
 
   private wanted(path: string): boolean {
@@ -348,17 +355,12 @@ export class InferenceStage {
 
   private prune(): void {
     if (this.counters.batches % 16 !== 0 && this.cfg.keep_processed > 0) return;
-    let names: string[];
-    try {
-      names = readdirSync(this.processed);
-    } catch {
-      return;
-    }
+    const names = list(this.processed);
     if (names.length <= this.cfg.keep_processed) return;
-    const files = names.map((n) => join(this.processed, n)).map((p) => ({ p, t: statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0 })).sort((a, b) => a.t - b.t);
+    const files = oldestFirst(this.processed, names);
     for (const f of files.slice(0, files.length - this.cfg.keep_processed)) {
       try {
-        unlinkSync(f.p);
+        unlinkSync(f);
       } catch {
         /* gone already */
       }

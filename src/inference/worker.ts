@@ -5,7 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import type { Manifest } from './model.js';
-import { decodeCell, toBatch } from './preprocess.js';
+import { decodeCell, sessionOptions, toBatch } from './preprocess.js';
 
 export type ToWorker =
   | { type: 'load'; seq: number; bytes: Uint8Array; manifest: Manifest; sha256: string }
@@ -33,7 +33,7 @@ let current: { session: ort.InferenceSession; manifest: Manifest; sha256: string
 async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<FromWorker> {
   let session: ort.InferenceSession | undefined;
   try {
-    session = await ort.InferenceSession.create(m.bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+    session = await ort.InferenceSession.create(m.bytes, sessionOptions(threads));
     const { input, output } = m.manifest;
     if (!session.inputNames.includes(input.name)) throw new Error(`model input is ${JSON.stringify(session.inputNames)}, the manifest says "${input.name}"`);
     if (!session.outputNames.includes(output.name)) throw new Error(`model output is ${JSON.stringify(session.outputNames)}, the manifest says "${output.name}"`);
