@@ -39,6 +39,7 @@ p.add_argument('--width', type=int, default=24)
 p.add_argument('--seed', type=int, default=20261124)
 p.add_argument('--val-fraction', type=float, default=0.2)
 p.add_argument('--max-fpr', type=float, default=0.05)
+p.add_argument('--mixup', type=float, default=0.0, help='mixup alpha (0 = off): train on convex blends of two cells and of their labels')
 p.add_argument('--full-res', action='store_true', help='learn the 2x downsampling (strided 5x5 convolution at 300x300) instead of 2x2 average pooling, so 1-2 pixel cracks are not averaged away')
 args = p.parse_args()
 
@@ -178,6 +179,10 @@ for epoch in range(args.epochs):
     for i in range(0, len(train), args.batch):
         idx = perm[i:i + args.batch]
         x = augment(xtr_n[idx]); y = ytr[idx]
+        if args.mixup > 0:
+            lam = float(np.random.beta(args.mixup, args.mixup))
+            j = torch.randperm(len(idx))
+            x = lam * x + (1 - lam) * x[j]; y = lam * y + (1 - lam) * y[j]
         logit = body(x)[:, 0]
         loss = F.binary_cross_entropy_with_logits(logit, y)
         opt.zero_grad(); loss.backward(); opt.step(); sched.step(); step += 1
@@ -220,6 +225,6 @@ onnx_path = os.path.join(args.out, 'model.onnx')
 torch.onnx.export(exported, torch.zeros(1, 1, 300, 300), onnx_path, input_names=['image'], output_names=['defect_probability'],
                   dynamic_axes={'image': {0: 'batch'}, 'defect_probability': {0: 'batch'}}, opset_version=13)
 with open(os.path.join(args.out, 'metrics.json'), 'w') as f:
-    json.dump({'seed': args.seed, 'epochs': args.epochs, 'width': args.width, 'full_res': args.full_res, 'parameters': params, 'train_cells': len(train), 'validation_cells': len(val),
+    json.dump({'seed': args.seed, 'epochs': args.epochs, 'width': args.width, 'full_res': args.full_res, 'mixup': args.mixup, 'parameters': params, 'train_cells': len(train), 'validation_cells': len(val),
                'normalisation': {'mean': MEAN, 'std': STD}, 'at_threshold_0_5': at_half, 'chosen': best, 'train_seconds': round(time.time() - t0)}, f, indent=2)
 print(f'wrote {onnx_path} in {time.time() - t0:.0f} s total', flush=True)

@@ -86,11 +86,11 @@ export function drawCell(o: CellOptions): Uint8Array {
   return out;
 }
 
-/** Writes one cell as PNG at `path` (via a temporary name and a rename). */
+/** Writes one cell as an 8-bit greyscale PNG, as EL cameras do, at `path` (via a temporary name and a rename). */
 export async function writeCell(path: string, o: CellOptions): Promise<void> {
   const n = o.size ?? 300;
   const tmp = `${path}.tmp`;
-  await sharp(Buffer.from(drawCell(o)), { raw: { width: n, height: n, channels: 1 } }).png().toFile(tmp);
+  await sharp(Buffer.from(drawCell(o)), { raw: { width: n, height: n, channels: 1 } }).toColourspace('b-w').png().toFile(tmp);
   renameSync(tmp, path);
 }
 

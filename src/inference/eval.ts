@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import type { CliIo } from '../cli.js';
 import { quantile } from '../core/quantile.js';
 import { readModel } from './model.js';
-import { decodeCell, sessionOptions, toBatch } from './preprocess.js';
+import { decodeCell, sessionOptions, toInput } from './preprocess.js';
 
 export interface EvalMetrics {
   n: number;
@@ -101,7 +101,7 @@ export async function runModelCli(args: string[], io: CliIo): Promise<number> {
   for (const r of rows) {
     const t0 = performance.now();
     const img = await decodeCell(r.file, input);
-    const out = await session.run({ [input.name]: new ort.Tensor('float32', toBatch([img], pixels), [1, 1, input.height, input.width]) });
+    const out = await session.run({ [input.name]: new ort.Tensor('float32', toInput(img), [1, 1, input.height, input.width]) });
     latency.push(performance.now() - t0);
     prob.push((out[output.name]!.data as Float32Array)[0]!);
   }

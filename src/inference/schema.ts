@@ -20,7 +20,7 @@ export const InferenceSchema = Type.Object(
     topic_template: Type.String({ default: '{site}/{gateway}/el/{station}', description: 'Topic of verdicts. Placeholders: {site} {gateway} {station}.' }),
     status_topic: Type.String({ default: '{site}/{gateway}/status/el', description: 'Retained status of the stage: model in service, queue, counts, the last model error.' }),
     max_queue: Type.Integer({ minimum: 1, maximum: 100_000, default: 256, description: 'Images queued for the worker at most; beyond that they wait in the inbox (backpressure).' }),
-    max_batch: Type.Integer({ minimum: 1, maximum: 256, default: 8, description: 'Images per inference call when a queue builds up.' }),
+    max_batch: Type.Integer({ minimum: 1, maximum: 256, default: 8, description: 'Images per worker round trip when a queue builds up (one message each way, one buffer transaction, one round of file moves); the model itself runs image by image.' }),
     workers: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'Worker threads (each decodes and classifies one batch at a time); one per core the stage may use.' }),
     threads: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'ONNX Runtime intra-op threads per worker.' }),
     priority: Type.Union([Type.Literal('critical'), Type.Literal('normal'), Type.Literal('bulk')], { default: 'normal', description: 'Buffer eviction priority of verdicts.' }),
