@@ -1,6 +1,7 @@
 // Part of `npm test`: the integration tests need Debian's mosquitto (broker), mosquitto-clients
 // (the demo prints a mosquitto_sub command that a test runs) and socat (virtual serial lines for
-// Modbus RTU). Installs them when run as root, otherwise says exactly what to install.
+// Modbus RTU) and systemd (systemd-analyze checks the unit file). Installs them when run as root,
+// otherwise says exactly what to install.
 import { execSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
@@ -8,6 +9,7 @@ const need = [
   ['/usr/sbin/mosquitto', 'mosquitto'],
   ['/usr/bin/mosquitto_sub', 'mosquitto-clients'],
   ['/usr/bin/socat', 'socat'],
+  ['/usr/bin/systemd-analyze', 'systemd'],
 ].filter(([bin]) => !existsSync(bin)).map(([, pkg]) => pkg);
 
 if (need.length) {

@@ -5,6 +5,7 @@ import { ConfigLoader } from './config/load.js';
 import { formatProblem } from './config/yaml-file.js';
 import { buildGateway } from './gateway.js';
 import { createLogger } from './log.js';
+import { systemdNotifier } from './systemd.js';
 import { runSubscribe } from './demo/subscribe.js';
 import { runBufferCli } from './buffer/cli.js';
 import { runBrowse } from './browse-cli.js';
@@ -20,6 +21,8 @@ export interface CliIo {
   stopRequested: Promise<void>;
   /** Registers what a reload request (SIGHUP) does; returns the unregister function. */
   onReload?(fn: () => void): () => void;
+  /** The environment (NOTIFY_SOCKET, WATCHDOG_USEC from systemd). */
+  env?: NodeJS.ProcessEnv;
   version: string;
 }
 
@@ -112,22 +115,51 @@ async function cmdRun(args: string[], io: CliIo): Promise<number> {
     return EXIT.CONFIG_INVALID;
   }
   const log = createLogger(config.gateway.logging.level);
+  const notify = systemdNotifier(io.env ?? {}, log);
   const gw = buildGateway(config, { log, drivers: DRIVERS });
   try {
     await gw.start();
   } catch (err) {
     log.fatal({ err }, 'start failed');
     await gw.stop().catch(() => undefined);
+    notify.close();
     return EXIT.FAILURE;
   }
-  // SIGHUP: reload the EL model (checked first; a bad one is refused and the old one serves).
+  const running = (extra = '') => `running: ${config.devices.filter((d) => d.enabled).length} devices${extra}`;
+  notify.ready(running());
+  if (notify.watchdogMs) log.info({ watchdog_ms: notify.watchdogMs }, 'systemd watchdog on');
+
+  // SIGHUP (systemctl reload): read the config again, check it, apply the devices' differences;
+  // reload the EL model too. A config with problems is refused and the running one stays.
+  let reloading: Promise<void> = Promise.resolve();
+  const reloadOnce = async () => {
+    notify.reloading('reloading configuration');
+    const at = new Date().toISOString();
+    const { config: next, problems } = new ConfigLoader(DRIVERS, io.cwd).loadGatewayConfig(values.config!);
+    if (!next) {
+      const lines = problems.map(formatProblem);
+      log.error({ file: values.config, problems: lines }, `reload refused [GW_ERR_CONFIG_INVALID]: ${problems.length} problem${problems.length === 1 ? '' : 's'}; the running configuration stays`);
+      gw.reportGatewayStatus({ config: { ok: false, at, file: values.config, problems: lines } });
+      notify.ready(running(`; last reload refused (${problems.length} problems)`));
+      return;
+    }
+    const report = await gw.reload(next);
+    log.info(report, 'configuration reloaded');
+    if (report.restartNeeded.length) log.warn({ keys: report.restartNeeded }, 'these gateway settings changed and take effect only after a restart');
+    gw.reportGatewayStatus({ config: { ok: true, at, file: values.config, ...report } });
+    await gw.inference?.reload();
+    notify.ready(`running: ${next.devices.filter((d) => d.enabled).length} devices; reloaded ${at}`);
+  };
   const offReload = io.onReload?.(() => {
     log.info('reload requested');
-    void gw.inference?.reload();
+    reloading = reloading.then(reloadOnce).catch((err: unknown) => log.error({ err }, 'reload failed'));
   });
   await io.stopRequested;
   offReload?.();
   log.info('stop requested');
+  notify.stopping('stopping: draining the buffer');
+  await reloading;
   await gw.stop();
+  notify.close();
   return EXIT.OK;
 }

@@ -48,10 +48,31 @@ export interface Gateway {
   bufferStats(): BufferStats;
   /** The EL inference stage, when configured. */
   readonly inference: InferenceStage | undefined;
+  /**
+   * Applies a new, already validated configuration's devices: added ones start, removed ones stop,
+   * changed ones restart — and with them only the links they touch; everything else keeps polling
+   * and the buffer is not touched. Gateway-level changes (mqtt, buffer, …) need a restart and are
+   * listed in the result.
+   */
+  reload(next: LoadedConfig): Promise<ReloadReport>;
+  /** Extra fields of the retained gateway status message (the outcome of the last reload). */
+  reportGatewayStatus(extra: Record<string, unknown>): void;
+}
+
+export interface ReloadReport {
+  added: string[];
+  removed: string[];
+  changed: string[];
+  /** Links stopped and opened again because a device on them was added, removed or changed. */
+  relinked: string[];
+  /** Top-level gateway keys that differ and only take effect after a restart. */
+  restartNeeded: string[];
 }
 
 export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const { gateway: g, baseDir } = config;
+  /** The configuration running now (devices change on reload; the gateway section does not). */
+  let current = config;
   const log = deps.log;
   const metrics = createMetrics();
   const bufferPath = isAbsolute(g.buffer.path) ? g.buffer.path : resolve(baseDir, g.buffer.path);
@@ -156,16 +177,21 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       links.set(key, runner);
     }
     runner.add(device.name, driver);
-    return { spec, driver, runner };
+    return { spec, driver, runner, key };
   };
 
+  /** Link keys each running device uses (its own, and its backup's). */
+  const wired = new Map<string, string[]>();
+
   const wire = (device: LoadedDevice) => {
-    const { spec, driver, runner: linkRunner } = join(device);
+    const { spec, driver, runner: linkRunner, key } = join(device);
     deviceLink.set(device.name, linkRunner);
+    wired.set(device.name, [key]);
     const channel = linkRunner.link.endpoint;
     let backup: (ReturnType<typeof join> & { failover: Failover; points: Set<string> }) | undefined;
     if (device.backup) {
       const b = join(device.backup.device);
+      wired.get(device.name)!.push(b.key);
       const failover = new Failover(channel, b.runner.link.endpoint, device.backup.switchBackAfterMs, (to, reason) => {
         metrics.failoverSwitches.inc({ device: device.name, to });
         metrics.failoverActive.set({ device: device.name }, to === 'backup' ? 1 : 0);
@@ -247,8 +273,57 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     }
   };
 
+  const publishDisabled = (name: string) =>
+    publisher.setDeviceStatus(name, { state: 'disabled', since: Date.now(), endpoint: '', rtt_ms: { p50: null, p99: null }, errors: 0, timeouts: 0, reconnects: 0 });
+
+  /** A device's configuration as compared on reload (where it was written does not matter). */
+  const canon = (v: unknown) => JSON.stringify(v, (k, x: unknown) => (k === 'source' ? undefined : x));
+  const keysOf = (d: LoadedDevice) => [d, ...(d.backup ? [d.backup.device] : [])].map((x) => deps.drivers.find((s) => s.type === x.driver)!.linkKey(x));
+
+  const reload = async (next: LoadedConfig): Promise<ReloadReport> => {
+    const before = new Map(current.devices.filter((d) => d.enabled).map((d) => [d.name, d]));
+    const after = new Map(next.devices.filter((d) => d.enabled).map((d) => [d.name, d]));
+    const added = [...after.keys()].filter((n) => !before.has(n));
+    const removed = [...before.keys()].filter((n) => !after.has(n));
+    const changed = [...after.keys()].filter((n) => before.has(n) && canon(before.get(n)) !== canon(after.get(n)));
+    // The links to restart: those of every added, removed or changed device, and — since a link
+    // is restarted with all its devices — the links of those devices' other channels, until closed.
+    const affected = new Set<string>([...removed, ...changed].flatMap((n) => wired.get(n) ?? []));
+    for (const n of [...added, ...changed]) for (const k of keysOf(after.get(n)!)) affected.add(k);
+    const touches = (keys: string[]) => keys.some((k) => affected.has(k));
+    for (let size = -1; size !== affected.size; ) {
+      size = affected.size;
+      for (const keys of wired.values()) if (touches(keys)) keys.forEach((k) => affected.add(k));
+      for (const d of after.values()) if (touches(keysOf(d))) keysOf(d).forEach((k) => affected.add(k));
+    }
+    const down = [...wired].filter(([, keys]) => touches(keys)).map(([n]) => n);
+    // Polls in progress finish (their samples are buffered) before their links close.
+    await Promise.all(down.map((n) => scheduler.remove(n)));
+    for (const n of down) {
+      failovers.get(n)?.stop();
+      failovers.delete(n);
+      deviceLink.delete(n);
+      wired.delete(n);
+    }
+    await Promise.all([...affected].map((k) => links.get(k)?.stop()));
+    for (const k of affected) links.delete(k);
+    const wasDisabled = new Set(current.devices.filter((d) => !d.enabled).map((d) => d.name));
+    current = { ...current, devices: next.devices };
+    for (const d of after.values()) if (touches(keysOf(d))) wire(d);
+    for (const k of affected) links.get(k)?.start();
+    for (const n of removed) {
+      metrics.deviceUp.remove({ device: n });
+      if (!next.devices.some((d) => d.name === n)) publisher.removeDevice(n);
+    }
+    for (const d of next.devices) if (!d.enabled && !wasDisabled.has(d.name)) publishDisabled(d.name);
+    const restartNeeded = Object.keys({ ...g, ...next.gateway }).filter((k) => canon((g as Record<string, unknown>)[k]) !== canon((next.gateway as Record<string, unknown>)[k]));
+    return { added, removed, changed, relinked: [...affected].sort(), restartNeeded };
+  };
+
   return {
     metrics,
+    reload,
+    reportGatewayStatus: (extra) => publisher.setGatewayStatus(extra),
     get healthPort() {
       return healthPort;
     },
@@ -263,9 +338,9 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       }
       buffer.evictAged();
       publisher.start();
-      for (const d of config.devices) {
+      for (const d of current.devices) {
         if (!d.enabled) {
-          publisher.setDeviceStatus(d.name, { state: 'disabled', since: Date.now(), endpoint: '', rtt_ms: { p50: null, p99: null }, errors: 0, timeouts: 0, reconnects: 0 });
+          publishDisabled(d.name);
           continue;
         }
         wire(d);

@@ -25,6 +25,7 @@ runCli(process.argv.slice(2), {
     process.on('SIGHUP', fn);
     return () => process.off('SIGHUP', fn);
   },
+  env: process.env,
   version: pkg.version,
 }).then(
   (code) => {

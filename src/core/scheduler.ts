@@ -27,6 +27,9 @@ interface GroupState {
   tick: number;
   running: boolean;
   timer: NodeJS.Timeout | undefined;
+  /** The poll in progress, if any. */
+  current: Promise<void> | undefined;
+  removed: boolean;
 }
 
 export class Scheduler {
@@ -39,8 +42,22 @@ export class Scheduler {
     private readonly clock: Clock = { now: () => performance.now() },
   ) {}
 
+  /** Adds a poll group; while running (a config reload), its first poll is due at once. */
   add(group: PollGroup): void {
-    this.states.push({ group, start: 0, tick: 0, running: false, timer: undefined });
+    const s: GroupState = { group, start: 0, tick: 0, running: false, timer: undefined, current: undefined, removed: false };
+    this.states.push(s);
+    if (!this.stopped) this.begin(s, this.clock.now(), 0);
+  }
+
+  /** Removes every group of `device` and waits for its polls in progress to finish. */
+  async remove(device: string): Promise<void> {
+    const gone = this.states.filter((s) => s.group.device === device);
+    for (const s of gone) {
+      s.removed = true;
+      clearTimeout(s.timer);
+      this.states.splice(this.states.indexOf(s), 1);
+    }
+    await Promise.allSettled(gone.map((s) => s.current));
   }
 
   start(): void {
@@ -49,23 +66,27 @@ export class Scheduler {
     const n = this.states.length;
     // Spread first ticks over each group's interval so that devices with the same interval are
     // not all polled, decoded and published in one burst (which shows up as latency).
-    this.states.forEach((s, i) => {
-      s.start = now + Math.floor((i / n) * s.group.intervalMs);
-      s.tick = 0;
-      s.timer = setTimeout(() => this.fire(s), s.start - now);
-    });
+    this.states.forEach((s, i) => this.begin(s, now, Math.floor((i / n) * s.group.intervalMs)));
+  }
+
+  private begin(s: GroupState, now: number, phase: number): void {
+    s.start = now + phase;
+    s.tick = 0;
+    s.timer = setTimeout(() => this.fire(s), phase);
   }
 
   private fire(s: GroupState): void {
-    if (this.stopped) return;
+    if (this.stopped || s.removed) return;
     if (s.running) {
       this.hooks.onOverrun(s.group, 1);
     } else {
       s.running = true;
       const p = s.group.run().finally(() => {
         s.running = false;
+        s.current = undefined;
         this.inFlight.delete(p);
       });
+      s.current = p;
       this.inFlight.add(p);
     }
     this.arm(s);

@@ -165,7 +165,7 @@ export class MqttPublisher {
       this.tokensAt = performance.now();
       this.deps.metrics.mqttConnected.set(1);
       this.deps.log.info({ url: this.cfg.url }, 'mqtt connected');
-      client.publish(this.statusTopic, this.statusPayload('online'), { qos: 1, retain: true });
+      client.publish(this.statusTopic, this.statusPayload('online', this.gatewayExtra), { qos: 1, retain: true });
       for (const [device, s] of this.deviceStatus) this.sendDeviceStatus(device, s);
       for (const [topic, payload] of this.retained) this.client?.publish(topic, payload, { qos: 1, retain: true });
       this.pump();
@@ -197,7 +197,22 @@ export class MqttPublisher {
   /** Latest state of a device; published retained now if connected, else on the next connect. */
   setDeviceStatus(device: string, s: HealthSnapshot): void {
     this.deviceStatus.set(device, s);
+    this.retained.delete(renderTopic(this.cfg.device_status_topic, { ...this.id, device }));
     if (this.connected) this.sendDeviceStatus(device, s);
+  }
+
+  /** A device left the configuration: its retained status is cleared (an empty retained message). */
+  removeDevice(device: string): void {
+    this.deviceStatus.delete(device);
+    this.setRetained(renderTopic(this.cfg.device_status_topic, { ...this.id, device }), '');
+  }
+
+  private gatewayExtra: Record<string, unknown> = {};
+
+  /** Extra fields of the retained gateway status ("online") message, e.g. the last reload's outcome. */
+  setGatewayStatus(extra: Record<string, unknown>): void {
+    this.gatewayExtra = extra;
+    if (this.connected) this.client?.publish(this.statusTopic, this.statusPayload('online', extra), { qos: 1, retain: true });
   }
 
   get isConnected(): boolean {
@@ -329,10 +344,11 @@ export class MqttPublisher {
     }
   }
 
-  /** Resolves when the buffer is empty and nothing is in flight, or after `ms`. Used on shutdown. */
+  /** Resolves true when the buffer is empty and nothing is in flight, false after `ms`. Used on shutdown. */
   async drain(ms: number): Promise<boolean> {
     if (this.deps.buffer.depth() === 0 && this.inflight === 0) return true;
-    if (!this.connected) return false;
+    // Not connected: a reconnect within the deadline still gets everything out (the broker may be
+    // just back, as after a network blip); otherwise the samples wait in the buffer for next time.
     let timer: NodeJS.Timeout | undefined;
     const ok = await Promise.race([
       new Promise<boolean>((r) => this.drainWaiters.push(() => r(true))),

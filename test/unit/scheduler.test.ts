@@ -32,6 +32,32 @@ describe('scheduler', () => {
     expect(starts.map((t) => t - t0)).toEqual([0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]);
   });
 
+  it('on reload: an added group polls at once and on its interval; a removed one stops after its poll in progress', async () => {
+    const a: number[] = [];
+    const b: number[] = [];
+    const s = new Scheduler({ onOverrun: () => undefined }, clock);
+    const t0 = Date.now();
+    s.add(group('a', 100, 60, a));
+    s.start();
+    await vi.advanceTimersByTimeAsync(250);
+    s.add(group('b', 100, 1, b));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(b.map((t) => t - t0)).toEqual([250]);
+    // a's poll started at 200 runs until 260: remove() resolves only then.
+    let removed = false;
+    const gone = s.remove('a').then(() => (removed = true));
+    await vi.advanceTimersByTimeAsync(5);
+    expect(removed).toBe(false);
+    await vi.advanceTimersByTimeAsync(10);
+    await gone;
+    await vi.advanceTimersByTimeAsync(300);
+    const stopped = s.stop();
+    await vi.advanceTimersByTimeAsync(100);
+    await stopped;
+    expect(a.map((t) => t - t0)).toEqual([0, 100, 200]);
+    expect(b.map((t) => t - t0)).toEqual([250, 350, 450, 550]);
+  });
+
   it('spreads the first polls of groups with one interval over that interval', async () => {
     const starts: number[][] = [[], [], [], []];
     const s = new Scheduler({ onOverrun: () => undefined }, clock);
