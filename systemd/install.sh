@@ -1,0 +1,213 @@
+#!/bin/sh
+# edgeferry installer for systemd boxes. Idempotent: run it again with the same or a newer
+# release to repair or upgrade.
+#
+#   install.sh install edgeferry-<version>-linux-<arch>.tar.gz [--start]
+#   install.sh rollback            # back to the release installed before the current one
+#   install.sh uninstall [--purge] # keeps /etc/edgeferry and /var/lib/edgeferry unless --purge
+#
+# Layout: releases unpack into /opt/edgeferry/releases/<name>, /opt/edgeferry/current points at
+# the running one (switched atomically, the previous ones kept for rollback); the config lives in
+# /etc/edgeferry (an existing file is never overwritten: the shipped version is put beside it as
+# <file>.dist); the buffer in /var/lib/edgeferry (systemd's StateDirectory). `edgeferry check`
+# runs on the config with the new release before anything is switched or (re)started.
+#
+# DESTDIR=/some/dir installs into a scratch root instead of / (no systemctl calls then).
+set -eu
+
+DESTDIR=${DESTDIR:-}
+OPT=$DESTDIR/opt/edgeferry
+ETC=$DESTDIR/etc/edgeferry
+UNIT=$DESTDIR/etc/systemd/system/edgeferry.service
+SYSUSERS=$DESTDIR/usr/lib/sysusers.d/edgeferry.conf
+BIN=$DESTDIR/usr/local/bin/edgeferry
+KEEP_RELEASES=3
+NODE_MIN=20.19
+
+say() { printf 'edgeferry install: %s\n' "$*"; }
+die() { printf 'edgeferry install: %s\n' "$*" >&2; exit "${2:-1}"; }
+systemd_here() { [ -z "$DESTDIR" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
+
+need_root() {
+  [ -n "$DESTDIR" ] && return 0
+  [ "$(id -u)" = 0 ] || die "run as root (or with DESTDIR=<scratch root> to try it out)"
+}
+
+find_node() {
+  NODE=$(command -v node || true)
+  [ -n "$NODE" ] || die "Node.js >= $NODE_MIN is needed: on Debian 13, apt-get install nodejs"
+  v=$("$NODE" -p 'process.versions.node')
+  major=${v%%.*}; rest=${v#*.}; minor=${rest%%.*}
+  want_major=${NODE_MIN%%.*}; want_minor=${NODE_MIN#*.}
+  if [ "$major" -lt "$want_major" ] || { [ "$major" -eq "$want_major" ] && [ "$minor" -lt "$want_minor" ]; }; then
+    die "Node.js $v found at $NODE; edgeferry needs >= $NODE_MIN (Debian 13's nodejs is 20.19)"
+  fi
+  # The native modules are built for one Node ABI (module version) — a different major cannot load them.
+  NODE_ABI=$("$NODE" -p 'process.versions.modules')
+}
+
+machine_arch() {
+  case "$(uname -m)" in
+    aarch64|arm64) echo arm64 ;;
+    x86_64|amd64) echo x64 ;;
+    *) uname -m ;;
+  esac
+}
+
+# Group id of "edgeferry" in the target root (created by systemd-sysusers), or empty.
+edgeferry_gid() {
+  [ -f "$DESTDIR/etc/group" ] && awk -F: '$1 == "edgeferry" { print $3 }' "$DESTDIR/etc/group" || true
+}
+
+install_config_file() { # $1 shipped file, $2 target path, $3 mode
+  if [ ! -e "$2" ]; then
+    mkdir -p "$(dirname "$2")"
+    cp "$1" "$2"
+    chmod "$3" "$2"
+    say "config: wrote $2"
+  elif ! cmp -s "$1" "$2"; then
+    cp "$1" "$2.dist"
+    chmod "$3" "$2.dist"
+    say "config: kept your $2 (this release's version is beside it as $2.dist)"
+  fi
+}
+
+cmd_install() {
+  tarball=${1:-}; shift || true
+  start=no
+  for a in "$@"; do
+    case "$a" in --start) start=yes ;; *) die "unknown option $a" 2 ;; esac
+  done
+  [ -f "$tarball" ] || die "usage: install.sh install edgeferry-<version>-linux-<arch>.tar.gz [--start]" 2
+  need_root
+  find_node
+  name=$(basename "$tarball" .tar.gz)
+  case "$name" in edgeferry-*-linux-*) ;; *) die "$tarball: not an edgeferry release tarball" 2 ;; esac
+  arch=${name##*-linux-}
+  [ "$arch" = "$(machine_arch)" ] || die "$tarball is for linux-$arch, this machine is $(machine_arch)"
+
+  # 1. Unpack (again, if a previous try was interrupted) into releases/<name>.
+  mkdir -p "$OPT/releases"
+  rel=$OPT/releases/$name
+  if [ ! -f "$rel/RELEASE" ]; then
+    tmp=$(mktemp -d "$OPT/releases/.unpack.XXXXXX")
+    tar -xzf "$tarball" -C "$tmp"
+    [ -f "$tmp/$name/RELEASE" ] || { rm -rf "$tmp"; die "$tarball does not hold $name/"; }
+    rm -rf "$rel"
+    mv "$tmp/$name" "$rel"
+    rmdir "$tmp"
+    say "unpacked $name into $rel"
+  else
+    say "$name is already unpacked in $rel"
+  fi
+  chmod 0755 "$rel/dist/src/main.js"
+  built_major=$(sed -n 's/^built .* with node v\([0-9]*\)\..*/\1/p' "$rel/RELEASE")
+  node_major=$("$NODE" -p 'process.versions.node.split(".")[0]')
+  [ "$built_major" = "$node_major" ] ||
+    die "$name was built for Node $built_major, this machine has Node $node_major (module ABI $NODE_ABI): its native modules would not load"
+
+  # 2. The system user (sysusers.d: also applied at boot by systemd-sysusers).
+  mkdir -p "$(dirname "$SYSUSERS")"
+  cp "$rel/systemd/edgeferry.sysusers" "$SYSUSERS"
+  if command -v systemd-sysusers >/dev/null 2>&1; then
+    if [ -n "$DESTDIR" ]; then mkdir -p "$DESTDIR/etc"; systemd-sysusers --root="$DESTDIR" "$SYSUSERS"; else systemd-sysusers "$SYSUSERS"; fi
+  else
+    say "systemd-sysusers not found: create the user yourself (useradd --system --groups dialout edgeferry)"
+  fi
+
+  # 3. Config: examples where nothing is yet; never over an existing file.
+  mkdir -p "$ETC"
+  install_config_file "$rel/config/gateway.example.yaml" "$ETC/gateway.yaml" 0640
+  for f in "$rel"/config/devices/*.yaml; do install_config_file "$f" "$ETC/devices/$(basename "$f")" 0640; done
+  for f in "$rel"/config/secrets/*; do install_config_file "$f" "$ETC/secrets/$(basename "$f")" 0640; done
+  gid=$(edgeferry_gid)
+  if [ -n "$gid" ]; then
+    chown -R "0:$gid" "$ETC"
+    chmod 0750 "$ETC" "$ETC/devices" "$ETC/secrets"
+  fi
+
+  # 4. Check the config with the new release before switching or (re)starting anything.
+  say "checking $ETC/gateway.yaml with $name"
+  if ! "$NODE" "$rel/dist/src/main.js" check "$ETC/gateway.yaml"; then
+    die "the configuration has problems (above); nothing was switched or restarted. Fix them and run install again." 3
+  fi
+
+  # 5. Switch current → this release (atomically), unit, command.
+  prev=$(readlink "$OPT/current" 2>/dev/null || true)
+  ln -sfn "releases/$name" "$OPT/.current.new"
+  mv -T "$OPT/.current.new" "$OPT/current"
+  [ -n "$prev" ] && [ "$prev" != "releases/$name" ] && echo "$prev" > "$OPT/previous"
+  mkdir -p "$(dirname "$UNIT")" "$(dirname "$BIN")"
+  sed "s#/usr/bin/node #$NODE #g" "$rel/systemd/edgeferry.service" > "$UNIT.new"
+  mv "$UNIT.new" "$UNIT"
+  ln -sfn /opt/edgeferry/current/dist/src/main.js "$BIN"
+  say "current → $name${prev:+ (was ${prev#releases/})}"
+
+  # 6. Old releases beyond the last $KEEP_RELEASES go (never current or previous).
+  keep_prev=$(cat "$OPT/previous" 2>/dev/null || true)
+  ls -1t "$OPT/releases" | tail -n +$((KEEP_RELEASES + 1)) | while read -r old; do
+    [ "releases/$old" = "releases/$name" ] || [ "releases/$old" = "$keep_prev" ] || { rm -rf "${OPT:?}/releases/$old"; say "removed old release $old"; }
+  done
+
+  # 7. systemd.
+  if systemd_here; then
+    systemctl daemon-reload
+    if systemctl is-active --quiet edgeferry; then
+      systemctl restart edgeferry && say "restarted edgeferry"
+    elif [ "$start" = yes ]; then
+      systemctl enable --now edgeferry && say "enabled and started edgeferry"
+    else
+      say "installed; edit $ETC/gateway.yaml and the device maps, then: systemctl enable --now edgeferry"
+    fi
+  else
+    say "installed into ${DESTDIR:-/} (no systemctl calls)"
+  fi
+}
+
+cmd_rollback() {
+  need_root
+  find_node
+  prev=$(cat "$OPT/previous" 2>/dev/null || true)
+  [ -n "$prev" ] && [ -d "$OPT/$prev" ] || die "no previous release to roll back to"
+  "$NODE" "$OPT/$prev/dist/src/main.js" check "$ETC/gateway.yaml" || die "the configuration has problems with ${prev#releases/}; nothing changed" 3
+  cur=$(readlink "$OPT/current")
+  ln -sfn "$prev" "$OPT/.current.new"
+  mv -T "$OPT/.current.new" "$OPT/current"
+  echo "$cur" > "$OPT/previous"
+  sed "s#/usr/bin/node #$NODE #g" "$OPT/$prev/systemd/edgeferry.service" > "$UNIT"
+  say "current → ${prev#releases/} (was ${cur#releases/})"
+  if systemd_here; then
+    systemctl daemon-reload
+    systemctl is-active --quiet edgeferry && systemctl restart edgeferry && say "restarted edgeferry"
+  fi
+  return 0
+}
+
+cmd_uninstall() {
+  purge=no
+  for a in "$@"; do
+    case "$a" in --purge) purge=yes ;; *) die "unknown option $a" 2 ;; esac
+  done
+  need_root
+  if systemd_here; then
+    systemctl disable --now edgeferry 2>/dev/null || true
+  fi
+  rm -f "$UNIT" "$BIN" "$SYSUSERS"
+  rm -rf "$OPT"
+  systemd_here && systemctl daemon-reload
+  if [ "$purge" = yes ]; then
+    rm -rf "$ETC" "$DESTDIR/var/lib/edgeferry" "$DESTDIR/var/lib/private/edgeferry"
+    say "removed edgeferry, its config and its buffer"
+  else
+    say "removed edgeferry; kept the config in $ETC and the buffer in $DESTDIR/var/lib/edgeferry (uninstall --purge removes them)"
+  fi
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  install) cmd_install "$@" ;;
+  rollback) cmd_rollback ;;
+  uninstall) cmd_uninstall "$@" ;;
+  *) die "usage: install.sh install TARBALL [--start] | rollback | uninstall [--purge]" 2 ;;
+esac
