@@ -6,15 +6,14 @@
 //
 //   npm run bench -- --plcs 20 --points 50 --interval 100 --seconds 20 [--sync normal]
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import mqtt from 'mqtt';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim, type ModbusSimulator } from '../simulators/modbus/index.js';
-import { quantile } from '../src/core/quantile.js';
+import { brokerBaseline, connectClient, machine, pct, procStat } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -32,17 +31,6 @@ const interval = Number(values.interval);
 const seconds = Number(values.seconds);
 const warmup = Number(values.warmup);
 const cli = fileURLToPath(new URL('../src/main.js', import.meta.url));
-
-const pct = (xs: number[], p: number) => quantile(xs, p / 100);
-const ticksPerSec = 100; // Linux USER_HZ
-
-function procStat(pid: number): { cpuTicks: number; rssKb: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const cpuTicks = Number(fields[11]) + Number(fields[12]); // utime + stime
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  return { cpuTicks, rssKb };
-}
 
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'edgeferry-bench-'));
@@ -79,26 +67,9 @@ health: { enabled: false }
 `,
   );
 
-  const sub = mqtt.connect(broker.url, { ca: broker.caPem, cert: broker.client.cert, key: broker.client.key, reconnectPeriod: 0 });
-  await new Promise<void>((r) => sub.once('connect', () => r()));
+  const sub = await connectClient(broker);
   await sub.subscribeAsync('bench/#', { qos: 1 });
-
-  // Baseline: straight to the broker from here, one message per 2 ms for 3 s.
-  const baseLat: number[] = [];
-  const direct = mqtt.connect(broker.url, { ca: broker.caPem, cert: broker.client.cert, key: broker.client.key, reconnectPeriod: 0 });
-  await new Promise<void>((r) => direct.once('connect', () => r()));
-  const onBase = (topic: string, payload: Buffer) => {
-    if (topic === 'bench-baseline') baseLat.push(performance.timeOrigin + performance.now() - Number(payload.toString()));
-  };
-  sub.on('message', onBase);
-  await sub.subscribeAsync('bench-baseline', { qos: 1 });
-  for (let i = 0; i < 1500; i++) {
-    direct.publish('bench-baseline', String(performance.timeOrigin + performance.now()), { qos: 1 });
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  await new Promise((r) => setTimeout(r, 500));
-  await direct.endAsync();
-  sub.off('message', onBase);
+  const baseLat = await brokerBaseline(broker, sub);
 
   // The gateway under test.
   const lat: number[] = [];
@@ -132,13 +103,13 @@ health: { enabled: false }
   rmSync(dir, { recursive: true, force: true });
 
   const expected = (plcs * points * 1000) / interval;
-  const cpu = (s1.cpuTicks - s0.cpuTicks) / ticksPerSec / elapsed;
+  const cpu = (s1.cpuS - s0.cpuS) / elapsed;
   const b50 = pct(baseLat, 50);
   const b99 = pct(baseLat, 99);
   const g50 = pct(lat, 50);
   const g99 = pct(lat, 99);
   console.log(`edgeferry pipeline bench — ${plcs} PLCs × ${points} float32 points every ${interval} ms (offered ${expected.toFixed(0)} samples/s), ${seconds} s measured after ${warmup} s warm-up, buffer synchronous=${values.sync}`);
-  console.log(`node ${process.version} on ${process.arch}, ${(await import('node:os')).cpus().length} cores`);
+  console.log(machine());
   console.log(`throughput      ${(received / elapsed).toFixed(0)} samples/s at the subscriber (${((received / elapsed / expected) * 100).toFixed(1)} % of offered)`);
   console.log(`gateway CPU     ${(cpu * 100).toFixed(1)} % of one core`);
   console.log(`gateway RSS     median ${(pct(rss, 50) / 1024).toFixed(1)} MiB, max ${(Math.max(...rss) / 1024).toFixed(1)} MiB`);

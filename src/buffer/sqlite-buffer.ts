@@ -68,6 +68,20 @@ export class SqliteBuffer {
   }
 
   /** Opens or creates the file (moving a damaged one aside). Called once before anything else. */
+  /** Highest seq ever appended (kept in memory: the publisher asks after every PUBACK). */
+  private newest = 0;
+  private eventsPending = 0;
+
+  /** Highest seq appended so far; a reader at this seq has nothing new to read. */
+  get newestSeq(): number {
+    return this.newest;
+  }
+
+  /** Whether events wait for the broker, without a query. */
+  get hasEvents(): boolean {
+    return this.eventsPending > 0;
+  }
+
   open(): void {
     try {
       const opened = openBufferDb(this.path, this.opts.synchronous, this.opts.maxBytes, this.now);
@@ -78,6 +92,8 @@ export class SqliteBuffer {
     }
     if (this.opts.maxPageCount) this.db.pragma(`max_page_count = ${this.opts.maxPageCount}`);
     this.s = this.prepare(this.db);
+    this.newest = this.lastSeq();
+    this.eventsPending = this.s.eventCount.get() as number;
     if (this.recovered) {
       this.addEvent({ event: 'buffer_recovered', moved_to: this.recovered.movedTo, error: this.recovered.error, first_seq: this.lastSeq() + 1 });
     }
@@ -88,6 +104,7 @@ export class SqliteBuffer {
       insert: db.prepare('INSERT INTO samples (ts, device, point, prio, body) VALUES (?, ?, ?, ?, ?)'),
       readRange: db.prepare('SELECT seq, ts, device, point, prio, body FROM samples WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?'),
       del: db.prepare('DELETE FROM samples WHERE seq = ?'),
+      delRange: db.prepare('DELETE FROM samples WHERE seq BETWEEN ? AND ?'),
       depth: db.prepare('SELECT count(*) FROM samples').pluck(),
       byPrio: db.prepare('SELECT prio, count(*) AS n FROM samples GROUP BY prio'),
       oldest: db.prepare('SELECT min(ts) FROM samples').pluck(),
@@ -155,6 +172,7 @@ export class SqliteBuffer {
         throw this.appendError(samples.length, again);
       }
     }
+    this.newest = Math.max(this.newest, seqs[seqs.length - 1]!);
     if (this.unrecorded.count) this.recordUnstored();
     this.enforceBounds();
     return samples.map((x, i) => ({ ...x, seq: seqs[i]! }));
@@ -253,8 +271,17 @@ export class SqliteBuffer {
   /** Deletes rows the broker acknowledged. Called by the publisher, in batches. */
   accept(seqs: readonly number[]): void {
     if (!seqs.length) return;
+    // PUBACKs come in seq order almost always: one range delete per contiguous run.
+    const sorted = [...seqs].sort((a, b) => a - b);
     this.handle.transaction(() => {
-      for (const seq of seqs) this.s.del.run(seq);
+      let from = sorted[0]!;
+      for (let i = 1; i <= sorted.length; i++) {
+        const seq = sorted[i];
+        if (seq === sorted[i - 1]! + 1) continue;
+        if (seq === sorted[i - 1]) continue;
+        this.s.delRange.run(from, sorted[i - 1]!);
+        if (seq !== undefined) from = seq;
+      }
     })();
   }
 
@@ -270,6 +297,7 @@ export class SqliteBuffer {
 
   /** Stores an event for the events topic; it stays until the broker acknowledged it. */
   addEvent(body: Record<string, unknown>): void {
+    this.eventsPending++;
     this.s.addEvent.run(this.now(), JSON.stringify({ ...body, ts: new Date(this.now()).toISOString() }));
   }
 
@@ -278,7 +306,7 @@ export class SqliteBuffer {
   }
 
   ackEvent(id: number): void {
-    this.s.delEvent.run(id);
+    if (this.s.delEvent.run(id).changes) this.eventsPending = Math.max(0, this.eventsPending - 1);
   }
 
   depth(): number {

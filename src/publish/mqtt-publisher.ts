@@ -254,17 +254,23 @@ export class MqttPublisher {
     const client = this.client;
     if (!client || !this.connected || this.pumping) return;
     this.pumping = true;
+    // One write (one TLS record, one syscall) for the whole batch instead of one per message.
+    const stream = client.stream as { cork?(): void; uncork?(): void; writableCorked?: number };
+    stream.cork?.();
     try {
-      this.sendEvents(client);
+      if (this.deps.buffer.hasEvents) this.sendEvents(client);
+      const newest = this.deps.buffer.newestSeq;
       const liveFirst = this.deps.replayOrder === 'live_first';
       pumping: while (this.connected && this.client === client && this.inflight < this.cfg.max_inflight) {
         const room = Math.min(this.cfg.max_inflight - this.inflight, 500);
         if (liveFirst) {
           // Live data first, the backlog after it at replay_rate: fresh values reach SCADA at
           // once, at the price of per-point order between backlog and live (both carry seq).
-          const live = this.deps.buffer.readRange(Math.max(this.liveCursor, this.replayUntil), Infinity, room);
+          const liveFrom = Math.max(this.liveCursor, this.replayUntil);
+          const live = liveFrom < newest ? this.deps.buffer.readRange(liveFrom, Infinity, room) : [];
           for (const row of live) this.send(client, row, false);
           if (live.length) continue;
+          if (this.cursor >= this.replayUntil) break;
           const old = this.deps.buffer.readRange(this.cursor, this.replayUntil, room);
           if (!old.length) break;
           for (const row of old) {
@@ -273,6 +279,8 @@ export class MqttPublisher {
           }
           continue;
         }
+        // Nothing appended beyond what was sent: no query (this runs after PUBACKs too).
+        if (this.cursor >= newest) break;
         const rows = this.deps.buffer.readRange(this.cursor, Infinity, room);
         if (!rows.length) break;
         for (const row of rows) {
@@ -285,6 +293,7 @@ export class MqttPublisher {
       }
     } finally {
       this.pumping = false;
+      process.nextTick(() => stream.uncork?.());
     }
     this.deps.metrics.inflight.set(this.inflight);
   }

@@ -43,6 +43,18 @@ describe('sqlite buffer', () => {
     b.close();
   });
 
+  it('deletes exactly the acknowledged rows, in any order, with gaps and repeats', () => {
+    const b = new SqliteBuffer(path, { synchronous: 'normal', ...BOUNDS });
+    b.open();
+    b.append(Array.from({ length: 10 }, (_, i) => sample(`p${i}`, i)));
+    expect(b.newestSeq).toBe(10);
+    b.accept([8, 1, 2, 3, 5, 7, 3, 2]);
+    expect(b.readAfter(0, 100).map((r) => r.seq)).toEqual([4, 6, 9, 10]);
+    b.accept([10]);
+    expect(b.readAfter(0, 100).map((r) => r.seq)).toEqual([4, 6, 9]);
+    b.close();
+  });
+
   it('is in WAL mode and moves rejected rows to dead_letter, not to nowhere', () => {
     const b = new SqliteBuffer(path, { synchronous: 'full', ...BOUNDS });
     b.open();

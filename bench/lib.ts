@@ -1,0 +1,65 @@
+// Shared by the whole-gateway benchmarks: the gateway's CPU and RSS from /proc (its own process,
+// worker threads included), a latency baseline through the same broker, and the figures' format.
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import mqtt, { type MqttClient } from 'mqtt';
+import type { Mosquitto } from '../simulators/mqtt-broker/mosquitto.js';
+import { quantile } from '../src/core/quantile.js';
+
+const TICKS_PER_SEC = 100; // Linux USER_HZ
+
+export function procStat(pid: number): { cpuS: number; userS: number; sysS: number; rssKb: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const userS = Number(fields[11]) / TICKS_PER_SEC; // utime
+  const sysS = Number(fields[12]) / TICKS_PER_SEC; // stime
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  return { cpuS: userS + sysS, userS, sysS, rssKb };
+}
+
+export const pct = (xs: number[], p: number) => (xs.length ? quantile(xs, p / 100) : NaN);
+
+export async function connectClient(broker: Mosquitto): Promise<MqttClient> {
+  const c = mqtt.connect(broker.url, { ca: broker.caPem, cert: broker.client.cert, key: broker.client.key, reconnectPeriod: 0 });
+  await new Promise<void>((r, j) => (c.once('connect', () => r()), c.once('error', j)));
+  return c;
+}
+
+/**
+ * The floor any gateway's latency sits on: messages published straight to the broker from this
+ * process (QoS 1, one every 2 ms for 3 s) as the same subscriber receives them.
+ */
+export async function brokerBaseline(broker: Mosquitto, sub: MqttClient): Promise<number[]> {
+  const lat: number[] = [];
+  const direct = await connectClient(broker);
+  const on = (topic: string, payload: Buffer) => {
+    if (topic === 'bench-baseline') lat.push(performance.timeOrigin + performance.now() - Number(payload.toString()));
+  };
+  sub.on('message', on);
+  await sub.subscribeAsync('bench-baseline', { qos: 1 });
+  for (let i = 0; i < 1500; i++) {
+    direct.publish('bench-baseline', String(performance.timeOrigin + performance.now()), { qos: 1 });
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  await direct.endAsync();
+  sub.off('message', on);
+  await sub.unsubscribeAsync('bench-baseline');
+  return lat;
+}
+
+export const machine = () => `node ${process.version} on ${process.arch}, ${cpus().length} cores (${cpus()[0]?.model.trim() ?? '?'})`;
+
+/** Least-squares slope of ys over xs. */
+export function slope(xs: number[], ys: number[]): number {
+  const n = xs.length;
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (xs[i]! - mx) * (ys[i]! - my);
+    den += (xs[i]! - mx) ** 2;
+  }
+  return den ? num / den : 0;
+}
