@@ -17,6 +17,7 @@ import { startElCamera } from '../simulators/el-camera/index.js';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim, type ModbusSimulator } from '../simulators/modbus/index.js';
 import { PLANT_NODES, startOpcuaSim, type OpcuaSimulator } from '../simulators/opcua/index.js';
+import { freePort } from '../simulators/free-port.js';
 import { brokerBaseline, connectClient, machine, pct, procStat, slope } from './lib.js';
 
 const { values } = parseArgs({
@@ -46,6 +47,7 @@ const cli = join(root, 'dist/src/main.js');
 const OPCUA_NODES = Object.values(PLANT_NODES).filter((n) => ['Double', 'Float', 'UInt32', 'Int16', 'Int64'].includes(n.dataType));
 
 const dir = mkdtempSync(join(tmpdir(), 'edgeferry-plant-'));
+const HEALTH_PORT = await freePort();
 const broker = await startMosquitto();
 const modbus: ModbusSimulator[] = [];
 const opcua: OpcuaSimulator[] = [];
@@ -90,7 +92,7 @@ mqtt:
   tls: { ca: ${broker.files.ca}, cert: ${broker.files.clientCert}, key: ${broker.files.clientKey} }
 buffer: { path: buffer.db }
 logging: { level: warn }
-health: { enabled: false }
+health: { port: ${HEALTH_PORT} }
 ${
   EL_RATE > 0
     ? `inference:
@@ -155,6 +157,10 @@ while (performance.now() - t0 < SECONDS * 1000) {
   }
 }
 const s1 = procStat(gw.pid!);
+// Where the memory is, as the gateway's own /metrics says (V8 heap, external buffers, RSS).
+const metricsText = await fetch(`http://127.0.0.1:${HEALTH_PORT}/metrics`).then((r) => r.text(), () => '');
+const metric = (name: string) => Number(new RegExp(`^edgeferry_${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metricsText)?.[1] ?? NaN) / 1048576;
+const memory = { heap_used_mb: +metric('nodejs_heap_size_used_bytes').toFixed(1), heap_total_mb: +metric('nodejs_heap_size_total_bytes').toFixed(1), external_mb: +metric('nodejs_external_memory_bytes').toFixed(1) };
 const elapsed = (performance.now() - t0) / 1000;
 measuring = false;
 clearInterval(sampler);
@@ -209,6 +215,7 @@ const result = {
   cpu_cores: +((s1.cpuS - s0.cpuS) / elapsed).toFixed(3),
   cpu_user_cores: +((s1.userS - s0.userS) / elapsed).toFixed(3),
   cpu_sys_cores: +((s1.sysS - s0.sysS) / elapsed).toFixed(3),
+  memory,
   rss_mb: { median: +pct(rssMb, 50).toFixed(1), max: +rssMb.reduce((a, b) => Math.max(a, b), 0).toFixed(1), trend_mb_per_min: +trend.toFixed(3) },
   jitter_ms: { p50: pct(jitter, 50), p99: pct(jitter, 99), n: jitter.length },
   latency_ms: { p50: pct(lat, 50), p99: pct(lat, 99), n: lat.length },
@@ -224,6 +231,7 @@ console.log(result.machine);
 console.log(`delivered       ${result.delivered_tags_per_s} tags/s, ${result.el_verdicts_per_s} EL verdicts/s; lost ${lost} (seqs ${lo}..${hi})`);
 console.log(`gateway CPU     ${result.cpu_cores} cores (user ${result.cpu_user_cores}, kernel ${result.cpu_sys_cores})`);
 console.log(`gateway RSS     median ${result.rss_mb.median} MiB, max ${result.rss_mb.max} MiB, trend ${result.rss_mb.trend_mb_per_min} MiB/min`);
+console.log(`memory          V8 heap used ${memory.heap_used_mb} MiB of ${memory.heap_total_mb} MiB, external ${memory.external_mb} MiB (the rest of RSS: code, native libraries, SQLite, TLS)`);
 console.log(`poll jitter     p50 ${result.jitter_ms.p50.toFixed(1)} ms, p99 ${result.jitter_ms.p99.toFixed(1)} ms (n=${jitter.length})`);
 console.log(`device→broker   p50 ${result.latency_ms.p50.toFixed(1)} ms, p99 ${result.latency_ms.p99.toFixed(1)} ms (n=${lat.length}); EL verdict→subscriber p50 ${result.el_latency_ms.p50.toFixed(0)} ms`);
 console.log(`baseline        broker alone p50 ${result.baseline_ms.p50} ms, p99 ${result.baseline_ms.p99} ms → gateway/baseline p50 ×${(result.latency_ms.p50 / result.baseline_ms.p50).toFixed(1)}, p99 ×${(result.latency_ms.p99 / result.baseline_ms.p99).toFixed(1)}`);

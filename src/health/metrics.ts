@@ -1,8 +1,11 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** All gateway metrics, on a registry of their own (no global state, several gateways per process in tests). */
 export function createMetrics() {
   const registry = new Registry();
+  // The process itself: CPU, resident memory, V8 heap and external memory, event-loop delay,
+  // open file descriptors — what an operator watches over months (prefixed edgeferry_).
+  collectDefaultMetrics({ register: registry, prefix: 'edgeferry_' });
   const m = {
     registry,
     polled: new Counter({ name: 'edgeferry_samples_polled_total', help: 'Point readings taken from devices.', labelNames: ['device'], registers: [registry] }),

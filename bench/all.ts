@@ -1,0 +1,130 @@
+// Runs every benchmark and writes BENCHMARKS.md: the machine, versions and date, the seed-plant
+// and saturation figures against the targets, the 30-minute memory run's RSS series, and each
+// benchmark's own output.
+//
+//   npm run bench:all                  # everything, including the 30-minute memory run (~40 min)
+//   npm run bench:all -- --quick       # without the 30-minute run
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import { machine } from './lib.js';
+import type { ProfileSummary } from './profile.js';
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, minutes: { type: 'string', default: '30' }, out: { type: 'string' } } });
+const here = fileURLToPath(new URL('.', import.meta.url));
+const root = join(here, '../..');
+const tmp = mkdtempSync(join(tmpdir(), 'edgeferry-bench-all-'));
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
+const version = (name: string) => (JSON.parse(readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+const mosquitto = spawnSync('/usr/sbin/mosquitto', ['-h'], { encoding: 'utf8' }).stdout?.split('\n')[0] ?? 'mosquitto ?';
+
+function run(name: string, args: string[]): string {
+  console.error(`running ${name} ${args.join(' ')}`);
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, [join(here, `${name}.js`), ...args], { encoding: 'utf8', cwd: root, maxBuffer: 64 << 20 });
+  const out = `${r.stdout}`.trim();
+  console.error(`  ${name}: exit ${r.status} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  return r.status === 0 ? out : `${out}\n(exit code ${r.status}: ${`${r.stderr}`.trim().split('\n').slice(-3).join(' / ')})`;
+}
+const readJson = <T>(f: string): T | undefined => {
+  try {
+    return JSON.parse(readFileSync(f, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+};
+
+interface Plant {
+  cpu_cores: number;
+  rss_mb: { median: number; max: number; trend_mb_per_min: number };
+  jitter_ms: { p50: number; p99: number };
+  latency_ms: { p50: number; p99: number };
+  baseline_ms: { p50: number; p99: number };
+  lost: number;
+  delivered_tags_per_s: number;
+  offered_tags_per_s: number;
+  el_verdicts_per_s: number;
+  memory: { heap_used_mb: number; external_mb: number };
+  rss_series: [number, number][];
+  seconds: number;
+}
+interface Saturate {
+  steps: { interval_ms: number; offered: number; delivered: number; cpu_cores: number; per_core: number }[];
+  one_core: { delivered: number; per_core: number; cpu_cores: number };
+  profile?: ProfileSummary;
+}
+
+const plantOut = run('plant', ['--seconds', '60', '--json', join(tmp, 'plant.json')]);
+const plant = readJson<Plant>(join(tmp, 'plant.json'));
+const satOut = run('saturate', ['--json', join(tmp, 'saturate.json')]);
+const sat = readJson<Saturate>(join(tmp, 'saturate.json'));
+const elOut = run('el', ['--images', '1000']);
+const pipelineOut = run('pipeline', ['--plcs', '20', '--points', '50', '--interval', '100', '--seconds', '15']);
+const bufferOut = run('buffer', []);
+const rtuOut = run('rtu', []);
+const mstpOut = run('mstp', []);
+let long: Plant | undefined;
+let longOut = '';
+if (!values.quick) {
+  longOut = run('plant', ['--seconds', String(Number(values.minutes) * 60), '--rss-every', '60', '--json', join(tmp, 'long.json')]);
+  long = readJson<Plant>(join(tmp, 'long.json'));
+}
+rmSync(tmp, { recursive: true, force: true });
+
+const ok = (good: boolean) => (good ? 'met' : '**missed**');
+const f1 = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '?' : x.toFixed(1));
+const lines: string[] = [];
+lines.push('# edgeferry benchmarks', '');
+lines.push(`Written by \`npm run bench:all${values.quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. Every figure below is from that run.`, '');
+lines.push(`- machine: ${machine()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; ${cpus().length} cores shared by the gateway, the simulators, the broker and the subscriber`);
+lines.push(`- edgeferry ${pkg.version}; ${mosquitto}; mqtt ${version('mqtt')}, better-sqlite3 ${version('better-sqlite3')}, modbus-serial ${version('modbus-serial')}, node-opcua ${version('node-opcua')}, onnxruntime-node ${ort.env.versions.common}`);
+lines.push('- the gateway runs as its own process (`edgeferry run`), with the buffer at its default durability (`synchronous: full`); CPU and RSS are that process\'s, worker threads included', '');
+lines.push('## Targets', '');
+lines.push('| target | measured | |', '|---|---|---|');
+if (plant) {
+  lines.push(`| seed plant: ≤ 0.15 of one core | ${plant.cpu_cores} cores | ${ok(plant.cpu_cores <= 0.15)} |`);
+  lines.push(`| seed plant: RSS ≤ 150 MB | median ${plant.rss_mb.median} MiB, max ${plant.rss_mb.max} MiB | ${ok(plant.rss_mb.max <= 150)} |`);
+  lines.push(`| seed plant: device→broker p99 ≤ 50 ms | p50 ${f1(plant.latency_ms.p50)} ms, p99 ${f1(plant.latency_ms.p99)} ms (broker alone: p99 ${plant.baseline_ms.p99} ms) | ${ok(plant.latency_ms.p99 <= 50)} |`);
+  lines.push(`| seed plant: poll jitter p99 ≤ 20 ms | p50 ${f1(plant.jitter_ms.p50)} ms, p99 ${f1(plant.jitter_ms.p99)} ms | ${ok(plant.jitter_ms.p99 <= 20)} |`);
+  lines.push(`| seed plant: samples lost = 0 | ${plant.lost} (of ${plant.delivered_tags_per_s * plant.seconds}) | ${ok(plant.lost === 0)} |`);
+}
+if (sat) lines.push(`| saturation: ≥ 50,000 tags/s per core at QoS 1 | ${sat.one_core.per_core} tags/s per core (${sat.one_core.delivered} tags/s at ${sat.one_core.cpu_cores} cores) | ${ok(sat.one_core.per_core >= 50_000)} |`);
+if (long) {
+  const flat = Math.abs(long.rss_mb.trend_mb_per_min) < 0.1;
+  lines.push(`| memory flat over ${values.minutes} minutes | trend ${long.rss_mb.trend_mb_per_min} MiB/min (median ${long.rss_mb.median}, max ${long.rss_mb.max} MiB) | ${ok(flat)} |`);
+} else lines.push('| memory flat over 30 minutes | not run (`--quick`) | |');
+lines.push('');
+if (plant) {
+  lines.push('## Seed plant (`bench/plant.ts`)', '');
+  lines.push(`137 simulated PLCs (130 Modbus TCP, 7 OPC UA), 50 tags each every second (${plant.offered_tags_per_s} tags/s), an EL camera at 5 images/s, through the gateway to a local mosquitto over mutual TLS at QoS 1; 60 s measured after a 10 s warm-up. Delivered ${plant.delivered_tags_per_s} tags/s and ${plant.el_verdicts_per_s} EL verdicts/s. V8 heap used ${plant.memory.heap_used_mb} MiB, external ${plant.memory.external_mb} MiB.`, '');
+  lines.push('```', plantOut, '```', '');
+}
+if (sat) {
+  lines.push('## Saturation (`bench/saturate.ts`)', '');
+  lines.push('```', satOut, '```', '');
+}
+if (long) {
+  lines.push(`## Memory over ${values.minutes} minutes (\`bench/plant.ts --seconds ${Number(values.minutes) * 60}\`)`, '');
+  lines.push('RSS of the gateway each minute (seconds since the start, MiB):', '');
+  lines.push('| ' + long.rss_series.map(([t]) => `${t}`).join(' | ') + ' |');
+  lines.push('|' + long.rss_series.map(() => '---').join('|') + '|');
+  lines.push('| ' + long.rss_series.map(([, m]) => `${m}`).join(' | ') + ' |', '');
+  lines.push('```', longOut, '```', '');
+}
+lines.push('## EL inference stage (`bench/el.ts`)', '', '```', elOut, '```', '');
+lines.push('## Pipeline, 20 PLCs at 10 polls/s (`bench/pipeline.ts`)', '', '```', pipelineOut, '```', '');
+lines.push('## Store-and-forward buffer (`bench/buffer.ts`)', '', '```', bufferOut, '```', '');
+lines.push('## Modbus RTU over a virtual serial line (`bench/rtu.ts`)', '', '```', rtuOut, '```', '');
+lines.push('## BACnet MS/TP on a paced virtual RS485 line (`bench/mstp.ts`)', '', '```', mstpOut, '```', '');
+const notes = join(root, 'bench', 'FINDINGS.md');
+try {
+  lines.push(readFileSync(notes, 'utf8').trim(), '');
+} catch {
+  /* no findings file */
+}
+writeFileSync(values.out ?? join(root, 'BENCHMARKS.md'), lines.join('\n'));
+console.error(`wrote ${values.out ?? join(root, 'BENCHMARKS.md')}`);
