@@ -34,7 +34,7 @@ const cli = fileURLToPath(new URL('../src/main.js', import.meta.url));
 
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'edgeferry-bench-'));
-  const broker = await startMosquitto();
+  const broker = await startMosquitto({ unboundedQueues: true });
   const sims: ModbusSimulator[] = [];
   for (let i = 0; i < plcs; i++) {
     sims.push(

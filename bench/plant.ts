@@ -32,6 +32,7 @@ const { values } = parseArgs({
     'rss-every': { type: 'string', default: '10' },
     json: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    'node-flags': { type: 'string', default: '' },
   },
 });
 const PLCS = Number(values.plcs);
@@ -48,7 +49,7 @@ const OPCUA_NODES = Object.values(PLANT_NODES).filter((n) => ['Double', 'Float',
 
 const dir = mkdtempSync(join(tmpdir(), 'edgeferry-plant-'));
 const HEALTH_PORT = await freePort();
-const broker = await startMosquitto();
+const broker = await startMosquitto({ unboundedQueues: true });
 const modbus: ModbusSimulator[] = [];
 const opcua: OpcuaSimulator[] = [];
 for (let i = 0; i < PLCS - OPCUA; i++) {
@@ -138,7 +139,7 @@ sub.on('message', (topic, payload) => {
 });
 
 const profDir = join(dir, 'prof');
-const gw = spawn(process.execPath, [...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), cli, 'run', '--config', join(dir, 'gateway.yaml')], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
+const gw = spawn(process.execPath, [...values['node-flags']!.split(' ').filter(Boolean), ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), cli, 'run', '--config', join(dir, 'gateway.yaml')], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
 const camera = EL_RATE > 0 ? startElCamera({ inbox, rate: EL_RATE, defectShare: 0.2 }) : undefined;
 const rss: { t: number; mb: number }[] = [];
 const t00 = performance.now();

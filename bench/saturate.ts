@@ -30,7 +30,7 @@ const STEP_S = Number(values['step-seconds']);
 const cli = fileURLToPath(new URL('../src/main.js', import.meta.url));
 
 const dir = mkdtempSync(join(tmpdir(), 'edgeferry-saturate-'));
-const broker = await startMosquitto();
+const broker = await startMosquitto({ unboundedQueues: true });
 const sims: ModbusSimulator[] = [];
 for (let i = 0; i < PLCS; i++) {
   sims.push(await startSim({ registers: Array.from({ length: POINTS }, (_, k) => ({ area: 'holding' as const, address: k, type: 'uint16' as const, generator: { kind: 'counter' as const, step: 1, every_ms: 100, wrap: 65536 } })) }));

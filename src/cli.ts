@@ -125,7 +125,8 @@ async function cmdRun(args: string[], io: CliIo): Promise<number> {
     notify.close();
     return EXIT.FAILURE;
   }
-  const running = (extra = '') => `running: ${config.devices.filter((d) => d.enabled).length} devices${extra}`;
+  let enabledDevices = config.devices.filter((d) => d.enabled).length;
+  const running = (extra = '') => `running: ${enabledDevices} devices${extra}`;
   notify.ready(running());
   if (notify.watchdogMs) log.info({ watchdog_ms: notify.watchdogMs }, 'systemd watchdog on');
 
@@ -147,12 +148,16 @@ async function cmdRun(args: string[], io: CliIo): Promise<number> {
     log.info(report, 'configuration reloaded');
     if (report.restartNeeded.length) log.warn({ keys: report.restartNeeded }, 'these gateway settings changed and take effect only after a restart');
     gw.reportGatewayStatus({ config: { ok: true, at, file: values.config, ...report } });
+    enabledDevices = next.devices.filter((d) => d.enabled).length;
     await gw.inference?.reload();
-    notify.ready(`running: ${next.devices.filter((d) => d.enabled).length} devices; reloaded ${at}`);
+    notify.ready(running(`; reloaded ${at}`));
   };
   const offReload = io.onReload?.(() => {
     log.info('reload requested');
-    reloading = reloading.then(reloadOnce).catch((err: unknown) => log.error({ err }, 'reload failed'));
+    reloading = reloading.then(reloadOnce).catch((err: unknown) => {
+      log.error({ err }, 'reload failed');
+      notify.ready(running('; last reload failed'));
+    });
   });
   await io.stopRequested;
   offReload?.();

@@ -4,7 +4,7 @@
 import { Socket } from 'node:net';
 import modbusSerial from 'modbus-serial';
 import type { Logger } from 'pino';
-import { withDeadline } from '../../src/core/deadline.js';
+import { raceSignal, withDeadline } from '../../src/core/deadline.js';
 import type { Link } from '../../src/core/link.js';
 import { BadFrameError, NotConnectedError, TimeoutError } from '../../src/errors.js';
 import { EXCEPTION_NAMES } from './codec.js';
@@ -24,9 +24,8 @@ export abstract class ModbusLink implements Link {
   abstract readonly endpoint: string;
   abstract readonly kind: 'network' | 'bus';
   protected client: Client | undefined;
-  /** Rejects pending requests as soon as the transport closes instead of waiting for the timeout. */
-  protected linkLost: Promise<never> | undefined;
-  private rejectLost: ((e: Error) => void) | undefined;
+  /** Aborted when the transport closes: pending requests fail at once instead of at the timeout. */
+  protected linkLost: AbortController | undefined;
   private onLost: ((reason: string) => void) | undefined;
   /** Quiet time the line needs between frames (RTU: 3.5 character times). */
   protected interFrameMs = 0;
@@ -43,8 +42,7 @@ export abstract class ModbusLink implements Link {
     client.on('error', (err: unknown) => this.log.debug({ err }, 'transport error'));
     this.client = client;
     this.onLost = onLost;
-    this.linkLost = new Promise<never>((_, reject) => (this.rejectLost = reject));
-    this.linkLost.catch(() => undefined);
+    this.linkLost = new AbortController();
     try {
       await this.connect(client, signal);
     } catch (err) {
@@ -56,7 +54,7 @@ export abstract class ModbusLink implements Link {
 
   /** Called by subclasses when the transport closed underneath. */
   protected lost(reason: string): void {
-    this.rejectLost?.(new NotConnectedError(`${this.endpoint}: ${reason}`));
+    this.linkLost?.abort(new NotConnectedError(`${this.endpoint}: ${reason}`));
     const cb = this.onLost;
     this.onLost = undefined;
     cb?.(reason);
@@ -86,7 +84,7 @@ export abstract class ModbusLink implements Link {
     };
     try {
       // modbus-serial applies timeoutMs itself; the extra deadline only guards against a lost callback.
-      const res = await withDeadline(Promise.race([request(), lost]), timeoutMs + 250, () => new TimeoutError(`${this.endpoint}: ${what}: no answer after ${timeoutMs} ms`), signal);
+      const res = await withDeadline(raceSignal(request(), lost.signal), timeoutMs + 250, () => new TimeoutError(`${this.endpoint}: ${what}: no answer after ${timeoutMs} ms`), signal);
       return area === 'coil' || area === 'discrete' ? { bits: res.data as boolean[] } : { words: res.data as number[] };
     } catch (err) {
       const e = err as { modbusCode?: number; errno?: string; message?: string };
@@ -105,8 +103,7 @@ export abstract class ModbusLink implements Link {
   async close(): Promise<void> {
     const client = this.client;
     this.onLost = undefined;
-    this.rejectLost?.(new NotConnectedError(`${this.endpoint}: closed`));
-    this.rejectLost = undefined;
+    this.linkLost?.abort(new NotConnectedError(`${this.endpoint}: closed`));
     this.linkLost = undefined;
     this.client = undefined;
     await this.release(client);

@@ -87,19 +87,19 @@ export class OpcuaDriver implements Driver<OpcuaPointConfig> {
   }
 
   async probe(link: Link, _signal: AbortSignal): Promise<void> {
-    const { session, lost } = (link as OpcuaLink).session();
-    await this.guard(Promise.race([session.read({ nodeId: CURRENT_TIME, attributeId: VALUE }), lost]), 'probe');
+    const { session, untilLost } = (link as OpcuaLink).session();
+    await this.guard(untilLost(session.read({ nodeId: CURRENT_TIME, attributeId: VALUE })), 'probe');
   }
 
   async read(plan: unknown, link: Link, _signal: AbortSignal): Promise<Reading[]> {
     const points = plan as OpcuaPointConfig[];
     const l = link as OpcuaLink;
-    const { session, lost } = l.session();
+    const { session, untilLost } = l.session();
     const out: Reading[] = [];
     for (let i = 0; i < points.length; i += l.maxNodesPerRead) {
       const chunk = points.slice(i, i + l.maxNodesPerRead);
       const values = await this.guard(
-        Promise.race([session.read(chunk.map((p) => ({ nodeId: p.node_id, attributeId: VALUE }))), lost]),
+        untilLost(session.read(chunk.map((p) => ({ nodeId: p.node_id, attributeId: VALUE })))),
         `read of ${chunk.length} nodes`,
       );
       chunk.forEach((p, k) => out.push(toReading(p, values[k]!)));
@@ -109,11 +109,11 @@ export class OpcuaDriver implements Driver<OpcuaPointConfig> {
 
   async subscribe(points: OpcuaPointConfig[], link: Link, onData: (readings: Reading[], ts: number) => void, _signal: AbortSignal): Promise<void> {
     const l = link as OpcuaLink;
-    const { session, lost } = l.session();
+    const { session, untilLost } = l.session();
     const ua = await loadOpcua(this.log);
     const fastest = Math.min(...points.map((p) => p.sampling_interval_ms));
     const subscription = await this.guard(
-      Promise.race([
+      untilLost(
         session.createSubscription2({
           requestedPublishingInterval: Math.max(50, fastest),
           requestedLifetimeCount: 600,
@@ -122,8 +122,7 @@ export class OpcuaDriver implements Driver<OpcuaPointConfig> {
           publishingEnabled: true,
           priority: 10,
         }),
-        lost,
-      ]),
+      ),
       'CreateSubscription',
     );
     // One monitored-item group per distinct set of parameters.
@@ -139,14 +138,13 @@ export class OpcuaDriver implements Driver<OpcuaPointConfig> {
           ? undefined
           : new ua.DataChangeFilter({ trigger: ua.DataChangeTrigger.StatusValue, deadbandType: p0.deadband_type === 'absolute' ? ua.DeadbandType.Absolute : ua.DeadbandType.Percent, deadbandValue: p0.deadband });
       const items = await this.guard(
-        Promise.race([
+        untilLost(
           subscription.monitorItems(
             group.map((p) => ({ nodeId: p.node_id, attributeId: VALUE })),
             { samplingInterval: p0.sampling_interval_ms, queueSize: p0.queue_size, discardOldest: true, filter },
             ua.TimestampsToReturn.Both,
           ),
-          lost,
-        ]),
+        ),
         `CreateMonitoredItems for ${group.length} nodes`,
       );
       items.on('changed', (_item, dataValue, index) => onData([toReading(group[index]!, dataValue)], Date.now()));

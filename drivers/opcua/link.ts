@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ClientSession, OPCUAClient, UserIdentityInfo } from 'node-opcua';
 import type { Logger } from 'pino';
-import { withDeadline } from '../../src/core/deadline.js';
+import { raceSignal, withDeadline } from '../../src/core/deadline.js';
 import type { Link } from '../../src/core/link.js';
 import { NotConnectedError, TimeoutError } from '../../src/errors.js';
 import { loadOpcua } from './load.js';
@@ -30,8 +30,8 @@ export class OpcuaLink implements Link {
   readonly kind = 'network' as const;
   private client: OPCUAClient | undefined;
   private sessionRef: ClientSession | undefined;
-  private lost: Promise<never> | undefined;
-  private rejectLost: ((e: Error) => void) | undefined;
+  /** Aborted (with a NotConnectedError) when the session or connection is lost or closed. */
+  private lost: AbortController | undefined;
   /** Read requests are split to this many nodes (from the server's operation limits). */
   maxNodesPerRead = 1000;
   private readonly pki: string;
@@ -86,11 +86,11 @@ export class OpcuaLink implements Link {
     const report = (reason: string) => {
       if (reported) return;
       reported = true;
-      this.rejectLost?.(new NotConnectedError(`${this.endpoint}: ${reason}`));
+      lost.abort(new NotConnectedError(`${this.endpoint}: ${reason}`));
       onLost(reason);
     };
-    this.lost = new Promise<never>((_, reject) => (this.rejectLost = reject));
-    this.lost.catch(() => undefined);
+    const lost = new AbortController();
+    this.lost = lost;
     const started = Date.now();
     try {
       await withDeadline(client.connect(this.endpoint), this.cfg.timeout_ms, () => new TimeoutError(`${this.endpoint}: connect: no answer after ${this.cfg.timeout_ms} ms`));
@@ -128,9 +128,10 @@ export class OpcuaLink implements Link {
   }
 
   /** The open session; throws NotConnectedError when there is none. */
-  session(): { session: ClientSession; lost: Promise<never> } {
-    if (!this.sessionRef || !this.lost) throw new NotConnectedError(`${this.endpoint}: no session`);
-    return { session: this.sessionRef, lost: this.lost };
+  session(): { session: ClientSession; untilLost: <T>(p: Promise<T>) => Promise<T> } {
+    const lost = this.lost;
+    if (!this.sessionRef || !lost) throw new NotConnectedError(`${this.endpoint}: no session`);
+    return { session: this.sessionRef, untilLost: (p) => raceSignal(p, lost.signal) };
   }
 
   async close(): Promise<void> {
@@ -138,8 +139,7 @@ export class OpcuaLink implements Link {
     const session = this.sessionRef;
     this.client = undefined;
     this.sessionRef = undefined;
-    this.rejectLost?.(new NotConnectedError(`${this.endpoint}: closed`));
-    this.rejectLost = undefined;
+    this.lost?.abort(new NotConnectedError(`${this.endpoint}: closed`));
     this.lost = undefined;
     client?.removeAllListeners('connection_lost');
     client?.removeAllListeners('close');

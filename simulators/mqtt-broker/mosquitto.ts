@@ -12,6 +12,11 @@ import { stopChild } from '../stop-child.js';
 export interface MosquittoOptions {
   /** Keep sessions and queued messages across restarts. */
   persistence?: boolean;
+  /**
+   * No limit on messages queued for, or in flight to, a subscriber (benchmarks: a subscriber that
+   * lags for a moment must not make the broker drop what the gateway delivered).
+   */
+  unboundedQueues?: boolean;
   /** Contents of an acl_file; the client certificate's CN is the user name. */
   acl?: string;
 }
@@ -63,6 +68,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
       [
         'per_listener_settings false',
         opts.persistence ? `persistence true\npersistence_location ${data}/\nautosave_interval 1\nmax_queued_messages 0` : 'persistence false',
+        opts.unboundedQueues ? `max_inflight_messages 0${opts.persistence ? '' : '\nmax_queued_messages 0'}` : '',
         'set_tcp_nodelay true',
         'log_dest stderr',
         'log_type error',

@@ -21,3 +21,24 @@ export function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => Erro
     );
   });
 }
+
+/**
+ * `p`, or a rejection with the signal's reason once it aborts. The abort listener is removed as
+ * soon as `p` settles, so a long-lived signal (a session's "lost") holds nothing per call —
+ * unlike `Promise.race([p, lostPromise])`, whose reaction on the never-settling promise keeps
+ * every call's result alive for the life of the session.
+ */
+export function raceSignal<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    p.catch(() => undefined);
+    return Promise.reject(signal.reason as Error);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
+      (e: unknown) => (signal.removeEventListener('abort', onAbort), reject(e)),
+    );
+  });
+}
