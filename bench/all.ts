@@ -98,15 +98,14 @@ if (long) {
   lines.push(`| memory flat over ${values.minutes} minutes | trend ${long.rss_mb.trend_mb_per_min} MiB/min (median ${long.rss_mb.median}, max ${long.rss_mb.max} MiB) | ${ok(flat)} |`);
 } else lines.push('| memory flat over 30 minutes | not run (`--quick`) | |');
 lines.push('');
+if (!plant) lines.push('## Seed plant (`bench/plant.ts`): no figures', '', '```', plantOut, '```', '');
 if (plant) {
   lines.push('## Seed plant (`bench/plant.ts`)', '');
   lines.push(`137 simulated PLCs (130 Modbus TCP, 7 OPC UA), 50 tags each every second (${plant.offered_tags_per_s} tags/s), an EL camera at 5 images/s, through the gateway to a local mosquitto over mutual TLS at QoS 1; 60 s measured after a 10 s warm-up. Delivered ${plant.delivered_tags_per_s} tags/s and ${plant.el_verdicts_per_s} EL verdicts/s. V8 heap used ${plant.memory.heap_used_mb} MiB, external ${plant.memory.external_mb} MiB.`, '');
   lines.push('```', plantOut, '```', '');
 }
-if (sat) {
-  lines.push('## Saturation (`bench/saturate.ts`)', '');
-  lines.push('```', satOut, '```', '');
-}
+lines.push('## Saturation (`bench/saturate.ts`)', '', '```', satOut, '```', '');
+if (!values.quick && !long) lines.push(`## Memory over ${values.minutes} minutes: no figures`, '', '```', longOut, '```', '');
 if (long) {
   lines.push(`## Memory over ${values.minutes} minutes (\`bench/plant.ts --seconds ${Number(values.minutes) * 60}\`)`, '');
   lines.push('RSS of the gateway each minute (seconds since the start, MiB):', '');
