@@ -202,6 +202,9 @@ const trend = slope(
   measured.map((r) => r.t / 60),
   rssMb,
 );
+// The trend once warmed up: V8 grows its heap to a steady size in the first minutes.
+const late = measured.filter((r) => r.t >= WARMUP + SECONDS / 2);
+const lateTrend = late.length > 2 ? slope(late.map((r) => r.t / 60), late.map((r) => r.mb)) : NaN;
 const result = {
   plcs: PLCS,
   modbus: PLCS - OPCUA,
@@ -217,7 +220,7 @@ const result = {
   cpu_user_cores: +((s1.userS - s0.userS) / elapsed).toFixed(3),
   cpu_sys_cores: +((s1.sysS - s0.sysS) / elapsed).toFixed(3),
   memory,
-  rss_mb: { median: +pct(rssMb, 50).toFixed(1), max: +rssMb.reduce((a, b) => Math.max(a, b), 0).toFixed(1), trend_mb_per_min: +trend.toFixed(3) },
+  rss_mb: { median: +pct(rssMb, 50).toFixed(1), max: +rssMb.reduce((a, b) => Math.max(a, b), 0).toFixed(1), trend_mb_per_min: +trend.toFixed(3), second_half_trend_mb_per_min: +lateTrend.toFixed(3) },
   jitter_ms: { p50: pct(jitter, 50), p99: pct(jitter, 99), n: jitter.length },
   latency_ms: { p50: pct(lat, 50), p99: pct(lat, 99), n: lat.length },
   el_latency_ms: { p50: pct(elLat, 50), p99: pct(elLat, 99) },
@@ -231,7 +234,7 @@ console.log(`edgeferry seed plant — ${PLCS} PLCs (${PLCS - OPCUA} Modbus TCP, 
 console.log(result.machine);
 console.log(`delivered       ${result.delivered_tags_per_s} tags/s, ${result.el_verdicts_per_s} EL verdicts/s; lost ${lost} (seqs ${lo}..${hi})`);
 console.log(`gateway CPU     ${result.cpu_cores} cores (user ${result.cpu_user_cores}, kernel ${result.cpu_sys_cores})`);
-console.log(`gateway RSS     median ${result.rss_mb.median} MiB, max ${result.rss_mb.max} MiB, trend ${result.rss_mb.trend_mb_per_min} MiB/min`);
+console.log(`gateway RSS     median ${result.rss_mb.median} MiB, max ${result.rss_mb.max} MiB, trend ${result.rss_mb.trend_mb_per_min} MiB/min (second half ${result.rss_mb.second_half_trend_mb_per_min} MiB/min)`);
 console.log(`memory          V8 heap used ${memory.heap_used_mb} MiB of ${memory.heap_total_mb} MiB, external ${memory.external_mb} MiB (the rest of RSS: code, native libraries, SQLite, TLS)`);
 console.log(`poll jitter     p50 ${result.jitter_ms.p50.toFixed(1)} ms, p99 ${result.jitter_ms.p99.toFixed(1)} ms (n=${jitter.length})`);
 console.log(`device→broker   p50 ${result.latency_ms.p50.toFixed(1)} ms, p99 ${result.latency_ms.p99.toFixed(1)} ms (n=${lat.length}); EL verdict→subscriber p50 ${result.el_latency_ms.p50.toFixed(0)} ms`);
