@@ -8,7 +8,7 @@
 //   npm run bench:plant -- --seconds 60 [--plcs 137 --opcua 7 --points 50 --interval 1000 --el-rate 5]
 //   npm run bench:plant -- --seconds 1800 --rss-every 60     # the 30-minute memory run
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ import { start as startSim, type ModbusSimulator } from '../simulators/modbus/in
 import { PLANT_NODES, startOpcuaSim, type OpcuaSimulator } from '../simulators/opcua/index.js';
 import { freePort } from '../simulators/free-port.js';
 import { brokerBaseline, connectClient, machine, pct, procStat, slope } from './lib.js';
+import { printSummary, summarize } from './profile.js';
 
 const { values } = parseArgs({
   options: {
@@ -171,8 +172,6 @@ gw.kill('SIGTERM');
 await exited;
 await sub.endAsync();
 if (values.profile) {
-  const { readdirSync } = await import('node:fs');
-  const { summarize, printSummary } = await import('./profile.js');
   const f = readdirSync(profDir).find((x) => x.endsWith('.cpuprofile'));
   if (f) printSummary(summarize(join(profDir, f)));
 }

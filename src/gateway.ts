@@ -71,8 +71,8 @@ export interface ReloadReport {
 
 export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const { gateway: g, baseDir } = config;
-  /** The configuration running now (devices change on reload; the gateway section does not). */
-  let current = config;
+  /** The devices running now (they change on reload; the gateway section does not). */
+  let devices = config.devices;
   const log = deps.log;
   const metrics = createMetrics();
   const bufferPath = isAbsolute(g.buffer.path) ? g.buffer.path : resolve(baseDir, g.buffer.path);
@@ -281,7 +281,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const keysOf = (d: LoadedDevice) => [d, ...(d.backup ? [d.backup.device] : [])].map((x) => deps.drivers.find((s) => s.type === x.driver)!.linkKey(x));
 
   const reload = async (next: LoadedConfig): Promise<ReloadReport> => {
-    const before = new Map(current.devices.filter((d) => d.enabled).map((d) => [d.name, d]));
+    const before = new Map(devices.filter((d) => d.enabled).map((d) => [d.name, d]));
     const after = new Map(next.devices.filter((d) => d.enabled).map((d) => [d.name, d]));
     const added = [...after.keys()].filter((n) => !before.has(n));
     const removed = [...before.keys()].filter((n) => !after.has(n));
@@ -307,8 +307,8 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     }
     await Promise.all([...affected].map((k) => links.get(k)?.stop()));
     for (const k of affected) links.delete(k);
-    const wasDisabled = new Set(current.devices.filter((d) => !d.enabled).map((d) => d.name));
-    current = { ...current, devices: next.devices };
+    const wasDisabled = new Set(devices.filter((d) => !d.enabled).map((d) => d.name));
+    devices = next.devices;
     for (const d of after.values()) if (touches(keysOf(d))) wire(d);
     for (const k of affected) links.get(k)?.start();
     for (const n of removed) {
@@ -338,7 +338,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       }
       buffer.evictAged();
       publisher.start();
-      for (const d of current.devices) {
+      for (const d of devices) {
         if (!d.enabled) {
           publishDisabled(d.name);
           continue;

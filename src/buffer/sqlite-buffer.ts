@@ -67,21 +67,16 @@ export class SqliteBuffer {
     this.now = opts.now ?? Date.now;
   }
 
-  /** Opens or creates the file (moving a damaged one aside). Called once before anything else. */
-  /** Highest seq ever appended (kept in memory: the publisher asks after every PUBACK). */
+  /** Highest seq ever appended, kept in memory (the publisher asks after every PUBACK). */
   private newest = 0;
   private eventsPending = 0;
-
-  /** Highest seq appended so far; a reader at this seq has nothing new to read. */
-  get newestSeq(): number {
-    return this.newest;
-  }
 
   /** Whether events wait for the broker, without a query. */
   get hasEvents(): boolean {
     return this.eventsPending > 0;
   }
 
+  /** Opens or creates the file (moving a damaged one aside). Called once before anything else. */
   open(): void {
     try {
       const opened = openBufferDb(this.path, this.opts.synchronous, this.opts.maxBytes, this.now);
@@ -92,7 +87,7 @@ export class SqliteBuffer {
     }
     if (this.opts.maxPageCount) this.db.pragma(`max_page_count = ${this.opts.maxPageCount}`);
     this.s = this.prepare(this.db);
-    this.newest = this.lastSeq();
+    this.newest = (this.s.lastSeq.get() as number | undefined) ?? 0;
     this.eventsPending = this.s.eventCount.get() as number;
     if (this.recovered) {
       this.addEvent({ event: 'buffer_recovered', moved_to: this.recovered.movedTo, error: this.recovered.error, first_seq: this.lastSeq() + 1 });
@@ -320,8 +315,9 @@ export class SqliteBuffer {
 
   /** Highest seq ever assigned (0 for a new buffer). */
   lastSeq(): number {
-    return this.db ? ((this.s.lastSeq.get() as number | undefined) ?? 0) : 0;
+    return this.db ? this.newest : 0;
   }
+
 
   stats(): BufferStats {
     const byPriority: Record<Priority, number> = { critical: 0, normal: 0, bulk: 0 };

@@ -25,7 +25,6 @@ interface GroupState {
   group: PollGroup;
   start: number;
   tick: number;
-  running: boolean;
   timer: NodeJS.Timeout | undefined;
   /** The poll in progress, if any. */
   current: Promise<void> | undefined;
@@ -44,7 +43,7 @@ export class Scheduler {
 
   /** Adds a poll group; while running (a config reload), its first poll is due at once. */
   add(group: PollGroup): void {
-    const s: GroupState = { group, start: 0, tick: 0, running: false, timer: undefined, current: undefined, removed: false };
+    const s: GroupState = { group, start: 0, tick: 0, timer: undefined, current: undefined, removed: false };
     this.states.push(s);
     if (!this.stopped) this.begin(s, this.clock.now(), 0);
   }
@@ -77,12 +76,10 @@ export class Scheduler {
 
   private fire(s: GroupState): void {
     if (this.stopped || s.removed) return;
-    if (s.running) {
+    if (s.current) {
       this.hooks.onOverrun(s.group, 1);
     } else {
-      s.running = true;
       const p = s.group.run().finally(() => {
-        s.running = false;
         s.current = undefined;
         this.inFlight.delete(p);
       });

@@ -61,8 +61,8 @@ async function batch(m: Extract<ToWorker, { type: 'batch' }>): Promise<FromWorke
   const model = current!;
   const { input, output } = model.manifest;
   const pixels = input.width * input.height;
-  // File reads (and sharp's decodes, for images off the fast path) run on libuv's thread pool, so
-  // they overlap; fast-path decodes run here, one after another.
+  // Fast-path decodes (and the file reads) run here, one after another; sharp's decodes, for
+  // images off the fast path, run on libuv's thread pool and overlap.
   const decoded = await Promise.all(
     m.files.map(async (file) => {
       const t0 = performance.now();

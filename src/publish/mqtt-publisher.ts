@@ -258,11 +258,11 @@ export class MqttPublisher {
     if (!client || !this.connected || this.pumping) return;
     this.pumping = true;
     // One write (one TLS record, one syscall) for the whole batch instead of one per message.
-    const stream = client.stream as { cork?(): void; uncork?(): void; writableCorked?: number };
+    const stream = client.stream as { cork?(): void; uncork?(): void };
     stream.cork?.();
     try {
       if (this.deps.buffer.hasEvents) this.sendEvents(client);
-      const newest = this.deps.buffer.newestSeq;
+      const newest = this.deps.buffer.lastSeq();
       const liveFirst = this.deps.replayOrder === 'live_first';
       pumping: while (this.connected && this.client === client && this.inflight < this.cfg.max_inflight) {
         const room = Math.min(this.cfg.max_inflight - this.inflight, 500);

@@ -47,7 +47,7 @@ describe('sqlite buffer', () => {
     const b = new SqliteBuffer(path, { synchronous: 'normal', ...BOUNDS });
     b.open();
     b.append(Array.from({ length: 10 }, (_, i) => sample(`p${i}`, i)));
-    expect(b.newestSeq).toBe(10);
+    expect(b.lastSeq()).toBe(10);
     b.accept([8, 1, 2, 3, 5, 7, 3, 2]);
     expect(b.readAfter(0, 100).map((r) => r.seq)).toEqual([4, 6, 9, 10]);
     b.accept([10]);
