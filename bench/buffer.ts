@@ -58,7 +58,7 @@ async function main() {
     const payloadBytes = buf.readAfter(0, 1)[0]!.body.length + 12;
     const mqttCfg = {
       url: broker.url, allow_plaintext: false, protocol_version: 5 as const, qos: 1 as const, keepalive_s: 30,
-      topic_template: '{site}/{gateway}/{device}/{point}', status_topic: '{site}/{gateway}/status', events_topic: '{site}/{gateway}/events',
+      topic_template: '{site}/{gateway}/{device}/{point}', payload: 'point' as const, poll_topic_template: '{site}/{gateway}/{device}', status_topic: '{site}/{gateway}/status', events_topic: '{site}/{gateway}/events',
       device_status_topic: '{site}/{gateway}/status/{device}', max_inflight: WINDOW, reconnect_ms: 1000,
       tls: { ca: broker.files.ca, cert: broker.files.clientCert, key: broker.files.clientKey, min_version: 'TLSv1.2' as const, verify_server: true },
     };

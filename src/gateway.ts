@@ -11,6 +11,7 @@
 // draining the buffer to the broker within a deadline (STYLE rule 8).
 import { isAbsolute, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { encodePollMessages } from './buffer/body.js';
 import { SqliteBuffer, type BufferStats } from './buffer/sqlite-buffer.js';
 import type { LoadedConfig, LoadedDevice } from './config/load.js';
 import type { CommonPoint } from './config/schema.js';
@@ -74,6 +75,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   /** The devices running now (they change on reload; the gateway section does not). */
   let devices = config.devices;
   const log = deps.log;
+  const pollPayload = g.mqtt.payload === 'poll';
   const metrics = createMetrics();
   const bufferPath = isAbsolute(g.buffer.path) ? g.buffer.path : resolve(baseDir, g.buffer.path);
   const buffer = new SqliteBuffer(bufferPath, { synchronous: g.buffer.synchronous, maxBytes: g.buffer.max_bytes, maxAgeS: g.buffer.max_age_s });
@@ -215,7 +217,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
         if (filter.pass(s)) samples.push(s);
       }
       try {
-        buffer.append(samples);
+        buffer.append(pollPayload ? encodePollMessages(samples) : samples);
         metrics.buffered.inc(samples.length);
       } catch (err) {
         // The disk refused: nothing already buffered is touched; these samples are lost and said so.

@@ -1,5 +1,5 @@
 import type { Value } from '../core/driver.js';
-import type { Sample } from '../core/sample.js';
+import { POLL_POINT, type Priority, type Sample } from '../core/sample.js';
 
 /** JSON for a value; 64-bit integers outside the double range are written as exact JSON numbers. */
 function encodeValue(v: Value): string {
@@ -26,3 +26,50 @@ export function encodeBody(s: Sample): string {
 
 /** Adds seq as the first field of a stored body. */
 export const withSeq = (seq: number, body: string): string => `{"seq":${seq},${body.slice(1)}`;
+
+/** A message ready for the buffer: its body is already rendered. */
+export interface EncodedMessage {
+  ts: number;
+  device: string;
+  /** POLL_POINT for a poll message. */
+  point: string;
+  priority?: Priority;
+  body: string;
+}
+
+/** One point inside a poll message: the per-sample body minus what the whole poll shares. */
+function encodePointEntry(s: Sample): string {
+  let out = `{"value":${encodeValue(s.value)},"quality":"${s.quality}"`;
+  if (s.reason !== undefined) out += `,"reason":${JSON.stringify(s.reason)}`;
+  if (typeof s.value === 'number' && !Number.isFinite(s.value)) out += `,"raw":"${String(s.value)}"`;
+  if (s.deviceTs !== undefined) out += `,"device_ts":"${new Date(s.deviceTs).toISOString()}"`;
+  if (s.serverTs !== undefined) out += `,"server_ts":"${new Date(s.serverTs).toISOString()}"`;
+  if (s.unit !== undefined) out += `,"unit":${JSON.stringify(s.unit)}`;
+  return `${out}}`;
+}
+
+/**
+ * With `mqtt.payload: poll`, the samples of one poll (one device, one time, one channel) become one
+ * message per priority present — usually one:
+ * {"ts":"…","device":"…","channel":"…","points":{"p1":{"value":…,"quality":"good"},…}}.
+ * Split by priority so eviction at the buffer cap still drops bulk data before critical data.
+ */
+export function encodePollMessages(samples: readonly Sample[]): EncodedMessage[] {
+  if (!samples.length) return [];
+  const byPrio = new Map<Priority | undefined, Sample[]>();
+  for (const s of samples) {
+    const key = s.priority === 'normal' ? undefined : s.priority;
+    const list = byPrio.get(key);
+    if (list) list.push(s);
+    else byPrio.set(key, [s]);
+  }
+  const first = samples[0]!;
+  const head = `{"ts":"${new Date(first.ts).toISOString()}","device":${JSON.stringify(first.device)},"channel":${JSON.stringify(first.channel)},"points":{`;
+  const out: EncodedMessage[] = [];
+  for (const [priority, list] of byPrio) {
+    let body = head;
+    for (let i = 0; i < list.length; i++) body += `${i ? ',' : ''}${JSON.stringify(list[i]!.point)}:${encodePointEntry(list[i]!)}`;
+    out.push({ ts: first.ts, device: first.device, point: POLL_POINT, priority, body: `${body}}}` });
+  }
+  return out;
+}

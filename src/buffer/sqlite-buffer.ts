@@ -6,9 +6,9 @@
 // silently. All methods are synchronous and called from the event loop only (no concurrency).
 import type Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
-import type { Priority, Sample, StoredSample } from '../core/sample.js';
+import type { Priority, Sample } from '../core/sample.js';
 import { GatewayError } from '../errors.js';
-import { encodeBody } from './body.js';
+import { encodeBody, type EncodedMessage } from './body.js';
 import { openBufferDb } from './open-db.js';
 import { mergeRanges } from './ranges.js';
 
@@ -105,6 +105,7 @@ export class SqliteBuffer {
       oldest: db.prepare('SELECT min(ts) FROM samples').pluck(),
       lastSeq: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'samples'").pluck(),
       victims: db.prepare('SELECT seq FROM samples WHERE prio = ? AND seq NOT BETWEEN ? AND ? AND seq NOT BETWEEN ? AND ? ORDER BY seq LIMIT ?').pluck(),
+      firstTs: db.prepare('SELECT ts FROM samples ORDER BY seq LIMIT 1').pluck(),
       aged: db.prepare('SELECT seq, prio FROM samples WHERE ts < ? ORDER BY seq LIMIT 1000'),
       dead: db.prepare(
         'INSERT OR REPLACE INTO dead_letter (seq, ts, device, point, body, reason, rejected_at) SELECT seq, ts, device, point, body, ?, ? FROM samples WHERE seq = ?',
@@ -141,17 +142,23 @@ export class SqliteBuffer {
   }
 
   /**
-   * Stores one poll's samples in one transaction and returns them with their seq. Called by the
-   * pipeline after every poll. A sample counts as taken only once this returns. On a full disk it
-   * evicts by priority and retries once; samples that still cannot be stored are counted and
-   * reported as lost, and GW_ERR_BUFFER is thrown.
+   * Stores one poll's samples (or messages already rendered, e.g. a poll message) in one transaction
+   * and returns their seqs, in order. Called by the pipeline after every poll. A sample counts as
+   * taken only once this returns. On a full disk it evicts by priority and retries once; samples
+   * that still cannot be stored are counted and reported as lost, and GW_ERR_BUFFER is thrown.
    */
-  append(samples: Sample[]): StoredSample[] {
+  append(samples: readonly (Sample | EncodedMessage)[]): number[] {
     if (!samples.length) return [];
     const db = this.handle;
-    const insert = db.transaction((list: Sample[]) =>
-      list.map((x) => Number(this.s.insert.run(x.ts, x.device, x.point, prioOf(x.priority), encodeBody(x)).lastInsertRowid)),
-    );
+    const insert = db.transaction((list: readonly (Sample | EncodedMessage)[]) => {
+      const seqs = new Array<number>(list.length);
+      for (let i = 0; i < list.length; i++) {
+        const x = list[i]!;
+        const body = 'body' in x ? x.body : encodeBody(x);
+        seqs[i] = Number(this.s.insert.run(x.ts, x.device, x.point, prioOf(x.priority), body).lastInsertRowid);
+      }
+      return seqs;
+    });
     let seqs: number[];
     try {
       seqs = insert(samples);
@@ -170,7 +177,7 @@ export class SqliteBuffer {
     this.newest = Math.max(this.newest, seqs[seqs.length - 1]!);
     if (this.unrecorded.count) this.recordUnstored();
     this.enforceBounds();
-    return samples.map((x, i) => ({ ...x, seq: seqs[i]! }));
+    return seqs;
   }
 
   private appendError(n: number, err: unknown): GatewayError {
@@ -192,7 +199,10 @@ export class SqliteBuffer {
     if (this.bytes() > this.opts.maxBytes) this.evict(Math.floor(this.opts.maxBytes * 0.9), 'max_bytes');
     if (++this.appendsSinceAgeCheck >= 100) {
       this.appendsSinceAgeCheck = 0;
-      this.evictAged();
+      // The age query scans the table (ts has no index); rows are appended in time order, so the
+      // oldest row by seq says whether anything can be old enough (one index lookup).
+      const first = this.s.firstTs.get() as number | undefined;
+      if (first !== undefined && first < this.now() - this.opts.maxAgeS * 1000 + 60_000) this.evictAged();
     }
   }
 

@@ -159,6 +159,15 @@ const Mqtt = Type.Object(
       default: '{site}/{gateway}/{device}/{point}',
       description: 'Data topic. Placeholders: {site} {gateway} {device} {point}.',
     }),
+    payload: Enum(['point', 'poll'], {
+      default: 'point',
+      description:
+        'point: one message per sample, on topic_template (a topic per point). poll: one message per poll of a device holding all its points, on poll_topic_template — far fewer messages and buffer rows (for 50-point devices about 7× less gateway CPU, see BENCHMARKS.md); seq then numbers messages.',
+    }),
+    poll_topic_template: Type.String({
+      default: '{site}/{gateway}/{device}',
+      description: 'Data topic with payload: poll. Placeholders: {site} {gateway} {device}.',
+    }),
     status_topic: Type.String({ default: '{site}/{gateway}/status', description: 'Retained gateway status topic (birth and Last Will).' }),
     events_topic: Type.String({
       default: '{site}/{gateway}/events',

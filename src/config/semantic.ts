@@ -18,7 +18,7 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
   if (typeof mqtt.url === 'string' && /^mqtts?:\/\/[^/]*@/.test(mqtt.url)) {
     out.push(file.problem(['mqtt', 'url'], 'expected a URL without user or password (they would end up in logs), got credentials in the URL; use username and password_file'));
   }
-  for (const key of ['topic_template', 'status_topic', 'device_status_topic', 'events_topic'] as const) {
+  for (const key of ['topic_template', 'poll_topic_template', 'status_topic', 'device_status_topic', 'events_topic'] as const) {
     const t = mqtt[key];
     if (typeof t !== 'string') continue;
     const bad = unknownPlaceholders(t);
@@ -27,6 +27,12 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
   }
   if (typeof mqtt.topic_template === 'string' && !/\{point\}/.test(mqtt.topic_template)) {
     out.push(file.problem(['mqtt', 'topic_template'], `expected {point} in the data topic (each point needs its own topic), got "${mqtt.topic_template}"`));
+  }
+  if (mqtt.payload === 'poll' && typeof mqtt.poll_topic_template === 'string') {
+    const t = mqtt.poll_topic_template;
+    if (!/\{device\}/.test(t) || /\{point\}/.test(t)) {
+      out.push(file.problem(['mqtt', 'poll_topic_template'], `expected {device} and no {point} in the poll topic (one message carries all points of a device), got "${t}"`));
+    }
   }
   if (typeof mqtt.device_status_topic === 'string' && !/\{device\}/.test(mqtt.device_status_topic)) {
     out.push(file.problem(['mqtt', 'device_status_topic'], `expected {device} in the device status topic, got "${mqtt.device_status_topic}"`));
@@ -109,6 +115,13 @@ export function checkTopics(g: GatewayFileConfig, devices: LoadedDevice[]): Conf
   owners.set(renderTopic(g.mqtt.events_topic, vars), 'the gateway events topic');
   for (const d of devices) owners.set(renderTopic(g.mqtt.device_status_topic, { ...vars, device: d.name }), `the status topic of device "${d.name}"`);
   for (const d of devices) {
+    if (g.mqtt.payload === 'poll') {
+      const topic = renderTopic(g.mqtt.poll_topic_template, { ...vars, device: d.name });
+      const other = owners.get(topic);
+      if (other) out.push(d.source.file.problem(['devices', d.source.index, 'name'], `expected a topic of its own, got "${topic}", which is also ${other}`));
+      else owners.set(topic, `the poll topic of device "${d.name}"`);
+      continue;
+    }
     d.points.forEach((p, i) => {
       const topic = renderTopic(g.mqtt.topic_template, { ...vars, device: d.name, point: p.name });
       const other = owners.get(topic);

@@ -32,6 +32,8 @@ export interface Sample {
  */
 export const EL_DEVICE = '/el';
 
-export interface StoredSample extends Sample {
-  seq: number;
-}
+/**
+ * The point of a poll message (`mqtt.payload: poll`): all points of one poll in one buffer row and
+ * one MQTT message. Point names cannot contain "/", so it never collides with a configured point.
+ */
+export const POLL_POINT = '/poll';

@@ -15,7 +15,7 @@ import { withDeadline } from '../core/deadline.js';
 import { GatewayError } from '../errors.js';
 import type { Metrics } from '../health/metrics.js';
 import { renderTopic } from './topics.js';
-import { EL_DEVICE } from '../core/sample.js';
+import { EL_DEVICE, POLL_POINT } from '../core/sample.js';
 
 export interface PublisherIdentity {
   site: string;
@@ -113,7 +113,9 @@ export class MqttPublisher {
     let t = this.topicCache.get(key);
     if (!t) {
       // EL verdicts (device EL_DEVICE, station in point) have a topic template of their own.
-      t = device === EL_DEVICE ? renderTopic(this.elTopicTemplate, { ...this.id, station: point, device: 'el', point: 'verdict' }) : renderTopic(this.cfg.topic_template, { ...this.id, device, point });
+      if (device === EL_DEVICE) t = renderTopic(this.elTopicTemplate, { ...this.id, station: point, device: 'el', point: 'verdict' });
+      else if (point === POLL_POINT) t = renderTopic(this.cfg.poll_topic_template, { ...this.id, device });
+      else t = renderTopic(this.cfg.topic_template, { ...this.id, device, point });
       this.topicCache.set(key, t);
     }
     return t;

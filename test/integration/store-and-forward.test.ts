@@ -76,6 +76,46 @@ describe('store-and-forward', () => {
     expect(depthDuringOutage).toBeGreaterThanOrEqual(300);
   });
 
+  it('with payload: poll, sends one message per poll (split by priority) on the device topic, and loses none across an outage', async () => {
+    const b = await broker({ persistence: true });
+    const sim = await plc(5);
+    const sub = await subscriber(b, 's/g/#', true);
+    const pts = [{ name: 'p0', priority: 'critical' }, ...[1, 2, 3, 4].map((i) => ({ name: `p${i}` }))];
+    const tg = gateway(gatewayYaml(b, { mqtt: '  payload: poll\n  max_inflight: 20' }), devices(sim, pts, 50));
+    await tg.gw.start();
+    const isPoll = (m: Message) => m.topic === 's/g/plc';
+    await sub.waitFor((m) => isPoll(m) && (m.json.seq as number) > 60, 15_000, '60 poll messages before the outage');
+
+    await b.kill();
+    await waitFor(() => tg.gw.bufferStats().depth, (d) => d >= 60, 15_000);
+    await b.restart();
+    const lastDuringOutage = tg.gw.bufferStats().lastSeq;
+    await sub.waitFor((m) => isPoll(m) && (m.json.seq as number) >= lastDuringOutage + 20, 30_000, 'live poll messages after the backlog');
+
+    const file = await stoppedTg(tg);
+    const d = analyse(sub.messages, isPoll);
+    expect(missing(file.lastSeq, new Set(d.bySeq.keys()), file.stored)).toEqual([]);
+    expect(d.outOfOrder).toEqual([]);
+    // No per-point messages in this mode.
+    expect(sub.messages.filter((m) => m.topic.startsWith('s/g/plc/'))).toEqual([]);
+    const polls = [...d.bySeq.entries()].sort((x, y) => x[0] - y[0]).map(([, m]) => m.json as { ts: string; device: string; channel: string; points: Record<string, { value: number; quality: string }>; historical?: boolean });
+    // The critical point travels in a message of its own (evicted last at the cap), the rest together.
+    for (const p of polls) {
+      expect(p.device).toBe('plc');
+      expect(p.channel).toBe(`tcp://127.0.0.1:${sim.port}`);
+      expect(Number.isFinite(Date.parse(p.ts))).toBe(true);
+      expect([['p0'], ['p1', 'p2', 'p3', 'p4']]).toContainEqual(Object.keys(p.points));
+      for (const v of Object.values(p.points)) expect(v.quality).toBe('good');
+    }
+    // Every point's values in seq order never go back (the simulator counts up, wrapping at 60000).
+    for (const name of ['p0', 'p3']) {
+      const values = polls.filter((p) => p.points[name]).map((p) => p.points[name]!.value);
+      expect(values.length).toBeGreaterThan(60);
+      expect(values.every((v, i) => i === 0 || v >= values[i - 1]! || values[i - 1]! > 59000)).toBe(true);
+    }
+    expect(polls.some((p) => p.historical === true)).toBe(true);
+  });
+
   it('with replay_order live_first, sends live data at once and the flagged backlog behind it at replay_rate', async () => {
     const b = await broker({ persistence: true });
     const sim = await plc(5);

@@ -19,7 +19,7 @@ describe('buffer bounds and recovery', () => {
     const taken: { seq: number; prio: Priority }[] = [];
     for (let i = 0; i < 800; i++) {
       const batch = [s(`c${i}`, 'critical'), s(`n${i}`, 'normal'), ...Array.from({ length: 8 }, (_, k) => s(`b${i}-${k}`, 'bulk'))];
-      for (const x of b.append(batch)) taken.push({ seq: x.seq, prio: x.priority! });
+      b.append(batch).forEach((seq, k) => taken.push({ seq, prio: batch[k]!.priority! }));
     }
     const st = b.stats();
     expect(st.evicted).toBeGreaterThan(0);
@@ -72,6 +72,11 @@ describe('buffer bounds and recovery', () => {
     b.evictAged();
     expect(b.readAfter(0, 10).map((r) => r.point)).toEqual(['new']);
     expect(JSON.parse(b.pendingEvents(10)[0]!.body)).toMatchObject({ event: 'data_lost', reason: 'max_age', count: 1, ranges: [[1, 1]] });
+    // While running, the age check comes with the appends (every 100th), without being asked.
+    now += 2 * 3600 * 1000;
+    for (let i = 0; i < 100; i++) b.append([s(`live${i}`, 'normal', now)]);
+    expect(b.readAfter(0, 200).map((r) => r.point)).not.toContain('new');
+    expect(b.depth()).toBe(100);
     b.close();
   });
 
@@ -82,7 +87,7 @@ describe('buffer bounds and recovery', () => {
     b.open();
     expect(b.recovered?.movedTo).toMatch(/b\.db\.corrupt-/);
     expect(readdirSync(dir).some((f) => f.startsWith('b.db.corrupt-'))).toBe(true);
-    expect(b.append([s('x', 'normal')])[0]!.seq).toBe(1_800_000_000_000_001);
+    expect(b.append([s('x', 'normal')])[0]).toBe(1_800_000_000_000_001);
     expect(JSON.parse(b.pendingEvents(10)[0]!.body)).toMatchObject({ event: 'buffer_recovered' });
     b.close();
   });

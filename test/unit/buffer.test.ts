@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteBuffer } from '../../src/buffer/sqlite-buffer.js';
-import type { Sample } from '../../src/core/sample.js';
+import { encodePollMessages } from '../../src/buffer/body.js';
+import { POLL_POINT, type Sample } from '../../src/core/sample.js';
 
 const BOUNDS = { maxBytes: 1 << 30, maxAgeS: 86_400 };
 const sample = (point: string, value: Sample['value']): Sample => ({ ts: Date.UTC(2026, 0, 1), device: 'd1', point, value, quality: 'good', channel: 'tcp://x' });
@@ -22,13 +23,13 @@ describe('sqlite buffer', () => {
     const b = new SqliteBuffer(path, { synchronous: 'full', ...BOUNDS });
     b.open();
     const first = b.append([sample('a', 1), sample('b', 2)]);
-    expect(first.map((s) => s.seq)).toEqual([1, 2]);
+    expect(first).toEqual([1, 2]);
     b.accept([1, 2]);
     expect(b.depth()).toBe(0);
     b.close();
     const again = new SqliteBuffer(path, { synchronous: 'full', ...BOUNDS });
     again.open();
-    expect(again.append([sample('c', 3)])[0]!.seq).toBe(3);
+    expect(again.append([sample('c', 3)])[0]).toBe(3);
     again.close();
   });
 
@@ -75,6 +76,38 @@ describe('sqlite buffer', () => {
     const [big, bad] = b.readAfter(0, 10);
     expect(big!.body).toContain('"value":12345678901234567890');
     expect(JSON.parse(bad!.body)).toMatchObject({ value: null, quality: 'bad', reason: 'modbus exception 2 (Illegal Data Address)' });
+    b.close();
+  });
+
+  it('stores a poll as one message per priority (payload: poll), every field of every point kept', () => {
+    const b = new SqliteBuffer(path, { synchronous: 'full', ...BOUNDS });
+    b.open();
+    const ts = Date.UTC(2026, 10, 25, 6, 0, 0);
+    const poll = [
+      { ...sample('big', 12345678901234567890n), ts, unit: 'Wh' },
+      { ...sample('nan', Number.NaN), ts },
+      { ...sample('trip', true), ts, priority: 'critical' as const },
+      { ...sample('bad', null), ts, quality: 'bad' as const, reason: 'timeout after 500 ms' },
+      { ...sample('src', 1.5), ts, deviceTs: ts - 40 },
+    ];
+    expect(b.append(encodePollMessages(poll))).toEqual([1, 2]);
+    const [normal, critical] = b.readAfter(0, 10);
+    expect(normal!.point).toBe(POLL_POINT);
+    expect(normal!.prio).toBe(1);
+    expect(critical!.prio).toBe(0);
+    expect(normal!.body).toContain('"big":{"value":12345678901234567890,');
+    expect(JSON.parse(normal!.body)).toEqual({
+      ts: '2026-11-25T06:00:00.000Z',
+      device: poll[0]!.device,
+      channel: poll[0]!.channel,
+      points: {
+        big: { value: 12345678901234567890, quality: 'good', unit: 'Wh' },
+        nan: { value: null, quality: 'good', raw: 'NaN' },
+        bad: { value: null, quality: 'bad', reason: 'timeout after 500 ms' },
+        src: { value: 1.5, quality: 'good', device_ts: '2026-11-25T05:59:59.960Z' },
+      },
+    });
+    expect(JSON.parse(critical!.body).points).toEqual({ trip: { value: true, quality: 'good' } });
     b.close();
   });
 });
