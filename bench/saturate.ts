@@ -3,7 +3,7 @@
 // core or stops keeping up; print delivered tags/s and tags/s per core at each step, and a CPU
 // profile summary of the gateway at the last step (where the time goes).
 //
-//   npm run bench:saturate -- [--plcs 40 --points 100 --step-seconds 8] [--json FILE]
+//   npm run bench:saturate -- [--plcs 40 --points 100 --step-seconds 8] [--payload point|poll] [--json FILE]
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,11 +22,13 @@ const { values } = parseArgs({
     'step-seconds': { type: 'string', default: '8' },
     intervals: { type: 'string', default: '1000,500,250,150,100,75,50,35,25' },
     json: { type: 'string' },
+    payload: { type: 'string', default: 'point' },
   },
 });
 const PLCS = Number(values.plcs);
 const POINTS = Number(values.points);
 const STEP_S = Number(values['step-seconds']);
+const PAYLOAD = values.payload === 'poll' ? 'poll' : 'point';
 const cli = fileURLToPath(new URL('../src/main.js', import.meta.url));
 
 const dir = mkdtempSync(join(tmpdir(), 'edgeferry-saturate-'));
@@ -41,7 +43,12 @@ const sub = await connectClient(broker);
 // unacknowledged messages does not cap what is measured.
 await sub.subscribeAsync('sat/#', { qos: 0 });
 let received = 0;
-sub.on('message', () => received++);
+// Tags, not messages: a poll message carries one "quality" per point.
+sub.on('message', (_topic, payload) => {
+  if (PAYLOAD === 'point') return void received++;
+  const text = payload.toString('latin1');
+  for (let i = text.indexOf('"quality"'); i >= 0; i = text.indexOf('"quality"', i + 9)) received++;
+});
 
 interface Step {
   interval_ms: number;
@@ -62,7 +69,7 @@ for (const [n, interval] of intervals.entries()) {
   writeFileSync(join(cfg, 'devices.yaml'), `version: 1\ndevices:\n${devices.join('\n')}\n`);
   writeFileSync(
     join(cfg, 'gateway.yaml'),
-    `version: 1\nsite: sat\ngateway_id: gw\ndevices: [devices.yaml]\nmqtt:\n  url: ${broker.url}\n  tls: { ca: ${broker.files.ca}, cert: ${broker.files.clientCert}, key: ${broker.files.clientKey} }\nbuffer: { path: buffer.db }\nlogging: { level: warn }\nhealth: { enabled: false }\n`,
+    `version: 1\nsite: sat\ngateway_id: gw\ndevices: [devices.yaml]\nmqtt:\n  url: ${broker.url}\n  payload: ${PAYLOAD}\n  tls: { ca: ${broker.files.ca}, cert: ${broker.files.clientCert}, key: ${broker.files.clientKey} }\nbuffer: { path: buffer.db }\nlogging: { level: warn }\nhealth: { enabled: false }\n`,
   );
   const last = n === intervals.length - 1;
   const prof = join(cfg, 'prof');
@@ -98,7 +105,7 @@ rmSync(dir, { recursive: true, force: true });
 
 const best = steps.reduce((a, b) => (b.delivered > a.delivered ? b : a));
 const oneCore = steps.filter((s) => s.cpu_cores <= 1.05).reduce((a, b) => (b.delivered > a.delivered ? b : a), steps[0]!);
-console.log(`edgeferry saturation — ${PLCS} Modbus TCP PLCs × ${POINTS} uint16 tags, QoS 1 over mutual TLS to mosquitto, ${STEP_S} s per step`);
+console.log(`edgeferry saturation — ${PLCS} Modbus TCP PLCs × ${POINTS} uint16 tags, QoS 1 over mutual TLS to mosquitto, mqtt.payload ${PAYLOAD} (${PAYLOAD === 'poll' ? 'one message per device poll' : 'one message per tag'}), ${STEP_S} s per step`);
 console.log(machine());
 console.log('| poll interval | offered tags/s | delivered tags/s | gateway CPU (cores) | tags/s per core |');
 console.log('|---|---|---|---|---|');

@@ -222,6 +222,7 @@ export class ConfigLoader {
     const file = this.open(resolve(this.cwd, path));
     if (file.problems.length) return { problems: file.problems };
     const r = this.loadGateway(file);
+    if (r.config) for (const f of [file, ...r.deviceFiles]) f.release();
     return { config: r.config, problems: sortProblems(r.problems) };
   }
 }

@@ -26,7 +26,7 @@ export function formatPath(path: YamlPath): string {
 }
 
 export class YamlFile {
-  readonly doc: Document | undefined;
+  doc: Document | undefined;
   readonly data: unknown;
   readonly problems: ConfigProblem[] = [];
   private readonly lines = new LineCounter();
@@ -53,6 +53,15 @@ export class YamlFile {
       this.problems.push({ file: display, line: pos.line, col: pos.col, path: '(yaml)', message: what });
     }
     this.data = this.problems.length ? undefined : this.doc.toJS();
+  }
+
+  /**
+   * Drops the parsed document once loading is done: the running gateway keeps the values only,
+   * and the document (a node object per scalar, pair and map) is several times their size —
+   * about 8 MiB of heap for a 137-device plant. Problems found later point at line 1.
+   */
+  release(): void {
+    this.doc = undefined;
   }
 
   /**
