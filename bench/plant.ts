@@ -36,6 +36,7 @@ const { values } = parseArgs({
     profile: { type: 'boolean', default: false },
     'node-flags': { type: 'string', default: '' },
     payload: { type: 'string', default: 'point' },
+    sync: { type: 'string', default: 'full' },
   },
 });
 const PLCS = Number(values.plcs);
@@ -96,7 +97,7 @@ mqtt:
   url: ${broker.url}
   payload: ${PAYLOAD}
   tls: { ca: ${broker.files.ca}, cert: ${broker.files.clientCert}, key: ${broker.files.clientKey} }
-buffer: { path: buffer.db }
+buffer: { path: buffer.db, synchronous: ${values.sync === 'normal' ? 'normal' : 'full'} }
 logging: { level: warn }
 health: { port: ${HEALTH_PORT} }
 ${
@@ -239,7 +240,7 @@ const result = {
   rss_series: measured.filter((_, i) => i % RSS_EVERY === 0).map((r) => [Math.round(r.t), +r.mb.toFixed(1)]),
   machine: machine(),
 };
-console.log(`edgeferry seed plant — ${PLCS} PLCs (${PLCS - OPCUA} Modbus TCP, ${OPCUA} OPC UA) × ${POINTS} tags every ${INTERVAL} ms = ${offered} tags/s offered, EL camera ${EL_RATE} images/s; mqtt.payload ${PAYLOAD} (${PAYLOAD === 'poll' ? 'one message per device poll' : 'one message per tag'}); ${result.seconds} s measured after ${WARMUP} s warm-up`);
+console.log(`edgeferry seed plant — ${PLCS} PLCs (${PLCS - OPCUA} Modbus TCP, ${OPCUA} OPC UA) × ${POINTS} tags every ${INTERVAL} ms = ${offered} tags/s offered, EL camera ${EL_RATE} images/s; mqtt.payload ${PAYLOAD} (${PAYLOAD === 'poll' ? 'one message per device poll' : 'one message per tag'}), buffer synchronous ${values.sync}; ${result.seconds} s measured after ${WARMUP} s warm-up`);
 console.log(result.machine);
 console.log(`delivered       ${result.delivered_tags_per_s} tags/s in ${result.messages_per_s} messages/s, ${result.el_verdicts_per_s} EL verdicts/s; lost ${lost} messages (seqs ${lo}..${hi})`);
 console.log(`gateway CPU     ${result.cpu_cores} cores (user ${result.cpu_user_cores}, kernel ${result.cpu_sys_cores})`);

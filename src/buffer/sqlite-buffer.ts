@@ -57,6 +57,9 @@ export class SqliteBuffer {
   /** Samples that could not be stored even after eviction (disk full); reported once stored again. */
   private unrecorded = { count: 0, since: 0 };
   private appendsSinceAgeCheck = 0;
+  private appendsSinceSizeCheck = 0;
+  /** Bytes of rows appended since bytes() was last measured against max_bytes (an estimate). */
+  private grownSinceSizeCheck = 0;
   /** Set when open() found a damaged file and moved it aside. */
   recovered: { movedTo: string; error: string } | undefined;
 
@@ -155,6 +158,7 @@ export class SqliteBuffer {
       for (let i = 0; i < list.length; i++) {
         const x = list[i]!;
         const body = 'body' in x ? x.body : encodeBody(x);
+        this.grownSinceSizeCheck += body.length + 64;
         seqs[i] = Number(this.s.insert.run(x.ts, x.device, x.point, prioOf(x.priority), body).lastInsertRowid);
       }
       return seqs;
@@ -196,7 +200,13 @@ export class SqliteBuffer {
 
   /** Keeps the buffer under max_bytes (evicting to 90 % so it does not evict on every append) and max_age_s. */
   private enforceBounds(): void {
-    if (this.bytes() > this.opts.maxBytes) this.evict(Math.floor(this.opts.maxBytes * 0.9), 'max_bytes');
+    // Measuring the size takes three PRAGMAs and a stat of the WAL: do it once the rows written
+    // since the last measurement could have used 1/128 of the cap, or every 64 appends.
+    if (this.grownSinceSizeCheck >= this.opts.maxBytes / 128 || ++this.appendsSinceSizeCheck >= 64) {
+      this.grownSinceSizeCheck = 0;
+      this.appendsSinceSizeCheck = 0;
+      if (this.bytes() > this.opts.maxBytes) this.evict(Math.floor(this.opts.maxBytes * 0.9), 'max_bytes');
+    }
     if (++this.appendsSinceAgeCheck >= 100) {
       this.appendsSinceAgeCheck = 0;
       // The age query scans the table (ts has no index); rows are appended in time order, so the
