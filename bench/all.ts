@@ -28,7 +28,7 @@ function run(name: string, args: string[]): string {
   const r = spawnSync(process.execPath, [join(here, `${name}.js`), ...args], { encoding: 'utf8', cwd: root, maxBuffer: 64 << 20 });
   const out = `${r.stdout}`.trim();
   console.error(`  ${name}: exit ${r.status} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-  return r.status === 0 ? out : `${out}\n(exit code ${r.status}: ${`${r.stderr}`.trim().split('\n').slice(-3).join(' / ')})`;
+  return r.status === 0 ? out : `${out}\n(exit code ${r.status}: ${`${r.stderr}`.trim().split('\n').slice(-8).join(' / ')})`;
 }
 const readJson = <T>(f: string): T | undefined => {
   try {
@@ -64,7 +64,10 @@ const plantRuns: Record<'point' | 'poll', { out: string; r?: Plant }[]> = { poin
 for (const i of [0, 1]) {
   for (const mode of ['point', 'poll'] as const) {
     const f = join(tmp, `plant-${mode}-${i}.json`);
-    plantRuns[mode].push({ out: run('plant', ['--seconds', '60', '--payload', mode, '--json', f]), r: readJson<Plant>(f) });
+    let out = run('plant', ['--seconds', '60', '--payload', mode, '--json', f]);
+    // A run that failed to start (its reason is kept in the output) gets one more try.
+    if (!readJson<Plant>(f)) out = `${out}\n(failed; run again)\n${run('plant', ['--seconds', '60', '--payload', mode, '--json', f])}`;
+    plantRuns[mode].push({ out, r: readJson<Plant>(f) });
   }
 }
 const plant = plantRuns.point[0]?.r;

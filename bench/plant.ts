@@ -53,7 +53,6 @@ const cli = join(root, 'dist/src/main.js');
 const OPCUA_NODES = Object.values(PLANT_NODES).filter((n) => ['Double', 'Float', 'UInt32', 'Int16', 'Int64'].includes(n.dataType));
 
 const dir = mkdtempSync(join(tmpdir(), 'edgeferry-plant-'));
-const HEALTH_PORT = await freePort();
 const broker = await startMosquitto({ unboundedQueues: true });
 const modbus: ModbusSimulator[] = [];
 const opcua: OpcuaSimulator[] = [];
@@ -84,6 +83,9 @@ ${Array.from({ length: POINTS }, (_, k) => `      - { name: p${k}, address: ${k 
 ${Array.from({ length: POINTS }, (_, k) => `      - { name: p${k}, node_id: "${OPCUA_NODES[k % OPCUA_NODES.length]!.nodeId}" }`).join('\n')}`,
   ),
 ];
+// Picked after the simulators have bound theirs (a port taken between here and the gateway's bind
+// would stop the gateway at start).
+const HEALTH_PORT = await freePort();
 writeFileSync(join(dir, 'devices.yaml'), `version: 1\ndevices:\n${devices.join('\n')}\n`);
 const inbox = join(dir, 'inbox');
 mkdirSync(inbox);
@@ -150,11 +152,14 @@ sub.on('message', (topic, payload) => {
 
 const profDir = join(dir, 'prof');
 const gw = spawn(process.execPath, [...values['node-flags']!.split(' ').filter(Boolean), ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), cli, 'run', '--config', join(dir, 'gateway.yaml')], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
+let gwExit: number | null | undefined;
+gw.once('exit', (code) => (gwExit = code));
 const camera = EL_RATE > 0 ? startElCamera({ inbox, rate: EL_RATE, defectShare: 0.2 }) : undefined;
 const rss: { t: number; mb: number }[] = [];
 const t00 = performance.now();
 const sampler = setInterval(() => rss.push({ t: (performance.now() - t00) / 1000, mb: procStat(gw.pid!).rssKb / 1024 }), 1000);
 await new Promise((r) => setTimeout(r, WARMUP * 1000));
+if (gwExit !== undefined) throw new Error(`the gateway exited with code ${gwExit} during the warm-up (its stderr is above)`);
 measuring = true;
 const s0 = procStat(gw.pid!);
 const t0 = performance.now();

@@ -162,7 +162,7 @@ const Mqtt = Type.Object(
     payload: Enum(['point', 'poll'], {
       default: 'point',
       description:
-        'point: one message per sample, on topic_template (a topic per point). poll: one message per poll of a device holding all its points, on poll_topic_template — far fewer messages and buffer rows (for 50-point devices about 7× less gateway CPU, see BENCHMARKS.md); seq then numbers messages.',
+        'point: one message per sample, on topic_template (a topic per point). poll: one message per poll of a device holding all its points (critical points in a message of their own), on poll_topic_template — one message and one buffer row per poll instead of per point, so a core carries several times more tags (BENCHMARKS.md); seq then numbers messages.',
     }),
     poll_topic_template: Type.String({
       default: '{site}/{gateway}/{device}',

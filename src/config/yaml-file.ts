@@ -58,7 +58,8 @@ export class YamlFile {
   /**
    * Drops the parsed document once loading is done: the running gateway keeps the values only,
    * and the document (a node object per scalar, pair and map) is several times their size —
-   * about 8 MiB of heap for a 137-device plant. Problems found later point at line 1.
+   * 42,747 scalars and 21,511 pairs for the 137-device seed plant. Problems found later point at
+   * line 1.
    */
   release(): void {
     this.doc = undefined;

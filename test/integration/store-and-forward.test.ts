@@ -110,7 +110,7 @@ describe('store-and-forward', () => {
     // Every point's values in seq order never go back (the simulator counts up, wrapping at 60000).
     for (const name of ['p0', 'p3']) {
       const values = polls.filter((p) => p.points[name]).map((p) => p.points[name]!.value);
-      expect(values.length).toBeGreaterThan(60);
+      expect(values.length).toBeGreaterThan(50);
       expect(values.every((v, i) => i === 0 || v >= values[i - 1]! || values[i - 1]! > 59000)).toBe(true);
     }
     expect(polls.some((p) => p.historical === true)).toBe(true);
