@@ -8,17 +8,23 @@ function encodeValue(v: Value): string {
   return JSON.stringify(v);
 }
 
-/**
- * The payload consumers get, minus `seq` (the buffer assigns it; the publisher prepends it):
- * {"ts":"…","value":…,"quality":"good"} plus reason, device_ts, unit and channel when known.
- */
-export function encodeBody(s: Sample): string {
-  let out = `{"ts":"${new Date(s.ts).toISOString()}","value":${encodeValue(s.value)},"quality":"${s.quality}"`;
+/** "value" and "quality", then reason, raw, device_ts, server_ts and unit where there are any. */
+function valueFields(s: Sample): string {
+  let out = `"value":${encodeValue(s.value)},"quality":"${s.quality}"`;
   if (s.reason !== undefined) out += `,"reason":${JSON.stringify(s.reason)}`;
   if (typeof s.value === 'number' && !Number.isFinite(s.value)) out += `,"raw":"${String(s.value)}"`;
   if (s.deviceTs !== undefined) out += `,"device_ts":"${new Date(s.deviceTs).toISOString()}"`;
   if (s.serverTs !== undefined) out += `,"server_ts":"${new Date(s.serverTs).toISOString()}"`;
   if (s.unit !== undefined) out += `,"unit":${JSON.stringify(s.unit)}`;
+  return out;
+}
+
+/**
+ * The payload consumers get, minus `seq` (the buffer assigns it; the publisher prepends it):
+ * {"ts":"…","value":…,"quality":"good"} plus reason, device_ts, unit and channel when known.
+ */
+export function encodeBody(s: Sample): string {
+  let out = `{"ts":"${new Date(s.ts).toISOString()}",${valueFields(s)}`;
   if (s.extra) for (const [k, v] of Object.entries(s.extra)) if (v !== undefined) out += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
   out += `,"channel":${JSON.stringify(s.channel)}}`;
   return out;
@@ -35,17 +41,6 @@ export interface EncodedMessage {
   point: string;
   priority?: Priority;
   body: string;
-}
-
-/** One point inside a poll message: the per-sample body minus what the whole poll shares. */
-function encodePointEntry(s: Sample): string {
-  let out = `{"value":${encodeValue(s.value)},"quality":"${s.quality}"`;
-  if (s.reason !== undefined) out += `,"reason":${JSON.stringify(s.reason)}`;
-  if (typeof s.value === 'number' && !Number.isFinite(s.value)) out += `,"raw":"${String(s.value)}"`;
-  if (s.deviceTs !== undefined) out += `,"device_ts":"${new Date(s.deviceTs).toISOString()}"`;
-  if (s.serverTs !== undefined) out += `,"server_ts":"${new Date(s.serverTs).toISOString()}"`;
-  if (s.unit !== undefined) out += `,"unit":${JSON.stringify(s.unit)}`;
-  return `${out}}`;
 }
 
 /**
@@ -68,7 +63,8 @@ export function encodePollMessages(samples: readonly Sample[]): EncodedMessage[]
   const out: EncodedMessage[] = [];
   for (const [priority, list] of byPrio) {
     let body = head;
-    for (let i = 0; i < list.length; i++) body += `${i ? ',' : ''}${JSON.stringify(list[i]!.point)}:${encodePointEntry(list[i]!)}`;
+    // Each point: the per-sample fields minus what the whole poll shares (ts, device, channel).
+    for (let i = 0; i < list.length; i++) body += `${i ? ',' : ''}${JSON.stringify(list[i]!.point)}:{${valueFields(list[i]!)}}`;
     out.push({ ts: first.ts, device: first.device, point: POLL_POINT, priority, body: `${body}}}` });
   }
   return out;
