@@ -92,7 +92,7 @@ const ok = (good: boolean) => (good ? 'met' : '**missed**');
 const f1 = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '?' : x.toFixed(1));
 const lines: string[] = [];
 lines.push('# edgeferry benchmarks', '');
-lines.push(`Written by \`npm run bench:all${values.quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. Every figure below is from that run.`, '');
+lines.push(`Written by \`npm run bench:all${values.quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. Every table and bench output below is from that run; the findings at the end cite the runs they come from.`, '');
 lines.push(`- machine: ${machine()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; ${cpus().length} cores shared by the gateway, the simulators, the broker and the subscriber`);
 lines.push(`- edgeferry ${pkg.version}; ${mosquitto}; mqtt ${version('mqtt')}, better-sqlite3 ${version('better-sqlite3')}, modbus-serial ${version('modbus-serial')}, node-opcua ${version('node-opcua')}, onnxruntime-node ${ort.env.versions.common}`);
 lines.push('- the gateway runs as its own process (`edgeferry run`), with the buffer at its default durability (`synchronous: full`); CPU and RSS are that process\'s, worker threads included', '');
