@@ -56,8 +56,8 @@ export class SqliteBuffer {
   private readonly now: () => number;
   /** Samples that could not be stored even after eviction (disk full); reported once stored again. */
   private unrecorded = { count: 0, since: 0 };
-  private appendsSinceAgeCheck = 0;
-  private appendsSinceSizeCheck = 0;
+  /** Appends since open; the size and age checks run every so many. */
+  private appends = 0;
   /** Bytes of rows appended since bytes() was last measured against max_bytes (an estimate). */
   private grownSinceSizeCheck = 0;
   /** Set when open() found a damaged file and moved it aside. */
@@ -202,13 +202,12 @@ export class SqliteBuffer {
   private enforceBounds(): void {
     // Measuring the size takes three PRAGMAs and a stat of the WAL: do it once the rows written
     // since the last measurement could have used 1/128 of the cap, or every 64 appends.
-    if (this.grownSinceSizeCheck >= this.opts.maxBytes / 128 || ++this.appendsSinceSizeCheck >= 64) {
+    this.appends++;
+    if (this.grownSinceSizeCheck >= this.opts.maxBytes / 128 || this.appends % 64 === 0) {
       this.grownSinceSizeCheck = 0;
-      this.appendsSinceSizeCheck = 0;
       if (this.bytes() > this.opts.maxBytes) this.evict(Math.floor(this.opts.maxBytes * 0.9), 'max_bytes');
     }
-    if (++this.appendsSinceAgeCheck >= 100) {
-      this.appendsSinceAgeCheck = 0;
+    if (this.appends % 100 === 0) {
       // The age query scans the table (ts has no index); rows are appended in time order, so the
       // oldest row by seq says whether anything can be old enough (one index lookup).
       const first = this.s.firstTs.get() as number | undefined;
@@ -337,7 +336,6 @@ export class SqliteBuffer {
   lastSeq(): number {
     return this.db ? this.newest : 0;
   }
-
 
   stats(): BufferStats {
     const byPriority: Record<Priority, number> = { critical: 0, normal: 0, bulk: 0 };

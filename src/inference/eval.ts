@@ -95,7 +95,6 @@ export async function runModelCli(args: string[], io: CliIo): Promise<number> {
   }
   const session = await ort.InferenceSession.create(model.bytes, sessionOptions(1));
   const { input, output } = model.manifest;
-  const pixels = input.width * input.height;
   const prob: number[] = [];
   const latency: number[] = [];
   for (const r of rows) {
