@@ -57,6 +57,8 @@ export async function runBufferCli(args: string[], io: CliIo): Promise<number> {
             oldest_age_s: oldest === null ? 0 : Math.round((Date.now() - oldest) / 1000),
             last_seq: n("SELECT seq FROM sqlite_sequence WHERE name = 'samples'"),
             evicted: n("SELECT value FROM counters WHERE name = 'evicted'"),
+            lost_unstored: n("SELECT value FROM counters WHERE name = 'lost_unstored'"),
+            lost_damaged: n("SELECT value FROM counters WHERE name = 'lost_damaged'"),
             dead_letters: n('SELECT count(*) FROM dead_letter'),
             pending_events: n('SELECT count(*) FROM events'),
           },
@@ -71,9 +73,17 @@ export async function runBufferCli(args: string[], io: CliIo): Promise<number> {
     const table = values['dead-letters'] ? 'dead_letter' : 'samples';
     const extra = values['dead-letters'] ? ', reason' : '';
     const stmt = db.prepare(`SELECT seq, device, point, body${extra} FROM ${table} ORDER BY seq LIMIT ?`);
-    for (const r of stmt.iterate(limit) as Iterable<{ seq: number; device: string; point: string; body: string; reason?: string }>) {
-      const line = withSeq(r.seq, `{"device":${JSON.stringify(r.device)},"point":${JSON.stringify(r.point)},${r.reason !== undefined ? `"dead_letter_reason":${JSON.stringify(r.reason)},` : ''}${r.body.slice(1)}`);
-      io.out(line);
+    let written = 0;
+    try {
+      for (const r of stmt.iterate(limit) as Iterable<{ seq: number; device: string; point: string; body: string; reason?: string }>) {
+        const line = withSeq(r.seq, `{"device":${JSON.stringify(r.device)},"point":${JSON.stringify(r.point)},${r.reason !== undefined ? `"dead_letter_reason":${JSON.stringify(r.reason)},` : ''}${r.body.slice(1)}`);
+        io.out(line);
+        written++;
+      }
+    } catch (err) {
+      // A damaged file (moved aside by the gateway): what came before the bad page is out already.
+      io.err(`edgeferry buffer: "${path}": stopped after ${written} messages: ${(err as Error).message}`);
+      return 1;
     }
     return 0;
   } finally {

@@ -40,13 +40,14 @@ const SCHEMA = `
   );
 `;
 
-function tryOpen(path: string, synchronous: 'normal' | 'full', maxBytes: number): Database.Database {
-  const db = new Database(path);
+function tryOpen(path: string, synchronous: 'normal' | 'full', walPages: number): Database.Database {
+  // A writer that holds the lock (an operator's sqlite3 shell) must not freeze the event loop for
+  // long: the buffer then fails the operation, degrades and tries again.
+  const db = new Database(path, { timeout: 200 });
   try {
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-    // The WAL counts towards max_bytes: checkpoint it often enough to stay a small part of the cap.
-    const walPages = Math.max(16, Math.min(1000, Math.floor(maxBytes / 8 / 4096)));
+    // The WAL counts towards max_bytes and needs room on the disk: the buffer sizes it.
     db.pragma(`wal_autocheckpoint = ${walPages}`);
     db.pragma(`journal_size_limit = ${walPages * 4096}`);
     const check = db.pragma('quick_check', { simple: true });
@@ -59,19 +60,17 @@ function tryOpen(path: string, synchronous: 'normal' | 'full', maxBytes: number)
   }
 }
 
-export function openBufferDb(path: string, synchronous: 'normal' | 'full', maxBytes: number, now: () => number = Date.now): OpenedDb {
+export function openBufferDb(path: string, synchronous: 'normal' | 'full', walPages: number, now: () => number = Date.now): OpenedDb {
   try {
-    return { db: tryOpen(path, synchronous, maxBytes) };
+    return { db: tryOpen(path, synchronous, walPages) };
   } catch (err) {
     if (!existsSync(path)) throw err; // not damage: the folder is missing or read-only
     const stamp = new Date(now()).toISOString().replace(/[:.]/g, '-');
     const movedTo = `${path}.corrupt-${stamp}`;
     renameSync(path, movedTo);
     for (const suffix of ['-wal', '-shm']) if (existsSync(path + suffix)) renameSync(path + suffix, movedTo + suffix);
-    const db = tryOpen(path, synchronous, maxBytes);
-    // Sequence numbers must not go back after a recovery, or consumers would drop new data as
-    // duplicates: restart them from the clock (µs since the epoch stays below 2^53 for centuries).
-    db.prepare("INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('samples', ?)").run(now() * 1000);
+    const db = tryOpen(path, synchronous, walPages);
+    // Where its seqs continue is the buffer's decision (the seq mark, src/buffer/seq-mark.ts).
     return { db, recovered: { movedTo, error: (err as Error).message } };
   }
 }

@@ -1,3 +1,5 @@
+import type { Priority } from '../core/sample.js';
+
 /** [[1,3],[7,7]] for [7,1,2,3]: the sequence ranges a loss event reports. */
 export function mergeRanges(seqs: number[]): [number, number][] {
   const sorted = [...seqs].sort((a, b) => a - b);
@@ -8,4 +10,36 @@ export function mergeRanges(seqs: number[]): [number, number][] {
     else out.push([s, s]);
   }
   return out;
+}
+
+/** Most seq ranges in one loss event, so that one event stays a reasonable MQTT message. */
+export const MAX_RANGES_PER_EVENT = 500;
+
+export interface LossPart {
+  count: number;
+  by_priority?: Partial<Record<Priority, number>>;
+  ranges: [number, number][];
+}
+
+/**
+ * Lost rows as one or more event bodies of at most MAX_RANGES_PER_EVENT ranges each: every lost seq
+ * is in exactly one of them, and their counts add up to the rows given. `prio` is the priority's
+ * name per row (omitted: the events carry no by_priority).
+ */
+export function lossParts(rows: readonly { seq: number; prio?: Priority }[]): LossPart[] {
+  const sorted = [...rows].sort((a, b) => a.seq - b.seq);
+  const parts: LossPart[] = [];
+  let part: LossPart | undefined;
+  for (const r of sorted) {
+    const last = part?.ranges[part.ranges.length - 1];
+    if (part && last && r.seq === last[1] + 1) last[1] = r.seq;
+    else if (part && last && r.seq === last[1]) continue;
+    else {
+      if (!part || part.ranges.length >= MAX_RANGES_PER_EVENT) parts.push((part = { count: 0, ranges: [] }));
+      part.ranges.push([r.seq, r.seq]);
+    }
+    part.count++;
+    if (r.prio) (part.by_priority ??= {})[r.prio] = (part.by_priority[r.prio] ?? 0) + 1;
+  }
+  return parts;
 }

@@ -1,16 +1,23 @@
 // The store-and-forward buffer: the only owner of durability (DESIGN). Samples are appended in one
-// transaction per poll with a gateway-wide sequence number that never goes backwards (SQLite
-// AUTOINCREMENT never reuses a rowid, even after the table empties). Rows leave the table only
+// transaction per poll with a gateway-wide sequence number that never goes backwards: SQLite
+// AUTOINCREMENT never reuses a rowid, and the seq mark beside the file (seq-mark.ts) carries the
+// high-water mark over a file that came back empty, older or damaged. Rows leave the table only
 // through accept() (the broker acknowledged them), reject() (moved to dead_letter) or eviction at
-// the configured bounds, which is counted and recorded as an event for the broker. Nothing leaves
-// silently. All methods are synchronous and called from the event loop only (no concurrency).
+// the bounds (max_bytes, max_age_s, a full disk), committed in one transaction with the data_lost
+// event that names them. Samples the disk refused even after eviction get seqs and an event as soon
+// as anything can be written again, and are counted in the seq mark meanwhile. Nothing leaves
+// silently. Storage errors never end the daemon: the buffer reports itself degraded (onHealth) and
+// recovers by itself. All methods are synchronous and called from the event loop only.
 import type Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import type { Priority, Sample } from '../core/sample.js';
 import { GatewayError } from '../errors.js';
 import { encodeBody, type EncodedMessage } from './body.js';
+import { diskSpace, ReserveFile } from './disk-space.js';
 import { openBufferDb } from './open-db.js';
-import { mergeRanges } from './ranges.js';
+import { lossParts } from './ranges.js';
+import { salvage } from './salvage.js';
+import { SEQ_LEASE, SeqMark, type SeqMarkState } from './seq-mark.js';
 
 export interface BufferedRow {
   seq: number;
@@ -31,6 +38,14 @@ export interface BufferOptions {
   maxPageCount?: number;
 }
 
+/** ok, or degraded with the reasons (disk full, a failed append or acknowledgement, …). */
+export interface BufferHealth {
+  state: 'ok' | 'degraded';
+  reasons: string[];
+}
+
+type Problem = 'disk_full' | 'append' | 'ack' | 'seq_mark' | 'evict';
+
 export interface BufferEvent {
   id: number;
   body: string;
@@ -42,6 +57,8 @@ export interface BufferStats {
   oldestTs: number | undefined;
   byPriority: Record<Priority, number>;
   evicted: number;
+  /** Samples the disk refused even after eviction (each is also in a data_lost event). */
+  unstored: number;
   deadLetters: number;
   pendingEvents: number;
   lastSeq: number;
@@ -50,24 +67,37 @@ export interface BufferStats {
 export const PRIORITIES: readonly Priority[] = ['critical', 'normal', 'bulk'];
 const prioOf = (p: Priority | undefined) => (p === 'critical' ? 0 : p === 'bulk' ? 2 : 1);
 
+const isDiskError = (err: unknown) => /^SQLITE_(FULL|IOERR)/.test(String((err as { code?: unknown }).code ?? ''));
+const message = (err: unknown) => (err as Error).message ?? String(err);
+
 export class SqliteBuffer {
   private db: Database.Database | undefined;
   private s!: ReturnType<SqliteBuffer['prepare']>;
   private readonly now: () => number;
-  /** Samples that could not be stored even after eviction (disk full); reported once stored again. */
-  private unrecorded = { count: 0, since: 0 };
+  private readonly mark: SeqMark;
+  private reserve: ReserveFile | undefined;
+  /** The WAL's working size (pages before an automatic checkpoint; also its size limit). */
+  private walPages = 1000;
+  /** Free bytes the file system keeps beyond the database: the WAL's room, and a margin. */
+  private headroom = 0;
+  /** Samples that could not be stored even after eviction (disk full); accounted once storing works. */
+  private unrecorded = { count: 0, since: 0, byPriority: {} as Partial<Record<Priority, number>> };
   /** Appends since open; the size and age checks run every so many. */
   private appends = 0;
-  /** Bytes of rows appended since bytes() was last measured against max_bytes (an estimate). */
+  /** Bytes of rows appended since the size was last measured (an estimate). */
   private grownSinceSizeCheck = 0;
+  private readonly problems = new Map<Problem, string>();
   /** Set when open() found a damaged file and moved it aside. */
   recovered: { movedTo: string; error: string } | undefined;
+  /** Called on every change between ok and degraded, or of the reasons. */
+  onHealth: ((h: BufferHealth) => void) | undefined;
 
   constructor(
     readonly path: string,
     private readonly opts: BufferOptions,
   ) {
     this.now = opts.now ?? Date.now;
+    this.mark = new SeqMark(`${path}.seq`);
   }
 
   /** Highest seq ever appended, kept in memory (the publisher asks after every PUBACK). */
@@ -79,21 +109,96 @@ export class SqliteBuffer {
     return this.eventsPending > 0;
   }
 
-  /** Opens or creates the file (moving a damaged one aside). Called once before anything else. */
+  get health(): BufferHealth {
+    return { state: this.problems.size ? 'degraded' : 'ok', reasons: [...this.problems.values()] };
+  }
+
+  private problem(kind: Problem, reason: string | undefined): void {
+    if (reason === undefined ? !this.problems.has(kind) : this.problems.get(kind) === reason) return;
+    if (reason === undefined) this.problems.delete(kind);
+    else this.problems.set(kind, reason);
+    this.onHealth?.(this.health);
+  }
+
+  /**
+   * Opens or creates the file (moving a damaged one aside), decides where seqs continue and records
+   * what happened to an earlier file as events. Called once before anything else.
+   */
   open(): void {
+    const before = statSync(this.path, { throwIfNoEntry: false });
+    const mark = this.mark.read();
+    let space;
     try {
-      const opened = openBufferDb(this.path, this.opts.synchronous, this.opts.maxBytes, this.now);
+      space = diskSpace(this.path);
+    } catch {
+      space = undefined; // the folder is missing: openBufferDb says so
+    }
+    // The WAL's working size: a small part of the cap and of the disk.
+    const disk = space?.total ?? Infinity;
+    this.walPages = Math.max(16, Math.min(1000, Math.floor(this.opts.maxBytes / 8 / 4096), Math.floor(disk / 16 / 4096)));
+    this.headroom = this.walPages * 4096 + 256 * 1024;
+    try {
+      const opened = openBufferDb(this.path, this.opts.synchronous, this.walPages, this.now);
       this.db = opened.db;
       this.recovered = opened.recovered;
     } catch (err) {
-      throw new GatewayError('GW_ERR_BUFFER', `buffer "${this.path}": cannot open: ${(err as Error).message}`, { cause: err });
+      throw new GatewayError('GW_ERR_BUFFER', `buffer "${this.path}": cannot open: ${message(err)}`, { cause: err });
     }
-    if (this.opts.maxPageCount) this.db.pragma(`max_page_count = ${this.opts.maxPageCount}`);
     this.s = this.prepare(this.db);
     this.newest = (this.s.lastSeq.get() as number | undefined) ?? 0;
     this.eventsPending = this.s.eventCount.get() as number;
+    this.continueSeqs(before, mark);
+    this.reserve = new ReserveFile(`${this.path}.reserve`, Math.min(16 << 20, Math.max(this.walPages * 4096, 256 * 1024)));
+    this.reserve.make();
+    this.updateCap();
+  }
+
+  /** Where seqs continue after open(), and the events that say why (see seq-mark.ts). */
+  private continueSeqs(before: ReturnType<typeof statSync> | undefined, mark: SeqMarkState | 'damaged' | undefined): void {
+    const known = typeof mark === 'object' ? mark : undefined;
+    let next = this.newest;
     if (this.recovered) {
-      this.addEvent({ event: 'buffer_recovered', moved_to: this.recovered.movedTo, error: this.recovered.error, first_seq: this.lastSeq() + 1 });
+      const { movedTo, error } = this.recovered;
+      const old = salvage(movedTo);
+      // The file read to its end and as far as the mark says: it was the one being written, and
+      // seqs continue after it. Otherwise above the lease; without a usable mark, above the clock
+      // (µs since the epoch), which is above any seq this gateway used.
+      const whole = !old.error && known !== undefined && old.lastSeq >= known.newest;
+      next = Math.max(next, old.lastSeq, whole ? 0 : (known?.top ?? this.now() * 1000));
+      this.addEvent({
+        event: 'buffer_recovered',
+        moved_to: movedTo,
+        error,
+        first_seq: next + 1,
+        samples_in_file: old.rows.length,
+        ...(old.error ? { unreadable: old.error } : {}),
+        replay: `edgeferry buffer export --file ${movedTo}`,
+      });
+      this.recordLoss('buffer_damaged', old.rows, { moved_to: movedTo });
+    } else if (known ? this.newest < known.newest : this.newest === 0 && (mark === 'damaged' || (before !== undefined && Number(before.size) === 0))) {
+      // Not the file this gateway was writing: empty after a power cut or an operator's `>`,
+      // deleted, or an older copy. Whatever it held beyond its own rows is gone.
+      const reason = !before ? 'missing' : Number(before.size) === 0 ? 'zero_length' : this.newest === 0 ? 'empty' : 'older_copy';
+      next = Math.max(this.newest, known?.top ?? this.now() * 1000);
+      this.addEvent({
+        event: 'buffer_reset',
+        reason,
+        buffer: this.path,
+        ...(known ? { previous_seq: known.newest, file_seq: this.newest } : { seq_mark: mark ?? 'missing' }),
+        first_seq: next + 1,
+        detail: 'samples with a seq below first_seq that did not arrive are lost',
+      });
+    }
+    if (next > this.newest) {
+      if (!this.s.setSeq.run(next).changes) this.s.initSeq.run(next);
+      this.newest = next;
+    }
+    if (known?.unstored) this.unrecorded = { count: known.unstored, since: this.now(), byPriority: { ...known.by } };
+    try {
+      this.mark.open({ newest: this.newest, top: this.newest + SEQ_LEASE, unstored: this.unrecorded.count, by: this.unrecorded.byPriority });
+      this.problem('seq_mark', undefined);
+    } catch (err) {
+      this.problem('seq_mark', `seq mark "${this.mark.path}" not writable: ${message(err)}`);
     }
   }
 
@@ -107,6 +212,8 @@ export class SqliteBuffer {
       byPrio: db.prepare('SELECT prio, count(*) AS n FROM samples GROUP BY prio'),
       oldest: db.prepare('SELECT min(ts) FROM samples').pluck(),
       lastSeq: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'samples'").pluck(),
+      setSeq: db.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'samples'"),
+      initSeq: db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('samples', ?)"),
       victims: db.prepare('SELECT seq FROM samples WHERE prio = ? AND seq NOT BETWEEN ? AND ? AND seq NOT BETWEEN ? AND ? ORDER BY seq LIMIT ?').pluck(),
       firstTs: db.prepare('SELECT ts FROM samples ORDER BY seq LIMIT 1').pluck(),
       aged: db.prepare('SELECT seq, prio FROM samples WHERE ts < ? ORDER BY seq LIMIT 1000'),
@@ -145,15 +252,43 @@ export class SqliteBuffer {
   }
 
   /**
+   * Lets the database grow only while the disk keeps `headroom` free, and says whether the buffer
+   * has room again after a full disk (then it is no longer degraded for it). Run with the size check.
+   */
+  private updateCap(): void {
+    const db = this.handle;
+    let available: number;
+    try {
+      available = diskSpace(this.path).available;
+    } catch {
+      return;
+    }
+    const pageSize = this.s.pageSize.get() as number;
+    const pages = this.s.pageCount.get() as number;
+    let cap = pages + Math.max(0, Math.floor((available - this.headroom) / pageSize));
+    if (this.opts.maxPageCount) cap = Math.min(cap, this.opts.maxPageCount);
+    db.pragma(`max_page_count = ${Math.max(cap, pages)}`);
+    if (!this.problems.has('disk_full')) return;
+    // Room again: the reserve could be made, and a tenth of the file (or more) can take new rows.
+    const room = (this.s.freePages.get() as number) + Math.max(0, cap - pages);
+    if (room >= Math.max(64, pages / 10) && this.reserve?.make() && !this.unrecorded.count) this.problem('disk_full', undefined);
+  }
+
+  /**
    * Stores one poll's samples (or messages already rendered, e.g. a poll message) in one transaction
    * and returns their seqs, in order. Called by the pipeline after every poll. A sample counts as
    * taken only once this returns. On a full disk it evicts by priority and retries once; samples
-   * that still cannot be stored are counted and reported as lost, and GW_ERR_BUFFER is thrown.
+   * that still cannot be stored are counted (in the seq mark, durably) and get seqs and a data_lost
+   * event with the next append that succeeds; GW_ERR_BUFFER is thrown.
    */
   append(samples: readonly (Sample | EncodedMessage)[]): number[] {
     if (!samples.length) return [];
     const db = this.handle;
+    let newest = this.newest;
     const insert = db.transaction((list: readonly (Sample | EncodedMessage)[]) => {
+      newest = this.newest;
+      // Samples lost earlier take the next seqs, so consumers see exactly which ones are missing.
+      if (this.unrecorded.count) newest = this.accountUnstored();
       const seqs = new Array<number>(list.length);
       for (let i = 0; i < list.length; i++) {
         const x = list[i]!;
@@ -163,55 +298,121 @@ export class SqliteBuffer {
       }
       return seqs;
     });
+    this.coverSeqs(this.newest + this.unrecorded.count + samples.length);
     let seqs: number[];
     try {
       seqs = insert(samples);
     } catch (err) {
-      if ((err as { code?: string }).code !== 'SQLITE_FULL') throw this.appendError(samples.length, err);
-      db.pragma('wal_checkpoint(TRUNCATE)');
-      this.evict(Math.floor(this.bytes() * 0.8), 'disk_full');
+      if (!isDiskError(err)) {
+        this.notStored(samples, err);
+        throw this.appendError(samples.length, err);
+      }
       try {
+        this.makeRoom();
         seqs = insert(samples);
       } catch (again) {
-        if (!this.unrecorded.count) this.unrecorded.since = this.now();
-        this.unrecorded.count += samples.length;
+        this.notStored(samples, again);
         throw this.appendError(samples.length, again);
       }
     }
-    this.newest = Math.max(this.newest, seqs[seqs.length - 1]!);
-    if (this.unrecorded.count) this.recordUnstored();
+    const accounted = this.unrecorded.count > 0;
+    if (accounted) this.unrecorded = { count: 0, since: 0, byPriority: {} };
+    this.newest = Math.max(newest, seqs[seqs.length - 1]!);
+    this.problem('append', undefined);
+    this.writeMark();
+    if (accounted) this.updateCap();
     this.enforceBounds();
     return seqs;
   }
 
   private appendError(n: number, err: unknown): GatewayError {
-    return new GatewayError('GW_ERR_BUFFER', `buffer "${this.path}": append of ${n} samples failed: ${(err as Error).message}`, { cause: err });
+    return new GatewayError('GW_ERR_BUFFER', `buffer "${this.path}": append of ${n} samples failed: ${message(err)}`, { cause: err });
   }
 
-  private recordUnstored(): void {
-    try {
-      this.addEvent({ event: 'data_lost', reason: 'disk_full', count: this.unrecorded.count, since: new Date(this.unrecorded.since).toISOString(), ranges: [] });
-      this.s.bump.run('lost_unstored', this.unrecorded.count);
-      this.unrecorded.count = 0;
-    } catch {
-      /* still full: try again after the next successful append */
+  /** Samples the disk refused: counted now (and in the seq mark), accounted with the next append. */
+  private notStored(samples: readonly (Sample | EncodedMessage)[], err: unknown): void {
+    const first = !this.unrecorded.count;
+    if (first) this.unrecorded.since = this.now();
+    this.unrecorded.count += samples.length;
+    for (const x of samples) {
+      const p = PRIORITIES[prioOf(x.priority)]!;
+      this.unrecorded.byPriority[p] = (this.unrecorded.byPriority[p] ?? 0) + 1;
     }
+    // One state change, not one per poll: the count is in stats() and the seq mark.
+    if (first) this.problem('append', `samples cannot be stored since ${new Date(this.unrecorded.since).toISOString()}: ${message(err)}`);
+    this.writeMark();
+  }
+
+  /** Inside the append transaction: seqs, a data_lost event and the counter for samples not stored. */
+  private accountUnstored(): number {
+    const { count, since, byPriority } = this.unrecorded;
+    const from = this.newest + 1;
+    const to = this.newest + count;
+    if (!this.s.setSeq.run(to).changes) this.s.initSeq.run(to);
+    this.addEvent({ event: 'data_lost', reason: 'not_stored', count, by_priority: byPriority, ranges: [[from, to]], since: new Date(since).toISOString() });
+    this.s.bump.run('lost_unstored', count);
+    return to;
+  }
+
+  private coverSeqs(upTo: number): void {
+    try {
+      this.mark.cover(upTo);
+    } catch (err) {
+      this.problem('seq_mark', `seq mark "${this.mark.path}" not writable: ${message(err)}`);
+    }
+  }
+
+  private writeMark(): void {
+    try {
+      this.mark.write({ ...this.mark.current, newest: this.newest, unstored: this.unrecorded.count, by: this.unrecorded.byPriority });
+      if (this.problems.has('seq_mark')) this.problem('seq_mark', undefined);
+    } catch (err) {
+      this.problem('seq_mark', `seq mark "${this.mark.path}" not writable: ${message(err)}`);
+    }
+  }
+
+  /**
+   * The disk (or the page cap below its free space) is full: evict the oldest samples of the lowest
+   * priority until a slice of the file is free for new rows. If even that cannot be written, the
+   * reserve file's blocks are given back first.
+   */
+  private makeRoom(): void {
+    this.problem('disk_full', this.problems.get('disk_full') ?? 'disk full: evicting the oldest samples by priority');
+    const pages = this.s.pageCount.get() as number;
+    const want = Math.max(16, Math.min(4096, Math.floor(pages / 50)));
+    const enough = () => (this.s.freePages.get() as number) >= want;
+    try {
+      this.evict('disk_full', enough);
+    } catch (err) {
+      if (!isDiskError(err)) throw err;
+      this.reserve?.drop();
+      this.problem('disk_full', 'disk full: reserve given back to evict');
+      this.evict('disk_full', enough);
+    }
+    this.updateCap();
   }
 
   /** Keeps the buffer under max_bytes (evicting to 90 % so it does not evict on every append) and max_age_s. */
   private enforceBounds(): void {
-    // Measuring the size takes three PRAGMAs and a stat of the WAL: do it once the rows written
-    // since the last measurement could have used 1/128 of the cap, or every 64 appends.
+    // Measuring the size takes three PRAGMAs, a stat of the WAL and one of the file system: do it
+    // once the rows written since the last measurement could have used 1/128 of the cap, or every 64 appends.
     this.appends++;
-    if (this.grownSinceSizeCheck >= this.opts.maxBytes / 128 || this.appends % 64 === 0) {
-      this.grownSinceSizeCheck = 0;
-      if (this.bytes() > this.opts.maxBytes) this.evict(Math.floor(this.opts.maxBytes * 0.9), 'max_bytes');
-    }
-    if (this.appends % 100 === 0) {
-      // The age query scans the table (ts has no index); rows are appended in time order, so the
-      // oldest row by seq says whether anything can be old enough (one index lookup).
-      const first = this.s.firstTs.get() as number | undefined;
-      if (first !== undefined && first < this.now() - this.opts.maxAgeS * 1000 + 60_000) this.evictAged();
+    try {
+      if (this.grownSinceSizeCheck >= this.opts.maxBytes / 128 || this.appends % 64 === 0) {
+        this.grownSinceSizeCheck = 0;
+        if (this.bytes() > this.opts.maxBytes) this.evictToBytes(Math.floor(this.opts.maxBytes * 0.9));
+        this.updateCap();
+      }
+      if (this.appends % 100 === 0) {
+        // The age query scans the table (ts has no index); rows are appended in time order, so the
+        // oldest row by seq says whether anything can be old enough (one index lookup).
+        const first = this.s.firstTs.get() as number | undefined;
+        if (first !== undefined && first < this.now() - this.opts.maxAgeS * 1000 + 60_000) this.evictAged();
+      }
+      if (this.problems.has('evict')) this.problem('evict', undefined);
+    } catch (err) {
+      // The samples are stored; the bounds are enforced again with a later append.
+      this.problem('evict', `eviction failed: ${message(err)}`);
     }
   }
 
@@ -224,8 +425,8 @@ export class SqliteBuffer {
       if (!rows.length) return;
       db.transaction(() => {
         for (const r of rows) this.s.del.run(r.seq);
+        this.recordLoss('max_age', rows);
       })();
-      this.recordLoss('max_age', rows);
     }
   }
 
@@ -236,39 +437,45 @@ export class SqliteBuffer {
    */
   inFlight: () => [number, number][] = () => [];
 
-  /** Evicts the oldest samples of the lowest priority until the buffer uses at most `target` bytes. */
-  private evict(target: number, reason: string): void {
+  private evictToBytes(target: number): void {
     const db = this.handle;
-    const gone: { seq: number; prio: number }[] = [];
-    // Much of the size may be WAL that a checkpoint folds back; never evict for that.
+    // Much of the size may be WAL that a checkpoint folds back; never evict for that. Deleting
+    // writes to the WAL too: each round folds it back so the freed pages show.
     db.pragma('wal_checkpoint(TRUNCATE)');
+    this.evict('max_bytes', () => this.bytes() <= target, () => db.pragma('wal_checkpoint(TRUNCATE)'));
+  }
+
+  /**
+   * Evicts the oldest samples of the lowest priority present, in rounds, until `enough()`. Each
+   * round deletes its rows and records their data_lost event in one transaction: a crash between
+   * the two cannot lose a sample silently.
+   */
+  private evict(reason: string, enough: () => boolean, afterRound?: () => void): void {
+    const db = this.handle;
     const [a = [0, -1], b = [0, -1]] = this.inFlight();
     let prio = PRIORITIES.length - 1;
-    while (prio >= 0 && this.bytes() > target) {
-      const seqs = this.s.victims.all(prio, a[0], a[1], b[0], b[1], 256) as number[];
+    while (prio >= 0 && !enough()) {
+      const seqs = this.s.victims.all(prio, a[0], a[1], b[0], b[1], 512) as number[];
       if (!seqs.length) {
         prio--; // nothing (left) of this priority: the next one up
         continue;
       }
       db.transaction(() => {
         for (const seq of seqs) this.s.del.run(seq);
+        this.recordLoss(reason, seqs.map((seq) => ({ seq, prio })));
       })();
-      for (const seq of seqs) gone.push({ seq, prio });
-      // Deleting writes to the WAL; fold it back so the freed pages show and the file stops growing.
-      db.pragma('wal_checkpoint(TRUNCATE)');
+      afterRound?.();
     }
-    if (gone.length) this.recordLoss(reason, gone);
   }
 
-  private recordLoss(reason: string, rows: { seq: number; prio: number }[]): void {
-    const byPriority: Partial<Record<Priority, number>> = {};
-    for (const r of rows) byPriority[PRIORITIES[r.prio]!] = (byPriority[PRIORITIES[r.prio]!] ?? 0) + 1;
-    this.handle.transaction(() => {
-      const ranges = mergeRanges(rows.map((r) => r.seq));
-      // Capped so one event stays a reasonable MQTT message; the count is always exact.
-      this.addEvent({ event: 'data_lost', reason, count: rows.length, by_priority: byPriority, ranges: ranges.slice(0, 500), ...(ranges.length > 500 ? { ranges_truncated: true } : {}) });
-      this.s.bump.run('evicted', rows.length);
-    })();
+  /** data_lost events for rows gone (as many as needed to name every seq) and the counter; inside a transaction. */
+  private recordLoss(reason: string, rows: readonly { seq: number; prio: number }[], extra: Record<string, unknown> = {}): void {
+    if (!rows.length) return;
+    for (const part of lossParts(rows.map((r) => ({ seq: r.seq, prio: PRIORITIES[r.prio] ?? 'normal' })))) {
+      this.addEvent({ event: 'data_lost', reason, ...part, ...extra });
+    }
+    // Rows of a damaged file were never evicted: they have a counter of their own.
+    this.s.bump.run(reason === 'buffer_damaged' ? 'lost_damaged' : 'evicted', rows.length);
   }
 
   /** Oldest rows with afterSeq < seq <= upTo, in seq order. Called by the publisher's pump. */
@@ -282,12 +489,15 @@ export class SqliteBuffer {
     return this.readRange(afterSeq, Infinity, limit);
   }
 
-  /** Deletes rows the broker acknowledged. Called by the publisher, in batches. */
+  /**
+   * Deletes rows the broker acknowledged. Called by the publisher, in batches. Throws when the
+   * database refuses (the buffer is then degraded); the caller keeps the seqs and tries again.
+   */
   accept(seqs: readonly number[]): void {
     if (!seqs.length) return;
     // PUBACKs come in seq order almost always: one range delete per contiguous run.
     const sorted = [...seqs].sort((a, b) => a - b);
-    this.handle.transaction(() => {
+    const del = this.handle.transaction(() => {
       let from = sorted[0]!;
       for (let i = 1; i <= sorted.length; i++) {
         const seq = sorted[i];
@@ -296,7 +506,22 @@ export class SqliteBuffer {
         this.s.delRange.run(from, sorted[i - 1]!);
         if (seq !== undefined) from = seq;
       }
-    })();
+    });
+    try {
+      try {
+        del();
+      } catch (err) {
+        if (!isDiskError(err)) throw err;
+        // Deleting needs WAL space: give the reserve back and try once more.
+        this.reserve?.drop();
+        this.problem('disk_full', this.problems.get('disk_full') ?? 'disk full: reserve given back to acknowledge');
+        del();
+      }
+      if (this.problems.has('ack')) this.problem('ack', undefined);
+    } catch (err) {
+      this.problem('ack', `acknowledged samples could not be deleted: ${message(err)}`);
+      throw new GatewayError('GW_ERR_BUFFER', `buffer "${this.path}": delete of ${seqs.length} acknowledged samples failed: ${message(err)}`, { cause: err });
+    }
   }
 
   /** Moves rows the broker refused for good to dead_letter, so they stop blocking the queue. */
@@ -311,8 +536,8 @@ export class SqliteBuffer {
 
   /** Stores an event for the events topic; it stays until the broker acknowledged it. */
   addEvent(body: Record<string, unknown>): void {
-    this.eventsPending++;
     this.s.addEvent.run(this.now(), JSON.stringify({ ...body, ts: new Date(this.now()).toISOString() }));
+    this.eventsPending++;
   }
 
   pendingEvents(limit: number): BufferEvent[] {
@@ -346,6 +571,7 @@ export class SqliteBuffer {
       oldestTs: this.oldestTs(),
       byPriority,
       evicted: (this.s.counter.get('evicted') as number | undefined) ?? 0,
+      unstored: ((this.s.counter.get('lost_unstored') as number | undefined) ?? 0) + this.unrecorded.count,
       deadLetters: this.s.deadCount.get() as number,
       pendingEvents: this.s.eventCount.get() as number,
       lastSeq: this.lastSeq(),
@@ -355,5 +581,6 @@ export class SqliteBuffer {
   close(): void {
     this.db?.close();
     this.db = undefined;
+    this.mark.close();
   }
 }

@@ -1,0 +1,211 @@
+// The buffer at the machine's edges (issue 15): files that come back empty, older or damaged, loss
+// events with more ranges than fit in one, samples the disk refused, and a genuinely full disk.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, openSync, closeSync, rmSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteBuffer } from '../../src/buffer/sqlite-buffer.js';
+import type { Priority, Sample } from '../../src/core/sample.js';
+
+const s = (point: string, priority: Priority = 'normal'): Sample => ({ ts: Date.now(), device: 'd', point, value: 1.5, quality: 'good', channel: 'c', priority });
+const OPTS = { synchronous: 'full' as const, maxBytes: 1 << 30, maxAgeS: 86_400 };
+type Ev = { event: string; reason?: string; count?: number; ranges?: [number, number][]; first_seq?: number; by_priority?: Record<string, number>; samples_in_file?: number };
+const events = (b: SqliteBuffer): Ev[] => b.pendingEvents(100_000).map((e) => JSON.parse(e.body) as Ev);
+const seqsIn = (evs: Ev[]) => {
+  const out = new Set<number>();
+  for (const e of evs) for (const [a, z] of e.ranges ?? []) for (let q = a; q <= z; q++) out.add(q);
+  return out;
+};
+
+describe('buffer edges', () => {
+  let dir: string;
+  let path: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'edgeferry-edges-'));
+    path = join(dir, 'b.db');
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A buffer that took `n` samples (all still buffered) and was closed; returns its last seq. */
+  function filled(n: number, file = path): number {
+    const b = new SqliteBuffer(file, OPTS);
+    b.open();
+    let last = 0;
+    for (let i = 0; i < n; i += 10) last = b.append(Array.from({ length: 10 }, (_, k) => s(`p${k}`))).at(-1)!;
+    b.close();
+    return last;
+  }
+
+  const cases: [string, (last: number) => void, string][] = [
+    ['a zero-length file (a power cut with delayed allocation, or `> buffer.db`)', () => truncateSync(path, 0), 'zero_length'],
+    ['a deleted file', () => unlinkSync(path), 'missing'],
+  ];
+  for (const [what, damage, reason] of cases) {
+    it(`continues above every seq used before after ${what}, and says so`, () => {
+      const last = filled(500);
+      damage(last);
+      const b = new SqliteBuffer(path, OPTS);
+      b.open();
+      const next = b.append([s('x')])[0]!;
+      expect(next).toBeGreaterThan(last);
+      const ev = events(b).find((e) => e.event === 'buffer_reset');
+      expect(ev).toMatchObject({ reason, previous_seq: last });
+      expect(ev!.first_seq).toBe(next);
+      b.close();
+    });
+  }
+
+  it('continues above every seq used before when the file is replaced by an older copy', () => {
+    const early = filled(100);
+    copyFileSync(path, join(dir, 'backup.db'));
+    const b1 = new SqliteBuffer(path, OPTS);
+    b1.open();
+    const late = b1.append(Array.from({ length: 200 }, (_, i) => s(`q${i}`))).at(-1)!;
+    b1.close();
+    expect(late).toBe(300);
+    copyFileSync(join(dir, 'backup.db'), path);
+    const b = new SqliteBuffer(path, OPTS);
+    b.open();
+    expect(b.append([s('x')])[0]).toBeGreaterThan(late);
+    expect(events(b).find((e) => e.event === 'buffer_reset')).toMatchObject({ reason: 'older_copy', previous_seq: late, file_seq: early });
+    b.close();
+  });
+
+  it('keeps seqs across a clean restart without gaps and without an event', () => {
+    const last = filled(50);
+    const b = new SqliteBuffer(path, OPTS);
+    b.open();
+    expect(b.append([s('x')])[0]).toBe(last + 1);
+    expect(events(b)).toEqual([]);
+    b.close();
+  });
+
+  it('accounts the samples of a damaged file: an event whose ranges cover every one of them', () => {
+    const n = 2000;
+    filled(n);
+    // Damage the priority index: quick_check fails, the rows themselves stay readable.
+    const db = new Database(path);
+    const root = db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'samples_prio_seq'").pluck().get() as number;
+    const pageSize = db.pragma('page_size', { simple: true }) as number;
+    db.close();
+    const fd = openSync(path, 'r+');
+    writeSync(fd, Buffer.alloc(64, 0xff), 0, 64, (root - 1) * pageSize);
+    closeSync(fd);
+    const b = new SqliteBuffer(path, OPTS);
+    b.open();
+    expect(b.recovered).toBeDefined();
+    const evs = events(b);
+    expect(evs.find((e) => e.event === 'buffer_recovered')).toMatchObject({ samples_in_file: n, first_seq: n + 1 });
+    const lost = evs.filter((e) => e.event === 'data_lost');
+    expect(lost.every((e) => e.reason === 'buffer_damaged')).toBe(true);
+    expect(lost.reduce((k, e) => k + e.count!, 0)).toBe(n);
+    expect(seqsIn(lost)).toEqual(new Set(Array.from({ length: n }, (_, i) => i + 1)));
+    expect(b.append([s('x')])[0]).toBe(n + 1);
+    b.close();
+  });
+
+  it('names every lost seq when one eviction has more than 500 ranges, over several events', () => {
+    const b = new SqliteBuffer(path, { ...OPTS, synchronous: 'normal', maxBytes: 1 << 20 });
+    b.open();
+    const bulk: number[] = [];
+    const pad = 'x'.repeat(200);
+    // Critical and bulk alternate: every evicted bulk sample is a range of its own.
+    for (let i = 0; i < 4000; i++) {
+      const seqs = b.append([s(`c${i}`, 'critical'), s(`b${i}${pad}`, 'bulk')]);
+      bulk.push(seqs[1]!);
+    }
+    const st = b.stats();
+    const lost = events(b).filter((e) => e.event === 'data_lost');
+    expect(st.evicted).toBeGreaterThan(1000);
+    expect(lost.some((e) => e.ranges!.length === 500)).toBe(true);
+    expect(lost.every((e) => e.ranges!.length <= 500 && !('ranges_truncated' in e))).toBe(true);
+    const named = seqsIn(lost);
+    expect(named.size).toBe(st.evicted);
+    expect(lost.reduce((k, e) => k + e.count!, 0)).toBe(st.evicted);
+    expect([...named].every((q) => bulk.includes(q))).toBe(true);
+    b.close();
+  });
+
+  it('gives samples it could not store seqs and a data_lost event, even across a restart', () => {
+    const b = new SqliteBuffer(path, OPTS);
+    const states: string[] = [];
+    b.onHealth = (h) => states.push(h.state);
+    b.open();
+    b.append([s('a'), s('b')]);
+    // Another process holds the write lock (an operator's sqlite3 shell in a transaction).
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    expect(() => b.append([s('c', 'critical'), s('d')])).toThrow(/GW_ERR_BUFFER|append of 2 samples failed/);
+    expect(() => b.append([s('e')])).toThrow();
+    expect(b.health.state).toBe('degraded');
+    expect(b.stats().unstored).toBe(3);
+    b.close(); // the count is in the seq mark, not only in memory
+    other.exec('ROLLBACK');
+    other.close();
+    const again = new SqliteBuffer(path, OPTS);
+    again.open();
+    expect(again.append([s('f')])).toEqual([6]);
+    const lost = events(again).filter((e) => e.event === 'data_lost');
+    expect(lost).toMatchObject([{ reason: 'not_stored', count: 3, ranges: [[3, 5]], by_priority: { critical: 1, normal: 2 } }]);
+    expect(again.stats().unstored).toBe(3);
+    expect(again.health.state).toBe('ok');
+    again.close();
+    expect(states).toEqual(['degraded']);
+  });
+
+  const root = process.getuid?.() === 0;
+  it.skipIf(!root)('on a genuinely full file system keeps taking samples, evicts bulk first and accounts every seq (needs root to mount a tmpfs)', () => {
+    const mnt = mkdtempSync(join(tmpdir(), 'edgeferry-tmpfs-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=6m', 'tmpfs', mnt]);
+    try {
+      const b = new SqliteBuffer(join(mnt, 'b.db'), OPTS);
+      const health: string[] = [];
+      b.onHealth = (h) => health.push(`${h.state}:${h.reasons.join(';')}`);
+      b.open();
+      const critical: number[] = [];
+      let refused = 0;
+      for (let i = 0; i < 2500; i++) {
+        if (i === 1200) {
+          // Another program fills what is left (the headroom included).
+          try {
+            writeFileSync(join(mnt, 'filler'), Buffer.alloc(8 << 20));
+          } catch {
+            /* ENOSPC: the disk is now full to the last block */
+          }
+        }
+        try {
+          const seqs = b.append([s(`c${i}`, 'critical'), ...Array.from({ length: 19 }, (_, k) => s(`b${k}`, 'bulk'))]);
+          critical.push(seqs[0]!);
+        } catch {
+          refused++;
+        }
+      }
+      const st = b.stats();
+      expect(refused).toBe(0);
+      expect(st.byPriority.critical).toBe(2500);
+      const lost = events(b).filter((e) => e.event === 'data_lost');
+      expect(lost.reduce((k, e) => k + e.count!, 0)).toBe(st.evicted + st.unstored);
+      expect(lost.every((e) => e.reason === 'disk_full' && !e.by_priority!.critical)).toBe(true);
+      const stored = new Set(b.readAfter(0, 1e9).map((r) => r.seq));
+      const named = seqsIn(lost);
+      for (let q = 1; q <= st.lastSeq; q++) expect(stored.has(q) || named.has(q)).toBe(true);
+      expect(health[0]).toMatch(/^degraded:disk full/);
+      // Space comes back and the backlog is delivered: the buffer is healthy again by itself.
+      unlinkSync(join(mnt, 'filler'));
+      for (let from = 0; ; ) {
+        const rows = b.readAfter(from, 500);
+        if (!rows.length) break;
+        b.accept(rows.map((r) => r.seq));
+        from = rows.at(-1)!.seq;
+      }
+      for (let i = 0; i < 200; i++) b.append([s('live')]);
+      expect(b.health).toEqual({ state: 'ok', reasons: [] });
+      b.close();
+    } finally {
+      execFileSync('umount', ['-l', mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+    }
+  });
+});
