@@ -23,6 +23,11 @@ export interface CliIo {
   onReload?(fn: () => void): () => void;
   /** The environment (NOTIFY_SOCKET, WATCHDOG_USEC from systemd). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Registers what the process does with an exception nobody caught (the last error boundary);
+   * returns the unregister function. Without one, main.ts prints it and exits 1.
+   */
+  onProcessFault?(fn: (kind: 'unhandledRejection' | 'uncaughtException', err: unknown) => void): () => void;
   version: string;
 }
 
@@ -159,12 +164,27 @@ async function cmdRun(args: string[], io: CliIo): Promise<number> {
       notify.ready(running('; last reload failed'));
     });
   });
-  await io.stopRequested;
+  // The last boundary. A rejected promise nobody awaited left no half-done work behind (every
+  // buffer write is a transaction): count it, log it, carry on. An uncaught exception may have
+  // stopped anything half-way: stop as cleanly as possible (the buffer keeps what it has) and exit
+  // non-zero, so that systemd starts a fresh process.
+  let fatal: unknown;
+  let onFatal = () => undefined as void;
+  const fatalStop = new Promise<void>((r) => (onFatal = r));
+  const offFault = io.onProcessFault?.((kind, err) => {
+    gw.fault('process', err);
+    if (kind !== 'uncaughtException' || fatal !== undefined) return;
+    fatal = err;
+    log.fatal({ err }, 'uncaught exception: state unknown, stopping [GW_ERR_INTERNAL]');
+    onFatal();
+  });
+  await Promise.race([io.stopRequested, fatalStop]);
   offReload?.();
-  log.info('stop requested');
+  log.info(fatal === undefined ? 'stop requested' : 'stopping after an uncaught exception');
   notify.stopping('stopping: draining the buffer');
   await reloading;
   await gw.stop();
+  offFault?.();
   notify.close();
-  return EXIT.OK;
+  return fatal === undefined ? EXIT.OK : EXIT.FAILURE;
 }

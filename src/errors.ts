@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   GW_ERR_BAD_FRAME: 'a device answer was garbled (e.g. a Modbus RTU CRC error); counted, the request fails, the link stays',
   GW_ERR_BUFFER: 'the store-and-forward buffer could not be opened or written',
   GW_ERR_TLS_FILE: 'a TLS file named in the config could not be read',
+  GW_ERR_INTERNAL: 'an exception reached the process level uncaught; the gateway stopped cleanly and exits 1 for systemd to restart it',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

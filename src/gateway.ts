@@ -19,6 +19,7 @@ import type { HealthSnapshot } from './core/device-health.js';
 import { LinkRunner, type LinkHooks } from './core/link-runner.js';
 import type { DriverSpec, Reading } from './core/driver.js';
 import { Failover } from './core/failover.js';
+import { GatewayHealth, type HealthState } from './core/gateway-health.js';
 import { ReportFilter } from './core/report-filter.js';
 import type { Sample } from './core/sample.js';
 import { Scheduler } from './core/scheduler.js';
@@ -34,6 +35,8 @@ export interface GatewayDeps {
   mqttConnect?: MqttConnect;
   /** Deadline for draining the buffer on stop(). Default 5 s (systemd's TimeoutStopSec is longer). */
   drainMs?: number;
+  /** The inference worker script (tests wrap the real one to make it fail). */
+  inferenceWorkerFile?: string;
 }
 
 export interface Gateway {
@@ -58,6 +61,10 @@ export interface Gateway {
   reload(next: LoadedConfig): Promise<ReloadReport>;
   /** Extra fields of the retained gateway status message (the outcome of the last reload). */
   reportGatewayStatus(extra: Record<string, unknown>): void;
+  /** "up", or "degraded" with a reason per component (also on /healthz and the status topic). */
+  readonly health: HealthState;
+  /** Counts and logs an exception caught outside the gateway (the process-level handler). */
+  fault(component: string, err: unknown): void;
 }
 
 export interface ReloadReport {
@@ -79,15 +86,37 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const metrics = createMetrics();
   const bufferPath = isAbsolute(g.buffer.path) ? g.buffer.path : resolve(baseDir, g.buffer.path);
   const buffer = new SqliteBuffer(bufferPath, { synchronous: g.buffer.synchronous, maxBytes: g.buffer.max_bytes, maxAgeS: g.buffer.max_age_s });
+  /** Fields of the retained gateway status besides the health: the outcome of the last reload. */
+  let statusExtra: Record<string, unknown> = {};
+  // Declared before the publisher exists; health changes before start() reach it on connect.
+  let publishHealth = () => undefined as void;
+  const gwHealth = new GatewayHealth(log.child({ component: 'health' }), metrics, () => publishHealth());
   const publisher = new MqttPublisher(
     g.mqtt,
     { site: g.site, gateway: g.gateway_id },
-    { buffer, log: log.child({ component: 'publisher' }), metrics, baseDir, connect: deps.mqttConnect, replayRate: g.buffer.replay_rate, replayOrder: g.buffer.replay_order },
+    {
+      buffer,
+      log: log.child({ component: 'publisher' }),
+      metrics,
+      baseDir,
+      connect: deps.mqttConnect,
+      replayRate: g.buffer.replay_rate,
+      replayOrder: g.buffer.replay_order,
+      fault: (component, err) => gwHealth.fault(component, err),
+    },
   );
+  publishHealth = () => publisher.setGatewayStatus({ ...statusExtra, ...gwHealth.state });
+  publishHealth();
+  buffer.onHealth = (h) => gwHealth.set('buffer', h.state === 'ok' ? undefined : h.reasons.join('; '));
   const scheduler = new Scheduler({
     onOverrun: (group, n) => {
       metrics.overruns.inc({ device: group.device, interval_ms: String(group.intervalMs) }, n);
       log.debug({ device: group.device, interval_ms: group.intervalMs, skipped: n }, 'poll overrun');
+    },
+    onFault: (group, err) => {
+      if (err === undefined) return gwHealth.set(`poll ${group.id}`, undefined);
+      gwHealth.fault('poll', err, { device: group.device, group: group.id });
+      gwHealth.set(`poll ${group.id}`, `poll group failed: ${(err as Error)?.message ?? String(err)}`);
     },
   });
   const links = new Map<string, LinkRunner>();
@@ -97,8 +126,9 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const health = new HealthServer(metrics, {
     health: () => ({
       ok: true,
+      ...gwHealth.state,
       mqtt: publisher.isConnected ? 'connected' : 'disconnected',
-      buffer: (({ depth, bytes, evicted, deadLetters }) => ({ depth, bytes, evicted, dead_letters: deadLetters }))(buffer.stats()),
+      buffer: (({ depth, bytes, evicted, unstored, deadLetters }) => ({ depth, bytes, evicted, unstored, dead_letters: deadLetters, state: buffer.health.state }))(buffer.stats()),
       devices: Object.fromEntries([...deviceLink].map(([name, r]) => [name, r.health(name)?.state])),
     }),
     refreshGauges: () => {
@@ -106,6 +136,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       metrics.bufferDepth.set(st.depth);
       metrics.bufferBytes.set(st.bytes);
       metrics.bufferEvicted.set(st.evicted);
+      metrics.bufferUnstored.set(st.unstored);
       metrics.deadLetters.set(st.deadLetters);
       metrics.bufferAge.set(st.oldestTs === undefined ? 0 : Math.max(0, (Date.now() - st.oldestTs) / 1000));
     },
@@ -130,6 +161,8 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
           else metrics.elImages.inc({ outcome: what }, n);
           metrics.elQueue.set(queued);
         },
+        fault: (err) => gwHealth.fault('inference', err),
+        workerFile: deps.inferenceWorkerFile,
       })
     : undefined;
 
@@ -220,8 +253,9 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
         buffer.append(pollPayload ? encodePollMessages(samples) : samples);
         metrics.buffered.inc(samples.length);
       } catch (err) {
-        // The disk refused: nothing already buffered is touched; these samples are lost and said so.
-        log.error({ err, device: device.name, lost: samples.length }, 'buffer append failed');
+        // The disk refused even after eviction: nothing already buffered is touched; these samples
+        // are counted and get a data_lost event, and the buffer reports itself degraded (once).
+        log.debug({ err, device: device.name, lost: samples.length }, 'buffer append failed');
         return;
       }
       publisher.wake();
@@ -302,6 +336,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     // Polls in progress finish (their samples are buffered) before their links close.
     await Promise.all(down.map((n) => scheduler.remove(n)));
     for (const n of down) {
+      gwHealth.forget(`poll ${n}@`);
       failovers.get(n)?.stop();
       failovers.delete(n);
       deviceLink.delete(n);
@@ -325,7 +360,14 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   return {
     metrics,
     reload,
-    reportGatewayStatus: (extra) => publisher.setGatewayStatus(extra),
+    reportGatewayStatus: (extra) => {
+      statusExtra = extra;
+      publishHealth();
+    },
+    get health() {
+      return gwHealth.state;
+    },
+    fault: (component, err) => gwHealth.fault(component, err),
     get healthPort() {
       return healthPort;
     },

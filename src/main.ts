@@ -16,6 +16,21 @@ const stopRequested = new Promise<void>((resolve) => {
   process.on('SIGTERM', onSignal);
 });
 
+// Exceptions nobody caught: the running gateway counts and logs them (cli.ts); other commands, or
+// before the gateway is up, print and exit 1 as Node would.
+const faultHandlers = new Set<(kind: 'unhandledRejection' | 'uncaughtException', err: unknown) => void>();
+const onProcessFault = (kind: 'unhandledRejection' | 'uncaughtException') => (err: unknown) => {
+  if (!faultHandlers.size) {
+    process.stderr.write(`edgeferry: ${kind}: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  }
+  for (const h of faultHandlers) h(kind, err);
+  // An uncaught exception stops the gateway; if that hangs too, end here.
+  if (kind === 'uncaughtException') setTimeout(() => process.exit(1), 20_000).unref();
+};
+process.on('unhandledRejection', onProcessFault('unhandledRejection'));
+process.on('uncaughtException', onProcessFault('uncaughtException'));
+
 runCli(process.argv.slice(2), {
   cwd: process.cwd(),
   out: (l) => process.stdout.write(l + '\n'),
@@ -26,6 +41,10 @@ runCli(process.argv.slice(2), {
     return () => process.off('SIGHUP', fn);
   },
   env: process.env,
+  onProcessFault: (fn) => {
+    faultHandlers.add(fn);
+    return () => faultHandlers.delete(fn);
+  },
   version: pkg.version,
 }).then(
   (code) => {

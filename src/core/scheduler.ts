@@ -8,13 +8,18 @@ export interface PollGroup {
   readonly id: string;
   readonly device: string;
   readonly intervalMs: number;
-  /** Runs one poll; must not throw (the device runner and pipeline catch everything). */
+  /**
+   * Runs one poll. Should not throw (the link runner and the pipeline catch what they expect);
+   * whatever still does is caught here and reported to onFault, and the group keeps its schedule.
+   */
   run(): Promise<void>;
 }
 
 export interface SchedulerHooks {
   /** A tick came while the previous poll of the group was still running. */
   onOverrun(group: PollGroup, skippedTicks: number): void;
+  /** A poll threw (err), or the group's first poll to succeed after one that threw (undefined). */
+  onFault?(group: PollGroup, err: unknown): void;
 }
 
 export interface Clock {
@@ -29,6 +34,8 @@ interface GroupState {
   /** The poll in progress, if any. */
   current: Promise<void> | undefined;
   removed: boolean;
+  /** The last poll threw. */
+  faulted: boolean;
 }
 
 export class Scheduler {
@@ -43,7 +50,7 @@ export class Scheduler {
 
   /** Adds a poll group; while running (a config reload), its first poll is due at once. */
   add(group: PollGroup): void {
-    const s: GroupState = { group, start: 0, tick: 0, timer: undefined, current: undefined, removed: false };
+    const s: GroupState = { group, start: 0, tick: 0, timer: undefined, current: undefined, removed: false, faulted: false };
     this.states.push(s);
     if (!this.stopped) this.begin(s, this.clock.now(), 0);
   }
@@ -79,7 +86,26 @@ export class Scheduler {
     if (s.current) {
       this.hooks.onOverrun(s.group, 1);
     } else {
-      const p = s.group.run().finally(() => {
+      // The error boundary of every poll: a throw (sync or async) never leaves the scheduler.
+      let started: Promise<void>;
+      try {
+        started = s.group.run();
+      } catch (err) {
+        started = Promise.reject(err);
+      }
+      const p = started
+        .then(
+          () => {
+            if (!s.faulted) return;
+            s.faulted = false;
+            this.report(s.group, undefined);
+          },
+          (err: unknown) => {
+            s.faulted = true;
+            this.report(s.group, err);
+          },
+        )
+        .finally(() => {
         s.current = undefined;
         this.inFlight.delete(p);
       });
@@ -87,6 +113,14 @@ export class Scheduler {
       this.inFlight.add(p);
     }
     this.arm(s);
+  }
+
+  private report(group: PollGroup, err: unknown): void {
+    try {
+      this.hooks.onFault?.(group, err);
+    } catch {
+      /* the reporter itself failed: the schedule goes on */
+    }
   }
 
   private arm(s: GroupState): void {

@@ -42,6 +42,9 @@ export function createMetrics() {
     bufferEvicted: new Gauge({ name: 'edgeferry_buffer_evicted', help: 'Samples evicted at the buffer bounds since the buffer file was created (each eviction is also an event on the events topic).', registers: [registry] }),
     deadLetters: new Gauge({ name: 'edgeferry_buffer_dead_letters', help: 'Messages the broker refused for good, kept in the dead_letter table.', registers: [registry] }),
     replayed: new Counter({ name: 'edgeferry_samples_replayed_total', help: 'Backlog samples published after an outage (flagged historical); rate() gives the replay rate.', registers: [registry] }),
+    faults: new Counter({ name: 'edgeferry_faults_total', help: 'Exceptions caught at an error boundary (poll group, publisher, inference worker, process) by component; the gateway carried on.', labelNames: ['component'], registers: [registry] }),
+    degraded: new Gauge({ name: 'edgeferry_degraded', help: '1 while a component is degraded (its reason is on /healthz and the gateway status topic).', labelNames: ['component'], registers: [registry] }),
+    bufferUnstored: new Gauge({ name: 'edgeferry_buffer_unstored', help: 'Samples the disk refused even after eviction since the buffer file was created (each is also in a data_lost event).', registers: [registry] }),
     bufferAge: new Gauge({ name: 'edgeferry_buffer_oldest_age_seconds', help: 'Age of the oldest sample waiting in the buffer (0 when empty).', registers: [registry] }),
   };
   return m;

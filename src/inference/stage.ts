@@ -29,7 +29,14 @@ export interface StageDeps {
   status(payload: Record<string, unknown>): void;
   /** Counts for /metrics (optional). */
   count?(what: 'classified' | 'rejected' | 'model_rejected', n: number, queued: number): void;
+  /** A worker died or a batch failed in it (counted and logged by the gateway's health). */
+  fault?(err: unknown): void;
+  /** The worker script; tests pass one that wraps the real worker. */
+  workerFile?: string;
 }
+
+/** Tries per image in workers that died or failed on its batch before it is rejected with the reason. */
+const TRIES = 2;
 
 export interface StageCounters {
   classified: number;
@@ -37,6 +44,7 @@ export interface StageCounters {
   batches: number;
   modelLoads: number;
   modelRejected: number;
+  workerRestarts: number;
 }
 
 /** Names in `dir`; none if it cannot be read. */
@@ -65,7 +73,7 @@ function workerFile(): string {
 }
 
 export class InferenceStage {
-  readonly counters: StageCounters = { classified: 0, rejected: 0, batches: 0, modelLoads: 0, modelRejected: 0 };
+  readonly counters: StageCounters = { classified: 0, rejected: 0, batches: 0, modelLoads: 0, modelRejected: 0, workerRestarts: 0 };
   private readonly inbox: string;
   private readonly processed: string;
   private readonly rejected: string;
@@ -75,6 +83,11 @@ export class InferenceStage {
   private workers: Worker[] = [];
   /** Workers with a batch in flight. */
   private readonly busy = new Set<Worker>();
+  /** The message each worker is answering, so that a worker's death can answer it instead. */
+  private readonly pending = new Map<Worker, Set<number>>();
+  /** Failed tries per image (a batch that failed or whose worker died). */
+  private readonly tries = new Map<string, number>();
+  private lastWorkerError: string | undefined;
   /** Set while a model is being swapped in: no new batches until it is done. */
   private swapping = false;
   private modelBytes: Uint8Array | undefined;
@@ -120,18 +133,7 @@ export class InferenceStage {
     for (const d of [this.processed, this.rejected]) {
       if (statSync(d).dev !== dev) throw new Error(`inference: ${d} must be on the same file system as the inbox ${this.inbox} (images are moved by rename)`);
     }
-    for (let i = 0; i < this.cfg.workers; i++) {
-      // A small young generation: the worker's garbage is short-lived image buffers, and V8's default
-      // semi-spaces kept about 13 MB more resident per worker with no gain in speed (bench/el.ts).
-      const w = new Worker(workerFile(), { workerData: { threads: this.cfg.threads }, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
-      w.on('message', (m: FromWorker) => {
-        const cb = this.waiting.get(m.seq);
-        this.waiting.delete(m.seq);
-        cb?.(m);
-      });
-      w.on('error', (err) => this.deps.log.error({ err }, 'inference worker failed'));
-      this.workers.push(w);
-    }
+    for (let i = 0; i < this.cfg.workers; i++) this.spawn();
     const loaded = await this.loadModel();
     if (!loaded) throw new Error(`EL model in ${this.modelDir} could not be loaded: ${this.lastModelError}`);
     // Pick up on rename (the camera's write-then-rename), and rescan what arrived while stopped.
@@ -147,6 +149,53 @@ export class InferenceStage {
     });
     this.rescan();
     this.publishStatus();
+  }
+
+  private spawn(): Worker {
+    // A small young generation: the worker's garbage is short-lived image buffers, and V8's default
+    // semi-spaces kept about 13 MB more resident per worker with no gain in speed (bench/el.ts).
+    const w = new Worker(this.deps.workerFile ?? workerFile(), { workerData: { threads: this.cfg.threads }, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+    this.pending.set(w, new Set());
+    w.on('message', (m: FromWorker) => {
+      const cb = this.waiting.get(m.seq);
+      this.waiting.delete(m.seq);
+      this.pending.get(w)?.delete(m.seq);
+      cb?.(m);
+    });
+    // An uncaught error ends the worker: 'exit' follows and does the counting.
+    w.on('error', (err) => (this.lastWorkerError = err.message));
+    w.on('exit', (code) => void this.exited(w, code));
+    this.workers.push(w);
+    return w;
+  }
+
+  /**
+   * Supervision: a worker that ended on its own (an uncaught error, out of memory) answers its
+   * pending messages with a failure — so its batch is retried or rejected, never left busy — and is
+   * replaced by a new one with the model in service.
+   */
+  private async exited(w: Worker, code: number): Promise<void> {
+    const seqs = this.pending.get(w) ?? new Set<number>();
+    this.pending.delete(w);
+    this.workers = this.workers.filter((x) => x !== w);
+    if (this.stopped) return;
+    const error = `inference worker exited (code ${code}${this.lastWorkerError ? `: ${this.lastWorkerError}` : ''})`;
+    this.lastWorkerError = undefined;
+    this.counters.workerRestarts++;
+    this.deps.log.error({ code, restarts: this.counters.workerRestarts }, 'inference worker died; starting a new one');
+    this.deps.fault?.(new Error(error));
+    for (const seq of seqs) {
+      const cb = this.waiting.get(seq);
+      this.waiting.delete(seq);
+      cb?.({ type: 'failed', seq, error, died: true });
+    }
+    const fresh = this.spawn();
+    if (this.model && this.modelBytes) {
+      const reply = await this.call(fresh, { type: 'load', seq: ++this.seq, bytes: this.modelBytes, manifest: this.model.manifest, sha256: this.model.sha256 });
+      if (reply.type !== 'loaded' || !reply.ok) this.deps.log.error({ error: reply.type === 'failed' ? reply.error : reply.type === 'loaded' && !reply.ok ? reply.error : 'no answer' }, 'new inference worker could not load the model');
+    }
+    this.publishStatus();
+    this.pump();
   }
 
   /** Checks and swaps in the model in model_dir. False (and the old model keeps serving) if it is refused. */
@@ -210,7 +259,9 @@ export class InferenceStage {
 
   private call(w: Worker, m: ToWorker): Promise<FromWorker> {
     return new Promise((resolve) => {
+      if (!this.pending.has(w)) return resolve({ type: 'failed', seq: m.seq, error: 'inference worker is gone' });
       this.waiting.set(m.seq, resolve);
+      this.pending.get(w)!.add(m.seq);
       // Model bytes are copied (the buffer stays usable here); file lists are small.
       w.postMessage(m);
     });
@@ -225,6 +276,7 @@ export class InferenceStage {
       queued: this.queue.length,
       classified: this.counters.classified,
       rejected: this.counters.rejected,
+      worker_restarts: this.counters.workerRestarts,
       ts: new Date().toISOString(),
     });
   }
@@ -256,14 +308,16 @@ export class InferenceStage {
   private pump(): void {
     if (!this.stopped && !this.swapping && this.model) {
       for (const w of this.workers) {
-        if (!this.queue.length) break;
+        if (!this.queue.length && !this.retryOne.length) break;
         if (this.busy.has(w)) continue;
-        this.dispatch(w, this.queue.splice(0, this.cfg.max_batch));
+        const retry = this.retryOne.shift();
+        if (retry !== undefined) this.dispatch(w, [retry]);
+        else this.dispatch(w, this.queue.splice(0, this.cfg.max_batch));
       }
     }
     if (!this.busy.size) {
       for (const cb of this.batchWaiters.splice(0)) cb();
-      if (!this.queue.length || this.stopped) for (const cb of this.idle.splice(0)) cb();
+      if ((!this.queue.length && !this.retryOne.length) || this.stopped) for (const cb of this.idle.splice(0)) cb();
     }
   }
 
@@ -272,7 +326,11 @@ export class InferenceStage {
     void this.call(w, { type: 'batch', seq: ++this.seq, files }).then((reply) => {
       this.busy.delete(w);
       if (reply.type === 'results') this.settle(reply.results, reply.sha256);
-      for (const f of files) this.known.delete(f);
+      else if (reply.type === 'failed') {
+        if (!reply.died) this.deps.fault?.(new Error(reply.error));
+        this.failed(files, reply.error);
+      }
+      for (const f of files) if (!this.retryOne.includes(f)) this.known.delete(f);
       if (this.overflowed && this.queue.length < this.cfg.max_queue / 2) {
         this.overflowed = false;
         this.rescan();
@@ -280,6 +338,31 @@ export class InferenceStage {
       this.pump();
     });
   }
+
+  /** A batch whose worker died or threw: each image is tried again, or rejected after TRIES. */
+  private failed(files: string[], error: string): void {
+    const again: string[] = [];
+    for (const f of files) {
+      const n = (this.tries.get(f) ?? 0) + 1;
+      if (n < TRIES) {
+        this.tries.set(f, n);
+        again.push(f);
+        continue;
+      }
+      this.tries.delete(f);
+      this.counters.rejected++;
+      this.deps.count?.('rejected', 1, this.queue.length);
+      this.deps.log.warn({ image: basename(f), reason: error }, 'EL image rejected');
+      const dest = this.move(f, this.rejected);
+      if (dest) writeFileSync(`${dest}.reason.txt`, `${error} (${TRIES} tries)\n`);
+    }
+    // Tried again one at a time, so that one bad image does not take its batch-mates down again.
+    this.retryOne.push(...again);
+    this.publishStatus();
+  }
+
+  /** Images to try again, each in a batch of its own. */
+  private readonly retryOne: string[] = [];
 
   private ids(file: string): { station: string; line?: string; cell?: string } {
     const g = this.pattern?.exec(basename(file))?.groups;
@@ -329,6 +412,7 @@ export class InferenceStage {
       }
       return;
     }
+    for (const r of results) this.tries.delete(r.file);
     this.counters.classified += ok.length;
     this.deps.count?.('classified', ok.length, this.queue.length);
     for (const r of ok) this.move(r.file, this.processed);
@@ -371,7 +455,7 @@ export class InferenceStage {
 
   /** Resolves when the queue is empty and no batch is in flight (tests, drain on stop). */
   whenIdle(): Promise<void> {
-    if (!this.busy.size && !this.queue.length) return Promise.resolve();
+    if (!this.busy.size && !this.queue.length && !this.retryOne.length) return Promise.resolve();
     return new Promise((r) => this.idle.push(r));
   }
 

@@ -21,7 +21,9 @@ export interface ImageResult {
 export type FromWorker =
   | { type: 'loaded'; seq: number; ok: true; sha256: string; selfTestMs: number }
   | { type: 'loaded'; seq: number; ok: false; error: string }
-  | { type: 'results'; seq: number; sha256: string; results: ImageResult[] };
+  | { type: 'results'; seq: number; sha256: string; results: ImageResult[] }
+  /** The batch threw (or, made up by the stage, the worker died while it was running it). */
+  | { type: 'failed'; seq: number; error: string; died?: boolean };
 
 const port = parentPort!;
 const threads = (workerData as { threads?: number } | undefined)?.threads ?? 1;
@@ -94,7 +96,13 @@ async function batch(m: Extract<ToWorker, { type: 'batch' }>): Promise<FromWorke
 let chain = Promise.resolve();
 port.on('message', (m: ToWorker) => {
   chain = chain.then(async () => {
-    const reply = m.type === 'load' ? await load(m) : await batch(m);
+    let reply: FromWorker;
+    try {
+      reply = m.type === 'load' ? await load(m) : await batch(m);
+    } catch (err) {
+      // Never leave a message unanswered: the stage would wait for it forever.
+      reply = { type: 'failed', seq: m.seq, error: `inference failed: ${(err as Error).message ?? String(err)}` };
+    }
     port.postMessage(reply);
   });
 });

@@ -34,9 +34,13 @@ export interface PublisherDeps {
   replayRate: number;
   replayOrder?: 'strict' | 'live_first';
   connect?: MqttConnect;
+  /** An exception caught at one of the publisher's boundaries (the buffer refused a read or delete). */
+  fault?: (component: string, err: unknown) => void;
 }
 
 const ACK_FLUSH_MS = 20;
+/** After the buffer refused a read or a delete, the next try. */
+const RETRY_MS = 1000;
 
 export class MqttPublisher {
   private client: MqttClient | undefined;
@@ -65,6 +69,7 @@ export class MqttPublisher {
   private tokens = 0;
   private tokensAt = 0;
   private replayTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly cfg: MqttConfig,
@@ -256,6 +261,20 @@ export class MqttPublisher {
   }
 
   private pump(): void {
+    try {
+      this.pumpOnce();
+    } catch (err) {
+      // The buffer refused a read (a locked or failing disk): what is unsent stays in it; try again.
+      this.pumping = false;
+      this.deps.fault?.('publisher', err);
+      this.retryTimer ??= setTimeout(() => {
+        this.retryTimer = undefined;
+        this.pump();
+      }, RETRY_MS);
+    }
+  }
+
+  private pumpOnce(): void {
     const client = this.client;
     if (!client || !this.connected || this.pumping) return;
     this.pumping = true;
@@ -318,7 +337,11 @@ export class MqttPublisher {
           // The broker refused this message for good (MQTT 5 reason code): resending would block
           // the queue forever. Dead-letter it with the reason; it is counted and kept.
           this.deps.log.error({ seq, reason_code: code, reason: err.message }, 'message refused by the broker; moved to dead_letter');
-          this.deps.buffer.reject([seq], `${err.message} (reason code 0x${code.toString(16)})`);
+          try {
+            this.deps.buffer.reject([seq], `${err.message} (reason code 0x${code.toString(16)})`);
+          } catch (e) {
+            this.deps.fault?.('publisher', e); // the row stays and is sent again on the next connection
+          }
           this.pump();
         }
         return; // otherwise the connection is going away; the row is resent on the next one
@@ -340,7 +363,12 @@ export class MqttPublisher {
       client.publish(this.eventsTopic, ev.body, { qos: 1 }, (err) => {
         if (this.client !== client) return;
         this.eventsInFlight.delete(ev.id);
-        if (!err) this.deps.buffer.ackEvent(ev.id);
+        if (err) return;
+        try {
+          this.deps.buffer.ackEvent(ev.id);
+        } catch (e) {
+          this.deps.fault?.('publisher', e); // sent again later: a duplicate event, not a lost one
+        }
       });
     }
   }
@@ -351,7 +379,16 @@ export class MqttPublisher {
     if (!this.acked.length) return;
     const seqs = this.acked;
     this.acked = [];
-    this.deps.buffer.accept(seqs);
+    try {
+      this.deps.buffer.accept(seqs);
+    } catch (err) {
+      // The broker has them; the rows stay until the delete goes through (if they are sent again
+      // after a reconnect meanwhile, that is a duplicate, not a loss).
+      this.acked = seqs.concat(this.acked);
+      this.deps.fault?.('publisher', err);
+      this.ackTimer = setTimeout(() => this.flushAcks(), RETRY_MS);
+      return;
+    }
     this.deps.metrics.published.inc(seqs.length);
     if (this.inflight === 0 && this.drainWaiters.length && this.deps.buffer.depth() === 0) {
       for (const w of this.drainWaiters.splice(0)) w();
@@ -377,12 +414,14 @@ export class MqttPublisher {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.replayTimer);
+    clearTimeout(this.retryTimer);
     const client = this.client;
     if (client && this.connected) {
       const offline = new Promise<void>((r) => client.publish(this.statusTopic, this.statusPayload('offline', { reason: 'stopped' }), { qos: 1, retain: true }, () => r()));
       await withDeadline(offline, 2000, () => new Error('no PUBACK for the offline status')).catch(() => undefined);
     }
     this.flushAcks();
+    clearTimeout(this.ackTimer); // a delete the buffer refused is left for the next start (a resend)
     this.connected = false;
     this.client = undefined;
     if (client) {

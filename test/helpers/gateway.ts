@@ -6,7 +6,7 @@ import pino, { type Logger } from 'pino';
 import { DRIVERS } from '../../drivers/registry.js';
 import { ConfigLoader } from '../../src/config/load.js';
 import { formatProblem } from '../../src/config/yaml-file.js';
-import { buildGateway, type Gateway } from '../../src/gateway.js';
+import { buildGateway, type Gateway, type GatewayDeps } from '../../src/gateway.js';
 import type { Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 
 export interface TestGateway {
@@ -21,8 +21,12 @@ export function makeGateway(
   log: Logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
   /** Writes extra files (certificates, …) into the config folder before the config is loaded. */
   prepare?: (dir: string) => void,
+  /** Dependencies to replace (drivers wrapped to misbehave, a worker script, …). */
+  deps: Partial<GatewayDeps> = {},
+  /** The folder to use (a mount made by the test); a new temporary one by default. */
+  dirIn?: string,
 ): TestGateway {
-  const dir = mkdtempSync(join(tmpdir(), 'edgeferry-gw-'));
+  const dir = dirIn ?? mkdtempSync(join(tmpdir(), 'edgeferry-gw-'));
   writeFileSync(join(dir, 'gateway.yaml'), gatewayYaml);
   writeFileSync(join(dir, 'devices.yaml'), devicesYaml);
   prepare?.(dir);
@@ -32,13 +36,14 @@ export function makeGateway(
     log,
     drivers: DRIVERS,
     drainMs: 2000,
+    ...deps,
   });
   return {
     gw,
     dir,
     cleanup: async () => {
       await gw.stop();
-      rmSync(dir, { recursive: true, force: true });
+      if (!dirIn) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
