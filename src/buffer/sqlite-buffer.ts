@@ -378,18 +378,32 @@ export class SqliteBuffer {
    */
   private makeRoom(): void {
     this.problem('disk_full', this.problems.get('disk_full') ?? 'disk full: evicting the oldest samples by priority');
+    // No more growth than the disk has now (another program may have taken the headroom), and the
+    // WAL folded back so that its next frames reuse blocks it has already.
+    this.updateCap();
+    this.checkpoint();
     const pages = this.s.pageCount.get() as number;
     const want = Math.max(16, Math.min(4096, Math.floor(pages / 50)));
     const enough = () => (this.s.freePages.get() as number) >= want;
     try {
-      this.evict('disk_full', enough);
+      this.evict('disk_full', enough, () => this.checkpoint());
     } catch (err) {
       if (!isDiskError(err)) throw err;
       this.reserve?.drop();
       this.problem('disk_full', 'disk full: reserve given back to evict');
-      this.evict('disk_full', enough);
+      this.checkpoint();
+      this.evict('disk_full', enough, () => this.checkpoint());
     }
     this.updateCap();
+  }
+
+  /** Folds the WAL into the database and restarts it from its beginning; a failure is left for later. */
+  private checkpoint(): void {
+    try {
+      this.handle.pragma('wal_checkpoint(RESTART)');
+    } catch {
+      /* the database file could not grow: the reserve or an eviction makes room */
+    }
   }
 
   /** Keeps the buffer under max_bytes (evicting to 90 % so it does not evict on every append) and max_age_s. */
