@@ -78,6 +78,7 @@ const satPoll = readJson<Saturate>(join(tmp, 'saturate-poll.json'));
 const elOut = run('el', ['--images', '1000']);
 const pipelineOut = run('pipeline', ['--plcs', '20', '--points', '50', '--interval', '100', '--seconds', '15']);
 const bufferOut = run('buffer', []);
+const diskOut = run('full-disk', []);
 const rtuOut = run('rtu', []);
 const mstpOut = run('mstp', []);
 let long: Plant | undefined;
@@ -139,6 +140,7 @@ if (long) {
 lines.push('## EL inference stage (`bench/el.ts`)', '', '```', elOut, '```', '');
 lines.push('## Pipeline, 20 PLCs at 10 polls/s (`bench/pipeline.ts`)', '', '```', pipelineOut, '```', '');
 lines.push('## Store-and-forward buffer (`bench/buffer.ts`)', '', '```', bufferOut, '```', '');
+lines.push('## The buffer on a full disk (`bench/full-disk.ts`)', '', '```', diskOut, '```', '');
 lines.push('## Modbus RTU over a virtual serial line (`bench/rtu.ts`)', '', '```', rtuOut, '```', '');
 lines.push('## BACnet MS/TP on a paced virtual RS485 line (`bench/mstp.ts`)', '', '```', mstpOut, '```', '');
 const notes = join(root, 'bench', 'FINDINGS.md');

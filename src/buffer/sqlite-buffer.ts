@@ -149,7 +149,6 @@ export class SqliteBuffer {
     this.eventsPending = this.s.eventCount.get() as number;
     this.continueSeqs(before, mark);
     this.reserve = new ReserveFile(`${this.path}.reserve`, Math.min(16 << 20, Math.max(this.walPages * 4096, 256 * 1024)));
-    this.reserve.make();
     this.updateCap();
   }
 
@@ -263,6 +262,8 @@ export class SqliteBuffer {
     } catch {
       return;
     }
+    // A reserve given back (or never made: the disk was full at start) is made again once there is room.
+    if (this.reserve && !this.reserve.present && available > this.headroom + this.reserve.bytes && this.reserve.make()) available -= this.reserve.bytes;
     const pageSize = this.s.pageSize.get() as number;
     const pages = this.s.pageCount.get() as number;
     let cap = pages + Math.max(0, Math.floor((available - this.headroom) / pageSize));
@@ -271,7 +272,7 @@ export class SqliteBuffer {
     if (!this.problems.has('disk_full')) return;
     // Room again: the reserve could be made, and a tenth of the file (or more) can take new rows.
     const room = (this.s.freePages.get() as number) + Math.max(0, cap - pages);
-    if (room >= Math.max(64, pages / 10) && this.reserve?.make() && !this.unrecorded.count) this.problem('disk_full', undefined);
+    if (room >= Math.max(64, pages / 10) && this.reserve?.present && !this.unrecorded.count) this.problem('disk_full', undefined);
   }
 
   /**
