@@ -23,10 +23,21 @@ export class HealthServer {
       if (req.method !== 'GET') {
         res.writeHead(405).end();
       } else if (url === '/healthz') {
-        const h = this.source.health();
+        let h: ReturnType<HealthSource['health']>;
+        try {
+          h = this.source.health();
+        } catch (err) {
+          // The snapshot itself failed (the buffer refused a query): say so, don't take the process down.
+          res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: false, error: (err as Error).message }));
+          return;
+        }
         res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(h));
       } else if (url === '/metrics') {
-        this.source.refreshGauges();
+        try {
+          this.source.refreshGauges();
+        } catch {
+          /* the gauges keep their last values; the rest of the metrics are still worth serving */
+        }
         this.metrics.registry.metrics().then(
           (text) => res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(text),
           (err: Error) => res.writeHead(500).end(err.message),

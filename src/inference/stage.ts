@@ -144,7 +144,7 @@ export class InferenceStage {
       if (name && (name.toString() === this.model?.manifest.file || name.toString() === 'model.json')) {
         // Debounce: a copy and a rename arrive as several events.
         clearTimeout(this.reloadTimer);
-        this.reloadTimer = setTimeout(() => void this.reload(), 200);
+        this.reloadTimer = setTimeout(() => void this.reload().catch((err: unknown) => this.deps.fault?.(err)), 200);
       }
     });
     this.rescan();

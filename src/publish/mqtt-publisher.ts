@@ -195,8 +195,18 @@ export class MqttPublisher {
         this.client = undefined;
       }
       client.end(true);
-      if (!this.stopped) this.reconnectTimer = setTimeout(() => this.openConnection(), this.cfg.reconnect_ms);
+      if (!this.stopped) this.reconnectTimer = setTimeout(() => this.reconnect(), this.cfg.reconnect_ms);
     });
+  }
+
+  /** A timer's callback: whatever goes wrong, the publisher tries again later. */
+  private reconnect(): void {
+    try {
+      this.openConnection();
+    } catch (err) {
+      this.deps.fault?.('publisher', err);
+      if (!this.stopped) this.reconnectTimer = setTimeout(() => this.reconnect(), this.cfg.reconnect_ms);
+    }
   }
 
   private sendDeviceStatus(device: string, s: HealthSnapshot): void {

@@ -116,6 +116,10 @@ describe('a full disk', () => {
     await b.restart();
     await until('drained and up', (h) => h.health === 'up' && h.mqtt === 'connected' && h.buffer.depth < POINTS * 4, 120_000);
     const recoverS = (Date.now() - backAt) / 1000;
+    // Plant systems see it too: the retained gateway status said degraded (disk full), then up.
+    const statuses = () => sub.messages.filter((m) => m.topic === 's/g/status' && m.at >= backAt);
+    expect(statuses().some((m) => m.json.health === 'degraded' && /disk full/.test(String((m.json.degraded as Record<string, string>).buffer)))).toBe(true);
+    await sub.waitFor(() => statuses().some((m) => m.json.health === 'up' && m.json.state === 'online'), 15_000, 'the gateway status back to up');
     console.log(`full disk: ${keptPerS.toFixed(0)} samples/s kept while full (polled ${(POINTS * 1000) / INTERVAL_MS}/s), ${duringFull.buffer.evicted} evicted, ${duringFull.buffer.unstored} not stored; drained and up ${recoverS.toFixed(1)} s after the broker returned`);
 
     proc.kill('SIGTERM');
