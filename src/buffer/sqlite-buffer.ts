@@ -14,7 +14,9 @@ import type { Priority, Sample } from '../core/sample.js';
 import { GatewayError } from '../errors.js';
 import { encodeBody, type EncodedMessage } from './body.js';
 import { diskSpace, ReserveFile } from './disk-space.js';
+import { continuation } from './continuity.js';
 import { openBufferDb } from './open-db.js';
+import { prepareStatements, type Statements } from './statements.js';
 import { lossParts } from './ranges.js';
 import { salvage } from './salvage.js';
 import { SEQ_LEASE, SeqMark, type SeqMarkState } from './seq-mark.js';
@@ -72,7 +74,7 @@ const message = (err: unknown) => (err as Error).message ?? String(err);
 
 export class SqliteBuffer {
   private db: Database.Database | undefined;
-  private s!: ReturnType<SqliteBuffer['prepare']>;
+  private s!: Statements;
   private readonly now: () => number;
   private readonly mark: SeqMark;
   private reserve: ReserveFile | undefined;
@@ -144,7 +146,7 @@ export class SqliteBuffer {
     } catch (err) {
       throw new GatewayError('GW_ERR_BUFFER', `buffer "${this.path}": cannot open: ${message(err)}`, { cause: err });
     }
-    this.s = this.prepare(this.db);
+    this.s = prepareStatements(this.db);
     this.newest = (this.s.lastSeq.get() as number | undefined) ?? 0;
     this.eventsPending = this.s.eventCount.get() as number;
     this.continueSeqs(before, mark);
@@ -154,44 +156,22 @@ export class SqliteBuffer {
 
   /** Where seqs continue after open(), and the events that say why (see seq-mark.ts). */
   private continueSeqs(before: ReturnType<typeof statSync> | undefined, mark: SeqMarkState | 'damaged' | undefined): void {
-    const known = typeof mark === 'object' ? mark : undefined;
-    let next = this.newest;
-    if (this.recovered) {
-      const { movedTo, error } = this.recovered;
-      const old = salvage(movedTo);
-      // The file read to its end and as far as the mark says: it was the one being written, and
-      // seqs continue after it. Otherwise above the lease; without a usable mark, above the clock
-      // (µs since the epoch), which is above any seq this gateway used.
-      const whole = !old.error && known !== undefined && old.lastSeq >= known.newest;
-      next = Math.max(next, old.lastSeq, whole ? 0 : (known?.top ?? this.now() * 1000));
-      this.addEvent({
-        event: 'buffer_recovered',
-        moved_to: movedTo,
-        error,
-        first_seq: next + 1,
-        samples_in_file: old.rows.length,
-        ...(old.error ? { unreadable: old.error } : {}),
-        replay: `edgeferry buffer export --file ${movedTo}`,
-      });
-      this.recordLoss('buffer_damaged', old.rows, { moved_to: movedTo });
-    } else if (known ? this.newest < known.newest : this.newest === 0 && (mark === 'damaged' || (before !== undefined && Number(before.size) === 0))) {
-      // Not the file this gateway was writing: empty after a power cut or an operator's `>`,
-      // deleted, or an older copy. Whatever it held beyond its own rows is gone.
-      const reason = !before ? 'missing' : Number(before.size) === 0 ? 'zero_length' : this.newest === 0 ? 'empty' : 'older_copy';
-      next = Math.max(this.newest, known?.top ?? this.now() * 1000);
-      this.addEvent({
-        event: 'buffer_reset',
-        reason,
-        buffer: this.path,
-        ...(known ? { previous_seq: known.newest, file_seq: this.newest } : { seq_mark: mark ?? 'missing' }),
-        first_seq: next + 1,
-        detail: 'samples with a seq below first_seq that did not arrive are lost',
-      });
-    }
+    const old = this.recovered && salvage(this.recovered.movedTo);
+    const { next, event } = continuation({
+      path: this.path,
+      fileLast: this.newest,
+      sizeBefore: before === undefined ? undefined : Number(before.size),
+      mark,
+      recovered: this.recovered && old ? { ...this.recovered, old } : undefined,
+      nowMs: this.now(),
+    });
+    if (event) this.addEvent(event);
+    if (old) this.recordLoss('buffer_damaged', old.rows, { moved_to: this.recovered!.movedTo });
     if (next > this.newest) {
       if (!this.s.setSeq.run(next).changes) this.s.initSeq.run(next);
       this.newest = next;
     }
+    const known = typeof mark === 'object' ? mark : undefined;
     if (known?.unstored) this.unrecorded = { count: known.unstored, since: this.now(), byPriority: { ...known.by } };
     try {
       this.mark.open({ newest: this.newest, top: this.newest + SEQ_LEASE, unstored: this.unrecorded.count, by: this.unrecorded.byPriority });
@@ -199,37 +179,6 @@ export class SqliteBuffer {
     } catch (err) {
       this.problem('seq_mark', `seq mark "${this.mark.path}" not writable: ${message(err)}`);
     }
-  }
-
-  private prepare(db: Database.Database) {
-    return {
-      insert: db.prepare('INSERT INTO samples (ts, device, point, prio, body) VALUES (?, ?, ?, ?, ?)'),
-      readRange: db.prepare('SELECT seq, ts, device, point, prio, body FROM samples WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?'),
-      del: db.prepare('DELETE FROM samples WHERE seq = ?'),
-      delRange: db.prepare('DELETE FROM samples WHERE seq BETWEEN ? AND ?'),
-      depth: db.prepare('SELECT count(*) FROM samples').pluck(),
-      byPrio: db.prepare('SELECT prio, count(*) AS n FROM samples GROUP BY prio'),
-      oldest: db.prepare('SELECT min(ts) FROM samples').pluck(),
-      lastSeq: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'samples'").pluck(),
-      setSeq: db.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'samples'"),
-      initSeq: db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('samples', ?)"),
-      victims: db.prepare('SELECT seq FROM samples WHERE prio = ? AND seq NOT BETWEEN ? AND ? AND seq NOT BETWEEN ? AND ? ORDER BY seq LIMIT ?').pluck(),
-      firstTs: db.prepare('SELECT ts FROM samples ORDER BY seq LIMIT 1').pluck(),
-      aged: db.prepare('SELECT seq, prio FROM samples WHERE ts < ? ORDER BY seq LIMIT 1000'),
-      dead: db.prepare(
-        'INSERT OR REPLACE INTO dead_letter (seq, ts, device, point, body, reason, rejected_at) SELECT seq, ts, device, point, body, ?, ? FROM samples WHERE seq = ?',
-      ),
-      deadCount: db.prepare('SELECT count(*) FROM dead_letter').pluck(),
-      addEvent: db.prepare('INSERT INTO events (ts, body) VALUES (?, ?)'),
-      events: db.prepare('SELECT id, body FROM events ORDER BY id LIMIT ?'),
-      eventCount: db.prepare('SELECT count(*) FROM events').pluck(),
-      delEvent: db.prepare('DELETE FROM events WHERE id = ?'),
-      bump: db.prepare('INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value'),
-      counter: db.prepare('SELECT value FROM counters WHERE name = ?').pluck(),
-      pageCount: db.prepare('PRAGMA page_count').pluck(),
-      freePages: db.prepare('PRAGMA freelist_count').pluck(),
-      pageSize: db.prepare('PRAGMA page_size').pluck(),
-    };
   }
 
   private get handle(): Database.Database {
