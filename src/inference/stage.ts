@@ -157,6 +157,7 @@ export class InferenceStage {
     const w = new Worker(this.deps.workerFile ?? workerFile(), { workerData: { threads: this.cfg.threads }, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
     this.pending.set(w, new Set());
     w.on('message', (m: FromWorker) => {
+      if (m.type === 'fatal') return void (this.lastWorkerError = m.error);
       const cb = this.waiting.get(m.seq);
       this.waiting.delete(m.seq);
       this.pending.get(w)?.delete(m.seq);

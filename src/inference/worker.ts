@@ -23,7 +23,9 @@ export type FromWorker =
   | { type: 'loaded'; seq: number; ok: false; error: string }
   | { type: 'results'; seq: number; sha256: string; results: ImageResult[] }
   /** The batch threw (or, made up by the stage, the worker died while it was running it). */
-  | { type: 'failed'; seq: number; error: string; died?: boolean };
+  | { type: 'failed'; seq: number; error: string; died?: boolean }
+  /** The thread is ending after an uncaught exception (it exits once its work in progress is done). */
+  | { type: 'fatal'; seq?: undefined; error: string };
 
 const port = parentPort!;
 const threads = (workerData as { threads?: number } | undefined)?.threads ?? 1;
@@ -94,6 +96,16 @@ async function batch(m: Extract<ToWorker, { type: 'batch' }>): Promise<FromWorke
 }
 
 let chain = Promise.resolve();
+// An exception that escaped everything leaves this thread in an unknown state: it ends itself and
+// the stage starts a fresh one. Not at once, though: ending a thread while ONNX Runtime still runs
+// a model on it can abort the whole process from native code. The work in progress finishes first.
+let ending = false;
+process.on('uncaughtException', (err) => {
+  if (ending) return;
+  ending = true;
+  port.postMessage({ type: 'fatal', error: err?.message ?? String(err) } satisfies FromWorker);
+  void chain.finally(() => process.exit(1));
+});
 port.on('message', (m: ToWorker) => {
   chain = chain.then(async () => {
     let reply: FromWorker;
