@@ -4,14 +4,14 @@
 // good model and refuses a corrupt one while images keep flowing; a gateway killed mid-batch loses
 // nothing.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startElCamera, writeCell } from '../../simulators/el-camera/index.js';
 import { start as startSim } from '../../simulators/modbus/index.js';
 import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
+import { elWorkdir } from '../helpers/el-workdir.js';
 import { Subscriber } from '../helpers/subscriber.js';
 
 const root = join(import.meta.dirname, '../..');
@@ -26,14 +26,8 @@ async function setup() {
   cleanups.push(() => broker.stop());
   const plc = await startSim({ registers: [{ area: 'holding', address: 0, value: 1 }] });
   cleanups.push(() => plc.stop());
-  const work = mkdtempSync(join(tmpdir(), 'edgeferry-el-'));
+  const { work, modelDir, inbox } = elWorkdir('edgeferry-el-');
   cleanups.push(() => rmSync(work, { recursive: true, force: true }));
-  // A private copy of the shipped model, so a test can replace it.
-  const modelDir = join(work, 'model');
-  mkdirSync(modelDir);
-  for (const f of ['model.onnx', 'model.json']) copyFileSync(join(root, 'models/el-defect', f), join(modelDir, f));
-  const inbox = join(work, 'inbox');
-  mkdirSync(inbox);
   const sub = await Subscriber.connect(broker, 's/g/#');
   cleanups.push(() => sub.close());
   const devices = `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: 1000\n    connection: { host: 127.0.0.1, port: ${plc.port} }\n    points:\n      - { name: v, address: 0 }\n`;

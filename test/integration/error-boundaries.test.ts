@@ -2,8 +2,7 @@
 // and appends (another process holds its write lock) and an inference worker that dies. The
 // daemon keeps running, the fault shows on /healthz, /metrics and the retained status, and data
 // keeps flowing for the rest — and nothing is lost silently.
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,6 +14,7 @@ import { start as startSim, type ModbusSimulator } from '../../simulators/modbus
 import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { analyse, missing } from '../helpers/delivery.js';
 import { gatewayYaml, makeGateway, type TestGateway } from '../helpers/gateway.js';
+import { elWorkdir } from '../helpers/el-workdir.js';
 import { Subscriber, type Message } from '../helpers/subscriber.js';
 import pino from 'pino';
 
@@ -129,13 +129,8 @@ describe('error boundaries', () => {
   });
 
   it('an inference worker that dies is replaced; its images are tried again and the rest keep being classified', { timeout: 90_000 }, async () => {
-    const work = mkdtempSync(join(tmpdir(), 'edgeferry-worker-'));
+    const { work, modelDir, inbox } = elWorkdir('edgeferry-worker-');
     cleanups.push(() => rmSync(work, { recursive: true, force: true }));
-    const modelDir = join(work, 'model');
-    mkdirSync(modelDir);
-    for (const f of ['model.onnx', 'model.json']) copyFileSync(join(root, 'models/el-defect', f), join(modelDir, f));
-    const inbox = join(work, 'inbox');
-    mkdirSync(inbox);
     const appended: string[] = [];
     const faultsSeen: string[] = [];
     const statuses: Record<string, unknown>[] = [];
