@@ -380,7 +380,11 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       if (buffer.recovered) {
         log.error({ moved_to: buffer.recovered.movedTo, error: buffer.recovered.error }, 'buffer file was damaged: moved aside, started a fresh buffer');
       }
-      buffer.evictAged();
+      try {
+        buffer.evictAged();
+      } catch (err) {
+        gwHealth.fault('buffer', err); // tried again with the appends
+      }
       publisher.start();
       for (const d of devices) {
         if (!d.enabled) {

@@ -7,7 +7,7 @@
 //  - a reserve file (`<buffer>.reserve`) of real blocks, given back when the disk fills anyway
 //    (another program's logs took the headroom) so that eviction can still run, and made again
 //    once there is room.
-import { closeSync, openSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, statfsSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export interface DiskSpace {
@@ -37,6 +37,8 @@ export class ReserveFile {
   /** Writes the reserve (real blocks, not a sparse file). False when the disk has no room for it. */
   make(): boolean {
     if (this.held) return true;
+    // The last run's reserve: its blocks are still ours.
+    if (statSync(this.path, { throwIfNoEntry: false })?.size === this.bytes) return (this.held = true);
     let fd: number | undefined;
     try {
       fd = openSync(this.path, 'w');
@@ -49,6 +51,17 @@ export class ReserveFile {
       if (fd !== undefined) closeSync(fd);
     }
     return this.held;
+  }
+
+  /** Deletes a reserve left by an earlier run, if there is one; true if it was there. */
+  dropIfThere(): boolean {
+    try {
+      unlinkSync(this.path);
+      this.held = false;
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Gives the reserve's blocks back to the file system. */

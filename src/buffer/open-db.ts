@@ -65,6 +65,9 @@ export function openBufferDb(path: string, synchronous: 'normal' | 'full', walPa
     return { db: tryOpen(path, synchronous, walPages) };
   } catch (err) {
     if (!existsSync(path)) throw err; // not damage: the folder is missing or read-only
+    // Not damage either: a full disk (the WAL or shared-memory file could not be made) or a lock.
+    // Moving a healthy file aside for that would lose its samples from the queue.
+    if (/^SQLITE_(FULL|IOERR|BUSY|LOCKED|CANTOPEN|READONLY)/.test(String((err as { code?: unknown }).code ?? ''))) throw err;
     const stamp = new Date(now()).toISOString().replace(/[:.]/g, '-');
     const movedTo = `${path}.corrupt-${stamp}`;
     renameSync(path, movedTo);

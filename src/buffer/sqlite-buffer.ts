@@ -139,8 +139,20 @@ export class SqliteBuffer {
     const disk = space?.total ?? Infinity;
     this.walPages = Math.max(16, Math.min(1000, Math.floor(this.opts.maxBytes / 8 / 4096), Math.floor(disk / 16 / 4096)));
     this.headroom = this.walPages * 4096 + 256 * 1024;
+    const reserve = new ReserveFile(`${this.path}.reserve`, Math.min(16 << 20, Math.max(this.walPages * 4096, 256 * 1024)));
+    this.reserve = reserve;
+    const openDb = () => openBufferDb(this.path, this.opts.synchronous, this.walPages, this.now);
     try {
-      const opened = openBufferDb(this.path, this.opts.synchronous, this.walPages, this.now);
+      let opened;
+      try {
+        opened = openDb();
+      } catch (err) {
+        // Started on a full disk (a reboot after it filled): the last run's reserve makes the room
+        // that opening needs (the WAL and shared-memory files).
+        if (!isDiskError(err) || !reserve.dropIfThere()) throw err;
+        this.problem('disk_full', 'disk full at start: reserve given back to open the buffer');
+        opened = openDb();
+      }
       this.db = opened.db;
       this.recovered = opened.recovered;
     } catch (err) {
@@ -150,7 +162,6 @@ export class SqliteBuffer {
     this.newest = (this.s.lastSeq.get() as number | undefined) ?? 0;
     this.eventsPending = this.s.eventCount.get() as number;
     this.continueSeqs(before, mark);
-    this.reserve = new ReserveFile(`${this.path}.reserve`, Math.min(16 << 20, Math.max(this.walPages * 4096, 256 * 1024)));
     this.updateCap();
   }
 

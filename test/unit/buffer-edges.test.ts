@@ -202,7 +202,24 @@ describe('buffer edges', () => {
       }
       for (let i = 0; i < 200; i++) b.append([s('live')]);
       expect(b.health).toEqual({ state: 'ok', reasons: [] });
+      const depth = b.depth();
+      const last = b.lastSeq();
       b.close();
+
+      // A reboot with the disk full to the last block: the buffer opens (its reserve makes room
+      // for the WAL), is not mistaken for a damaged file, and keeps what it had.
+      try {
+        writeFileSync(join(mnt, 'filler'), Buffer.alloc(8 << 20));
+      } catch {
+        /* ENOSPC */
+      }
+      const again = new SqliteBuffer(join(mnt, 'b.db'), OPTS);
+      again.open();
+      expect(again.recovered).toBeUndefined();
+      expect(again.depth()).toBe(depth);
+      expect(again.append([s('after reboot')])[0]).toBe(last + 1);
+      expect(again.health.state).toBe('degraded');
+      again.close();
     } finally {
       execFileSync('umount', ['-l', mnt]);
       rmSync(mnt, { recursive: true, force: true });
