@@ -156,6 +156,8 @@ export class ConfigLoader {
 
   private loadGateway(file: YamlFile): { config?: LoadedConfig; problems: ConfigProblem[]; deviceFiles: YamlFile[] } {
     const problems = this.validate(file, GatewayFile, file.data, []);
+    // Empty, only comments, or not a map: the schema said so, and nothing below can be checked.
+    if (typeof file.data !== 'object' || file.data === null || Array.isArray(file.data)) return { problems, deviceFiles: [] };
     const gateway = file.data as GatewayFileConfig;
     const baseDir = dirname(file.abs);
     problems.push(...checkGateway(file, gateway, baseDir));

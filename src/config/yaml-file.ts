@@ -1,6 +1,6 @@
 // A YAML file kept as a document with a LineCounter, so any problem found in the data can be
 // pointed back at the line and column the user wrote.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 
 export type YamlPath = (string | number)[];
@@ -25,9 +25,40 @@ export function formatPath(path: YamlPath): string {
   return out || '(document)';
 }
 
+/** Larger files are refused: a plant's largest maps are a few MB (100,000 points are about 7 MB). */
+export const MAX_FILE_BYTES = 32 << 20;
+/** Alias expansions per file; the yaml package's own default (100) refuses real device maps that share blocks. */
+const MAX_ALIAS_COUNT = 10_000;
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Offset of the first byte that is not valid UTF-8, or undefined when all of it is. */
+export function firstInvalidUtf8(b: Uint8Array): number | undefined {
+  try {
+    strictUtf8.decode(b);
+    return undefined; // the common case, checked natively
+  } catch {
+    /* find where */
+  }
+  for (let i = 0; i < b.length; ) {
+    const c = b[i]!;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    const n = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+    if (n < 0 || i + n >= b.length) return i;
+    for (let k = 1; k <= n; k++) if (((b[i + k] ?? 0) & 0xc0) !== 0x80) return i;
+    // Overlong and surrogate forms the decoder would replace as well.
+    if ((c === 0xe0 && b[i + 1]! < 0xa0) || (c === 0xed && b[i + 1]! > 0x9f) || (c === 0xf0 && b[i + 1]! < 0x90) || (c === 0xf4 && b[i + 1]! > 0x8f)) return i;
+    i += n + 1;
+  }
+  return undefined;
+}
+
 export class YamlFile {
   doc: Document | undefined;
-  readonly data: unknown;
+  data: unknown;
   readonly problems: ConfigProblem[] = [];
   private readonly lines = new LineCounter();
 
@@ -35,14 +66,29 @@ export class YamlFile {
     readonly display: string,
     readonly abs: string,
   ) {
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = readFileSync(abs, 'utf8');
+      const size = statSync(abs).size;
+      if (size > MAX_FILE_BYTES) {
+        this.problems.push({ file: display, line: 1, col: 1, path: '(file)', message: `expected a file of at most ${MAX_FILE_BYTES / (1 << 20)} MiB (split large device maps over several files), got ${(size / (1 << 20)).toFixed(1)} MiB` });
+        return;
+      }
+      bytes = readFileSync(abs);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       this.problems.push({ file: display, line: 1, col: 1, path: '(file)', message: `expected a readable YAML file, got ${code}` });
       return;
     }
+    const bad = firstInvalidUtf8(bytes);
+    if (bad !== undefined) {
+      const before = bytes.subarray(0, bad);
+      const line = before.filter((b) => b === 0x0a).length + 1;
+      const col = bad - (before.lastIndexOf(0x0a) + 1) + 1;
+      const hex = [...bytes.subarray(bad, bad + 2)].map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(' ');
+      this.problems.push({ file: display, line, col, path: '(file)', message: `expected UTF-8 text, got the byte ${hex} (saved in another encoding, e.g. Windows-1252? save it as UTF-8)` });
+      return;
+    }
+    const text = bytes.toString('utf8');
     this.doc = parseDocument(text, { lineCounter: this.lines, prettyErrors: false, uniqueKeys: true });
     for (const e of this.doc.errors) {
       const pos = this.lines.linePos(e.pos[0]);
@@ -52,7 +98,16 @@ export class YamlFile {
           : `expected valid YAML, got ${e.message.split('\n')[0]}`;
       this.problems.push({ file: display, line: pos.line, col: pos.col, path: '(yaml)', message: what });
     }
-    this.data = this.problems.length ? undefined : this.doc.toJS();
+    if (this.problems.length) return;
+    try {
+      this.data = this.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (err) {
+      // An alias that expands without end ("billion laughs"), or another value YAML cannot build.
+      const at = /\*[^\s,\]}]+/.exec(text)?.index ?? 0;
+      const pos = this.lines.linePos(at);
+      const what = /alias/i.test((err as Error).message) ? `expected aliases (*name) that expand to a reasonable size, got more than ${MAX_ALIAS_COUNT} expansions` : `expected a value YAML can build, got ${(err as Error).message}`;
+      this.problems.push({ file: display, line: pos.line, col: pos.col, path: '(yaml)', message: what });
+    }
   }
 
   /**

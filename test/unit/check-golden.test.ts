@@ -2,12 +2,13 @@
 // devices.yaml) and expected.txt, the exact lines `edgeferry check` must print. Adding a case
 // takes no code.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DRIVERS } from '../../drivers/registry.js';
 import { ConfigLoader } from '../../src/config/load.js';
-import { formatProblem } from '../../src/config/yaml-file.js';
+import { formatProblem, MAX_FILE_BYTES } from '../../src/config/yaml-file.js';
 
 const root = join(import.meta.dirname, '../..');
 const casesDir = join(root, 'test/check');
@@ -49,6 +50,53 @@ describe('edgeferry check command', () => {
     expect(r.status).toBe(3);
     expect(r.stderr).toContain('Refusing to start');
     expect(r.stderr).toContain(readFileSync(join(casesDir, 'topic-collision/expected.txt'), 'utf8').trim());
+  });
+
+  it('refuses to run an empty gateway file with the same line as check, exit 3 (not a crash)', () => {
+    const r = spawnSync(process.execPath, [cli, 'run', '--config', 'test/check/empty-gateway-file/gateway.yaml'], { cwd: root, encoding: 'utf8' });
+    expect(r.status).toBe(3);
+    expect(r.stderr).toContain(readFileSync(join(casesDir, 'empty-gateway-file/expected.txt'), 'utf8').trim());
+    expect(r.stderr).not.toMatch(/TypeError|at .*\.js/);
+  });
+
+  it('refuses a file over the size limit with its name, without reading it, exit 3', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgeferry-big-'));
+    try {
+      const big = join(dir, 'devices.yaml');
+      writeFileSync(big, Buffer.alloc(MAX_FILE_BYTES + 1, '#')); // one long comment line
+      const r = spawnSync(process.execPath, [cli, 'check', big], { cwd: root, encoding: 'utf8' });
+      expect(r.status).toBe(3);
+      expect(r.stdout).toMatch(new RegExp(`^${big.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:1:1 \\(file\\): expected a file of at most 32 MiB \\(split large device maps over several files\\), got \\d+\\.\\d MiB\\n$`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('answers --help and -h for every command in edgeferry --help, on stdout with exit 0', () => {
+    const help = spawnSync(process.execPath, [cli, '--help'], { cwd: root, encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    const commands = [...new Set([...help.stdout.matchAll(/^ {2}edgeferry (\w+)/gm)].map((m) => m[1]!))];
+    expect(commands).toEqual(expect.arrayContaining(['run', 'check', 'demo', 'sub', 'browse', 'buffer', 'model']));
+    for (const c of commands) {
+      for (const flag of ['--help', '-h']) {
+        const r = spawnSync(process.execPath, [cli, c, flag], { cwd: root, encoding: 'utf8' });
+        expect(r.status, `edgeferry ${c} ${flag}`).toBe(0);
+        expect(r.stdout, `edgeferry ${c} ${flag}`).toMatch(new RegExp(`^usage: edgeferry ${c} `));
+      }
+    }
+    // Subcommands too.
+    for (const args of [['buffer', 'stats', '--help'], ['model', 'eval', '-h']]) {
+      const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8' });
+      expect(r.status, args.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^usage: edgeferry ${args[0]} `));
+    }
+  });
+
+  it('names the command and prints its usage on an unknown option, exit 2', () => {
+    const r = spawnSync(process.execPath, [cli, 'buffer', 'stats', '--bogus'], { cwd: root, encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^edgeferry buffer: Unknown option '--bogus'/);
+    expect(r.stderr).toContain('usage: edgeferry buffer stats|peek|export');
   });
 
   it('exits 2 on a usage error', () => {
