@@ -262,6 +262,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     };
     // Points the device reports by itself (mode: subscribe) are set up on every open of the link.
     const subscribed = device.points.filter((p) => (p as { mode?: string }).mode === 'subscribe');
+    const isSubscribed = new Set(subscribed);
     if (subscribed.length) {
       if (!driver.subscribe) throw new Error(`driver ${spec.type} cannot subscribe (device "${device.name}")`);
       linkRunner.subscribe(device.name, (link, signal) => driver.subscribe!(subscribed, link, accept, signal));
@@ -269,9 +270,11 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     // Polled points are grouped by their effective interval; each group is planned once.
     const groups = new Map<number, CommonPoint[]>();
     for (const p of device.points) {
-      if (subscribed.includes(p)) continue;
+      if (isSubscribed.has(p)) continue;
       const interval = p.poll_interval_ms ?? device.poll_interval_ms;
-      groups.set(interval, [...(groups.get(interval) ?? []), p]);
+      const list = groups.get(interval);
+      if (list) list.push(p);
+      else groups.set(interval, [p]);
     }
     for (const [intervalMs, points] of groups) {
       const plan = driver.plan(points);
@@ -284,10 +287,10 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       };
       // With a backup: the group's critical points also have a plan on the backup channel, and
       // the rest a primary-only plan for while the critical ones are read elsewhere.
-      const critical = backup ? points.filter((p) => backup.points.has(p.name)).map((p) => p.name) : [];
-      const onBackup = backup && critical.length ? backup : undefined;
-      const backupPlan = onBackup?.driver.plan(device.backup!.device.points.filter((p) => critical.includes(p.name)));
-      const rest = points.filter((p) => !critical.includes(p.name));
+      const critical = new Set(backup ? points.filter((p) => backup.points.has(p.name)).map((p) => p.name) : []);
+      const onBackup = backup && critical.size ? backup : undefined;
+      const backupPlan = onBackup?.driver.plan(device.backup!.device.points.filter((p) => critical.has(p.name)));
+      const rest = points.filter((p) => !critical.has(p.name));
       const restPlan = onBackup && rest.length ? driver.plan(rest) : undefined;
       scheduler.add({
         id: `${device.name}@${intervalMs}ms`,
