@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { DRIVERS } from '../drivers/registry.js';
 import { ConfigLoader } from './config/load.js';
+import { loadConfigOffThread } from './config/load-off-thread.js';
 import { formatProblem } from './config/yaml-file.js';
 import { buildGateway } from './gateway.js';
 import { createLogger } from './log.js';
@@ -111,6 +112,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   }
 }
 
+/** `text` cut to `max` characters, control characters escaped: safe to put in one log line. */
+function excerpt(text: string, max: number): string {
+  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
+}
+
 function cmdCheck(args: string[], io: CliIo): number {
   const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
   if (!positionals.length) {
@@ -133,7 +140,13 @@ async function cmdRun(args: string[], io: CliIo): Promise<number> {
     io.err('edgeferry run: expected --config FILE, got none');
     return EXIT.USAGE;
   }
-  const { config, problems } = new ConfigLoader(DRIVERS, io.cwd).loadGatewayConfig(values.config);
+  // Off the event loop, so that SIGTERM/SIGINT during a long load stop the start-up at once.
+  const loaded = await Promise.race([loadConfigOffThread(io.cwd, values.config), io.stopRequested.then(() => undefined)]);
+  if (!loaded) {
+    io.err('edgeferry run: stopped before the configuration was loaded');
+    return EXIT.OK;
+  }
+  const { config, problems } = loaded;
   if (!config) {
     io.err(`Refusing to start [GW_ERR_CONFIG_INVALID]: ${problems.length} problem${problems.length === 1 ? '' : 's'} in the configuration:`);
     for (const p of problems) io.err(formatProblem(p));
@@ -161,9 +174,13 @@ async function cmdRun(args: string[], io: CliIo): Promise<number> {
   const reloadOnce = async () => {
     notify.reloading('reloading configuration');
     const at = new Date().toISOString();
-    const { config: next, problems } = new ConfigLoader(DRIVERS, io.cwd).loadGatewayConfig(values.config!);
+    gw.reportGatewayStatus({ config: { reloading: true, since: at, file: values.config } });
+    // Off the event loop: a large map must not stop polling, keep-alives or the watchdog.
+    const { config: next, problems } = await loadConfigOffThread(io.cwd, values.config!);
     if (!next) {
-      const lines = problems.map(formatProblem);
+      // At most 20 problems of at most 300 characters each in the log line and the status.
+      const lines = problems.slice(0, 20).map((p) => excerpt(formatProblem(p), 300));
+      if (problems.length > lines.length) lines.push(`… and ${problems.length - lines.length} more (edgeferry check ${values.config} lists them all)`);
       log.error({ file: values.config, problems: lines }, `reload refused [GW_ERR_CONFIG_INVALID]: ${problems.length} problem${problems.length === 1 ? '' : 's'}; the running configuration stays`);
       gw.reportGatewayStatus({ config: { ok: false, at, file: values.config, problems: lines } });
       notify.ready(running(`; last reload refused (${problems.length} problems)`));
@@ -181,6 +198,7 @@ async function cmdRun(args: string[], io: CliIo): Promise<number> {
     log.info('reload requested');
     reloading = reloading.then(reloadOnce).catch((err: unknown) => {
       log.error({ err }, 'reload failed');
+      gw.reportGatewayStatus({ config: { ok: false, at: new Date().toISOString(), file: values.config, error: excerpt((err as Error).message ?? String(err), 300) } });
       notify.ready(running('; last reload failed'));
     });
   });

@@ -5,7 +5,11 @@ import { runCli } from './cli.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+// Commands that stop gracefully get handlers; the others (check, --help, …) keep the default, so
+// Ctrl-C or SIGTERM ends them at once even in the middle of checking a large map.
+const GRACEFUL = new Set(['run', 'demo', 'sub', 'browse', 'model']);
 const stopRequested = new Promise<void>((resolve) => {
+  if (!GRACEFUL.has(process.argv[2] ?? '')) return;
   let count = 0;
   const onSignal = () => {
     // A second Ctrl-C means "now": skip the graceful drain.

@@ -1,0 +1,38 @@
+// A reload's load and check run in a worker thread, so that a large device map never stops the
+// event loop: polling, MQTT keep-alives and the systemd watchdog carry on meanwhile (issue 16).
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { LoadedConfig } from './load.js';
+import type { ConfigProblem } from './yaml-file.js';
+
+export interface LoadResult {
+  config?: LoadedConfig;
+  problems: ConfigProblem[];
+}
+
+/** The compiled worker; under vitest (TypeScript sources) the one `npm run build` put in dist/. */
+function workerFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.ts')) return here.replace(/[\\/]src[\\/]config[\\/]load-off-thread\.ts$/, '/dist/src/config/load-worker.js');
+  return join(dirname(here), 'load-worker.js');
+}
+
+/** Loads `path` (relative to `cwd`) like ConfigLoader.loadGatewayConfig, off the event loop; rejects after `timeoutMs`. */
+export function loadConfigOffThread(cwd: string, path: string, timeoutMs = 120_000): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(workerFile(), { workerData: { cwd, path } });
+    let done = false;
+    const finish = (fn: () => void) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      fn();
+      void w.terminate();
+    };
+    const timer = setTimeout(() => finish(() => reject(new Error(`loading the configuration took more than ${timeoutMs / 1000} s`))), timeoutMs);
+    w.once('message', (r: LoadResult) => finish(() => resolve(r)));
+    w.once('error', (err) => finish(() => reject(err)));
+    w.once('exit', (code) => finish(() => reject(new Error(`the configuration loader ended (code ${code}) without an answer`))));
+  });
+}
