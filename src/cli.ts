@@ -141,7 +141,12 @@ async function cmdRun(args: string[], io: CliIo): Promise<number> {
     return EXIT.USAGE;
   }
   // Off the event loop, so that SIGTERM/SIGINT during a long load stop the start-up at once.
-  const loaded = await Promise.race([loadConfigOffThread(io.cwd, values.config), io.stopRequested.then(() => undefined)]);
+  const cancel = new AbortController();
+  void io.stopRequested.then(() => cancel.abort());
+  const loaded = await loadConfigOffThread(io.cwd, values.config, { signal: cancel.signal }).catch((err: unknown) => {
+    if (cancel.signal.aborted) return undefined;
+    throw err;
+  });
   if (!loaded) {
     io.err('edgeferry run: stopped before the configuration was loaded');
     return EXIT.OK;

@@ -1,0 +1,57 @@
+// Signals during long commands (issue 16): Ctrl-C or SIGTERM while `check` reads a large gateway,
+// or while `run` is still loading it, end the command then — not after the load.
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const cli = join(import.meta.dirname, '../../dist/src/main.js');
+let dir: string;
+
+beforeAll(() => {
+  // 300,000 points: several seconds of loading on this machine, far longer than the 0.5 s we wait.
+  dir = mkdtempSync(join(tmpdir(), 'edgeferry-signals-'));
+  mkdirSync(join(dir, 'devices'));
+  for (let f = 0; f < 30; f++) {
+    let y = 'version: 1\ndevices:\n';
+    for (let d = f * 100; d < (f + 1) * 100; d++) {
+      y += `  - name: plc-${d}\n    driver: modbus_tcp\n    poll_interval_ms: 1000\n    connection: { host: 10.0.${d >> 8}.${d & 255}, port: 502 }\n    points:\n`;
+      for (let k = 0; k < 100; k++) y += `      - { name: p${k}, address: ${k} }\n`;
+    }
+    writeFileSync(join(dir, 'devices', `line-${f}.yaml`), y);
+  }
+  writeFileSync(join(dir, 'gateway.yaml'), 'version: 1\nsite: s\ngateway_id: g\ndevices: [devices]\nmqtt:\n  url: mqtts://127.0.0.1:1\n  tls: { ca: ca.pem }\nhealth: { enabled: false }\n');
+  writeFileSync(join(dir, 'ca.pem'), '');
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function runFor(args: string[], signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; ranMs: number }> {
+  const p = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const t0 = Date.now();
+  const timer = setTimeout(() => p.kill(signal), 500);
+  return new Promise((resolve) =>
+    p.once('exit', (code, sig) => {
+      clearTimeout(timer);
+      resolve({ code, signal: sig, stderr, ranMs: Date.now() - t0 });
+    }),
+  );
+}
+
+describe('signals during long commands', () => {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    it(`${sig} ends edgeferry check in the middle of a 300,000-point gateway`, async () => {
+      const r = await runFor(['check', join(dir, 'gateway.yaml')], sig);
+      expect(r.signal).toBe(sig); // ended by the signal, not by finishing the check
+      expect(r.stderr).not.toContain('ok:');
+    });
+  }
+
+  it('SIGTERM while edgeferry run is still loading its configuration ends it then, exit 0', async () => {
+    const r = await runFor(['run', '--config', join(dir, 'gateway.yaml')], 'SIGTERM');
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('stopped before the configuration was loaded');
+  });
+});
