@@ -141,6 +141,7 @@ async function cmdRun(args: string[], io: CliIo): Promise<number> {
     return EXIT.USAGE;
   }
   // Off the event loop, so that SIGTERM/SIGINT during a long load stop the start-up at once.
+  io.err(`edgeferry run: loading ${values.config}`);
   const cancel = new AbortController();
   void io.stopRequested.then(() => cancel.abort());
   const loaded = await loadConfigOffThread(io.cwd, values.config, { signal: cancel.signal }).catch((err: unknown) => {

@@ -26,12 +26,18 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function runFor(args: string[], signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; ranMs: number }> {
+/** Runs the command and sends `signal` 0.5 s after it printed `ready` on stderr (at once when no `ready`). */
+function runFor(args: string[], signal: NodeJS.Signals, ready?: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; ranMs: number }> {
   const p = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => (timer ??= setTimeout(() => p.kill(signal), 500));
+  p.stderr!.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    if (ready !== undefined && stderr.includes(ready)) arm();
+  });
+  if (ready === undefined) arm();
   const t0 = Date.now();
-  const timer = setTimeout(() => p.kill(signal), 500);
   return new Promise((resolve) =>
     p.once('exit', (code, sig) => {
       clearTimeout(timer);
@@ -50,7 +56,8 @@ describe('signals during long commands', () => {
   }
 
   it('SIGTERM while edgeferry run is still loading its configuration ends it then, exit 0', async () => {
-    const r = await runFor(['run', '--config', join(dir, 'gateway.yaml')], 'SIGTERM');
+    // Once it says it is loading: its signal handlers are in place by then.
+    const r = await runFor(['run', '--config', join(dir, 'gateway.yaml')], 'SIGTERM', 'edgeferry run: loading');
     expect(r.code).toBe(0);
     expect(r.stderr).toContain('stopped before the configuration was loaded');
   });
