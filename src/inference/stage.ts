@@ -470,6 +470,9 @@ export class InferenceStage {
     // Let the batch in flight finish so its verdicts are committed and its files moved.
     if (this.busy.size) await new Promise<void>((r) => this.idle.push(r));
     for (const w of this.idle.splice(0)) w();
+    // Nor while a worker is still loading a model (a replacement after a crash, a reload): ending
+    // a thread inside ONNX Runtime's native code aborts the whole process. Bounded: 10 s.
+    for (const until = Date.now() + 10_000; this.waiting.size && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
     await Promise.all(this.workers.map((w) => w.terminate()));
     this.workers = [];
   }
