@@ -69,7 +69,7 @@ const LinkSchema = Type.Object(
       description: 'Heartbeat: a device idle for this long (or down) is probed. A silently dead link is down within probe_interval_ms + failures_before_down × timeout.',
     }),
     failures_before_down: Type.Integer({ minimum: 1, maximum: 20, default: 2, description: 'Failed requests in a row (timeouts, garbled answers) before the device is down; fewer make it degraded.' }),
-    backoff_min_ms: Type.Integer({ minimum: 10, maximum: 600_000, default: 500, description: 'First reconnect delay of the link.' }),
+    backoff_min_ms: Type.Integer({ minimum: 10, maximum: 600_000, default: 500, description: 'First reconnect delay of the link. The delay doubles with every reopen after which no device answered (up to backoff_max_ms) and starts over once one does.' }),
     backoff_max_ms: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000, description: 'Cap of the exponential, fully jittered reconnect delay.' }),
   },
   { additionalProperties: false, default: {}, description: 'Liveness of the link to this device. Devices sharing an endpoint share one link; the first device’s settings apply to it.' },

@@ -106,7 +106,9 @@ export class LinkRunner {
         this.hooks.onReconnect(this.link.endpoint);
       }
       this.opened = true;
-      this.attempt = 0;
+      // The backoff starts over only once a device has answered (see drain()): a server that
+      // accepts and then never answers, or resets at once, would otherwise be reopened every few
+      // hundred ms forever.
       this.state = 'up';
       this.log.info({ endpoint: this.link.endpoint }, 'link open');
       // A fresh link proves nothing about the devices behind it: probe each now, then recreate
@@ -210,6 +212,7 @@ export class LinkRunner {
         try {
           const value = await job.fn(this.abort.signal);
           const rtt = performance.now() - t0;
+          this.attempt = 0;
           this.hooks.onExchange(m.name, { rttMs: rtt });
           this.emit(m, m.health.ok(rtt));
           job.resolve({ ok: true, value, ts });

@@ -1,6 +1,7 @@
 // Link liveness through a fault-injecting proxy: a silently blackholed link is found within one
 // probe interval plus the timeout, the other devices keep their rhythm, the device comes back by
 // itself, and nothing is left pending; a PLC restarted on its port is reconnected with backoff.
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { start as startSim, type ModbusSimulator } from '../../simulators/modbus/index.js';
 import { startProxy, type TcpProxy } from '../../simulators/tcp-proxy/index.js';
@@ -65,6 +66,38 @@ describe('link liveness', () => {
     for (let i = 0; i < 40 && counted() > resourcesBefore; i++) await new Promise((r) => setTimeout(r, 25));
     expect(counted()).toBeLessThanOrEqual(resourcesBefore);
   });
+
+  // Issue 17: the backoff used to start over as soon as the TCP connection opened, so such a server
+  // was reopened every ~0.3 s forever. Now it starts over only when a device answers.
+  for (const behaviour of ['accepts and never answers', 'accepts and resets at once'] as const) {
+    it(`backs off towards backoff_max_ms against a server that ${behaviour}`, { timeout: 30_000 }, async () => {
+      const accepted: number[] = [];
+      const sockets = new Set<Socket>();
+      const server = createServer((sock) => {
+        accepted.push(Date.now());
+        sockets.add(sock);
+        // Reset just after the connection is up (the gateway's open has completed), as a gateway
+        // with no slave behind it or a port-limited server does.
+        if (behaviour === 'accepts and resets at once') setTimeout(() => sock.resetAndDestroy(), 20);
+        else sock.on('error', () => undefined); // holds it, says nothing
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      cleanups.push(() => new Promise<void>((r) => (server.close(() => r()), sockets.forEach((x) => x.destroy()))));
+      const port = (server.address() as AddressInfo).port;
+      const dead = `  - name: dead\n    driver: modbus_tcp\n    poll_interval_ms: 200\n    connection: { host: 127.0.0.1, port: ${port}, timeout_ms: 200 }\n    link: { probe_interval_ms: 200, failures_before_down: 1, backoff_min_ms: 100, backoff_max_ms: 4000 }\n    points:\n      - { name: v, address: 0 }\n`;
+      const { gw, until } = await capturedGateway(cleanups, `version: 1\ndevices:\n${dead}`);
+      await until(() => accepted.length >= 1, 5000, 'the first connection');
+      const from = accepted[0]!;
+      await new Promise((r) => setTimeout(r, 8000));
+      await gw.stop();
+      const attempts = accepted.filter((t) => t - from <= 8000).length;
+      const gaps = accepted.slice(1).map((t, i) => t - accepted[i]!);
+      console.log(`server that ${behaviour}: ${attempts} connections in 8 s; gaps ${gaps.join(', ')} ms (backoff 100 → 4000 ms, full jitter)`);
+      // Without backoff (the old behaviour) this was one connection every ~0.3 s: 25 or more.
+      expect(attempts).toBeLessThanOrEqual(12);
+      expect(Math.max(...gaps)).toBeGreaterThan(400);
+    });
+  }
 
   it('reconnects on backoff when a PLC restarts on the same port, and data resumes', async () => {
     let plc = await sim();
