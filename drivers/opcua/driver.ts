@@ -148,6 +148,18 @@ export class OpcuaDriver implements Driver<OpcuaPointConfig> {
         `CreateMonitoredItems for ${group.length} nodes`,
       );
       items.on('changed', (_item, dataValue, index) => onData([toReading(group[index]!, dataValue)], Date.now()));
+      // An item the server refused (an unknown node, a bad filter) would never report anything:
+      // it becomes a bad sample with the server's status, and a log line, on every (re)subscribe.
+      const refused: Reading[] = [];
+      items.monitoredItems.forEach((item, i) => {
+        const status = item.statusCode;
+        if (!status || (status.value >>> 30) < 2) return;
+        const p = group[i]!;
+        const reason = `monitored item refused: ${status.name} (0x${(status.value >>> 0).toString(16).padStart(8, '0')})`;
+        this.log.warn({ point: p.name, node_id: p.node_id, status: status.name }, 'monitored item refused by the server');
+        refused.push({ point: p.name, value: null, quality: 'bad', reason });
+      });
+      if (refused.length) onData(refused, Date.now());
     }
   }
 

@@ -123,6 +123,37 @@ devices:
     expect(tank.slice(1).every((v, i) => v - tank[i]! > 2.0)).toBe(true);
   });
 
+  it('a subscribed point whose monitored item the server refuses becomes a bad sample with the status, and a log line', async () => {
+    const dir = tmp();
+    const s = await sim(dir);
+    const broker: Mosquitto = await startMosquitto();
+    cleanups.push(() => broker.stop());
+    const sub = await Subscriber.connect(broker, 's/g/plc/#');
+    cleanups.push(() => sub.close());
+    const logged: Record<string, unknown>[] = [];
+    const log = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line) as Record<string, unknown>) });
+    const tg = makeGateway(
+      gatewayYaml(broker),
+      `version: 1
+devices:
+  - name: plc
+    driver: opcua
+    poll_interval_ms: 1000
+    connection: { endpoint: "${s.endpoint}", security_policy: None, security_mode: None, trust_unknown_server: true }
+    points:
+      - { name: recipe, node_id: "${PLANT_NODES.recipe.nodeId}", mode: subscribe }
+      - { name: ghost, node_id: "ns=1;s=NoSuchNode", mode: subscribe }
+`,
+      log,
+    );
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    const ghost = await sub.waitFor((m) => m.topic === 's/g/plc/ghost', 20_000, 'a sample for the refused item');
+    expect(ghost.json).toMatchObject({ value: null, quality: 'bad', reason: expect.stringMatching(/^monitored item refused: BadNodeIdUnknown \(0x80340000\)$/) });
+    expect((await sub.waitFor((m) => m.topic === 's/g/plc/recipe', 20_000, 'the good item')).json).toMatchObject({ value: 'PET-500ml', quality: 'good' });
+    expect(logged.some((l) => l.msg === 'monitored item refused by the server' && l.point === 'ghost' && l.status === 'BadNodeIdUnknown')).toBe(true);
+  });
+
   it('browse writes a device map that passes check and, run, yields data', async () => {
     const dir = tmp();
     const s = await sim(dir);
