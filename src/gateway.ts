@@ -276,12 +276,37 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       if (list) list.push(p);
       else groups.set(interval, [p]);
     }
+    /** Plans whose last read succeeded: their next failure starts a gap. */
+    const good = new Set<unknown>();
+    /**
+     * A read failed (timeout, link or device down): on the first failure after a good read, one bad
+     * sample per point with the reason, so that a historian sees where the gap starts (the next
+     * good sample ends it) — not one per poll while the device stays away (the status topic says so).
+     */
+    const gap = (plan: unknown, pts: readonly CommonPoint[], reason: string, via = channel) => {
+      if (!good.delete(plan)) return;
+      const ts = Date.now();
+      const samples: Sample[] = [];
+      for (const pt of pts) {
+        const s: Sample = { ts, device: device.name, channel: via, point: pt.name, value: null, quality: 'bad', reason, unit: pt.unit, priority: pt.priority };
+        if (filter.pass(s)) samples.push(s);
+      }
+      try {
+        buffer.append(pollPayload ? encodePollMessages(samples) : samples);
+        metrics.buffered.inc(samples.length);
+      } catch (err) {
+        log.debug({ err, device: device.name, lost: samples.length }, 'buffer append failed');
+        return;
+      }
+      publisher.wake();
+    };
     for (const [intervalMs, points] of groups) {
       const plan = driver.plan(points);
-      const primaryRead = async (p: unknown) => {
+      const primaryRead = async (p: unknown, pts: readonly CommonPoint[]) => {
         const started = performance.now();
         const out = await linkRunner.poll(device.name, (link, signal) => driver.read(p, link, signal));
-        if (!out.ok) return;
+        if (!out.ok) return gap(p, pts, out.reason);
+        good.add(p);
         metrics.pollSeconds.observe({ device: device.name }, (performance.now() - started) / 1000);
         accept(out.value, out.ts);
       };
@@ -297,16 +322,17 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
         device: device.name,
         intervalMs,
         run: async () => {
-          if (!onBackup || onBackup.failover.active === 'primary') return primaryRead(plan);
+          if (!onBackup || onBackup.failover.active === 'primary') return primaryRead(plan, points);
           // One poll at a time per group: the backup read and the primary read of the other
           // points run in turn, so no sample overtakes another across a switch.
           const started = performance.now();
           const out = await onBackup.runner.poll(`${device.name}~backup`, (link, signal) => onBackup.driver.read(backupPlan, link, signal));
           if (out.ok) {
+            good.add(backupPlan);
             metrics.pollSeconds.observe({ device: device.name }, (performance.now() - started) / 1000);
             accept(out.value, out.ts, onBackup.runner.link.endpoint);
-          }
-          if (restPlan !== undefined) await primaryRead(restPlan);
+          } else gap(backupPlan, points.filter((p) => critical.has(p.name)), out.reason, onBackup.runner.link.endpoint);
+          if (restPlan !== undefined) await primaryRead(restPlan, rest);
         },
       });
     }

@@ -2,6 +2,8 @@
 // probe interval plus the timeout, the other devices keep their rhythm, the device comes back by
 // itself, and nothing is left pending; a PLC restarted on its port is reconnected with backoff.
 import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { start as startSim, type ModbusSimulator } from '../../simulators/modbus/index.js';
 import { startProxy, type TcpProxy } from '../../simulators/tcp-proxy/index.js';
@@ -65,6 +67,33 @@ describe('link liveness', () => {
     const counted = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout' || r === 'TCPSocketWrap').length;
     for (let i = 0; i < 40 && counted() > resourcesBefore; i++) await new Promise((r) => setTimeout(r, 25));
     expect(counted()).toBeLessThanOrEqual(resourcesBefore);
+  });
+
+  it('marks the gap: the first failed poll after good ones gives one bad sample per point with the reason, then nothing until data returns', async () => {
+    const behind = await sim();
+    const proxy: TcpProxy = await startProxy({ port: behind.port });
+    cleanups.push(() => proxy.stop());
+    const { gw, statuses, polls, until, dir } = await capturedGateway(cleanups, `version: 1\ndevices:\n${device('far', proxy.port)}`);
+    await until(() => polls.length >= 3, 10_000, 'polling');
+    proxy.mode({ kind: 'blackhole' });
+    const cut = Date.now();
+    await until(() => statuses.some((s) => s.h.state === 'down' && s.at > cut), 10_000, 'down');
+    // Down for several poll intervals: still only one marker.
+    await new Promise((r) => setTimeout(r, 1500));
+    proxy.mode({ kind: 'pass' });
+    const healed = Date.now();
+    await until(() => polls.some((p) => p.ts > healed), 10_000, 'data again');
+    await gw.stop();
+    const db = new Database(join(dir, 'buffer.db'), { readonly: true });
+    const rows = (db.prepare("SELECT body FROM samples WHERE device = 'far' ORDER BY seq").pluck().all() as string[]).map((b) => JSON.parse(b) as { quality: string; value: unknown; reason?: string });
+    db.close();
+    const bad = rows.filter((r) => r.quality === 'bad');
+    expect(bad).toHaveLength(1);
+    expect(bad[0]).toMatchObject({ value: null, reason: expect.stringMatching(/read holding@0\[1\]: no answer after 300 ms$/) });
+    const at = rows.indexOf(bad[0]!);
+    expect(rows.slice(0, at).every((r) => r.quality === 'good')).toBe(true);
+    expect(rows.slice(at + 1).length).toBeGreaterThan(0);
+    expect(rows.slice(at + 1).every((r) => r.quality === 'good')).toBe(true);
   });
 
   // Issue 17: the backoff used to start over as soon as the TCP connection opened, so such a server
