@@ -181,9 +181,13 @@ describe('gateway → mosquitto (mutual TLS)', () => {
     expect(bTimes.length).toBeGreaterThanOrEqual(8);
     const gaps = bTimes.slice(1).map((t, i) => t - bTimes[i]!);
     expect(Math.max(...gaps)).toBeLessThan(1000);
-    // No sample of plc-a was published while it was down.
-    const aDuring = sub.messages.filter((m) => m.topic === aTopic && new Date(m.json.ts as string).getTime() > off.at && m.at < resumed.at && m !== resumed);
-    expect(aDuring.every((m) => m.json.quality === 'good')).toBe(true);
+    // The gap is marked once: one bad sample with the reason (with or just before the down
+    // status), and nothing else of plc-a while it was down.
+    const marks = sub.messages.filter((m) => m.topic === aTopic && m.json.quality === 'bad');
+    expect(marks).toHaveLength(1);
+    expect(marks[0]!.json).toMatchObject({ value: null, reason: expect.any(String) });
+    const aDuring = sub.messages.filter((m) => m.topic === aTopic && m.at > off.at && m.at < resumed.at && m !== resumed);
+    expect(aDuring.filter((m) => m !== marks[0])).toEqual([]);
   });
 
   it('serves /healthz and Prometheus /metrics on loopback', async () => {
