@@ -25,7 +25,7 @@ function generate(dir: string, points: number): string {
   for (let f = 0; f * 100 < devices; f++) {
     let yaml = 'version: 1\ndevices:\n';
     for (let d = f * 100; d < Math.min(devices, (f + 1) * 100); d++) {
-      yaml += `  - name: plc-${d}\n    driver: modbus_tcp\n    poll_interval_ms: 1000\n    connection: { host: 10.${(d >> 16) & 255}.${(d >> 8) & 255}.${d & 255}, port: 502 }\n    points:\n`;
+      yaml += `  - name: plc-${d}\n    driver: modbus_tcp\n    poll_interval_ms: 1000\n    connection: { host: 127.${(d >> 8) & 255}.${d & 255}.1, port: 1 }\n    points:\n`;
       let address = 0;
       for (let k = 0; k < 100; k++) {
         const type = TYPES[k % TYPES.length]!;

@@ -27,7 +27,7 @@ const poll = (i: number): Sample[] =>
     point: `p${k}`,
     value: 20 + ((i + k) % 1000) / 10,
     quality: 'good',
-    channel: 'tcp://10.0.0.1:502',
+    channel: 'tcp://127.0.0.1:502',
     priority: (k === 0 ? 'critical' : k < 10 ? 'normal' : 'bulk') as Priority,
   }));
 
