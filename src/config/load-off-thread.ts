@@ -18,12 +18,8 @@ function workerFile(): string {
   return join(dirname(here), 'load-worker.js');
 }
 
-/**
- * Loads `path` (relative to `cwd`) like ConfigLoader.loadGatewayConfig, off the event loop; rejects
- * after `timeoutMs`, or at once when `signal` aborts (the worker is ended: nothing keeps running).
- */
-export function loadConfigOffThread(cwd: string, path: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<LoadResult> {
-  const timeoutMs = opts.timeoutMs ?? 120_000;
+/** Loads `path` (relative to `cwd`) like ConfigLoader.loadGatewayConfig, off the event loop; rejects after `timeoutMs`. */
+export function loadConfigOffThread(cwd: string, path: string, timeoutMs = 120_000): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const w = new Worker(workerFile(), { workerData: { cwd, path } });
     let done = false;
@@ -38,6 +34,5 @@ export function loadConfigOffThread(cwd: string, path: string, opts: { timeoutMs
     w.once('message', (r: LoadResult) => finish(() => resolve(r)));
     w.once('error', (err) => finish(() => reject(err)));
     w.once('exit', (code) => finish(() => reject(new Error(`the configuration loader ended (code ${code}) without an answer`))));
-    opts.signal?.addEventListener('abort', () => finish(() => reject(new Error('loading the configuration was cancelled'))), { once: true });
   });
 }
