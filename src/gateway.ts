@@ -240,15 +240,9 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     const pointsByName = new Map<string, CommonPoint>(device.points.map((p) => [p.name, p]));
     const filter = new ReportFilter(pointsByName);
     /** Readings from a poll or a subscription → samples in the buffer → the publisher. */
-    const accept = (readings: Reading[], ts: number, via = channel) => {
-      metrics.polled.inc({ device: device.name }, readings.length);
-      const samples: Sample[] = [];
-      for (const r of readings) {
-        if (r.quality === 'bad') metrics.badReadings.inc({ device: device.name });
-        const point = pointsByName.get(r.point);
-        const s: Sample = { ts, device: device.name, channel: via, ...r, unit: point?.unit, priority: point?.priority };
-        if (filter.pass(s)) samples.push(s);
-      }
+    /** Samples that passed the report filter → the buffer (one transaction) → the publisher. */
+    const store = (candidates: Sample[]) => {
+      const samples = candidates.filter((s) => filter.pass(s));
       try {
         buffer.append(pollPayload ? encodePollMessages(samples) : samples);
         metrics.buffered.inc(samples.length);
@@ -259,6 +253,16 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
         return;
       }
       publisher.wake();
+    };
+    const accept = (readings: Reading[], ts: number, via = channel) => {
+      metrics.polled.inc({ device: device.name }, readings.length);
+      store(
+        readings.map((r) => {
+          if (r.quality === 'bad') metrics.badReadings.inc({ device: device.name });
+          const point = pointsByName.get(r.point);
+          return { ts, device: device.name, channel: via, ...r, unit: point?.unit, priority: point?.priority };
+        }),
+      );
     };
     // Points the device reports by itself (mode: subscribe) are set up on every open of the link.
     const subscribed = device.points.filter((p) => (p as { mode?: string }).mode === 'subscribe');
@@ -286,19 +290,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     const gap = (plan: unknown, pts: readonly CommonPoint[], reason: string, via = channel) => {
       if (!good.delete(plan)) return;
       const ts = Date.now();
-      const samples: Sample[] = [];
-      for (const pt of pts) {
-        const s: Sample = { ts, device: device.name, channel: via, point: pt.name, value: null, quality: 'bad', reason, unit: pt.unit, priority: pt.priority };
-        if (filter.pass(s)) samples.push(s);
-      }
-      try {
-        buffer.append(pollPayload ? encodePollMessages(samples) : samples);
-        metrics.buffered.inc(samples.length);
-      } catch (err) {
-        log.debug({ err, device: device.name, lost: samples.length }, 'buffer append failed');
-        return;
-      }
-      publisher.wake();
+      store(pts.map((pt) => ({ ts, device: device.name, channel: via, point: pt.name, value: null, quality: 'bad', reason, unit: pt.unit, priority: pt.priority })));
     };
     for (const [intervalMs, points] of groups) {
       const plan = driver.plan(points);

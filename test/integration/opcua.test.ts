@@ -84,14 +84,13 @@ describe('opcua driver', () => {
     expect(await value('missing')).toMatchObject({ quality: 'bad', value: null, reason: expect.stringMatching(/^BadNodeIdUnknown \(0x80340000\)$/) });
   });
 
-  it('subscribes: monitored items report changes, and a server-side absolute deadband suppresses small ones', async () => {
-    const dir = tmp();
-    const s = await sim(dir);
+  /** The simulator, a broker and a running gateway whose device "plc" has `points` (YAML lines). */
+  async function subscribedPlc(points: string, log?: pino.Logger) {
+    const s = await sim(tmp());
     const broker: Mosquitto = await startMosquitto();
     cleanups.push(() => broker.stop());
     const sub = await Subscriber.connect(broker, 's/g/plc/#');
     cleanups.push(() => sub.close());
-    const drift = PLANT_NODES.drift.nodeId;
     const tg = makeGateway(
       gatewayYaml(broker),
       `version: 1
@@ -101,14 +100,21 @@ devices:
     poll_interval_ms: 1000
     connection: { endpoint: "${s.endpoint}", security_policy: None, security_mode: None, trust_unknown_server: true }
     points:
-      - { name: drift_all, node_id: "${drift}", mode: subscribe, sampling_interval_ms: 100 }
-      - { name: drift_db, node_id: "${drift}", mode: subscribe, sampling_interval_ms: 100, deadband_type: absolute, deadband: 1.0 }
-      - { name: recipe, node_id: "${PLANT_NODES.recipe.nodeId}", mode: subscribe }
-      - { name: tank_pct, node_id: "${PLANT_NODES.tank.nodeId}", mode: subscribe, sampling_interval_ms: 100, deadband_type: percent, deadband: 2 }
-`,
+${points}`,
+      log,
     );
     cleanups.push(() => tg.cleanup());
     await tg.gw.start();
+    return { sub, tg };
+  }
+
+  it('subscribes: monitored items report changes, and a server-side absolute deadband suppresses small ones', async () => {
+    const drift = PLANT_NODES.drift.nodeId;
+    const { sub } = await subscribedPlc(`      - { name: drift_all, node_id: "${drift}", mode: subscribe, sampling_interval_ms: 100 }
+      - { name: drift_db, node_id: "${drift}", mode: subscribe, sampling_interval_ms: 100, deadband_type: absolute, deadband: 1.0 }
+      - { name: recipe, node_id: "${PLANT_NODES.recipe.nodeId}", mode: subscribe }
+      - { name: tank_pct, node_id: "${PLANT_NODES.tank.nodeId}", mode: subscribe, sampling_interval_ms: 100, deadband_type: percent, deadband: 2 }
+`);
     expect((await sub.waitFor((m) => m.topic === 's/g/plc/recipe', 20_000, 'recipe')).json).toMatchObject({ value: 'PET-500ml', quality: 'good' });
     const values = (point: string) => sub.messages.filter((m) => m.topic === `s/g/plc/${point}`).map((m) => m.json.value as number);
     await sub.waitFor(() => values('drift_db').length >= 4, 20_000, '4 deadband reports');
@@ -124,30 +130,14 @@ devices:
   });
 
   it('a subscribed point whose monitored item the server refuses becomes a bad sample with the status, and a log line', async () => {
-    const dir = tmp();
-    const s = await sim(dir);
-    const broker: Mosquitto = await startMosquitto();
-    cleanups.push(() => broker.stop());
-    const sub = await Subscriber.connect(broker, 's/g/plc/#');
-    cleanups.push(() => sub.close());
     const logged: Record<string, unknown>[] = [];
     const log = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line) as Record<string, unknown>) });
-    const tg = makeGateway(
-      gatewayYaml(broker),
-      `version: 1
-devices:
-  - name: plc
-    driver: opcua
-    poll_interval_ms: 1000
-    connection: { endpoint: "${s.endpoint}", security_policy: None, security_mode: None, trust_unknown_server: true }
-    points:
-      - { name: recipe, node_id: "${PLANT_NODES.recipe.nodeId}", mode: subscribe }
+    const { sub } = await subscribedPlc(
+      `      - { name: recipe, node_id: "${PLANT_NODES.recipe.nodeId}", mode: subscribe }
       - { name: ghost, node_id: "ns=1;s=NoSuchNode", mode: subscribe }
 `,
       log,
     );
-    cleanups.push(() => tg.cleanup());
-    await tg.gw.start();
     const ghost = await sub.waitFor((m) => m.topic === 's/g/plc/ghost', 20_000, 'a sample for the refused item');
     expect(ghost.json).toMatchObject({ value: null, quality: 'bad', reason: expect.stringMatching(/^monitored item refused: BadNodeIdUnknown \(0x80340000\)$/) });
     expect((await sub.waitFor((m) => m.topic === 's/g/plc/recipe', 20_000, 'the good item')).json).toMatchObject({ value: 'PET-500ml', quality: 'good' });
