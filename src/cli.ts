@@ -140,7 +140,6 @@ async function cmdRun(args: string[], io: CliIo): Promise<number> {
     io.err('edgeferry run: expected --config FILE, got none');
     return EXIT.USAGE;
   }
-  // Off the event loop, so that SIGTERM/SIGINT during a long load stop the start-up at once.
   io.err(`edgeferry run: loading ${values.config}`);
   let stopAsked = false;
   void io.stopRequested.then(() => (stopAsked = true));

@@ -88,9 +88,9 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const buffer = new SqliteBuffer(bufferPath, { synchronous: g.buffer.synchronous, maxBytes: g.buffer.max_bytes, maxAgeS: g.buffer.max_age_s });
   /** Fields of the retained gateway status besides the health: the outcome of the last reload. */
   let statusExtra: Record<string, unknown> = {};
-  // Declared before the publisher exists; health changes before start() reach it on connect.
-  let publishHealth = () => undefined as void;
-  const gwHealth = new GatewayHealth(log.child({ component: 'health' }), metrics, () => publishHealth());
+  // Called only on changes, all after the publisher below exists; it sends them once connected.
+  const publishHealth = () => publisher.setGatewayStatus({ ...statusExtra, ...gwHealth.state });
+  const gwHealth = new GatewayHealth(log.child({ component: 'health' }), metrics, publishHealth);
   const publisher = new MqttPublisher(
     g.mqtt,
     { site: g.site, gateway: g.gateway_id },
@@ -105,7 +105,6 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       fault: (component, err) => gwHealth.fault(component, err),
     },
   );
-  publishHealth = () => publisher.setGatewayStatus({ ...statusExtra, ...gwHealth.state });
   publishHealth();
   buffer.onHealth = (h) => gwHealth.set('buffer', h.state === 'ok' ? undefined : h.reasons.join('; '));
   const scheduler = new Scheduler({

@@ -53,24 +53,14 @@ export class ReserveFile {
     return this.held;
   }
 
-  /** Deletes a reserve left by an earlier run, if there is one; true if it was there. */
-  dropIfThere(): boolean {
-    try {
-      unlinkSync(this.path);
-      this.held = false;
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  /** Gives the reserve's blocks back to the file system. */
-  drop(): void {
+  /** Gives the reserve's blocks back to the file system (also a last run's); true if there was a file. */
+  drop(): boolean {
     this.held = false;
     try {
       unlinkSync(this.path);
+      return true;
     } catch {
-      /* not there */
+      return false; // not there
     }
   }
 }

@@ -1,17 +1,5 @@
 import type { Priority } from '../core/sample.js';
 
-/** [[1,3],[7,7]] for [7,1,2,3]: the sequence ranges a loss event reports. */
-export function mergeRanges(seqs: number[]): [number, number][] {
-  const sorted = [...seqs].sort((a, b) => a - b);
-  const out: [number, number][] = [];
-  for (const s of sorted) {
-    const last = out[out.length - 1];
-    if (last && s === last[1] + 1) last[1] = s;
-    else out.push([s, s]);
-  }
-  return out;
-}
-
 /** Most seq ranges in one loss event, so that one event stays a reasonable MQTT message. */
 export const MAX_RANGES_PER_EVENT = 500;
 

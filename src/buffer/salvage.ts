@@ -2,7 +2,6 @@
 // samples in it are accounted (a data_lost event with their ranges) instead of vanishing, and the
 // highest seq it had handed out, so the fresh buffer continues above it.
 import Database from 'better-sqlite3';
-import { mergeRanges } from './ranges.js';
 
 export interface Salvage {
   /** Samples whose seq (and priority, 0 critical … 2 bulk) could be read. */

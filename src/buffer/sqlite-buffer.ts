@@ -149,7 +149,7 @@ export class SqliteBuffer {
       } catch (err) {
         // Started on a full disk (a reboot after it filled): the last run's reserve makes the room
         // that opening needs (the WAL and shared-memory files).
-        if (!isDiskError(err) || !reserve.dropIfThere()) throw err;
+        if (!isDiskError(err) || !reserve.drop()) throw err;
         this.problem('disk_full', 'disk full at start: reserve given back to open the buffer');
         opened = openDb();
       }
@@ -326,7 +326,7 @@ export class SqliteBuffer {
   private writeMark(): void {
     try {
       this.mark.write({ ...this.mark.current, newest: this.newest, unstored: this.unrecorded.count, by: this.unrecorded.byPriority });
-      if (this.problems.has('seq_mark')) this.problem('seq_mark', undefined);
+      this.problem('seq_mark', undefined);
     } catch (err) {
       this.problem('seq_mark', `seq mark "${this.mark.path}" not writable: ${message(err)}`);
     }
@@ -384,7 +384,7 @@ export class SqliteBuffer {
         const first = this.s.firstTs.get() as number | undefined;
         if (first !== undefined && first < this.now() - this.opts.maxAgeS * 1000 + 60_000) this.evictAged();
       }
-      if (this.problems.has('evict')) this.problem('evict', undefined);
+      this.problem('evict', undefined);
     } catch (err) {
       // The samples are stored; the bounds are enforced again with a later append.
       this.problem('evict', `eviction failed: ${message(err)}`);
@@ -492,7 +492,7 @@ export class SqliteBuffer {
         this.problem('disk_full', this.problems.get('disk_full') ?? 'disk full: reserve given back to acknowledge');
         del();
       }
-      if (this.problems.has('ack')) this.problem('ack', undefined);
+      this.problem('ack', undefined);
     } catch (err) {
       this.problem('ack', `acknowledged samples could not be deleted: ${message(err)}`);
       throw new GatewayError('GW_ERR_BUFFER', `buffer "${this.path}": delete of ${seqs.length} acknowledged samples failed: ${message(err)}`, { cause: err });

@@ -121,7 +121,8 @@ export class YamlFile {
       this.data = this.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
     } catch (err) {
       // An alias that expands without end ("billion laughs"), or another value YAML cannot build.
-      const at = /\*[^\s,\]}]+/.exec(text)?.index ?? 0;
+      const alias = ALIAS.exec(text);
+      const at = alias ? alias.index + alias[0].indexOf('*') : 0;
       const pos = this.lines.linePos(at);
       const what = /alias/i.test((err as Error).message) ? `expected aliases (*name) that expand to a reasonable size, got more than ${MAX_ALIAS_COUNT} expansions` : `expected a value YAML can build, got ${(err as Error).message}`;
       this.problems.push({ file: display, line: pos.line, col: pos.col, path: '(yaml)', message: what });

@@ -83,8 +83,6 @@ export class InferenceStage {
   private workers: Worker[] = [];
   /** Workers with a batch in flight. */
   private readonly busy = new Set<Worker>();
-  /** The message each worker is answering, so that a worker's death can answer it instead. */
-  private readonly pending = new Map<Worker, Set<number>>();
   /** Failed tries per image (a batch that failed or whose worker died). */
   private readonly tries = new Map<string, number>();
   private lastWorkerError: string | undefined;
@@ -97,7 +95,8 @@ export class InferenceStage {
   private readonly known = new Set<string>();
   private overflowed = false;
   private seq = 0;
-  private readonly waiting = new Map<number, (m: FromWorker) => void>();
+  /** Messages awaiting their answer, with the worker answering them (its death answers instead). */
+  private readonly waiting = new Map<number, { w: Worker; answer: (m: FromWorker) => void }>();
   private model: { manifest: Manifest; sha256: string } | undefined;
   private lastModelError: string | undefined;
   private stopped = false;
@@ -155,13 +154,11 @@ export class InferenceStage {
     // A small young generation: the worker's garbage is short-lived image buffers, and V8's default
     // semi-spaces kept about 13 MB more resident per worker with no gain in speed (bench/el.ts).
     const w = new Worker(this.deps.workerFile ?? workerFile(), { workerData: { threads: this.cfg.threads }, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
-    this.pending.set(w, new Set());
     w.on('message', (m: FromWorker) => {
       if (m.type === 'fatal') return void (this.lastWorkerError = m.error);
-      const cb = this.waiting.get(m.seq);
+      const waiter = this.waiting.get(m.seq);
       this.waiting.delete(m.seq);
-      this.pending.get(w)?.delete(m.seq);
-      cb?.(m);
+      waiter?.answer(m);
     });
     // An uncaught error ends the worker: 'exit' follows and does the counting.
     w.on('error', (err) => (this.lastWorkerError = err.message));
@@ -176,8 +173,6 @@ export class InferenceStage {
    * replaced by a new one with the model in service.
    */
   private async exited(w: Worker, code: number): Promise<void> {
-    const seqs = this.pending.get(w) ?? new Set<number>();
-    this.pending.delete(w);
     this.workers = this.workers.filter((x) => x !== w);
     if (this.stopped) return;
     const error = `inference worker exited (code ${code}${this.lastWorkerError ? `: ${this.lastWorkerError}` : ''})`;
@@ -185,15 +180,15 @@ export class InferenceStage {
     this.counters.workerRestarts++;
     this.deps.log.error({ code, restarts: this.counters.workerRestarts }, 'inference worker died; starting a new one');
     this.deps.fault?.(new Error(error));
-    for (const seq of seqs) {
-      const cb = this.waiting.get(seq);
+    for (const [seq, waiter] of this.waiting) {
+      if (waiter.w !== w) continue;
       this.waiting.delete(seq);
-      cb?.({ type: 'failed', seq, error, died: true });
+      waiter.answer({ type: 'failed', seq, error, died: true });
     }
     const fresh = this.spawn();
     if (this.model && this.modelBytes) {
       const reply = await this.call(fresh, { type: 'load', seq: ++this.seq, bytes: this.modelBytes, manifest: this.model.manifest, sha256: this.model.sha256 });
-      if (reply.type !== 'loaded' || !reply.ok) this.deps.log.error({ error: reply.type === 'failed' ? reply.error : reply.type === 'loaded' && !reply.ok ? reply.error : 'no answer' }, 'new inference worker could not load the model');
+      if (reply.type !== 'loaded' || !reply.ok) this.deps.log.error({ error: 'error' in reply ? reply.error : 'no answer' }, 'new inference worker could not load the model');
     }
     this.publishStatus();
     this.pump();
@@ -260,9 +255,8 @@ export class InferenceStage {
 
   private call(w: Worker, m: ToWorker): Promise<FromWorker> {
     return new Promise((resolve) => {
-      if (!this.pending.has(w)) return resolve({ type: 'failed', seq: m.seq, error: 'inference worker is gone' });
-      this.waiting.set(m.seq, resolve);
-      this.pending.get(w)!.add(m.seq);
+      if (!this.workers.includes(w)) return resolve({ type: 'failed', seq: m.seq, error: 'inference worker is gone' });
+      this.waiting.set(m.seq, { w, answer: resolve });
       // Model bytes are copied (the buffer stays usable here); file lists are small.
       w.postMessage(m);
     });
