@@ -14,6 +14,9 @@ const HIERARCHICAL = 'i=33';
 const NODE_CLASS = { Object: 1, Variable: 2 };
 const VALUE_RANK = 14 + 1; // AttributeIds.ValueRank = 15
 const DATA_TYPE = 14; // AttributeIds.DataType
+const SERVER_OBJECT = 2253;
+/** Point names stay at most this long; longer paths keep their last whole segments. */
+const NAME_MAX = 64;
 
 export interface BrowseOptions {
   connection: OpcuaConnectionConfig;
@@ -34,8 +37,17 @@ export interface FoundVariable {
 
 const sanitize = (s: string) => s.replace(/[^A-Za-z0-9_.-]+/g, '_').replace(/^_+|_+$/g, '') || 'x';
 
+/** A point name from a browse path: the last segments that fit in NAME_MAX, never a cut word. */
+export function pointName(path: string[]): string {
+  const parts = path.map(sanitize);
+  let name = parts[parts.length - 1]!;
+  if (name.length > NAME_MAX) return name.slice(0, NAME_MAX);
+  for (let i = parts.length - 2; i >= 0 && name.length + 1 + parts[i]!.length <= NAME_MAX; i--) name = `${parts[i]}.${name}`;
+  return name;
+}
+
 export async function browseServer(o: BrowseOptions): Promise<FoundVariable[]> {
-  const link = new OpcuaLink(o.connection, o.baseDir, o.log);
+  const link = new OpcuaLink(o.connection, o.baseDir, o.log, 'run browse again with --trust-server to accept a first certificate');
   await link.open(new AbortController().signal, () => undefined);
   try {
     const { session } = link.session();
@@ -48,8 +60,9 @@ export async function browseServer(o: BrowseOptions): Promise<FoundVariable[]> {
       const refs: ReferenceDescription[] = result.references ?? [];
       for (const ref of refs) {
         const child = ref.nodeId.toString();
-        // The Server object is the server's own diagnostics: large and not plant data.
-        if (child === 'i=2253') continue;
+        // The Server object is the server's own status and diagnostics — with the diagnostics
+        // nodes of this very browsing session — not plant data (browse it with --root i=2253).
+        if (ref.nodeId.namespace === 0 && ref.nodeId.value === SERVER_OBJECT) continue;
         const name = ref.browseName.name ?? child;
         const childPath = [...path, name];
         if (Number(ref.nodeClass) === NODE_CLASS.Variable) {
@@ -94,8 +107,9 @@ export function deviceMapYaml(o: BrowseOptions, found: FoundVariable[]): string 
     '    points:',
   ];
   for (const v of found) {
-    let name = sanitize(v.path.join('.')).slice(-64).replace(/^[._-]+/, '');
-    for (let i = 2; names.has(name); i++) name = `${name.slice(0, 60)}_${i}`;
+    const base = pointName(v.path);
+    let name = base;
+    for (let i = 2; names.has(name); i++) name = `${base.slice(0, NAME_MAX - 4)}_${i}`;
     names.add(name);
     lines.push(`      - { name: ${name}, node_id: ${JSON.stringify(v.nodeId)} } # ${v.dataType}${v.array ? '[]' : ''}`);
   }

@@ -2,7 +2,8 @@
 // liveness: node-opcua's own reconnect loop is switched off (connectionStrategy.maxRetry 0), so a
 // restarted server never sees two competing loops flooding it with CreateSession requests; a lost
 // connection is reported and the runner reopens on its backoff schedule.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { createHash, X509Certificate } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ClientSession, OPCUAClient, UserIdentityInfo } from 'node-opcua';
@@ -40,6 +41,8 @@ export class OpcuaLink implements Link {
     private readonly cfg: OpcuaConnectionConfig,
     private readonly baseDir: string,
     private readonly log: Logger,
+    /** How the user accepts a first server certificate where this link is used (the YAML key, or a CLI flag). */
+    private readonly trustHint = 'set trust_unknown_server: true to accept a first certificate',
   ) {
     this.endpoint = cfg.endpoint;
     this.pki = resolve(baseDir, cfg.pki_dir);
@@ -91,7 +94,6 @@ export class OpcuaLink implements Link {
     };
     const lost = new AbortController();
     this.lost = lost;
-    const started = Date.now();
     try {
       await withDeadline(client.connect(this.endpoint), this.cfg.timeout_ms, () => new TimeoutError(`${this.endpoint}: connect: no answer after ${this.cfg.timeout_ms} ms`));
       client.on('connection_lost', () => report('connection lost'));
@@ -106,25 +108,61 @@ export class OpcuaLink implements Link {
       await this.close();
       if (err instanceof TimeoutError || err instanceof NotConnectedError) throw err;
       const message = (err as Error).message;
-      if (/certificate/i.test(message)) throw new NotConnectedError(this.untrustedMessage(started), { cause: err });
+      if (/certificate/i.test(message)) throw new NotConnectedError(await this.untrustedMessage(), { cause: err });
+      if (this.cfg.security_mode !== 'None' && /disconnected by third party|rejected by server|socket has been disconnected/i.test(message)) {
+        throw new NotConnectedError(this.refusedMessage(), { cause: err });
+      }
       throw new NotConnectedError(`${this.endpoint}: ${message}`, { cause: err });
     }
   }
 
-  /** The clear error for an untrusted server certificate: which one, and where to put it. */
-  private untrustedMessage(since: number): string {
+  /**
+   * The clear error for an untrusted server certificate: which one (its thumbprint, asked of the
+   * server again over an unsecured discovery connection), and the file to move where.
+   */
+  private async untrustedMessage(): Promise<string> {
+    const thumb = await this.serverThumbprint().catch(() => undefined);
     const dir = join(this.pki, 'rejected');
-    let newest: string | undefined;
+    let file: string | undefined;
     try {
-      newest = readdirSync(dir)
-        .map((f) => ({ f, t: statSync(join(dir, f)).mtimeMs }))
-        .filter((x) => x.t >= since - 1000)
-        .sort((a, b) => b.t - a.t)[0]?.f;
+      file = readdirSync(dir).find((f) => thumb && f.toLowerCase().includes(`[${thumb}]`));
     } catch {
-      /* no rejected folder */
+      /* no rejected folder yet */
     }
-    const thumb = newest ? /\[([0-9a-f]{40})\]/i.exec(newest)?.[1] ?? newest : 'unknown';
-    return `${this.endpoint}: the server certificate (SHA-1 thumbprint ${thumb}) is not trusted; if it is the right server, move ${newest ? join(dir, newest) : `${dir}/<its file>`} to ${join(this.pki, 'trusted', 'certs')}/ (or set trust_unknown_server: true to accept a first certificate)`;
+    const trusted = `${join(this.pki, 'trusted', 'certs')}/`;
+    const what = file ? `move ${join(dir, file)} to ${trusted}` : `put its certificate in ${trusted}`;
+    return `${this.endpoint}: the server certificate (SHA-1 thumbprint ${thumb ?? 'unknown: the server did not answer GetEndpoints'}) is not trusted; if it is the right server, ${what} (or ${this.trustHint})`;
+  }
+
+  /** The SHA-1 thumbprint of the certificate the server offers for our policy and mode. */
+  private async serverThumbprint(): Promise<string | undefined> {
+    const { OPCUAClient } = await loadOpcua(this.log);
+    const discovery = OPCUAClient.create({ endpointMustExist: false, connectionStrategy: { maxRetry: 0, initialDelay: 100, maxDelay: 100 } });
+    try {
+      await withDeadline(discovery.connect(this.endpoint), this.cfg.timeout_ms, () => new TimeoutError('connect'));
+      const endpoints = await withDeadline(discovery.getEndpoints(), this.cfg.timeout_ms, () => new TimeoutError('GetEndpoints'));
+      const ours = endpoints.find((e) => Number(e.securityMode) === MODES[this.cfg.security_mode] && e.securityPolicyUri === POLICY_URI + this.cfg.security_policy);
+      const chain = (ours ?? endpoints.find((e) => e.serverCertificate?.length))?.serverCertificate;
+      return chain ? createHash('sha1').update(firstDer(chain)).digest('hex') : undefined;
+    } finally {
+      await withDeadline(discovery.disconnect(), 2000, () => new Error('disconnect timeout')).catch(() => undefined);
+    }
+  }
+
+  /**
+   * The server ended the secure channel handshake: almost always because it does not trust the
+   * gateway's own certificate (open62541 and most servers answer BadCertificateUntrusted, which
+   * node-opcua reports only as a closed socket). Says which certificate to give the server.
+   */
+  private refusedMessage(): string {
+    const own = join(this.pki, 'own', 'certs', 'client_certificate.pem');
+    let thumb = '';
+    try {
+      if (existsSync(own)) thumb = ` (SHA-1 thumbprint ${new X509Certificate(readFileSync(own)).fingerprint.replace(/:/g, '').toLowerCase()})`;
+    } catch {
+      /* unreadable: say the path only */
+    }
+    return `${this.endpoint}: the server closed the connection while opening a ${this.cfg.security_policy}/${this.cfg.security_mode} secure channel — most likely it does not trust the gateway's certificate: add ${own}${thumb} to the server's trusted certificates (DER: openssl x509 -in FILE -outform der), then the gateway connects on its next attempt`;
   }
 
   /** The open session; throws NotConnectedError when there is none. */
@@ -146,4 +184,15 @@ export class OpcuaLink implements Link {
     if (session) await withDeadline(session.close(), 2000, () => new Error('close timeout')).catch(() => undefined);
     if (client) await withDeadline(client.disconnect(), 2000, () => new Error('disconnect timeout')).catch(() => undefined);
   }
+}
+
+/** The first certificate of a DER chain (servers may send their certificate followed by its issuers). */
+function firstDer(chain: Buffer): Buffer {
+  if (chain[0] !== 0x30) return chain;
+  const b = chain[1]!;
+  if (b < 0x80) return chain.subarray(0, 2 + b);
+  const n = b & 0x7f;
+  let len = 0;
+  for (let i = 0; i < n; i++) len = len * 256 + chain[2 + i]!;
+  return chain.subarray(0, 2 + n + len);
 }

@@ -10,8 +10,14 @@ export function loadOpcua(log: Logger): Promise<NodeOpcua> {
   loading ??= (async () => {
     const dbg = await import('node-opcua-debug');
     const text = (args: unknown[]) => args.map((a) => (typeof a === 'string' ? a : a instanceof Error ? a.message : JSON.stringify(a))).join(' ').trim();
-    dbg.setWarningLogger((...args: unknown[]) => log.debug({ component: 'node-opcua' }, text(args)));
-    dbg.setErrorLogger((...args: unknown[]) => log.warn({ component: 'node-opcua' }, text(args)));
+    dbg.setWarningLogger((...args: unknown[]) => log.debug({ lib: 'node-opcua' }, text(args)));
+    dbg.setErrorLogger((...args: unknown[]) => {
+      const line = text(args);
+      // A transport-level error message from the server (a refused secure channel, say) is
+      // reported by the link with what to do about it; node-opcua's own line would say it twice.
+      if (line.includes('message_builder_base')) log.debug({ lib: 'node-opcua' }, line);
+      else log.warn({ lib: 'node-opcua' }, line);
+    });
     dbg.setTraceLogger(() => undefined);
     dbg.setDebugLogger(() => undefined);
     return import('node-opcua');

@@ -234,7 +234,16 @@ ${points}`,
       (e: Error) => e,
     );
     expect(err).toBeInstanceOf(NotConnectedError);
-    expect(err!.message).toMatch(/server certificate \(SHA-1 thumbprint [0-9a-f]{40}\) is not trusted; if it is the right server, move .*pki\/rejected\/.* to .*pki\/trusted\/certs\//);
+    const advice = /server certificate \(SHA-1 thumbprint ([0-9a-f]{40})\) is not trusted; if it is the right server, move .*pki\/rejected\/.*\[([0-9a-f]{40})\]\.pem to .*pki\/trusted\/certs\/ \(or set trust_unknown_server: true/;
+    expect(err!.message).toMatch(advice);
+    // Every later attempt says the same (the certificate is already in rejected/ by then).
+    const again = await link.open(signal, () => undefined).then(
+      () => '',
+      (e: Error) => e.message,
+    );
+    expect(again).toBe(err!.message);
+    const [, thumb, inName] = advice.exec(again)!;
+    expect(inName).toBe(thumb);
     // Following the advice works.
     const rejected = readdirSync(join(dir, 'pki', 'rejected'));
     mkdirSync(join(dir, 'pki', 'trusted', 'certs'), { recursive: true });
