@@ -45,11 +45,12 @@ async function run(masters: number) {
     const between = idle.slice(tokenIdx[k - 1]! + 1, tokenIdx[k]!);
     if (between.every((x) => x.type === 0) && between.length === masters - 1) plain.push(loop);
   }
-  const retries = [link.mstp!, ...sims.map((x) => x.node)].reduce((n, node) => n + node.counters.tokenRetries, 0);
+  const gwStats = (await link.stats())!;
+  const retries = [gwStats.counters, ...sims.map((x) => x.node.counters)].reduce((n, c) => n + c.tokenRetries, 0);
   // Wire minimum of one loop: one 8-octet token per master, plus Tturnaround before each.
   const octetMs = 10_000 / BAUD;
   const wireLoop = masters * (8 * octetMs + 40 * (1000 / BAUD));
-  const lateness = [...link.mstp!.timerLateness];
+  const lateness = gwStats.timerLateness;
 
   const rp: number[] = [];
   for (let i = 0; i < REQUESTS; i++) {

@@ -1,13 +1,13 @@
 // An MS/TP link: one RS485 port, the gateway's master node on it, and every BACnet device behind
 // it. The link runner opens and closes it and sends one request at a time; this file matches
-// answers to requests by (MAC, invoke id) and turns silence into TimeoutError.
+// answers to requests by (MAC, invoke id) and turns silence into TimeoutError. The port and the
+// node run on a data link thread of their own (datalink.ts) unless `thread` is false.
 import type { Logger } from 'pino';
 import { withDeadline } from '../../src/core/deadline.js';
 import type { Link } from '../../src/core/link.js';
 import { NotConnectedError, TimeoutError } from '../../src/errors.js';
 import { decode, encodeReject, encodeWhoIs, type Decoded } from './bacnet.js';
-import { MstpNode } from './node.js';
-import { openMstpSerial, type MstpSerial } from './port.js';
+import { openInlineDataLink, openThreadDataLink, type DataLinkHandlers, type MstpDataLink, type MstpStats } from './datalink.js';
 import type { MstpConnectionConfig } from './schema.js';
 
 type Answer = Extract<Decoded, { kind: 'rp-ack' | 'rpm-ack' | 'error' | 'reject' | 'abort' }>;
@@ -18,11 +18,21 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+/**
+ * The data link thread's nice value: −10 unless EDGEFERRY_MSTP_NICE says otherwise ("off" leaves
+ * the thread at the process's priority; the bench compares both).
+ */
+function threadNice(): number | undefined {
+  const v = process.env.EDGEFERRY_MSTP_NICE;
+  if (v === 'off') return undefined;
+  return v !== undefined && /^-?\d+$/.test(v) ? Number(v) : -10;
+}
+
 export class MstpLink implements Link {
   readonly kind = 'bus' as const;
   readonly endpoint: string;
-  private serial: MstpSerial | undefined;
-  private node: MstpNode | undefined;
+  private dl: MstpDataLink | undefined;
+  private nextId = 1;
   private readonly pending = new Map<string, Pending>();
   private readonly iAmWaiters = new Map<number, ((instance: number) => void)[]>();
   private invokeId = Math.floor(Math.random() * 256);
@@ -30,40 +40,49 @@ export class MstpLink implements Link {
   constructor(
     private readonly c: MstpConnectionConfig,
     private readonly log: Logger,
+    /** Run the data link on its own thread (the default); false keeps it on this event loop (bench baseline). */
+    private readonly thread = process.env.EDGEFERRY_MSTP_INLINE !== '1',
   ) {
     this.endpoint = `mstp:${c.port}@${c.baud_rate}`;
   }
 
-  /** The node, for counters and timing figures (tests, bench). */
-  get mstp(): MstpNode | undefined {
-    return this.node;
+  /** The node's counters and timer figures (tests, bench); undefined while closed. */
+  stats(): Promise<MstpStats | undefined> {
+    return this.dl ? this.dl.stats() : Promise.resolve(undefined);
   }
+
+  private notices = new Set<string>();
 
   async open(_signal: AbortSignal, onLost: (reason: string) => void): Promise<void> {
     await this.close();
-    const node = new MstpNode(
-      { address: this.c.station, maxMaster: this.c.max_master, maxInfoFrames: this.c.max_info_frames, baudRate: this.c.baud_rate, usageTimeoutMs: this.c.usage_timeout_ms },
-      { write: (f) => this.serial?.write(f) },
-    );
-    node.onData = (source, npdu, reply) => this.onData(source, npdu, reply);
-    node.on('reply-timeout', (dest) => this.failAll(dest, new TimeoutError(`${this.endpoint}: MAC ${dest} did not begin to reply within Treply_timeout (255 ms)`)));
-    node.on('successor', (ns, sole) => this.log.debug({ next_station: ns, sole_master: sole }, 'MS/TP successor'));
-    this.serial = await openMstpSerial(
-      this.c.port,
-      this.c.baud_rate,
-      (chunk) => node.receive(chunk),
-      (reason) => {
-        this.shutdown(new NotConnectedError(`${this.endpoint}: ${reason}`));
+    const handlers: DataLinkHandlers = {
+      onData: (source, npdu, replyId) => this.onData(source, npdu, replyId),
+      onReplyTimeout: (dest) => this.failAll(dest, new TimeoutError(`${this.endpoint}: MAC ${dest} did not begin to reply within Treply_timeout (255 ms)`)),
+      onSuccessor: (ns, sole) => this.log.debug({ next_station: ns, sole_master: sole }, 'MS/TP successor'),
+      onLost: (reason) => {
+        this.dl = undefined;
+        this.rejectAll(new NotConnectedError(`${this.endpoint}: ${reason}`));
         onLost(reason);
       },
-    );
-    this.node = node;
-    node.start();
+      onNotice: (message) => {
+        if (this.notices.has(message)) return;
+        this.notices.add(message);
+        this.log.info(message);
+      },
+    };
+    const options = {
+      port: this.c.port,
+      node: { address: this.c.station, maxMaster: this.c.max_master, maxInfoFrames: this.c.max_info_frames, baudRate: this.c.baud_rate, usageTimeoutMs: this.c.usage_timeout_ms },
+      nice: threadNice(),
+    };
+    try {
+      this.dl = this.thread ? await openThreadDataLink(options, handlers) : await openInlineDataLink(options, handlers);
+    } catch (err) {
+      throw err instanceof NotConnectedError ? err : new NotConnectedError(`${this.endpoint}: ${(err as Error).message}`, { cause: err });
+    }
   }
 
-  private shutdown(err: Error): void {
-    this.node?.stop();
-    this.node = undefined;
+  private rejectAll(err: Error): void {
     for (const [key, p] of this.pending) {
       this.pending.delete(key);
       p.reject(err);
@@ -71,10 +90,10 @@ export class MstpLink implements Link {
   }
 
   async close(): Promise<void> {
-    this.shutdown(new NotConnectedError(`${this.endpoint}: closed`));
-    const s = this.serial;
-    this.serial = undefined;
-    await s?.close();
+    this.rejectAll(new NotConnectedError(`${this.endpoint}: closed`));
+    const dl = this.dl;
+    this.dl = undefined;
+    await dl?.close();
   }
 
   private failAll(dest: number, err: Error): void {
@@ -85,7 +104,7 @@ export class MstpLink implements Link {
     }
   }
 
-  private onData(source: number, npdu: Buffer, reply: ((npdu: Buffer) => void) | undefined): void {
+  private onData(source: number, npdu: Buffer, replyId: number | undefined): void {
     let d: Decoded;
     try {
       d = decode(npdu);
@@ -99,10 +118,10 @@ export class MstpLink implements Link {
       for (const w of waiters ?? []) w(d.deviceInstance);
       return;
     }
-    if (reply) {
+    if (replyId !== undefined) {
       // The gateway is a client only: refuse services asked of it at once rather than let the
       // asker wait for its APDU timeout.
-      if ('invokeId' in d) reply(encodeReject(d.invokeId, 9 /* unrecognized-service */));
+      if ('invokeId' in d) this.dl?.reply(replyId, encodeReject(d.invokeId, 9 /* unrecognized-service */));
       return;
     }
     if (d.kind === 'rp-ack' || d.kind === 'rpm-ack' || d.kind === 'error' || d.kind === 'reject' || d.kind === 'abort') {
@@ -116,30 +135,31 @@ export class MstpLink implements Link {
 
   /** Sends a confirmed request to `dest` and waits for its answer (ack, error, reject or abort). */
   request(dest: number, build: (invokeId: number) => Buffer, timeoutMs: number, signal: AbortSignal): Promise<Answer> {
-    const node = this.node;
-    if (!node) return Promise.reject(new NotConnectedError(`${this.endpoint}: not open`));
+    const dl = this.dl;
+    if (!dl) return Promise.reject(new NotConnectedError(`${this.endpoint}: not open`));
     let id = this.invokeId;
     for (let i = 0; i < 256 && this.pending.has(`${dest}:${id}`); i++) id = (id + 1) & 0xff;
     this.invokeId = (id + 1) & 0xff;
     const key = `${dest}:${id}`;
     const npdu = build(id);
     const answer = new Promise<Answer>((resolve, reject) => this.pending.set(key, { dest, resolve, reject }));
-    node.send(dest, npdu, true);
+    const sendId = this.nextId++;
+    dl.send(sendId, dest, npdu, true);
     return withDeadline(answer, timeoutMs, () => new TimeoutError(`${this.endpoint}: no answer from MAC ${dest} within ${timeoutMs} ms`), signal).finally(() => {
       // Answered, timed out or given up: forget it, and take it back if it never went out.
       this.pending.delete(key);
-      node.cancel(dest, npdu);
+      dl.cancel(sendId);
     });
   }
 
   /** Who-Is to one MAC (or every node); resolves with the device instance from its I-Am. */
   whoIs(dest: number, timeoutMs: number, signal: AbortSignal): Promise<number> {
-    const node = this.node;
-    if (!node) return Promise.reject(new NotConnectedError(`${this.endpoint}: not open`));
+    const dl = this.dl;
+    if (!dl) return Promise.reject(new NotConnectedError(`${this.endpoint}: not open`));
     let waiter!: (instance: number) => void;
     const iAm = new Promise<number>((resolve) => (waiter = resolve));
     this.iAmWaiters.set(dest, [...(this.iAmWaiters.get(dest) ?? []), waiter]);
-    node.send(dest, encodeWhoIs(), false);
+    dl.send(this.nextId++, dest, encodeWhoIs(), false);
     return withDeadline(iAm, timeoutMs, () => new TimeoutError(`${this.endpoint}: no I-Am from MAC ${dest} within ${timeoutMs} ms`), signal).finally(() => {
       const list = this.iAmWaiters.get(dest)?.filter((w) => w !== waiter) ?? [];
       if (list.length) this.iAmWaiters.set(dest, list);

@@ -10,7 +10,7 @@ import { startMstpDevice, type MstpDeviceOptions } from '../../simulators/bacnet
 import { MstpMonitor } from '../../simulators/bacnet-mstp/monitor.js';
 import { startRs485Bus, type Rs485Bus } from '../../simulators/rs485-bus.js';
 import type { Reading } from '../../src/core/driver.js';
-import { TimeoutError } from '../../src/errors.js';
+import { NotConnectedError, TimeoutError } from '../../src/errors.js';
 
 const USAGE_MS = 100;
 const log = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -102,7 +102,7 @@ describe('BACnet MS/TP', () => {
     expect(one.missing).toMatchObject({ quality: 'bad', reason: 'bacnet error: object/unknown-object' });
 
     // Both nodes held the token, in turn, and nobody sent out of turn.
-    expect(gw.link.mstp!.counters.tokensReceived).toBeGreaterThan(2);
+    expect((await gw.link.stats())!.counters.tokensReceived).toBeGreaterThan(2);
     expect(sim.node.counters.tokensReceived).toBeGreaterThan(2);
     expect(monitor.violations).toEqual([]);
     expect(monitor.invalid).toBe(0);
@@ -146,7 +146,7 @@ describe('BACnet MS/TP', () => {
     await d.probe();
     const r = byName(await d.read());
     expect(r.temp!.quality).toBe('good');
-    expect(gw.link.mstp!.isSoleMaster).toBe(true);
+    expect((await gw.link.stats())!.soleMaster).toBe(true);
     expect(slave.node.counters.framesSent).toBeGreaterThan(0);
     expect(slave.node.counters.tokensReceived).toBe(0);
     expect(monitor.violations).toEqual([]);
@@ -164,4 +164,32 @@ describe('BACnet MS/TP', () => {
     expect(monitor.frames.some((f) => f.type === 7)).toBe(true);
     expect(monitor.violations).toEqual([]);
   }, 30_000);
+  it('an adapter that goes away (the line ends) closes the link with the port in the reason; requests fail fast, not by timeout', async () => {
+    const { bus: b } = await bus(2);
+    await device({ path: b.ports[1]!, mac: 5, deviceInstance: 1005 });
+    const link = new MstpLink(connection(b.ports[0]!, 5), log);
+    const ac = new AbortController();
+    const lost: string[] = [];
+    const gone = new Promise<void>((resolve) => {
+      void link.open(ac.signal, (reason) => {
+        lost.push(reason);
+        resolve();
+      });
+    });
+    cleanups.push(async () => {
+      ac.abort();
+      await link.close();
+    });
+    // The ring works, then the pty pair under the gateway's end disappears.
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => void link.stats().then((s) => s && s.counters.tokensReceived > 2 && (clearInterval(poll), resolve())), 20);
+      cleanups.push(() => clearInterval(poll));
+    });
+    await b.stop();
+    await gone;
+    expect(lost[0]).toContain(b.ports[0]!);
+    const t0 = performance.now();
+    await expect(link.request(5, (id) => Buffer.from([1, 4, 0, 5, id, 12, 12, 0, 0, 0, 1, 25, 85]), 3000, ac.signal)).rejects.toBeInstanceOf(NotConnectedError);
+    expect(performance.now() - t0).toBeLessThan(1000);
+  });
 });
