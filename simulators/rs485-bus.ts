@@ -15,6 +15,8 @@ export interface Rs485Bus {
   readonly octets: number;
   /** Calls `fn` with every chunk as it arrives at the other nodes (a passive line monitor). */
   observe(fn: (chunk: Buffer, from: number, at: number) => void): void;
+  /** Calls `fn` with every chunk as node `from` writes it, before the line's pacing (timing figures). */
+  observeSent(fn: (chunk: Buffer, from: number, at: number) => void): void;
   /** Cuts tap i off the line (a cable pulled) or joins it back. */
   detach(i: number, off: boolean): void;
   stop(): Promise<void>;
@@ -44,6 +46,7 @@ export async function startRs485Bus(nodes: number, opts: { baudRate?: number; di
     throw err;
   }
   const observers: ((chunk: Buffer, from: number, at: number) => void)[] = [];
+  const senders: ((chunk: Buffer, from: number, at: number) => void)[] = [];
   const deliver = (from: number, chunk: Buffer) => {
     const at = performance.now();
     for (const o of observers) o(chunk, from, at);
@@ -55,6 +58,7 @@ export async function startRs485Bus(nodes: number, opts: { baudRate?: number; di
     tap.on('data', (chunk: Buffer) => {
       if (cut.has(i)) return;
       octets += chunk.length;
+      for (const o of senders) o(chunk, i, performance.now());
       if (!octetMs) return deliver(i, chunk);
       // The wire carries one talker at a time; a chunk arrives once its last octet would have.
       const now = performance.now();
@@ -72,6 +76,7 @@ export async function startRs485Bus(nodes: number, opts: { baudRate?: number; di
       return octets;
     },
     observe: (fn) => void observers.push(fn),
+    observeSent: (fn) => void senders.push(fn),
     detach: (i, off) => void (off ? cut.add(i) : cut.delete(i)),
     async stop() {
       for (const t of timers) clearTimeout(t);
