@@ -66,7 +66,7 @@ const LinkSchema = Type.Object(
       minimum: 100,
       maximum: 3_600_000,
       default: 5000,
-      description: 'Heartbeat: a device idle for this long (or down) is probed. A silently dead link is down within probe_interval_ms + failures_before_down × timeout.',
+      description: 'Heartbeat: a device idle for this long (or down) is probed. A silently dead network link is down within probe_interval_ms + max(failures_before_down, devices sharing it) × timeout; on a serial line, where devices fail one by one, a device within probe_interval_ms + failures_before_down × devices on the line × timeout.',
     }),
     failures_before_down: Type.Integer({ minimum: 1, maximum: 20, default: 2, description: 'Failed requests in a row (timeouts, garbled answers) before the device is down; fewer make it degraded.' }),
     backoff_min_ms: Type.Integer({ minimum: 10, maximum: 600_000, default: 500, description: 'First reconnect delay of the link. The delay doubles with every reopen after which no device answered (up to backoff_max_ms) and starts over once one does.' }),

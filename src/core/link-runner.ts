@@ -25,6 +25,8 @@ interface Member {
   health: DeviceHealth;
   probePending: boolean;
   queue: Job[];
+  /** Its latest exchange on the link timed out (no answer at all). */
+  silent: boolean;
   /** Set up again after every open of the link. */
   subscriptions: ((link: Link, signal: AbortSignal) => Promise<void>)[];
 }
@@ -50,6 +52,8 @@ export class LinkRunner {
   private heartbeat: NodeJS.Timeout | undefined;
   private lastStatusAt = 0;
   private active: Promise<void> = Promise.resolve();
+  /** Timeouts in a row on the link, whichever device they were for; any answer ends the run. */
+  private silentRun = 0;
 
   constructor(
     readonly link: Link,
@@ -59,7 +63,7 @@ export class LinkRunner {
   ) {}
 
   add(name: string, driver: Driver): void {
-    this.members.push({ name, driver, health: new DeviceHealth(this.link.endpoint, this.settings.failures_before_down), probePending: false, queue: [], subscriptions: [] });
+    this.members.push({ name, driver, health: new DeviceHealth(this.link.endpoint, this.settings.failures_before_down), probePending: false, queue: [], silent: false, subscriptions: [] });
   }
 
   /** Registers a subscription of `device`, (re)created on every open of the link. Call before start(). */
@@ -141,7 +145,9 @@ export class LinkRunner {
     if (this.stopped || this.state !== 'up') return;
     this.state = 'down';
     this.log.warn({ endpoint: this.link.endpoint, reason }, 'link lost');
+    this.silentRun = 0;
     for (const m of this.members) {
+      m.silent = false;
       this.emit(m, m.health.linkDown(reason));
       for (const j of m.queue.splice(0)) j.resolve({ ok: false, reason: 'link down' });
       m.probePending = false;
@@ -213,6 +219,8 @@ export class LinkRunner {
           const value = await job.fn(this.abort.signal);
           const rtt = performance.now() - t0;
           this.attempt = 0;
+          this.silentRun = 0;
+          m.silent = false;
           this.hooks.onExchange(m.name, { rttMs: rtt });
           this.emit(m, m.health.ok(rtt));
           job.resolve({ ok: true, value, ts });
@@ -237,9 +245,17 @@ export class LinkRunner {
     const kind = err instanceof TimeoutError ? 'timeout' : 'error';
     this.hooks.onExchange(m.name, { failure: kind });
     this.emit(m, m.health.fail(kind, message));
+    // An error is an answer of sorts: the path carries octets.
+    m.silent = kind === 'timeout';
+    this.silentRun = kind === 'timeout' ? this.silentRun + 1 : 0;
     // On a network link, everyone silent means the path is dead (a firewall dropped the session
-    // without a reset): drop it and reconnect rather than wait for TCP to notice.
-    if (this.link.kind === 'network' && this.members.every((x) => x.health.state === 'down')) this.lost(`no device answers: ${message}`);
+    // without a reset): drop it and reconnect rather than wait for TCP to notice. Silent means
+    // failures_before_down timeouts in a row on the link with every device's latest one among
+    // them — not failures_before_down for each device, which on a link shared by N devices would
+    // take N times as long, each waiting its turn behind the others' timeouts.
+    if (this.link.kind !== 'network') return;
+    const everyoneSilent = this.silentRun >= this.settings.failures_before_down && this.members.every((x) => x.silent);
+    if (everyoneSilent || this.members.every((x) => x.health.state === 'down')) this.lost(`no device answers: ${message}`);
   }
 
   async stop(): Promise<void> {

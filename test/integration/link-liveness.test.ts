@@ -69,6 +69,33 @@ describe('link liveness', () => {
     expect(counted()).toBeLessThanOrEqual(resourcesBefore);
   });
 
+  it('on a link shared by several devices, a silently dead path takes them all down within probe interval + max(failures_before_down, devices) × timeout', async () => {
+    // Three units behind one Modbus TCP gateway, three timeouts each before down: counted per
+    // device, each waiting its turn behind the others' timeouts, that was 3 × 3 × 600 ms.
+    const behind = await startSim({ units: [1, 2, 3], registers: [{ area: 'holding', address: 0, value: 7 }] });
+    cleanups.push(() => behind.stop());
+    const proxy: TcpProxy = await startProxy({ port: behind.port });
+    cleanups.push(() => proxy.stop());
+    const unit = (u: number) => `  - name: unit-${u}
+    driver: modbus_tcp
+    poll_interval_ms: 200
+    connection: { host: 127.0.0.1, port: ${proxy.port}, unit_id: ${u}, timeout_ms: 600 }
+    link: { probe_interval_ms: 500, failures_before_down: 3, backoff_min_ms: 100, backoff_max_ms: 400 }
+    points:
+      - { name: v, address: 0 }
+`;
+    const { statuses, polls, until } = await capturedGateway(cleanups, `version: 1\ndevices:\n${unit(1)}${unit(2)}${unit(3)}`);
+    await until(() => [1, 2, 3].every((u) => polls.some((p) => p.device === `unit-${u}`)), 10_000, 'all units polling');
+    proxy.mode({ kind: 'blackhole' });
+    const cut = Date.now();
+    const downAt = (u: number) => statuses.find((s) => s.device === `unit-${u}` && s.h.state === 'down' && s.at > cut)?.at;
+    await until(() => [1, 2, 3].every((u) => downAt(u) !== undefined), 15_000, 'all units down');
+    const last = Math.max(...[1, 2, 3].map((u) => downAt(u)!)) - cut;
+    // 500 + max(3, 3) × 600 = 2300 ms, plus one request that was in flight at the cut; slack for a loaded box.
+    expect(last).toBeLessThan(500 + 3 * 600 + 600 + 700);
+    expect(statuses.find((s) => s.device === 'unit-1' && s.h.state === 'down' && s.at > cut)!.h.reason).toMatch(/no device answers/);
+  });
+
   it('marks the gap: the first failed poll after good ones gives one bad sample per point with the reason, then nothing until data returns', async () => {
     const behind = await sim();
     const proxy: TcpProxy = await startProxy({ port: behind.port });
