@@ -42,6 +42,9 @@ const ACK_FLUSH_MS = 20;
 /** After the buffer refused a read or a delete, the next try. */
 const RETRY_MS = 1000;
 
+/** Retained device statuses (refreshed every 60 s) expire after this long without a refresh (MQTT 5). */
+export const DEVICE_STATUS_EXPIRY_S = 180;
+
 export class MqttPublisher {
   private client: MqttClient | undefined;
   private connected = false;
@@ -156,7 +159,9 @@ export class MqttPublisher {
       clean: true,
       reconnectPeriod: 0,
       connectTimeout: 10_000,
-      will: { topic: this.statusTopic, payload: Buffer.from(this.statusPayload('offline', { reason: 'connection lost' })), qos: 1, retain: true },
+      // The broker sends the Will when it notices the loss, long after this payload was made: it
+      // carries when the lost session began, not a time of its own.
+      will: { topic: this.statusTopic, payload: Buffer.from(JSON.stringify({ state: 'offline', reason: 'connection lost', session_since: new Date().toISOString() })), qos: 1, retain: true },
     };
     const client = this.connectFn(this.cfg.url, opts);
     this.client = client;
@@ -211,7 +216,10 @@ export class MqttPublisher {
 
   private sendDeviceStatus(device: string, s: HealthSnapshot): void {
     const topic = renderTopic(this.cfg.device_status_topic, { ...this.id, device });
-    this.client?.publish(topic, JSON.stringify({ ...s, since: new Date(s.since).toISOString(), ts: new Date().toISOString() }), { qos: 1, retain: true });
+    // Refreshed every minute; with MQTT 5 the retained copy expires after three missed refreshes,
+    // so a gateway that went away does not leave its devices "up" on the broker for good.
+    const expiry = this.cfg.protocol_version === 5 ? { properties: { messageExpiryInterval: DEVICE_STATUS_EXPIRY_S } } : {};
+    this.client?.publish(topic, JSON.stringify({ ...s, since: new Date(s.since).toISOString(), ts: new Date().toISOString() }), { qos: 1, retain: true, ...expiry });
   }
 
   /** Latest state of a device; published retained now if connected, else on the next connect. */

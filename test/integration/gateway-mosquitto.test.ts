@@ -1,5 +1,7 @@
 // The whole gateway against Modbus simulators and a real mosquitto over mutual TLS.
+import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEVICE_STATUS_EXPIRY_S } from '../../src/publish/mqtt-publisher.js';
 import { start as startSim, type ModbusSimulator } from '../../simulators/modbus/index.js';
 import { VECTORS, wordsOf } from '../fixtures/modbus-vectors.js';
 import { makeGateway, type TestGateway } from '../helpers/gateway.js';
@@ -140,6 +142,26 @@ describe('gateway → mosquitto (mutual TLS)', () => {
       expect((dev.json.rtt_ms as { p50: number }).p50).toBeGreaterThan(0);
     } finally {
       await late.close();
+    }
+    // With MQTT 5 a retained device status expires unless refreshed (every 60 s): a gateway that
+    // went away does not leave its devices "up" for good. The gateway status never expires.
+    const v5 = mqtt.connect(broker.url, { ca: broker.caPem, cert: broker.client.cert, key: broker.client.key, protocolVersion: 5, reconnectPeriod: 0 });
+    try {
+      await new Promise<void>((resolve, reject) => (v5.once('connect', () => resolve()), v5.once('error', reject)));
+      const seen = new Map<string, number | undefined>();
+      const both = new Promise<void>((resolve) =>
+        v5.on('message', (topic, _payload, packet) => {
+          seen.set(topic, packet.properties?.messageExpiryInterval);
+          if (seen.has(`${ROOT}/status`) && seen.has(`${ROOT}/status/types`)) resolve();
+        }),
+      );
+      await v5.subscribeAsync([`${ROOT}/status`, `${ROOT}/status/types`], { qos: 1 });
+      await both;
+      expect(seen.get(`${ROOT}/status`)).toBeUndefined();
+      expect(seen.get(`${ROOT}/status/types`)).toBeGreaterThan(DEVICE_STATUS_EXPIRY_S - 70);
+      expect(seen.get(`${ROOT}/status/types`)).toBeLessThanOrEqual(DEVICE_STATUS_EXPIRY_S);
+    } finally {
+      await v5.endAsync();
     }
   });
 

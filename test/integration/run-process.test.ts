@@ -55,7 +55,10 @@ describe('edgeferry run (separate process)', () => {
     await sub.next((m) => m.topic === 's/g/plc/level' && m.json.value === 42, 10_000, 'data');
     const will = sub.next(status('offline', 'connection lost'), 15_000, 'Last Will');
     p.kill('SIGKILL');
-    await will;
+    // The Will says when the lost session began (not a time of death it cannot know).
+    const w = await will;
+    expect(w.json.ts).toBeUndefined();
+    expect(new Date(w.json.session_since as string).getTime()).toBeLessThanOrEqual(Date.now());
   });
 
   it('stops cleanly on SIGTERM with exit code 0 and a retained offline status', async () => {
