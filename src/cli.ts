@@ -124,8 +124,8 @@ function cmdCheck(args: string[], io: CliIo): number {
     io.err('edgeferry check: expected one or more files, got none');
     return EXIT.USAGE;
   }
-  const { problems } = new ConfigLoader(DRIVERS, io.cwd).check(positionals);
-  for (const p of problems) io.out(formatProblem(p));
+  const { problems, warnings } = new ConfigLoader(DRIVERS, io.cwd).check(positionals);
+  for (const p of [...problems, ...warnings]) io.out(formatProblem(p));
   if (problems.length) {
     io.err(`${problems.length} problem${problems.length === 1 ? '' : 's'} found`);
     return EXIT.CONFIG_INVALID;

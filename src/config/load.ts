@@ -26,6 +26,8 @@ export interface LoadedConfig {
 
 export interface CheckResult {
   problems: ConfigProblem[];
+  /** Valid but unsafe settings, said by `check` without failing it (TLS verification off). */
+  warnings: ConfigProblem[];
   /** The gateway configs among the files, when they had no problems. */
   configs: LoadedConfig[];
 }
@@ -190,6 +192,7 @@ export class ConfigLoader {
   /** `edgeferry check`: any mix of gateway files and device maps. */
   check(paths: string[]): CheckResult {
     const problems: ConfigProblem[] = [];
+    const warnings: ConfigProblem[] = [];
     const configs: LoadedConfig[] = [];
     const done = new Set<string>();
     const standaloneDevices: LoadedDevice[] = [];
@@ -208,7 +211,12 @@ export class ConfigLoader {
         const r = this.loadGateway(file);
         problems.push(...r.problems);
         for (const df of r.deviceFiles) done.add(df.abs);
-        if (r.config) configs.push(r.config);
+        if (r.config) {
+          configs.push(r.config);
+          if (r.config.gateway.mqtt.tls.verify_server === false) {
+            warnings.push(file.problem(['mqtt', 'tls', 'verify_server'], 'warning: the broker certificate and host name are NOT verified — anyone on the path can read and forge plant data; give tls.ca the CA that issued the broker certificate instead'));
+          }
+        }
       } else {
         const r = this.loadDeviceMap(file);
         problems.push(...r.problems);
@@ -216,7 +224,7 @@ export class ConfigLoader {
       }
     }
     problems.push(...checkDeviceNames(standaloneDevices), ...checkSharedLinks(withBackups(standaloneDevices), this.drivers));
-    return { problems: sortProblems(problems), configs };
+    return { problems: sortProblems(problems), warnings, configs };
   }
 
   /** `edgeferry run`: exactly one gateway file. */

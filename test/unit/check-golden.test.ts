@@ -31,6 +31,19 @@ describe('edgeferry check golden cases', () => {
 describe('edgeferry check command', () => {
   const cli = join(root, 'dist/src/main.js');
 
+  it('warns about a broker certificate that is not verified, without failing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgeferry-check-'));
+    try {
+      writeFileSync(join(dir, 'devices.yaml'), 'version: 1\ndevices:\n  - { name: plc, driver: modbus_tcp, poll_interval_ms: 1000, connection: { host: 127.0.0.1 }, points: [{ name: v, address: 0 }] }\n');
+      writeFileSync(join(dir, 'gateway.yaml'), 'version: 1\nsite: s\ngateway_id: g\ndevices: [devices.yaml]\nmqtt:\n  url: mqtts://broker.example:8883\n  tls:\n    verify_server: false\n');
+      const r = spawnSync(process.execPath, [cli, 'check', 'gateway.yaml'], { cwd: dir, encoding: 'utf8' });
+      expect(r.stdout).toMatch(/^gateway\.yaml:8:20 mqtt\.tls\.verify_server: warning: the broker certificate and host name are NOT verified/);
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('passes the shipped example and demo configs with exit code 0', () => {
     const files = ['config/gateway.example.yaml', 'config/demo.yaml', 'config/devices/line1.example.yaml', 'config/demo-devices.yaml'];
     const r = spawnSync(process.execPath, [cli, 'check', ...files], { cwd: root, encoding: 'utf8' });
