@@ -6,7 +6,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { ClientSession, OPCUAClient, UserIdentityInfo } from 'node-opcua';
+import type { ClientSession, EndpointDescription, OPCUAClient, UserIdentityInfo } from 'node-opcua';
 import type { Logger } from 'pino';
 import { raceSignal, withDeadline } from '../../src/core/deadline.js';
 import type { Link } from '../../src/core/link.js';
@@ -109,6 +109,7 @@ export class OpcuaLink implements Link {
       if (err instanceof TimeoutError || err instanceof NotConnectedError) throw err;
       const message = (err as Error).message;
       if (/certificate/i.test(message)) throw new NotConnectedError(await this.untrustedMessage(), { cause: err });
+      if (/find an? endpoint/i.test(message)) throw new NotConnectedError(await this.noEndpointMessage(), { cause: err });
       if (this.cfg.security_mode !== 'None' && /disconnected by third party|rejected by server|socket has been disconnected/i.test(message)) {
         throw new NotConnectedError(this.refusedMessage(), { cause: err });
       }
@@ -134,19 +135,33 @@ export class OpcuaLink implements Link {
     return `${this.endpoint}: the server certificate (SHA-1 thumbprint ${thumb ?? 'unknown: the server did not answer GetEndpoints'}) is not trusted; if it is the right server, ${what} (or ${this.trustHint})`;
   }
 
-  /** The SHA-1 thumbprint of the certificate the server offers for our policy and mode. */
-  private async serverThumbprint(): Promise<string | undefined> {
+  /** The server's endpoints, asked over an unsecured discovery connection. */
+  private async endpoints(): Promise<EndpointDescription[]> {
     const { OPCUAClient } = await loadOpcua(this.log);
     const discovery = OPCUAClient.create({ endpointMustExist: false, connectionStrategy: { maxRetry: 0, initialDelay: 100, maxDelay: 100 } });
     try {
       await withDeadline(discovery.connect(this.endpoint), this.cfg.timeout_ms, () => new TimeoutError('connect'));
-      const endpoints = await withDeadline(discovery.getEndpoints(), this.cfg.timeout_ms, () => new TimeoutError('GetEndpoints'));
-      const ours = endpoints.find((e) => Number(e.securityMode) === MODES[this.cfg.security_mode] && e.securityPolicyUri === POLICY_URI + this.cfg.security_policy);
-      const chain = (ours ?? endpoints.find((e) => e.serverCertificate?.length))?.serverCertificate;
-      return chain ? createHash('sha1').update(firstDer(chain)).digest('hex') : undefined;
+      return await withDeadline(discovery.getEndpoints(), this.cfg.timeout_ms, () => new TimeoutError('GetEndpoints'));
     } finally {
       await withDeadline(discovery.disconnect(), 2000, () => new Error('disconnect timeout')).catch(() => undefined);
     }
+  }
+
+  /** The SHA-1 thumbprint of the certificate the server offers for our policy and mode. */
+  private async serverThumbprint(): Promise<string | undefined> {
+    const endpoints = await this.endpoints();
+    const ours = endpoints.find((e) => Number(e.securityMode) === MODES[this.cfg.security_mode] && e.securityPolicyUri === POLICY_URI + this.cfg.security_policy);
+    const chain = (ours ?? endpoints.find((e) => e.serverCertificate?.length))?.serverCertificate;
+    return chain ? createHash('sha1').update(firstDer(chain)).digest('hex') : undefined;
+  }
+
+  /** The server has no endpoint for our policy and mode: say which ones it has. */
+  private async noEndpointMessage(): Promise<string> {
+    const names = Object.fromEntries(Object.entries(MODES).map(([k, v]) => [v, k]));
+    const offered = await this.endpoints()
+      .then((eps) => [...new Set(eps.map((e) => `${e.securityPolicyUri?.replace(POLICY_URI, '')}/${names[Number(e.securityMode)] ?? e.securityMode}`))].join(', '))
+      .catch(() => 'unknown (GetEndpoints failed)');
+    return `${this.endpoint}: the server offers no ${this.cfg.security_policy}/${this.cfg.security_mode} endpoint; it offers ${offered} — set security_policy and security_mode (browse: --security-policy, --security-mode) to one of them`;
   }
 
   /**

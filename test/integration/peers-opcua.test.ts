@@ -53,13 +53,19 @@ describe('OPC UA against open62541', () => {
     let server = await open62541(port);
     const endpoint = `opc.tcp://127.0.0.1:${port}`;
     const out = join(dir, 'plc.yaml');
-    const browse = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
-      const p = spawn(process.execPath, [cli, 'browse', endpoint, '--security-policy', 'None', '--security-mode', 'None', '--name', 'plc', '--out', out], { cwd: dir });
-      let stderr = '';
-      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      p.once('exit', (code) => resolve({ status: code, stderr }));
-    });
-    expect(browse.status, browse.stderr).toBe(0);
+    const browse = (...args: string[]) =>
+      new Promise<{ status: number | null; stderr: string }>((resolve) => {
+        const p = spawn(process.execPath, [cli, 'browse', endpoint, '--name', 'plc', '--out', out, ...args], { cwd: dir });
+        let stderr = '';
+        p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        p.once('exit', (code) => resolve({ status: code, stderr }));
+      });
+    // This server has security None only; browse's default (Basic256Sha256) says what it offers.
+    const refused = await browse();
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain('the server offers no Basic256Sha256/SignAndEncrypt endpoint; it offers None/None');
+    const browsed0 = await browse('--security-policy', 'None', '--security-mode', 'None');
+    expect(browsed0.status, browsed0.stderr).toBe(0);
     const browsed = readFileSync(out, 'utf8');
     // The server's variables, whole names, and none of the Server object (nor the browsing session's diagnostics).
     expect(browsed).toContain('- { name: the_answer, node_id: "ns=1;s=the.answer" } # Int32');
