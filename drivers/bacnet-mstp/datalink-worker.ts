@@ -1,21 +1,11 @@
 // The MS/TP data link thread (see datalink.ts): owns the serial port and the master node, and
 // talks to the gateway's MstpLink by messages.
-import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { asBuffer, openInlineDataLink, type DataLinkOptions, type FromThread, type MstpDataLink, type ToThread } from './datalink.js';
 
 const o = workerData as DataLinkOptions;
 const port = parentPort!;
 const post = (m: FromThread) => port.postMessage(m);
-
-if (o.nice !== undefined) {
-  try {
-    // On Linux the nice value belongs to the thread: this raises the data link alone.
-    setPriority(0, o.nice);
-  } catch (err) {
-    post({ t: 'notice', message: `the MS/TP data link thread runs at normal priority (raising it to nice ${o.nice} needs CAP_SYS_NICE or LimitNICE; ${(err as Error).message})` });
-  }
-}
 
 let link: MstpDataLink | undefined;
 let ending = false;

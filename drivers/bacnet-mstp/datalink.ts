@@ -4,9 +4,9 @@
 // On its own thread the node's timers and the octets from the line are handled within a
 // millisecond or two even while the gateway's main thread is busy (SQLite commits, MQTT, garbage
 // collection, a config reload): a token passed to the gateway must be used within Tusage_delay
-// (15 ms), and a late node costs the whole line a token retry or a lost token. The thread tries to
-// raise its own scheduling priority (nice −10, per thread on Linux); without the right to
-// (CAP_SYS_NICE or LimitNICE), it runs at the process's priority and says so once.
+// (15 ms), and a late node costs the whole line a token retry or a lost token. (Raising the
+// thread's priority was measured too, nice −10 against bacnet-stack on a loaded box: it did not
+// help — more tokens used late, not fewer — so the thread runs at the process's priority.)
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -29,15 +29,11 @@ export interface DataLinkHandlers {
   onSuccessor(next: number, soleMaster: boolean): void;
   /** The port went away (adapter unplugged); the link is closed. */
   onLost(reason: string): void;
-  /** Something the operator should know once (the thread's priority). */
-  onNotice?(message: string): void;
 }
 
 export interface DataLinkOptions {
   port: string;
   node: MstpNodeOptions;
-  /** Raise the data link thread's priority to this nice value when allowed (thread mode only). */
-  nice?: number;
   /** How the port is opened: the serialport package (main thread only) or the tty directly. */
   opener?: 'serialport' | 'tty';
 }
@@ -123,7 +119,6 @@ export type FromThread =
   | { t: 'reply-timeout'; dest: number }
   | { t: 'successor'; ns: number; sole: boolean }
   | { t: 'lost'; reason: string }
-  | { t: 'notice'; message: string }
   | { t: 'stats'; req: number; stats: MstpStats }
   | { t: 'closed' };
 
@@ -186,8 +181,6 @@ export function openThreadDataLink(o: DataLinkOptions, h: DataLinkHandlers): Pro
           return h.onReplyTimeout(m.dest);
         case 'successor':
           return h.onSuccessor(m.ns, m.sole);
-        case 'notice':
-          return h.onNotice?.(m.message);
         case 'lost':
           if (state === 'open') {
             state = 'closing';

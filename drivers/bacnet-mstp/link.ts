@@ -18,16 +18,6 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-/**
- * The data link thread's nice value: −10 unless EDGEFERRY_MSTP_NICE says otherwise ("off" leaves
- * the thread at the process's priority; the bench compares both).
- */
-function threadNice(): number | undefined {
-  const v = process.env.EDGEFERRY_MSTP_NICE;
-  if (v === 'off') return undefined;
-  return v !== undefined && /^-?\d+$/.test(v) ? Number(v) : -10;
-}
-
 export class MstpLink implements Link {
   readonly kind = 'bus' as const;
   readonly endpoint: string;
@@ -51,8 +41,6 @@ export class MstpLink implements Link {
     return this.dl ? this.dl.stats() : Promise.resolve(undefined);
   }
 
-  private notices = new Set<string>();
-
   async open(_signal: AbortSignal, onLost: (reason: string) => void): Promise<void> {
     await this.close();
     const handlers: DataLinkHandlers = {
@@ -64,16 +52,10 @@ export class MstpLink implements Link {
         this.rejectAll(new NotConnectedError(`${this.endpoint}: ${reason}`));
         onLost(reason);
       },
-      onNotice: (message) => {
-        if (this.notices.has(message)) return;
-        this.notices.add(message);
-        this.log.info(message);
-      },
     };
     const options = {
       port: this.c.port,
       node: { address: this.c.station, maxMaster: this.c.max_master, maxInfoFrames: this.c.max_info_frames, baudRate: this.c.baud_rate, usageTimeoutMs: this.c.usage_timeout_ms },
-      nice: threadNice(),
     };
     try {
       this.dl = this.thread ? await openThreadDataLink(options, handlers) : await openInlineDataLink(options, handlers);

@@ -206,6 +206,19 @@ export class MstpNode extends EventEmitter<NodeEvents> {
       this.counters.staleFrames++;
       return;
     }
+    // A token for us while we hold it (waiting for a reply, polling for a master) is the sender's
+    // retry, which crossed our use of the token it passed us a moment before (we were slower than
+    // its Tusage_timeout). The standard's "unexpected frame" rule would drop us to IDLE and leave
+    // the line without a token (lost after Tno_token); keeping the token and going on is what the
+    // sender expects once it hears us. Seen against bacnet-stack on a loaded line.
+    // The same retry can also arrive just after we passed the token on: a token for us that began
+    // on the wire before our last frame had ended there (its octets take 8 octet times to arrive)
+    // was sent before its sender could have heard that frame.
+    const tokenBegan = this.lastRxAt - 8 * this.timing.octetMs;
+    if (f.type === FrameType.Token && f.dest === this.ts && (this.state === 'WAIT_FOR_REPLY' || this.state === 'POLL_FOR_MASTER' || tokenBegan < this.txEnd)) {
+      this.counters.staleFrames++;
+      return;
+    }
     if (this.role === 'slave') return this.slaveFrame(f);
     switch (this.state) {
       case 'IDLE':
@@ -584,7 +597,10 @@ export class MstpNode extends EventEmitter<NodeEvents> {
       if (!this.heldTimer) this.heldTimer = setTimeout(() => this.flushHeld(), Math.max(0, at - now));
     }
     this.silenceStart = Math.max(at, this.silenceStart) + frame.length * this.timing.octetMs;
+    this.txEnd = this.silenceStart;
   }
+  /** When our last frame ends on the wire (computed). */
+  private txEnd = -Infinity;
 
   private readonly held: Buffer[] = [];
   private heldTimer: NodeJS.Timeout | undefined;
