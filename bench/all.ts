@@ -81,6 +81,7 @@ const bufferOut = run('buffer', []);
 const diskOut = run('full-disk', []);
 const rtuOut = run('rtu', []);
 const mstpOut = run('mstp', []);
+const mstpPeerOut = run('mstp-peer', values.quick ? ['--seconds', '20', '--rounds', '1'] : ['--seconds', '60', '--rounds', '2']);
 let long: Plant | undefined;
 let longOut = '';
 if (!values.quick) {
@@ -143,6 +144,7 @@ lines.push('## Store-and-forward buffer (`bench/buffer.ts`)', '', '```', bufferO
 lines.push('## The buffer on a full disk (`bench/full-disk.ts`)', '', '```', diskOut, '```', '');
 lines.push('## Modbus RTU over a virtual serial line (`bench/rtu.ts`)', '', '```', rtuOut, '```', '');
 lines.push('## BACnet MS/TP on a paced virtual RS485 line (`bench/mstp.ts`)', '', '```', mstpOut, '```', '');
+lines.push('## BACnet MS/TP against bacnet-stack under load (`bench/mstp-peer.ts`)', '', '```', mstpPeerOut, '```', '');
 const notes = join(root, 'bench', 'FINDINGS.md');
 try {
   lines.push(readFileSync(notes, 'utf8').trim(), '');

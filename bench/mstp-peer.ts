@@ -3,19 +3,18 @@
 // bacserv (../shared/peers) share a paced virtual RS485 line (bench/line-hub.ts, its own process),
 // with busy loops holding the cores. Runs the gateway's MS/TP data link on its own thread (now)
 // and on the main event loop (before; EDGEFERRY_MSTP_INLINE=1), interleaved, and prints per run
-// what the line saw: token-use delay (Tusage_delay is 15 ms), tokens missed, tokens lost. The
-// thread runs at nice −10 when the process may raise it (root, or LimitNICE in the systemd unit);
-// a third mode shows the thread at normal priority (EDGEFERRY_MSTP_NICE=off).
+// what the line saw: token-use delay (Tusage_delay is 15 ms), tokens missed, tokens lost.
 //
 //   npm run bench:mstp-peer -- [--seconds 60] [--rounds 2] [--busy 2] [--plcs 20] [--points 50] [--poll-ms 100]
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim, type ModbusSimulator } from '../simulators/modbus/index.js';
+import { peersBin } from '../simulators/peers.js';
 import { stopChild } from '../simulators/stop-child.js';
 import { machine, pct, procStat } from './lib.js';
 
@@ -42,13 +41,6 @@ const cli = join(root, 'dist/src/main.js');
 const GW_MAC = 3;
 const PEER_MAC = 5;
 
-function peersBin(): string {
-  const tried = [process.env.EDGEFERRY_PEERS, join(root, '../shared/peers'), join(root, '../../shared/peers'), '/work/shared/peers'].filter((p): p is string => !!p);
-  const found = tried.find((p) => existsSync(join(p, 'bin', 'bacserv')));
-  if (!found) throw new Error(`bacserv not found in ${tried.join(', ')}; set EDGEFERRY_PEERS`);
-  return join(found, 'bin');
-}
-
 interface Station {
   tokens: number;
   delays: number[];
@@ -60,6 +52,7 @@ interface Report {
   frames: number;
   lostOther: number;
   stations: Record<string, Station>;
+  contexts: string[];
 }
 
 const waitFor = <T>(p: ChildProcess, pred: (m: { t: string } & T) => boolean) =>
@@ -85,9 +78,9 @@ for (let i = 0; i < PLCS; i++) {
   sims.push(await startSim({ registers: Array.from({ length: POINTS }, (_, k) => ({ area: 'holding' as const, address: k, type: 'uint16' as const, generator: { kind: 'counter' as const, step: 1, every_ms: 100, wrap: 65536 } })) }));
 }
 
-type Mode = 'inline' | 'thread-normal' | 'thread';
-const MODES: Mode[] = ['inline', 'thread-normal', 'thread'];
-const LABEL: Record<Mode, string> = { inline: 'the main event loop (before)', 'thread-normal': 'its own thread at normal priority', thread: 'its own thread at nice −10 (now)' };
+type Mode = 'inline' | 'thread';
+const MODES: Mode[] = ['inline', 'thread'];
+const LABEL: Record<Mode, string> = { inline: 'the main event loop (before)', thread: 'its own thread (now)' };
 
 async function run(mode: Mode) {
   const dir = mkdtempSync(join(tmpdir(), 'edgeferry-mstp-peer-'));
@@ -112,7 +105,7 @@ ${modbus.join('\n')}
     join(dir, 'gateway.yaml'),
     `version: 1\nsite: b\ngateway_id: g\ndevices: [devices.yaml]\nmqtt:\n  url: ${broker.url}\n  tls: { ca: ${broker.files.ca}, cert: ${broker.files.clientCert}, key: ${broker.files.clientKey} }\nbuffer: { path: buffer.db }\nhealth: { enabled: false }\nlogging: { level: warn }\n`,
   );
-  const gw = spawn(process.execPath, [cli, 'run', '--config', join(dir, 'gateway.yaml')], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, EDGEFERRY_MSTP_INLINE: mode === 'inline' ? '1' : '0', EDGEFERRY_MSTP_NICE: mode === 'thread' ? '-10' : 'off' } });
+  const gw = spawn(process.execPath, [cli, 'run', '--config', join(dir, 'gateway.yaml')], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, EDGEFERRY_MSTP_INLINE: mode === 'inline' ? '1' : '0' } });
   await sleep(5000); // start-up, ring formed, polling steady
   const cpu0 = procStat(gw.pid!).cpuS;
   hub.send({ t: 'mark' });
@@ -146,6 +139,8 @@ try {
       console.log(line('edgeferry', GW_MAC));
       console.log(line('bacserv', PEER_MAC));
       if (x.r.lostOther) console.log(`  tokens lost charged to other stations: ${x.r.lostOther}`);
+      // The wire before each token lost, for whoever has to find out why (at most three a run).
+      for (const c of x.r.contexts.filter((c) => c.startsWith('lost')).slice(0, 3)) console.log(`    ${c}`);
     }
   }
   console.log('\nsummary (all runs of a mode pooled; token-use delay with missed tokens counted as never):');
@@ -155,7 +150,7 @@ try {
       const st = of.map((x) => x.r.stations[String(mac)]!);
       const u = uses(st);
       const lost = st.reduce((a, s) => a + s.lost, 0);
-      console.log(`  ${mode.padEnd(13)} ${name.padEnd(9)} p50 ${f(pct(u, 50))} ms  p99 ${f(pct(u, 99))} ms  >15 ms ${u.filter((d) => d > 15).length}/${u.length}  tokens lost ${lost} in ${of.length * SECONDS} s`);
+      console.log(`  ${mode.padEnd(6)} ${name.padEnd(9)} p50 ${f(pct(u, 50))} ms  p99 ${f(pct(u, 99))} ms  >15 ms ${u.filter((d) => d > 15).length}/${u.length}  tokens lost ${lost} in ${of.length * SECONDS} s`);
     }
   }
 } finally {

@@ -1,15 +1,30 @@
 // Part of `npm test`: the integration tests need Debian's mosquitto (broker), mosquitto-clients
 // (the demo prints a mosquitto_sub command that a test runs) and socat (virtual serial lines for
-// Modbus RTU) and systemd (systemd-analyze checks the unit file). Installs them when run as root,
-// otherwise says exactly what to install.
+// Modbus RTU) and systemd (systemd-analyze checks the unit file), and what the independent peers
+// need (test/peers: pymodbus, libmodbus built with gcc, the mbedTLS libraries of the open62541
+// builds in ../shared/peers). Installs them when run as root, otherwise says exactly what to install.
 import { execSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+
+/** A shared library in any of the multiarch folders. */
+const lib = (name) => {
+  for (const d of ['/usr/lib', ...readdirSync('/usr/lib').filter((x) => x.endsWith('-linux-gnu')).map((x) => `/usr/lib/${x}`)]) if (existsSync(`${d}/${name}`)) return `${d}/${name}`;
+  return `/usr/lib/${name}`;
+};
 
 const need = [
   ['/usr/sbin/mosquitto', 'mosquitto'],
   ['/usr/bin/mosquitto_sub', 'mosquitto-clients'],
   ['/usr/bin/socat', 'socat'],
   ['/usr/bin/systemd-analyze', 'systemd'],
+  ['/usr/lib/python3/dist-packages/pymodbus', 'python3-pymodbus'],
+  ['/usr/lib/python3/dist-packages/serial_asyncio', 'python3-serial-asyncio'],
+  ['/usr/include/modbus/modbus.h', 'libmodbus-dev'],
+  ['/usr/bin/gcc', 'gcc'],
+  ['/usr/include/stdio.h', 'libc6-dev'],
+  ['/usr/bin/mbpoll', 'mbpoll'],
+  [lib('libmbedcrypto.so.7'), 'libmbedcrypto7'],
+  [lib('libmbedx509.so.1'), 'libmbedx509-1'],
 ].filter(([bin]) => !existsSync(bin)).map(([, pkg]) => pkg);
 
 if (need.length) {

@@ -1,22 +1,16 @@
-// The independent peers: implementations of our protocols that nobody on the team wrote —
-// open62541 and bacnet-stack builds in ../shared/peers, pymodbus and libmodbus from Debian. Every
-// developer and CI have them; a machine without them fails these tests with what to install.
+// Running the independent peers: open62541 and bacnet-stack builds in ../shared/peers (found by
+// simulators/peers.ts), pymodbus and libmodbus from Debian. Every developer and CI have them; a
+// machine without them fails these tests with what to install.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stopChild } from '../../simulators/stop-child.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, '../..');
 
-/** The folder with the peers' binaries: $EDGEFERRY_PEERS, or shared/peers beside the checkout or above it. */
-export function peersBin(): string {
-  const tried = [process.env.EDGEFERRY_PEERS, join(repo, '../shared/peers'), join(repo, '../../shared/peers'), '/work/shared/peers'].filter((p): p is string => !!p);
-  for (const p of tried) if (existsSync(join(p, 'bin', 'ref_server'))) return join(p, 'bin');
-  throw new Error(`the independent peers (shared/peers/bin/ref_server, bacserv, …) are not at ${tried.join(', ')}; set EDGEFERRY_PEERS to their folder`);
-}
+export { peersBin } from '../../simulators/peers.js';
 
 export interface Peer {
   proc: ChildProcess;
