@@ -7,9 +7,8 @@
 // (15 ms), and a late node costs the whole line a token retry or a lost token. (Raising the
 // thread's priority was measured too, nice −10 against bacnet-stack on a loaded box: it did not
 // help — more tokens used late, not fewer — so the thread runs at the process's priority.)
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { workerScript } from '../../src/core/worker-script.js';
 import { MstpNode, type MstpCounters, type MstpNodeOptions } from './node.js';
 import { openMstpSerial } from './port.js';
 import { openTty } from './tty.js';
@@ -124,16 +123,9 @@ export type FromThread =
 
 const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
-/** The compiled worker; under vitest (TypeScript sources) the one `npm run build` put in dist/. */
-function workerFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.ts')) return here.replace(/[\\/]drivers[\\/]bacnet-mstp[\\/]datalink\.ts$/, '/dist/drivers/bacnet-mstp/datalink-worker.js');
-  return join(dirname(here), 'datalink-worker.js');
-}
-
 /** The serial port and the node on a worker thread of their own. */
 export function openThreadDataLink(o: DataLinkOptions, h: DataLinkHandlers): Promise<MstpDataLink> {
-  const w = new Worker(workerFile(), { workerData: { ...o, opener: 'tty' }, name: `mstp ${o.port}` });
+  const w = new Worker(workerScript(import.meta.url, 'datalink-worker'), { workerData: { ...o, opener: 'tty' }, name: `mstp ${o.port}` });
   let state: 'opening' | 'open' | 'closing' | 'closed' = 'opening';
   const stats = new Map<number, (s: MstpStats) => void>();
   let nextReq = 1;

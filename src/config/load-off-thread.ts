@@ -1,8 +1,7 @@
 // A reload's load and check run in a worker thread, so that a large device map never stops the
 // event loop: polling, MQTT keep-alives and the systemd watchdog carry on meanwhile (issue 16).
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { workerScript } from '../core/worker-script.js';
 import type { LoadedConfig } from './load.js';
 import type { ConfigProblem } from './yaml-file.js';
 
@@ -11,17 +10,10 @@ export interface LoadResult {
   problems: ConfigProblem[];
 }
 
-/** The compiled worker; under vitest (TypeScript sources) the one `npm run build` put in dist/. */
-function workerFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.ts')) return here.replace(/[\\/]src[\\/]config[\\/]load-off-thread\.ts$/, '/dist/src/config/load-worker.js');
-  return join(dirname(here), 'load-worker.js');
-}
-
 /** Loads `path` (relative to `cwd`) like ConfigLoader.loadGatewayConfig, off the event loop; rejects after `timeoutMs`. */
 export function loadConfigOffThread(cwd: string, path: string, timeoutMs = 120_000): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(workerFile(), { workerData: { cwd, path } });
+    const w = new Worker(workerScript(import.meta.url, 'load-worker'), { workerData: { cwd, path } });
     let done = false;
     const finish = (fn: () => void) => {
       if (done) return;

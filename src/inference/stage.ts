@@ -11,11 +11,11 @@
 // or reload()) is checked in the worker and swapped between batches; a bad one is refused and
 // the old one keeps serving.
 import { existsSync, mkdirSync, readdirSync, renameSync, statSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
-import { basename, dirname, extname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, extname, isAbsolute, join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { EL_DEVICE, type Sample } from '../core/sample.js';
+import { workerScript } from '../core/worker-script.js';
 import { readModel, type Manifest } from './model.js';
 import type { InferenceConfig } from './schema.js';
 import type { FromWorker, ImageResult, ToWorker } from './worker.js';
@@ -63,13 +63,6 @@ function oldestFirst(dir: string, names = list(dir)): string[] {
     .map((p) => ({ p, t: statSync(p, { throwIfNoEntry: false })?.mtimeMs ?? 0 }))
     .sort((a, b) => a.t - b.t)
     .map((f) => f.p);
-}
-
-/** The compiled worker; under vitest (TypeScript sources) the one `npm run build` put in dist/. */
-function workerFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.ts')) return here.replace(/[\\/]src[\\/]inference[\\/]stage\.ts$/, '/dist/src/inference/worker.js');
-  return join(dirname(here), 'worker.js');
 }
 
 export class InferenceStage {
@@ -153,7 +146,7 @@ export class InferenceStage {
   private spawn(): Worker {
     // A small young generation: the worker's garbage is short-lived image buffers, and V8's default
     // semi-spaces kept about 13 MB more resident per worker with no gain in speed (bench/el.ts).
-    const w = new Worker(this.deps.workerFile ?? workerFile(), { workerData: { threads: this.cfg.threads }, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+    const w = new Worker(this.deps.workerFile ?? workerScript(import.meta.url, 'worker'), { workerData: { threads: this.cfg.threads }, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
     w.on('message', (m: FromWorker) => {
       if (m.type === 'fatal') return void (this.lastWorkerError = m.error);
       const waiter = this.waiting.get(m.seq);
