@@ -11,8 +11,8 @@
 // Protocol (IPC): parent sends {mark} to start counting, {report} to get the figures.
 import { spawnSync } from 'node:child_process';
 import { setPriority } from 'node:os';
-import { FrameReceiver, FrameType, type Frame } from '../drivers/bacnet-mstp/frame.js';
-import { MstpMonitor } from '../simulators/bacnet-mstp/monitor.js';
+import { FrameType } from '../drivers/bacnet-mstp/frame.js';
+import { frameName, MstpMonitor, type SeenFrame } from '../simulators/bacnet-mstp/monitor.js';
 import { startRs485Bus } from '../simulators/rs485-bus.js';
 
 const BAUD = Number(process.argv[2] ?? 38400);
@@ -49,33 +49,29 @@ let frames = 0;
 let lostOther = 0;
 /** The station that was handed the token and has not spoken yet, and when it got it. */
 let awaiting: { mac: number; since: number } | undefined;
-let lastFrame: (Frame & { at: number }) | undefined;
+let lastFrame: SeenFrame | undefined;
 let lastAt = performance.now();
 /** The frames before each lost token and each token used late, for whoever has to find out why. */
 const recent: string[] = [];
 const contexts: string[] = [];
-const NAMES = ['Token', 'PFM', 'ReplyPFM', 'TestReq', 'TestResp', 'DER', 'DNER', 'Postponed'];
 const note = (why: string) => {
   if (!counting) return;
   const lost = why.startsWith('lost');
   if (contexts.filter((c) => c.startsWith('lost') === lost).length < 20) contexts.push(`${why}: ${recent.join(' | ')}`);
 };
 
-const rx = new FrameReceiver(-1, true);
-// The standard's smallest Tusage_timeout (20 ms), so any station's retry counts as in turn.
+// The line monitor decodes every frame and checks who may send when. The standard's smallest Tusage_timeout (20 ms), so any station's retry counts as in turn.
 const monitor = new MstpMonitor({ usageTimeoutMs: 20, slackMs: 2 });
 let lastViolation: { mac: number; at: number } | undefined;
 bus.observe((chunk, _from, at) => {
   const before = monitor.violations.length;
+  const seen = monitor.frames.length;
   monitor.feed(chunk, at);
   for (const v of monitor.violations.slice(before)) {
     const m = /^\S+ (\d+)→\d+: sent without the token/.exec(v);
     if (m) lastViolation = { mac: Number(m[1]), at };
   }
-  if (monitor.frames.length > 1000) monitor.frames.splice(0, 500);
-  rx.feed(chunk, (e) => {
-    if (e.kind !== 'frame') return;
-    const f = e.frame;
+  for (const f of monitor.frames.slice(seen)) {
     // Silence of Tno_token or more before this frame: the token was lost.
     if (counting && lastFrame && at - lastAt >= 500) {
       const l = lastFrame;
@@ -87,15 +83,16 @@ bus.observe((chunk, _from, at) => {
       note(`lost, charged to ${next}`);
     }
     lastAt = at;
-    lastFrame = { ...f, at };
-    recent.push(`${at.toFixed(1)} ${NAMES[f.type] ?? f.type} ${f.source}→${f.dest}`);
+    lastFrame = f;
+    recent.push(`${at.toFixed(1)} ${frameName(f.type)} ${f.source}→${f.dest}`);
     if (recent.length > 10) recent.shift();
     if (counting) frames++;
     if (f.type === FrameType.Token && tapOf.has(f.dest)) {
       awaiting = { mac: f.dest, since: at };
       if (counting) fig.get(f.dest)!.tokens++;
     }
-  });
+  }
+  if (monitor.frames.length > 1000) monitor.frames.splice(0, 500);
 });
 bus.observeSent((_chunk, from, at) => {
   if (!awaiting) return;

@@ -121,13 +121,14 @@ export type FromThread =
   | { t: 'stats'; req: number; stats: MstpStats }
   | { t: 'closed' };
 
-const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+/** A Buffer over what postMessage delivered (Buffers arrive as plain Uint8Arrays). */
+export const asBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
 /** The serial port and the node on a worker thread of their own. */
 export function openThreadDataLink(o: DataLinkOptions, h: DataLinkHandlers): Promise<MstpDataLink> {
   const w = new Worker(workerScript(import.meta.url, 'datalink-worker'), { workerData: { ...o, opener: 'tty' }, name: `mstp ${o.port}` });
   let state: 'opening' | 'open' | 'closing' | 'closed' = 'opening';
-  const stats = new Map<number, (s: MstpStats) => void>();
+  const stats = new Map<number, { res: (s: MstpStats) => void; rej: (e: Error) => void }>();
   let nextReq = 1;
   let closedWaiters: (() => void)[] = [];
   const post = (m: ToThread) => {
@@ -142,7 +143,7 @@ export function openThreadDataLink(o: DataLinkOptions, h: DataLinkHandlers): Pro
         new Promise<MstpStats>((res, rej) => {
           if (state !== 'open') return rej(new Error('the MS/TP data link is closed'));
           const req = nextReq++;
-          stats.set(req, res);
+          stats.set(req, { res, rej });
           w.postMessage({ t: 'stats', req } satisfies ToThread);
         }),
       close: () =>
@@ -152,8 +153,7 @@ export function openThreadDataLink(o: DataLinkOptions, h: DataLinkHandlers): Pro
           if (state === 'closing') return;
           state = 'closing';
           w.postMessage({ t: 'close' } satisfies ToThread);
-          // The thread closes the port and ends by itself; ending it with the port still open
-          // would take the process down (the serial binding's poller outlives the thread).
+          // The thread closes the port and ends by itself; terminate only one that hangs.
           const force = setTimeout(() => void w.terminate(), 5000);
           force.unref();
           w.once('exit', () => clearTimeout(force));
@@ -180,7 +180,7 @@ export function openThreadDataLink(o: DataLinkOptions, h: DataLinkHandlers): Pro
           }
           return;
         case 'stats':
-          stats.get(m.req)?.(m.stats);
+          stats.get(m.req)?.res(m.stats);
           stats.delete(m.req);
           return;
         case 'closed':
@@ -197,7 +197,7 @@ export function openThreadDataLink(o: DataLinkOptions, h: DataLinkHandlers): Pro
       state = 'closed';
       if (was === 'opening') reject(new Error(`the MS/TP data link thread ended (code ${code}) before the port was open`));
       else if (was === 'open') h.onLost(`the MS/TP data link thread ended (code ${code})`);
-      for (const r of stats.values()) r({ counters: {} as MstpCounters, timerLateness: [], soleMaster: false, nextStation: -1 });
+      for (const r of stats.values()) r.rej(new Error('the MS/TP data link is closed'));
       stats.clear();
       const waiters = closedWaiters;
       closedWaiters = [];
@@ -206,4 +206,3 @@ export function openThreadDataLink(o: DataLinkOptions, h: DataLinkHandlers): Pro
   });
 }
 
-export { asBuffer };

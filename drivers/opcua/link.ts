@@ -110,7 +110,7 @@ export class OpcuaLink implements Link {
       const message = (err as Error).message;
       if (/certificate/i.test(message)) throw new NotConnectedError(await this.untrustedMessage(), { cause: err });
       if (/find an? endpoint/i.test(message)) throw new NotConnectedError(await this.noEndpointMessage(), { cause: err });
-      if (this.cfg.security_mode !== 'None' && /disconnected by third party|rejected by server|socket has been disconnected/i.test(message)) {
+      if (this.cfg.security_mode !== 'None' && /disconnected by third party|rejected by server/i.test(message)) {
         throw new NotConnectedError(this.refusedMessage(), { cause: err });
       }
       throw new NotConnectedError(`${this.endpoint}: ${message}`, { cause: err });
