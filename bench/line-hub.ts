@@ -7,7 +7,10 @@
 //   - token loss: the line silent for Tno_token (500 ms) or more, charged to the station that was
 //     to speak next — unless a station sent out of turn (a frame without the token, seen by the
 //     Clause 9 line monitor) within the second before: then to that station, whose frame made
-//     the rightful holder drop the token as the standard says it must.
+//     the rightful holder drop the token as the standard says it must. Except: when that frame was
+//     the passer's retry after Tusage_timeout and the station it had passed the token to began
+//     using it later than Tusage_delay (15 ms) — the receiver broke the rule first, and the two
+//     frames met on the line — the loss is charged to the late receiver (and said so in the context).
 // Protocol (IPC): parent sends {mark} to start counting, {report} to get the figures.
 import { spawnSync } from 'node:child_process';
 import { setPriority } from 'node:os';
@@ -63,6 +66,8 @@ const note = (why: string) => {
 // The line monitor decodes every frame and checks who may send when. The standard's smallest Tusage_timeout (20 ms), so any station's retry counts as in turn.
 const monitor = new MstpMonitor({ usageTimeoutMs: 20, slackMs: 2 });
 let lastViolation: { mac: number; at: number } | undefined;
+/** The last token used later than Tusage_delay (15 ms): by whom, when it began, how late. */
+let lateUse: { mac: number; at: number; delay: number } | undefined;
 bus.observe((chunk, _from, at) => {
   const before = monitor.violations.length;
   const seen = monitor.frames.length;
@@ -76,11 +81,17 @@ bus.observe((chunk, _from, at) => {
     if (counting && lastFrame && at - lastAt >= 500) {
       const l = lastFrame;
       const holder = l.type === FrameType.Token ? l.dest : l.type === FrameType.ReplyToPollForMaster || l.type === FrameType.DataNotExpectingReply ? l.dest : l.source;
-      const next = lastViolation && at - lastViolation.at < 1500 ? lastViolation.mac : holder;
+      let next = lastViolation && at - lastViolation.at < 1500 ? lastViolation.mac : holder;
+      let why = '';
+      // The out-of-turn frame was a retry into a late token use: the late user broke the rule first.
+      if (next !== holder && lastViolation && lateUse && lateUse.mac !== next && lastViolation.at - lateUse.at >= 0 && lastViolation.at - lateUse.at < 20) {
+        why = ` (its token use began ${lateUse.delay.toFixed(1)} ms after the token, past Tusage_delay; ${next}'s retry ${(lastViolation.at - lateUse.at).toFixed(1)} ms later met it)`;
+        next = lateUse.mac;
+      }
       const s = fig.get(next);
       if (s) s.lost++;
       else lostOther++;
-      note(`lost, charged to ${next}`);
+      note(`lost, charged to ${next}${why}`);
     }
     lastAt = at;
     lastFrame = f;
@@ -99,6 +110,7 @@ bus.observeSent((_chunk, from, at) => {
   const s = fig.get(awaiting.mac)!;
   if (tapOf.get(awaiting.mac) === from) {
     if (counting) s.delays.push(at - awaiting.since);
+    if (at - awaiting.since > 15) lateUse = { mac: awaiting.mac, at, delay: at - awaiting.since };
     if (at - awaiting.since > 15) note(`${awaiting.mac} used the token after ${(at - awaiting.since).toFixed(1)} ms (sent at ${at.toFixed(1)})`);
   } else if (counting) {
     s.missed++;

@@ -5,7 +5,7 @@
 // and on the main event loop (before; EDGEFERRY_MSTP_INLINE=1), interleaved, and prints per run
 // what the line saw: token-use delay (Tusage_delay is 15 ms), tokens missed, tokens lost.
 //
-//   npm run bench:mstp-peer -- [--seconds 60] [--rounds 2] [--busy 2] [--plcs 20] [--points 50] [--poll-ms 100]
+//   npm run bench:mstp-peer -- [--seconds 60] [--rounds 2] [--busy 2] [--plcs 20] [--points 50] [--poll-ms 100] [--modes inline,thread]
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,7 @@ const { values } = parseArgs({
     points: { type: 'string', default: '50' },
     'poll-ms': { type: 'string', default: '100' },
     baud: { type: 'string', default: '38400' },
+    modes: { type: 'string', default: 'inline,thread' },
   },
 });
 const SECONDS = Number(values.seconds);
@@ -79,7 +80,8 @@ for (let i = 0; i < PLCS; i++) {
 }
 
 type Mode = 'inline' | 'thread';
-const MODES: Mode[] = ['inline', 'thread'];
+const MODES = values.modes!.split(',').filter((m): m is Mode => m === 'inline' || m === 'thread');
+if (MODES.length === 0) throw new Error('--modes: inline, thread or both (comma-separated)');
 const LABEL: Record<Mode, string> = { inline: 'the main event loop (before)', thread: 'its own thread (now)' };
 
 async function run(mode: Mode) {
