@@ -1,28 +1,47 @@
 #!/usr/bin/env node
-// Builds a release tarball for one Linux architecture: the compiled gateway, its production
-// dependencies with that architecture's native modules only, the EL model, config examples, the
-// systemd unit and the installer.
+// Builds the release for one Linux architecture — everything a box needs but glibc and systemd:
+//   release/edgeferry-<version>-linux-<arch>.tar.gz   for systemd/install.sh (any distribution)
+//   release/edgeferry_<version>_<deb arch>.deb         for apt install ./edgeferry_*.deb
+// Both hold the compiled gateway, the Node runtime it runs on (scripts/runtime.mjs: the current
+// LTS from the npm registry's node-linux-<arch> package, so the native modules' ABI always
+// matches), its production dependencies with that architecture's native modules only, config
+// examples (inert: see docs/install.md), the systemd unit and sysusers file.
+// The EL defect model is NOT in them: it is derived from a CC BY-NC-SA dataset, so it ships as its
+// own artefact that an operator installs knowingly:
+//   release/edgeferry-model-el-defect-<model version>.tar.gz and edgeferry-model-el-defect_<v>_all.deb
 //
-//   npm run release -- --arch arm64     # → release/edgeferry-<version>-linux-arm64.tar.gz
-//   npm run release -- --arch x64
+//   npm run release -- --arch arm64     (cross-compiles: apt-get install g++-aarch64-linux-gnu)
+//   npm run release -- --arch x64 [--no-deb] [--keep]
 //
 // Native modules: onnxruntime-node, sharp (@img/*) and the serialport bindings ship prebuilt
-// binaries in their npm packages (the other platforms' are pruned). better-sqlite3 and
-// unix-dgram are compiled here — for another architecture with Debian's cross compiler
-// (apt-get install g++-aarch64-linux-gnu) — against this Node's headers; the box must run the same
-// Node major version (20: module ABI 115), e.g. Debian 13's nodejs. No binary is downloaded.
+// Node-API binaries in their npm packages (the other platforms' are pruned). better-sqlite3 and
+// unix-dgram are compiled here against the bundled runtime's headers. No binary is downloaded
+// from anywhere but the npm registry.
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, closeSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, closeSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
+import { compileNatives, crossCompiler, ensureRuntime } from './runtime.mjs';
 
 const root = join(import.meta.dirname, '..');
-const { values } = parseArgs({ options: { arch: { type: 'string', default: process.arch }, out: { type: 'string', default: join(root, 'release') }, keep: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: {
+    arch: { type: 'string', default: process.arch },
+    out: { type: 'string', default: join(root, 'release') },
+    keep: { type: 'boolean', default: false },
+    deb: { type: 'boolean', default: true },
+    help: { type: 'boolean', short: 'h' },
+  },
+  allowNegative: true,
+});
+if (values.help) {
+  console.log('usage: npm run release -- [--arch x64|arm64] [--out DIR] [--no-deb] [--keep]\nBuilds the release tarball, the .deb and the EL model artefacts into release/.');
+  process.exit(0);
+}
 const arch = values.arch;
 const ELF_MACHINE = { x64: 62, arm64: 183 };
-const CROSS = { arm64: 'aarch64-linux-gnu', x64: 'x86_64-linux-gnu' };
-if (!(arch in ELF_MACHINE)) fail(`--arch ${arch}: expected arm64 or x64`);
+const DEB_ARCH = { x64: 'amd64', arm64: 'arm64' };
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const name = `edgeferry-${pkg.version}-linux-${arch}`;
 
@@ -32,91 +51,256 @@ function fail(msg) {
 }
 const run = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: 'inherit', ...opts });
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', ...opts }).trim();
-
-// 1. Build.
-console.log(`building ${name}`);
-run('npm', ['run', 'build', '--silent'], { cwd: root });
-
-// 2. Stage what ships.
-const work = mkdtempSync(join(tmpdir(), 'edgeferry-release-'));
-const stage = join(work, name);
-mkdirSync(stage);
-for (const d of ['src', 'drivers', 'simulators']) cpSync(join(root, 'dist', d), join(stage, 'dist', d), { recursive: true });
-for (const f of ['package.json', 'package-lock.json', '.npmrc', 'README.md']) cpSync(join(root, f), join(stage, f));
-for (const d of ['config', 'systemd', 'docs']) cpSync(join(root, d), join(stage, d), { recursive: true });
-mkdirSync(join(stage, 'models'));
-cpSync(join(root, 'models', 'el-defect'), join(stage, 'models', 'el-defect'), { recursive: true });
-
-// 3. Production dependencies for the target: optional platform packages (sharp's @img/*) are
-// chosen by --cpu/--os/--libc; no install scripts run (they would build for this machine).
-run('npm', ['ci', '--omit=dev', '--ignore-scripts', `--cpu=${arch}`, '--os=linux', '--libc=glibc', '--no-audit', '--no-fund'], { cwd: stage });
-
-// 4. The modules that compile, for the target.
-const nodeGyp = process.env.npm_config_node_gyp ?? join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-const cross = arch !== process.arch;
-const env = { ...process.env };
-if (cross) {
-  const t = CROSS[arch];
-  try {
-    sh(`${t}-g++`, ['--version']);
-  } catch {
-    fail(`cross-compiling for ${arch} needs ${t}-g++: apt-get install g++-${t}`);
-  }
-  Object.assign(env, { CC: `${t}-gcc`, CXX: `${t}-g++`, AR: `${t}-ar`, LINK: `${t}-g++`, CC_host: 'gcc', CXX_host: 'g++' });
-}
-for (const mod of ['better-sqlite3', 'unix-dgram']) {
-  console.log(`compiling ${mod} for linux-${arch}`);
-  run(process.execPath, [nodeGyp, 'rebuild', `--arch=${arch}`, '--jobs=max'], { cwd: join(stage, 'node_modules', mod), env });
-}
-
-// 5. Prune: other platforms' binaries, build intermediates, sources of compiled modules.
-const prune = (p) => rmSync(join(stage, 'node_modules', p), { recursive: true, force: true });
-const ortBin = 'onnxruntime-node/bin/napi-v6';
-for (const os of readdirSync(join(stage, 'node_modules', ortBin))) {
-  if (os !== 'linux') prune(`${ortBin}/${os}`);
-  else for (const a of readdirSync(join(stage, 'node_modules', ortBin, 'linux'))) if (a !== arch) prune(`${ortBin}/linux/${a}`);
-}
-const sp = '@serialport/bindings-cpp/prebuilds';
-for (const d of readdirSync(join(stage, 'node_modules', sp))) if (d !== `linux-${arch}`) prune(`${sp}/${d}`);
-for (const f of readdirSync(join(stage, 'node_modules', sp, `linux-${arch}`))) if (f.includes('.musl.')) prune(`${sp}/linux-${arch}/${f}`);
-prune('better-sqlite3/build/Release/test_extension.node');
-for (const mod of ['better-sqlite3', 'unix-dgram']) {
-  prune(`${mod}/build/Release/obj.target`);
-  prune(`${mod}/build/Release/.deps`);
-  prune(`${mod}/build/Release/obj`);
-  prune(`${mod}/build/deps`);
-  prune(`${mod}/deps`);
-  prune(`${mod}/src`);
-}
-
-// 6. Every native module must be for the target.
-const natives = [];
-const walk = (d) => {
-  for (const e of readdirSync(d, { withFileTypes: true })) {
-    const p = join(d, e.name);
-    if (e.isDirectory()) walk(p);
-    else if (e.name.endsWith('.node') || /\.so(\.\d+)*$/.test(e.name)) natives.push(p);
-  }
-};
-walk(join(stage, 'node_modules'));
-const wrong = [];
-for (const f of natives) {
-  const fd = openSync(f, 'r');
-  const head = Buffer.alloc(20);
-  readSync(fd, head, 0, 20, 0);
-  closeSync(fd);
-  if (head.readUInt32BE(0) !== 0x7f454c46 || head.readUInt16LE(18) !== ELF_MACHINE[arch]) wrong.push(relative(stage, f));
-}
-if (wrong.length) fail(`native files not for linux-${arch}:\n  ${wrong.join('\n  ')}`);
-writeFileSync(join(stage, 'RELEASE'), `${name}\nbuilt ${new Date().toISOString()} with node ${process.version}\nnative modules (${natives.length}):\n${natives.map((f) => `  ${relative(stage, f)}`).join('\n')}\n`);
-
-// 7. Pack.
-mkdirSync(values.out, { recursive: true });
-const tarball = join(values.out, `${name}.tar.gz`);
-run('tar', ['-czf', tarball, '--owner=0', '--group=0', '-C', work, name]);
-const unpacked = Number(sh('du', ['-sb', stage]).split(/\s/)[0]);
 const mb = (b) => `${(b / 1048576).toFixed(1)} MB`;
-console.log(`${tarball}: ${mb(statSync(tarball).size)} (${mb(unpacked)} unpacked, ${natives.length} native files, all linux-${arch})`);
-if (!values.keep) rmSync(work, { recursive: true, force: true });
-else console.log(`staging kept in ${stage}`);
-if (!existsSync(tarball)) fail('no tarball written');
+
+// The .deb's maintainer scripts. Installed inert: the user and the folders are made, the unit is
+// known to systemd, nothing is enabled or started (the shipped config is an example that
+// `edgeferry check` refuses until it is edited). Purge removes the config, never the buffer.
+const DEB_POSTINST = `#!/bin/sh
+set -e
+if [ "$1" = configure ]; then
+  systemd-sysusers /usr/lib/sysusers.d/edgeferry.conf || echo "edgeferry: systemd-sysusers failed: create the user yourself (useradd --system --groups dialout edgeferry)" >&2
+  if getent group edgeferry >/dev/null; then
+    chown -R root:edgeferry /etc/edgeferry
+    chmod 0750 /etc/edgeferry /etc/edgeferry/devices /etc/edgeferry/secrets
+    find /etc/edgeferry -type f -exec chmod 0640 {} +
+  fi
+  if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload || true
+    if systemctl is-active --quiet edgeferry; then systemctl restart edgeferry || true; fi
+  fi
+  if ! systemctl is-enabled --quiet edgeferry 2>/dev/null; then
+    echo "edgeferry: installed, not started. Edit /etc/edgeferry (gateway.yaml, devices/, secrets/),"
+    echo "  check it with: edgeferry check /etc/edgeferry/gateway.yaml"
+    echo "  then start it: systemctl enable --now edgeferry"
+  fi
+fi
+`;
+const DEB_PRERM = `#!/bin/sh
+set -e
+if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
+  systemctl disable --now edgeferry || true
+fi
+`;
+const DEB_POSTRM = `#!/bin/sh
+set -e
+if [ "$1" = purge ]; then
+  rm -rf /etc/edgeferry
+  if [ -d /var/lib/edgeferry ] || [ -d /var/lib/private/edgeferry ]; then
+    echo "edgeferry: kept the buffer in /var/lib/edgeferry (samples not yet delivered may be in it); remove it with: rm -rf /var/lib/edgeferry"
+  fi
+fi
+if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
+`;
+const MODEL_LICENCE = `edgeferry EL defect model (el-defect)
+
+This model is a work derived from the ELPV dataset (Buerhop-Lutz et al. 2018; Deitsch et al.
+2019), (c) ZAE Bayern, https://github.com/zae-bayern/elpv-dataset, licensed under the Creative
+Commons Attribution-NonCommercial-ShareAlike 4.0 International licence (CC BY-NC-SA 4.0,
+https://creativecommons.org/licenses/by-nc-sa/4.0/). The model carries the same terms:
+attribution, non-commercial use only, share-alike. Commercial use, such as running it in a
+production plant, needs ZAE Bayern's permission.
+
+The model card (el-defect/README.md) says how it was trained and measured.
+edgeferry itself is Apache-2.0 and does not need this model; it is a separate artefact.
+`;
+
+// 0. What the build needs, before anything is built: the target, the cross compiler, dpkg-deb.
+if (!(arch in ELF_MACHINE)) fail(`--arch ${arch}: expected arm64 or x64`);
+try {
+  crossCompiler(arch);
+} catch (e) {
+  fail(e.message);
+}
+if (values.deb) {
+  try {
+    sh('dpkg-deb', ['--version']);
+  } catch {
+    fail('the .deb needs dpkg-deb (apt-get install dpkg), or build without it: --no-deb');
+  }
+}
+const runtime = ensureRuntime(arch);
+
+const work = mkdtempSync(join(tmpdir(), 'edgeferry-release-'));
+try {
+  // 1. Build.
+  console.log(`building ${name} (Node ${runtime.version} bundled)`);
+  run('npm', ['run', 'build', '--silent'], { cwd: root });
+
+  // 2. Stage what ships.
+  const stage = join(work, name);
+  mkdirSync(stage);
+  for (const d of ['src', 'drivers', 'simulators']) cpSync(join(root, 'dist', d), join(stage, 'dist', d), { recursive: true });
+  for (const f of ['package.json', 'package-lock.json', 'README.md', 'LICENSE']) cpSync(join(root, f), join(stage, f));
+  for (const d of ['config', 'systemd', 'docs']) cpSync(join(root, d), join(stage, d), { recursive: true });
+  // The runtime: the node binary and its licence (the headers stay behind).
+  mkdirSync(join(stage, 'runtime', 'bin'), { recursive: true });
+  cpSync(runtime.node, join(stage, 'runtime', 'bin', 'node'));
+  cpSync(join(runtime.dir, 'LICENSE'), join(stage, 'runtime', 'LICENSE'));
+  // The command: runs the gateway on the bundled runtime, wherever the release is unpacked.
+  mkdirSync(join(stage, 'bin'));
+  cpSync(join(root, 'scripts', 'edgeferry.sh'), join(stage, 'bin', 'edgeferry'));
+  chmodSync(join(stage, 'bin', 'edgeferry'), 0o755);
+
+  // 3. Production dependencies for the target: optional platform packages (sharp's @img/*) are
+  // chosen by --cpu/--os/--libc; no install scripts run (they would build for this machine).
+  run('npm', ['ci', '--omit=dev', '--ignore-scripts', `--cpu=${arch}`, '--os=linux', '--libc=glibc', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: stage, env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' } });
+
+  // 4. The modules that compile, for the target and the bundled runtime.
+  compileNatives(join(stage, 'node_modules'), arch, runtime.dir);
+
+  // 5. Prune: other platforms' binaries, build intermediates, sources of compiled modules.
+  const prune = (p) => rmSync(join(stage, 'node_modules', p), { recursive: true, force: true });
+  const ortBin = 'onnxruntime-node/bin/napi-v6';
+  for (const os of readdirSync(join(stage, 'node_modules', ortBin))) {
+    if (os !== 'linux') prune(`${ortBin}/${os}`);
+    else for (const a of readdirSync(join(stage, 'node_modules', ortBin, 'linux'))) if (a !== arch) prune(`${ortBin}/linux/${a}`);
+  }
+  const sp = '@serialport/bindings-cpp/prebuilds';
+  for (const d of readdirSync(join(stage, 'node_modules', sp))) if (d !== `linux-${arch}`) prune(`${sp}/${d}`);
+  for (const f of readdirSync(join(stage, 'node_modules', sp, `linux-${arch}`))) if (f.includes('.musl.')) prune(`${sp}/linux-${arch}/${f}`);
+  prune('better-sqlite3/build/Release/test_extension.node');
+  for (const mod of ['better-sqlite3', 'unix-dgram']) {
+    for (const d of ['build/Release/obj.target', 'build/Release/.deps', 'build/Release/obj', 'build/deps', 'deps', 'src']) prune(`${mod}/${d}`);
+  }
+
+  // 6. Every native file must be for the target.
+  const natives = [join(stage, 'runtime', 'bin', 'node')];
+  const walk = (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.node') || /\.so(\.\d+)*$/.test(e.name)) natives.push(p);
+    }
+  };
+  walk(join(stage, 'node_modules'));
+  const wrong = [];
+  for (const f of natives) {
+    const fd = openSync(f, 'r');
+    const head = Buffer.alloc(20);
+    readSync(fd, head, 0, 20, 0);
+    closeSync(fd);
+    if (head.readUInt32BE(0) !== 0x7f454c46 || head.readUInt16LE(18) !== ELF_MACHINE[arch]) wrong.push(relative(stage, f));
+  }
+  if (wrong.length) fail(`native files not for linux-${arch}:\n  ${wrong.join('\n  ')}`);
+  writeFileSync(join(stage, 'RELEASE'), `${name}\nbuilt ${new Date().toISOString()}\nruntime node v${runtime.version} (bundled: runtime/bin/node)\nnative files (${natives.length}):\n${natives.map((f) => `  ${relative(stage, f)}`).join('\n')}\n`);
+
+  // 7. Pack: the tarball.
+  mkdirSync(values.out, { recursive: true });
+  const tarball = join(values.out, `${name}.tar.gz`);
+  run('tar', ['-czf', tarball, '--owner=0', '--group=0', '-C', work, name]);
+  const unpacked = Number(sh('du', ['-sb', stage]).split(/\s/)[0]);
+  console.log(`${tarball}: ${mb(statSync(tarball).size)} (${mb(unpacked)} unpacked, ${natives.length} native files, all linux-${arch}, Node ${runtime.version})`);
+
+  // 8. The .deb: the same layout as install.sh makes (/opt/edgeferry/releases/<name>, current → it).
+  if (values.deb) {
+    const deb = join(values.out, `edgeferry_${pkg.version}_${DEB_ARCH[arch]}.deb`);
+    buildDeb({ stage, name, deb, installedKb: Math.ceil(unpacked / 1024) });
+    console.log(`${deb}: ${mb(statSync(deb).size)}`);
+  }
+
+  // 9. The EL model, on its own, with its licence.
+  const model = JSON.parse(readFileSync(join(root, 'models', 'el-defect', 'model.json'), 'utf8'));
+  const mname = `edgeferry-model-el-defect-${model.version}`;
+  const mstage = join(work, mname);
+  mkdirSync(mstage);
+  cpSync(join(root, 'models', 'el-defect'), join(mstage, 'el-defect'), { recursive: true });
+  writeFileSync(join(mstage, 'LICENSE'), MODEL_LICENCE);
+  const mtar = join(values.out, `${mname}.tar.gz`);
+  run('tar', ['-czf', mtar, '--owner=0', '--group=0', '-C', work, mname]);
+  console.log(`${mtar}: ${mb(statSync(mtar).size)} (CC BY-NC-SA 4.0: install it knowingly, see its LICENSE)`);
+  if (values.deb) {
+    const mdeb = join(values.out, `edgeferry-model-el-defect_${model.version}_all.deb`);
+    buildModelDeb({ mstage, version: model.version, deb: mdeb });
+    console.log(`${mdeb}: ${mb(statSync(mdeb).size)}`);
+  }
+  if (values.keep) console.log(`staging kept in ${work}`);
+} finally {
+  if (!values.keep) rmSync(work, { recursive: true, force: true });
+}
+
+function buildDeb({ stage, name, deb, installedKb }) {
+  const d = join(work, 'deb');
+  rmSync(d, { recursive: true, force: true });
+  const rel = join(d, 'opt', 'edgeferry', 'releases', name);
+  mkdirSync(join(d, 'opt', 'edgeferry', 'releases'), { recursive: true });
+  cpSync(stage, rel, { recursive: true });
+  symlinkSync(`releases/${name}`, join(d, 'opt', 'edgeferry', 'current'));
+  mkdirSync(join(d, 'usr', 'bin'), { recursive: true });
+  symlinkSync('/opt/edgeferry/current/bin/edgeferry', join(d, 'usr', 'bin', 'edgeferry'));
+  mkdirSync(join(d, 'lib', 'systemd', 'system'), { recursive: true });
+  cpSync(join(stage, 'systemd', 'edgeferry.service'), join(d, 'lib', 'systemd', 'system', 'edgeferry.service'));
+  mkdirSync(join(d, 'usr', 'lib', 'sysusers.d'), { recursive: true });
+  cpSync(join(stage, 'systemd', 'edgeferry.sysusers'), join(d, 'usr', 'lib', 'sysusers.d', 'edgeferry.conf'));
+  // The config: conffiles (dpkg asks before replacing an edited one on upgrade).
+  const etc = join(d, 'etc', 'edgeferry');
+  mkdirSync(join(etc, 'devices'), { recursive: true });
+  mkdirSync(join(etc, 'secrets'), { recursive: true });
+  cpSync(join(stage, 'config', 'gateway.example.yaml'), join(etc, 'gateway.yaml'));
+  for (const f of readdirSync(join(stage, 'config', 'devices'))) cpSync(join(stage, 'config', 'devices', f), join(etc, 'devices', f));
+  for (const f of readdirSync(join(stage, 'config', 'secrets'))) cpSync(join(stage, 'config', 'secrets', f), join(etc, 'secrets', f));
+  cpSync(join(stage, 'config', 'schema'), join(etc, 'schema'), { recursive: true });
+  const conffiles = [];
+  const list = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) list(p);
+      else conffiles.push(`/${relative(d, p)}`);
+    }
+  };
+  list(etc);
+  // The schemas are not configuration: always this release's, never a conffile.
+  conffiles.splice(0, conffiles.length, ...conffiles.filter((f) => !f.startsWith('/etc/edgeferry/schema/')));
+  mkdirSync(join(d, 'DEBIAN'));
+  writeFileSync(join(d, 'DEBIAN', 'control'), [
+    'Package: edgeferry',
+    `Version: ${pkg.version}`,
+    `Architecture: ${DEB_ARCH[arch]}`,
+    'Maintainer: edgeferry developers <edgeferry@users.noreply.github.com>',
+    `Installed-Size: ${installedKb}`,
+    'Depends: libc6 (>= 2.28), libstdc++6 (>= 8), systemd',
+    'Suggests: edgeferry-model-el-defect',
+    'Section: net',
+    'Priority: optional',
+    'Homepage: https://github.com/edgeferry/edgeferry',
+    `Description: ${pkg.description}`,
+    ` Polls Modbus TCP/RTU, OPC UA and BACnet MS/TP devices from YAML device maps, keeps every`,
+    ` reading in a SQLite store-and-forward buffer and publishes over MQTT/TLS. Bundles its own`,
+    ` Node.js ${runtime.version} runtime. Installed inert: edit /etc/edgeferry, run`,
+    ` "edgeferry check /etc/edgeferry/gateway.yaml", then "systemctl enable --now edgeferry".`,
+    '',
+  ].join('\n'));
+  writeFileSync(join(d, 'DEBIAN', 'conffiles'), conffiles.join('\n') + '\n');
+  const script = (n, text) => {
+    writeFileSync(join(d, 'DEBIAN', n), text);
+    chmodSync(join(d, 'DEBIAN', n), 0o755);
+  };
+  script('postinst', DEB_POSTINST);
+  script('prerm', DEB_PRERM);
+  script('postrm', DEB_POSTRM);
+  run('dpkg-deb', ['--root-owner-group', '-Zxz', '-z6', '--build', d, deb], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+function buildModelDeb({ mstage, version, deb }) {
+  const d = join(work, 'model-deb');
+  rmSync(d, { recursive: true, force: true });
+  mkdirSync(join(d, 'opt', 'edgeferry', 'models'), { recursive: true });
+  cpSync(join(mstage, 'el-defect'), join(d, 'opt', 'edgeferry', 'models', 'el-defect'), { recursive: true });
+  mkdirSync(join(d, 'usr', 'share', 'doc', 'edgeferry-model-el-defect'), { recursive: true });
+  cpSync(join(mstage, 'LICENSE'), join(d, 'usr', 'share', 'doc', 'edgeferry-model-el-defect', 'copyright'));
+  mkdirSync(join(d, 'DEBIAN'));
+  writeFileSync(join(d, 'DEBIAN', 'control'), [
+    'Package: edgeferry-model-el-defect',
+    `Version: ${version}`,
+    'Architecture: all',
+    'Maintainer: edgeferry developers <edgeferry@users.noreply.github.com>',
+    'Section: non-free/science',
+    'Priority: optional',
+    'Description: EL solar-cell defect model for edgeferry (CC BY-NC-SA 4.0, non-commercial)',
+    ' A small CNN that classifies electroluminescence images of solar cells, trained on the ELPV',
+    ' dataset (ZAE Bayern). Licensed CC BY-NC-SA 4.0: commercial use needs ZAE Bayern\'s permission.',
+    ' Installs into /opt/edgeferry/models/el-defect (inference.model_dir).',
+    '',
+  ].join('\n'));
+  run('dpkg-deb', ['--root-owner-group', '-Zxz', '--build', d, deb], { stdio: ['ignore', 'ignore', 'inherit'] });
+}

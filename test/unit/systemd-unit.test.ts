@@ -1,6 +1,6 @@
 // The shipped unit file, as systemd itself reads it: `systemd-analyze verify` finds nothing, and
 // `systemd-analyze security --offline=yes` rates its exposure 2.0 or lower. The unit is checked
-// with this machine's node path written in, as systemd/install.sh does.
+// with this machine's node in place of the bundled runtime's (systemd-analyze wants the file to exist).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 const unitText = readFileSync(join(import.meta.dirname, '../../systemd/edgeferry.service'), 'utf8');
 const dir = mkdtempSync(join(tmpdir(), 'edgeferry-unit-'));
 const unit = join(dir, 'edgeferry.service');
-writeFileSync(unit, unitText.replaceAll('/usr/bin/node ', `${process.execPath} `));
+writeFileSync(unit, unitText.replaceAll('/opt/edgeferry/current/runtime/bin/node ', `${process.execPath} `));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const analyze = '/usr/bin/systemd-analyze';
 
