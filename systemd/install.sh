@@ -22,28 +22,14 @@ UNIT=$DESTDIR/etc/systemd/system/edgeferry.service
 SYSUSERS=$DESTDIR/usr/lib/sysusers.d/edgeferry.conf
 BIN=$DESTDIR/usr/local/bin/edgeferry
 KEEP_RELEASES=3
-NODE_MIN=20.19
 
 say() { printf 'edgeferry install: %s\n' "$*"; }
-die() { printf 'edgeferry install: %s\n' "$*" >&2; exit "${2:-1}"; }
+die() { printf 'edgeferry install: %s\n' "$1" >&2; exit "${2:-1}"; }
 systemd_here() { [ -z "$DESTDIR" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; }
 
 need_root() {
   [ -n "$DESTDIR" ] && return 0
   [ "$(id -u)" = 0 ] || die "run as root (or with DESTDIR=<scratch root> to try it out)"
-}
-
-find_node() {
-  NODE=$(command -v node || true)
-  [ -n "$NODE" ] || die "Node.js >= $NODE_MIN is needed: on Debian 13, apt-get install nodejs"
-  v=$("$NODE" -p 'process.versions.node')
-  major=${v%%.*}; rest=${v#*.}; minor=${rest%%.*}
-  want_major=${NODE_MIN%%.*}; want_minor=${NODE_MIN#*.}
-  if [ "$major" -lt "$want_major" ] || { [ "$major" -eq "$want_major" ] && [ "$minor" -lt "$want_minor" ]; }; then
-    die "Node.js $v found at $NODE; edgeferry needs >= $NODE_MIN (Debian 13's nodejs is 20.19)"
-  fi
-  # The native modules are built for one Node ABI (module version) — a different major cannot load them.
-  NODE_ABI=$("$NODE" -p 'process.versions.modules')
 }
 
 machine_arch() {
@@ -80,7 +66,6 @@ cmd_install() {
   done
   [ -f "$tarball" ] || die "usage: install.sh install edgeferry-<version>-linux-<arch>.tar.gz [--start]" 2
   need_root
-  find_node
   name=$(basename "$tarball" .tar.gz)
   case "$name" in edgeferry-*-linux-*) ;; *) die "$tarball: not an edgeferry release tarball" 2 ;; esac
   arch=${name##*-linux-}
@@ -100,11 +85,10 @@ cmd_install() {
   else
     say "$name is already unpacked in $rel"
   fi
-  chmod 0755 "$rel/dist/src/main.js"
-  built_major=$(sed -n 's/^built .* with node v\([0-9]*\)\..*/\1/p' "$rel/RELEASE")
-  node_major=$("$NODE" -p 'process.versions.node.split(".")[0]')
-  [ "$built_major" = "$node_major" ] ||
-    die "$name was built for Node $built_major, this machine has Node $node_major (module ABI $NODE_ABI): its native modules would not load"
+  # Each release runs on the Node runtime it bundles (runtime/bin/node): nothing to match on the box.
+  NODE=$rel/runtime/bin/node
+  [ -x "$NODE" ] || die "$name has no runtime/bin/node: releases before 0.1.0 needed Node on the box; use a newer release"
+  "$NODE" -e 0 2>/dev/null || die "$NODE does not run on this machine (wrong architecture, or glibc older than 2.28?)"
 
   # 2. The system user (sysusers.d: also applied at boot by systemd-sysusers).
   mkdir -p "$(dirname "$SYSUSERS")"
@@ -126,10 +110,23 @@ cmd_install() {
     chmod 0750 "$ETC" "$ETC/devices" "$ETC/secrets"
   fi
 
-  # 4. Check the config with the new release before switching or (re)starting anything.
-  say "checking $ETC/gateway.yaml with $name"
-  if ! "$NODE" "$rel/dist/src/main.js" check "$ETC/gateway.yaml"; then
-    die "the configuration has problems (above); nothing was switched or restarted. Fix them and run install again." 3
+  # The JSON schemas the maps' $schema comments point at (../schema from devices/): not config, always this release's.
+  rm -rf "$ETC/schema"
+  cp -R "$rel/config/schema" "$ETC/schema"
+  chmod -R u=rwX,g=rX,o= "$ETC/schema"
+  [ -n "$gid" ] && chown -R "0:$gid" "$ETC/schema"
+
+  # 4. Check the config with the new release before switching or (re)starting anything — unless it
+  # is still the shipped example, whose placeholders keep the service from starting anyway.
+  example=no
+  if cmp -s "$rel/config/gateway.example.yaml" "$ETC/gateway.yaml"; then
+    example=yes
+    say "$ETC/gateway.yaml is the shipped example: it names no real broker or device, and the service refuses to start until its placeholders are replaced (edgeferry check $ETC/gateway.yaml lists them)"
+  else
+    say "checking $ETC/gateway.yaml with $name"
+    if ! "$NODE" "$rel/dist/src/main.js" check "$ETC/gateway.yaml"; then
+      die "the configuration has problems (above); nothing was switched or restarted. Fix them and run install again." 3
+    fi
   fi
 
   # 5. Switch current → this release (atomically), unit, command.
@@ -138,9 +135,9 @@ cmd_install() {
   mv -T "$OPT/.current.new" "$OPT/current"
   [ -n "$prev" ] && [ "$prev" != "releases/$name" ] && echo "$prev" > "$OPT/previous"
   mkdir -p "$(dirname "$UNIT")" "$(dirname "$BIN")"
-  sed "s#/usr/bin/node #$NODE #g" "$rel/systemd/edgeferry.service" > "$UNIT.new"
+  cp "$rel/systemd/edgeferry.service" "$UNIT.new"
   mv "$UNIT.new" "$UNIT"
-  ln -sfn /opt/edgeferry/current/dist/src/main.js "$BIN"
+  ln -sfn /opt/edgeferry/current/bin/edgeferry "$BIN"
   say "current → $name${prev:+ (was ${prev#releases/})}"
 
   # 6. Old releases beyond the last $KEEP_RELEASES go (never current or previous).
@@ -152,7 +149,9 @@ cmd_install() {
   # 7. systemd.
   if systemd_here; then
     systemctl daemon-reload
-    if systemctl is-active --quiet edgeferry; then
+    if [ "$example" = yes ]; then
+      say "installed, not started; edit $ETC/gateway.yaml and the device maps, check them (edgeferry check $ETC/gateway.yaml), then: systemctl enable --now edgeferry"
+    elif systemctl is-active --quiet edgeferry; then
       systemctl restart edgeferry && say "restarted edgeferry"
     elif [ "$start" = yes ]; then
       systemctl enable --now edgeferry && say "enabled and started edgeferry"
@@ -166,15 +165,14 @@ cmd_install() {
 
 cmd_rollback() {
   need_root
-  find_node
   prev=$(cat "$OPT/previous" 2>/dev/null || true)
   [ -n "$prev" ] && [ -d "$OPT/$prev" ] || die "no previous release to roll back to"
-  "$NODE" "$OPT/$prev/dist/src/main.js" check "$ETC/gateway.yaml" || die "the configuration has problems with ${prev#releases/}; nothing changed" 3
+  "$OPT/$prev/runtime/bin/node" "$OPT/$prev/dist/src/main.js" check "$ETC/gateway.yaml" || die "the configuration has problems with ${prev#releases/}; nothing changed" 3
   cur=$(readlink "$OPT/current")
   ln -sfn "$prev" "$OPT/.current.new"
   mv -T "$OPT/.current.new" "$OPT/current"
   echo "$cur" > "$OPT/previous"
-  sed "s#/usr/bin/node #$NODE #g" "$OPT/$prev/systemd/edgeferry.service" > "$UNIT"
+  cp "$OPT/$prev/systemd/edgeferry.service" "$UNIT"
   say "current → ${prev#releases/} (was ${cur#releases/})"
   if systemd_here; then
     systemctl daemon-reload

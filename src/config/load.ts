@@ -8,6 +8,7 @@ import type { DeviceConfig, DriverSpec } from '../core/driver.js';
 import { DeviceMap, GatewayFile, type GatewayFileConfig } from './schema.js';
 import { didYouMean, translate } from './messages.js';
 import { YamlFile, type ConfigProblem, type YamlPath } from './yaml-file.js';
+import { checkDevicePlaceholders, checkGatewayPlaceholders } from './placeholders.js';
 import { checkDeviceNames, checkGateway, checkSharedLinks, checkTopics } from './semantic.js';
 
 export interface LoadedDevice extends DeviceConfig {
@@ -162,7 +163,7 @@ export class ConfigLoader {
     if (typeof file.data !== 'object' || file.data === null || Array.isArray(file.data)) return { problems, deviceFiles: [] };
     const gateway = file.data as GatewayFileConfig;
     const baseDir = dirname(file.abs);
-    problems.push(...checkGateway(file, gateway, baseDir));
+    problems.push(...checkGateway(file, gateway, baseDir), ...checkGatewayPlaceholders(file, gateway, baseDir));
     const deviceFiles: YamlFile[] = [];
     (Array.isArray(gateway.devices) ? gateway.devices : []).forEach((entry, i) => {
       if (typeof entry !== 'string') return;
@@ -183,7 +184,7 @@ export class ConfigLoader {
       problems.push(...r.problems);
       devices.push(...r.devices);
     }
-    problems.push(...checkDeviceNames(devices), ...checkSharedLinks(withBackups(devices), this.drivers));
+    problems.push(...checkDeviceNames(devices), ...checkSharedLinks(withBackups(devices), this.drivers), ...checkDevicePlaceholders(devices));
     if (!problems.length) problems.push(...checkTopics(gateway, devices));
     const config = problems.length ? undefined : { gatewayFile: file.abs, baseDir, gateway, devices };
     return { config, problems, deviceFiles };
@@ -223,7 +224,7 @@ export class ConfigLoader {
         standaloneDevices.push(...r.devices);
       }
     }
-    problems.push(...checkDeviceNames(standaloneDevices), ...checkSharedLinks(withBackups(standaloneDevices), this.drivers));
+    problems.push(...checkDeviceNames(standaloneDevices), ...checkSharedLinks(withBackups(standaloneDevices), this.drivers), ...checkDevicePlaceholders(standaloneDevices));
     return { problems: sortProblems(problems), warnings, configs };
   }
 

@@ -23,7 +23,12 @@ function release(version: string): string {
   for (const d of ['config', 'systemd']) cpSync(join(repo, d), join(dir, d), { recursive: true });
   cpSync(join(repo, 'package.json'), join(dir, 'package.json'));
   symlinkSync(join(repo, 'node_modules'), join(dir, 'node_modules'));
-  writeFileSync(join(dir, 'RELEASE'), `${name}\nbuilt 2026-11-25T00:00:00.000Z with node ${process.version}\n`);
+  // The bundled runtime: this machine's node stands in for it (release.mjs copies the real one).
+  mkdirSync(join(dir, 'runtime', 'bin'), { recursive: true });
+  symlinkSync(process.execPath, join(dir, 'runtime', 'bin', 'node'));
+  mkdirSync(join(dir, 'bin'));
+  cpSync(join(repo, 'scripts', 'edgeferry.sh'), join(dir, 'bin', 'edgeferry'));
+  writeFileSync(join(dir, 'RELEASE'), `${name}\nbuilt 2026-11-25T00:00:00.000Z\nruntime node ${process.version} (bundled: runtime/bin/node)\n`);
   const tarball = join(work, `${name}.tar.gz`);
   const t = spawnSync('tar', ['-czf', tarball, '-C', join(work, 'build'), name]);
   expect(t.status).toBe(0);
@@ -40,14 +45,14 @@ const v2 = release('1.0.1');
 const v3 = release('1.0.2');
 
 describe('install.sh (DESTDIR scratch root)', () => {
-  it('installs fresh: release, current link, unit with this node, user, config checked and private', () => {
+  it('installs fresh: release, current link, unit on the bundled runtime, user, the inert example config private', () => {
     const r = sh('install', v1);
     expect(r.code, r.out).toBe(0);
-    expect(r.out).toMatch(/checking .*gateway\.yaml/);
-    expect(r.out).toMatch(/ok: /);
+    expect(r.out).toMatch(/gateway\.yaml is the shipped example: .* refuses to start until its placeholders are replaced/);
+    expect(readFileSync(join(root, 'etc/edgeferry/schema/device-map.schema.json'), 'utf8')).toContain('"$schema"');
     expect(current()).toBe(`releases/edgeferry-1.0.0-linux-${arch}`);
     const unit = readFileSync(join(root, 'etc/systemd/system/edgeferry.service'), 'utf8');
-    expect(unit).toContain(`ExecStart=${process.execPath} /opt/edgeferry/current/dist/src/main.js run --config /etc/edgeferry/gateway.yaml`);
+    expect(unit).toContain('ExecStart=/opt/edgeferry/current/runtime/bin/node /opt/edgeferry/current/dist/src/main.js run --config /etc/edgeferry/gateway.yaml');
     expect(readFileSync(join(root, 'etc/passwd'), 'utf8')).toMatch(/^edgeferry:/m);
     expect(readFileSync(join(root, 'etc/group'), 'utf8')).toMatch(/^dialout:.*edgeferry/m);
     const gid = Number(/^edgeferry:x:(\d+):/m.exec(readFileSync(join(root, 'etc/group'), 'utf8'))![1]);
@@ -55,14 +60,23 @@ describe('install.sh (DESTDIR scratch root)', () => {
     expect(cfg.mode & 0o777).toBe(0o640);
     expect(cfg.gid).toBe(gid);
     expect(statSync(join(root, 'etc/edgeferry/secrets')).mode & 0o777).toBe(0o750);
-    expect(readlinkSync(join(root, 'usr/local/bin/edgeferry'))).toBe('/opt/edgeferry/current/dist/src/main.js');
+    expect(readlinkSync(join(root, 'usr/local/bin/edgeferry'))).toBe('/opt/edgeferry/current/bin/edgeferry');
   });
 
   it('upgrades: an edited config is kept (the new one goes beside it), current switches, the old release stays', () => {
     const file = join(root, 'etc/edgeferry/gateway.yaml');
-    writeFileSync(file, readFileSync(file, 'utf8').replace('gateway_id: gw-01', 'gateway_id: gw-07'));
+    // What an installer does on the first day: the placeholders replaced with the plant's values.
+    const edit = (f: string, from: RegExp, to: string) => writeFileSync(join(root, 'etc/edgeferry', f), readFileSync(join(root, 'etc/edgeferry', f), 'utf8').replace(from, to));
+    edit('gateway.yaml', /gateway_id: gw-01/, 'gateway_id: gw-07');
+    edit('gateway.yaml', /broker\.plant-a\.example/, 'broker.plant-a.lan');
+    writeFileSync(join(root, 'etc/edgeferry/secrets/mqtt-password.example'), 'from-the-broker-admin\n');
+    writeFileSync(join(root, 'etc/edgeferry/secrets/ca.example.pem'), readFileSync(join(repo, 'test/fixtures/ca.pem')));
+    edit('devices/line1.example.yaml', /192\.0\.2\.11/, '10.20.1.11');
+    edit('devices/line1.example.yaml', /192\.0\.2\.40/, '10.20.1.40');
+    edit('devices/rs485-meters.example.yaml', /CHANGE-ME-/g, '');
     const r = sh('install', v2);
     expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/checking .*gateway\.yaml/);
     expect(readFileSync(file, 'utf8')).toContain('gateway_id: gw-07');
     expect(readFileSync(`${file}.dist`, 'utf8')).toContain('gateway_id: gw-01');
     expect(current()).toBe(`releases/edgeferry-1.0.1-linux-${arch}`);

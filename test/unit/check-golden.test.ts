@@ -2,7 +2,7 @@
 // devices.yaml) and expected.txt, the exact lines `edgeferry check` must print. Adding a case
 // takes no code.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -35,7 +35,7 @@ describe('edgeferry check command', () => {
     const dir = mkdtempSync(join(tmpdir(), 'edgeferry-check-'));
     try {
       writeFileSync(join(dir, 'devices.yaml'), 'version: 1\ndevices:\n  - { name: plc, driver: modbus_tcp, poll_interval_ms: 1000, connection: { host: 127.0.0.1 }, points: [{ name: v, address: 0 }] }\n');
-      writeFileSync(join(dir, 'gateway.yaml'), 'version: 1\nsite: s\ngateway_id: g\ndevices: [devices.yaml]\nmqtt:\n  url: mqtts://broker.example:8883\n  tls:\n    verify_server: false\n');
+      writeFileSync(join(dir, 'gateway.yaml'), 'version: 1\nsite: s\ngateway_id: g\ndevices: [devices.yaml]\nmqtt:\n  url: mqtts://broker.plant.lan:8883\n  tls:\n    verify_server: false\n');
       const r = spawnSync(process.execPath, [cli, 'check', 'gateway.yaml'], { cwd: dir, encoding: 'utf8' });
       expect(r.stdout).toMatch(/^gateway\.yaml:8:20 mqtt\.tls\.verify_server: warning: the broker certificate and host name are NOT verified/);
       expect(r.status).toBe(0);
@@ -44,11 +44,51 @@ describe('edgeferry check command', () => {
     }
   });
 
-  it('passes the shipped example and demo configs with exit code 0', () => {
-    const files = ['config/gateway.example.yaml', 'config/demo.yaml', 'config/devices/line1.example.yaml', 'config/demo-devices.yaml'];
-    const r = spawnSync(process.execPath, [cli, 'check', ...files], { cwd: root, encoding: 'utf8' });
+  it('passes the demo configs with exit code 0', () => {
+    const r = spawnSync(process.execPath, [cli, 'check', 'config/demo.yaml', 'config/demo-devices.yaml'], { cwd: root, encoding: 'utf8' });
     expect(r.stdout).toBe('');
     expect(r.status).toBe(0);
+  });
+
+  it('reports every placeholder of the shipped examples (exit 3), and run refuses to start on them', () => {
+    const r = spawnSync(process.execPath, [cli, 'check', 'config/gateway.example.yaml', 'config/devices/rs485-meters.example.yaml'], { cwd: root, encoding: 'utf8' });
+    expect(r.status).toBe(3);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.map((l) => l.split(' ')[1])).toEqual([
+      'mqtt.url:',
+      'mqtt.password_file:',
+      'mqtt.tls.ca:',
+      'devices[0].connection.host:',
+      'devices[1].connection.host:',
+      'devices[0].connection.port:',
+      'devices[1].connection.port:',
+    ]);
+    expect(r.stdout).toContain('got "broker.plant-a.example", a name reserved for examples');
+    expect(r.stdout).toContain('got "192.0.2.11", an address reserved for documentation');
+    expect(r.stdout).toContain('(-----BEGIN CERTIFICATE-----), got "secrets/ca.example.pem", which holds none');
+    const run = spawnSync(process.execPath, [cli, 'run', '--config', 'config/gateway.example.yaml'], { cwd: root, encoding: 'utf8' });
+    expect(run.status).toBe(3);
+    expect(run.stderr).toContain('Refusing to start');
+    expect(run.stderr).toContain('mqtt.password_file: expected the broker password');
+  });
+
+  it('passes the shipped examples once the placeholders are replaced', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgeferry-edited-'));
+    try {
+      cpSync(join(root, 'config'), dir, { recursive: true });
+      const edit = (f: string, from: RegExp, to: string) => writeFileSync(join(dir, f), readFileSync(join(dir, f), 'utf8').replace(from, to));
+      edit('gateway.example.yaml', /broker\.plant-a\.example/, 'broker.plant-a.lan');
+      writeFileSync(join(dir, 'secrets/mqtt-password.example'), 's3cret-from-the-broker-admin\n');
+      writeFileSync(join(dir, 'secrets/ca.example.pem'), readFileSync(join(root, 'test/fixtures/ca.pem'), 'utf8'));
+      edit('devices/line1.example.yaml', /192\.0\.2\.11/, '10.20.1.11');
+      edit('devices/line1.example.yaml', /192\.0\.2\.40/, '10.20.1.40');
+      edit('devices/rs485-meters.example.yaml', /CHANGE-ME-/g, '');
+      const r = spawnSync(process.execPath, [cli, 'check', 'gateway.example.yaml'], { cwd: dir, encoding: 'utf8' });
+      expect(r.stdout).toBe('');
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('prints one line per problem and exits 3 on a broken config', () => {
