@@ -13,9 +13,9 @@
 //   npm run release -- --arch arm64     (cross-compiles: apt-get install g++-aarch64-linux-gnu)
 //   npm run release -- --arch x64 [--no-deb] [--keep]
 //
-// Native modules: onnxruntime-node, sharp (@img/*) and the serialport bindings ship prebuilt
-// Node-API binaries in their npm packages (the other platforms' are pruned). better-sqlite3 and
-// unix-dgram are compiled here against the bundled runtime's headers. No binary is downloaded
+// Native modules: onnxruntime-node, sharp (@img/*), the serialport bindings and better-sqlite3 13
+// (as better-sqlite3-napi) ship prebuilt Node-API binaries in their npm packages (the other
+// platforms' are pruned); unix-dgram is compiled here against the bundled runtime's headers. No binary is downloaded
 // from anywhere but the npm registry.
 import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, closeSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -159,10 +159,12 @@ try {
   const sp = '@serialport/bindings-cpp/prebuilds';
   for (const d of readdirSync(join(stage, 'node_modules', sp))) if (d !== `linux-${arch}`) prune(`${sp}/${d}`);
   for (const f of readdirSync(join(stage, 'node_modules', sp, `linux-${arch}`))) if (f.includes('.musl.')) prune(`${sp}/linux-${arch}/${f}`);
-  prune('better-sqlite3/build/Release/test_extension.node');
-  for (const mod of ['better-sqlite3', 'unix-dgram']) {
-    for (const d of ['build/Release/obj.target', 'build/Release/.deps', 'build/Release/obj', 'build/deps', 'deps', 'src']) prune(`${mod}/${d}`);
-  }
+  // SQLite: the runtime loads better-sqlite3-napi (src/buffer/sqlite.ts); 12.x is for Node 20 checkouts only.
+  prune('better-sqlite3');
+  const bsq = 'better-sqlite3-napi/prebuilds';
+  for (const f of readdirSync(join(stage, 'node_modules', bsq))) if (f !== `linux-${arch}.node`) prune(`${bsq}/${f}`);
+  for (const d of ['deps', 'src']) prune(`better-sqlite3-napi/${d}`);
+  for (const d of ['build/Release/obj.target', 'build/Release/.deps', 'build/Release/obj', 'src']) prune(`unix-dgram/${d}`);
 
   // 6. Every native file must be for the target.
   const natives = [join(stage, 'runtime', 'bin', 'node')];

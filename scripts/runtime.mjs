@@ -17,8 +17,11 @@ import { parseArgs } from 'node:util';
 const root = join(import.meta.dirname, '..');
 export const RUNTIME_VERSION = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).edgeferry.runtime;
 const ARCHES = ['x64', 'arm64'];
-/** The dependencies compiled against Node's own ABI (not Node-API): rebuilt for each runtime. */
-export const COMPILED_MODULES = ['better-sqlite3', 'unix-dgram'];
+/**
+ * The dependencies compiled against Node's own ABI (not Node-API): rebuilt for each runtime. (The
+ * runtime's SQLite binding is better-sqlite3-napi, prebuilt for Node-API: see src/buffer/sqlite.ts.)
+ */
+export const COMPILED_MODULES = ['unix-dgram'];
 const CROSS = { arm64: 'aarch64-linux-gnu', x64: 'x86_64-linux-gnu' };
 
 /** The cross compiler needed to build for `arch` on this machine, or null when none is needed; throws when missing. */

@@ -1,6 +1,6 @@
 // `edgeferry buffer stats|peek|export`: look into the store-and-forward buffer of a gateway config
 // (or a buffer file given with --file), read-only, while the daemon runs or not.
-import Database from 'better-sqlite3';
+import Database, { type Db } from './sqlite.js';
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DRIVERS } from '../../drivers/registry.js';
@@ -33,7 +33,7 @@ export async function runBufferCli(args: string[], io: CliIo): Promise<number> {
     const p = config.gateway.buffer.path;
     path = isAbsolute(p) ? p : resolve(config.baseDir, p);
   }
-  let db: Database.Database;
+  let db: Db;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
   } catch (err) {

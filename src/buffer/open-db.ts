@@ -1,11 +1,11 @@
 // Opening the buffer file, and what happens when it is damaged: the daemon never refuses to start
 // because of its own buffer. A file that fails to open or fails SQLite's quick_check is moved
 // aside (kept for forensics, never deleted) and a fresh buffer starts; the caller publishes the event.
-import Database from 'better-sqlite3';
+import Database, { type Db } from './sqlite.js';
 import { existsSync, renameSync } from 'node:fs';
 
 export interface OpenedDb {
-  db: Database.Database;
+  db: Db;
   /** Set when a damaged file was moved aside. */
   recovered?: { movedTo: string; error: string };
 }
@@ -40,7 +40,7 @@ const SCHEMA = `
   );
 `;
 
-function tryOpen(path: string, synchronous: 'normal' | 'full', walPages: number): Database.Database {
+function tryOpen(path: string, synchronous: 'normal' | 'full', walPages: number): Db {
   // A writer that holds the lock (an operator's sqlite3 shell) must not freeze the event loop for
   // long: the buffer then fails the operation, degrades and tries again.
   const db = new Database(path, { timeout: 200 });

@@ -1,7 +1,7 @@
 // What was in a damaged buffer file that was moved aside: the seqs that can still be read, so the
 // samples in it are accounted (a data_lost event with their ranges) instead of vanishing, and the
 // highest seq it had handed out, so the fresh buffer continues above it.
-import Database from 'better-sqlite3';
+import Database, { type Db } from './sqlite.js';
 
 export interface Salvage {
   /** Samples whose seq (and priority, 0 critical … 2 bulk) could be read. */
@@ -14,7 +14,7 @@ export interface Salvage {
 
 export function salvage(path: string): Salvage {
   const out: Salvage = { rows: [], lastSeq: 0 };
-  let db: Database.Database | undefined;
+  let db: Db | undefined;
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
     try {

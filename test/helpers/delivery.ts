@@ -1,5 +1,5 @@
 // Checks what consumers rely on from the data topics: every seq, per-point order, duplicates.
-import Database from 'better-sqlite3';
+import Database from '../../src/buffer/sqlite.js';
 import type { Message } from './subscriber.js';
 
 export interface Delivery {

@@ -4,7 +4,7 @@
 // keeps flowing for the rest — and nothing is lost silently.
 import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import Database from '../../src/buffer/sqlite.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DRIVERS } from '../../drivers/registry.js';
 import type { Driver, DriverSpec } from '../../src/core/driver.js';

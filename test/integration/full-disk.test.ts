@@ -8,7 +8,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import Database from '../../src/buffer/sqlite.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../../simulators/free-port.js';
 import { start as startSim } from '../../simulators/modbus/index.js';

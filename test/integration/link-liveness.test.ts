@@ -3,7 +3,7 @@
 // itself, and nothing is left pending; a PLC restarted on its port is reconnected with backoff.
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import Database from '../../src/buffer/sqlite.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { start as startSim, type ModbusSimulator } from '../../simulators/modbus/index.js';
 import { startProxy, type TcpProxy } from '../../simulators/tcp-proxy/index.js';

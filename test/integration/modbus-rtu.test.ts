@@ -1,6 +1,6 @@
 // Modbus RTU over a virtual serial line (socat pty pair): several slaves on one port, every data
 // type, a silent slave, CRC errors, and the port vanishing and coming back.
-import Database from 'better-sqlite3';
+import Database from '../../src/buffer/sqlite.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

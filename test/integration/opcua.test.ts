@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import Database from '../../src/buffer/sqlite.js';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { opcua } from '../../drivers/opcua/index.js';
