@@ -158,7 +158,7 @@ async function cmdRun(args: string[], io: CliIo): Promise<number> {
     for (const p of problems) io.err(formatProblem(p));
     return EXIT.CONFIG_INVALID;
   }
-  const log = createLogger(config.gateway.logging.level);
+  const log = createLogger(config.gateway.logging.level, undefined, config.gateway.logging.format);
   const notify = systemdNotifier(io.env ?? {}, log);
   const gw = buildGateway(config, { log, drivers: DRIVERS });
   try {

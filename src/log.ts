@@ -1,14 +1,119 @@
+import { fstatSync } from 'node:fs';
 import pino, { type DestinationStream, type Logger } from 'pino';
 
-/** The one root logger; components get children with bindings (STYLE rule 11). JSON to stdout. */
-export function createLogger(level: string, dest?: DestinationStream): Logger {
+/** `auto`: text on a terminal and under journald, JSON lines otherwise (a pipe, a file, a collector). */
+export type LogFormat = 'auto' | 'text' | 'json';
+
+/** syslog priorities of pino's levels, for journald's `<N>` line prefix (sd-daemon(3)). */
+const PRIORITY: Record<number, number> = { 10: 7, 20: 7, 30: 6, 40: 4, 50: 3, 60: 2 };
+const LABEL: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+const LEVEL_OF: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
+/** Identical warnings and errors within this window are counted, not printed again. */
+export const REPEAT_WINDOW_MS = 60_000;
+
+/** True when fd's stream is the one systemd connected to the journal (JOURNAL_STREAM is "dev:ino"). */
+export function underJournald(fd = 1, env = process.env): boolean {
+  const js = env.JOURNAL_STREAM;
+  if (!js) return false;
+  try {
+    const st = fstatSync(fd);
+    return js === `${st.dev}:${st.ino}`;
+  } catch {
+    return false;
+  }
+}
+
+interface Line {
+  level: number | string;
+  time?: string | number;
+  msg?: string;
+  component?: string;
+  err?: { message?: string; code?: string };
+  [k: string]: unknown;
+}
+
+const OMIT = new Set(['level', 'time', 'msg', 'service', 'component', 'pid', 'hostname']);
+
+/** One readable line: `2026-11-29T08:40:01.123Z WARN  publisher: mqtt error err="connect ECONNREFUSED …" device=plc`. */
+export function textLine(l: Line, withTime: boolean): string {
+  const level = typeof l.level === 'number' ? l.level : (LEVEL_OF[l.level] ?? 30);
+  const parts: string[] = [];
+  if (withTime) parts.push(typeof l.time === 'number' ? new Date(l.time).toISOString() : String(l.time ?? new Date().toISOString()));
+  parts.push((LABEL[level] ?? 'INFO').padEnd(5));
+  parts.push(`${l.component ? `${l.component}: ` : ''}${l.msg ?? ''}`);
+  for (const [k, v] of Object.entries(l)) {
+    if (OMIT.has(k) || v === undefined) continue;
+    if (k === 'err' && v && typeof v === 'object') {
+      const e = v as { message?: string; code?: string };
+      parts.push(`err=${JSON.stringify(e.message ?? '')}${e.code ? ` code=${e.code}` : ''}`);
+      continue;
+    }
+    parts.push(`${k}=${typeof v === 'string' && /^[\w.:/@+-]+$/.test(v) ? v : JSON.stringify(v)}`);
+  }
+  return parts.join(' ');
+}
+
+export interface LogSinkOptions {
+  format: 'text' | 'json';
+  /** Prefix each line with its journald priority. */
+  journald: boolean;
+  write: (s: string) => void;
+  now?: () => number;
+}
+
+/**
+ * pino's JSON lines in, the chosen format out — with each line's journald priority when the
+ * journal is listening, and identical warnings/errors (same component, message, error, device,
+ * link) printed once per REPEAT_WINDOW_MS with a count of those held back.
+ */
+export class LogSink implements DestinationStream {
+  private seen = new Map<string, { since: number; held: number }>();
+  constructor(private o: LogSinkOptions) {}
+
+  write(raw: string): void {
+    let l: Line;
+    try {
+      l = JSON.parse(raw) as Line;
+    } catch {
+      this.o.write(raw.endsWith('\n') ? raw : `${raw}\n`);
+      return;
+    }
+    const level = typeof l.level === 'number' ? l.level : (LEVEL_OF[l.level] ?? 30);
+    if (level >= 40) {
+      const now = (this.o.now ?? Date.now)();
+      const key = JSON.stringify([level, l.component, l.msg, l.err?.message, l.err?.code, l.device, l.link, l.point, l.reason]);
+      const s = this.seen.get(key);
+      if (s && now - s.since < REPEAT_WINDOW_MS) {
+        s.held++;
+        return;
+      }
+      if (s?.held) l.repeated = `${s.held} more like it in the ${Math.round((now - s.since) / 1000)} s before`;
+      this.seen.set(key, { since: now, held: 0 });
+      if (this.seen.size > 1000) this.seen.delete(this.seen.keys().next().value!);
+    }
+    const body = this.o.format === 'text' ? textLine(l, !this.o.journald) : JSON.stringify(l);
+    this.o.write(`${this.o.journald ? `<${PRIORITY[level] ?? 6}>` : ''}${body}\n`);
+  }
+}
+
+/** The one root logger; components get children with bindings (STYLE rule 11). To stdout. */
+export function createLogger(level: string, dest?: DestinationStream, format: LogFormat = 'auto'): Logger {
+  const journald = underJournald(1);
+  const text = format === 'text' || (format === 'auto' && (journald || process.stdout.isTTY === true));
+  let sink = dest;
+  if (!sink) {
+    const out = pino.destination(1);
+    sink = new LogSink({ format: text ? 'text' : 'json', journald, write: (s) => void out.write(s) });
+  }
   return pino(
     {
       level,
       base: { service: 'edgeferry' },
+      formatters: { level: (label) => ({ level: label }) },
+      timestamp: pino.stdTimeFunctions.isoTime,
       // Secrets must never reach logs, even if someone logs a whole options object.
       redact: { paths: ['password', '*.password', '*.key', 'key', 'opts.password'], censor: '[redacted]' },
     },
-    dest ?? pino.destination(1),
+    sink,
   );
 }

@@ -221,8 +221,13 @@ const Logging = Type.Object(
       default: 'info',
       description: 'Log level.',
     }),
+    format: Enum(['auto', 'text', 'json'], {
+      default: 'auto',
+      description:
+        'text: one readable line per event (ISO time, level name, component, message, fields); json: one JSON object per line (level name, ISO time) for log collectors; auto: text on a terminal and under systemd, json otherwise. Under systemd each line carries its journald priority, so journalctl -p warning works.',
+    }),
   },
-  { additionalProperties: false, default: {}, description: 'Logging (JSON lines on stdout).' },
+  { additionalProperties: false, default: {}, description: 'Logging to stdout. Identical warnings and errors are printed once a minute at most, with a count of the repeats held back.' },
 );
 
 const Health = Type.Object(

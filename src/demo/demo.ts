@@ -100,7 +100,7 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
     g.mqtt.tls.ca = caFile;
     g.buffer.path = join(dir, 'buffer.db');
 
-    const gw = buildGateway(config, { log: createLogger(g.logging.level), drivers: DRIVERS });
+    const gw = buildGateway(config, { log: createLogger(g.logging.level, undefined, g.logging.format), drivers: DRIVERS });
     await gw.start();
     cleanup.unshift(() => gw.stop());
     if (g.inference?.enabled) {
