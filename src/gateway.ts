@@ -24,6 +24,7 @@ import { ReportFilter } from './core/report-filter.js';
 import type { Sample } from './core/sample.js';
 import { Scheduler } from './core/scheduler.js';
 import { createMetrics, type Metrics } from './health/metrics.js';
+import { judgeHealth } from './health/judge.js';
 import { HealthServer } from './health/server.js';
 import { MqttPublisher, type MqttConnect } from './publish/mqtt-publisher.js';
 import { renderTopic } from './publish/topics.js';
@@ -123,13 +124,14 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   /** Devices with a backup channel; the backup's link member is named `<device>~backup`. */
   const failovers = new Map<string, Failover>();
   const health = new HealthServer(metrics, {
-    health: () => ({
-      ok: true,
-      ...gwHealth.state,
-      mqtt: publisher.isConnected ? 'connected' : 'disconnected',
-      buffer: (({ depth, bytes, evicted, unstored, deadLetters }) => ({ depth, bytes, evicted, unstored, dead_letters: deadLetters, state: buffer.health.state }))(buffer.stats()),
-      devices: Object.fromEntries([...deviceLink].map(([name, r]) => [name, r.health(name)?.state])),
-    }),
+    health: () =>
+      judgeHealth({
+        limits: { brokerAwayMs: g.health.broker_away_s * 1000, bufferFullRatio: g.health.buffer_full_ratio, maxBytes: g.buffer.max_bytes, critical: g.health.critical_devices },
+        gateway: gwHealth.state,
+        mqtt: { connected: publisher.isConnected, awayMs: publisher.awayMs },
+        buffer: { ...buffer.stats(), health: buffer.health },
+        devices: Object.fromEntries([...deviceLink].map(([name, r]) => [name, r.health(name)?.state])),
+      }),
     refreshGauges: () => {
       const st = buffer.stats();
       metrics.bufferDepth.set(st.depth);

@@ -185,6 +185,12 @@ export class ConfigLoader {
       devices.push(...r.devices);
     }
     problems.push(...checkDeviceNames(devices), ...checkSharedLinks(withBackups(devices), this.drivers), ...checkDevicePlaceholders(devices));
+    const names = new Set(devices.map((d) => d.name));
+    (gateway.health?.critical_devices ?? []).forEach((name, i) => {
+      if (typeof name === 'string' && !names.has(name)) {
+        problems.push(file.problem(['health', 'critical_devices', i], `expected the name of a device in the device maps, got "${name}"`));
+      }
+    });
     if (!problems.length) problems.push(...checkTopics(gateway, devices));
     const config = problems.length ? undefined : { gatewayFile: file.abs, baseDir, gateway, devices };
     return { config, problems, deviceFiles };

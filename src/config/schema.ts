@@ -235,8 +235,29 @@ const Health = Type.Object(
     enabled: Type.Boolean({ default: true, description: 'Serve /healthz and /metrics.' }),
     host: Type.String({ default: '127.0.0.1', description: 'Listen address; keep it on loopback unless a proxy fronts it.' }),
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 9464, description: 'Listen port (0 = any free port).' }),
+    broker_away_s: Type.Integer({
+      minimum: 1,
+      maximum: 86_400,
+      default: 300,
+      description: '/healthz fails (503) once the broker has been unreachable this long: data is then only buffered.',
+    }),
+    buffer_full_ratio: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 1,
+      default: 0.9,
+      description: '/healthz fails (503) when the buffer holds this fraction of buffer.max_bytes or more (eviction of old samples is near).',
+    }),
+    critical_devices: Type.Array(Type.String(), {
+      default: [],
+      description: 'Devices whose being down fails /healthz (503). Other devices down are reported, but the gateway itself is healthy.',
+    }),
   },
-  { additionalProperties: false, default: {}, description: '/healthz and Prometheus /metrics over HTTP.' },
+  {
+    additionalProperties: false,
+    default: {},
+    description:
+      '/healthz and Prometheus /metrics over HTTP. /healthz answers 200 with ok: true while the gateway is alive and delivering — publishing, or buffering within the limits below — and 503 with ok: false and the reasons otherwise.',
+  },
 );
 
 export const GatewayFile = Type.Object(

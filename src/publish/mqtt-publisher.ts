@@ -48,6 +48,8 @@ export const DEVICE_STATUS_EXPIRY_S = 180;
 export class MqttPublisher {
   private client: MqttClient | undefined;
   private connected = false;
+  /** Since when the broker has been away (from the start until the first connect), or undefined while connected. */
+  private awaySince: number | undefined = Date.now();
   private stopped = false;
   /** Highest seq handed to the current connection; reset to 0 on every new connection. */
   private cursor = 0;
@@ -171,6 +173,7 @@ export class MqttPublisher {
       // mqtt.js leaves Nagle on; with many small QoS 1 messages it adds up to tens of ms per message.
       (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
       this.connected = true;
+      this.awaySince = undefined;
       this.cursor = 0;
       this.liveCursor = 0;
       this.inflight = 0;
@@ -191,6 +194,7 @@ export class MqttPublisher {
       closed = true;
       if (this.client === client) {
         if (this.connected) this.deps.log.warn('mqtt connection lost');
+        if (this.connected) this.awaySince = Date.now();
         this.connected = false;
         this.deps.metrics.mqttConnected.set(0);
         this.flushAcks();
@@ -245,6 +249,11 @@ export class MqttPublisher {
 
   get isConnected(): boolean {
     return this.connected;
+  }
+
+  /** Milliseconds since the broker was last reachable (since start if never), 0 while connected. */
+  get awayMs(): number {
+    return this.awaySince === undefined ? 0 : Date.now() - this.awaySince;
   }
 
   /** Tells the pump there is new data. Cheap; called after every append. */

@@ -25,9 +25,11 @@ afterEach(async () => {
 });
 
 interface Healthz {
+  ok: boolean;
+  reasons: string[];
   health: string;
   degraded: Record<string, string>;
-  mqtt: string;
+  mqtt: { state: string };
   buffer: { depth: number; evicted: number; unstored: number; state: string };
 }
 
@@ -104,7 +106,10 @@ describe('a full disk', () => {
     await new Promise((r) => setTimeout(r, 15_000));
     unlinkSync(join(mnt, 'filler'));
     while (Date.now() - fullAt < 30_000) {
-      expect((await healthz()).buffer.state).toBe('degraded');
+      const h = await healthz();
+      expect(h.buffer.state).toBe('degraded');
+      expect(h.ok).toBe(false);
+      expect(h.reasons.join()).toMatch(/buffer degraded: .*disk full/);
       await new Promise((r) => setTimeout(r, 1000));
     }
     const keptPerS = ((await buffered()) - bufferedAtFull) / ((Date.now() - fullAt) / 1000);
@@ -114,7 +119,7 @@ describe('a full disk', () => {
 
     const backAt = Date.now();
     await b.restart();
-    await until('drained and up', (h) => h.health === 'up' && h.mqtt === 'connected' && h.buffer.depth < POINTS * 4, 120_000);
+    await until('drained and up', (h) => h.health === 'up' && h.mqtt.state === 'connected' && h.buffer.depth < POINTS * 4, 120_000);
     const recoverS = (Date.now() - backAt) / 1000;
     // Plant systems see it too: the retained gateway status said degraded (disk full), then up.
     const statuses = () => sub.messages.filter((m) => m.topic === 's/g/status' && m.at >= backAt);

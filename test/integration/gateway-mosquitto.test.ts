@@ -214,8 +214,10 @@ describe('gateway → mosquitto (mutual TLS)', () => {
 
   it('serves /healthz and Prometheus /metrics on loopback', async () => {
     const base = `http://127.0.0.1:${tg.gw.healthPort}`;
-    const health = (await (await fetch(`${base}/healthz`)).json()) as Record<string, unknown>;
-    expect(health).toMatchObject({ ok: true, mqtt: 'connected' });
+    const res = await fetch(`${base}/healthz`);
+    const health = (await res.json()) as Record<string, unknown>;
+    expect(res.status).toBe(200);
+    expect(health).toMatchObject({ ok: true, reasons: [], mqtt: { state: 'connected', away_s: 0 } });
     const metrics = await (await fetch(`${base}/metrics`)).text();
     const published = Number(/^edgeferry_samples_published_total (\d+)/m.exec(metrics)?.[1]);
     expect(published).toBeGreaterThan(0);

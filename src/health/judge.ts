@@ -1,0 +1,54 @@
+// What /healthz answers, and what "ok" means: the gateway process is alive AND delivering — it is
+// publishing to the broker, or it is buffering within bounds (the broker away for less than
+// health.broker_away_s, the buffer below health.buffer_full_ratio of buffer.max_bytes and able
+// to store), and no device named in health.critical_devices is down. Anything else is 503 with
+// one reason per failed condition, so a supervisor or a plant's monitoring can act on it.
+import type { BufferStats } from '../buffer/sqlite-buffer.js';
+import type { HealthState } from '../core/gateway-health.js';
+
+export interface HealthInputs {
+  limits: { brokerAwayMs: number; bufferFullRatio: number; maxBytes: number; critical: readonly string[] };
+  gateway: HealthState;
+  mqtt: { connected: boolean; awayMs: number };
+  buffer: BufferStats & { health: { state: 'ok' | 'degraded'; reasons: string[] } };
+  devices: Record<string, string | undefined>;
+}
+
+export interface HealthAnswer {
+  ok: boolean;
+  reasons: string[];
+  [k: string]: unknown;
+}
+
+export function judgeHealth(h: HealthInputs): HealthAnswer {
+  const reasons: string[] = [];
+  const { limits: l, buffer: b } = h;
+  if (!h.mqtt.connected && h.mqtt.awayMs >= l.brokerAwayMs) {
+    reasons.push(`broker unreachable for ${Math.round(h.mqtt.awayMs / 1000)} s (limit ${Math.round(l.brokerAwayMs / 1000)} s): data is only being buffered`);
+  }
+  const fill = l.maxBytes > 0 ? b.bytes / l.maxBytes : 0;
+  if (fill >= l.bufferFullRatio) reasons.push(`buffer at ${(fill * 100).toFixed(0)}% of buffer.max_bytes (limit ${(l.bufferFullRatio * 100).toFixed(0)}%): the oldest samples will be evicted`);
+  if (b.health.state !== 'ok') reasons.push(`buffer degraded: ${b.health.reasons.join('; ')}`);
+  for (const d of l.critical) {
+    const st = h.devices[d];
+    if (st === 'down') reasons.push(`critical device ${d} is ${st}`);
+  }
+  return {
+    ok: reasons.length === 0,
+    reasons,
+    ...h.gateway,
+    mqtt: { state: h.mqtt.connected ? 'connected' : 'disconnected', away_s: Math.round(h.mqtt.awayMs / 1000) },
+    buffer: {
+      depth: b.depth,
+      bytes: b.bytes,
+      max_bytes: l.maxBytes,
+      fill: Number(fill.toFixed(4)),
+      oldest_age_s: b.oldestTs === undefined ? 0 : Math.max(0, Math.round((Date.now() - b.oldestTs) / 1000)),
+      evicted: b.evicted,
+      unstored: b.unstored,
+      dead_letters: b.deadLetters,
+      state: b.health.state,
+    },
+    devices: h.devices,
+  };
+}
