@@ -7,7 +7,7 @@ import { DRIVERS } from '../../drivers/registry.js';
 import type { CliIo } from '../cli.js';
 import { ConfigLoader } from '../config/load.js';
 import { formatProblem } from '../config/yaml-file.js';
-import { PRIORITIES } from './sqlite-buffer.js';
+import { PRIORITIES, walBytes } from './sqlite-buffer.js';
 import { withSeq } from './body.js';
 
 const USAGE = 'usage: edgeferry buffer stats|peek|export (--config GATEWAY.yaml | --file BUFFER.db) [--limit N] [--dead-letters]';
@@ -52,7 +52,7 @@ export async function runBufferCli(args: string[], io: CliIo): Promise<number> {
             file: path,
             depth: n('SELECT count(*) FROM samples'),
             by_priority: byPrio,
-            bytes: pages * n('PRAGMA page_size'),
+            bytes: pages * n('PRAGMA page_size') + walBytes(path),
             oldest: oldest === null ? null : new Date(oldest).toISOString(),
             oldest_age_s: oldest === null ? 0 : Math.round((Date.now() - oldest) / 1000),
             last_seq: n("SELECT seq FROM sqlite_sequence WHERE name = 'samples'"),

@@ -67,6 +67,19 @@ export interface BufferStats {
 }
 
 export const PRIORITIES: readonly Priority[] = ['critical', 'normal', 'bulk'];
+
+/**
+ * Size of the write-ahead log beside the buffer file (0 when there is none). The buffer's "bytes"
+ * — one meaning everywhere: stats, /healthz, /metrics, `edgeferry buffer stats`, what
+ * buffer.max_bytes caps — is the pages in use plus this.
+ */
+export function walBytes(path: string): number {
+  try {
+    return statSync(`${path}-wal`).size;
+  } catch {
+    return 0; // no WAL file right now
+  }
+}
 const prioOf = (p: Priority | undefined) => (p === 'critical' ? 0 : p === 'bulk' ? 2 : 1);
 
 const isDiskError = (err: unknown) => /^SQLITE_(FULL|IOERR)/.test(String((err as { code?: unknown }).code ?? ''));
@@ -201,13 +214,7 @@ export class SqliteBuffer {
   bytes(): number {
     if (!this.db) return 0;
     const pages = (this.s.pageCount.get() as number) - (this.s.freePages.get() as number);
-    let wal = 0;
-    try {
-      wal = statSync(`${this.path}-wal`).size;
-    } catch {
-      /* no WAL file right now */
-    }
-    return pages * (this.s.pageSize.get() as number) + wal;
+    return pages * (this.s.pageSize.get() as number) + walBytes(this.path);
   }
 
   /**
