@@ -18,6 +18,14 @@ const stopRequested = new Promise<void>((resolve) => {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // The reader of our output went away (`edgeferry demo | head`): stop as on Ctrl-C, cleaning up,
+  // rather than die of the write error.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+      resolve();
+    });
+  }
 });
 
 // Exceptions nobody caught: the running gateway counts and logs them (cli.ts); other commands, or

@@ -5,6 +5,7 @@
 // gateway in between, and a TLS subscriber that prints what arrives. Ctrl-C stops it all.
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { stopDeadline } from '../core/stop-deadline.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -39,6 +40,12 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
   }
   const dir = mkdtempSync(join(tmpdir(), 'edgeferry-demo-'));
   const cleanup: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
+  // The folder holds throwaway private keys: gone on every way out — a second Ctrl-C
+  // (process.exit), a closed pipe, a stop that hangs (the deadline below).
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  process.once('exit', removeDir);
+  cleanup.push(() => void process.off('exit', removeDir));
+  void io.stopRequested.then(() => stopDeadline(dir, STOP_DEADLINE_MS));
   try {
     const ca = createCa('edgeferry demo CA (throwaway)');
     const server = ca.issue('localhost', 'server');
@@ -158,3 +165,6 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
     for (const c of cleanup) await c();
   }
 }
+
+/** Ctrl-C ends the demo within this, whatever hangs. */
+const STOP_DEADLINE_MS = 8000;
