@@ -255,18 +255,25 @@ export class InferenceStage {
     });
   }
 
+  private lastStatus = '';
+
+  /**
+   * The retained status says what a consumer acts on — serving or not, which model, its threshold,
+   * the last model error, worker restarts — and is published only when that changes. Counts that
+   * move with every image (queued, classified, rejected) are on /metrics and /healthz instead.
+   */
   private publishStatus(): void {
-    this.deps.status({
+    const status = {
       state: this.lastModelError && !this.model ? 'error' : 'serving',
       model: this.modelInfo ?? null,
       threshold: this.model?.manifest.threshold ?? null,
       model_error: this.lastModelError ?? null,
-      queued: this.queue.length,
-      classified: this.counters.classified,
-      rejected: this.counters.rejected,
       worker_restarts: this.counters.workerRestarts,
-      ts: new Date().toISOString(),
-    });
+    };
+    const key = JSON.stringify(status);
+    if (key === this.lastStatus) return;
+    this.lastStatus = key;
+    this.deps.status({ ...status, since: new Date().toISOString() });
   }
 
   private rescan(): void {
