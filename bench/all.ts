@@ -9,12 +9,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../src/core/script-args.js';
 import * as ort from 'onnxruntime-node';
 import { machine } from './lib.js';
 import type { ProfileSummary } from './profile.js';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, minutes: { type: 'string', default: '30' }, out: { type: 'string' } } });
+const values = scriptArgs('bench:all', 'Runs every benchmark and writes BENCHMARKS.md figures.', { quick: { type: 'boolean', default: false }, minutes: { type: 'string', default: '30' }, out: { type: 'string' } });
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = join(here, '../..');
 const tmp = mkdtempSync(join(tmpdir(), 'edgeferry-bench-all-'));

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../src/core/script-args.js';
 import mqtt from 'mqtt';
 import pino from 'pino';
 import { SqliteBuffer } from '../src/buffer/sqlite-buffer.js';
@@ -15,7 +15,7 @@ import { createMetrics } from '../src/health/metrics.js';
 import { MqttPublisher } from '../src/publish/mqtt-publisher.js';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 
-const { values } = parseArgs({ options: { backlog: { type: 'string', default: '1000000' }, ingest: { type: 'string', default: '200000' }, window: { type: 'string', default: '1000' } } });
+const values = scriptArgs('bench:buffer', 'SQLite buffer: append and drain throughput with a backlog.', { backlog: { type: 'string', default: '1000000' }, ingest: { type: 'string', default: '200000' }, window: { type: 'string', default: '1000' } });
 const BACKLOG = Number(values.backlog);
 const INGEST = Number(values.ingest);
 const WINDOW = Number(values.window);

@@ -9,10 +9,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../src/core/script-args.js';
 import { machine, pct } from './lib.js';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, sizes: { type: 'string', default: '1000,10000,100000,500000' } } });
+const values = scriptArgs('bench:config', 'Time and memory to check device maps of growing size.', { rounds: { type: 'string', default: '3' }, sizes: { type: 'string', default: '1000,10000,100000,500000' } });
 const SIZES = values.sizes.split(',').map(Number);
 const ROUNDS = Number(values.rounds);
 const cli = join(import.meta.dirname, '../src/main.js');

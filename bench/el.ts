@@ -6,7 +6,7 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../src/core/script-args.js';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
@@ -18,7 +18,7 @@ import { readModel } from '../src/inference/model.js';
 import { decodeCell, sessionOptions, toInput } from '../src/inference/preprocess.js';
 import { InferenceStage } from '../src/inference/stage.js';
 
-const { values } = parseArgs({ options: { images: { type: 'string', default: '600' }, model: { type: 'string', default: 'models/el-defect' }, stage: { type: 'string' }, dir: { type: 'string' } } });
+const values = scriptArgs('bench:el', 'EL inference stage: latency per image and memory.', { images: { type: 'string', default: '600' }, model: { type: 'string', default: 'models/el-defect' }, stage: { type: 'string' }, dir: { type: 'string' } });
 const N = Number(values.images);
 const q = quantile;
 const mb = (b: number) => (b / 1048576).toFixed(1);

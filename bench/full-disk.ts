@@ -10,12 +10,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../src/core/script-args.js';
 import { SqliteBuffer } from '../src/buffer/sqlite-buffer.js';
 import type { Priority, Sample } from '../src/core/sample.js';
 import { machine, pct } from './lib.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '20' }, 'size-mb': { type: 'string', default: '64' } } });
+const values = scriptArgs('bench:disk', 'The buffer on a genuinely full file system (root: mounts a tmpfs).', { seconds: { type: 'string', default: '20' }, 'size-mb': { type: 'string', default: '64' } });
 const SECONDS = Number(values.seconds);
 const SIZE_MB = Number(values['size-mb']);
 const POLL = 50; // one poll of a 50-point device: 1 critical, 9 normal, 40 bulk

@@ -11,15 +11,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../src/core/script-args.js';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim, type ModbusSimulator } from '../simulators/modbus/index.js';
 import { peersBin } from '../simulators/peers.js';
 import { stopChild } from '../simulators/stop-child.js';
 import { machine, pct, procStat } from './lib.js';
 
-const { values } = parseArgs({
-  options: {
+const values = scriptArgs('bench:mstp-peer', 'MS/TP timing against bacnet-stack bacserv under load.', {
     seconds: { type: 'string', default: '60' },
     rounds: { type: 'string', default: '2' },
     busy: { type: 'string', default: '2' },
@@ -28,8 +27,7 @@ const { values } = parseArgs({
     'poll-ms': { type: 'string', default: '100' },
     baud: { type: 'string', default: '38400' },
     modes: { type: 'string', default: 'inline,thread' },
-  },
-});
+  });
 const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
 const BUSY = Number(values.busy);

@@ -4,7 +4,7 @@
 // ReadPropertyMultiple round trips, with 2 and 3 masters on the line.
 //
 //   npm run bench:mstp -- --baud 38400 --requests 300 --seconds 5
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../src/core/script-args.js';
 import pino from 'pino';
 import { quantile } from '../src/core/quantile.js';
 import { encodeReadProperty, encodeReadPropertyMultiple } from '../drivers/bacnet-mstp/bacnet.js';
@@ -13,7 +13,7 @@ import { startMstpDevice, type MstpDevice } from '../simulators/bacnet-mstp/inde
 import { MstpMonitor } from '../simulators/bacnet-mstp/monitor.js';
 import { startRs485Bus } from '../simulators/rs485-bus.js';
 
-const { values } = parseArgs({ options: { baud: { type: 'string', default: '38400' }, requests: { type: 'string', default: '300' }, seconds: { type: 'string', default: '5' } } });
+const values = scriptArgs('bench:mstp', 'BACnet MS/TP on a paced virtual RS485 line.', { baud: { type: 'string', default: '38400' }, requests: { type: 'string', default: '300' }, seconds: { type: 'string', default: '5' } });
 const BAUD = Number(values.baud);
 const REQUESTS = Number(values.requests);
 const SECONDS = Number(values.seconds);

@@ -10,21 +10,19 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../src/core/script-args.js';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim, type ModbusSimulator } from '../simulators/modbus/index.js';
 import { brokerBaseline, connectClient, machine, pct, procStat } from './lib.js';
 
-const { values } = parseArgs({
-  options: {
+const values = scriptArgs('bench', 'Gateway pipeline: simulated PLCs to a broker.', {
     plcs: { type: 'string', default: '10' },
     points: { type: 'string', default: '50' },
     interval: { type: 'string', default: '100' },
     seconds: { type: 'string', default: '15' },
     warmup: { type: 'string', default: '3' },
     sync: { type: 'string', default: 'full' },
-  },
-});
+  });
 const plcs = Number(values.plcs);
 const points = Number(values.points);
 const interval = Number(values.interval);

@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../src/core/script-args.js';
 import { startElCamera } from '../simulators/el-camera/index.js';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim, type ModbusSimulator } from '../simulators/modbus/index.js';
@@ -22,8 +22,7 @@ import { freePort } from '../simulators/free-port.js';
 import { brokerBaseline, connectClient, machine, pct, procStat, slope } from './lib.js';
 import { printSummary, summarize } from './profile.js';
 
-const { values } = parseArgs({
-  options: {
+const values = scriptArgs('bench:plant', 'A seed plant side by side in one run.', {
     plcs: { type: 'string', default: '137' },
     opcua: { type: 'string', default: '7' },
     points: { type: 'string', default: '50' },
@@ -37,8 +36,7 @@ const { values } = parseArgs({
     'node-flags': { type: 'string', default: '' },
     payload: { type: 'string', default: 'point' },
     sync: { type: 'string', default: 'full' },
-  },
-});
+  });
 const PLCS = Number(values.plcs);
 const OPCUA = Math.min(PLCS, Number(values.opcua));
 const POINTS = Number(values.points);

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../src/core/script-args.js';
 import pino from 'pino';
 import { modbusRtu } from '../drivers/modbus/index.js';
 import type { ModbusPointConfig, ModbusRtuConnectionConfig } from '../drivers/modbus/schema.js';
@@ -15,7 +15,7 @@ import { LinkRunner } from '../src/core/link-runner.js';
 import { startRtu } from '../simulators/modbus/rtu.js';
 import { ptyPair } from '../simulators/serial-line.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, registers: { type: 'string', default: '10' }, slaves: { type: 'string', default: '4' } } });
+const values = scriptArgs('bench:rtu', 'Modbus RTU on a virtual serial line.', { seconds: { type: 'string', default: '5' }, registers: { type: 'string', default: '10' }, slaves: { type: 'string', default: '4' } });
 const SECONDS = Number(values.seconds);
 const N = Number(values.registers);
 const SLAVES = Number(values.slaves);

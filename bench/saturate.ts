@@ -9,22 +9,20 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../src/core/script-args.js';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim, type ModbusSimulator } from '../simulators/modbus/index.js';
 import { connectClient, machine, procStat } from './lib.js';
 import { printSummary, summarize, type ProfileSummary } from './profile.js';
 
-const { values } = parseArgs({
-  options: {
+const values = scriptArgs('bench:saturate', 'One core saturated: tags per CPU-second.', {
     plcs: { type: 'string', default: '40' },
     points: { type: 'string', default: '100' },
     'step-seconds': { type: 'string', default: '8' },
     intervals: { type: 'string', default: '1000,500,250,150,100,75,50,35,25' },
     json: { type: 'string' },
     payload: { type: 'string', default: 'point' },
-  },
-});
+  });
 const PLCS = Number(values.plcs);
 const POINTS = Number(values.points);
 const STEP_S = Number(values['step-seconds']);

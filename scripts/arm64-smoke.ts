@@ -9,24 +9,17 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../src/core/script-args.js';
 import mqtt from 'mqtt';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim } from '../simulators/modbus/index.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
-const { values } = parseArgs({
-  options: {
+const values = scriptArgs('arm64-smoke', 'Runs the arm64 release under qemu-aarch64-static against a local broker and simulated PLC.', {
     tarball: { type: 'string', default: join(root, 'release', `edgeferry-${pkg.version}-linux-arm64.tar.gz`) },
     sysroot: { type: 'string', default: '/usr/aarch64-linux-gnu' },
-    help: { type: 'boolean', short: 'h' },
-  },
 });
-if (values.help) {
-  console.log('usage: node dist/scripts/arm64-smoke.js [--tarball FILE] [--sysroot /usr/aarch64-linux-gnu]\nRuns the arm64 release under qemu-aarch64-static against a local broker and simulated PLC.');
-  process.exit(0);
-}
 const say = (s: string) => console.log(`arm64-smoke: ${s}`);
 const qemu = '/usr/bin/qemu-aarch64-static';
 if (spawnSync(qemu, ['--version']).error) {

@@ -13,7 +13,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../src/core/script-args.js';
 import mqtt from 'mqtt';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim } from '../simulators/modbus/index.js';
@@ -26,18 +26,11 @@ import { YamlFile } from '../src/config/yaml-file.js';
 const root = resolve(import.meta.dirname, '../..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 const debArch = process.arch === 'arm64' ? 'arm64' : 'amd64';
-const { values } = parseArgs({
-  options: {
+const values = scriptArgs('deb-smoke', 'Installs the .deb into a fresh Debian 12 minbase root and runs the gateway from it against a local broker (root only).', {
     deb: { type: 'string', default: join(root, 'release', `edgeferry_${pkg.version}_${debArch}.deb`) },
     mirror: { type: 'string', default: 'http://deb.debian.org/debian' },
     keep: { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h' },
-  },
 });
-if (values.help) {
-  console.log('usage: node dist/scripts/deb-smoke.js [--deb FILE.deb] [--mirror URL] [--keep]\nInstalls the .deb into a fresh Debian 12 minbase root and runs the gateway from it against a local broker (root only).');
-  process.exit(0);
-}
 const say = (s: string) => console.log(`deb-smoke: ${s}`);
 /** Before anything is mounted: say why and exit. */
 function fail(s: string): never {

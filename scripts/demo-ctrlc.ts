@@ -8,20 +8,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { scriptArgs } from '../src/core/script-args.js';
 
-const { values } = parseArgs({
-  options: {
+const values = scriptArgs('demo-ctrlc', 'Stops the demo with Ctrl-C (SIGINT to its process group) at random moments and tallies exits, times and leftovers.', {
     runs: { type: 'string', default: '20' },
     'max-wait-s': { type: 'string', default: '15' },
     seed: { type: 'string', default: String(Date.now() % 100_000) },
-    help: { type: 'boolean', short: 'h' },
-  },
 });
-if (values.help) {
-  console.log('usage: node dist/scripts/demo-ctrlc.js [--runs 20] [--max-wait-s 15] [--seed N]\nStops the demo with Ctrl-C (SIGINT to its process group) at random moments and tallies exits, times and leftovers.');
-  process.exit(0);
-}
 const RUNS = Number(values.runs);
 const MAX_WAIT_MS = Number(values['max-wait-s']) * 1000;
 const LIMIT_MS = 10_000;

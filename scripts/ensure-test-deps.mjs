@@ -4,6 +4,10 @@
 // need (test/peers: pymodbus, libmodbus built with gcc, the mbedTLS libraries of the open62541
 // builds in ../shared/peers). Installs them when run as root, otherwise says exactly what to install.
 import { execSync } from 'node:child_process';
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log('usage: node scripts/ensure-test-deps.mjs\nInstalls (as root) or names the Debian packages the tests need.');
+  process.exit(0);
+}
 import { existsSync, readdirSync } from 'node:fs';
 
 /** A shared library in any of the multiarch folders. */

@@ -1,6 +1,7 @@
 // Generates, from the TypeBox schemas (the single source): config/schema/gateway.schema.json and
 // config/schema/device-map.schema.json for editors (YAML language server), and docs/config.md.
 // `--check` compares instead of writing and fails when a committed file is stale (run by `npm test`).
+import { scriptArgs } from '../src/core/script-args.js';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DRIVERS } from '../drivers/registry.js';
@@ -122,7 +123,7 @@ const files: [string, string][] = [
   ...driverReadmes(),
 ];
 
-const check = process.argv.includes('--check');
+const check = scriptArgs('gen', 'Writes the JSON schemas, docs/config.md and the drivers\' option tables from the config schema; --check only says which are stale (exit 1).', { check: { type: 'boolean', default: false } }).check;
 let stale = 0;
 for (const [rel, text] of files) {
   const path = root + rel;

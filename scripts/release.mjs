@@ -25,7 +25,10 @@ import { parseArgs } from 'node:util';
 import { compileNatives, crossCompiler, ensureRuntime } from './runtime.mjs';
 
 const root = join(import.meta.dirname, '..');
-const { values } = parseArgs({
+const USAGE = 'usage: npm run release -- [--arch x64|arm64] [--out DIR] [--no-deb] [--keep]\nBuilds the release tarball, the .deb and the EL model artefacts into release/.';
+let values;
+try {
+  ({ values } = parseArgs({
   options: {
     arch: { type: 'string', default: process.arch },
     out: { type: 'string', default: join(root, 'release') },
@@ -34,9 +37,13 @@ const { values } = parseArgs({
     help: { type: 'boolean', short: 'h' },
   },
   allowNegative: true,
-});
+}));
+} catch (e) {
+  console.error(`release: ${e.message}\n${USAGE}`);
+  process.exit(2);
+}
 if (values.help) {
-  console.log('usage: npm run release -- [--arch x64|arm64] [--out DIR] [--no-deb] [--keep]\nBuilds the release tarball, the .deb and the EL model artefacts into release/.');
+  console.log(USAGE);
   process.exit(0);
 }
 const arch = values.arch;

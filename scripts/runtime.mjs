@@ -72,9 +72,16 @@ export function ensureRuntime(arch = process.arch, version = RUNTIME_VERSION) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values } = parseArgs({ options: { arch: { type: 'string', default: process.arch }, help: { type: 'boolean', short: 'h' } } });
+  const usage = 'usage: node scripts/runtime.mjs [--arch x64|arm64]\nFetches (once) and prints the folder of the Node runtime that releases bundle.';
+  let values;
+  try {
+    ({ values } = parseArgs({ options: { arch: { type: 'string', default: process.arch }, help: { type: 'boolean', short: 'h' } } }));
+  } catch (e) {
+    console.error(`runtime: ${e.message}\n${usage}`);
+    process.exit(2);
+  }
   if (values.help) {
-    console.log('usage: node scripts/runtime.mjs [--arch x64|arm64]\nFetches (once) and prints the folder of the Node runtime that releases bundle.');
+    console.log(usage);
     process.exit(0);
   }
   try {
