@@ -22,9 +22,17 @@ const describeSpan = (p: ModbusPointConfig) => {
   return `${p.area} ${range} as ${p.type}${isBitArea(p.area) ? '' : ` ${p.byte_order}`}${bit}`;
 };
 
-/** Two points may share registers only when they decode them the same way, or are different bits of one register. */
+const WORD_TYPES = new Set(['uint16', 'int16']);
+
+/**
+ * Two points may share registers only when they decode them the same way, are different bits of
+ * one register, or are a 16-bit word and bits of it — the everyday status word: the word as
+ * uint16 (or int16) for the historian, its bits as bool points for alarms.
+ */
 function agree(a: ModbusPointConfig, b: ModbusPointConfig): boolean {
   if (a.type === 'bool' && b.type === 'bool' && !isBitArea(a.area) && a.address === b.address) return true;
+  const [bit, word] = a.type === 'bool' ? [a, b] : [b, a];
+  if (bit.type === 'bool' && !isBitArea(bit.area) && WORD_TYPES.has(word.type) && pointWidth(word) === 1 && bit.address === word.address) return true;
   return a.address === b.address && a.type === b.type && pointWidth(a) === pointWidth(b) && a.byte_order === b.byte_order && a.bit === b.bit;
 }
 

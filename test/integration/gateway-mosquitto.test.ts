@@ -33,6 +33,7 @@ ${pts.join('\n')}
       - { name: string_BADC, address: 203, type: string, count: 3, byte_order: BADC }
       - { name: bit_3, address: 210, type: bool, bit: 3 }
       - { name: bit_4, address: 210, type: bool, bit: 4 }
+      - { name: status_word, address: 210, type: uint16 }
       - { name: scaled, address: 211, type: int16, scale: 0.1, offset: -40, unit: degC }
       - { name: input_u16, area: input, address: 5, type: uint16 }
       - { name: coil_7, area: coil, address: 7, type: bool }
@@ -115,12 +116,14 @@ describe('gateway → mosquitto (mutual TLS)', () => {
     expect(new Date(m.json.ts as string).getTime()).toBeGreaterThan(Date.now() - 60_000);
   });
 
-  it('publishes strings, register bits, scaled values, input registers, coils and discrete inputs', async () => {
+  it('publishes strings, register bits and their status word, scaled values, input registers, coils and discrete inputs', async () => {
     const value = async (point: string) => (await sub.waitFor(onTopic(`${ROOT}/types/${point}`), 15_000, point)).json;
     expect(await value('string_ABCD')).toMatchObject({ value: 'OK-1' });
     expect(await value('string_BADC')).toMatchObject({ value: 'OK-1' });
     expect(await value('bit_3')).toMatchObject({ value: true });
     expect(await value('bit_4')).toMatchObject({ value: false });
+    // The same register as a status word, beside its bits.
+    expect(await value('status_word')).toMatchObject({ value: 0b01000, quality: 'good' });
     expect(await value('scaled')).toMatchObject({ value: -90, unit: 'degC' });
     expect(await value('input_u16')).toMatchObject({ value: 4242 });
     expect(await value('coil_7')).toMatchObject({ value: true });
