@@ -1,8 +1,8 @@
 // Part of `npm test`: the integration tests need Debian's mosquitto (broker), mosquitto-clients
 // (the demo prints a mosquitto_sub command that a test runs) and socat (virtual serial lines for
-// Modbus RTU) and systemd (systemd-analyze checks the unit file), and what the independent peers
-// need (test/peers: pymodbus, libmodbus built with gcc, the mbedTLS libraries of the open62541
-// builds in ../shared/peers). Installs them when run as root, otherwise says exactly what to install.
+// Modbus RTU), systemd (systemd-analyze checks the unit file), chromium (the status page test,
+// headless) and what the independent peers need (test/peers: pymodbus, libmodbus built with gcc,
+// the mbedTLS libraries of the open62541 builds in ../shared/peers). Installs them when run as root, otherwise says exactly what to install.
 import { execSync } from 'node:child_process';
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log('usage: node scripts/ensure-test-deps.mjs\nInstalls (as root) or names the Debian packages the tests need.');
@@ -27,6 +27,7 @@ const need = [
   ['/usr/bin/gcc', 'gcc'],
   ['/usr/include/stdio.h', 'libc6-dev'],
   ['/usr/bin/mbpoll', 'mbpoll'],
+  ['/usr/bin/chromium', 'chromium'],
   [lib('libmbedcrypto.so.7'), 'libmbedcrypto7'],
   [lib('libmbedx509.so.1'), 'libmbedx509-1'],
 ].filter(([bin]) => !existsSync(bin)).map(([, pkg]) => pkg);

@@ -25,6 +25,7 @@ import type { Sample } from './core/sample.js';
 import { Scheduler } from './core/scheduler.js';
 import { createMetrics, type Metrics } from './health/metrics.js';
 import { judgeHealth } from './health/judge.js';
+import { statusSnapshot } from './health/status.js';
 import { HealthServer } from './health/server.js';
 import { MqttPublisher, type MqttConnect } from './publish/mqtt-publisher.js';
 import { renderTopic } from './publish/topics.js';
@@ -121,17 +122,33 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   });
   const links = new Map<string, LinkRunner>();
   const deviceLink = new Map<string, LinkRunner>();
+  /** Each device's latest reading per point, for the status page. */
+  const latest = new Map<string, Map<string, { r: Reading; ts: number }>>();
+  /** The EL stage's last status, for the status page. */
+  let elStatus: Record<string, unknown> | undefined;
   /** Devices with a backup channel; the backup's link member is named `<device>~backup`. */
   const failovers = new Map<string, Failover>();
+  /** What /healthz answers (src/health/judge.ts says what ok means). */
+  const judge = () =>
+    judgeHealth({
+      limits: { brokerAwayMs: g.health.broker_away_s * 1000, bufferFullRatio: g.health.buffer_full_ratio, maxBytes: g.buffer.max_bytes, critical: g.health.critical_devices },
+      gateway: gwHealth.state,
+      mqtt: { connected: publisher.isConnected, awayMs: publisher.awayMs },
+      buffer: { ...buffer.stats(), health: buffer.health },
+      devices: Object.fromEntries([...deviceLink].map(([name, r]) => [name, r.health(name)?.state])),
+    });
   const health = new HealthServer(metrics, {
-    health: () =>
-      judgeHealth({
-        limits: { brokerAwayMs: g.health.broker_away_s * 1000, bufferFullRatio: g.health.buffer_full_ratio, maxBytes: g.buffer.max_bytes, critical: g.health.critical_devices },
-        gateway: gwHealth.state,
-        mqtt: { connected: publisher.isConnected, awayMs: publisher.awayMs },
-        buffer: { ...buffer.stats(), health: buffer.health },
-        devices: Object.fromEntries([...deviceLink].map(([name, r]) => [name, r.health(name)?.state])),
-      }),
+    health: judge,
+    status: () => {
+      for (const name of latest.keys()) if (!deviceLink.has(name)) latest.delete(name);
+      return statusSnapshot({
+        site: g.site,
+        gateway: g.gateway_id,
+        health: judge(),
+        devices: [...deviceLink.keys()].map((name) => ({ name, status: deviceStatusOf(name), latest: latest.get(name) })),
+        el: stage ? { status: elStatus, queued: stage.queued } : undefined,
+      });
+    },
     refreshGauges: () => {
       const st = buffer.stats();
       metrics.bufferDepth.set(st.depth);
@@ -156,7 +173,10 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
           metrics.buffered.inc(samples.length);
           publisher.wake();
         },
-        status: (payload) => publisher.setRetained(renderTopic(inf.status_topic, { site: g.site, gateway: g.gateway_id }), JSON.stringify(payload)),
+        status: (payload) => {
+          elStatus = payload;
+          publisher.setRetained(renderTopic(inf.status_topic, { site: g.site, gateway: g.gateway_id }), JSON.stringify(payload));
+        },
         count: (what, n, queued) => {
           if (what === 'model_rejected') metrics.elModelRejected.inc(n);
           else metrics.elImages.inc({ outcome: what }, n);
@@ -169,18 +189,22 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
 
   /** What the device status topic says: the primary's health, and with a backup, which channel serves. */
   const publishStatus = (device: string) => {
+    const shown = deviceStatusOf(device);
+    if (shown) publisher.setDeviceStatus(device, shown);
+  };
+  /** A device as its status topic (and the status page) shows it: with a backup, the channel that serves. */
+  function deviceStatusOf(device: string): HealthSnapshot | undefined {
     const h = deviceLink.get(device)?.health(device);
-    if (!h) return;
+    if (!h) return undefined;
     const fo = failovers.get(device);
-    if (!fo) return publisher.setDeviceStatus(device, { ...h, channel: h.endpoint });
+    if (!fo) return { ...h, channel: h.endpoint };
     const status = fo.status();
-    let shown = h;
     if (status.active === 'backup' && (status.backup_state === 'up' || status.backup_state === 'degraded')) {
       // Reachable, though only the critical points and only through the backup.
-      shown = { ...h, state: 'degraded', reason: `primary ${h.state}${h.reason ? ` (${h.reason})` : ''}; critical points through the backup channel` };
+      return { ...h, state: 'degraded', reason: `primary ${h.state}${h.reason ? ` (${h.reason})` : ''}; critical points through the backup channel`, channel: fo.endpoint, failover: status };
     }
-    publisher.setDeviceStatus(device, { ...shown, channel: fo.endpoint, failover: status });
-  };
+    return { ...h, channel: fo.endpoint, failover: status };
+  }
 
   const linkHooks: LinkHooks = {
     onStatus: (member, h) => {
@@ -255,8 +279,12 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       }
       publisher.wake();
     };
+    const latestHere = latest.get(device.name) ?? new Map<string, { r: Reading; ts: number }>();
+    latest.set(device.name, latestHere);
     const accept = (readings: Reading[], ts: number, via = channel) => {
       metrics.polled.inc({ device: device.name }, readings.length);
+      // For the status page: the latest reading of each point, whatever the report filter keeps.
+      for (const r of readings) latestHere.set(r.point, { r, ts });
       store(
         readings.map((r) => {
           if (r.quality === 'bad') metrics.badReadings.inc({ device: device.name });

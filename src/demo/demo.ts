@@ -121,7 +121,7 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
     io.err('see the data from another terminal with either:');
     io.err(`  mosquitto_sub -h 127.0.0.1 -p ${broker.port} --cafile ${caFile} -t '${root}' -v`);
     io.err(`  node ${fileURLToPath(new URL('../main.js', import.meta.url))} sub --url mqtts://127.0.0.1:${broker.port} --ca ${caFile} --topic '${root}'`);
-    if (gw.healthPort) io.err(`health: http://127.0.0.1:${gw.healthPort}/healthz  metrics: http://127.0.0.1:${gw.healthPort}/metrics`);
+    if (gw.healthPort) io.err(`status page: http://127.0.0.1:${gw.healthPort}/  health: http://127.0.0.1:${gw.healthPort}/healthz  metrics: http://127.0.0.1:${gw.healthPort}/metrics`);
     if (g.inference?.enabled) io.err(`EL model: ${g.inference.model_dir} — derived from the ELPV dataset (© ZAE Bayern), CC BY-NC-SA 4.0: non-commercial use only; releases do not carry it (README, License).`);
     if (cuttable.length) io.err(`failover: every 60 s the demo blackholes the Ethernet path of ${cuttable.map((c) => c.device).join(', ')} for 20 s; watch "channel" in its samples and its status topic.`);
     io.err('Ctrl-C stops everything.');

@@ -1,15 +1,24 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Metrics } from './metrics.js';
+import { STATUS_HTML, STATUS_JS } from './status-page.js';
+
+/** The page may load its own script and ask its own origin; nothing else. */
+const PAGE_HEADERS = { 'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'", 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' };
 
 export interface HealthSource {
+  /** Snapshot for the status page (/status.json). */
+  status(): unknown;
   /** Snapshot for /healthz; `ok` false turns the answer into 503. */
   health(): { ok: boolean } & Record<string, unknown>;
   /** Refreshes gauges that are read on demand (buffer depth and age). */
   refreshGauges(): void;
 }
 
-/** /healthz (JSON) and /metrics (Prometheus text). Meant for loopback; it has no auth. */
+/**
+ * /healthz (JSON), /metrics (Prometheus text) and a read-only status page (/, /status.json).
+ * Meant for loopback (or behind a proxy that adds authentication); it has no auth of its own.
+ */
 export class HealthServer {
   private server: Server | undefined;
   constructor(
@@ -32,6 +41,16 @@ export class HealthServer {
           return;
         }
         res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(h));
+      } else if (url === '/' || url === '/index.html') {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', ...PAGE_HEADERS }).end(STATUS_HTML);
+      } else if (url === '/status.js') {
+        res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', ...PAGE_HEADERS }).end(STATUS_JS);
+      } else if (url === '/status.json') {
+        try {
+          res.writeHead(200, { 'content-type': 'application/json', ...PAGE_HEADERS }).end(JSON.stringify(this.source.status()));
+        } catch (err) {
+          res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: (err as Error).message }));
+        }
       } else if (url === '/metrics') {
         try {
           this.source.refreshGauges();
