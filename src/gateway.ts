@@ -24,6 +24,7 @@ import { ReportFilter } from './core/report-filter.js';
 import type { Sample } from './core/sample.js';
 import { Scheduler } from './core/scheduler.js';
 import { createMetrics, type Metrics } from './health/metrics.js';
+import { canon, planReload } from './core/reload-plan.js';
 import { judgeHealth } from './health/judge.js';
 import { statusSnapshot } from './health/status.js';
 import { HealthServer } from './health/server.js';
@@ -362,27 +363,12 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const publishDisabled = (name: string) =>
     publisher.setDeviceStatus(name, { state: 'disabled', since: Date.now(), endpoint: '', rtt_ms: { p50: null, p99: null }, errors: 0, timeouts: 0, reconnects: 0 });
 
-  /** A device's configuration as compared on reload (where it was written does not matter). */
-  const canon = (v: unknown) => JSON.stringify(v, (k, x: unknown) => (k === 'source' ? undefined : x));
   const keysOf = (d: LoadedDevice) => [d, ...(d.backup ? [d.backup.device] : [])].map((x) => deps.drivers.find((s) => s.type === x.driver)!.linkKey(x));
 
   const reload = async (next: LoadedConfig): Promise<ReloadReport> => {
-    const before = new Map(devices.filter((d) => d.enabled).map((d) => [d.name, d]));
-    const after = new Map(next.devices.filter((d) => d.enabled).map((d) => [d.name, d]));
-    const added = [...after.keys()].filter((n) => !before.has(n));
-    const removed = [...before.keys()].filter((n) => !after.has(n));
-    const changed = [...after.keys()].filter((n) => before.has(n) && canon(before.get(n)) !== canon(after.get(n)));
-    // The links to restart: those of every added, removed or changed device, and — since a link
-    // is restarted with all its devices — the links of those devices' other channels, until closed.
-    const affected = new Set<string>([...removed, ...changed].flatMap((n) => wired.get(n) ?? []));
-    for (const n of [...added, ...changed]) for (const k of keysOf(after.get(n)!)) affected.add(k);
-    const touches = (keys: string[]) => keys.some((k) => affected.has(k));
-    for (let size = -1; size !== affected.size; ) {
-      size = affected.size;
-      for (const keys of wired.values()) if (touches(keys)) keys.forEach((k) => affected.add(k));
-      for (const d of after.values()) if (touches(keysOf(d))) keysOf(d).forEach((k) => affected.add(k));
-    }
-    const down = [...wired].filter(([, keys]) => touches(keys)).map(([n]) => n);
+    const plan = planReload(devices, next.devices, wired, keysOf);
+    const { added, removed, changed, down } = plan;
+    const affected = new Set(plan.relink);
     // Polls in progress finish (their samples are buffered) before their links close.
     await Promise.all(down.map((n) => scheduler.remove(n)));
     for (const n of down) {
@@ -396,7 +382,8 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     for (const k of affected) links.delete(k);
     const wasDisabled = new Set(devices.filter((d) => !d.enabled).map((d) => d.name));
     devices = next.devices;
-    for (const d of after.values()) if (touches(keysOf(d))) wire(d);
+    const byName = new Map(next.devices.map((d) => [d.name, d]));
+    for (const n of plan.wire) wire(byName.get(n)!);
     for (const k of affected) links.get(k)?.start();
     for (const n of removed) {
       metrics.deviceUp.remove({ device: n });
@@ -404,7 +391,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     }
     for (const d of next.devices) if (!d.enabled && !wasDisabled.has(d.name)) publishDisabled(d.name);
     const restartNeeded = Object.keys({ ...g, ...next.gateway }).filter((k) => canon((g as Record<string, unknown>)[k]) !== canon((next.gateway as Record<string, unknown>)[k]));
-    return { added, removed, changed, relinked: [...affected].sort(), restartNeeded };
+    return { added, removed, changed, relinked: plan.relink, restartNeeded };
   };
 
   return {
