@@ -25,7 +25,9 @@ import type { Sample } from './core/sample.js';
 import { Scheduler } from './core/scheduler.js';
 import { createMetrics, type Metrics } from './health/metrics.js';
 import { canon, planReload } from './core/reload-plan.js';
+import { sampleSink } from './core/sample-sink.js';
 import { judgeHealth } from './health/judge.js';
+import { deviceStatusView } from './publish/device-status.js';
 import { statusSnapshot } from './health/status.js';
 import { HealthServer } from './health/server.js';
 import { MqttPublisher, type MqttConnect } from './publish/mqtt-publisher.js';
@@ -162,6 +164,9 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   });
   let healthPort: number | undefined;
 
+  /** Samples and verdicts → the buffer → the publisher (src/core/sample-sink.ts). */
+  const sink = sampleSink({ buffer, buffered: (n) => metrics.buffered.inc(n), wake: () => publisher.wake() });
+
   // EL images: their verdicts go through the same buffer and publisher as PLC data.
   const inf = g.inference?.enabled ? g.inference : undefined;
   if (inf) publisher.elTopicTemplate = inf.topic_template;
@@ -169,11 +174,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     ? new InferenceStage(inf, {
         log: log.child({ component: 'inference' }),
         baseDir,
-        append: (samples) => {
-          buffer.append(samples);
-          metrics.buffered.inc(samples.length);
-          publisher.wake();
-        },
+        append: (samples) => sink(samples),
         status: (payload) => {
           elStatus = payload;
           publisher.setRetained(renderTopic(inf.status_topic, { site: g.site, gateway: g.gateway_id }), JSON.stringify(payload));
@@ -193,18 +194,10 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     const shown = deviceStatusOf(device);
     if (shown) publisher.setDeviceStatus(device, shown);
   };
-  /** A device as its status topic (and the status page) shows it: with a backup, the channel that serves. */
+  /** A device as its status topic (and the status page) shows it (src/publish/device-status.ts). */
   function deviceStatusOf(device: string): HealthSnapshot | undefined {
     const h = deviceLink.get(device)?.health(device);
-    if (!h) return undefined;
-    const fo = failovers.get(device);
-    if (!fo) return { ...h, channel: h.endpoint };
-    const status = fo.status();
-    if (status.active === 'backup' && (status.backup_state === 'up' || status.backup_state === 'degraded')) {
-      // Reachable, though only the critical points and only through the backup.
-      return { ...h, state: 'degraded', reason: `primary ${h.state}${h.reason ? ` (${h.reason})` : ''}; critical points through the backup channel`, channel: fo.endpoint, failover: status };
-    }
-    return { ...h, channel: fo.endpoint, failover: status };
+    return h && deviceStatusView(h, failovers.get(device));
   }
 
   const linkHooks: LinkHooks = {
@@ -270,15 +263,12 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     const store = (candidates: Sample[]) => {
       const samples = candidates.filter((s) => filter.pass(s));
       try {
-        buffer.append(pollPayload ? encodePollMessages(samples) : samples);
-        metrics.buffered.inc(samples.length);
+        sink(pollPayload ? encodePollMessages(samples) : samples, samples.length);
       } catch (err) {
         // The disk refused even after eviction: nothing already buffered is touched; these samples
         // are counted and get a data_lost event, and the buffer reports itself degraded (once).
         log.debug({ err, device: device.name, lost: samples.length }, 'buffer append failed');
-        return;
       }
-      publisher.wake();
     };
     const latestHere = latest.get(device.name) ?? new Map<string, { r: Reading; ts: number }>();
     latest.set(device.name, latestHere);
