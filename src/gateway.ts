@@ -11,21 +11,18 @@
 // draining the buffer to the broker within a deadline (STYLE rule 8).
 import { isAbsolute, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { encodePollMessages } from './buffer/body.js';
 import { SqliteBuffer, type BufferStats } from './buffer/sqlite-buffer.js';
 import type { LoadedConfig, LoadedDevice } from './config/load.js';
-import type { CommonPoint } from './config/schema.js';
 import type { HealthSnapshot } from './core/device-health.js';
 import { LinkRunner, type LinkHooks } from './core/link-runner.js';
 import type { DriverSpec, Reading } from './core/driver.js';
 import { Failover } from './core/failover.js';
 import { GatewayHealth, type HealthState } from './core/gateway-health.js';
-import { ReportFilter } from './core/report-filter.js';
-import type { Sample } from './core/sample.js';
 import { Scheduler } from './core/scheduler.js';
 import { createMetrics, type Metrics } from './health/metrics.js';
 import { canon, planReload } from './core/reload-plan.js';
 import { sampleSink } from './core/sample-sink.js';
+import { startPipeline } from './core/device-pipeline.js';
 import { judgeHealth } from './health/judge.js';
 import { deviceStatusView } from './publish/device-status.js';
 import { statusSnapshot } from './health/status.js';
@@ -256,98 +253,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       metrics.failoverActive.set({ device: device.name }, 0);
       backup = { ...b, failover, points: new Set(device.backup.device.points.map((p) => p.name)) };
     }
-    const pointsByName = new Map<string, CommonPoint>(device.points.map((p) => [p.name, p]));
-    const filter = new ReportFilter(pointsByName);
-    /** Readings from a poll or a subscription → samples in the buffer → the publisher. */
-    /** Samples that passed the report filter → the buffer (one transaction) → the publisher. */
-    const store = (candidates: Sample[]) => {
-      const samples = candidates.filter((s) => filter.pass(s));
-      try {
-        sink(pollPayload ? encodePollMessages(samples) : samples, samples.length);
-      } catch (err) {
-        // The disk refused even after eviction: nothing already buffered is touched; these samples
-        // are counted and get a data_lost event, and the buffer reports itself degraded (once).
-        log.debug({ err, device: device.name, lost: samples.length }, 'buffer append failed');
-      }
-    };
-    const latestHere = latest.get(device.name) ?? new Map<string, { r: Reading; ts: number }>();
-    latest.set(device.name, latestHere);
-    const accept = (readings: Reading[], ts: number, via = channel) => {
-      metrics.polled.inc({ device: device.name }, readings.length);
-      // For the status page: the latest reading of each point, whatever the report filter keeps.
-      for (const r of readings) latestHere.set(r.point, { r, ts });
-      store(
-        readings.map((r) => {
-          if (r.quality === 'bad') metrics.badReadings.inc({ device: device.name });
-          const point = pointsByName.get(r.point);
-          return { ts, device: device.name, channel: via, ...r, unit: point?.unit, priority: point?.priority };
-        }),
-      );
-    };
-    // Points the device reports by itself (mode: subscribe) are set up on every open of the link.
-    const subscribed = device.points.filter((p) => (p as { mode?: string }).mode === 'subscribe');
-    const isSubscribed = new Set(subscribed);
-    if (subscribed.length) {
-      if (!driver.subscribe) throw new Error(`driver ${spec.type} cannot subscribe (device "${device.name}")`);
-      linkRunner.subscribe(device.name, (link, signal) => driver.subscribe!(subscribed, link, accept, signal));
-    }
-    // Polled points are grouped by their effective interval; each group is planned once.
-    const groups = new Map<number, CommonPoint[]>();
-    for (const p of device.points) {
-      if (isSubscribed.has(p)) continue;
-      const interval = p.poll_interval_ms ?? device.poll_interval_ms;
-      const list = groups.get(interval);
-      if (list) list.push(p);
-      else groups.set(interval, [p]);
-    }
-    /** Plans whose last read succeeded: their next failure starts a gap. */
-    const good = new Set<unknown>();
-    /**
-     * A read failed (timeout, link or device down): on the first failure after a good read, one bad
-     * sample per point with the reason, so that a historian sees where the gap starts (the next
-     * good sample ends it) — not one per poll while the device stays away (the status topic says so).
-     */
-    const gap = (plan: unknown, pts: readonly CommonPoint[], reason: string, via = channel) => {
-      if (!good.delete(plan)) return;
-      const ts = Date.now();
-      store(pts.map((pt) => ({ ts, device: device.name, channel: via, point: pt.name, value: null, quality: 'bad', reason, unit: pt.unit, priority: pt.priority })));
-    };
-    for (const [intervalMs, points] of groups) {
-      const plan = driver.plan(points);
-      const primaryRead = async (p: unknown, pts: readonly CommonPoint[]) => {
-        const started = performance.now();
-        const out = await linkRunner.poll(device.name, (link, signal) => driver.read(p, link, signal));
-        if (!out.ok) return gap(p, pts, out.reason);
-        good.add(p);
-        metrics.pollSeconds.observe({ device: device.name }, (performance.now() - started) / 1000);
-        accept(out.value, out.ts);
-      };
-      // With a backup: the group's critical points also have a plan on the backup channel, and
-      // the rest a primary-only plan for while the critical ones are read elsewhere.
-      const critical = new Set(backup ? points.filter((p) => backup.points.has(p.name)).map((p) => p.name) : []);
-      const onBackup = backup && critical.size ? backup : undefined;
-      const backupPlan = onBackup?.driver.plan(device.backup!.device.points.filter((p) => critical.has(p.name)));
-      const rest = points.filter((p) => !critical.has(p.name));
-      const restPlan = onBackup && rest.length ? driver.plan(rest) : undefined;
-      scheduler.add({
-        id: `${device.name}@${intervalMs}ms`,
-        device: device.name,
-        intervalMs,
-        run: async () => {
-          if (!onBackup || onBackup.failover.active === 'primary') return primaryRead(plan, points);
-          // One poll at a time per group: the backup read and the primary read of the other
-          // points run in turn, so no sample overtakes another across a switch.
-          const started = performance.now();
-          const out = await onBackup.runner.poll(`${device.name}~backup`, (link, signal) => onBackup.driver.read(backupPlan, link, signal));
-          if (out.ok) {
-            good.add(backupPlan);
-            metrics.pollSeconds.observe({ device: device.name }, (performance.now() - started) / 1000);
-            accept(out.value, out.ts, onBackup.runner.link.endpoint);
-          } else gap(backupPlan, points.filter((p) => critical.has(p.name)), out.reason, onBackup.runner.link.endpoint);
-          if (restPlan !== undefined) await primaryRead(restPlan, rest);
-        },
-      });
-    }
+    startPipeline(device, { spec, driver, runner: linkRunner }, backup, { log, metrics, scheduler, sink, pollPayload, latest });
   };
 
   const publishDisabled = (name: string) =>

@@ -1,0 +1,138 @@
+// One device's pipeline, set up once per (re)wiring: readings from its polls or subscriptions →
+// report filter → samples → the sample sink; its poll groups on the scheduler (one plan per
+// interval), the gap marker on the first failed read after good ones, and with a backup channel
+// the split of each group into critical points (read through the backup while the primary is
+// down) and the rest.
+import type { Logger } from 'pino';
+import { encodePollMessages } from '../buffer/body.js';
+import type { LoadedDevice } from '../config/load.js';
+import type { CommonPoint } from '../config/schema.js';
+import type { Metrics } from '../health/metrics.js';
+import type { DriverSpec, Reading } from './driver.js';
+import type { Failover } from './failover.js';
+import type { LinkRunner } from './link-runner.js';
+import { ReportFilter } from './report-filter.js';
+import type { Sample } from './sample.js';
+import type { SampleSink } from './sample-sink.js';
+import type { Scheduler } from './scheduler.js';
+
+/** A device (or its backup channel) joined to the runner of its link. */
+export interface Joined {
+  spec: DriverSpec;
+  driver: ReturnType<DriverSpec['create']>;
+  runner: LinkRunner;
+}
+
+export interface BackupChannel extends Joined {
+  failover: Failover;
+  /** Names of the points the backup channel carries (the critical ones). */
+  points: Set<string>;
+}
+
+export interface PipelineDeps {
+  log: Logger;
+  metrics: Metrics;
+  scheduler: Scheduler;
+  sink: SampleSink;
+  /** mqtt.payload: poll — a device's poll is one message. */
+  pollPayload: boolean;
+  /** Each device's latest reading per point, for the status page. */
+  latest: Map<string, Map<string, { r: Reading; ts: number }>>;
+}
+
+export function startPipeline(device: LoadedDevice, primary: Joined, backup: BackupChannel | undefined, deps: PipelineDeps): void {
+  const { log, metrics, scheduler, sink, pollPayload, latest } = deps;
+  const { spec, driver, runner: linkRunner } = primary;
+  const channel = linkRunner.link.endpoint;
+  const pointsByName = new Map<string, CommonPoint>(device.points.map((p) => [p.name, p]));
+  const filter = new ReportFilter(pointsByName);
+  /** Samples that passed the report filter → the buffer (one transaction) → the publisher. */
+  const store = (candidates: Sample[]) => {
+    const samples = candidates.filter((s) => filter.pass(s));
+    try {
+      sink(pollPayload ? encodePollMessages(samples) : samples, samples.length);
+    } catch (err) {
+      // The disk refused even after eviction: nothing already buffered is touched; these samples
+      // are counted and get a data_lost event, and the buffer reports itself degraded (once).
+      log.debug({ err, device: device.name, lost: samples.length }, 'buffer append failed');
+    }
+  };
+  const latestHere = latest.get(device.name) ?? new Map<string, { r: Reading; ts: number }>();
+  latest.set(device.name, latestHere);
+  const accept = (readings: Reading[], ts: number, via = channel) => {
+    metrics.polled.inc({ device: device.name }, readings.length);
+    // For the status page: the latest reading of each point, whatever the report filter keeps.
+    for (const r of readings) latestHere.set(r.point, { r, ts });
+    store(
+      readings.map((r) => {
+        if (r.quality === 'bad') metrics.badReadings.inc({ device: device.name });
+        const point = pointsByName.get(r.point);
+        return { ts, device: device.name, channel: via, ...r, unit: point?.unit, priority: point?.priority };
+      }),
+    );
+  };
+  // Points the device reports by itself (mode: subscribe) are set up on every open of the link.
+  const subscribed = device.points.filter((p) => (p as { mode?: string }).mode === 'subscribe');
+  const isSubscribed = new Set(subscribed);
+  if (subscribed.length) {
+    if (!driver.subscribe) throw new Error(`driver ${spec.type} cannot subscribe (device "${device.name}")`);
+    linkRunner.subscribe(device.name, (link, signal) => driver.subscribe!(subscribed, link, accept, signal));
+  }
+  // Polled points are grouped by their effective interval; each group is planned once.
+  const groups = new Map<number, CommonPoint[]>();
+  for (const p of device.points) {
+    if (isSubscribed.has(p)) continue;
+    const interval = p.poll_interval_ms ?? device.poll_interval_ms;
+    const list = groups.get(interval);
+    if (list) list.push(p);
+    else groups.set(interval, [p]);
+  }
+  /** Plans whose last read succeeded: their next failure starts a gap. */
+  const good = new Set<unknown>();
+  /**
+   * A read failed (timeout, link or device down): on the first failure after a good read, one bad
+   * sample per point with the reason, so that a historian sees where the gap starts (the next
+   * good sample ends it) — not one per poll while the device stays away (the status topic says so).
+   */
+  const gap = (plan: unknown, pts: readonly CommonPoint[], reason: string, via = channel) => {
+    if (!good.delete(plan)) return;
+    const ts = Date.now();
+    store(pts.map((pt) => ({ ts, device: device.name, channel: via, point: pt.name, value: null, quality: 'bad', reason, unit: pt.unit, priority: pt.priority })));
+  };
+  for (const [intervalMs, points] of groups) {
+    const plan = driver.plan(points);
+    const primaryRead = async (p: unknown, pts: readonly CommonPoint[]) => {
+      const started = performance.now();
+      const out = await linkRunner.poll(device.name, (link, signal) => driver.read(p, link, signal));
+      if (!out.ok) return gap(p, pts, out.reason);
+      good.add(p);
+      metrics.pollSeconds.observe({ device: device.name }, (performance.now() - started) / 1000);
+      accept(out.value, out.ts);
+    };
+    // With a backup: the group's critical points also have a plan on the backup channel, and
+    // the rest a primary-only plan for while the critical ones are read elsewhere.
+    const critical = new Set(backup ? points.filter((p) => backup.points.has(p.name)).map((p) => p.name) : []);
+    const onBackup = backup && critical.size ? backup : undefined;
+    const backupPlan = onBackup?.driver.plan(device.backup!.device.points.filter((p) => critical.has(p.name)));
+    const rest = points.filter((p) => !critical.has(p.name));
+    const restPlan = onBackup && rest.length ? driver.plan(rest) : undefined;
+    scheduler.add({
+      id: `${device.name}@${intervalMs}ms`,
+      device: device.name,
+      intervalMs,
+      run: async () => {
+        if (!onBackup || onBackup.failover.active === 'primary') return primaryRead(plan, points);
+        // One poll at a time per group: the backup read and the primary read of the other
+        // points run in turn, so no sample overtakes another across a switch.
+        const started = performance.now();
+        const out = await onBackup.runner.poll(`${device.name}~backup`, (link, signal) => onBackup.driver.read(backupPlan, link, signal));
+        if (out.ok) {
+          good.add(backupPlan);
+          metrics.pollSeconds.observe({ device: device.name }, (performance.now() - started) / 1000);
+          accept(out.value, out.ts, onBackup.runner.link.endpoint);
+        } else gap(backupPlan, points.filter((p) => critical.has(p.name)), out.reason, onBackup.runner.link.endpoint);
+        if (restPlan !== undefined) await primaryRead(restPlan, rest);
+      },
+    });
+  }
+}
