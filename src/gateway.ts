@@ -14,15 +14,14 @@ import type { Logger } from 'pino';
 import { SqliteBuffer, type BufferStats } from './buffer/sqlite-buffer.js';
 import type { LoadedConfig, LoadedDevice } from './config/load.js';
 import type { HealthSnapshot } from './core/device-health.js';
-import { LinkRunner, type LinkHooks } from './core/link-runner.js';
 import type { DriverSpec, Reading } from './core/driver.js';
-import { Failover } from './core/failover.js';
 import { GatewayHealth, type HealthState } from './core/gateway-health.js';
 import { Scheduler } from './core/scheduler.js';
 import { createMetrics, type Metrics } from './health/metrics.js';
 import { canon, planReload } from './core/reload-plan.js';
 import { sampleSink } from './core/sample-sink.js';
 import { startPipeline } from './core/device-pipeline.js';
+import { LinkPool } from './core/link-pool.js';
 import { judgeHealth } from './health/judge.js';
 import { deviceStatusView } from './publish/device-status.js';
 import { statusSnapshot } from './health/status.js';
@@ -120,14 +119,29 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       gwHealth.set(`poll ${group.id}`, `poll group failed: ${(err as Error)?.message ?? String(err)}`);
     },
   });
-  const links = new Map<string, LinkRunner>();
-  const deviceLink = new Map<string, LinkRunner>();
   /** Each device's latest reading per point, for the status page. */
   const latest = new Map<string, Map<string, { r: Reading; ts: number }>>();
   /** The EL stage's last status, for the status page. */
   let elStatus: Record<string, unknown> | undefined;
-  /** Devices with a backup channel; the backup's link member is named `<device>~backup`. */
-  const failovers = new Map<string, Failover>();
+  /** Links per endpoint, devices on them, failovers (src/core/link-pool.ts). */
+  const pool = new LinkPool({
+    drivers: deps.drivers,
+    log,
+    baseDir,
+    onPrimary: (device, h) => metrics.deviceUp.set({ device }, h.state === 'up' || h.state === 'degraded' ? 1 : 0),
+    onDeviceChanged: (device) => publishStatus(device),
+    onSwitch: (device, to, reason, failover) => {
+      metrics.failoverSwitches.inc({ device, to });
+      metrics.failoverActive.set({ device }, to === 'backup' ? 1 : 0);
+      log.warn({ device, to, channel: failover.endpoint, reason }, `critical points switched to the ${to} channel`);
+      publishStatus(device);
+    },
+    onExchange: (device, outcome) => {
+      if ('rttMs' in outcome) metrics.exchangeSeconds.observe({ device }, outcome.rttMs / 1000);
+      else metrics.exchangeFailures.inc({ device, kind: outcome.failure });
+    },
+    onReconnect: (endpoint) => metrics.reconnects.inc({ endpoint }),
+  });
   /** What /healthz answers (src/health/judge.ts says what ok means). */
   const judge = () =>
     judgeHealth({
@@ -135,17 +149,17 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       gateway: gwHealth.state,
       mqtt: { connected: publisher.isConnected, awayMs: publisher.awayMs },
       buffer: { ...buffer.stats(), health: buffer.health },
-      devices: Object.fromEntries([...deviceLink].map(([name, r]) => [name, r.health(name)?.state])),
+      devices: Object.fromEntries(pool.devices().map((name) => [name, pool.health(name)?.state])),
     });
   const health = new HealthServer(metrics, {
     health: judge,
     status: () => {
-      for (const name of latest.keys()) if (!deviceLink.has(name)) latest.delete(name);
+      for (const name of latest.keys()) if (!pool.has(name)) latest.delete(name);
       return statusSnapshot({
         site: g.site,
         gateway: g.gateway_id,
         health: judge(),
-        devices: [...deviceLink.keys()].map((name) => ({ name, status: deviceStatusOf(name), latest: latest.get(name) })),
+        devices: pool.devices().map((name) => ({ name, status: deviceStatusOf(name), latest: latest.get(name) })),
         el: stage ? { status: elStatus, queued: stage.queued } : undefined,
       });
     },
@@ -193,94 +207,33 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   };
   /** A device as its status topic (and the status page) shows it (src/publish/device-status.ts). */
   function deviceStatusOf(device: string): HealthSnapshot | undefined {
-    const h = deviceLink.get(device)?.health(device);
-    return h && deviceStatusView(h, failovers.get(device));
+    const h = pool.health(device);
+    return h && deviceStatusView(h, pool.failover(device));
   }
 
-  const linkHooks: LinkHooks = {
-    onStatus: (member, h) => {
-      if (member.endsWith('~backup')) {
-        const device = member.slice(0, -'~backup'.length);
-        failovers.get(device)?.backup(h);
-        return publishStatus(device);
-      }
-      metrics.deviceUp.set({ device: member }, h.state === 'up' || h.state === 'degraded' ? 1 : 0);
-      failovers.get(member)?.primary(h);
-      publishStatus(member);
-    },
-    onExchange: (device, outcome) => {
-      if ('rttMs' in outcome) metrics.exchangeSeconds.observe({ device }, outcome.rttMs / 1000);
-      else metrics.exchangeFailures.inc({ device, kind: outcome.failure });
-    },
-    onReconnect: (endpoint) => metrics.reconnects.inc({ endpoint }),
-  };
-
-  /** Adds a device (or a backup channel) to the runner of its link, made by its first user. */
-  const join = (device: LoadedDevice) => {
-    const spec = deps.drivers.find((d) => d.type === device.driver)!;
-    const dlog = log.child({ component: 'driver', driver: spec.type, device: device.name });
-    const driver = spec.create(device, { log: dlog, baseDir });
-    const key = spec.linkKey(device);
-    let runner = links.get(key);
-    if (!runner) {
-      const link = spec.createLink(device, { log: log.child({ component: 'link', driver: spec.type, link: key }), baseDir });
-      runner = new LinkRunner(link, device.link, linkHooks, log.child({ component: 'link', link: key }));
-      links.set(key, runner);
-    }
-    runner.add(device.name, driver);
-    return { spec, driver, runner, key };
-  };
-
-  /** Link keys each running device uses (its own, and its backup's). */
-  const wired = new Map<string, string[]>();
-
   const wire = (device: LoadedDevice) => {
-    const { spec, driver, runner: linkRunner, key } = join(device);
-    deviceLink.set(device.name, linkRunner);
-    wired.set(device.name, [key]);
-    const channel = linkRunner.link.endpoint;
-    let backup: (ReturnType<typeof join> & { failover: Failover; points: Set<string> }) | undefined;
-    if (device.backup) {
-      const b = join(device.backup.device);
-      wired.get(device.name)!.push(b.key);
-      const failover = new Failover(channel, b.runner.link.endpoint, device.backup.switchBackAfterMs, (to, reason) => {
-        metrics.failoverSwitches.inc({ device: device.name, to });
-        metrics.failoverActive.set({ device: device.name }, to === 'backup' ? 1 : 0);
-        log.warn({ device: device.name, to, channel: failover.endpoint, reason }, `critical points switched to the ${to} channel`);
-        publishStatus(device.name);
-      });
-      failovers.set(device.name, failover);
-      metrics.failoverActive.set({ device: device.name }, 0);
-      backup = { ...b, failover, points: new Set(device.backup.device.points.map((p) => p.name)) };
-    }
-    startPipeline(device, { spec, driver, runner: linkRunner }, backup, { log, metrics, scheduler, sink, pollPayload, latest });
+    const { primary, backup } = pool.join(device);
+    if (backup) metrics.failoverActive.set({ device: device.name }, 0);
+    startPipeline(device, primary, backup, { log, metrics, scheduler, sink, pollPayload, latest });
   };
 
   const publishDisabled = (name: string) =>
     publisher.setDeviceStatus(name, { state: 'disabled', since: Date.now(), endpoint: '', rtt_ms: { p50: null, p99: null }, errors: 0, timeouts: 0, reconnects: 0 });
 
-  const keysOf = (d: LoadedDevice) => [d, ...(d.backup ? [d.backup.device] : [])].map((x) => deps.drivers.find((s) => s.type === x.driver)!.linkKey(x));
-
   const reload = async (next: LoadedConfig): Promise<ReloadReport> => {
-    const plan = planReload(devices, next.devices, wired, keysOf);
+    const plan = planReload(devices, next.devices, pool.wired, pool.keysOf);
     const { added, removed, changed, down } = plan;
     const affected = new Set(plan.relink);
     // Polls in progress finish (their samples are buffered) before their links close.
     await Promise.all(down.map((n) => scheduler.remove(n)));
-    for (const n of down) {
-      gwHealth.forget(`poll ${n}@`);
-      failovers.get(n)?.stop();
-      failovers.delete(n);
-      deviceLink.delete(n);
-      wired.delete(n);
-    }
-    await Promise.all([...affected].map((k) => links.get(k)?.stop()));
-    for (const k of affected) links.delete(k);
+    for (const n of down) gwHealth.forget(`poll ${n}@`);
+    pool.part(down);
+    await pool.drop(affected);
     const wasDisabled = new Set(devices.filter((d) => !d.enabled).map((d) => d.name));
     devices = next.devices;
     const byName = new Map(next.devices.map((d) => [d.name, d]));
     for (const n of plan.wire) wire(byName.get(n)!);
-    for (const k of affected) links.get(k)?.start();
+    pool.start(affected);
     for (const n of removed) {
       metrics.deviceUp.remove({ device: n });
       if (!next.devices.some((d) => d.name === n)) publisher.removeDevice(n);
@@ -304,9 +257,9 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     get healthPort() {
       return healthPort;
     },
-    deviceStatus: (name) => deviceLink.get(name)?.health(name),
+    deviceStatus: (name) => pool.health(name),
     inference: stage,
-    linkPending: () => [...links.values()].reduce((n, r) => n + r.pending, 0),
+    linkPending: () => pool.pending(),
     bufferStats: () => buffer.stats(),
     async start() {
       buffer.open();
@@ -326,17 +279,16 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
         }
         wire(d);
       }
-      for (const r of links.values()) r.start();
+      pool.start();
       scheduler.start();
       await stage?.start();
       if (g.health.enabled) healthPort = await health.listen(g.health.host, g.health.port);
-      log.info({ devices: deviceLink.size, links: links.size, buffer: bufferPath, health_port: healthPort }, 'gateway started');
+      log.info({ ...pool.size, buffer: bufferPath, health_port: healthPort }, 'gateway started');
     },
     async stop() {
       await scheduler.stop();
-      for (const f of failovers.values()) f.stop();
       await stage?.stop();
-      await Promise.all([...links.values()].map((r) => r.stop()));
+      await pool.stop();
       const drained = await publisher.drain(deps.drainMs ?? 5000);
       if (!drained) log.warn({ buffered: buffer.depth() }, 'stopping with samples still buffered; they are sent after the next start');
       await publisher.stop();
