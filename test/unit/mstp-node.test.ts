@@ -5,8 +5,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeFrame, FrameReceiver, FrameType, type Frame } from '../../drivers/bacnet-mstp/frame.js';
 import { MstpNode } from '../../drivers/bacnet-mstp/node.js';
 
-// A node waits Tturnaround (40 bit times, ~1 ms at 38400) after the last octet before it sends.
+// A node waits Tturnaround (40 bit times, ~1 ms at 38400) after the last octet before it sends:
+// wait for what it sends (a loaded machine may take longer than a few ms), and where the point is
+// that it sends nothing more, give it a few turnarounds' time to do so. Frames fed to the node
+// before its own last frame has left the wire are older than that frame (and ignored, as the
+// standard's stale-frame rule wants): the test waits a turnaround after each of its sends too.
 const turnaround = () => new Promise((r) => setTimeout(r, 5));
+async function sentAtLeast(sent: unknown[], n: number, ms = 5000): Promise<void> {
+  const end = performance.now() + ms;
+  while (sent.length < n && performance.now() < end) await new Promise((r) => setTimeout(r, 1));
+}
 const frame = (type: number, source: number, dest: number) => encodeFrame({ type, source, dest });
 const nodes: MstpNode[] = [];
 afterEach(() => nodes.splice(0).forEach((n) => n.stop()));
@@ -24,11 +32,12 @@ describe('MS/TP master node', () => {
   it('finds its successor by Poll-For-Master, passes the token, and ignores a retried token it already used', async () => {
     const { n, sent } = node(5, 7);
     n.receive(frame(FrameType.Token, 1, 5));
-    await turnaround();
+    await sentAtLeast(sent, 1);
     // First token: the successor is unknown, so it polls the next address.
     expect(sent.at(-1)).toMatchObject({ type: FrameType.PollForMaster, source: 5, dest: 6 });
     n.receive(frame(FrameType.ReplyToPollForMaster, 6, 5));
-    await turnaround();
+    await sentAtLeast(sent, 2);
+    await turnaround(); // its Token on the wire (2 ms at 38400) before anyone answers it
     expect(sent.at(-1)).toMatchObject({ type: FrameType.Token, source: 5, dest: 6 });
     expect(n.nextStation).toBe(6);
     n.receive(frame(FrameType.Token, 6, 1)); // 6 used it: 5 is idle again
@@ -36,6 +45,7 @@ describe('MS/TP master node', () => {
     // Station 1's token and its retry arrive in one read (this process was stalled): one use only.
     const before = sent.length;
     n.receive(Buffer.concat([frame(FrameType.Token, 1, 5), frame(FrameType.Token, 1, 5)]));
+    await sentAtLeast(sent, before + 1);
     await turnaround();
     expect(sent.slice(before).map((f) => `${f.type}:${f.source}→${f.dest}`)).toEqual([`${FrameType.Token}:5→6`]);
     expect(n.counters.staleFrames).toBe(1);
@@ -48,7 +58,7 @@ describe('MS/TP master node', () => {
     await turnaround();
     expect(sent).toHaveLength(0);
     n.receive(frame(FrameType.PollForMaster, 1, 3));
-    await turnaround();
+    await sentAtLeast(sent, 1);
     expect(sent).toMatchObject([{ type: FrameType.ReplyToPollForMaster, source: 3, dest: 1 }]);
   });
 
