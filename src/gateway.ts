@@ -103,6 +103,8 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       connect: deps.mqttConnect,
       replayRate: g.buffer.replay_rate,
       replayOrder: g.buffer.replay_order,
+      batchSize: g.buffer.batch_size,
+      elTopicTemplate: g.inference?.enabled ? g.inference.topic_template : undefined,
       fault: (component, err) => gwHealth.fault(component, err),
     },
   );
@@ -180,7 +182,6 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
 
   // EL images: their verdicts go through the same buffer and publisher as PLC data.
   const inf = g.inference?.enabled ? g.inference : undefined;
-  if (inf) publisher.elTopicTemplate = inf.topic_template;
   const stage = inf
     ? new InferenceStage(inf, {
         log: log.child({ component: 'inference' }),

@@ -414,10 +414,15 @@ export class SqliteBuffer {
 
   /**
    * Rows the publisher has handed to the broker and awaits PUBACK for: never evicted, since they
-   * are (most likely) delivered already, and reporting them as lost would be wrong. Set by the
-   * publisher; at most two inclusive seq ranges.
+   * are (most likely) delivered already, and reporting them as lost would be wrong. At most two
+   * inclusive seq ranges.
    */
-  inFlight: () => [number, number][] = () => [];
+  private inFlight: [number, number][] = [];
+
+  /** The publisher passes down the seq ranges it has in flight, whenever they change. */
+  protect(ranges: [number, number][]): void {
+    this.inFlight = ranges;
+  }
 
   private evictToBytes(target: number): void {
     const db = this.handle;
@@ -434,7 +439,7 @@ export class SqliteBuffer {
    */
   private evict(reason: string, enough: () => boolean, afterRound?: () => void): void {
     const db = this.handle;
-    const [a = [0, -1], b = [0, -1]] = this.inFlight();
+    const [a = [0, -1], b = [0, -1]] = this.inFlight;
     let prio = PRIORITIES.length - 1;
     while (prio >= 0 && !enough()) {
       const seqs = this.s.victims.all(prio, a[0], a[1], b[0], b[1], 512) as number[];

@@ -33,12 +33,17 @@ export interface PublisherDeps {
   /** Most backlog messages per second after an outage; 0 = unlimited. */
   replayRate: number;
   replayOrder?: 'strict' | 'live_first';
+  /** Rows read from the buffer per batch (buffer.batch_size). */
+  batchSize?: number;
+  /** Topic of EL verdicts (inference.topic_template), when the EL stage runs. */
+  elTopicTemplate?: string;
   connect?: MqttConnect;
   /** An exception caught at one of the publisher's boundaries (the buffer refused a read or delete). */
   fault?: (component: string, err: unknown) => void;
 }
 
 const ACK_FLUSH_MS = 20;
+const DEFAULT_EL_TOPIC = '{site}/{gateway}/el/{station}';
 /** After the buffer refused a read or a delete, the next try. */
 const RETRY_MS = 1000;
 
@@ -82,9 +87,9 @@ export class MqttPublisher {
     private readonly deps: PublisherDeps,
   ) {
     this.connectFn = deps.connect ?? ((url, opts) => mqtt.connect(url, opts));
+    this.batchSize = deps.batchSize ?? 500;
     this.tlsOptions = this.readTls();
     this.statusTopic = renderTopic(cfg.status_topic, { site: id.site, gateway: id.gateway });
-    deps.buffer.inFlight = () => this.inFlightRanges();
     this.eventsTopic = renderTopic(cfg.events_topic, { site: id.site, gateway: id.gateway });
   }
 
@@ -123,7 +128,7 @@ export class MqttPublisher {
     let t = this.topicCache.get(key);
     if (!t) {
       // EL verdicts (device EL_DEVICE, station in point) have a topic template of their own.
-      if (device === EL_DEVICE) t = renderTopic(this.elTopicTemplate, { ...this.id, station: point, device: 'el', point: 'verdict' });
+      if (device === EL_DEVICE) t = renderTopic(this.deps.elTopicTemplate ?? DEFAULT_EL_TOPIC, { ...this.id, station: point, device: 'el', point: 'verdict' });
       else if (point === POLL_POINT) t = renderTopic(this.cfg.poll_topic_template, { ...this.id, device });
       else t = renderTopic(this.cfg.topic_template, { ...this.id, device, point });
       this.topicCache.set(key, t);
@@ -132,7 +137,7 @@ export class MqttPublisher {
   }
 
   /** Topic template of EL inference verdicts ({station} is the image's station). */
-  elTopicTemplate = '{site}/{gateway}/el/{station}';
+  private readonly batchSize: number;
   private readonly retained = new Map<string, string>();
 
   /** A retained message kept current across reconnects (e.g. the inference stage's status). */
@@ -179,6 +184,7 @@ export class MqttPublisher {
       this.inflight = 0;
       this.eventsInFlight.clear();
       this.replayUntil = this.deps.buffer.lastSeq();
+      this.protectInFlight();
       this.tokens = this.deps.replayRate;
       this.tokensAt = performance.now();
       this.deps.metrics.mqttConnected.set(1);
@@ -201,6 +207,7 @@ export class MqttPublisher {
         this.inflight = 0;
         this.cursor = 0;
         this.liveCursor = 0;
+        this.protectInFlight();
         this.client = undefined;
       }
       client.end(true);
@@ -262,6 +269,11 @@ export class MqttPublisher {
   }
 
   /** Seq ranges handed to the current connection (in flight or acked and about to be deleted). */
+  /** Tells the buffer which rows await a PUBACK, so that eviction leaves them alone (after every cursor change). */
+  private protectInFlight(): void {
+    this.deps.buffer.protect(this.inFlightRanges());
+  }
+
   private inFlightRanges(): [number, number][] {
     if (!this.connected) return [];
     const ranges: [number, number][] = [[0, this.cursor]];
@@ -313,7 +325,7 @@ export class MqttPublisher {
       const newest = this.deps.buffer.lastSeq();
       const liveFirst = this.deps.replayOrder === 'live_first';
       pumping: while (this.connected && this.client === client && this.inflight < this.cfg.max_inflight) {
-        const room = Math.min(this.cfg.max_inflight - this.inflight, 500);
+        const room = Math.min(this.cfg.max_inflight - this.inflight, this.batchSize);
         if (liveFirst) {
           // Live data first, the backlog after it at replay_rate: fresh values reach SCADA at
           // once, at the price of per-point order between backlog and live (both carry seq).
@@ -344,6 +356,7 @@ export class MqttPublisher {
       }
     } finally {
       this.pumping = false;
+      this.protectInFlight();
       process.nextTick(() => stream.uncork?.());
     }
     this.deps.metrics.inflight.set(this.inflight);
@@ -450,6 +463,7 @@ export class MqttPublisher {
     this.flushAcks();
     clearTimeout(this.ackTimer); // a delete the buffer refused is left for the next start (a resend)
     this.connected = false;
+    this.protectInFlight();
     this.client = undefined;
     if (client) {
       // A graceful end sends DISCONNECT, which tells the broker to discard the Last Will; a forced

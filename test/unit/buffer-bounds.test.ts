@@ -40,7 +40,7 @@ describe('buffer bounds and recovery', () => {
   it('never evicts rows the publisher has in flight (they are most likely delivered)', () => {
     const b = new SqliteBuffer(join(dir, 'b.db'), { synchronous: 'normal', maxBytes: 1 << 20, maxAgeS: 86_400 });
     b.open();
-    b.inFlight = () => [[0, 500]];
+    b.protect([[0, 500]]);
     for (let i = 0; i < 1000; i++) b.append(Array.from({ length: 10 }, (_, k) => s(`b${i}-${k}`, 'bulk')));
     const events = b.pendingEvents(1000).map((e) => JSON.parse(e.body) as { ranges: [number, number][] });
     expect(events.length).toBeGreaterThan(0);
