@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The entry: the only file that touches the process (argv, signals, exit codes).
 import { readFileSync } from 'node:fs';
-import { runCli } from './cli.js';
+import { runCli } from './cli/index.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 

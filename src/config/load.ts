@@ -8,22 +8,11 @@ import type { DeviceConfig, DriverSpec } from '../core/driver.js';
 import { DeviceMap, GatewayFile, type GatewayFileConfig } from './schema.js';
 import { didYouMean, translate } from './messages.js';
 import { YamlFile, type ConfigProblem, type YamlPath } from './yaml-file.js';
+import type { LoadedConfig, LoadedDevice } from './loaded.js';
 import { checkDevicePlaceholders, checkGatewayPlaceholders } from './placeholders.js';
 import { checkDeviceNames, checkGateway, checkSharedLinks, checkTopics } from './semantic.js';
 
-export interface LoadedDevice extends DeviceConfig {
-  /** Where it was written, for later problems and for logs; `prefix` is set for a backup channel. */
-  source: { file: YamlFile; index: number; prefix?: YamlPath };
-  /** The backup channel: its own driver, connection, link and the critical points' addresses on it. */
-  backup?: { device: LoadedDevice; switchBackAfterMs: number };
-}
-
-export interface LoadedConfig {
-  gatewayFile: string;
-  baseDir: string;
-  gateway: GatewayFileConfig;
-  devices: LoadedDevice[];
-}
+export type { LoadedConfig, LoadedDevice } from './loaded.js';
 
 export interface CheckResult {
   problems: ConfigProblem[];

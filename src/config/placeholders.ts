@@ -4,7 +4,7 @@
 // reports each one as a problem, and `run` (and the unit's ExecStartPre) refuse to start on them.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { LoadedDevice } from './load.js';
+import type { LoadedDevice } from './loaded.js';
 import type { GatewayFileConfig } from './schema.js';
 import type { ConfigProblem, YamlFile } from './yaml-file.js';
 

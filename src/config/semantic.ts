@@ -4,7 +4,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { EL_TOPIC_PLACEHOLDERS, renderTopic, unknownPlaceholders } from '../publish/topics.js';
 import { readModel } from '../inference/model.js';
 import type { DriverSpec } from '../core/driver.js';
-import type { LoadedDevice } from './load.js';
+import type { LoadedDevice } from './loaded.js';
 import type { GatewayFileConfig } from './schema.js';
 import type { ConfigProblem, YamlFile } from './yaml-file.js';
 

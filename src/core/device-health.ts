@@ -3,6 +3,18 @@
 
 export type HealthState = 'connecting' | 'up' | 'degraded' | 'down' | 'disabled';
 
+/** Which channel serves a device with a backup (src/core/failover.ts decides). */
+export type Channel = 'primary' | 'backup';
+
+export interface FailoverStatus {
+  active: Channel;
+  primary: string;
+  backup: string;
+  backup_state: HealthState;
+  switches: number;
+  since: number;
+}
+
 export interface HealthSnapshot {
   state: HealthState;
   since: number;
@@ -15,7 +27,7 @@ export interface HealthSnapshot {
   /** The channel samples come through now (with a backup channel, it changes on failover). */
   channel?: string;
   /** Present when the device has a backup channel. */
-  failover?: import('./failover.js').FailoverStatus;
+  failover?: FailoverStatus;
 }
 
 const WINDOW = 256;

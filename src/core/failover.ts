@@ -3,18 +3,9 @@
 // primary only after it has stayed up for `switchBackAfterMs` (hysteresis, so a flapping primary
 // does not drag the points back and forth). Reads are chosen per poll by `active`, and a device's
 // polls are never concurrent, so samples keep their order across a switch.
-import type { HealthSnapshot, HealthState } from './device-health.js';
+import type { Channel, FailoverStatus, HealthSnapshot, HealthState } from './device-health.js';
 
-export type Channel = 'primary' | 'backup';
-
-export interface FailoverStatus {
-  active: Channel;
-  primary: string;
-  backup: string;
-  backup_state: HealthState;
-  switches: number;
-  since: number;
-}
+export type { Channel, FailoverStatus } from './device-health.js';
 
 export class Failover {
   active: Channel = 'primary';

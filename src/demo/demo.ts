@@ -22,7 +22,7 @@ import { startProxy, type TcpProxy } from '../../simulators/tcp-proxy/index.js';
 import { startElCamera } from '../../simulators/el-camera/index.js';
 import type { MstpConnectionConfig } from '../../drivers/bacnet-mstp/schema.js';
 import type { OpcuaConnectionConfig } from '../../drivers/opcua/schema.js';
-import type { CliIo } from '../cli.js';
+import { EXIT, type CliIo } from '../cli/io.js';
 import { ConfigLoader } from '../config/load.js';
 import { formatProblem } from '../config/yaml-file.js';
 import { buildGateway } from '../gateway.js';
@@ -36,7 +36,7 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
   const { config, problems } = new ConfigLoader(DRIVERS, io.cwd).loadGatewayConfig(values.config!);
   if (!config) {
     for (const p of problems) io.err(formatProblem(p));
-    return 3;
+    return EXIT.CONFIG_INVALID;
   }
   const dir = mkdtempSync(join(tmpdir(), 'edgeferry-demo-'));
   const cleanup: (() => Promise<void> | void)[] = [() => rmSync(dir, { recursive: true, force: true })];
@@ -160,7 +160,7 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
     await Promise.race([io.stopRequested, new Promise<void>((r) => seconds !== undefined && (timer = setTimeout(r, seconds * 1000)))]);
     clearTimeout(timer);
     io.err('edgeferry demo: stopping');
-    return 0;
+    return EXIT.OK;
   } finally {
     for (const c of cleanup) await c();
   }

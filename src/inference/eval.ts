@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import type { CliIo } from '../cli.js';
+import { EXIT, type CliIo } from '../cli/io.js';
 import { quantile } from '../core/quantile.js';
 import { readModel } from './model.js';
 import { decodeCell, sessionOptions, toInput } from './preprocess.js';
@@ -74,12 +74,12 @@ export async function runModelCli(args: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== 'eval') {
     io.err('usage: edgeferry model eval --model DIR --images DIR --labels FILE [--split FILE] [--json]');
-    return 2;
+    return EXIT.USAGE;
   }
   const { values } = parseArgs({ args: rest, options: { model: { type: 'string' }, images: { type: 'string' }, labels: { type: 'string' }, split: { type: 'string' }, json: { type: 'boolean', default: false } } });
   if (!values.model || !values.images || !values.labels) {
     io.err('edgeferry model eval: --model, --images and --labels are required');
-    return 2;
+    return EXIT.USAGE;
   }
   const model = readModel(values.model);
   const only = values.split ? new Set(readFileSync(values.split, 'utf8').split(/\s+/).filter(Boolean).map((n) => basename(n))) : undefined;
@@ -91,7 +91,7 @@ export async function runModelCli(args: string[], io: CliIo): Promise<number> {
     .filter((r) => !only || only.has(basename(r.file)));
   if (!rows.length) {
     io.err('edgeferry model eval: no labelled images (check --labels and --split)');
-    return 2;
+    return EXIT.USAGE;
   }
   const session = await ort.InferenceSession.create(model.bytes, sessionOptions(1));
   const { input, output } = model.manifest;
@@ -109,7 +109,7 @@ export async function runModelCli(args: string[], io: CliIo): Promise<number> {
   const lat = { p50_ms: q(latency, 0.5), p99_ms: q(latency, 0.99) };
   if (values.json) {
     io.out(JSON.stringify({ model: { name: model.manifest.name, version: model.manifest.version, sha256: model.sha256 }, ...m, latency: lat }));
-    return 0;
+    return EXIT.OK;
   }
   const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
   io.out(`model      ${model.manifest.name} ${model.manifest.version} (sha256 ${model.sha256.slice(0, 16)}…)`);
@@ -123,5 +123,5 @@ export async function runModelCli(args: string[], io: CliIo): Promise<number> {
   io.out(`AUC        ${m.auc.toFixed(4)}`);
   io.out(`confusion  tp ${m.tp}  fp ${m.fp}  tn ${m.tn}  fn ${m.fn}`);
   io.out(`latency    p50 ${lat.p50_ms.toFixed(2)} ms  p99 ${lat.p99_ms.toFixed(2)} ms per image (read + decode + resize + inference, one thread)`);
-  return 0;
+  return EXIT.OK;
 }

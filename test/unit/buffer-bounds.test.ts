@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runBufferCli } from '../../src/buffer/cli.js';
+import { runBufferCli } from '../../src/cli/buffer.js';
 import { SqliteBuffer } from '../../src/buffer/sqlite-buffer.js';
 import type { Priority, Sample } from '../../src/core/sample.js';
 

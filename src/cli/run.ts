@@ -1,116 +1,14 @@
-// Command-line commands as functions of (argv, io); only main.ts touches the process.
+// edgeferry run --config FILE: the daemon — load and check, start, reload on SIGHUP, stop on
+// SIGINT/SIGTERM (or after an uncaught exception), with systemd's notify protocol throughout.
 import { parseArgs } from 'node:util';
-import { DRIVERS } from '../drivers/registry.js';
-import { ConfigLoader } from './config/load.js';
-import { loadConfigOffThread } from './config/load-off-thread.js';
-import { formatProblem } from './config/yaml-file.js';
-import { buildGateway } from './gateway.js';
-import { createLogger } from './log.js';
-import { systemdNotifier } from './systemd.js';
-import { runSubscribe } from './demo/subscribe.js';
-import { runBufferCli } from './buffer/cli.js';
-import { runBrowse } from './browse-cli.js';
-
-/** Documented in README and `edgeferry --help`. */
-export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, CONFIG_INVALID: 3 } as const;
-
-export interface CliIo {
-  cwd: string;
-  out(line: string): void;
-  err(line: string): void;
-  /** Resolves when the process is asked to stop (SIGINT/SIGTERM). */
-  stopRequested: Promise<void>;
-  /** Registers what a reload request (SIGHUP) does; returns the unregister function. */
-  onReload?(fn: () => void): () => void;
-  /** The environment (NOTIFY_SOCKET, WATCHDOG_USEC from systemd). */
-  env?: NodeJS.ProcessEnv;
-  /**
-   * Registers what the process does with an exception nobody caught (the last error boundary);
-   * returns the unregister function. Without one, main.ts prints it and exits 1.
-   */
-  onProcessFault?(fn: (kind: 'unhandledRejection' | 'uncaughtException', err: unknown) => void): () => void;
-  version: string;
-}
-
-/** Each command's usage line(s): `edgeferry CMD --help` prints its entry, `edgeferry --help` all of them. */
-const USAGE: Record<string, [string, string]> = {
-  run: ['edgeferry run --config FILE', 'run the gateway (checks the config first; refuses to start on errors)'],
-  check: ['edgeferry check FILE...', 'check gateway files and device maps without touching devices'],
-  demo: ['edgeferry demo [--seconds N] [--config FILE]', 'simulated plant + embedded TLS broker + gateway on config/demo.yaml'],
-  sub: ['edgeferry sub --url URL --ca FILE [--cert FILE --key FILE] [--topic T] [--count N]', 'print messages from a broker (no mosquitto_sub needed)'],
-  browse: ['edgeferry browse opc.tcp://HOST:PORT [--root NODE --depth N --filter REGEX --out FILE]', "write a device map from an OPC UA server's address space"],
-  buffer: ['edgeferry buffer stats|peek|export (--config FILE | --file BUFFER.db) [--limit N] [--dead-letters]', 'look into the store-and-forward buffer (read-only; export = JSON lines)'],
-  model: ['edgeferry model eval --model DIR --images DIR --labels FILE [--split FILE] [--json]', 'accuracy, precision, recall, F1, FPR, AUC and latency of an EL model'],
-};
-
-const EXIT_LINE = 'exit codes: 0 ok · 1 runtime failure · 2 usage error · 3 configuration invalid';
-
-const HELP = `edgeferry — industrial edge gateway: PLCs to MQTT/TLS, nothing lost
-
-usage:
-${Object.values(USAGE)
-  .map(([u, what]) => (u.length < 32 ? `  ${u.padEnd(32)}${what}` : `  ${u}\n${' '.repeat(34)}${what}`))
-  .join('\n')}
-
-${EXIT_LINE}`;
-
-const usageOf = (cmd: string) => `usage: ${USAGE[cmd]![0]}\n  ${USAGE[cmd]![1]}\n\n${EXIT_LINE}`;
-
-/** `--help` or `-h` among a command's arguments (before a `--`). */
-function asksHelp(args: string[]): boolean {
-  for (const a of args) {
-    if (a === '--') return false;
-    if (a === '--help' || a === '-h') return true;
-  }
-  return false;
-}
-
-export async function runCli(argv: string[], io: CliIo): Promise<number> {
-  const [cmd, ...rest] = argv;
-  if (cmd !== undefined && cmd in USAGE && asksHelp(rest)) {
-    io.out(usageOf(cmd));
-    return EXIT.OK;
-  }
-  try {
-    switch (cmd) {
-      case 'run':
-        return await cmdRun(rest, io);
-      case 'check':
-        return cmdCheck(rest, io);
-      case 'demo':
-        // Loaded on demand: the demo brings simulators (and node-opcua) that run/check never need.
-        return await (await import('./demo/demo.js')).runDemo(rest, io);
-      case 'sub':
-        return await runSubscribe(rest, io);
-      case 'buffer':
-        return await runBufferCli(rest, io);
-      case 'browse':
-        return await runBrowse(rest, io);
-      case 'model':
-        // Loaded on demand: onnxruntime and sharp are only for the EL stage.
-        return await (await import('./inference/eval.js')).runModelCli(rest, io);
-      case '--version':
-      case 'version':
-        io.out(io.version);
-        return EXIT.OK;
-      case undefined:
-      case '-h':
-      case '--help':
-      case 'help':
-        io.out(HELP);
-        return cmd === undefined ? EXIT.USAGE : EXIT.OK;
-      default:
-        io.err(`edgeferry: unknown command "${cmd}"\n\n${HELP}`);
-        return EXIT.USAGE;
-    }
-  } catch (err) {
-    if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      io.err(`edgeferry ${cmd}: ${(err as Error).message}\n\n${cmd && cmd in USAGE ? usageOf(cmd) : HELP}`);
-      return EXIT.USAGE;
-    }
-    throw err;
-  }
-}
+import { DRIVERS } from '../../drivers/registry.js';
+import { ConfigLoader } from '../config/load.js';
+import { loadConfigOffThread } from '../config/load-off-thread.js';
+import { formatProblem } from '../config/yaml-file.js';
+import { buildGateway } from '../gateway.js';
+import { createLogger } from '../log.js';
+import { systemdNotifier } from '../systemd.js';
+import { EXIT, type CliIo } from './io.js';
 
 /** `text` cut to `max` characters, control characters escaped: safe to put in one log line. */
 function excerpt(text: string, max: number): string {
@@ -118,23 +16,7 @@ function excerpt(text: string, max: number): string {
   return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
 }
 
-function cmdCheck(args: string[], io: CliIo): number {
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
-  if (!positionals.length) {
-    io.err('edgeferry check: expected one or more files, got none');
-    return EXIT.USAGE;
-  }
-  const { problems, warnings } = new ConfigLoader(DRIVERS, io.cwd).check(positionals);
-  for (const p of [...problems, ...warnings]) io.out(formatProblem(p));
-  if (problems.length) {
-    io.err(`${problems.length} problem${problems.length === 1 ? '' : 's'} found`);
-    return EXIT.CONFIG_INVALID;
-  }
-  io.err(`ok: ${positionals.join(', ')}`);
-  return EXIT.OK;
-}
-
-async function cmdRun(args: string[], io: CliIo): Promise<number> {
+export async function cmdRun(args: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
   if (!values.config) {
     io.err('edgeferry run: expected --config FILE, got none');

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
-import type { CliIo } from '../cli.js';
+import { EXIT, type CliIo } from './io.js';
 
 export async function runSubscribe(args: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({
@@ -18,7 +18,7 @@ export async function runSubscribe(args: string[], io: CliIo): Promise<number> {
   });
   if (!values.url) {
     io.err('edgeferry sub: expected --url mqtts://host:port, got none');
-    return 2;
+    return EXIT.USAGE;
   }
   const client = mqtt.connect(values.url, {
     ca: values.ca ? readFileSync(values.ca) : undefined,
@@ -41,5 +41,5 @@ export async function runSubscribe(args: string[], io: CliIo): Promise<number> {
   client.on('connect', () => client.subscribe(values.topic!, { qos: 1 }));
   await done;
   await client.endAsync();
-  return 0;
+  return EXIT.OK;
 }

@@ -1,14 +1,14 @@
 // `edgeferry buffer stats|peek|export`: look into the store-and-forward buffer of a gateway config
 // (or a buffer file given with --file), read-only, while the daemon runs or not.
-import Database, { type Db } from './sqlite.js';
+import Database, { type Db } from '../buffer/sqlite.js';
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DRIVERS } from '../../drivers/registry.js';
-import type { CliIo } from '../cli.js';
+import { EXIT, type CliIo } from './io.js';
 import { ConfigLoader } from '../config/load.js';
 import { formatProblem } from '../config/yaml-file.js';
-import { PRIORITIES, walBytes } from './sqlite-buffer.js';
-import { withSeq } from './body.js';
+import { PRIORITIES, walBytes } from '../buffer/sqlite-buffer.js';
+import { withSeq } from '../buffer/body.js';
 
 const USAGE = 'usage: edgeferry buffer stats|peek|export (--config GATEWAY.yaml | --file BUFFER.db) [--limit N] [--dead-letters]';
 
@@ -21,14 +21,14 @@ export async function runBufferCli(args: string[], io: CliIo): Promise<number> {
   const sub = positionals[0];
   if (!sub || !['stats', 'peek', 'export'].includes(sub) || (!values.config && !values.file)) {
     io.err(USAGE);
-    return 2;
+    return EXIT.USAGE;
   }
   let path = values.file ? resolve(io.cwd, values.file) : '';
   if (values.config) {
     const { config, problems } = new ConfigLoader(DRIVERS, io.cwd).loadGatewayConfig(values.config);
     if (!config) {
       for (const p of problems) io.err(formatProblem(p));
-      return 3;
+      return EXIT.CONFIG_INVALID;
     }
     const p = config.gateway.buffer.path;
     path = isAbsolute(p) ? p : resolve(config.baseDir, p);
@@ -38,7 +38,7 @@ export async function runBufferCli(args: string[], io: CliIo): Promise<number> {
     db = new Database(path, { readonly: true, fileMustExist: true });
   } catch (err) {
     io.err(`edgeferry buffer: cannot open "${path}": ${(err as Error).message}`);
-    return 1;
+    return EXIT.FAILURE;
   }
   try {
     if (sub === 'stats') {
@@ -66,7 +66,7 @@ export async function runBufferCli(args: string[], io: CliIo): Promise<number> {
           2,
         ),
       );
-      return 0;
+      return EXIT.OK;
     }
     // peek: the next N messages as they will be published; export: all of them, as JSON lines.
     const limit = sub === 'peek' ? Number(values.limit) : -1;
@@ -83,9 +83,9 @@ export async function runBufferCli(args: string[], io: CliIo): Promise<number> {
     } catch (err) {
       // A damaged file (moved aside by the gateway): what came before the bad page is out already.
       io.err(`edgeferry buffer: "${path}": stopped after ${written} messages: ${(err as Error).message}`);
-      return 1;
+      return EXIT.FAILURE;
     }
-    return 0;
+    return EXIT.OK;
   } finally {
     db.close();
   }

@@ -1,10 +1,10 @@
 // `edgeferry browse opc.tcp://host:port [...]`: a device map from an OPC UA server's address space.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { browseServer, deviceMapYaml } from '../drivers/opcua/browse.js';
-import type { OpcuaConnectionConfig } from '../drivers/opcua/schema.js';
-import type { CliIo } from './cli.js';
-import { createLogger } from './log.js';
+import { browseServer, deviceMapYaml } from '../../drivers/opcua/browse.js';
+import type { OpcuaConnectionConfig } from '../../drivers/opcua/schema.js';
+import { EXIT, type CliIo } from './io.js';
+import { createLogger } from '../log.js';
 
 export async function runBrowse(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -27,7 +27,7 @@ export async function runBrowse(args: string[], io: CliIo): Promise<number> {
   const endpoint = positionals[0];
   if (!endpoint?.startsWith('opc.tcp://')) {
     io.err('usage: edgeferry browse opc.tcp://host:port[/path] [--root NODE] [--depth N] [--filter REGEX] [--name DEVICE] [--out FILE]\n       [--security-policy None|Basic256Sha256|Aes128_Sha256_RsaOaep|Aes256_Sha256_RsaPss] [--security-mode None|Sign|SignAndEncrypt]\n       [--username U --password-file F] [--pki DIR] [--trust-server]');
-    return 2;
+    return EXIT.USAGE;
   }
   const connection: OpcuaConnectionConfig = {
     endpoint,
@@ -57,9 +57,9 @@ export async function runBrowse(args: string[], io: CliIo): Promise<number> {
       writeFileSync(values.out, yaml);
       io.err(`wrote ${values.out}: ${found.length} variables`);
     } else io.out(yaml.trimEnd());
-    return 0;
+    return EXIT.OK;
   } catch (err) {
     io.err(`edgeferry browse: ${(err as Error).message}`);
-    return 1;
+    return EXIT.FAILURE;
   }
 }
