@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { scriptArgs } from '../src/core/script-args.js';
 import pino from 'pino';
 import { modbusRtu } from '../drivers/modbus/index.js';
+import type { ModbusLink } from '../drivers/modbus/link.js';
+import type { ReadBlock } from '../drivers/modbus/plan.js';
 import type { ModbusPointConfig, ModbusRtuConnectionConfig } from '../drivers/modbus/schema.js';
 import type { DeviceConfig } from '../src/core/driver.js';
 import { LinkRunner } from '../src/core/link-runner.js';
@@ -53,7 +55,7 @@ async function run(baud: number) {
   const t0 = performance.now();
   while (performance.now() - t0 < SECONDS * 1000) {
     const k = requests % SLAVES;
-    await drivers[k]!.read(plans[k], link, signal);
+    await drivers[k]!.read(plans[k]!, link, signal);
     regs += N;
     requests++;
   }
@@ -69,7 +71,8 @@ async function run(baud: number) {
   const runner = new LinkRunner(modbusRtu.createLink(devs[0]!, { log, baseDir: '.' }), devs[0]!.link, { onStatus: () => undefined, onExchange: () => undefined, onReconnect: () => undefined }, log);
   drivers.forEach((d, i) => {
     const probe = d.probe.bind(d);
-    runner.add(`slave-${i + 1}`, { plan: d.plan.bind(d), read: d.read.bind(d), probe: (l, s) => (probes++, probe(l, s)) });
+    // The runner holds links as Link; this one is the ModbusLink that modbusRtu.createLink made.
+    runner.add(`slave-${i + 1}`, { plan: d.plan.bind(d), read: (p, l, s) => d.read(p as ReadBlock[], l as ModbusLink, s), probe: (l, s) => (probes++, probe(l as ModbusLink, s)) });
   });
   runner.start();
   await new Promise((r) => setTimeout(r, 500));
@@ -77,7 +80,7 @@ async function run(baud: number) {
   let polls = 0;
   const workers = drivers.map(async (d, i) => {
     while (performance.now() - busyStart < SECONDS * 1000) {
-      const r = await runner.poll(`slave-${i + 1}`, (l, s) => d.read(plans[i], l, s));
+      const r = await runner.poll(`slave-${i + 1}`, (l, s) => d.read(plans[i]!, l as ModbusLink, s));
       if (r.ok) polls++;
       else await new Promise((res) => setTimeout(res, 10));
     }

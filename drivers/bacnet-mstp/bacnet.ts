@@ -23,6 +23,16 @@ import {
   UnconfirmedServiceChoice,
 } from '@bacnet-js/client';
 
+
+/** The shapes of @bacnet-js/client's decoded ReadPropertyMultiple (its typings leave them loose). */
+interface RpmAckObject {
+  objectId: ObjectId;
+  values: { id: number; index?: number; value?: { type: number; value: unknown }[] }[];
+}
+interface RpmRequestSpec {
+  objectId: ObjectId;
+  properties: { id: number; index?: number }[];
+}
 export const MAX_APDU = 480;
 export const ARRAY_ALL = ASN1_ARRAY_ALL;
 export { ObjectType, PropertyIdentifier, ApplicationTag };
@@ -175,9 +185,9 @@ export function decode(msg: Buffer): Decoded {
         return {
           kind: 'rpm-ack',
           invokeId: h.invokeId,
-          results: (r.values as any[]).map((o) => ({
+          results: (r.values as RpmAckObject[]).map((o) => ({
             object: o.objectId,
-            values: (o.values as any[]).map((v) => ({
+            values: o.values.map((v) => ({
               prop: { id: v.id, index: indexOf(v.index) },
               value: v.value?.[0]?.type === ApplicationTag.ERROR ? (v.value[0].value as { errorClass: number; errorCode: number }) : (v.value as AppValue[]),
             })),
@@ -226,7 +236,7 @@ export function decode(msg: Buffer): Decoded {
         return {
           kind: 'rpm',
           invokeId: h.invokeId,
-          specs: (r.properties as any[]).map((s) => ({ object: s.objectId, props: (s.properties as any[]).map((p) => ({ id: p.id, index: indexOf(p.index) })) })),
+          specs: (r.properties as RpmRequestSpec[]).map((s) => ({ object: s.objectId, props: s.properties.map((p) => ({ id: p.id, index: indexOf(p.index) })) })),
         };
       }
       return { kind: 'confirmed', invokeId: h.invokeId, service: h.service };

@@ -2,7 +2,6 @@
 // an unsegmented APDU (or one ReadProperty each); Error, Reject and Abort answers become bad
 // readings with the reason, never exceptions.
 import type { Driver, DriverContext, DeviceConfig, Reading } from '../../src/core/driver.js';
-import type { Link } from '../../src/core/link.js';
 import { encodeReadProperty, encodeReadPropertyMultiple, errorText, ObjectType, PropertyIdentifier, type AppValue, type ObjectId, type PropertyRef } from './bacnet.js';
 import type { MstpLink } from './link.js';
 import { parseObject, propertyId, toValue } from './objects.js';
@@ -13,14 +12,14 @@ interface Item {
   object: ObjectId;
   prop: PropertyRef;
 }
-interface Plan {
+export interface MstpPlan {
   batches: Item[][];
   items: Item[];
 }
 
 const key = (o: ObjectId, p: PropertyRef) => `${o.type}:${o.instance}/${p.id}/${p.index ?? ''}`;
 
-export class MstpDriver implements Driver<MstpPointConfig> {
+export class MstpDriver implements Driver<MstpPointConfig, MstpPlan, MstpLink> {
   private readonly c: MstpConnectionConfig;
   private instance: number | undefined;
   private rpmRefused = false;
@@ -33,16 +32,14 @@ export class MstpDriver implements Driver<MstpPointConfig> {
     this.instance = this.c.device_instance;
   }
 
-  plan(points: MstpPointConfig[]): Plan {
+  plan(points: MstpPointConfig[]): MstpPlan {
     const items = points.map((p) => ({ point: p.name, object: parseObject(p.object), prop: { id: propertyId(p.property)!, index: p.array_index } }));
     const batches: Item[][] = [];
     for (let i = 0; i < items.length; i += this.c.max_properties_per_request) batches.push(items.slice(i, i + this.c.max_properties_per_request));
     return { batches, items };
   }
 
-  async read(plan: unknown, link: Link, signal: AbortSignal): Promise<Reading[]> {
-    const p = plan as Plan;
-    const l = link as MstpLink;
+  async read(p: MstpPlan, l: MstpLink, signal: AbortSignal): Promise<Reading[]> {
     const out = new Map<string, Reading>();
     for (const batch of p.batches) {
       if (this.c.read_multiple && !this.rpmRefused && batch.length > 1) {
@@ -99,8 +96,7 @@ export class MstpDriver implements Driver<MstpPointConfig> {
    * Any answer proves the device is there. Without a configured device instance, Who-Is to its
    * MAC learns it first; with one, an I-Am that disagrees is reported (the map is wrong).
    */
-  async probe(link: Link, signal: AbortSignal): Promise<void> {
-    const l = link as MstpLink;
+  async probe(l: MstpLink, signal: AbortSignal): Promise<void> {
     if (this.instance === undefined) {
       this.instance = await l.whoIs(this.c.mac, this.c.timeout_ms, signal);
       this.ctx.log.info({ mac: this.c.mac, device_instance: this.instance }, 'device found by Who-Is');

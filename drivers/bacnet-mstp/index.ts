@@ -1,6 +1,6 @@
 import type { DeviceConfig, DeviceIssue, DriverSpec } from '../../src/core/driver.js';
 import { didYouMean } from '../../src/config/messages.js';
-import { MstpDriver } from './driver.js';
+import { MstpDriver, type MstpPlan } from './driver.js';
 import { MstpLink } from './link.js';
 import { PROPERTY_NAMES, propertyId } from './objects.js';
 import { MstpConnection, MstpPoint, type MstpConnectionConfig, type MstpPointConfig } from './schema.js';
@@ -18,7 +18,7 @@ export function validateMstpDevice(d: DeviceConfig<MstpConnectionConfig, MstpPoi
   return issues;
 }
 
-export const bacnetMstp: DriverSpec<MstpConnectionConfig, MstpPointConfig> = {
+export const bacnetMstp: DriverSpec<MstpConnectionConfig, MstpPointConfig, MstpPlan, MstpLink> = {
   type: 'bacnet_mstp',
   summary: 'BACnet MS/TP master node on an RS485 line (our own Clause 9 data link): Who-Is/I-Am, ReadProperty and ReadPropertyMultiple.',
   connectionSchema: MstpConnection,

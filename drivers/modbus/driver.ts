@@ -1,12 +1,11 @@
 import type { DeviceConfig, Driver, DriverContext, Reading } from '../../src/core/driver.js';
-import type { Link } from '../../src/core/link.js';
 import { applyScale, decodeRegisters } from './codec.js';
 import type { BlockAnswer, ModbusLink } from './link.js';
 import { planReads, type ReadBlock } from './plan.js';
 import type { ModbusConnectionCommon, ModbusPointConfig } from './schema.js';
 
 /** One Modbus device (unit id) on a shared TCP or RTU link: plans reads and decodes answers. */
-export class ModbusDriver implements Driver<ModbusPointConfig> {
+export class ModbusDriver implements Driver<ModbusPointConfig, ReadBlock[], ModbusLink> {
   private readonly cfg: ModbusConnectionCommon;
 
   constructor(
@@ -20,19 +19,18 @@ export class ModbusDriver implements Driver<ModbusPointConfig> {
     return planReads(points, { maxGap: this.cfg.max_gap, maxRegisters: this.cfg.max_registers_per_read, maxBits: this.cfg.max_bits_per_read });
   }
 
-  async probe(link: Link, signal: AbortSignal): Promise<void> {
+  async probe(link: ModbusLink, signal: AbortSignal): Promise<void> {
     const p = this.cfg.probe;
     // Any answer proves the device is there, an exception included.
-    await (link as ModbusLink).read(this.cfg.unit_id, p.area, p.address, 1, this.cfg.timeout_ms, signal);
+    await link.read(this.cfg.unit_id, p.area, p.address, 1, this.cfg.timeout_ms, signal);
   }
 
-  async read(plan: unknown, link: Link, signal: AbortSignal): Promise<Reading[]> {
-    const blocks = plan as ReadBlock[];
+  async read(blocks: ReadBlock[], link: ModbusLink, signal: AbortSignal): Promise<Reading[]> {
     const total = blocks.reduce((n, b) => n + b.points.length, 0);
     const readings = new Array<Reading>(total);
     for (let i = 0; i < blocks.length; i++) {
       const block = blocks[i]!;
-      const answer = await (link as ModbusLink).read(this.cfg.unit_id, block.area, block.start, block.length, this.cfg.timeout_ms, signal);
+      const answer = await link.read(this.cfg.unit_id, block.area, block.start, block.length, this.cfg.timeout_ms, signal);
       if (answer.exception?.code === 2 && block.points.length > 1) {
         // A merged block spanned addresses the device does not implement: split it into one
         // request per point, in place, so later polls read the good points directly.

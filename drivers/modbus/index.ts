@@ -1,8 +1,8 @@
 import type { DeviceConfig, DeviceIssue, DriverSpec } from '../../src/core/driver.js';
 import { typeWidth } from './codec.js';
 import { ModbusDriver } from './driver.js';
-import { ModbusRtuLink, ModbusTcpLink } from './link.js';
-import { isBitArea, pointWidth } from './plan.js';
+import { ModbusRtuLink, ModbusTcpLink, type ModbusLink } from './link.js';
+import { isBitArea, pointWidth, type ReadBlock } from './plan.js';
 import {
   ModbusPoint,
   ModbusRtuConnection,
@@ -119,7 +119,7 @@ export function validateModbusDevice(device: ModbusDevice): DeviceIssue[] {
   return issues;
 }
 
-export const modbusTcp: DriverSpec<ModbusTcpConnectionConfig, ModbusPointConfig> = {
+export const modbusTcp: DriverSpec<ModbusTcpConnectionConfig, ModbusPointConfig, ReadBlock[], ModbusLink> = {
   type: 'modbus_tcp',
   summary: 'Modbus TCP client: holding/input registers, coils, discrete inputs, with a merging read planner. Unit ids behind one host:port share a link.',
   connectionSchema: ModbusTcpConnection,
@@ -131,7 +131,7 @@ export const modbusTcp: DriverSpec<ModbusTcpConnectionConfig, ModbusPointConfig>
   create: (device, ctx) => new ModbusDriver(device, ctx),
 };
 
-export const modbusRtu: DriverSpec<ModbusRtuConnectionConfig, ModbusPointConfig> = {
+export const modbusRtu: DriverSpec<ModbusRtuConnectionConfig, ModbusPointConfig, ReadBlock[], ModbusLink> = {
   type: 'modbus_rtu',
   summary: 'Modbus RTU master on a serial line (RS485/RS232): several slaves per port, one request on the wire at a time, CRC checked.',
   connectionSchema: ModbusRtuConnection,

@@ -1,6 +1,5 @@
 import type { DataValue, Variant } from 'node-opcua';
 import type { DeviceConfig, Driver, DriverContext, Reading, Value } from '../../src/core/driver.js';
-import type { Link } from '../../src/core/link.js';
 import { TimeoutError } from '../../src/errors.js';
 import type { OpcuaLink } from './link.js';
 import { withDeadline } from '../../src/core/deadline.js';
@@ -74,7 +73,7 @@ export function toReading(point: OpcuaPointConfig, dv: DataValue): Reading {
 }
 
 /** An OPC UA device: points are variables read in batches within the server's operation limits. */
-export class OpcuaDriver implements Driver<OpcuaPointConfig> {
+export class OpcuaDriver implements Driver<OpcuaPointConfig, OpcuaPointConfig[], OpcuaLink> {
   private readonly cfg: OpcuaConnectionConfig;
   private readonly log: DriverContext['log'];
   constructor(device: DeviceConfig<OpcuaConnectionConfig, OpcuaPointConfig>, ctx: DriverContext) {
@@ -86,14 +85,12 @@ export class OpcuaDriver implements Driver<OpcuaPointConfig> {
     return points;
   }
 
-  async probe(link: Link, _signal: AbortSignal): Promise<void> {
-    const { session, untilLost } = (link as OpcuaLink).session();
+  async probe(link: OpcuaLink, _signal: AbortSignal): Promise<void> {
+    const { session, untilLost } = link.session();
     await this.guard(untilLost(session.read({ nodeId: CURRENT_TIME, attributeId: VALUE })), 'probe');
   }
 
-  async read(plan: unknown, link: Link, _signal: AbortSignal): Promise<Reading[]> {
-    const points = plan as OpcuaPointConfig[];
-    const l = link as OpcuaLink;
+  async read(points: OpcuaPointConfig[], l: OpcuaLink, _signal: AbortSignal): Promise<Reading[]> {
     const { session, untilLost } = l.session();
     const out: Reading[] = [];
     for (let i = 0; i < points.length; i += l.maxNodesPerRead) {
@@ -107,8 +104,7 @@ export class OpcuaDriver implements Driver<OpcuaPointConfig> {
     return out;
   }
 
-  async subscribe(points: OpcuaPointConfig[], link: Link, onData: (readings: Reading[], ts: number) => void, _signal: AbortSignal): Promise<void> {
-    const l = link as OpcuaLink;
+  async subscribe(points: OpcuaPointConfig[], l: OpcuaLink, onData: (readings: Reading[], ts: number) => void, _signal: AbortSignal): Promise<void> {
     const { session, untilLost } = l.session();
     const ua = await loadOpcua(this.log);
     const fastest = Math.min(...points.map((p) => p.sampling_interval_ms));

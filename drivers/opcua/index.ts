@@ -23,7 +23,7 @@ export function validateOpcuaDevice(d: DeviceConfig<OpcuaConnectionConfig, Opcua
   return issues;
 }
 
-export const opcua: DriverSpec<OpcuaConnectionConfig, OpcuaPointConfig> = {
+export const opcua: DriverSpec<OpcuaConnectionConfig, OpcuaPointConfig, OpcuaPointConfig[], OpcuaLink> = {
   type: 'opcua',
   summary: 'OPC UA client (node-opcua): batched reads within the server operation limits, security policies up to Aes256_Sha256_RsaPss, anonymous/username/certificate identity.',
   connectionSchema: OpcuaConnection,
@@ -33,4 +33,5 @@ export const opcua: DriverSpec<OpcuaConnectionConfig, OpcuaPointConfig> = {
   sharedConnectionKeys: ['security_policy', 'security_mode', 'auth', 'username', 'password_file', 'user_certificate', 'user_key', 'pki_dir', 'trust_unknown_server', 'timeout_ms', 'max_nodes_per_read'],
   createLink: (d, ctx) => new OpcuaLink(d.connection, ctx.baseDir, ctx.log),
   create: (device, ctx) => new OpcuaDriver(device, ctx),
+  subscribed: (p) => p.mode === 'subscribe',
 };

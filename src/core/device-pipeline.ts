@@ -72,7 +72,7 @@ export function startPipeline(device: LoadedDevice, primary: Joined, backup: Bac
     );
   };
   // Points the device reports by itself (mode: subscribe) are set up on every open of the link.
-  const subscribed = device.points.filter((p) => (p as { mode?: string }).mode === 'subscribe');
+  const subscribed = spec.subscribed ? device.points.filter((p) => spec.subscribed!(p)) : [];
   const isSubscribed = new Set(subscribed);
   if (subscribed.length) {
     if (!driver.subscribe) throw new Error(`driver ${spec.type} cannot subscribe (device "${device.name}")`);

@@ -49,11 +49,12 @@ export interface DriverContext {
 }
 
 /**
- * A plugin. Registered once in drivers/registry.ts; `type` is the value of `driver:` in device maps.
+ * A plugin, generic over its connection settings C, its point type P, the plan its driver makes
+ * of a poll group, and the link it reads through. Registered once in drivers/registry.ts; `type` is the value of `driver:` in device maps.
  * `connectionSchema` and `pointSchema` are TypeBox objects (additionalProperties: false); the
  * point schema must include CommonPointProps.
  */
-export interface DriverSpec<C = any, P extends CommonPoint = any> {
+export interface DriverSpec<C = unknown, P extends CommonPoint = CommonPoint, Plan = unknown, L extends Link = Link> {
   readonly type: string;
   readonly summary: string;
   readonly connectionSchema: TSchema;
@@ -68,35 +69,37 @@ export interface DriverSpec<C = any, P extends CommonPoint = any> {
   /** Connection keys that configure the shared link, so devices sharing it must agree (e.g. baud_rate). */
   readonly sharedConnectionKeys?: readonly string[];
   /** Makes the link for a key from the first device that has it; stores config only, no I/O. */
-  createLink(device: DeviceConfig<C, P>, ctx: DriverContext): Link;
+  createLink(device: DeviceConfig<C, P>, ctx: DriverContext): L;
   /** Stores config only; no I/O, no timers (STYLE rule 2). */
-  create(device: DeviceConfig<C, P>, ctx: DriverContext): Driver<P>;
+  create(device: DeviceConfig<C, P>, ctx: DriverContext): Driver<P, Plan, L>;
+  /** A point the device reports by itself (a subscription) rather than polled; only with Driver.subscribe. */
+  subscribed?(point: P): boolean;
 }
 
 /**
  * One device's protocol logic on a shared link. The link runner calls read() and probe() one at a
  * time per link (never concurrently), and only while the link is open.
  */
-export interface Driver<P extends CommonPoint = CommonPoint> {
+export interface Driver<P extends CommonPoint = CommonPoint, Plan = unknown, L extends Link = Link> {
   /**
    * Precomputes how to read a set of points (request batching). Called once per poll group at
    * start; pure, no I/O. The result is passed back to read().
    */
-  plan(points: P[]): unknown;
+  plan(points: P[]): Plan;
   /**
    * Reads one planned group. Returns one Reading per point, in plan order. A device exception
    * makes the affected points `bad` (with the code and its name in `reason`) and is not thrown.
    * Throws TimeoutError when the device does not answer, NotConnectedError when the link broke,
    * BadFrameError for a garbled answer (CRC); the runner counts these and decides what is down.
    */
-  read(plan: unknown, link: Link, signal: AbortSignal): Promise<Reading[]>;
+  read(plan: Plan, link: L, signal: AbortSignal): Promise<Reading[]>;
   /** The cheapest request that proves the device answers; any answer counts, even an exception. */
-  probe(link: Link, signal: AbortSignal): Promise<void>;
+  probe(link: L, signal: AbortSignal): Promise<void>;
   /**
    * Optional: asks the device to report changes of `points` (OPC UA monitored items, BACnet COV).
    * Called by the link runner after every (re)open of the link, in turn with other requests;
    * resolves once the subscription is set up, then calls `onData` for every change until the link
    * closes (a subscription lives and dies with its link; the runner sets it up again).
    */
-  subscribe?(points: P[], link: Link, onData: (readings: Reading[], ts: number) => void, signal: AbortSignal): Promise<void>;
+  subscribe?(points: P[], link: L, onData: (readings: Reading[], ts: number) => void, signal: AbortSignal): Promise<void>;
 }

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { modbusTcp } from '../../drivers/modbus/index.js';
 import type { ModbusPointConfig, ModbusTcpConnectionConfig } from '../../drivers/modbus/schema.js';
 import type { DeviceConfig } from '../../src/core/driver.js';
-import type { Link } from '../../src/core/link.js';
+import type { ModbusLink } from '../../drivers/modbus/link.js';
 import { NotConnectedError, TimeoutError } from '../../src/errors.js';
 import { start, type ModbusSimulator } from '../../simulators/modbus/index.js';
 import { pt } from '../fixtures/modbus-point.js';
@@ -36,7 +36,7 @@ function device(port: number, points: ModbusPointConfig[], conn: Partial<ModbusT
 
 const signal = new AbortController().signal;
 let sim: ModbusSimulator | undefined;
-let link: Link | undefined;
+let link: ModbusLink | undefined;
 afterEach(async () => {
   await link?.close();
   await sim?.stop();
