@@ -8,6 +8,9 @@ export const ERROR_CODES = {
   GW_ERR_BAD_FRAME: 'a device answer was garbled (e.g. a Modbus RTU CRC error); counted, the request fails, the link stays',
   GW_ERR_BUFFER: 'the store-and-forward buffer could not be opened or written',
   GW_ERR_TLS_FILE: 'a TLS file named in the config could not be read',
+  GW_ERR_EL_IMAGE: 'an EL image could not be decoded (truncated, corrupt, wrong size); it is moved to rejected/ with the reason',
+  GW_ERR_EL_MODEL: 'an EL model could not be loaded or failed its self-test; the previous model keeps serving',
+  GW_ERR_RELOAD: 'a reload could not be carried out (the loader thread hung or ended); the running configuration stays',
   GW_ERR_INTERNAL: 'an exception reached the process level uncaught; the gateway stopped cleanly and exits 1 for systemd to restart it',
 } as const;
 

@@ -2,6 +2,7 @@
 // I-Am, ReadProperty and ReadPropertyMultiple, and the Error / Reject / Abort answers. The octet
 // encodings come from @bacnet-js/client (a maintained BACnet stack); this file only puts them
 // together and turns answers into plain values. Non-segmented, max APDU 480 (MS/TP's limit).
+import { BadFrameError } from '../../src/errors.js';
 import * as npdu from '@bacnet-js/client/dist/lib/npdu.js';
 import * as apdu from '@bacnet-js/client/dist/lib/apdu.js';
 import * as services from '@bacnet-js/client/dist/lib/services/index.js';
@@ -165,7 +166,7 @@ const indexOf = (i: number | undefined) => (i === undefined || i === ASN1_ARRAY_
 /** Decodes one NPDU. Throws on octets that are not a well-formed BACnet message. */
 export function decode(msg: Buffer): Decoded {
   const n = npdu.decode(msg, 0);
-  if (!n) throw new Error('not a BACnet NPDU');
+  if (!n) throw new BadFrameError('not a BACnet NPDU');
   if (n.funct & 0x80) return { kind: 'other', what: 'network layer message' };
   let off = n.len;
   const type = apdu.getDecodedType(msg, off) & 0xf0;
@@ -176,12 +177,12 @@ export function decode(msg: Buffer): Decoded {
       off += h.len;
       if (h.service === ConfirmedServiceChoice.READ_PROPERTY) {
         const r = services.ReadProperty.decodeAcknowledge(msg, off, msg.length - off);
-        if (!r) throw new Error('undecodable ReadProperty answer');
+        if (!r) throw new BadFrameError('undecodable ReadProperty answer');
         return { kind: 'rp-ack', invokeId: h.invokeId, object: r.objectId, prop: { id: r.property.id, index: indexOf(r.property.index) }, values: r.values as AppValue[] };
       }
       if (h.service === ConfirmedServiceChoice.READ_PROPERTY_MULTIPLE) {
         const r = services.ReadPropertyMultiple.decodeAcknowledge(msg, off, msg.length - off);
-        if (!r) throw new Error('undecodable ReadPropertyMultiple answer');
+        if (!r) throw new BadFrameError('undecodable ReadPropertyMultiple answer');
         return {
           kind: 'rpm-ack',
           invokeId: h.invokeId,

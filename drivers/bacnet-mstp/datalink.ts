@@ -7,6 +7,7 @@
 // (15 ms), and a late node costs the whole line a token retry or a lost token. (Raising the
 // thread's priority was measured too, nice −10 against bacnet-stack on a loaded box: it did not
 // help — more tokens used late, not fewer — so the thread runs at the process's priority.)
+import { NotConnectedError } from '../../src/errors.js';
 import { Worker } from 'node:worker_threads';
 import { workerScript } from '../../src/core/worker-script.js';
 import { MstpNode, type MstpCounters, type MstpNodeOptions } from './node.js';
@@ -141,7 +142,7 @@ export function openThreadDataLink(o: DataLinkOptions, h: DataLinkHandlers): Pro
       reply: (id, npdu) => post({ t: 'reply', id, npdu }),
       stats: () =>
         new Promise<MstpStats>((res, rej) => {
-          if (state !== 'open') return rej(new Error('the MS/TP data link is closed'));
+          if (state !== 'open') return rej(new NotConnectedError('the MS/TP data link is closed'));
           const req = nextReq++;
           stats.set(req, { res, rej });
           w.postMessage({ t: 'stats', req } satisfies ToThread);
@@ -195,9 +196,9 @@ export function openThreadDataLink(o: DataLinkOptions, h: DataLinkHandlers): Pro
     w.on('exit', (code) => {
       const was = state;
       state = 'closed';
-      if (was === 'opening') reject(new Error(`the MS/TP data link thread ended (code ${code}) before the port was open`));
+      if (was === 'opening') reject(new NotConnectedError(`the MS/TP data link thread ended (code ${code}) before the port was open`));
       else if (was === 'open') h.onLost(`the MS/TP data link thread ended (code ${code})`);
-      for (const r of stats.values()) r.rej(new Error('the MS/TP data link is closed'));
+      for (const r of stats.values()) r.rej(new NotConnectedError('the MS/TP data link is closed'));
       stats.clear();
       const waiters = closedWaiters;
       closedWaiters = [];

@@ -1,6 +1,7 @@
 // Opening the buffer file, and what happens when it is damaged: the daemon never refuses to start
 // because of its own buffer. A file that fails to open or fails SQLite's quick_check is moved
 // aside (kept for forensics, never deleted) and a fresh buffer starts; the caller publishes the event.
+import { GatewayError } from '../errors.js';
 import Database, { type Db } from './sqlite.js';
 import { existsSync, renameSync } from 'node:fs';
 
@@ -51,7 +52,7 @@ function tryOpen(path: string, synchronous: 'normal' | 'full', walPages: number)
     db.pragma(`wal_autocheckpoint = ${walPages}`);
     db.pragma(`journal_size_limit = ${walPages * 4096}`);
     const check = db.pragma('quick_check', { simple: true });
-    if (check !== 'ok') throw new Error(`quick_check: ${String(check)}`);
+    if (check !== 'ok') throw new GatewayError('GW_ERR_BUFFER', `quick_check: ${String(check)}`);
     db.exec(SCHEMA);
     return db;
   } catch (err) {

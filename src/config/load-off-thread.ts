@@ -1,5 +1,6 @@
 // A reload's load and check run in a worker thread, so that a large device map never stops the
 // event loop: polling, MQTT keep-alives and the systemd watchdog carry on meanwhile (issue 16).
+import { GatewayError } from '../errors.js';
 import { Worker } from 'node:worker_threads';
 import { workerScript } from '../core/worker-script.js';
 import type { LoadedConfig } from './load.js';
@@ -22,9 +23,9 @@ export function loadConfigOffThread(cwd: string, path: string, timeoutMs = 120_0
       fn();
       void w.terminate();
     };
-    const timer = setTimeout(() => finish(() => reject(new Error(`loading the configuration took more than ${timeoutMs / 1000} s`))), timeoutMs);
+    const timer = setTimeout(() => finish(() => reject(new GatewayError('GW_ERR_RELOAD', `loading the configuration took more than ${timeoutMs / 1000} s`))), timeoutMs);
     w.once('message', (r: LoadResult) => finish(() => resolve(r)));
     w.once('error', (err) => finish(() => reject(err)));
-    w.once('exit', (code) => finish(() => reject(new Error(`the configuration loader ended (code ${code}) without an answer`))));
+    w.once('exit', (code) => finish(() => reject(new GatewayError('GW_ERR_RELOAD', `the configuration loader ended (code ${code}) without an answer`))));
   });
 }

@@ -3,6 +3,7 @@
 // interval), the gap marker on the first failed read after good ones, and with a backup channel
 // the split of each group into critical points (read through the backup while the primary is
 // down) and the rest.
+import { GatewayError } from '../errors.js';
 import type { Logger } from 'pino';
 import { encodePollMessages } from '../buffer/body.js';
 import type { LoadedDevice } from '../config/load.js';
@@ -75,7 +76,7 @@ export function startPipeline(device: LoadedDevice, primary: Joined, backup: Bac
   const subscribed = spec.subscribed ? device.points.filter((p) => spec.subscribed!(p)) : [];
   const isSubscribed = new Set(subscribed);
   if (subscribed.length) {
-    if (!driver.subscribe) throw new Error(`driver ${spec.type} cannot subscribe (device "${device.name}")`);
+    if (!driver.subscribe) throw new GatewayError('GW_ERR_CONFIG_INVALID', `driver ${spec.type} cannot subscribe (device "${device.name}")`);
     linkRunner.subscribe(device.name, (link, signal) => driver.subscribe!(subscribed, link, accept, signal));
   }
   // Polled points are grouped by their effective interval; each group is planned once.

@@ -1,5 +1,6 @@
 // An EL model on disk: model.onnx plus model.json, the machine-readable part of its model card
 // (input name and size, resize kernel, output, threshold). Read and checked before any load.
+import { GatewayError } from '../errors.js';
 import { Type, type Static } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
 import { createHash } from 'node:crypto';
@@ -42,16 +43,16 @@ export function readModel(dir: string): ModelOnDisk {
   try {
     manifest = JSON.parse(readFileSync(mpath, 'utf8'));
   } catch (err) {
-    throw new Error(`${mpath}: ${(err as Error).message}`);
+    throw new GatewayError('GW_ERR_EL_MODEL', `${mpath}: ${(err as Error).message}`);
   }
-  if (!check(manifest)) throw new Error(`${mpath}: ${(check.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')}`);
+  if (!check(manifest)) throw new GatewayError('GW_ERR_EL_MODEL', `${mpath}: ${(check.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')}`);
   const m = manifest as Manifest;
   const path = join(dir, m.file);
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
   } catch (err) {
-    throw new Error(`${path}: ${(err as Error).message}`);
+    throw new GatewayError('GW_ERR_EL_MODEL', `${path}: ${(err as Error).message}`);
   }
   return { manifest: m, path, bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
 }

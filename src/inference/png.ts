@@ -7,6 +7,7 @@
 // What is checked, so a damaged file is refused rather than classified: the signature, every
 // chunk's CRC, IHDR first, an IEND (a file cut short by a camera that died mid-write has none),
 // and that the inflated data is exactly one filter octet plus one row per line.
+import { GatewayError } from '../errors.js';
 import { crc32, inflateSync } from 'node:zlib';
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -36,16 +37,16 @@ export function decodeGreyPng(buf: Buffer): GreyImage | undefined {
   while (off + 12 <= buf.length) {
     const len = buf.readUInt32BE(off);
     const end = off + 12 + len;
-    if (end > buf.length) throw new Error(`PNG chunk at octet ${off} runs past the end of the file (truncated?)`);
+    if (end > buf.length) throw new GatewayError('GW_ERR_EL_IMAGE', `PNG chunk at octet ${off} runs past the end of the file (truncated?)`);
     const type = buf.toString('latin1', off + 4, off + 8);
     const body = buf.subarray(off + 8, off + 8 + len);
-    if (crc32(buf.subarray(off + 4, off + 8 + len)) !== buf.readUInt32BE(off + 8 + len)) throw new Error(`PNG chunk ${type} at octet ${off}: CRC mismatch`);
+    if (crc32(buf.subarray(off + 4, off + 8 + len)) !== buf.readUInt32BE(off + 8 + len)) throw new GatewayError('GW_ERR_EL_IMAGE', `PNG chunk ${type} at octet ${off}: CRC mismatch`);
     if (first) {
-      if (type !== 'IHDR' || len !== 13) throw new Error('PNG does not start with an IHDR chunk');
+      if (type !== 'IHDR' || len !== 13) throw new GatewayError('GW_ERR_EL_IMAGE', 'PNG does not start with an IHDR chunk');
       width = body.readUInt32BE(0);
       height = body.readUInt32BE(4);
       const [depth, colour, , , interlace] = [body[8], body[9], body[10], body[11], body[12]];
-      if (width === 0 || height === 0) throw new Error(`PNG is ${width}x${height}`);
+      if (width === 0 || height === 0) throw new GatewayError('GW_ERR_EL_IMAGE', `PNG is ${width}x${height}`);
       if (depth !== 8 || colour !== 0 || interlace !== 0) return undefined;
       first = false;
     } else if (type === 'IDAT') {
@@ -56,17 +57,17 @@ export function decodeGreyPng(buf: Buffer): GreyImage | undefined {
     }
     off = end;
   }
-  if (first) throw new Error('PNG has no IHDR chunk (truncated?)');
-  if (!ended) throw new Error('PNG has no IEND chunk (truncated?)');
-  if (!idat.length) throw new Error('PNG has no image data (IDAT)');
+  if (first) throw new GatewayError('GW_ERR_EL_IMAGE', 'PNG has no IHDR chunk (truncated?)');
+  if (!ended) throw new GatewayError('GW_ERR_EL_IMAGE', 'PNG has no IEND chunk (truncated?)');
+  if (!idat.length) throw new GatewayError('GW_ERR_EL_IMAGE', 'PNG has no image data (IDAT)');
   let raw: Buffer;
   try {
     raw = inflateSync(idat.length === 1 ? idat[0]! : Buffer.concat(idat));
   } catch (err) {
-    throw new Error(`PNG image data does not inflate: ${(err as Error).message}`);
+    throw new GatewayError('GW_ERR_EL_IMAGE', `PNG image data does not inflate: ${(err as Error).message}`);
   }
   const stride = width + 1;
-  if (raw.length !== stride * height) throw new Error(`PNG image data is ${raw.length} octets, expected ${stride * height} for ${width}x${height} grey`);
+  if (raw.length !== stride * height) throw new GatewayError('GW_ERR_EL_IMAGE', `PNG image data is ${raw.length} octets, expected ${stride * height} for ${width}x${height} grey`);
   return { width, height, data: unfilter(raw, width, height) };
 }
 
@@ -110,7 +111,7 @@ function unfilter(raw: Buffer, w: number, h: number): Buffer {
         }
         break;
       default:
-        throw new Error(`PNG row ${y} has filter type ${f} (0-4 allowed)`);
+        throw new GatewayError('GW_ERR_EL_IMAGE', `PNG row ${y} has filter type ${f} (0-4 allowed)`);
     }
   }
   return out;

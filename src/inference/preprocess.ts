@@ -1,6 +1,7 @@
 // Image → model input, exactly as the model card says: decode, greyscale, resize to the model's
 // size with the named kernel (fit: fill), raw grey levels 0..255 as float32 NCHW. The worker and
 // `edgeferry model eval` both use this, so what is measured is what runs.
+import { GatewayError } from '../errors.js';
 import { readFileSync } from 'node:fs';
 import type { Manifest } from './model.js';
 import { decodeGreyPng } from './png.js';
@@ -38,7 +39,7 @@ export async function decodeCell(file: string, input: Manifest['input']): Promis
     .resize(input.width, input.height, { kernel: input.resize_kernel as 'linear', fit: 'fill' })
     .raw()
     .toBuffer({ resolveWithObject: true });
-  if (info.channels !== 1 || data.length !== input.width * input.height) throw new Error(`decoded to ${info.width}x${info.height}x${info.channels}, expected ${input.width}x${input.height}x1`);
+  if (info.channels !== 1 || data.length !== input.width * input.height) throw new GatewayError('GW_ERR_EL_IMAGE', `decoded to ${info.width}x${info.height}x${info.channels}, expected ${input.width}x${input.height}x1`);
   return data;
 }
 

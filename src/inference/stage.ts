@@ -10,6 +10,7 @@
 // restart (at-least-once, like everything else here). A new model (model.onnx renamed into place,
 // or reload()) is checked in the worker and swapped between batches; a bad one is refused and
 // the old one keeps serving.
+import { GatewayError } from '../errors.js';
 import { existsSync, mkdirSync, readdirSync, renameSync, statSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { basename, extname, isAbsolute, join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -123,11 +124,11 @@ export class InferenceStage {
     // Images leave the inbox by rename, which only works within one file system.
     const dev = statSync(this.inbox).dev;
     for (const d of [this.processed, this.rejected]) {
-      if (statSync(d).dev !== dev) throw new Error(`inference: ${d} must be on the same file system as the inbox ${this.inbox} (images are moved by rename)`);
+      if (statSync(d).dev !== dev) throw new GatewayError('GW_ERR_CONFIG_INVALID', `inference: ${d} must be on the same file system as the inbox ${this.inbox} (images are moved by rename)`);
     }
     for (let i = 0; i < this.cfg.workers; i++) this.spawn();
     const loaded = await this.loadModel();
-    if (!loaded) throw new Error(`EL model in ${this.modelDir} could not be loaded: ${this.lastModelError}`);
+    if (!loaded) throw new GatewayError('GW_ERR_EL_MODEL', `EL model in ${this.modelDir} could not be loaded: ${this.lastModelError}`);
     // Pick up on rename (the camera's write-then-rename), and rescan what arrived while stopped.
     this.watcher = watch(this.inbox, (_event, name) => {
       if (name) this.offer(join(this.inbox, name.toString()));

@@ -1,6 +1,7 @@
 // The inference worker thread: file read + decode (our grey-PNG fast path, else sharp) and the ONNX model
 // (onnxruntime-node, CPU), so the gateway's event loop never waits for either. Messages are
 // handled one at a time, so a model swap happens between batches, never inside one.
+import { GatewayError } from '../errors.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { Manifest } from './model.js';
@@ -37,15 +38,15 @@ async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<FromWorker>
   try {
     session = await ort.InferenceSession.create(m.bytes, sessionOptions(threads));
     const { input, output } = m.manifest;
-    if (!session.inputNames.includes(input.name)) throw new Error(`model input is ${JSON.stringify(session.inputNames)}, the manifest says "${input.name}"`);
-    if (!session.outputNames.includes(output.name)) throw new Error(`model output is ${JSON.stringify(session.outputNames)}, the manifest says "${output.name}"`);
+    if (!session.inputNames.includes(input.name)) throw new GatewayError('GW_ERR_EL_MODEL', `model input is ${JSON.stringify(session.inputNames)}, the manifest says "${input.name}"`);
+    if (!session.outputNames.includes(output.name)) throw new GatewayError('GW_ERR_EL_MODEL', `model output is ${JSON.stringify(session.outputNames)}, the manifest says "${output.name}"`);
     // Self-test: a flat mid-grey cell must give one probability in [0, 1].
     const t0 = performance.now();
     const probe = new Float32Array(input.width * input.height).fill(128);
     const out = await session.run({ [input.name]: new ort.Tensor('float32', probe, [1, 1, input.height, input.width]) });
     const v = out[output.name];
     if (!v || v.data.length !== 1 || typeof v.data[0] !== 'number' || !(v.data[0] >= 0 && v.data[0] <= 1)) {
-      throw new Error(`self-test: expected one probability in [0, 1] for a ${input.width}x${input.height} image, got ${v ? `${v.data.length} values (${Array.from(v.data as Float32Array).slice(0, 3).join(', ')})` : 'no output'}`);
+      throw new GatewayError('GW_ERR_EL_MODEL', `self-test: expected one probability in [0, 1] for a ${input.width}x${input.height} image, got ${v ? `${v.data.length} values (${Array.from(v.data as Float32Array).slice(0, 3).join(', ')})` : 'no output'}`);
     }
     const selfTestMs = performance.now() - t0;
     const old = current;

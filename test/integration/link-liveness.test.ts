@@ -150,7 +150,9 @@ describe('link liveness', () => {
       const gaps = accepted.slice(1).map((t, i) => t - accepted[i]!);
       console.log(`server that ${behaviour}: ${attempts} connections in 8 s; gaps ${gaps.join(', ')} ms (backoff 100 → 4000 ms, full jitter)`);
       // Without backoff (the old behaviour) this was one connection every ~0.3 s: 25 or more.
-      expect(attempts).toBeLessThanOrEqual(12);
+      // With full jitter each wait is uniform in [0, cap]: about 9 connections in 8 s on average,
+      // 13 seen once on a loaded machine; 16 leaves the tail room and still tells the two apart.
+      expect(attempts).toBeLessThanOrEqual(16);
       expect(Math.max(...gaps)).toBeGreaterThan(400);
     });
   }
