@@ -25,7 +25,14 @@ export class ModbusDriver implements Driver<ModbusPointConfig, ReadBlock[], Modb
     await link.read(this.cfg.unit_id, p.area, p.address, 1, this.cfg.timeout_ms, signal);
   }
 
-  async read(blocks: ReadBlock[], link: ModbusLink, signal: AbortSignal): Promise<Reading[]> {
+  /**
+   * Plans this driver refined after the device refused a merged block (exception 2): the plan it
+   * was given stays as planned (plans are values), the refinement is the driver's own knowledge.
+   */
+  private readonly refined = new WeakMap<ReadBlock[], ReadBlock[]>();
+
+  async read(plan: ReadBlock[], link: ModbusLink, signal: AbortSignal): Promise<Reading[]> {
+    let blocks = this.refined.get(plan) ?? plan;
     const total = blocks.reduce((n, b) => n + b.points.length, 0);
     const readings = new Array<Reading>(total);
     for (let i = 0; i < blocks.length; i++) {
@@ -33,9 +40,10 @@ export class ModbusDriver implements Driver<ModbusPointConfig, ReadBlock[], Modb
       const answer = await link.read(this.cfg.unit_id, block.area, block.start, block.length, this.cfg.timeout_ms, signal);
       if (answer.exception?.code === 2 && block.points.length > 1) {
         // A merged block spanned addresses the device does not implement: split it into one
-        // request per point, in place, so later polls read the good points directly.
+        // request per point, so that this and later polls read the good points directly.
         const singles = block.points.map((pp) => ({ area: block.area, start: pp.point.address, length: pp.width, points: [{ ...pp, offset: 0 }] }));
-        blocks.splice(i, 1, ...singles);
+        blocks = [...blocks.slice(0, i), ...singles, ...blocks.slice(i + 1)];
+        this.refined.set(plan, blocks);
         this.ctx.log.warn({ area: block.area, start: block.start, length: block.length }, 'merged read refused with exception 2; reading its points one by one');
         i--;
         continue;
