@@ -14,7 +14,11 @@ import * as ort from 'onnxruntime-node';
 import { machine } from './lib.js';
 import type { ProfileSummary } from './profile.js';
 
-const values = scriptArgs('bench:all', 'Runs every benchmark and writes BENCHMARKS.md figures.', { quick: { type: 'boolean', default: false }, minutes: { type: 'string', default: '30' }, out: { type: 'string' } });
+const values = scriptArgs('bench:all', 'Runs every benchmark and writes BENCHMARKS.md figures.', {
+  quick: { type: 'boolean', default: false },
+  minutes: { type: 'string', default: '30' },
+  out: { type: 'string' },
+});
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = join(here, '../..');
 const tmp = mkdtempSync(join(tmpdir(), 'edgeferry-bench-all-'));
@@ -94,39 +98,85 @@ const ok = (good: boolean) => (good ? 'met' : '**missed**');
 const f1 = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? '?' : x.toFixed(1));
 const lines: string[] = [];
 lines.push('# edgeferry benchmarks', '');
-lines.push(`Written by \`npm run bench:all${values.quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. Every table and bench output below is from that run; the findings at the end cite the runs they come from.`, '');
-lines.push(`- machine: ${machine()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; ${cpus().length} cores shared by the gateway, the simulators, the broker and the subscriber`);
-lines.push(`- edgeferry ${pkg.version}; ${mosquitto}; mqtt ${version('mqtt')}, better-sqlite3 ${version('better-sqlite3')}, modbus-serial ${version('modbus-serial')}, node-opcua ${version('node-opcua')}, onnxruntime-node ${ort.env.versions.common}`);
-lines.push('- the gateway runs as its own process (`edgeferry run`), with the buffer at its default durability (`synchronous: full`); CPU and RSS are that process\'s, worker threads included', '');
+lines.push(
+  `Written by \`npm run bench:all${values.quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC. Every table and bench output below is from that run; the findings at the end cite the runs they come from.`,
+  '',
+);
+lines.push(
+  `- machine: ${machine()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB; ${cpus().length} cores shared by the gateway, the simulators, the broker and the subscriber`,
+);
+lines.push(
+  `- edgeferry ${pkg.version}; ${mosquitto}; mqtt ${version('mqtt')}, better-sqlite3 ${version('better-sqlite3')}, modbus-serial ${version('modbus-serial')}, node-opcua ${version('node-opcua')}, onnxruntime-node ${ort.env.versions.common}`,
+);
+lines.push(
+  "- the gateway runs as its own process (`edgeferry run`), with the buffer at its default durability (`synchronous: full`); CPU and RSS are that process's, worker threads included",
+  '',
+);
 lines.push('## Targets', '');
-lines.push('Two payload modes: `mqtt.payload: point` (the default, one message per tag on its own topic) and `poll` (one message per device poll with all its points). Seed-plant figures are two 60-second runs per mode, interleaved.', '');
+lines.push(
+  'Two payload modes: `mqtt.payload: point` (the default, one message per tag on its own topic) and `poll` (one message per device poll with all its points). Seed-plant figures are two 60-second runs per mode, interleaved.',
+  '',
+);
 lines.push('| target | payload: point (run 1 / run 2) | | payload: poll (run 1 / run 2) | |', '|---|---|---|---|---|');
 const both = (mode: 'point' | 'poll', show: (p: Plant) => string, good: (p: Plant) => boolean) => {
   const rs = plantRuns[mode].map((x) => x.r);
   if (rs.some((r) => !r)) return ['no figures (see below)', ''];
   return [rs.map((r) => show(r!)).join(' / '), ok(rs.every((r) => good(r!)))];
 };
-const row = (target: string, show: (p: Plant) => string, good: (p: Plant) => boolean) => lines.push(`| ${target} | ${[...both('point', show, good), ...both('poll', show, good)].join(' | ')} |`);
-row('seed plant: ≤ 0.15 of one core', (p) => `${p.cpu_cores} cores`, (p) => p.cpu_cores <= 0.15);
-row('seed plant: RSS ≤ 150 MB', (p) => `median ${p.rss_mb.median}, max ${p.rss_mb.max} MiB`, (p) => p.rss_mb.max <= 150);
-row('seed plant: device→broker p99 ≤ 50 ms', (p) => `p50 ${f1(p.latency_ms.p50)}, p99 ${f1(p.latency_ms.p99)} ms`, (p) => p.latency_ms.p99 <= 50);
-row('seed plant: poll jitter p99 ≤ 20 ms', (p) => `p50 ${f1(p.jitter_ms.p50)}, p99 ${f1(p.jitter_ms.p99)} ms`, (p) => p.jitter_ms.p99 <= 20);
-row('seed plant: samples lost = 0', (p) => `${p.lost} seq gaps, ${p.delivered_tags_per_s * p.seconds} tags delivered`, (p) => p.lost === 0);
+const row = (target: string, show: (p: Plant) => string, good: (p: Plant) => boolean) =>
+  lines.push(`| ${target} | ${[...both('point', show, good), ...both('poll', show, good)].join(' | ')} |`);
+row(
+  'seed plant: ≤ 0.15 of one core',
+  (p) => `${p.cpu_cores} cores`,
+  (p) => p.cpu_cores <= 0.15,
+);
+row(
+  'seed plant: RSS ≤ 150 MB',
+  (p) => `median ${p.rss_mb.median}, max ${p.rss_mb.max} MiB`,
+  (p) => p.rss_mb.max <= 150,
+);
+row(
+  'seed plant: device→broker p99 ≤ 50 ms',
+  (p) => `p50 ${f1(p.latency_ms.p50)}, p99 ${f1(p.latency_ms.p99)} ms`,
+  (p) => p.latency_ms.p99 <= 50,
+);
+row(
+  'seed plant: poll jitter p99 ≤ 20 ms',
+  (p) => `p50 ${f1(p.jitter_ms.p50)}, p99 ${f1(p.jitter_ms.p99)} ms`,
+  (p) => p.jitter_ms.p99 <= 20,
+);
+row(
+  'seed plant: samples lost = 0',
+  (p) => `${p.lost} seq gaps, ${p.delivered_tags_per_s * p.seconds} tags delivered`,
+  (p) => p.lost === 0,
+);
 const cpuOf = (mode: 'point' | 'poll') => plantRuns[mode].map((x) => x.r?.cpu_cores ?? NaN);
 const [pa, pb] = cpuOf('point');
 const [qa, qb] = cpuOf('poll');
-lines.push('', `CPU of poll against point, each poll run against the point run just before it: ×${(qa! / pa!).toFixed(2)} and ×${(qb! / pb!).toFixed(2)}. The broker alone (same run, same subscriber): p99 ${plant?.baseline_ms.p99 ?? '?'} ms.`, '');
+lines.push(
+  '',
+  `CPU of poll against point, each poll run against the point run just before it: ×${(qa! / pa!).toFixed(2)} and ×${(qb! / pb!).toFixed(2)}. The broker alone (same run, same subscriber): p99 ${plant?.baseline_ms.p99 ?? '?'} ms.`,
+  '',
+);
 lines.push('| target | payload: point | | payload: poll | |', '|---|---|---|---|---|');
-const satCell = (x: Saturate | undefined) => (x ? [`${x.one_core.per_core} tags/s per core (${x.one_core.delivered} tags/s at ${x.one_core.cpu_cores} cores)`, ok(x.one_core.per_core >= 50_000)] : ['no figures (see below)', '']);
+const satCell = (x: Saturate | undefined) =>
+  x
+    ? [`${x.one_core.per_core} tags/s per core (${x.one_core.delivered} tags/s at ${x.one_core.cpu_cores} cores)`, ok(x.one_core.per_core >= 50_000)]
+    : ['no figures (see below)', ''];
 lines.push(`| saturation: ≥ 50,000 tags/s per core at QoS 1 | ${[...satCell(sat), ...satCell(satPoll)].join(' | ')} |`);
 if (long) {
   // Flat: no upward trend once V8 has grown its heap to its working size (the second half).
   const flat = long.rss_mb.second_half_trend_mb_per_min <= 0.5;
-  lines.push(`| memory flat over ${values.minutes} minutes (payload: point) | second-half trend ${long.rss_mb.second_half_trend_mb_per_min} MiB/min; whole run ${long.rss_mb.trend_mb_per_min} MiB/min (median ${long.rss_mb.median}, max ${long.rss_mb.max} MiB) | ${ok(flat)} | | |`);
+  lines.push(
+    `| memory flat over ${values.minutes} minutes (payload: point) | second-half trend ${long.rss_mb.second_half_trend_mb_per_min} MiB/min; whole run ${long.rss_mb.trend_mb_per_min} MiB/min (median ${long.rss_mb.median}, max ${long.rss_mb.max} MiB) | ${ok(flat)} | | |`,
+  );
 } else lines.push('| memory flat over 30 minutes | not run (`--quick`) | | | |');
 lines.push('');
 lines.push('## Seed plant (`bench/plant.ts`)', '');
-lines.push('137 simulated PLCs (130 Modbus TCP, 7 OPC UA), 50 tags each every second (6,850 tags/s), an EL camera at 5 images/s, through the gateway to a local mosquitto over mutual TLS at QoS 1; 60 s measured after a 10 s warm-up. In the order they ran:', '');
+lines.push(
+  '137 simulated PLCs (130 Modbus TCP, 7 OPC UA), 50 tags each every second (6,850 tags/s), an EL camera at 5 images/s, through the gateway to a local mosquitto over mutual TLS at QoS 1; 60 s measured after a 10 s warm-up. In the order they ran:',
+  '',
+);
 for (const i of [0, 1]) for (const mode of ['point', 'poll'] as const) lines.push('```', plantRuns[mode][i]!.out, '```', '');
 lines.push('## Saturation (`bench/saturate.ts`)', '', '```', satOut, '```', '', '```', satPollOut, '```', '');
 if (!values.quick && !long) lines.push(`## Memory over ${values.minutes} minutes: no figures`, '', '```', longOut, '```', '');

@@ -12,7 +12,10 @@ import { join } from 'node:path';
 import { scriptArgs } from '../src/core/script-args.js';
 import { machine, pct } from './lib.js';
 
-const values = scriptArgs('bench:config', 'Time and memory to check device maps of growing size.', { rounds: { type: 'string', default: '3' }, sizes: { type: 'string', default: '1000,10000,100000,500000' } });
+const values = scriptArgs('bench:config', 'Time and memory to check device maps of growing size.', {
+  rounds: { type: 'string', default: '3' },
+  sizes: { type: 'string', default: '1000,10000,100000,500000' },
+});
 const SIZES = values.sizes.split(',').map(Number);
 const ROUNDS = Number(values.rounds);
 const cli = join(import.meta.dirname, '../src/main.js');
@@ -52,7 +55,11 @@ interface Run {
 function check(gw: string): Run {
   const t0 = performance.now();
   // /usr/bin/time is not everywhere: the child reports its own peak RSS on exit.
-  const r = spawnSync(process.execPath, ['--import', 'data:text/javascript,process.on("exit",()=>process.stderr.write("\\nmaxrss "+process.resourceUsage().maxRSS+"\\n"))', cli, 'check', gw], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'data:text/javascript,process.on("exit",()=>process.stderr.write("\\nmaxrss "+process.resourceUsage().maxRSS+"\\n"))', cli, 'check', gw],
+    { encoding: 'utf8', maxBuffer: 64 << 20 },
+  );
   const wallMs = performance.now() - t0;
   const rss = Number(/maxrss (\d+)/.exec(r.stderr)?.[1] ?? NaN) / 1024;
   return { wallMs, rssMb: rss, ok: r.status === 0, out: `${r.stdout}${r.stderr}`.trim().split('\n').slice(0, 3).join(' / ') };
@@ -72,16 +79,26 @@ function main(): void {
     let prev: number | undefined;
     SIZES.forEach((n, i) => {
       const rs = runs[i]!;
-      const wall = pct(rs.map((x) => x.wallMs), 50);
-      const rss = pct(rs.map((x) => x.rssMb), 50);
+      const wall = pct(
+        rs.map((x) => x.wallMs),
+        50,
+      );
+      const rss = pct(
+        rs.map((x) => x.rssMb),
+        50,
+      );
       const ratio = prev === undefined ? '' : `; ${(wall / prev).toFixed(1)}x the time for ${(n / SIZES[i - 1]!).toFixed(0)}x the points`;
-      console.log(`${String(n).padStart(7)} points: check ${rs.every((x) => x.ok) ? 'ok' : `FAILED (${rs[0]!.out})`} in ${(wall / 1000).toFixed(2)} s median (max ${(Math.max(...rs.map((x) => x.wallMs)) / 1000).toFixed(2)} s), peak RSS ${rss.toFixed(0)} MiB${ratio}`);
+      console.log(
+        `${String(n).padStart(7)} points: check ${rs.every((x) => x.ok) ? 'ok' : `FAILED (${rs[0]!.out})`} in ${(wall / 1000).toFixed(2)} s median (max ${(Math.max(...rs.map((x) => x.wallMs)) / 1000).toFixed(2)} s), peak RSS ${rss.toFixed(0)} MiB${ratio}`,
+      );
       prev = wall;
     });
     const base = spawnSync(process.execPath, [cli, '--version'], { encoding: 'utf8' });
     const t0 = performance.now();
     for (let k = 0; k < 3; k++) spawnSync(process.execPath, [cli, '--version'], { encoding: 'utf8' });
-    console.log(`(a bare \`edgeferry --version\` takes ${((performance.now() - t0) / 3 / 1000).toFixed(2)} s here: the start-up part of every figure${base.status === 0 ? '' : '; it failed'})`);
+    console.log(
+      `(a bare \`edgeferry --version\` takes ${((performance.now() - t0) / 3 / 1000).toFixed(2)} s here: the start-up part of every figure${base.status === 0 ? '' : '; it failed'})`,
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -18,7 +18,12 @@ import { readModel } from '../src/inference/model.js';
 import { decodeCell, sessionOptions, toInput } from '../src/inference/preprocess.js';
 import { InferenceStage } from '../src/inference/stage.js';
 
-const values = scriptArgs('bench:el', 'EL inference stage: latency per image and memory.', { images: { type: 'string', default: '600' }, model: { type: 'string', default: 'models/el-defect' }, stage: { type: 'string' }, dir: { type: 'string' } });
+const values = scriptArgs('bench:el', 'EL inference stage: latency per image and memory.', {
+  images: { type: 'string', default: '600' },
+  model: { type: 'string', default: 'models/el-defect' },
+  stage: { type: 'string' },
+  dir: { type: 'string' },
+});
 const N = Number(values.images);
 const q = quantile;
 const mb = (b: number) => (b / 1048576).toFixed(1);
@@ -38,17 +43,20 @@ if (child) {
   await stageRun(w!, t!);
   process.exit(0);
 }
-console.log(`edgeferry EL bench — node ${process.version}, ${process.arch}, onnxruntime-node ${ort.env.versions.common}; ${UNIQUE} distinct synthetic 300x300 PNG cells`);
+console.log(
+  `edgeferry EL bench — node ${process.version}, ${process.arch}, onnxruntime-node ${ort.env.versions.common}; ${UNIQUE} distinct synthetic 300x300 PNG cells`,
+);
 
 // 1. One core, one image at a time.
-const model = readModel(values.model!);
-const { input, output } = model.manifest;
+const model = readModel(values.model);
+const { input } = model.manifest;
 const session = await ort.InferenceSession.create(model.bytes, sessionOptions(1));
 const dec: number[] = [];
 const inf: number[] = [];
 const tot: number[] = [];
 // Warm-up, as the stage's worker does with its self-test before its first image.
-for (let i = 0; i < 20; i++) await session.run({ [input.name]: new ort.Tensor('float32', toInput(await decodeCell(srcFiles[i % UNIQUE]!, input)), [1, 1, input.height, input.width]) });
+for (let i = 0; i < 20; i++)
+  await session.run({ [input.name]: new ort.Tensor('float32', toInput(await decodeCell(srcFiles[i % UNIQUE]!, input)), [1, 1, input.height, input.width]) });
 for (let i = 0; i < Math.max(N, 500); i++) {
   const t0 = performance.now();
   const img = await decodeCell(srcFiles[i % UNIQUE]!, input);
@@ -60,7 +68,9 @@ for (let i = 0; i < Math.max(N, 500); i++) {
   tot.push(t2 - t0);
 }
 await session.release();
-console.log(`one core, per image: total p50 ${q(tot, 0.5).toFixed(2)} ms  p99 ${q(tot, 0.99).toFixed(2)} ms  max ${Math.max(...tot).toFixed(2)} ms  (read+decode p50 ${q(dec, 0.5).toFixed(2)} / p99 ${q(dec, 0.99).toFixed(2)} ms, inference p50 ${q(inf, 0.5).toFixed(2)} / p99 ${q(inf, 0.99).toFixed(2)} ms; n ${tot.length})`);
+console.log(
+  `one core, per image: total p50 ${q(tot, 0.5).toFixed(2)} ms  p99 ${q(tot, 0.99).toFixed(2)} ms  max ${Math.max(...tot).toFixed(2)} ms  (read+decode p50 ${q(dec, 0.5).toFixed(2)} / p99 ${q(dec, 0.99).toFixed(2)} ms, inference p50 ${q(inf, 0.5).toFixed(2)} / p99 ${q(inf, 0.99).toFixed(2)} ms; n ${tot.length})`,
+);
 
 // 2. The stage with 1 and 2 workers, inbox pre-filled.
 async function stageRun(workers: number, threads: number): Promise<void> {
@@ -73,7 +83,20 @@ async function stageRun(workers: number, threads: number): Promise<void> {
   let peak = rss0;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
   const stage = new InferenceStage(
-    { enabled: true, model_dir: values.model!, inbox, keep_processed: 100_000, extensions: ['png'], topic_template: '{site}/{gateway}/el/{station}', status_topic: 's', max_queue: 256, max_batch: 8, workers, threads, priority: 'normal' },
+    {
+      enabled: true,
+      model_dir: values.model,
+      inbox,
+      keep_processed: 100_000,
+      extensions: ['png'],
+      topic_template: '{site}/{gateway}/el/{station}',
+      status_topic: 's',
+      max_queue: 256,
+      max_batch: 8,
+      workers,
+      threads,
+      priority: 'normal',
+    },
     { log: pino({ level: 'silent' }), baseDir: process.cwd(), append: (s) => buffer.append(s), status: () => undefined },
   );
   const t0 = performance.now();
@@ -87,10 +110,14 @@ async function stageRun(workers: number, threads: number): Promise<void> {
   await stage.stop();
   const depth = buffer.depth();
   buffer.close();
-  console.log(`stage, ${workers} worker${workers > 1 ? 's' : ''} × ${threads} ORT thread${threads > 1 ? 's' : ''}: ${N} images in ${secs.toFixed(2)} s = ${(N / secs).toFixed(0)} images/s (incl. start and model load); verdicts in the buffer ${depth}; RSS +${mb(peak - rss0)} MB at peak over the process before the stage started`);
+  console.log(
+    `stage, ${workers} worker${workers > 1 ? 's' : ''} × ${threads} ORT thread${threads > 1 ? 's' : ''}: ${N} images in ${secs.toFixed(2)} s = ${(N / secs).toFixed(0)} images/s (incl. start and model load); verdicts in the buffer ${depth}; RSS +${mb(peak - rss0)} MB at peak over the process before the stage started`,
+  );
 }
 for (const cfg of ['1x1', '1x2', '2x1']) {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--stage', cfg, '--dir', dir, '--images', String(N), '--model', values.model!], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--stage', cfg, '--dir', dir, '--images', String(N), '--model', values.model], {
+    stdio: 'inherit',
+  });
   if (r.status !== 0) process.exitCode = 1;
 }
 rmSync(dir, { recursive: true, force: true });

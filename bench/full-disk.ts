@@ -12,10 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { scriptArgs } from '../src/core/script-args.js';
 import { SqliteBuffer } from '../src/buffer/sqlite-buffer.js';
-import type { Priority, Sample } from '../src/core/sample.js';
+import type { Sample } from '../src/core/sample.js';
 import { machine, pct } from './lib.js';
 
-const values = scriptArgs('bench:disk', 'The buffer on a genuinely full file system (root: mounts a tmpfs).', { seconds: { type: 'string', default: '20' }, 'size-mb': { type: 'string', default: '64' } });
+const values = scriptArgs('bench:disk', 'The buffer on a genuinely full file system (root: mounts a tmpfs).', {
+  seconds: { type: 'string', default: '20' },
+  'size-mb': { type: 'string', default: '64' },
+});
 const SECONDS = Number(values.seconds);
 const SIZE_MB = Number(values['size-mb']);
 const POLL = 50; // one poll of a 50-point device: 1 critical, 9 normal, 40 bulk
@@ -28,7 +31,7 @@ const poll = (i: number): Sample[] =>
     value: 20 + ((i + k) % 1000) / 10,
     quality: 'good',
     channel: 'tcp://127.0.0.1:502',
-    priority: (k === 0 ? 'critical' : k < 10 ? 'normal' : 'bulk') as Priority,
+    priority: k === 0 ? 'critical' : k < 10 ? 'normal' : 'bulk',
   }));
 
 function mount(): string {
@@ -76,10 +79,13 @@ function main(): void {
       if (n % 200 === 0) a.accept(a.readAfter(0, 100_000).map((r) => r.seq));
     }
     const secs = (x: number[]) => x.reduce((s, v) => s + v, 0) / 1000;
-    const row = (name: string, x: number[]) => `${name.padEnd(12)} ${((x.length * POLL) / secs(x)).toFixed(0).padStart(7)} samples/s of append time; per poll p50 ${pct(x, 50).toFixed(2)} ms, p99 ${pct(x, 99).toFixed(2)} ms, max ${Math.max(...x).toFixed(1)} ms`;
+    const row = (name: string, x: number[]) =>
+      `${name.padEnd(12)} ${((x.length * POLL) / secs(x)).toFixed(0).padStart(7)} samples/s of append time; per poll p50 ${pct(x, 50).toFixed(2)} ms, p99 ${pct(x, 99).toFixed(2)} ms, max ${Math.max(...x).toFixed(1)} ms`;
     console.log(row('disk room', lat.room));
     console.log(row('disk full', lat.full));
-    console.log(`full / room: p50 ${(pct(lat.full, 50) / pct(lat.room, 50)).toFixed(2)}x, p99 ${(pct(lat.full, 99) / pct(lat.room, 99)).toFixed(2)}x; ${n} polls each, ${b.stats().evicted} samples evicted on the full disk (critical still buffered: ${b.stats().byPriority.critical})`);
+    console.log(
+      `full / room: p50 ${(pct(lat.full, 50) / pct(lat.room, 50)).toFixed(2)}x, p99 ${(pct(lat.full, 99) / pct(lat.room, 99)).toFixed(2)}x; ${n} polls each, ${b.stats().evicted} samples evicted on the full disk (critical still buffered: ${b.stats().byPriority.critical})`,
+    );
 
     // Another program takes every free block for a while.
     try {
@@ -99,13 +105,15 @@ function main(): void {
       starved.push(performance.now() - t);
     }
     unlinkSync(join(full, 'filler'));
-    console.log(`no free block at all: 2000 polls, ${refused} refused (not stored, accounted), per poll p50 ${pct(starved, 50).toFixed(2)} ms, p99 ${pct(starved, 99).toFixed(2)} ms`);
+    console.log(
+      `no free block at all: 2000 polls, ${refused} refused (not stored, accounted), per poll p50 ${pct(starved, 50).toFixed(2)} ms, p99 ${pct(starved, 99).toFixed(2)} ms`,
+    );
 
     // The broker is back: the backlog is acknowledged in batches of 500 while polls go on.
     const t1 = performance.now();
     let acked = 0;
     const backlogEnd = b.lastSeq();
-    for (let from = 0; from < backlogEnd; ) {
+    for (let from = 0; from < backlogEnd;) {
       const rows = b.readRange(from, backlogEnd, 500);
       if (!rows.length) break;
       b.accept(rows.map((r) => r.seq));
@@ -114,7 +122,9 @@ function main(): void {
       b.append(poll(i++));
     }
     for (let k = 0; k < 200 && !healthy(); k++) b.append(poll(i++));
-    console.log(`recovery: ${acked} acknowledged samples deleted and the buffer healthy again in ${((performance.now() - t1) / 1000).toFixed(2)} s (state ${b.health.state})`);
+    console.log(
+      `recovery: ${acked} acknowledged samples deleted and the buffer healthy again in ${((performance.now() - t1) / 1000).toFixed(2)} s (state ${b.health.state})`,
+    );
     a.close();
     b.close();
   } finally {

@@ -35,7 +35,10 @@ const bus = await startRs485Bus(NODES, { baudRate: BAUD });
 // The socat processes joining the ptys are part of the wire too: at normal priority, under busy
 // loops, they held octets back for up to seconds and the figures measured them, not the nodes.
 if (priority !== 'normal') {
-  const socats = spawnSync('pgrep', ['-P', String(process.pid), 'socat'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+  const socats = spawnSync('pgrep', ['-P', String(process.pid), 'socat'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter(Boolean)
+    .map(Number);
   for (const pid of socats) setPriority(pid, -15);
 }
 const tapOf = new Map(MACS.map((mac, i) => [mac, i]));
@@ -80,7 +83,8 @@ bus.observe((chunk, _from, at) => {
     // Silence of Tno_token or more before this frame: the token was lost.
     if (counting && lastFrame && at - lastAt >= 500) {
       const l = lastFrame;
-      const holder = l.type === FrameType.Token ? l.dest : l.type === FrameType.ReplyToPollForMaster || l.type === FrameType.DataNotExpectingReply ? l.dest : l.source;
+      const holder =
+        l.type === FrameType.Token ? l.dest : l.type === FrameType.ReplyToPollForMaster || l.type === FrameType.DataNotExpectingReply ? l.dest : l.source;
       let next = lastViolation && at - lastViolation.at < 1500 ? lastViolation.mac : holder;
       let why = '';
       // The out-of-turn frame was a retry into a late token use: the late user broke the rule first.

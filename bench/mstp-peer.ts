@@ -19,15 +19,15 @@ import { stopChild } from '../simulators/stop-child.js';
 import { machine, pct, procStat } from './lib.js';
 
 const values = scriptArgs('bench:mstp-peer', 'MS/TP timing against bacnet-stack bacserv under load.', {
-    seconds: { type: 'string', default: '60' },
-    rounds: { type: 'string', default: '2' },
-    busy: { type: 'string', default: '2' },
-    plcs: { type: 'string', default: '20' },
-    points: { type: 'string', default: '50' },
-    'poll-ms': { type: 'string', default: '100' },
-    baud: { type: 'string', default: '38400' },
-    modes: { type: 'string', default: 'inline,thread' },
-  });
+  seconds: { type: 'string', default: '60' },
+  rounds: { type: 'string', default: '2' },
+  busy: { type: 'string', default: '2' },
+  plcs: { type: 'string', default: '20' },
+  points: { type: 'string', default: '50' },
+  'poll-ms': { type: 'string', default: '100' },
+  baud: { type: 'string', default: '38400' },
+  modes: { type: 'string', default: 'inline,thread' },
+});
 const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
 const BUSY = Number(values.busy);
@@ -67,18 +67,29 @@ const waitFor = <T>(p: ChildProcess, pred: (m: { t: string } & T) => boolean) =>
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 console.log(`edgeferry MS/TP against bacnet-stack bacserv under load — ${machine()}`);
-console.log(`line ${BAUD} baud (paced, own process), gateway MAC ${GW_MAC}, bacserv MAC ${PEER_MAC}; gateway main thread also polls ${PLCS} Modbus PLCs × ${POINTS} points every ${values['poll-ms']} ms and publishes each point to mosquitto (QoS 1); ${BUSY} busy loop(s); ${SECONDS} s per run\n`);
+console.log(
+  `line ${BAUD} baud (paced, own process), gateway MAC ${GW_MAC}, bacserv MAC ${PEER_MAC}; gateway main thread also polls ${PLCS} Modbus PLCs × ${POINTS} points every ${values['poll-ms']} ms and publishes each point to mosquitto (QoS 1); ${BUSY} busy loop(s); ${SECONDS} s per run\n`,
+);
 
 const busy: ChildProcess[] = [];
 for (let i = 0; i < BUSY; i++) busy.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
 const broker = await startMosquitto({ unboundedQueues: true });
 const sims: ModbusSimulator[] = [];
 for (let i = 0; i < PLCS; i++) {
-  sims.push(await startSim({ registers: Array.from({ length: POINTS }, (_, k) => ({ area: 'holding' as const, address: k, type: 'uint16' as const, generator: { kind: 'counter' as const, step: 1, every_ms: 100, wrap: 65536 } })) }));
+  sims.push(
+    await startSim({
+      registers: Array.from({ length: POINTS }, (_, k) => ({
+        area: 'holding' as const,
+        address: k,
+        type: 'uint16' as const,
+        generator: { kind: 'counter' as const, step: 1, every_ms: 100, wrap: 65536 },
+      })),
+    }),
+  );
 }
 
 type Mode = 'inline' | 'thread';
-const MODES = values.modes!.split(',').filter((m): m is Mode => m === 'inline' || m === 'thread');
+const MODES = values.modes.split(',').filter((m): m is Mode => m === 'inline' || m === 'thread');
 if (MODES.length === 0) throw new Error('--modes: inline, thread or both (comma-separated)');
 const LABEL: Record<Mode, string> = { inline: 'the main event loop (before)', thread: 'its own thread (now)' };
 
@@ -86,8 +97,14 @@ async function run(mode: Mode) {
   const dir = mkdtempSync(join(tmpdir(), 'edgeferry-mstp-peer-'));
   const hub = fork(join(here, 'line-hub.js'), [String(BAUD), '2', `${GW_MAC},${PEER_MAC}`], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const { ports, priority } = await waitFor<{ ports: string[]; priority: string }>(hub, (m) => m.t === 'ready');
-  const peer = spawn(join(peersBin(), 'bacserv'), ['1234', 'refdev'], { stdio: 'ignore', env: { ...process.env, BACNET_IFACE: ports[1]!, BACNET_MSTP_BAUD: String(BAUD), BACNET_MSTP_MAC: String(PEER_MAC), BACNET_MAX_MASTER: '10' } });
-  const modbus = sims.map((s, i) => `  - name: plc-${i}\n    driver: modbus_tcp\n    poll_interval_ms: ${values['poll-ms']}\n    connection: { host: 127.0.0.1, port: ${s.port} }\n    points:\n${Array.from({ length: POINTS }, (_, k) => `      - { name: p${k}, address: ${k} }`).join('\n')}`);
+  const peer = spawn(join(peersBin(), 'bacserv'), ['1234', 'refdev'], {
+    stdio: 'ignore',
+    env: { ...process.env, BACNET_IFACE: ports[1]!, BACNET_MSTP_BAUD: String(BAUD), BACNET_MSTP_MAC: String(PEER_MAC), BACNET_MAX_MASTER: '10' },
+  });
+  const modbus = sims.map(
+    (s, i) =>
+      `  - name: plc-${i}\n    driver: modbus_tcp\n    poll_interval_ms: ${values['poll-ms']}\n    connection: { host: 127.0.0.1, port: ${s.port} }\n    points:\n${Array.from({ length: POINTS }, (_, k) => `      - { name: p${k}, address: ${k} }`).join('\n')}`,
+  );
   writeFileSync(
     join(dir, 'devices.yaml'),
     `version: 1
@@ -105,7 +122,11 @@ ${modbus.join('\n')}
     join(dir, 'gateway.yaml'),
     `version: 1\nsite: b\ngateway_id: g\ndevices: [devices.yaml]\nmqtt:\n  url: ${broker.url}\n  tls: { ca: ${broker.files.ca}, cert: ${broker.files.clientCert}, key: ${broker.files.clientKey} }\nbuffer: { path: buffer.db }\nhealth: { enabled: false }\nlogging: { level: warn }\n`,
   );
-  const gw = spawn(process.execPath, [cli, 'run', '--config', join(dir, 'gateway.yaml')], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, EDGEFERRY_MSTP_INLINE: mode === 'inline' ? '1' : '0' } });
+  const gw = spawn(process.execPath, [cli, 'run', '--config', join(dir, 'gateway.yaml')], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, EDGEFERRY_MSTP_INLINE: mode === 'inline' ? '1' : '0' },
+  });
   await sleep(5000); // start-up, ring formed, polling steady
   const cpu0 = procStat(gw.pid!).cpuS;
   hub.send({ t: 'mark' });
@@ -135,7 +156,9 @@ try {
         const u = uses([s]);
         return `  ${name.padEnd(9)} tokens ${String(s.tokens).padStart(5)}  use delay p50 ${f(pct(u, 50))} ms  p99 ${f(pct(u, 99))} ms  max ${f(Math.max(...s.delays))} ms  later than 15 ms ${u.filter((d) => d > 15).length} (${s.missed} missed)  tokens lost ${s.lost}`;
       };
-      console.log(`run ${rows.length}: gateway MS/TP data link on ${LABEL[mode]}; gateway ${x.cores.toFixed(2)} cores; line hub ${x.priority}; ${x.r.frames} frames`);
+      console.log(
+        `run ${rows.length}: gateway MS/TP data link on ${LABEL[mode]}; gateway ${x.cores.toFixed(2)} cores; line hub ${x.priority}; ${x.r.frames} frames`,
+      );
       console.log(line('edgeferry', GW_MAC));
       console.log(line('bacserv', PEER_MAC));
       if (x.r.lostOther) console.log(`  tokens lost charged to other stations: ${x.r.lostOther}`);
@@ -146,11 +169,16 @@ try {
   console.log('\nsummary (all runs of a mode pooled; token-use delay with missed tokens counted as never):');
   for (const mode of MODES) {
     const of = rows.filter((x) => x.mode === mode);
-    for (const [name, mac] of [['edgeferry', GW_MAC], ['bacserv', PEER_MAC]] as const) {
+    for (const [name, mac] of [
+      ['edgeferry', GW_MAC],
+      ['bacserv', PEER_MAC],
+    ] as const) {
       const st = of.map((x) => x.r.stations[String(mac)]!);
       const u = uses(st);
       const lost = st.reduce((a, s) => a + s.lost, 0);
-      console.log(`  ${mode.padEnd(6)} ${name.padEnd(9)} p50 ${f(pct(u, 50))} ms  p99 ${f(pct(u, 99))} ms  >15 ms ${u.filter((d) => d > 15).length}/${u.length}  tokens lost ${lost} in ${of.length * SECONDS} s`);
+      console.log(
+        `  ${mode.padEnd(6)} ${name.padEnd(9)} p50 ${f(pct(u, 50))} ms  p99 ${f(pct(u, 99))} ms  >15 ms ${u.filter((d) => d > 15).length}/${u.length}  tokens lost ${lost} in ${of.length * SECONDS} s`,
+      );
     }
   }
 } finally {

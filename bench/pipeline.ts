@@ -16,13 +16,13 @@ import { start as startSim, type ModbusSimulator } from '../simulators/modbus/in
 import { brokerBaseline, connectClient, machine, pct, procStat } from './lib.js';
 
 const values = scriptArgs('bench', 'Gateway pipeline: simulated PLCs to a broker.', {
-    plcs: { type: 'string', default: '10' },
-    points: { type: 'string', default: '50' },
-    interval: { type: 'string', default: '100' },
-    seconds: { type: 'string', default: '15' },
-    warmup: { type: 'string', default: '3' },
-    sync: { type: 'string', default: 'full' },
-  });
+  plcs: { type: 'string', default: '10' },
+  points: { type: 'string', default: '50' },
+  interval: { type: 'string', default: '100' },
+  seconds: { type: 'string', default: '15' },
+  warmup: { type: 'string', default: '3' },
+  sync: { type: 'string', default: 'full' },
+});
 const plcs = Number(values.plcs);
 const points = Number(values.points);
 const interval = Number(values.interval);
@@ -37,7 +37,12 @@ async function main() {
   for (let i = 0; i < plcs; i++) {
     sims.push(
       await startSim({
-        registers: Array.from({ length: points }, (_, k) => ({ area: 'holding' as const, address: k * 2, type: 'float32' as const, generator: { kind: 'sine' as const, min: 0, max: 100, period_s: 10 + k } })),
+        registers: Array.from({ length: points }, (_, k) => ({
+          area: 'holding' as const,
+          address: k * 2,
+          type: 'float32' as const,
+          generator: { kind: 'sine' as const, min: 0, max: 100, period_s: 10 + k },
+        })),
       }),
     );
   }
@@ -106,9 +111,13 @@ health: { enabled: false }
   const b99 = pct(baseLat, 99);
   const g50 = pct(lat, 50);
   const g99 = pct(lat, 99);
-  console.log(`edgeferry pipeline bench — ${plcs} PLCs × ${points} float32 points every ${interval} ms (offered ${expected.toFixed(0)} samples/s), ${seconds} s measured after ${warmup} s warm-up, buffer synchronous=${values.sync}`);
+  console.log(
+    `edgeferry pipeline bench — ${plcs} PLCs × ${points} float32 points every ${interval} ms (offered ${expected.toFixed(0)} samples/s), ${seconds} s measured after ${warmup} s warm-up, buffer synchronous=${values.sync}`,
+  );
   console.log(machine());
-  console.log(`throughput      ${(received / elapsed).toFixed(0)} samples/s at the subscriber (${((received / elapsed / expected) * 100).toFixed(1)} % of offered)`);
+  console.log(
+    `throughput      ${(received / elapsed).toFixed(0)} samples/s at the subscriber (${((received / elapsed / expected) * 100).toFixed(1)} % of offered)`,
+  );
   console.log(`gateway CPU     ${(cpu * 100).toFixed(1)} % of one core`);
   console.log(`gateway RSS     median ${(pct(rss, 50) / 1024).toFixed(1)} MiB, max ${(Math.max(...rss) / 1024).toFixed(1)} MiB`);
   console.log(`latency         poll→subscriber p50 ${g50.toFixed(1)} ms, p99 ${g99.toFixed(1)} ms (n=${lat.length})`);

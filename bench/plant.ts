@@ -23,20 +23,20 @@ import { brokerBaseline, connectClient, machine, pct, procStat, slope } from './
 import { printSummary, summarize } from './profile.js';
 
 const values = scriptArgs('bench:plant', 'A seed plant side by side in one run.', {
-    plcs: { type: 'string', default: '137' },
-    opcua: { type: 'string', default: '7' },
-    points: { type: 'string', default: '50' },
-    interval: { type: 'string', default: '1000' },
-    seconds: { type: 'string', default: '60' },
-    warmup: { type: 'string', default: '10' },
-    'el-rate': { type: 'string', default: '5' },
-    'rss-every': { type: 'string', default: '10' },
-    json: { type: 'string' },
-    profile: { type: 'boolean', default: false },
-    'node-flags': { type: 'string', default: '' },
-    payload: { type: 'string', default: 'point' },
-    sync: { type: 'string', default: 'full' },
-  });
+  plcs: { type: 'string', default: '137' },
+  opcua: { type: 'string', default: '7' },
+  points: { type: 'string', default: '50' },
+  interval: { type: 'string', default: '1000' },
+  seconds: { type: 'string', default: '60' },
+  warmup: { type: 'string', default: '10' },
+  'el-rate': { type: 'string', default: '5' },
+  'rss-every': { type: 'string', default: '10' },
+  json: { type: 'string' },
+  profile: { type: 'boolean', default: false },
+  'node-flags': { type: 'string', default: '' },
+  payload: { type: 'string', default: 'point' },
+  sync: { type: 'string', default: 'full' },
+});
 const PLCS = Number(values.plcs);
 const OPCUA = Math.min(PLCS, Number(values.opcua));
 const POINTS = Number(values.points);
@@ -57,7 +57,12 @@ const opcua: OpcuaSimulator[] = [];
 for (let i = 0; i < PLCS - OPCUA; i++) {
   modbus.push(
     await startSim({
-      registers: Array.from({ length: POINTS }, (_, k) => ({ area: 'holding' as const, address: k * 2, type: 'float32' as const, generator: { kind: 'sine' as const, min: 0, max: 100, period_s: 10 + k } })),
+      registers: Array.from({ length: POINTS }, (_, k) => ({
+        area: 'holding' as const,
+        address: k * 2,
+        type: 'float32' as const,
+        generator: { kind: 'sine' as const, min: 0, max: 100, period_s: 10 + k },
+      })),
     }),
   );
 }
@@ -149,7 +154,18 @@ sub.on('message', (topic, payload) => {
 });
 
 const profDir = join(dir, 'prof');
-const gw = spawn(process.execPath, [...values['node-flags']!.split(' ').filter(Boolean), ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), cli, 'run', '--config', join(dir, 'gateway.yaml')], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
+const gw = spawn(
+  process.execPath,
+  [
+    ...values['node-flags'].split(' ').filter(Boolean),
+    ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []),
+    cli,
+    'run',
+    '--config',
+    join(dir, 'gateway.yaml'),
+  ],
+  { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } },
+);
 let gwExit: number | null | undefined;
 gw.once('exit', (code) => (gwExit = code));
 const camera = EL_RATE > 0 ? startElCamera({ inbox, rate: EL_RATE, defectShare: 0.2 }) : undefined;
@@ -172,9 +188,16 @@ while (performance.now() - t0 < SECONDS * 1000) {
 }
 const s1 = procStat(gw.pid!);
 // Where the memory is, as the gateway's own /metrics says (V8 heap, external buffers, RSS).
-const metricsText = await fetch(`http://127.0.0.1:${HEALTH_PORT}/metrics`).then((r) => r.text(), () => '');
+const metricsText = await fetch(`http://127.0.0.1:${HEALTH_PORT}/metrics`).then(
+  (r) => r.text(),
+  () => '',
+);
 const metric = (name: string) => Number(new RegExp(`^edgeferry_${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metricsText)?.[1] ?? NaN) / 1048576;
-const memory = { heap_used_mb: +metric('nodejs_heap_size_used_bytes').toFixed(1), heap_total_mb: +metric('nodejs_heap_size_total_bytes').toFixed(1), external_mb: +metric('nodejs_external_memory_bytes').toFixed(1) };
+const memory = {
+  heap_used_mb: +metric('nodejs_heap_size_used_bytes').toFixed(1),
+  heap_total_mb: +metric('nodejs_heap_size_total_bytes').toFixed(1),
+  external_mb: +metric('nodejs_external_memory_bytes').toFixed(1),
+};
 const elapsed = (performance.now() - t0) / 1000;
 measuring = false;
 clearInterval(sampler);
@@ -215,7 +238,13 @@ const trend = slope(
 );
 // The trend once warmed up: V8 grows its heap to a steady size in the first minutes.
 const late = measured.filter((r) => r.t >= WARMUP + SECONDS / 2);
-const lateTrend = late.length > 2 ? slope(late.map((r) => r.t / 60), late.map((r) => r.mb)) : NaN;
+const lateTrend =
+  late.length > 2
+    ? slope(
+        late.map((r) => r.t / 60),
+        late.map((r) => r.mb),
+      )
+    : NaN;
 const result = {
   plcs: PLCS,
   modbus: PLCS - OPCUA,
@@ -233,7 +262,12 @@ const result = {
   cpu_user_cores: +((s1.userS - s0.userS) / elapsed).toFixed(3),
   cpu_sys_cores: +((s1.sysS - s0.sysS) / elapsed).toFixed(3),
   memory,
-  rss_mb: { median: +pct(rssMb, 50).toFixed(1), max: +rssMb.reduce((a, b) => Math.max(a, b), 0).toFixed(1), trend_mb_per_min: +trend.toFixed(3), second_half_trend_mb_per_min: +lateTrend.toFixed(3) },
+  rss_mb: {
+    median: +pct(rssMb, 50).toFixed(1),
+    max: +rssMb.reduce((a, b) => Math.max(a, b), 0).toFixed(1),
+    trend_mb_per_min: +trend.toFixed(3),
+    second_half_trend_mb_per_min: +lateTrend.toFixed(3),
+  },
   jitter_ms: { p50: pct(jitter, 50), p99: pct(jitter, 99), n: jitter.length },
   latency_ms: { p50: pct(lat, 50), p99: pct(lat, 99), n: lat.length },
   el_latency_ms: { p50: pct(elLat, 50), p99: pct(elLat, 99) },
@@ -243,15 +277,27 @@ const result = {
   rss_series: measured.filter((_, i) => i % RSS_EVERY === 0).map((r) => [Math.round(r.t), +r.mb.toFixed(1)]),
   machine: machine(),
 };
-console.log(`edgeferry seed plant — ${PLCS} PLCs (${PLCS - OPCUA} Modbus TCP, ${OPCUA} OPC UA) × ${POINTS} tags every ${INTERVAL} ms = ${offered} tags/s offered, EL camera ${EL_RATE} images/s; mqtt.payload ${PAYLOAD} (${PAYLOAD === 'poll' ? 'one message per device poll' : 'one message per tag'}), buffer synchronous ${values.sync}; ${result.seconds} s measured after ${WARMUP} s warm-up`);
+console.log(
+  `edgeferry seed plant — ${PLCS} PLCs (${PLCS - OPCUA} Modbus TCP, ${OPCUA} OPC UA) × ${POINTS} tags every ${INTERVAL} ms = ${offered} tags/s offered, EL camera ${EL_RATE} images/s; mqtt.payload ${PAYLOAD} (${PAYLOAD === 'poll' ? 'one message per device poll' : 'one message per tag'}), buffer synchronous ${values.sync}; ${result.seconds} s measured after ${WARMUP} s warm-up`,
+);
 console.log(result.machine);
-console.log(`delivered       ${result.delivered_tags_per_s} tags/s in ${result.messages_per_s} messages/s, ${result.el_verdicts_per_s} EL verdicts/s; lost ${lost} messages (seqs ${lo}..${hi})`);
+console.log(
+  `delivered       ${result.delivered_tags_per_s} tags/s in ${result.messages_per_s} messages/s, ${result.el_verdicts_per_s} EL verdicts/s; lost ${lost} messages (seqs ${lo}..${hi})`,
+);
 console.log(`gateway CPU     ${result.cpu_cores} cores (user ${result.cpu_user_cores}, kernel ${result.cpu_sys_cores})`);
-console.log(`gateway RSS     median ${result.rss_mb.median} MiB, max ${result.rss_mb.max} MiB, trend ${result.rss_mb.trend_mb_per_min} MiB/min (second half ${result.rss_mb.second_half_trend_mb_per_min} MiB/min)`);
-console.log(`memory          V8 heap used ${memory.heap_used_mb} MiB of ${memory.heap_total_mb} MiB, external ${memory.external_mb} MiB (the rest of RSS: code, native libraries, SQLite, TLS)`);
+console.log(
+  `gateway RSS     median ${result.rss_mb.median} MiB, max ${result.rss_mb.max} MiB, trend ${result.rss_mb.trend_mb_per_min} MiB/min (second half ${result.rss_mb.second_half_trend_mb_per_min} MiB/min)`,
+);
+console.log(
+  `memory          V8 heap used ${memory.heap_used_mb} MiB of ${memory.heap_total_mb} MiB, external ${memory.external_mb} MiB (the rest of RSS: code, native libraries, SQLite, TLS)`,
+);
 console.log(`poll jitter     p50 ${result.jitter_ms.p50.toFixed(1)} ms, p99 ${result.jitter_ms.p99.toFixed(1)} ms (n=${jitter.length})`);
-console.log(`device→broker   p50 ${result.latency_ms.p50.toFixed(1)} ms, p99 ${result.latency_ms.p99.toFixed(1)} ms (n=${lat.length} messages); EL verdict→subscriber p50 ${result.el_latency_ms.p50.toFixed(0)} ms`);
-console.log(`baseline        broker alone p50 ${result.baseline_ms.p50} ms, p99 ${result.baseline_ms.p99} ms → gateway/baseline p50 ×${(result.latency_ms.p50 / result.baseline_ms.p50).toFixed(1)}, p99 ×${(result.latency_ms.p99 / result.baseline_ms.p99).toFixed(1)}`);
+console.log(
+  `device→broker   p50 ${result.latency_ms.p50.toFixed(1)} ms, p99 ${result.latency_ms.p99.toFixed(1)} ms (n=${lat.length} messages); EL verdict→subscriber p50 ${result.el_latency_ms.p50.toFixed(0)} ms`,
+);
+console.log(
+  `baseline        broker alone p50 ${result.baseline_ms.p50} ms, p99 ${result.baseline_ms.p99} ms → gateway/baseline p50 ×${(result.latency_ms.p50 / result.baseline_ms.p50).toFixed(1)}, p99 ×${(result.latency_ms.p99 / result.baseline_ms.p99).toFixed(1)}`,
+);
 if (SECONDS > 120) console.log(`RSS series (s, MiB): ${result.rss_series.map(([t, m]) => `${t}:${m}`).join(' ')}`);
 if (values.json) writeFileSync(values.json, JSON.stringify(result, null, 2));
 process.exit(lost === 0 ? 0 : 1);

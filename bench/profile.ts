@@ -51,8 +51,14 @@ export function summarize(file: string, top = 15): ProfileSummary {
   const share = (ms: number) => +(ms / total).toFixed(4);
   return {
     totalMs: total,
-    byFunction: [...fn.values()].sort((a, b) => b.ms - a.ms).slice(0, top).map((f) => ({ ...f, share: share(f.ms) })),
-    byArea: [...ar].sort((a, b) => b[1] - a[1]).slice(0, top).map(([a, ms]) => ({ area: a, ms, share: share(ms) })),
+    byFunction: [...fn.values()]
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, top)
+      .map((f) => ({ ...f, share: share(f.ms) })),
+    byArea: [...ar]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([a, ms]) => ({ area: a, ms, share: share(ms) })),
   };
 }
 

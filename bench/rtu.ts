@@ -17,13 +17,28 @@ import { LinkRunner } from '../src/core/link-runner.js';
 import { startRtu } from '../simulators/modbus/rtu.js';
 import { ptyPair } from '../simulators/serial-line.js';
 
-const values = scriptArgs('bench:rtu', 'Modbus RTU on a virtual serial line.', { seconds: { type: 'string', default: '5' }, registers: { type: 'string', default: '10' }, slaves: { type: 'string', default: '4' } });
+const values = scriptArgs('bench:rtu', 'Modbus RTU on a virtual serial line.', {
+  seconds: { type: 'string', default: '5' },
+  registers: { type: 'string', default: '10' },
+  slaves: { type: 'string', default: '4' },
+});
 const SECONDS = Number(values.seconds);
 const N = Number(values.registers);
 const SLAVES = Number(values.slaves);
 const log = pino({ level: 'silent' });
 
-const points: ModbusPointConfig[] = Array.from({ length: N }, (_, i) => ({ name: `r${i}`, address: i, area: 'holding', type: 'uint16', byte_order: 'ABCD', scale: 1, offset: 0, report: 'always', deadband: 0, priority: 'normal' }));
+const points: ModbusPointConfig[] = Array.from({ length: N }, (_, i) => ({
+  name: `r${i}`,
+  address: i,
+  area: 'holding',
+  type: 'uint16',
+  byte_order: 'ABCD',
+  scale: 1,
+  offset: 0,
+  report: 'always',
+  deadband: 0,
+  priority: 'normal',
+}));
 
 function device(path: string, baud: number, unit: number): DeviceConfig<ModbusRtuConnectionConfig, ModbusPointConfig> {
   return {
@@ -32,7 +47,19 @@ function device(path: string, baud: number, unit: number): DeviceConfig<ModbusRt
     enabled: true,
     poll_interval_ms: 1000,
     link: { probe_interval_ms: 1000, failures_before_down: 2, backoff_min_ms: 100, backoff_max_ms: 1000 },
-    connection: { port: path, baud_rate: baud as 19200, parity: 'even', data_bits: 8, stop_bits: 1, unit_id: unit, timeout_ms: 1000, max_gap: 16, max_registers_per_read: 125, max_bits_per_read: 2000, probe: { area: 'holding', address: 0 } },
+    connection: {
+      port: path,
+      baud_rate: baud as 19200,
+      parity: 'even',
+      data_bits: 8,
+      stop_bits: 1,
+      unit_id: unit,
+      timeout_ms: 1000,
+      max_gap: 16,
+      max_registers_per_read: 125,
+      max_bits_per_read: 2000,
+      probe: { area: 'holding', address: 0 },
+    },
     points,
   };
 }
@@ -68,11 +95,20 @@ async function run(baud: number) {
 
   // 2. The same load through the LinkRunner, with a 1 s heartbeat: count the probes it adds.
   let probes = 0;
-  const runner = new LinkRunner(modbusRtu.createLink(devs[0]!, { log, baseDir: '.' }), devs[0]!.link, { onStatus: () => undefined, onExchange: () => undefined, onReconnect: () => undefined }, log);
+  const runner = new LinkRunner(
+    modbusRtu.createLink(devs[0]!, { log, baseDir: '.' }),
+    devs[0]!.link,
+    { onStatus: () => undefined, onExchange: () => undefined, onReconnect: () => undefined },
+    log,
+  );
   drivers.forEach((d, i) => {
     const probe = d.probe.bind(d);
     // The runner holds links as Link; this one is the ModbusLink that modbusRtu.createLink made.
-    runner.add(`slave-${i + 1}`, { plan: d.plan.bind(d), read: (p, l, s) => d.read(p as ReadBlock[], l as ModbusLink, s), probe: (l, s) => (probes++, probe(l as ModbusLink, s)) });
+    runner.add(`slave-${i + 1}`, {
+      plan: d.plan.bind(d),
+      read: (p, l, s) => d.read(p as ReadBlock[], l as ModbusLink, s),
+      probe: (l, s) => (probes++, probe(l as ModbusLink, s)),
+    });
   });
   runner.start();
   await new Promise((r) => setTimeout(r, 500));
@@ -101,5 +137,7 @@ for (const baud of [19200, 115200]) {
   console.log(
     `${String(baud).padStart(6)} baud  ${r.achieved.toFixed(0)} registers/s (${(r.requests / r.secs).toFixed(1)} requests/s); line maximum for these requests ${r.theoretical.toFixed(0)} registers/s → efficiency ${((r.achieved / r.theoretical) * 100).toFixed(1)} %`,
   );
-  console.log(`              busy link through the pool: ${r.polls} polls, ${r.busyProbes} heartbeat probes in ${SECONDS} s (${((r.busyProbes / Math.max(1, r.polls + r.busyProbes)) * 100).toFixed(2)} % of requests)`);
+  console.log(
+    `              busy link through the pool: ${r.polls} polls, ${r.busyProbes} heartbeat probes in ${SECONDS} s (${((r.busyProbes / Math.max(1, r.polls + r.busyProbes)) * 100).toFixed(2)} % of requests)`,
+  );
 }

@@ -16,13 +16,13 @@ import { connectClient, machine, procStat } from './lib.js';
 import { printSummary, summarize, type ProfileSummary } from './profile.js';
 
 const values = scriptArgs('bench:saturate', 'One core saturated: tags per CPU-second.', {
-    plcs: { type: 'string', default: '40' },
-    points: { type: 'string', default: '100' },
-    'step-seconds': { type: 'string', default: '8' },
-    intervals: { type: 'string', default: '1000,500,250,150,100,75,50,35,25' },
-    json: { type: 'string' },
-    payload: { type: 'string', default: 'point' },
-  });
+  plcs: { type: 'string', default: '40' },
+  points: { type: 'string', default: '100' },
+  'step-seconds': { type: 'string', default: '8' },
+  intervals: { type: 'string', default: '1000,500,250,150,100,75,50,35,25' },
+  json: { type: 'string' },
+  payload: { type: 'string', default: 'point' },
+});
 const PLCS = Number(values.plcs);
 const POINTS = Number(values.points);
 const STEP_S = Number(values['step-seconds']);
@@ -33,7 +33,16 @@ const dir = mkdtempSync(join(tmpdir(), 'edgeferry-saturate-'));
 const broker = await startMosquitto({ unboundedQueues: true });
 const sims: ModbusSimulator[] = [];
 for (let i = 0; i < PLCS; i++) {
-  sims.push(await startSim({ registers: Array.from({ length: POINTS }, (_, k) => ({ area: 'holding' as const, address: k, type: 'uint16' as const, generator: { kind: 'counter' as const, step: 1, every_ms: 100, wrap: 65536 } })) }));
+  sims.push(
+    await startSim({
+      registers: Array.from({ length: POINTS }, (_, k) => ({
+        area: 'holding' as const,
+        address: k,
+        type: 'uint16' as const,
+        generator: { kind: 'counter' as const, step: 1, every_ms: 100, wrap: 65536 },
+      })),
+    }),
+  );
 }
 const sub = await connectClient(broker);
 // The gateway publishes at QoS 1 (every message PUBACKed by the broker before it leaves the
@@ -57,10 +66,11 @@ interface Step {
 }
 const steps: Step[] = [];
 let profile: ProfileSummary | undefined;
-const intervals = values.intervals!.split(',').map(Number);
+const intervals = values.intervals.split(',').map(Number);
 for (const [n, interval] of intervals.entries()) {
   const devices = sims.map(
-    (s, i) => `  - name: plc-${i}\n    driver: modbus_tcp\n    poll_interval_ms: ${interval}\n    connection: { host: 127.0.0.1, port: ${s.port} }\n    points:\n${Array.from({ length: POINTS }, (_, k) => `      - { name: p${k}, address: ${k}, type: uint16 }`).join('\n')}`,
+    (s, i) =>
+      `  - name: plc-${i}\n    driver: modbus_tcp\n    poll_interval_ms: ${interval}\n    connection: { host: 127.0.0.1, port: ${s.port} }\n    points:\n${Array.from({ length: POINTS }, (_, k) => `      - { name: p${k}, address: ${k}, type: uint16 }`).join('\n')}`,
   );
   const cfg = join(dir, `step-${n}`);
   mkdirSync(cfg);
@@ -71,7 +81,11 @@ for (const [n, interval] of intervals.entries()) {
   );
   const last = n === intervals.length - 1;
   const prof = join(cfg, 'prof');
-  const gw = spawn(process.execPath, [...(last ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), cli, 'run', '--config', join(cfg, 'gateway.yaml')], { cwd: cfg, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, MALLOC_ARENA_MAX: '2' } });
+  const gw = spawn(process.execPath, [...(last ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), cli, 'run', '--config', join(cfg, 'gateway.yaml')], {
+    cwd: cfg,
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, MALLOC_ARENA_MAX: '2' },
+  });
   await new Promise((r) => setTimeout(r, 3000));
   const r0 = received;
   const s0 = procStat(gw.pid!);
@@ -84,9 +98,17 @@ for (const [n, interval] of intervals.entries()) {
   const exited = new Promise((r) => gw.once('exit', r));
   gw.kill('SIGTERM');
   await exited;
-  const step = { interval_ms: interval, offered: Math.round((PLCS * POINTS * 1000) / interval), delivered: Math.round(delivered), cpu_cores: +cpu.toFixed(3), per_core: Math.round(delivered / cpu) };
+  const step = {
+    interval_ms: interval,
+    offered: Math.round((PLCS * POINTS * 1000) / interval),
+    delivered: Math.round(delivered),
+    cpu_cores: +cpu.toFixed(3),
+    per_core: Math.round(delivered / cpu),
+  };
   steps.push(step);
-  console.error(`  every ${interval} ms: offered ${step.offered} tags/s, delivered ${step.delivered}, CPU ${step.cpu_cores} cores → ${step.per_core} tags/s per core`);
+  console.error(
+    `  every ${interval} ms: offered ${step.offered} tags/s, delivered ${step.delivered}, CPU ${step.cpu_cores} cores → ${step.per_core} tags/s per core`,
+  );
   if (last) {
     const f = readdirSync(prof).find((x) => x.endsWith('.cpuprofile'));
     if (f) profile = summarize(join(prof, f), 20);
@@ -103,11 +125,16 @@ rmSync(dir, { recursive: true, force: true });
 
 const best = steps.reduce((a, b) => (b.delivered > a.delivered ? b : a));
 const oneCore = steps.filter((s) => s.cpu_cores <= 1.05).reduce((a, b) => (b.delivered > a.delivered ? b : a), steps[0]!);
-console.log(`edgeferry saturation — ${PLCS} Modbus TCP PLCs × ${POINTS} uint16 tags, QoS 1 over mutual TLS to mosquitto, mqtt.payload ${PAYLOAD} (${PAYLOAD === 'poll' ? 'one message per device poll' : 'one message per tag'}), ${STEP_S} s per step`);
+console.log(
+  `edgeferry saturation — ${PLCS} Modbus TCP PLCs × ${POINTS} uint16 tags, QoS 1 over mutual TLS to mosquitto, mqtt.payload ${PAYLOAD} (${PAYLOAD === 'poll' ? 'one message per device poll' : 'one message per tag'}), ${STEP_S} s per step`,
+);
 console.log(machine());
 console.log('| poll interval | offered tags/s | delivered tags/s | gateway CPU (cores) | tags/s per core |');
 console.log('|---|---|---|---|---|');
 for (const s of steps) console.log(`| ${s.interval_ms} ms | ${s.offered} | ${s.delivered} | ${s.cpu_cores} | ${s.per_core} |`);
-console.log(`most delivered: ${best.delivered} tags/s at ${best.cpu_cores} cores; within one core: ${oneCore.delivered} tags/s (${oneCore.per_core} tags/s per core)`);
+console.log(
+  `most delivered: ${best.delivered} tags/s at ${best.cpu_cores} cores; within one core: ${oneCore.delivered} tags/s (${oneCore.per_core} tags/s per core)`,
+);
 if (profile) printSummary(profile);
-if (values.json) writeFileSync(values.json, JSON.stringify({ plcs: PLCS, points: POINTS, steps, best, one_core: oneCore, profile, machine: machine() }, null, 2));
+if (values.json)
+  writeFileSync(values.json, JSON.stringify({ plcs: PLCS, points: POINTS, steps, best, one_core: oneCore, profile, machine: machine() }, null, 2));

@@ -17,8 +17,8 @@ import { start as startSim } from '../simulators/modbus/index.js';
 const root = resolve(import.meta.dirname, '../..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 const values = scriptArgs('arm64-smoke', 'Runs the arm64 release under qemu-aarch64-static against a local broker and simulated PLC.', {
-    tarball: { type: 'string', default: join(root, 'release', `edgeferry-${pkg.version}-linux-arm64.tar.gz`) },
-    sysroot: { type: 'string', default: '/usr/aarch64-linux-gnu' },
+  tarball: { type: 'string', default: join(root, 'release', `edgeferry-${pkg.version}-linux-arm64.tar.gz`) },
+  sysroot: { type: 'string', default: '/usr/aarch64-linux-gnu' },
 });
 const say = (s: string) => console.log(`arm64-smoke: ${s}`);
 const qemu = '/usr/bin/qemu-aarch64-static';
@@ -31,9 +31,12 @@ const work = mkdtempSync(join(tmpdir(), 'edgeferry-arm64-'));
 const stops: (() => Promise<void> | void)[] = [() => rmSync(work, { recursive: true, force: true })];
 let exitCode = 1;
 try {
-  execFileSync('tar', ['-xzf', values.tarball!, '-C', work]);
-  const rel = join(work, basename(values.tarball!, '.tar.gz'));
-  const natives = readFileSync(join(rel, 'RELEASE'), 'utf8').split('\n').filter((l) => l.startsWith('  ')).map((l) => l.trim());
+  execFileSync('tar', ['-xzf', values.tarball, '-C', work]);
+  const rel = join(work, basename(values.tarball, '.tar.gz'));
+  const natives = readFileSync(join(rel, 'RELEASE'), 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('  '))
+    .map((l) => l.trim());
   let aarch64 = 0;
   for (const f of natives) {
     const kind = execFileSync('file', ['-b', join(rel, f)], { encoding: 'utf8' }).trim();
@@ -42,17 +45,23 @@ try {
     say(`${ok ? 'aarch64' : 'NOT aarch64'}: ${f} (${kind.split(',').slice(0, 2).join(',')})`);
   }
   if (aarch64 !== natives.length) throw new Error(`${natives.length - aarch64} native files are not aarch64`);
-  const node = (args: string[], opts: { cwd?: string } = {}) => spawn(qemu, ['-L', values.sysroot!, join(rel, 'runtime/bin/node'), ...args], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  const run = (args: string[]) => spawnSync(qemu, ['-L', values.sysroot!, join(rel, 'runtime/bin/node'), ...args], { encoding: 'utf8', cwd: rel });
+  const node = (args: string[], opts: { cwd?: string } = {}) =>
+    spawn(qemu, ['-L', values.sysroot, join(rel, 'runtime/bin/node'), ...args], { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const run = (args: string[]) => spawnSync(qemu, ['-L', values.sysroot, join(rel, 'runtime/bin/node'), ...args], { encoding: 'utf8', cwd: rel });
   say(`bundled runtime under qemu: ${run(['-p', 'process.arch + " " + process.version']).stdout.trim()}`);
   const ort = run(['-e', 'require("onnxruntime-node"); console.log("onnxruntime-node loaded")']);
-  say(`onnxruntime-node under qemu: ${ort.status === 0 ? ort.stdout.trim() : `did not load (exit ${ort.status ?? ort.signal}): ${(ort.stderr || '').trim().split('\n').slice(-2).join(' / ')}`}`);
+  say(
+    `onnxruntime-node under qemu: ${ort.status === 0 ? ort.stdout.trim() : `did not load (exit ${ort.status ?? ort.signal}): ${(ort.stderr || '').trim().split('\n').slice(-2).join(' / ')}`}`,
+  );
 
   const broker = await startMosquitto();
   stops.unshift(() => broker.stop());
   const plc = await startSim({ registers: [{ area: 'holding', address: 0, type: 'float32', generator: { kind: 'sine', min: 10, max: 20, period_s: 30 } }] });
   stops.unshift(() => plc.stop());
-  writeFileSync(join(work, 'devices.yaml'), `version: 1\ndevices:\n  - name: press\n    driver: modbus_tcp\n    poll_interval_ms: 1000\n    connection: { host: 127.0.0.1, port: ${plc.port} }\n    points:\n      - { name: pressure, address: 0, type: float32, unit: bar }\n`);
+  writeFileSync(
+    join(work, 'devices.yaml'),
+    `version: 1\ndevices:\n  - name: press\n    driver: modbus_tcp\n    poll_interval_ms: 1000\n    connection: { host: 127.0.0.1, port: ${plc.port} }\n    points:\n      - { name: pressure, address: 0, type: float32, unit: bar }\n`,
+  );
   writeFileSync(
     join(work, 'gateway.yaml'),
     `version: 1\nsite: plant\ngateway_id: arm\ndevices: [devices.yaml]\nmqtt:\n  url: ${broker.url}\n  tls: { ca: ${broker.files.ca}, cert: ${broker.files.clientCert}, key: ${broker.files.clientKey} }\nbuffer: { path: buffer.db }\nhealth: { enabled: false }\n`,
@@ -60,7 +69,11 @@ try {
   const check = run([join(rel, 'dist/src/main.js'), 'check', join(work, 'gateway.yaml')]);
   say(`check under qemu: exit ${check.status} ${check.stdout.trim()}`);
   const got = new Promise<string>((res) => {
-    const c = mqtt.connect(broker.url, { ca: readFileSync(broker.files.ca), cert: readFileSync(broker.files.clientCert), key: readFileSync(broker.files.clientKey) });
+    const c = mqtt.connect(broker.url, {
+      ca: readFileSync(broker.files.ca),
+      cert: readFileSync(broker.files.clientCert),
+      key: readFileSync(broker.files.clientKey),
+    });
     stops.unshift(() => void c.end(true));
     c.on('connect', () => c.subscribe('plant/arm/press/pressure', { qos: 1 }));
     c.on('message', (t, p) => res(`${t} ${p.toString()}`));
@@ -68,8 +81,8 @@ try {
   const started = performance.now();
   const gw = node([join(rel, 'dist/src/main.js'), 'run', '--config', join(work, 'gateway.yaml')], { cwd: work });
   let log = '';
-  gw.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  gw.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  gw.stdout.on('data', (d: Buffer) => (log += d.toString()));
+  gw.stderr.on('data', (d: Buffer) => (log += d.toString()));
   const timeout = new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`no data in 120 s; log:\n${log.slice(-3000)}`)), 120_000).unref());
   const first = await Promise.race([got, timeout]);
   say(`data from the emulated arm64 gateway after ${((performance.now() - started) / 1000).toFixed(1)} s: ${first}`);

@@ -26,11 +26,15 @@ import { YamlFile } from '../src/config/yaml-file.js';
 const root = resolve(import.meta.dirname, '../..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 const debArch = process.arch === 'arm64' ? 'arm64' : 'amd64';
-const values = scriptArgs('deb-smoke', 'Installs the .deb into a fresh Debian 12 minbase root and runs the gateway from it against a local broker (root only).', {
+const values = scriptArgs(
+  'deb-smoke',
+  'Installs the .deb into a fresh Debian 12 minbase root and runs the gateway from it against a local broker (root only).',
+  {
     deb: { type: 'string', default: join(root, 'release', `edgeferry_${pkg.version}_${debArch}.deb`) },
     mirror: { type: 'string', default: 'http://deb.debian.org/debian' },
     keep: { type: 'boolean', default: false },
-});
+  },
+);
 const say = (s: string) => console.log(`deb-smoke: ${s}`);
 /** Before anything is mounted: say why and exit. */
 function fail(s: string): never {
@@ -42,7 +46,7 @@ function failed(s: string): never {
   throw new Error(s);
 }
 if (process.getuid?.() !== 0) fail('needs root (debootstrap, chroot, mounts)');
-if (!existsSync(values.deb!)) fail(`${values.deb}: no such .deb; build it with npm run release`);
+if (!existsSync(values.deb)) fail(`${values.deb}: no such .deb; build it with npm run release`);
 
 // 1. A fresh Debian 12 minbase root.
 const cache = join(root, '.cache', 'debian12-minbase.tar');
@@ -50,7 +54,7 @@ if (!existsSync(cache)) {
   if (spawnSync('debootstrap', ['--version']).error) execFileSync('apt-get', ['install', '-y', '-qq', 'debootstrap'], { stdio: 'inherit' });
   const boot = mkdtempSync(join(tmpdir(), 'edgeferry-debootstrap-'));
   say(`debootstrap --variant=minbase bookworm (once; cached as ${cache})`);
-  execFileSync('debootstrap', ['--variant=minbase', 'bookworm', boot, values.mirror!], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync('debootstrap', ['--variant=minbase', 'bookworm', boot, values.mirror], { stdio: ['ignore', 'ignore', 'inherit'] });
   mkdirSync(join(root, '.cache'), { recursive: true });
   execFileSync('tar', ['-cf', cache, '-C', boot, '.']);
   rmSync(boot, { recursive: true, force: true });
@@ -64,7 +68,10 @@ const mount = (args: string[], at: string) => {
   mounts.unshift(join(box, at));
 };
 const inBox = (cmd: string, opts: { quiet?: boolean } = {}) => {
-  const r = spawnSync('/usr/sbin/chroot', [box, '/bin/sh', '-c', cmd], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LANG: 'C.UTF-8' } });
+  const r = spawnSync('/usr/sbin/chroot', [box, '/bin/sh', '-c', cmd], {
+    encoding: 'utf8',
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LANG: 'C.UTF-8' },
+  });
   const text = `${r.stdout}${r.stderr}`.trimEnd();
   if (!opts.quiet && text) console.log(text.replace(/^/gm, '  | '));
   return r;
@@ -81,9 +88,16 @@ try {
   if (nodeHere) failed('the root has a Node.js already: not the box this is meant to prove');
 
   // 2. apt install ./edgeferry_*.deb (its Depends come from the mirror).
-  copyFileSync(values.deb!, join(box, 'tmp', basename(values.deb!)));
-  say(`apt-get install ./${basename(values.deb!)}`);
-  if (inBox('apt-get update -qq && apt-get install -y -qq ./tmp/' + basename(values.deb!) + ' 2>&1 | grep -v "^debconf\\|^Selecting\\|^Preparing\\|^Unpacking\\|^Setting up\\|^Processing\\|^(Reading"').status !== 0) failed('apt-get install failed');
+  copyFileSync(values.deb, join(box, 'tmp', basename(values.deb)));
+  say(`apt-get install ./${basename(values.deb)}`);
+  if (
+    inBox(
+      'apt-get update -qq && apt-get install -y -qq ./tmp/' +
+        basename(values.deb) +
+        ' 2>&1 | grep -v "^debconf\\|^Selecting\\|^Preparing\\|^Unpacking\\|^Setting up\\|^Processing\\|^(Reading"',
+    ).status !== 0
+  )
+    failed('apt-get install failed');
   inBox('edgeferry --version; ls -l /usr/bin/edgeferry /opt/edgeferry/current; id edgeferry');
   const shipped = inBox('edgeferry check /etc/edgeferry/gateway.yaml');
   say(`check on the installed example: exit ${shipped.status} (placeholders reported above)`);
@@ -122,7 +136,12 @@ try {
   say(`ExecStart: ${execStart}`);
   inBox('mkdir -p /var/lib/edgeferry && chown edgeferry:edgeferry /var/lib/edgeferry && chmod 0700 /var/lib/edgeferry');
   const got = new Promise<string>((res) => {
-    const c = mqtt.connect(broker.url, { ca: readFileSync(broker.files.ca), cert: readFileSync(broker.files.clientCert), key: readFileSync(broker.files.clientKey), reconnectPeriod: 200 });
+    const c = mqtt.connect(broker.url, {
+      ca: readFileSync(broker.files.ca),
+      cert: readFileSync(broker.files.clientCert),
+      key: readFileSync(broker.files.clientKey),
+      reconnectPeriod: 200,
+    });
     cleanup.push(() => void c.end(true));
     c.on('connect', () => c.subscribe('plant-a/gw-01/line1-press/#', { qos: 1 }));
     c.on('message', (topic, payload) => {
@@ -136,9 +155,11 @@ try {
   });
   let log = '';
   const spawnFailed = new Promise<never>((_, rej) => gw.once('error', rej));
-  gw.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  gw.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  const timeout = new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`no data from the gateway in 60 s; its log:\n${log.slice(-3000)}`)), 60_000).unref());
+  gw.stdout.on('data', (d: Buffer) => (log += d.toString()));
+  gw.stderr.on('data', (d: Buffer) => (log += d.toString()));
+  const timeout = new Promise<never>((_, rej) =>
+    setTimeout(() => rej(new Error(`no data from the gateway in 60 s; its log:\n${log.slice(-3000)}`)), 60_000).unref(),
+  );
   const first = await Promise.race([got, timeout, spawnFailed]);
   say(`data at the broker: ${first}`);
   gw.kill('SIGTERM');
@@ -151,7 +172,9 @@ try {
   for (const c of cleanup.reverse()) await c();
   for (const m of mounts) spawnSync('umount', [m]);
   // Never remove the root while anything is still mounted in it (a bind of /dev, say).
-  const still = readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.split(' ')[1]?.startsWith(box));
+  const still = readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .filter((l) => l.split(' ')[1]?.startsWith(box));
   if (still.length) say(`left ${box} in place: still mounted there: ${still.map((l) => l.split(' ')[1]).join(', ')}`);
   else if (values.keep) say(`root kept in ${box}`);
   else rmSync(box, { recursive: true, force: true });

@@ -12,7 +12,13 @@ import { existsSync, readdirSync } from 'node:fs';
 
 /** A shared library in any of the multiarch folders. */
 const lib = (name) => {
-  for (const d of ['/usr/lib', ...readdirSync('/usr/lib').filter((x) => x.endsWith('-linux-gnu')).map((x) => `/usr/lib/${x}`)]) if (existsSync(`${d}/${name}`)) return `${d}/${name}`;
+  for (const d of [
+    '/usr/lib',
+    ...readdirSync('/usr/lib')
+      .filter((x) => x.endsWith('-linux-gnu'))
+      .map((x) => `/usr/lib/${x}`),
+  ])
+    if (existsSync(`${d}/${name}`)) return `${d}/${name}`;
   return `/usr/lib/${name}`;
 };
 
@@ -30,7 +36,9 @@ const need = [
   ['/usr/bin/chromium', 'chromium'],
   [lib('libmbedcrypto.so.7'), 'libmbedcrypto7'],
   [lib('libmbedx509.so.1'), 'libmbedx509-1'],
-].filter(([bin]) => !existsSync(bin)).map(([, pkg]) => pkg);
+]
+  .filter(([bin]) => !existsSync(bin))
+  .map(([, pkg]) => pkg);
 
 if (need.length) {
   const cmd = `apt-get update && apt-get install -y ${need.join(' ')}`;
@@ -38,7 +46,9 @@ if (need.length) {
     console.error(`installing test dependencies: ${cmd}`);
     execSync(cmd, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
   } else {
-    console.error(`The tests need Debian packages that are missing: ${need.join(', ')}.\nInstall them with:\n  sudo ${cmd.replace('&& apt-get', '&& sudo apt-get')}`);
+    console.error(
+      `The tests need Debian packages that are missing: ${need.join(', ')}.\nInstall them with:\n  sudo ${cmd.replace('&& apt-get', '&& sudo apt-get')}`,
+    );
     process.exit(1);
   }
 }

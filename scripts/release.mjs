@@ -18,26 +18,42 @@
 // platforms' are pruned); unix-dgram is compiled here against the bundled runtime's headers. No binary is downloaded
 // from anywhere but the npm registry.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, closeSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  closeSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { compileNatives, crossCompiler, ensureRuntime } from './runtime.mjs';
 
 const root = join(import.meta.dirname, '..');
-const USAGE = 'usage: npm run release -- [--arch x64|arm64] [--out DIR] [--no-deb] [--keep]\nBuilds the release tarball, the .deb and the EL model artefacts into release/.';
+const USAGE =
+  'usage: npm run release -- [--arch x64|arm64] [--out DIR] [--no-deb] [--keep]\nBuilds the release tarball, the .deb and the EL model artefacts into release/.';
 let values;
 try {
   ({ values } = parseArgs({
-  options: {
-    arch: { type: 'string', default: process.arch },
-    out: { type: 'string', default: join(root, 'release') },
-    keep: { type: 'boolean', default: false },
-    deb: { type: 'boolean', default: true },
-    help: { type: 'boolean', short: 'h' },
-  },
-  allowNegative: true,
-}));
+    options: {
+      arch: { type: 'string', default: process.arch },
+      out: { type: 'string', default: join(root, 'release') },
+      keep: { type: 'boolean', default: false },
+      deb: { type: 'boolean', default: true },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowNegative: true,
+  }));
 } catch (e) {
   console.error(`release: ${e.message}\n${USAGE}`);
   process.exit(2);
@@ -151,7 +167,10 @@ try {
 
   // 3. Production dependencies for the target: optional platform packages (sharp's @img/*) are
   // chosen by --cpu/--os/--libc; no install scripts run (they would build for this machine).
-  run('npm', ['ci', '--omit=dev', '--ignore-scripts', `--cpu=${arch}`, '--os=linux', '--libc=glibc', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: stage, env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' } });
+  run('npm', ['ci', '--omit=dev', '--ignore-scripts', `--cpu=${arch}`, '--os=linux', '--libc=glibc', '--no-audit', '--no-fund', '--loglevel=error'], {
+    cwd: stage,
+    env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' },
+  });
 
   // 4. The modules that compile, for the target and the bundled runtime.
   compileNatives(join(stage, 'node_modules'), arch, runtime.dir);
@@ -192,14 +211,19 @@ try {
     if (head.readUInt32BE(0) !== 0x7f454c46 || head.readUInt16LE(18) !== ELF_MACHINE[arch]) wrong.push(relative(stage, f));
   }
   if (wrong.length) fail(`native files not for linux-${arch}:\n  ${wrong.join('\n  ')}`);
-  writeFileSync(join(stage, 'RELEASE'), `${name}\nbuilt ${new Date().toISOString()}\nruntime node v${runtime.version} (bundled: runtime/bin/node)\nnative files (${natives.length}):\n${natives.map((f) => `  ${relative(stage, f)}`).join('\n')}\n`);
+  writeFileSync(
+    join(stage, 'RELEASE'),
+    `${name}\nbuilt ${new Date().toISOString()}\nruntime node v${runtime.version} (bundled: runtime/bin/node)\nnative files (${natives.length}):\n${natives.map((f) => `  ${relative(stage, f)}`).join('\n')}\n`,
+  );
 
   // 7. Pack: the tarball.
   mkdirSync(values.out, { recursive: true });
   const tarball = join(values.out, `${name}.tar.gz`);
   run('tar', ['-czf', tarball, '--owner=0', '--group=0', '-C', work, name]);
   const unpacked = Number(sh('du', ['-sb', stage]).split(/\s/)[0]);
-  console.log(`${tarball}: ${mb(statSync(tarball).size)} (${mb(unpacked)} unpacked, ${natives.length} native files, all linux-${arch}, Node ${runtime.version})`);
+  console.log(
+    `${tarball}: ${mb(statSync(tarball).size)} (${mb(unpacked)} unpacked, ${natives.length} native files, all linux-${arch}, Node ${runtime.version})`,
+  );
 
   // 8. The .deb: the same layout as install.sh makes (/opt/edgeferry/releases/<name>, current → it).
   if (values.deb) {
@@ -261,24 +285,27 @@ function buildDeb({ stage, name, deb, installedKb }) {
   // The schemas are not configuration: always this release's, never a conffile.
   conffiles.splice(0, conffiles.length, ...conffiles.filter((f) => !f.startsWith('/etc/edgeferry/schema/')));
   mkdirSync(join(d, 'DEBIAN'));
-  writeFileSync(join(d, 'DEBIAN', 'control'), [
-    'Package: edgeferry',
-    `Version: ${pkg.version}`,
-    `Architecture: ${DEB_ARCH[arch]}`,
-    'Maintainer: edgeferry developers <edgeferry@users.noreply.github.com>',
-    `Installed-Size: ${installedKb}`,
-    'Depends: libc6 (>= 2.28), libstdc++6 (>= 8), systemd',
-    'Suggests: edgeferry-model-el-defect',
-    'Section: net',
-    'Priority: optional',
-    'Homepage: https://github.com/edgeferry/edgeferry',
-    `Description: ${pkg.description}`,
-    ` Polls Modbus TCP/RTU, OPC UA and BACnet MS/TP devices from YAML device maps, keeps every`,
-    ` reading in a SQLite store-and-forward buffer and publishes over MQTT/TLS. Bundles its own`,
-    ` Node.js ${runtime.version} runtime. Installed inert: edit /etc/edgeferry, run`,
-    ` "edgeferry check /etc/edgeferry/gateway.yaml", then "systemctl enable --now edgeferry".`,
-    '',
-  ].join('\n'));
+  writeFileSync(
+    join(d, 'DEBIAN', 'control'),
+    [
+      'Package: edgeferry',
+      `Version: ${pkg.version}`,
+      `Architecture: ${DEB_ARCH[arch]}`,
+      'Maintainer: edgeferry developers <edgeferry@users.noreply.github.com>',
+      `Installed-Size: ${installedKb}`,
+      'Depends: libc6 (>= 2.28), libstdc++6 (>= 8), systemd',
+      'Suggests: edgeferry-model-el-defect',
+      'Section: net',
+      'Priority: optional',
+      'Homepage: https://github.com/edgeferry/edgeferry',
+      `Description: ${pkg.description}`,
+      ` Polls Modbus TCP/RTU, OPC UA and BACnet MS/TP devices from YAML device maps, keeps every`,
+      ` reading in a SQLite store-and-forward buffer and publishes over MQTT/TLS. Bundles its own`,
+      ` Node.js ${runtime.version} runtime. Installed inert: edit /etc/edgeferry, run`,
+      ` "edgeferry check /etc/edgeferry/gateway.yaml", then "systemctl enable --now edgeferry".`,
+      '',
+    ].join('\n'),
+  );
   writeFileSync(join(d, 'DEBIAN', 'conffiles'), conffiles.join('\n') + '\n');
   const script = (n, text) => {
     writeFileSync(join(d, 'DEBIAN', n), text);
@@ -298,18 +325,21 @@ function buildModelDeb({ mstage, version, deb }) {
   mkdirSync(join(d, 'usr', 'share', 'doc', 'edgeferry-model-el-defect'), { recursive: true });
   cpSync(join(mstage, 'LICENSE'), join(d, 'usr', 'share', 'doc', 'edgeferry-model-el-defect', 'copyright'));
   mkdirSync(join(d, 'DEBIAN'));
-  writeFileSync(join(d, 'DEBIAN', 'control'), [
-    'Package: edgeferry-model-el-defect',
-    `Version: ${version}`,
-    'Architecture: all',
-    'Maintainer: edgeferry developers <edgeferry@users.noreply.github.com>',
-    'Section: non-free/science',
-    'Priority: optional',
-    'Description: EL solar-cell defect model for edgeferry (CC BY-NC-SA 4.0, non-commercial)',
-    ' A small CNN that classifies electroluminescence images of solar cells, trained on the ELPV',
-    ' dataset (ZAE Bayern). Licensed CC BY-NC-SA 4.0: commercial use needs ZAE Bayern\'s permission.',
-    ' Installs into /opt/edgeferry/models/el-defect (inference.model_dir).',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    join(d, 'DEBIAN', 'control'),
+    [
+      'Package: edgeferry-model-el-defect',
+      `Version: ${version}`,
+      'Architecture: all',
+      'Maintainer: edgeferry developers <edgeferry@users.noreply.github.com>',
+      'Section: non-free/science',
+      'Priority: optional',
+      'Description: EL solar-cell defect model for edgeferry (CC BY-NC-SA 4.0, non-commercial)',
+      ' A small CNN that classifies electroluminescence images of solar cells, trained on the ELPV',
+      " dataset (ZAE Bayern). Licensed CC BY-NC-SA 4.0: commercial use needs ZAE Bayern's permission.",
+      ' Installs into /opt/edgeferry/models/el-defect (inference.model_dir).',
+      '',
+    ].join('\n'),
+  );
   run('dpkg-deb', ['--root-owner-group', '-Zxz', '--build', d, deb], { stdio: ['ignore', 'ignore', 'inherit'] });
 }

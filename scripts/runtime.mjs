@@ -41,11 +41,16 @@ export function crossCompiler(arch) {
  * (--nodedir: nothing downloaded), with the machine's npm's node-gyp.
  */
 export function compileNatives(nodeModules, arch, runtimeDir) {
-  const nodeGyp = process.env.npm_config_node_gyp ?? join(process.execPath, '..', '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  const nodeGyp =
+    process.env.npm_config_node_gyp ?? join(process.execPath, '..', '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
   const env = { ...process.env, ...crossCompiler(arch) };
   for (const mod of COMPILED_MODULES) {
     console.error(`compiling ${mod} for linux-${arch}, Node ${runtimeDir.match(/node-v([\d.]+)/)?.[1] ?? runtimeDir}`);
-    execFileSync(process.execPath, [nodeGyp, 'rebuild', `--arch=${arch}`, `--nodedir=${runtimeDir}`, '--jobs=max'], { cwd: join(nodeModules, mod), env, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(process.execPath, [nodeGyp, 'rebuild', `--arch=${arch}`, `--nodedir=${runtimeDir}`, '--jobs=max'], {
+      cwd: join(nodeModules, mod),
+      env,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
   }
 }
 

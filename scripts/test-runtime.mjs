@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import { COMPILED_MODULES, compileNatives, ensureRuntime } from './runtime.mjs';
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
-  console.log('usage: node scripts/test-runtime.mjs [-- vitest arguments]\nRuns npm test on the Node runtime that releases bundle (package.json "edgeferry.runtime").');
+  console.log(
+    'usage: node scripts/test-runtime.mjs [-- vitest arguments]\nRuns npm test on the Node runtime that releases bundle (package.json "edgeferry.runtime").',
+  );
   process.exit(0);
 }
 const root = join(import.meta.dirname, '..');

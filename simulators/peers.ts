@@ -14,7 +14,9 @@ const repo = (() => {
 
 /** The folder with the peers' binaries: $EDGEFERRY_PEERS/bin, or shared/peers/bin beside the checkout or above it. */
 export function peersBin(): string {
-  const tried = [process.env.EDGEFERRY_PEERS, join(repo, '../shared/peers'), join(repo, '../../shared/peers'), '/work/shared/peers'].filter((p): p is string => !!p).map((p) => resolve(p));
+  const tried = [process.env.EDGEFERRY_PEERS, join(repo, '../shared/peers'), join(repo, '../../shared/peers'), '/work/shared/peers']
+    .filter((p): p is string => !!p)
+    .map((p) => resolve(p));
   for (const p of tried) if (existsSync(join(p, 'bin', 'ref_server')) && existsSync(join(p, 'bin', 'bacserv'))) return join(p, 'bin');
   throw new Error(`the independent peers (shared/peers/bin/ref_server, bacserv, …) are not at ${tried.join(', ')}; set EDGEFERRY_PEERS to their folder`);
 }

@@ -20,7 +20,9 @@ export async function ptyPair(dir: string, name = 'tty'): Promise<PtyPair> {
   const launch = async () => {
     const p = spawn('socat', [`pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdio: 'ignore' });
     proc = p;
-    const failed = new Promise<never>((_, reject) => p.once('exit', (code) => reject(new Error(`socat exited with ${code} (install it: apt-get install -y socat)`))));
+    const failed = new Promise<never>((_, reject) =>
+      p.once('exit', (code) => reject(new Error(`socat exited with ${code} (install it: apt-get install -y socat)`))),
+    );
     failed.catch(() => undefined);
     // socat creates the links as soon as both ptys exist; poll the file system briefly.
     for (let i = 0; i < 200 && !(existsSync(a) && existsSync(b)); i++) await Promise.race([new Promise((r) => setTimeout(r, 10)), failed]);

@@ -147,7 +147,12 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   /** What /healthz answers (src/health/judge.ts says what ok means). */
   const judge = () =>
     judgeHealth({
-      limits: { brokerAwayMs: g.health.broker_away_s * 1000, bufferFullRatio: g.health.buffer_full_ratio, maxBytes: g.buffer.max_bytes, critical: g.health.critical_devices },
+      limits: {
+        brokerAwayMs: g.health.broker_away_s * 1000,
+        bufferFullRatio: g.health.buffer_full_ratio,
+        maxBytes: g.buffer.max_bytes,
+        critical: g.health.critical_devices,
+      },
       gateway: gwHealth.state,
       mqtt: { connected: publisher.isConnected, awayMs: publisher.awayMs },
       buffer: { ...buffer.stats(), health: buffer.health },
@@ -219,7 +224,15 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   };
 
   const publishDisabled = (name: string) =>
-    publisher.setDeviceStatus(name, { state: 'disabled', since: Date.now(), endpoint: '', rtt_ms: { p50: null, p99: null }, errors: 0, timeouts: 0, reconnects: 0 });
+    publisher.setDeviceStatus(name, {
+      state: 'disabled',
+      since: Date.now(),
+      endpoint: '',
+      rtt_ms: { p50: null, p99: null },
+      errors: 0,
+      timeouts: 0,
+      reconnects: 0,
+    });
 
   const reload = async (next: LoadedConfig): Promise<ReloadReport> => {
     const plan = planReload(devices, next.devices, pool.wired, pool.keysOf);
@@ -240,7 +253,9 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       if (!next.devices.some((d) => d.name === n)) publisher.removeDevice(n);
     }
     for (const d of next.devices) if (!d.enabled && !wasDisabled.has(d.name)) publishDisabled(d.name);
-    const restartNeeded = Object.keys({ ...g, ...next.gateway }).filter((k) => canon((g as Record<string, unknown>)[k]) !== canon((next.gateway as Record<string, unknown>)[k]));
+    const restartNeeded = Object.keys({ ...g, ...next.gateway }).filter(
+      (k) => canon((g as Record<string, unknown>)[k]) !== canon((next.gateway as Record<string, unknown>)[k]),
+    );
     return { added, removed, changed, relinked: plan.relink, restartNeeded };
   };
 

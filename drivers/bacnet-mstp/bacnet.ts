@@ -24,7 +24,6 @@ import {
   UnconfirmedServiceChoice,
 } from '@bacnet-js/client';
 
-
 /** The shapes of @bacnet-js/client's decoded ReadPropertyMultiple (its typings leave them loose). */
 interface RpmAckObject {
   objectId: ObjectId;
@@ -159,7 +158,8 @@ export type Decoded =
   | { kind: 'other'; what: string };
 
 const kebab = (s: string | undefined) => (s ?? '').toLowerCase().replace(/_/g, '-');
-export const errorText = (errorClass: number, errorCode: number) => `${kebab(ErrorClass[errorClass]) || errorClass}/${kebab(ErrorCode[errorCode]) || errorCode}`;
+export const errorText = (errorClass: number, errorCode: number) =>
+  `${kebab(ErrorClass[errorClass]) || errorClass}/${kebab(ErrorCode[errorCode]) || errorCode}`;
 
 const indexOf = (i: number | undefined) => (i === undefined || i === ASN1_ARRAY_ALL ? undefined : i);
 
@@ -178,7 +178,7 @@ export function decode(msg: Buffer): Decoded {
       if (h.service === ConfirmedServiceChoice.READ_PROPERTY) {
         const r = services.ReadProperty.decodeAcknowledge(msg, off, msg.length - off);
         if (!r) throw new BadFrameError('undecodable ReadProperty answer');
-        return { kind: 'rp-ack', invokeId: h.invokeId, object: r.objectId, prop: { id: r.property.id, index: indexOf(r.property.index) }, values: r.values as AppValue[] };
+        return { kind: 'rp-ack', invokeId: h.invokeId, object: r.objectId, prop: { id: r.property.id, index: indexOf(r.property.index) }, values: r.values };
       }
       if (h.service === ConfirmedServiceChoice.READ_PROPERTY_MULTIPLE) {
         const r = services.ReadPropertyMultiple.decodeAcknowledge(msg, off, msg.length - off);
@@ -237,7 +237,10 @@ export function decode(msg: Buffer): Decoded {
         return {
           kind: 'rpm',
           invokeId: h.invokeId,
-          specs: (r.properties as RpmRequestSpec[]).map((s) => ({ object: s.objectId, props: s.properties.map((p) => ({ id: p.id, index: indexOf(p.index) })) })),
+          specs: (r.properties as RpmRequestSpec[]).map((s) => ({
+            object: s.objectId,
+            props: s.properties.map((p) => ({ id: p.id, index: indexOf(p.index) })),
+          })),
         };
       }
       return { kind: 'confirmed', invokeId: h.invokeId, service: h.service };

@@ -69,12 +69,17 @@ export async function openInlineDataLink(o: DataLinkOptions, h: DataLinkHandlers
   node.on('reply-timeout', (dest) => h.onReplyTimeout(dest));
   node.on('successor', (ns, sole) => h.onSuccessor(ns, sole));
   let closed = false;
-  serial = await (o.opener === 'tty' ? openTty : openMstpSerial)(o.port, o.node.baudRate, (chunk) => node.receive(chunk), (reason) => {
-    if (closed) return;
-    closed = true;
-    node.stop();
-    h.onLost(reason);
-  });
+  serial = await (o.opener === 'tty' ? openTty : openMstpSerial)(
+    o.port,
+    o.node.baudRate,
+    (chunk) => node.receive(chunk),
+    (reason) => {
+      if (closed) return;
+      closed = true;
+      node.stop();
+      h.onLost(reason);
+    },
+  );
   node.start();
   return {
     send: (id, dest, npdu, expectReply) => {
@@ -92,7 +97,12 @@ export async function openInlineDataLink(o: DataLinkOptions, h: DataLinkHandlers
       replies.delete(replyId);
       r?.(npdu);
     },
-    stats: async () => ({ counters: { ...node.counters }, timerLateness: [...node.timerLateness], soleMaster: node.isSoleMaster, nextStation: node.nextStation }),
+    stats: async () => ({
+      counters: { ...node.counters },
+      timerLateness: [...node.timerLateness],
+      soleMaster: node.isSoleMaster,
+      nextStation: node.nextStation,
+    }),
     close: async () => {
       closed = true;
       node.stop();
@@ -206,4 +216,3 @@ export function openThreadDataLink(o: DataLinkOptions, h: DataLinkHandlers): Pro
     });
   });
 }
-

@@ -2,7 +2,16 @@
 // an unsegmented APDU (or one ReadProperty each); Error, Reject and Abort answers become bad
 // readings with the reason, never exceptions.
 import type { Driver, DriverContext, DeviceConfig, Reading } from '../../src/core/driver.js';
-import { encodeReadProperty, encodeReadPropertyMultiple, errorText, ObjectType, PropertyIdentifier, type AppValue, type ObjectId, type PropertyRef } from './bacnet.js';
+import {
+  encodeReadProperty,
+  encodeReadPropertyMultiple,
+  errorText,
+  ObjectType,
+  PropertyIdentifier,
+  type AppValue,
+  type ObjectId,
+  type PropertyRef,
+} from './bacnet.js';
 import type { MstpLink } from './link.js';
 import { parseObject, propertyId, toValue } from './objects.js';
 import type { MstpConnectionConfig, MstpPointConfig } from './schema.js';
@@ -75,7 +84,8 @@ export class MstpDriver implements Driver<MstpPointConfig, MstpPlan, MstpLink> {
     for (const it of batch) {
       const v = got.get(key(it.object, it.prop));
       if (v === undefined) out.set(it.point, { point: it.point, value: null, quality: 'bad', reason: 'property missing from the ReadPropertyMultiple answer' });
-      else if (!Array.isArray(v)) out.set(it.point, { point: it.point, value: null, quality: 'bad', reason: `bacnet error: ${errorText(v.errorClass, v.errorCode)}` });
+      else if (!Array.isArray(v))
+        out.set(it.point, { point: it.point, value: null, quality: 'bad', reason: `bacnet error: ${errorText(v.errorClass, v.errorCode)}` });
       else out.set(it.point, this.good(it, v));
     }
     return true;
@@ -101,10 +111,17 @@ export class MstpDriver implements Driver<MstpPointConfig, MstpPlan, MstpLink> {
       this.instance = await l.whoIs(this.c.mac, this.c.timeout_ms, signal);
       this.ctx.log.info({ mac: this.c.mac, device_instance: this.instance }, 'device found by Who-Is');
     }
-    const a = await l.request(this.c.mac, (id) => encodeReadProperty(id, { type: ObjectType.DEVICE, instance: this.instance! }, { id: PropertyIdentifier.OBJECT_NAME }), this.c.timeout_ms, signal);
+    const a = await l.request(
+      this.c.mac,
+      (id) => encodeReadProperty(id, { type: ObjectType.DEVICE, instance: this.instance! }, { id: PropertyIdentifier.OBJECT_NAME }),
+      this.c.timeout_ms,
+      signal,
+    );
     if (a.kind === 'error' && /unknown-object/.test(a.reason)) {
-      this.ctx.log.error({ mac: this.c.mac, device_instance: this.instance }, `the device at MAC ${this.c.mac} has no device object ${this.instance}: check device_instance in the map`);
+      this.ctx.log.error(
+        { mac: this.c.mac, device_instance: this.instance },
+        `the device at MAC ${this.c.mac} has no device object ${this.instance}: check device_instance in the map`,
+      );
     }
   }
 }
-

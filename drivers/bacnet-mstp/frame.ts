@@ -70,7 +70,10 @@ export class FrameReceiver {
   private data = Buffer.alloc(MAX_DATA + 2);
   private forUs = false;
 
-  constructor(public ownAddress: number, private readonly promiscuous = false) {}
+  constructor(
+    public ownAddress: number,
+    private readonly promiscuous = false,
+  ) {}
 
   /** True while a frame is partly received (so the silence timer means Tframe_abort). */
   get inFrame(): boolean {
@@ -142,7 +145,10 @@ export class FrameReceiver {
           out({ kind: 'invalid', reason: 'data crc' });
           return;
         }
-        out({ kind: 'frame', frame: { type: this.header[0]!, dest: this.header[1]!, source: this.header[2]!, data: Buffer.from(this.data.subarray(0, this.length)) } });
+        out({
+          kind: 'frame',
+          frame: { type: this.header[0]!, dest: this.header[1]!, source: this.header[2]!, data: Buffer.from(this.data.subarray(0, this.length)) },
+        });
         return;
       case 'skip':
         // Data (and its CRC) of a frame that is not ours, or too long to keep.

@@ -8,11 +8,16 @@ import { MstpConnection, MstpPoint, type MstpConnectionConfig, type MstpPointCon
 export function validateMstpDevice(d: DeviceConfig<MstpConnectionConfig, MstpPointConfig>): DeviceIssue[] {
   const issues: DeviceIssue[] = [];
   const c = d.connection;
-  if (c.mac === c.station) issues.push({ path: ['connection', 'mac'], message: `expected the device's MAC to differ from the gateway's station ${c.station}, got ${c.mac}` });
-  if (c.station > c.max_master) issues.push({ path: ['connection', 'station'], message: `expected the gateway's station at or below max_master ${c.max_master}, got ${c.station}` });
+  if (c.mac === c.station)
+    issues.push({ path: ['connection', 'mac'], message: `expected the device's MAC to differ from the gateway's station ${c.station}, got ${c.mac}` });
+  if (c.station > c.max_master)
+    issues.push({ path: ['connection', 'station'], message: `expected the gateway's station at or below max_master ${c.max_master}, got ${c.station}` });
   d.points.forEach((p, i) => {
     if (propertyId(p.property) === undefined) {
-      issues.push({ path: ['points', i, 'property'], message: `expected a BACnet property name such as present-value or status-flags, got "${p.property}"${didYouMean(p.property, PROPERTY_NAMES)}` });
+      issues.push({
+        path: ['points', i, 'property'],
+        message: `expected a BACnet property name such as present-value or status-flags, got "${p.property}"${didYouMean(p.property, PROPERTY_NAMES)}`,
+      });
     }
   });
   return issues;

@@ -55,7 +55,13 @@ export class MstpLink implements Link {
     };
     const options = {
       port: this.c.port,
-      node: { address: this.c.station, maxMaster: this.c.max_master, maxInfoFrames: this.c.max_info_frames, baudRate: this.c.baud_rate, usageTimeoutMs: this.c.usage_timeout_ms },
+      node: {
+        address: this.c.station,
+        maxMaster: this.c.max_master,
+        maxInfoFrames: this.c.max_info_frames,
+        baudRate: this.c.baud_rate,
+        usageTimeoutMs: this.c.usage_timeout_ms,
+      },
     };
     try {
       this.dl = this.thread ? await openThreadDataLink(options, handlers) : await openInlineDataLink(options, handlers);
@@ -127,11 +133,13 @@ export class MstpLink implements Link {
     const answer = new Promise<Answer>((resolve, reject) => this.pending.set(key, { dest, resolve, reject }));
     const sendId = this.nextId++;
     dl.send(sendId, dest, npdu, true);
-    return withDeadline(answer, timeoutMs, () => new TimeoutError(`${this.endpoint}: no answer from MAC ${dest} within ${timeoutMs} ms`), signal).finally(() => {
-      // Answered, timed out or given up: forget it, and take it back if it never went out.
-      this.pending.delete(key);
-      dl.cancel(sendId);
-    });
+    return withDeadline(answer, timeoutMs, () => new TimeoutError(`${this.endpoint}: no answer from MAC ${dest} within ${timeoutMs} ms`), signal).finally(
+      () => {
+        // Answered, timed out or given up: forget it, and take it back if it never went out.
+        this.pending.delete(key);
+        dl.cancel(sendId);
+      },
+    );
   }
 
   /** Who-Is to one MAC (or every node); resolves with the device instance from its I-Am. */

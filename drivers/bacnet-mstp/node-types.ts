@@ -1,6 +1,7 @@
 // The MS/TP node's contract: its options, the port it writes to, the handler it hands NPDUs to,
 // its counters and events (node.ts holds the state machine).
-export type MasterState = 'INITIALIZE' | 'IDLE' | 'USE_TOKEN' | 'WAIT_FOR_REPLY' | 'DONE_WITH_TOKEN' | 'PASS_TOKEN' | 'NO_TOKEN' | 'POLL_FOR_MASTER' | 'ANSWER_DATA_REQUEST';
+export type MasterState =
+  'INITIALIZE' | 'IDLE' | 'USE_TOKEN' | 'WAIT_FOR_REPLY' | 'DONE_WITH_TOKEN' | 'PASS_TOKEN' | 'NO_TOKEN' | 'POLL_FOR_MASTER' | 'ANSWER_DATA_REQUEST';
 
 export interface MstpNodeOptions {
   /** This station (TS): 0–127 for a master, 0–254 for a slave. */

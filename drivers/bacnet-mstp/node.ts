@@ -21,7 +21,18 @@ export class MstpNode extends EventEmitter<NodeEvents> {
   readonly ts: number;
   readonly role: 'master' | 'slave';
   readonly timing: MstpTiming;
-  readonly counters: MstpCounters = { tokensReceived: 0, tokensPassed: 0, tokenRetries: 0, pollForMaster: 0, lostToken: 0, invalidFrames: 0, replyTimeouts: 0, replyPostponedSent: 0, framesSent: 0, staleFrames: 0 };
+  readonly counters: MstpCounters = {
+    tokensReceived: 0,
+    tokensPassed: 0,
+    tokenRetries: 0,
+    pollForMaster: 0,
+    lostToken: 0,
+    invalidFrames: 0,
+    replyTimeouts: 0,
+    replyPostponedSent: 0,
+    framesSent: 0,
+    staleFrames: 0,
+  };
   /** Lateness of our timers past their deadline, ms (jitter figures for the bench). */
   readonly timerLateness: number[] = [];
   onData: DataHandler = () => undefined;
@@ -49,11 +60,15 @@ export class MstpNode extends EventEmitter<NodeEvents> {
   /** Whom we are waiting for in WAIT_FOR_REPLY. */
   private awaiting = -1;
 
-  constructor(opts: MstpNodeOptions, private readonly port: MstpPort) {
+  constructor(
+    opts: MstpNodeOptions,
+    private readonly port: MstpPort,
+  ) {
     super();
     this.role = opts.role ?? 'master';
     const top = this.role === 'master' ? 127 : 254;
-    if (!Number.isInteger(opts.address) || opts.address < 0 || opts.address > top) throw new RangeError(`MS/TP ${this.role} address must be 0…${top}, got ${opts.address}`);
+    if (!Number.isInteger(opts.address) || opts.address < 0 || opts.address > top)
+      throw new RangeError(`MS/TP ${this.role} address must be 0…${top}, got ${opts.address}`);
     this.ts = opts.address;
     this.maxMaster = opts.maxMaster ?? 127;
     this.maxInfoFrames = opts.maxInfoFrames ?? 1;
@@ -147,7 +162,14 @@ export class MstpNode extends EventEmitter<NodeEvents> {
     // Octets read in the same event-loop turn as our last transmission were on the line before
     // it: a token or request for us among them predates what we just did (typically the
     // predecessor's retry while this process was stalled). Acting on it would duplicate the token.
-    if (this.transmittedThisTurn && f.dest === this.ts && f.type !== FrameType.DataNotExpectingReply && f.type !== FrameType.TestResponse && f.type !== FrameType.ReplyPostponed && f.type !== FrameType.ReplyToPollForMaster) {
+    if (
+      this.transmittedThisTurn &&
+      f.dest === this.ts &&
+      f.type !== FrameType.DataNotExpectingReply &&
+      f.type !== FrameType.TestResponse &&
+      f.type !== FrameType.ReplyPostponed &&
+      f.type !== FrameType.ReplyToPollForMaster
+    ) {
       this.counters.staleFrames++;
       return;
     }

@@ -6,10 +6,14 @@ import type { Value } from '../../src/core/driver.js';
 
 const kebab = (s: string) => s.toLowerCase().replace(/_/g, '-');
 const enumNames = (e: Record<string, string | number>) =>
-  new Map(Object.entries(e).filter(([, v]) => typeof v === 'number').map(([k, v]) => [kebab(k), v as number]));
+  new Map(
+    Object.entries(e)
+      .filter(([, v]) => typeof v === 'number')
+      .map(([k, v]) => [kebab(k), v as number]),
+  );
 
-const OBJECT_TYPES = enumNames(ObjectType as unknown as Record<string, string | number>);
-const PROPERTIES = enumNames(PropertyIdentifier as unknown as Record<string, string | number>);
+const OBJECT_TYPES = enumNames(ObjectType);
+const PROPERTIES = enumNames(PropertyIdentifier);
 export const PROPERTY_NAMES = [...PROPERTIES.keys()];
 
 export function parseObject(text: string): ObjectId {
@@ -30,7 +34,12 @@ export function propertyId(text: string): number | undefined {
 }
 
 const BINARY = new Set([ObjectType.BINARY_INPUT, ObjectType.BINARY_OUTPUT, ObjectType.BINARY_VALUE] as number[]);
-const ACTIVE_INACTIVE = new Set([PropertyIdentifier.PRESENT_VALUE, PropertyIdentifier.RELINQUISH_DEFAULT, PropertyIdentifier.ALARM_VALUE, PropertyIdentifier.FEEDBACK_VALUE] as number[]);
+const ACTIVE_INACTIVE = new Set([
+  PropertyIdentifier.PRESENT_VALUE,
+  PropertyIdentifier.RELINQUISH_DEFAULT,
+  PropertyIdentifier.ALARM_VALUE,
+  PropertyIdentifier.FEEDBACK_VALUE,
+] as number[]);
 
 function one(v: AppValue, object: ObjectId, prop: number): Value {
   switch (v.type) {

@@ -15,7 +15,25 @@ const run = promisify(execFile);
 
 export async function openTty(path: string, baudRate: number, onData: (chunk: Buffer) => void, onClose: (reason: string) => void): Promise<MstpSerial> {
   try {
-    await run('stty', ['-F', path, String(baudRate), 'raw', '-echo', 'cs8', '-parenb', '-cstopb', 'clocal', 'cread', '-crtscts', '-ixon', '-ixoff', 'min', '1', 'time', '0']);
+    await run('stty', [
+      '-F',
+      path,
+      String(baudRate),
+      'raw',
+      '-echo',
+      'cs8',
+      '-parenb',
+      '-cstopb',
+      'clocal',
+      'cread',
+      '-crtscts',
+      '-ixon',
+      '-ixoff',
+      'min',
+      '1',
+      'time',
+      '0',
+    ]);
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     throw new NotConnectedError(`cannot open ${path}: ${(e.stderr || e.message).trim()}`);

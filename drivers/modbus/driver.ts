@@ -44,7 +44,10 @@ export class ModbusDriver implements Driver<ModbusPointConfig, ReadBlock[], Modb
         const singles = block.points.map((pp) => ({ area: block.area, start: pp.point.address, length: pp.width, points: [{ ...pp, offset: 0 }] }));
         blocks = [...blocks.slice(0, i), ...singles, ...blocks.slice(i + 1)];
         this.refined.set(plan, blocks);
-        this.ctx.log.warn({ area: block.area, start: block.start, length: block.length }, 'merged read refused with exception 2; reading its points one by one');
+        this.ctx.log.warn(
+          { area: block.area, start: block.start, length: block.length },
+          'merged read refused with exception 2; reading its points one by one',
+        );
         i--;
         continue;
       }

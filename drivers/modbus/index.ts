@@ -94,18 +94,26 @@ export function validateModbusDevice(device: ModbusDevice): DeviceIssue[] {
       if (p.bit !== undefined) issues.push({ path: at('bit'), message: `expected no bit for a ${p.area} point (it is one bit already), got ${p.bit}` });
       if (p.count !== undefined) issues.push({ path: at('count'), message: `expected no count for a ${p.area} point, got ${p.count}` });
     } else {
-      if (p.bit !== undefined && p.type !== 'bool') issues.push({ path: at('bit'), message: `expected bit only with type bool, got bit ${p.bit} with type "${p.type}"` });
-      if (p.type === 'bool' && p.bit === undefined) issues.push({ path: at('type'), message: `expected a bit (0–15) for a bool in a ${p.area} register, got none` });
-      if (p.type === 'string' && p.count === undefined) issues.push({ path: at('type'), message: 'expected count (registers, 2 characters each) for type string, got none' });
+      if (p.bit !== undefined && p.type !== 'bool')
+        issues.push({ path: at('bit'), message: `expected bit only with type bool, got bit ${p.bit} with type "${p.type}"` });
+      if (p.type === 'bool' && p.bit === undefined)
+        issues.push({ path: at('type'), message: `expected a bit (0–15) for a bool in a ${p.area} register, got none` });
+      if (p.type === 'string' && p.count === undefined)
+        issues.push({ path: at('type'), message: 'expected count (registers, 2 characters each) for type string, got none' });
       if (fixed !== undefined && p.count !== undefined && p.count !== fixed) {
         issues.push({ path: at('count'), message: `expected count ${fixed} for type ${p.type} (or no count), got ${p.count}` });
       }
-      if (pointWidth(p) > limit) issues.push({ path: at('count'), message: `expected at most ${limit} registers (max_registers_per_read), got ${pointWidth(p)}` });
+      if (pointWidth(p) > limit)
+        issues.push({ path: at('count'), message: `expected at most ${limit} registers (max_registers_per_read), got ${pointWidth(p)}` });
     }
     const end = p.address + pointWidth(p) - 1;
-    if (end > 65535) issues.push({ path: at('address'), message: `expected the point to end at or below address 65535, got ${describeSpan(p)} (ends at ${end})` });
+    if (end > 65535)
+      issues.push({ path: at('address'), message: `expected the point to end at or below address 65535, got ${describeSpan(p)} (ends at ${end})` });
     if ((p.type === 'bool' || p.type === 'string') && (p.scale !== 1 || p.offset !== 0)) {
-      issues.push({ path: at(p.scale !== 1 ? 'scale' : 'offset'), message: `expected no scale/offset for type ${p.type}, got scale ${p.scale} offset ${p.offset}` });
+      issues.push({
+        path: at(p.scale !== 1 ? 'scale' : 'offset'),
+        message: `expected no scale/offset for type ${p.type}, got scale ${p.scale} offset ${p.offset}`,
+      });
     }
   });
   // Overlaps that disagree: for each point, the earliest point before it in the map whose registers
@@ -114,7 +122,10 @@ export function validateModbusDevice(device: ModbusDevice): DeviceIssue[] {
   // registers overlap theirs (sorted by address): linear in the points for real maps, never
   // every point with every other (issue 16: a 100k-point map).
   for (const [i, a] of firstDisagreeing(device.points)) {
-    issues.push({ path: ['points', i, 'address'], message: `expected registers not decoded differently by point "${a.name}" (${describeSpan(a)}), got ${describeSpan(device.points[i]!)}` });
+    issues.push({
+      path: ['points', i, 'address'],
+      message: `expected registers not decoded differently by point "${a.name}" (${describeSpan(a)}), got ${describeSpan(device.points[i]!)}`,
+    });
   }
   return issues;
 }

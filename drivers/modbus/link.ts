@@ -84,7 +84,12 @@ export abstract class ModbusLink implements Link {
     };
     try {
       // modbus-serial applies timeoutMs itself; the extra deadline only guards against a lost callback.
-      const res = await withDeadline(raceSignal(request(), lost.signal), timeoutMs + 250, () => new TimeoutError(`${this.endpoint}: ${what}: no answer after ${timeoutMs} ms`), signal);
+      const res = await withDeadline(
+        raceSignal(request(), lost.signal),
+        timeoutMs + 250,
+        () => new TimeoutError(`${this.endpoint}: ${what}: no answer after ${timeoutMs} ms`),
+        signal,
+      );
       return area === 'coil' || area === 'discrete' ? { bits: res.data as boolean[] } : { words: res.data as number[] };
     } catch (err) {
       const e = err as { modbusCode?: number; errno?: string; message?: string };
@@ -192,7 +197,12 @@ export class ModbusRtuLink extends ModbusLink {
 
   protected async connect(client: Client, signal: AbortSignal): Promise<void> {
     if (signal.aborted) throw new NotConnectedError(`${this.endpoint}: aborted`);
-    await client.connectRTUBuffered(this.ep.port, { baudRate: this.ep.baud_rate, parity: this.ep.parity, dataBits: this.ep.data_bits, stopBits: this.ep.stop_bits });
+    await client.connectRTUBuffered(this.ep.port, {
+      baudRate: this.ep.baud_rate,
+      parity: this.ep.parity,
+      dataBits: this.ep.data_bits,
+      stopBits: this.ep.stop_bits,
+    });
     // The port closing underneath (USB adapter unplugged) is the link being lost.
     client.on('close', () => this.lost('serial port closed'));
   }

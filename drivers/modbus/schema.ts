@@ -2,24 +2,12 @@ import { Type, type Static } from '@sinclair/typebox';
 import { CommonPointProps, Enum } from '../../src/config/schema.js';
 
 export const AREAS = ['holding', 'input', 'coil', 'discrete'] as const;
-export const DATA_TYPES = [
-  'bool',
-  'int16',
-  'uint16',
-  'int32',
-  'uint32',
-  'int64',
-  'uint64',
-  'float32',
-  'float64',
-  'string',
-] as const;
+export const DATA_TYPES = ['bool', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'float32', 'float64', 'string'] as const;
 export const BYTE_ORDERS = ['ABCD', 'DCBA', 'BADC', 'CDAB'] as const;
 
 export type Area = (typeof AREAS)[number];
 export type DataType = (typeof DATA_TYPES)[number];
 export type ByteOrder = (typeof BYTE_ORDERS)[number];
-
 
 /** Protocol limits from the Modbus Application Protocol spec (FC 3/4: 125 registers, FC 1/2: 2000 bits). */
 export const MAX_REGISTERS_PER_READ = 125;
@@ -27,7 +15,12 @@ export const MAX_BITS_PER_READ = 2000;
 
 /** Connection fields shared by Modbus TCP and RTU. */
 const CommonConnection = {
-  unit_id: Type.Integer({ minimum: 0, maximum: 255, default: 1, description: 'Modbus unit (slave) id. Devices with different unit ids on one endpoint share its link.' }),
+  unit_id: Type.Integer({
+    minimum: 0,
+    maximum: 255,
+    default: 1,
+    description: 'Modbus unit (slave) id. Devices with different unit ids on one endpoint share its link.',
+  }),
   timeout_ms: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000, description: 'Answer timeout per request (and connect timeout on TCP).' }),
   max_gap: Type.Integer({
     minimum: 0,
@@ -50,7 +43,12 @@ const CommonConnection = {
   probe: Type.Object(
     {
       area: Enum(AREAS, { default: 'holding', description: 'Area of the heartbeat register.' }),
-      address: Type.Integer({ minimum: 0, maximum: 65535, default: 0, description: 'Address of the heartbeat register. Any answer proves the device is alive, an exception included.' }),
+      address: Type.Integer({
+        minimum: 0,
+        maximum: 65535,
+        default: 0,
+        description: 'Address of the heartbeat register. Any answer proves the device is alive, an exception included.',
+      }),
     },
     { additionalProperties: false, default: {}, description: 'The one register read as a heartbeat when the device is idle or down.' },
   ),

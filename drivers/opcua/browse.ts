@@ -7,8 +7,25 @@ import type { OpcuaConnectionConfig } from './schema.js';
 
 /** Built-in data type names by their ids in namespace 0 (Part 6, 5.1.2), for comments. */
 const BUILTIN: Record<number, string> = {
-  1: 'Boolean', 2: 'SByte', 3: 'Byte', 4: 'Int16', 5: 'UInt16', 6: 'Int32', 7: 'UInt32', 8: 'Int64', 9: 'UInt64', 10: 'Float', 11: 'Double',
-  12: 'String', 13: 'DateTime', 14: 'Guid', 15: 'ByteString', 17: 'NodeId', 19: 'StatusCode', 20: 'QualifiedName', 21: 'LocalizedText',
+  1: 'Boolean',
+  2: 'SByte',
+  3: 'Byte',
+  4: 'Int16',
+  5: 'UInt16',
+  6: 'Int32',
+  7: 'UInt32',
+  8: 'Int64',
+  9: 'UInt64',
+  10: 'Float',
+  11: 'Double',
+  12: 'String',
+  13: 'DateTime',
+  14: 'Guid',
+  15: 'ByteString',
+  17: 'NodeId',
+  19: 'StatusCode',
+  20: 'QualifiedName',
+  21: 'LocalizedText',
 };
 const HIERARCHICAL = 'i=33';
 const NODE_CLASS = { Object: 1, Variable: 2 };
@@ -56,7 +73,14 @@ export async function browseServer(o: BrowseOptions): Promise<FoundVariable[]> {
     const walk = async (nodeId: string, path: string[], depth: number): Promise<void> => {
       if (depth > o.depth || seen.has(nodeId)) return;
       seen.add(nodeId);
-      const result = await session.browse({ nodeId, referenceTypeId: HIERARCHICAL, includeSubtypes: true, browseDirection: 0 /* Forward */, nodeClassMask: NODE_CLASS.Object | NODE_CLASS.Variable, resultMask: 63 });
+      const result = await session.browse({
+        nodeId,
+        referenceTypeId: HIERARCHICAL,
+        includeSubtypes: true,
+        browseDirection: 0 /* Forward */,
+        nodeClassMask: NODE_CLASS.Object | NODE_CLASS.Variable,
+        resultMask: 63,
+      });
       const refs: ReferenceDescription[] = result.references ?? [];
       for (const ref of refs) {
         const child = ref.nodeId.toString();
@@ -71,7 +95,8 @@ export async function browseServer(o: BrowseOptions): Promise<FoundVariable[]> {
             { nodeId: child, attributeId: VALUE_RANK },
           ]);
           const typeId = dt?.value?.value as { namespace?: number; value?: unknown } | undefined;
-          const dataType = typeId && typeId.namespace === 0 && typeof typeId.value === 'number' ? (BUILTIN[typeId.value] ?? `i=${typeId.value}`) : String(typeId ?? 'unknown');
+          const dataType =
+            typeId && typeId.namespace === 0 && typeof typeId.value === 'number' ? (BUILTIN[typeId.value] ?? `i=${typeId.value}`) : String(typeId ?? 'unknown');
           const full = childPath.join('.');
           if (!o.filter || o.filter.test(full)) found.push({ path: childPath, nodeId: child, dataType, array: Number(rank?.value?.value ?? -1) >= 1 });
         }

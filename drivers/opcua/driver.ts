@@ -95,10 +95,7 @@ export class OpcuaDriver implements Driver<OpcuaPointConfig, OpcuaPointConfig[],
     const out: Reading[] = [];
     for (let i = 0; i < points.length; i += l.maxNodesPerRead) {
       const chunk = points.slice(i, i + l.maxNodesPerRead);
-      const values = await this.guard(
-        untilLost(session.read(chunk.map((p) => ({ nodeId: p.node_id, attributeId: VALUE })))),
-        `read of ${chunk.length} nodes`,
-      );
+      const values = await this.guard(untilLost(session.read(chunk.map((p) => ({ nodeId: p.node_id, attributeId: VALUE })))), `read of ${chunk.length} nodes`);
       chunk.forEach((p, k) => out.push(toReading(p, values[k]!)));
     }
     return out;
@@ -132,7 +129,11 @@ export class OpcuaDriver implements Driver<OpcuaPointConfig, OpcuaPointConfig[],
       const filter =
         p0.deadband_type === 'none'
           ? undefined
-          : new ua.DataChangeFilter({ trigger: ua.DataChangeTrigger.StatusValue, deadbandType: p0.deadband_type === 'absolute' ? ua.DeadbandType.Absolute : ua.DeadbandType.Percent, deadbandValue: p0.deadband });
+          : new ua.DataChangeFilter({
+              trigger: ua.DataChangeTrigger.StatusValue,
+              deadbandType: p0.deadband_type === 'absolute' ? ua.DeadbandType.Absolute : ua.DeadbandType.Percent,
+              deadbandValue: p0.deadband,
+            });
       const items = await this.guard(
         untilLost(
           subscription.monitorItems(
@@ -149,7 +150,7 @@ export class OpcuaDriver implements Driver<OpcuaPointConfig, OpcuaPointConfig[],
       const refused: Reading[] = [];
       items.monitoredItems.forEach((item, i) => {
         const status = item.statusCode;
-        if (!status || (status.value >>> 30) < 2) return;
+        if (!status || status.value >>> 30 < 2) return;
         const p = group[i]!;
         const reason = `monitored item refused: ${status.name} (0x${(status.value >>> 0).toString(16).padStart(8, '0')})`;
         this.log.warn({ point: p.name, node_id: p.node_id, status: status.name }, 'monitored item refused by the server');

@@ -55,14 +55,14 @@ export class OpcuaLink implements Link {
     };
     switch (this.cfg.auth) {
       case 'username':
-        return { type: TOKEN.UserName, userName: this.cfg.username ?? '', password: file(this.cfg.password_file, 'password_file').replace(/\r?\n$/, '') } as UserIdentityInfo;
+        return { type: TOKEN.UserName, userName: this.cfg.username ?? '', password: file(this.cfg.password_file, 'password_file').replace(/\r?\n$/, '') };
       case 'certificate': {
         const pem = file(this.cfg.user_certificate, 'user_certificate');
         const der = Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
-        return { type: TOKEN.Certificate, certificateData: der, privateKey: file(this.cfg.user_key, 'user_key') } as unknown as UserIdentityInfo;
+        return { type: TOKEN.Certificate, certificateData: der, privateKey: file(this.cfg.user_key, 'user_key') };
       }
       default:
-        return { type: TOKEN.Anonymous } as UserIdentityInfo;
+        return { type: TOKEN.Anonymous };
     }
   }
 
@@ -70,7 +70,11 @@ export class OpcuaLink implements Link {
     await this.close();
     if (signal.aborted) throw new NotConnectedError(`${this.endpoint}: aborted`);
     const { OPCUACertificateManager, OPCUAClient } = await loadOpcua(this.log);
-    const certificateManager = new OPCUACertificateManager({ rootFolder: this.pki, automaticallyAcceptUnknownCertificate: this.cfg.trust_unknown_server, disableFileWatchers: true });
+    const certificateManager = new OPCUACertificateManager({
+      rootFolder: this.pki,
+      automaticallyAcceptUnknownCertificate: this.cfg.trust_unknown_server,
+      disableFileWatchers: true,
+    });
     await certificateManager.initialize();
     const client = OPCUAClient.create({
       applicationName: 'edgeferry',
@@ -95,10 +99,18 @@ export class OpcuaLink implements Link {
     const lost = new AbortController();
     this.lost = lost;
     try {
-      await withDeadline(client.connect(this.endpoint), this.cfg.timeout_ms, () => new TimeoutError(`${this.endpoint}: connect: no answer after ${this.cfg.timeout_ms} ms`));
+      await withDeadline(
+        client.connect(this.endpoint),
+        this.cfg.timeout_ms,
+        () => new TimeoutError(`${this.endpoint}: connect: no answer after ${this.cfg.timeout_ms} ms`),
+      );
       client.on('connection_lost', () => report('connection lost'));
       client.on('close', () => report('connection closed'));
-      const session = await withDeadline(client.createSession(this.identity()), this.cfg.timeout_ms, () => new TimeoutError(`${this.endpoint}: CreateSession: no answer after ${this.cfg.timeout_ms} ms`));
+      const session = await withDeadline(
+        client.createSession(this.identity()),
+        this.cfg.timeout_ms,
+        () => new TimeoutError(`${this.endpoint}: CreateSession: no answer after ${this.cfg.timeout_ms} ms`),
+      );
       session.on('session_closed', () => report('session closed'));
       this.sessionRef = session;
       const limit = await session.read({ nodeId: MAX_NODES_PER_READ, attributeId: VALUE }).catch(() => undefined);
@@ -150,7 +162,9 @@ export class OpcuaLink implements Link {
   /** The SHA-1 thumbprint of the certificate the server offers for our policy and mode. */
   private async serverThumbprint(): Promise<string | undefined> {
     const endpoints = await this.endpoints();
-    const ours = endpoints.find((e) => Number(e.securityMode) === MODES[this.cfg.security_mode] && e.securityPolicyUri === POLICY_URI + this.cfg.security_policy);
+    const ours = endpoints.find(
+      (e) => Number(e.securityMode) === MODES[this.cfg.security_mode] && e.securityPolicyUri === POLICY_URI + this.cfg.security_policy,
+    );
     const chain = (ours ?? endpoints.find((e) => e.serverCertificate?.length))?.serverCertificate;
     return chain ? createHash('sha1').update(firstDer(chain)).digest('hex') : undefined;
   }
@@ -159,7 +173,9 @@ export class OpcuaLink implements Link {
   private async noEndpointMessage(): Promise<string> {
     const names = Object.fromEntries(Object.entries(MODES).map(([k, v]) => [v, k]));
     const offered = await this.endpoints()
-      .then((eps) => [...new Set(eps.map((e) => `${e.securityPolicyUri?.replace(POLICY_URI, '')}/${names[Number(e.securityMode)] ?? e.securityMode}`))].join(', '))
+      .then((eps) =>
+        [...new Set(eps.map((e) => `${e.securityPolicyUri?.replace(POLICY_URI, '')}/${names[Number(e.securityMode)] ?? e.securityMode}`))].join(', '),
+      )
       .catch(() => 'unknown (GetEndpoints failed)');
     return `${this.endpoint}: the server offers no ${this.cfg.security_policy}/${this.cfg.security_mode} endpoint; it offers ${offered} — set security_policy and security_mode (browse: --security-policy, --security-mode) to one of them`;
   }

@@ -9,7 +9,11 @@ let loading: Promise<NodeOpcua> | undefined;
 export function loadOpcua(log: Logger): Promise<NodeOpcua> {
   loading ??= (async () => {
     const dbg = await import('node-opcua-debug');
-    const text = (args: unknown[]) => args.map((a) => (typeof a === 'string' ? a : a instanceof Error ? a.message : JSON.stringify(a))).join(' ').trim();
+    const text = (args: unknown[]) =>
+      args
+        .map((a) => (typeof a === 'string' ? a : a instanceof Error ? a.message : JSON.stringify(a)))
+        .join(' ')
+        .trim();
     dbg.setWarningLogger((...args: unknown[]) => log.debug({ lib: 'node-opcua' }, text(args)));
     dbg.setErrorLogger((...args: unknown[]) => {
       const line = text(args);

@@ -83,7 +83,10 @@ export async function startMstpDevice(o: MstpDeviceOptions): Promise<MstpDevice>
   const device: ObjectId = { type: ObjectType.DEVICE, instance: o.deviceInstance };
   const served = { whoIs: 0, rp: 0, rpm: 0 };
   let serial: MstpSerial | undefined;
-  const node = new MstpNode({ address: o.mac, role, maxMaster: o.maxMaster, maxInfoFrames: o.maxInfoFrames, baudRate, usageTimeoutMs: o.usageTimeoutMs }, { write: (f) => serial?.write(f) });
+  const node = new MstpNode(
+    { address: o.mac, role, maxMaster: o.maxMaster, maxInfoFrames: o.maxInfoFrames, baudRate, usageTimeoutMs: o.usageTimeoutMs },
+    { write: (f) => serial?.write(f) },
+  );
 
   const property = (obj: ObjectId, prop: number): AppValue[] | { errorClass: number; errorCode: number } => {
     if (obj.type === ObjectType.DEVICE) {
@@ -170,7 +173,12 @@ export async function startMstpDevice(o: MstpDeviceOptions): Promise<MstpDevice>
     if (o.answerDelayMs) setTimeout(() => reply(a), o.answerDelayMs);
     else reply(a);
   };
-  serial = await openMstpSerial(o.path, baudRate, (chunk) => node.receive(chunk), () => node.stop());
+  serial = await openMstpSerial(
+    o.path,
+    baudRate,
+    (chunk) => node.receive(chunk),
+    () => node.stop(),
+  );
   node.start();
   return {
     node,

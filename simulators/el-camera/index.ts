@@ -90,7 +90,10 @@ export function drawCell(o: CellOptions): Uint8Array {
 export async function writeCell(path: string, o: CellOptions): Promise<void> {
   const n = o.size ?? 300;
   const tmp = `${path}.tmp`;
-  await sharp(Buffer.from(drawCell(o)), { raw: { width: n, height: n, channels: 1 } }).toColourspace('b-w').png().toFile(tmp);
+  await sharp(Buffer.from(drawCell(o)), { raw: { width: n, height: n, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toFile(tmp);
   renameSync(tmp, path);
 }
 

@@ -8,7 +8,12 @@ import { formatProblem, YamlFile } from '../../src/config/yaml-file.js';
 import { registersFromPoints } from './from-device-map.js';
 import { start } from './index.js';
 
-const values = scriptArgs('sim:modbus', 'Serves the points of one device of a device map with generated values until Ctrl-C.', { map: { type: 'string' }, device: { type: 'string' }, port: { type: 'string', default: '5020' }, host: { type: 'string', default: '127.0.0.1' } });
+const values = scriptArgs('sim:modbus', 'Serves the points of one device of a device map with generated values until Ctrl-C.', {
+  map: { type: 'string' },
+  device: { type: 'string' },
+  port: { type: 'string', default: '5020' },
+  host: { type: 'string', default: '127.0.0.1' },
+});
 if (!values.map) {
   console.error('usage: modbus-sim --map DEVICE_MAP.yaml [--device NAME] [--port 5020] [--host 127.0.0.1]');
   process.exit(2);

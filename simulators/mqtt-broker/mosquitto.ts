@@ -94,7 +94,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     const p = spawn(MOSQUITTO_BIN, ['-c', conf(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     const ok = await new Promise<boolean>((resolve) => {
-      p.stderr!.on('data', (d: Buffer) => {
+      p.stderr.on('data', (d: Buffer) => {
         log += d.toString();
         if (/ running/.test(log)) resolve(true);
       });
@@ -103,7 +103,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     });
     lastLog = log;
     if (ok) {
-      p.stderr!.resume();
+      p.stderr.resume();
       proc = p;
     }
     return ok;

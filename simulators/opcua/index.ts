@@ -46,12 +46,22 @@ export const PLANT_NODES = {
 } as const;
 
 export async function startOpcuaSim(opts: OpcuaSimOptions): Promise<OpcuaSimulator> {
-  const { OPCUACertificateManager, OPCUAServer, DataType, MessageSecurityMode, SecurityPolicy, Variant, VariantArrayType, StatusCodes } = await loadOpcua(opts.log ?? pino({ level: 'silent' }));
+  const { OPCUACertificateManager, OPCUAServer, DataType, MessageSecurityMode, SecurityPolicy, Variant, VariantArrayType, StatusCodes } = await loadOpcua(
+    opts.log ?? pino({ level: 'silent' }),
+  );
   const port = opts.port ?? (await freePort());
-  const serverCertificateManager = new OPCUACertificateManager({ rootFolder: opts.pkiDir, automaticallyAcceptUnknownCertificate: true, disableFileWatchers: true });
+  const serverCertificateManager = new OPCUACertificateManager({
+    rootFolder: opts.pkiDir,
+    automaticallyAcceptUnknownCertificate: true,
+    disableFileWatchers: true,
+  });
   await serverCertificateManager.initialize();
   // X509 user identities: any well-formed user certificate is accepted (this is a simulator).
-  const userCertificateManager = new OPCUACertificateManager({ rootFolder: `${opts.pkiDir}-users`, automaticallyAcceptUnknownCertificate: true, disableFileWatchers: true });
+  const userCertificateManager = new OPCUACertificateManager({
+    rootFolder: `${opts.pkiDir}-users`,
+    automaticallyAcceptUnknownCertificate: true,
+    disableFileWatchers: true,
+  });
   await userCertificateManager.initialize();
   const users = opts.users ?? {};
   const server = new OPCUAServer({

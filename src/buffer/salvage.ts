@@ -36,4 +36,3 @@ export function salvage(path: string): Salvage {
   if (out.rows.length) out.lastSeq = Math.max(out.lastSeq, out.rows[out.rows.length - 1]!.seq);
   return out;
 }
-

@@ -429,7 +429,11 @@ export class SqliteBuffer {
     // Much of the size may be WAL that a checkpoint folds back; never evict for that. Deleting
     // writes to the WAL too: each round folds it back so the freed pages show.
     db.pragma('wal_checkpoint(TRUNCATE)');
-    this.evict('max_bytes', () => this.bytes() <= target, () => db.pragma('wal_checkpoint(TRUNCATE)'));
+    this.evict(
+      'max_bytes',
+      () => this.bytes() <= target,
+      () => db.pragma('wal_checkpoint(TRUNCATE)'),
+    );
   }
 
   /**
@@ -449,7 +453,10 @@ export class SqliteBuffer {
       }
       db.transaction(() => {
         for (const seq of seqs) this.s.del.run(seq);
-        this.recordLoss(reason, seqs.map((seq) => ({ seq, prio })));
+        this.recordLoss(
+          reason,
+          seqs.map((seq) => ({ seq, prio })),
+        );
       })();
       afterRound?.();
     }

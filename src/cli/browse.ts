@@ -26,7 +26,9 @@ export async function runBrowse(args: string[], io: CliIo): Promise<number> {
   });
   const endpoint = positionals[0];
   if (!endpoint?.startsWith('opc.tcp://')) {
-    io.err('usage: edgeferry browse opc.tcp://host:port[/path] [--root NODE] [--depth N] [--filter REGEX] [--name DEVICE] [--out FILE]\n       [--security-policy None|Basic256Sha256|Aes128_Sha256_RsaOaep|Aes256_Sha256_RsaPss] [--security-mode None|Sign|SignAndEncrypt]\n       [--username U --password-file F] [--pki DIR] [--trust-server]');
+    io.err(
+      'usage: edgeferry browse opc.tcp://host:port[/path] [--root NODE] [--depth N] [--filter REGEX] [--name DEVICE] [--out FILE]\n       [--security-policy None|Basic256Sha256|Aes128_Sha256_RsaOaep|Aes256_Sha256_RsaPss] [--security-mode None|Sign|SignAndEncrypt]\n       [--username U --password-file F] [--pki DIR] [--trust-server]',
+    );
     return EXIT.USAGE;
   }
   const connection: OpcuaConnectionConfig = {
@@ -36,15 +38,15 @@ export async function runBrowse(args: string[], io: CliIo): Promise<number> {
     auth: values.username ? 'username' : 'anonymous',
     username: values.username,
     password_file: values['password-file'],
-    pki_dir: values.pki!,
-    trust_unknown_server: values['trust-server']!,
+    pki_dir: values.pki,
+    trust_unknown_server: values['trust-server'],
     timeout_ms: 10_000,
     max_nodes_per_read: 0,
   };
   const opts = {
     connection,
     baseDir: io.cwd,
-    root: values.root!,
+    root: values.root,
     depth: Number(values.depth),
     filter: values.filter ? new RegExp(values.filter) : undefined,
     deviceName: values.name ?? new URL(endpoint.replace(/^opc\.tcp/, 'http')).hostname,

@@ -16,7 +16,12 @@ export async function runBufferCli(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, file: { type: 'string' }, limit: { type: 'string', default: '20' }, 'dead-letters': { type: 'boolean', default: false } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      file: { type: 'string' },
+      limit: { type: 'string', default: '20' },
+      'dead-letters': { type: 'boolean', default: false },
+    },
   });
   const sub = positionals[0];
   if (!sub || !['stats', 'peek', 'export'].includes(sub) || (!values.config && !values.file)) {
@@ -42,7 +47,11 @@ export async function runBufferCli(args: string[], io: CliIo): Promise<number> {
   }
   try {
     if (sub === 'stats') {
-      const n = (sql: string, ...a: unknown[]) => (db.prepare(sql).pluck().get(...a) as number | null) ?? 0;
+      const n = (sql: string, ...a: unknown[]) =>
+        (db
+          .prepare(sql)
+          .pluck()
+          .get(...a) as number | null) ?? 0;
       const pages = n('PRAGMA page_count') - n('PRAGMA freelist_count');
       const oldest = db.prepare('SELECT min(ts) FROM samples').pluck().get() as number | null;
       const byPrio = Object.fromEntries(PRIORITIES.map((p, i) => [p, n('SELECT count(*) FROM samples WHERE prio = ?', i)]));
@@ -76,7 +85,10 @@ export async function runBufferCli(args: string[], io: CliIo): Promise<number> {
     let written = 0;
     try {
       for (const r of stmt.iterate(limit) as Iterable<{ seq: number; device: string; point: string; body: string; reason?: string }>) {
-        const line = withSeq(r.seq, `{"device":${JSON.stringify(r.device)},"point":${JSON.stringify(r.point)},${r.reason !== undefined ? `"dead_letter_reason":${JSON.stringify(r.reason)},` : ''}${r.body.slice(1)}`);
+        const line = withSeq(
+          r.seq,
+          `{"device":${JSON.stringify(r.device)},"point":${JSON.stringify(r.point)},${r.reason !== undefined ? `"dead_letter_reason":${JSON.stringify(r.reason)},` : ''}${r.body.slice(1)}`,
+        );
         io.out(line);
         written++;
       }

@@ -15,9 +15,18 @@ const USAGE: Record<string, [string, string]> = {
   check: ['edgeferry check FILE...', 'check gateway files and device maps without touching devices'],
   demo: ['edgeferry demo [--seconds N] [--config FILE]', 'simulated plant + embedded TLS broker + gateway on config/demo.yaml'],
   sub: ['edgeferry sub --url URL --ca FILE [--cert FILE --key FILE] [--topic T] [--count N]', 'print messages from a broker (no mosquitto_sub needed)'],
-  browse: ['edgeferry browse opc.tcp://HOST:PORT [--root NODE --depth N --filter REGEX --out FILE]', "write a device map from an OPC UA server's address space"],
-  buffer: ['edgeferry buffer stats|peek|export (--config FILE | --file BUFFER.db) [--limit N] [--dead-letters]', 'look into the store-and-forward buffer (read-only; export = JSON lines)'],
-  model: ['edgeferry model eval --model DIR --images DIR --labels FILE [--split FILE] [--json]', 'accuracy, precision, recall, F1, FPR, AUC and latency of an EL model'],
+  browse: [
+    'edgeferry browse opc.tcp://HOST:PORT [--root NODE --depth N --filter REGEX --out FILE]',
+    "write a device map from an OPC UA server's address space",
+  ],
+  buffer: [
+    'edgeferry buffer stats|peek|export (--config FILE | --file BUFFER.db) [--limit N] [--dead-letters]',
+    'look into the store-and-forward buffer (read-only; export = JSON lines)',
+  ],
+  model: [
+    'edgeferry model eval --model DIR --images DIR --labels FILE [--split FILE] [--json]',
+    'accuracy, precision, recall, F1, FPR, AUC and latency of an EL model',
+  ],
 };
 
 const EXIT_LINE = 'exit codes: 0 ok · 1 runtime failure · 2 usage error · 3 configuration invalid';

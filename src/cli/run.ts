@@ -69,7 +69,10 @@ export async function cmdRun(args: string[], io: CliIo): Promise<number> {
       // At most 20 problems of at most 300 characters each in the log line and the status.
       const lines = problems.slice(0, 20).map((p) => excerpt(formatProblem(p), 300));
       if (problems.length > lines.length) lines.push(`… and ${problems.length - lines.length} more (edgeferry check ${values.config} lists them all)`);
-      log.error({ file: values.config, problems: lines }, `reload refused [GW_ERR_CONFIG_INVALID]: ${problems.length} problem${problems.length === 1 ? '' : 's'}; the running configuration stays`);
+      log.error(
+        { file: values.config, problems: lines },
+        `reload refused [GW_ERR_CONFIG_INVALID]: ${problems.length} problem${problems.length === 1 ? '' : 's'}; the running configuration stays`,
+      );
       gw.reportGatewayStatus({ config: { ok: false, at, file: values.config, problems: lines } });
       notify.ready(running(`; last reload refused (${problems.length} problems)`));
       return;
@@ -86,7 +89,9 @@ export async function cmdRun(args: string[], io: CliIo): Promise<number> {
     log.info('reload requested');
     reloading = reloading.then(reloadOnce).catch((err: unknown) => {
       log.error({ err }, 'reload failed');
-      gw.reportGatewayStatus({ config: { ok: false, at: new Date().toISOString(), file: values.config, error: excerpt((err as Error).message ?? String(err), 300) } });
+      gw.reportGatewayStatus({
+        config: { ok: false, at: new Date().toISOString(), file: values.config, error: excerpt((err as Error).message ?? String(err), 300) },
+      });
       notify.ready(running('; last reload failed'));
     });
   });

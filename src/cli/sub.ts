@@ -38,7 +38,7 @@ export async function runSubscribe(args: string[], io: CliIo): Promise<number> {
     void io.stopRequested.then(resolve);
   });
   client.on('error', (err) => io.err(`edgeferry sub: ${err.message}`));
-  client.on('connect', () => client.subscribe(values.topic!, { qos: 1 }));
+  client.on('connect', () => client.subscribe(values.topic, { qos: 1 }));
   await done;
   await client.endAsync();
   return EXIT.OK;

@@ -23,7 +23,10 @@ export function loadConfigOffThread(cwd: string, path: string, timeoutMs = 120_0
       fn();
       void w.terminate();
     };
-    const timer = setTimeout(() => finish(() => reject(new GatewayError('GW_ERR_RELOAD', `loading the configuration took more than ${timeoutMs / 1000} s`))), timeoutMs);
+    const timer = setTimeout(
+      () => finish(() => reject(new GatewayError('GW_ERR_RELOAD', `loading the configuration took more than ${timeoutMs / 1000} s`))),
+      timeoutMs,
+    );
     w.once('message', (r: LoadResult) => finish(() => resolve(r)));
     w.once('error', (err) => finish(() => reject(err)));
     w.once('exit', (code) => finish(() => reject(new GatewayError('GW_ERR_RELOAD', `the configuration loader ended (code ${code}) without an answer`))));

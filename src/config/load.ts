@@ -84,7 +84,13 @@ export class ConfigLoader {
       const seen = new Map<string, number>();
       device.points.forEach((p, i) => {
         const first = seen.get(p.name);
-        if (first !== undefined) problems.push(file.problem([...at, 'points', i, 'name'], `expected a point name not used before in device "${device.name}", got "${p.name}" (also points[${first}])`));
+        if (first !== undefined)
+          problems.push(
+            file.problem(
+              [...at, 'points', i, 'name'],
+              `expected a point name not used before in device "${device.name}", got "${p.name}" (also points[${first}])`,
+            ),
+          );
         else seen.set(p.name, i);
       });
       for (const issue of spec.validate?.(device) ?? []) problems.push(file.problem([...at, ...issue.path], issue.message));
@@ -100,7 +106,12 @@ export class ConfigLoader {
   }
 
   /** The `backup:` block of a device: its driver's schemas, and every critical point addressed on it. */
-  private loadBackup(file: YamlFile, at: YamlPath, primary: LoadedDevice, b: Record<string, unknown>): { backup?: LoadedDevice['backup']; problems: ConfigProblem[] } {
+  private loadBackup(
+    file: YamlFile,
+    at: YamlPath,
+    primary: LoadedDevice,
+    b: Record<string, unknown>,
+  ): { backup?: LoadedDevice['backup']; problems: ConfigProblem[] } {
     const problems: ConfigProblem[] = [];
     const here: YamlPath = [...at, 'backup'];
     const spec = this.drivers.find((d) => d.type === b.driver);
@@ -111,25 +122,44 @@ export class ConfigLoader {
       }
       return { problems };
     }
-    if (typeof b.connection === 'object' && b.connection !== null) problems.push(...this.validate(file, spec.connectionSchema, b.connection, [...here, 'connection']));
+    if (typeof b.connection === 'object' && b.connection !== null)
+      problems.push(...this.validate(file, spec.connectionSchema, b.connection, [...here, 'connection']));
     const points = Array.isArray(b.points) ? (b.points as unknown[]) : [];
     points.forEach((p, i) => {
       if (typeof p !== 'object' || p === null) return;
       const hadInterval = 'poll_interval_ms' in p;
       problems.push(...this.validate(file, spec.pointSchema, p, [...here, 'points', i]));
-      if (hadInterval) problems.push(file.problem([...here, 'points', i, 'poll_interval_ms'], 'expected no poll_interval_ms on a backup point (it is read when its primary point is due), got one'));
+      if (hadInterval)
+        problems.push(
+          file.problem(
+            [...here, 'points', i, 'poll_interval_ms'],
+            'expected no poll_interval_ms on a backup point (it is read when its primary point is due), got one',
+          ),
+        );
     });
     if (problems.length) return { problems };
     const names = new Set(primary.points.map((p) => p.name));
     const covered = new Set<string>();
     (points as { name: string }[]).forEach((p, i) => {
-      if (!names.has(p.name)) problems.push(file.problem([...here, 'points', i, 'name'], `expected the name of a point of device "${primary.name}", got "${p.name}"${didYouMean(p.name, [...names])}`));
-      else if (covered.has(p.name)) problems.push(file.problem([...here, 'points', i, 'name'], `expected each point once on the backup channel, got "${p.name}" again`));
+      if (!names.has(p.name))
+        problems.push(
+          file.problem(
+            [...here, 'points', i, 'name'],
+            `expected the name of a point of device "${primary.name}", got "${p.name}"${didYouMean(p.name, [...names])}`,
+          ),
+        );
+      else if (covered.has(p.name))
+        problems.push(file.problem([...here, 'points', i, 'name'], `expected each point once on the backup channel, got "${p.name}" again`));
       covered.add(p.name);
     });
     primary.points.forEach((p, i) => {
       if (p.priority === 'critical' && !covered.has(p.name)) {
-        problems.push(file.problem([...at, 'points', i, 'priority'], `expected critical point "${p.name}" to be addressed on the backup channel too (backup.points), got no entry for it`));
+        problems.push(
+          file.problem(
+            [...at, 'points', i, 'priority'],
+            `expected critical point "${p.name}" to be addressed on the backup channel too (backup.points), got no entry for it`,
+          ),
+        );
       }
     });
     const device: LoadedDevice = {
@@ -162,7 +192,10 @@ export class ConfigLoader {
         return;
       }
       const files = statSync(abs).isDirectory()
-        ? readdirSync(abs).filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => join(abs, f))
+        ? readdirSync(abs)
+            .filter((f) => /\.ya?ml$/.test(f))
+            .sort()
+            .map((f) => join(abs, f))
         : [abs];
       if (!files.length) problems.push(file.problem(['devices', i], `expected a folder with *.yaml device maps, got an empty folder "${entry}"`));
       for (const f of files) deviceFiles.push(this.open(f));
@@ -210,7 +243,12 @@ export class ConfigLoader {
         if (r.config) {
           configs.push(r.config);
           if (r.config.gateway.mqtt.tls.verify_server === false) {
-            warnings.push(file.problem(['mqtt', 'tls', 'verify_server'], 'warning: the broker certificate and host name are NOT verified — anyone on the path can read and forge plant data; give tls.ca the CA that issued the broker certificate instead'));
+            warnings.push(
+              file.problem(
+                ['mqtt', 'tls', 'verify_server'],
+                'warning: the broker certificate and host name are NOT verified — anyone on the path can read and forge plant data; give tls.ca the CA that issued the broker certificate instead',
+              ),
+            );
           }
         }
       } else {
@@ -219,7 +257,11 @@ export class ConfigLoader {
         standaloneDevices.push(...r.devices);
       }
     }
-    problems.push(...checkDeviceNames(standaloneDevices), ...checkSharedLinks(withBackups(standaloneDevices), this.drivers), ...checkDevicePlaceholders(standaloneDevices));
+    problems.push(
+      ...checkDeviceNames(standaloneDevices),
+      ...checkSharedLinks(withBackups(standaloneDevices), this.drivers),
+      ...checkDevicePlaceholders(standaloneDevices),
+    );
     return { problems: sortProblems(problems), warnings, configs };
   }
 

@@ -48,7 +48,14 @@ export function didYouMean(got: unknown, candidates: readonly unknown[]): string
 const article = (t: string) => (/^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`);
 
 function typeName(t: unknown): string {
-  const names: Record<string, string> = { object: 'map', array: 'list', integer: 'integer', number: 'number', string: 'string', boolean: 'boolean (true/false)' };
+  const names: Record<string, string> = {
+    object: 'map',
+    array: 'list',
+    integer: 'integer',
+    number: 'number',
+    string: 'string',
+    boolean: 'boolean (true/false)',
+  };
   const list = (Array.isArray(t) ? t : [t]).map((x) => names[String(x)] ?? String(x));
   return list.map(article).join(' or ');
 }

@@ -44,7 +44,12 @@ export function checkGatewayPlaceholders(file: YamlFile, g: GatewayFileConfig, b
   };
   const ca = read(mqtt.tls?.ca);
   if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) {
-    out.push(file.problem(['mqtt', 'tls', 'ca'], `expected a PEM file with the CA certificate(s) that issued the broker's certificate (-----BEGIN CERTIFICATE-----), got "${mqtt.tls!.ca}", which holds none`));
+    out.push(
+      file.problem(
+        ['mqtt', 'tls', 'ca'],
+        `expected a PEM file with the CA certificate(s) that issued the broker's certificate (-----BEGIN CERTIFICATE-----), got "${mqtt.tls.ca}", which holds none`,
+      ),
+    );
   }
   const password = read(mqtt.password_file);
   if (password !== undefined && MARKER.test(password.trim()) && password.trim().length <= 12) {

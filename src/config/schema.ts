@@ -22,8 +22,7 @@ export const Name = (description: string) =>
     patternHint: 'letters, digits, "_", "-" or "." (it becomes an MQTT topic level)',
   });
 
-export const PollInterval = (description: string) =>
-  Type.Integer({ description, minimum: 10, maximum: 86_400_000, examples: [1000] });
+export const PollInterval = (description: string) => Type.Integer({ description, minimum: 10, maximum: 86_400_000, examples: [1000] });
 
 export const Version = Type.Literal(1, { description: 'Config format version. Only 1 exists today.' });
 
@@ -32,9 +31,7 @@ export const Version = Type.Literal(1, { description: 'Config format version. On
 /** Fields every point has whatever its driver; drivers add their address fields to these. */
 export const CommonPointProps = {
   name: Name('Point name, unique within its device; the last topic level by default.'),
-  poll_interval_ms: Type.Optional(
-    PollInterval("How often to read this point, in ms. Defaults to the device's poll_interval_ms."),
-  ),
+  poll_interval_ms: Type.Optional(PollInterval("How often to read this point, in ms. Defaults to the device's poll_interval_ms.")),
   report: Enum(['always', 'on_change'], {
     default: 'always',
     description:
@@ -66,13 +63,29 @@ const LinkSchema = Type.Object(
       minimum: 100,
       maximum: 3_600_000,
       default: 5000,
-      description: 'Heartbeat: a device idle for this long (or down) is probed. A silently dead network link is down within probe_interval_ms + max(failures_before_down, devices sharing it) × timeout; on a serial line, where devices fail one by one, a device within probe_interval_ms + failures_before_down × devices on the line × timeout.',
+      description:
+        'Heartbeat: a device idle for this long (or down) is probed. A silently dead network link is down within probe_interval_ms + max(failures_before_down, devices sharing it) × timeout; on a serial line, where devices fail one by one, a device within probe_interval_ms + failures_before_down × devices on the line × timeout.',
     }),
-    failures_before_down: Type.Integer({ minimum: 1, maximum: 20, default: 2, description: 'Failed requests in a row (timeouts, garbled answers) before the device is down; fewer make it degraded.' }),
-    backoff_min_ms: Type.Integer({ minimum: 10, maximum: 600_000, default: 500, description: 'First reconnect delay of the link. The delay doubles with every reopen after which no device answered (up to backoff_max_ms) and starts over once one does.' }),
+    failures_before_down: Type.Integer({
+      minimum: 1,
+      maximum: 20,
+      default: 2,
+      description: 'Failed requests in a row (timeouts, garbled answers) before the device is down; fewer make it degraded.',
+    }),
+    backoff_min_ms: Type.Integer({
+      minimum: 10,
+      maximum: 600_000,
+      default: 500,
+      description:
+        'First reconnect delay of the link. The delay doubles with every reopen after which no device answered (up to backoff_max_ms) and starts over once one does.',
+    }),
     backoff_max_ms: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 30_000, description: 'Cap of the exponential, fully jittered reconnect delay.' }),
   },
-  { additionalProperties: false, default: {}, description: 'Liveness of the link to this device. Devices sharing an endpoint share one link; the first device’s settings apply to it.' },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'Liveness of the link to this device. Devices sharing an endpoint share one link; the first device’s settings apply to it.',
+  },
 );
 
 /** The device envelope; `connection` and `points[]` are checked against the driver's own schemas. */
@@ -99,12 +112,14 @@ export const DeviceEnvelope = Type.Object(
           }),
           points: Type.Array(Type.Object({}), {
             minItems: 1,
-            description: "The critical points addressed on the backup channel (the backup driver's point fields); each name is a point of this device. Every point with priority: critical must be here.",
+            description:
+              "The critical points addressed on the backup channel (the backup driver's point fields); each name is a point of this device. Every point with priority: critical must be here.",
           }),
         },
         {
           additionalProperties: false,
-          description: 'A second, independent channel (e.g. BACnet MS/TP behind a Modbus TCP primary). While the link pool has the primary down, the critical points are read through it; samples name the channel that carried them.',
+          description:
+            'A second, independent channel (e.g. BACnet MS/TP behind a Modbus TCP primary). While the link pool has the primary down, the critical points are read through it; samples name the channel that carried them.',
         },
       ),
     ),
@@ -191,7 +206,8 @@ const Buffer = Type.Object(
     max_bytes: Type.Integer({
       minimum: 1_048_576,
       default: 1_073_741_824,
-      description: 'Cap on the bytes the buffer uses on disk (database pages in use plus the write-ahead log). At the cap the oldest samples of the lowest priority are evicted, counted and reported on the events topic.',
+      description:
+        'Cap on the bytes the buffer uses on disk (database pages in use plus the write-ahead log). At the cap the oldest samples of the lowest priority are evicted, counted and reported on the events topic.',
     }),
     max_age_s: Type.Integer({
       minimum: 60,
@@ -201,15 +217,18 @@ const Buffer = Type.Object(
     replay_rate: Type.Integer({
       minimum: 0,
       default: 0,
-      description: 'After an outage, the most backlog messages per second sent to the broker (0 = as fast as the broker acknowledges). Replayed samples carry "historical": true.',
+      description:
+        'After an outage, the most backlog messages per second sent to the broker (0 = as fast as the broker acknowledges). Replayed samples carry "historical": true.',
     }),
     replay_order: Enum(['strict', 'live_first'], {
       default: 'strict',
-      description: 'strict: after an outage the backlog is sent before live data, so every point stays in order. live_first: live data goes first and the backlog drains behind it at replay_rate; consumers order by seq.',
+      description:
+        'strict: after an outage the backlog is sent before live data, so every point stays in order. live_first: live data goes first and the backlog drains behind it at replay_rate; consumers order by seq.',
     }),
     synchronous: Enum(['normal', 'full'], {
       default: 'full',
-      description: 'full: every appended batch is on disk before the poll completes (survives power loss). normal: faster, may lose the last batches on power loss.',
+      description:
+        'full: every appended batch is on disk before the poll completes (survives power loss). normal: faster, may lose the last batches on power loss.',
     }),
   },
   { additionalProperties: false, default: {}, description: 'The SQLite store-and-forward buffer.' },
@@ -227,7 +246,11 @@ const Logging = Type.Object(
         'text: one readable line per event (ISO time, level name, component, message, fields); json: one JSON object per line (level name, ISO time) for log collectors; auto: text on a terminal and under systemd, json otherwise. Under systemd each line carries its journald priority, so journalctl -p warning works.',
     }),
   },
-  { additionalProperties: false, default: {}, description: 'Logging to stdout. Identical warnings and errors are printed once a minute at most, with a count of the repeats held back.' },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'Logging to stdout. Identical warnings and errors are printed once a minute at most, with a count of the repeats held back.',
+  },
 );
 
 const Health = Type.Object(
@@ -284,5 +307,5 @@ export type BufferConfig = Static<typeof Buffer>;
 export type HealthConfig = Static<typeof Health>;
 export type DeviceEnvelopeConfig = Static<typeof DeviceEnvelope>;
 export type LinkConfig = DeviceEnvelopeConfig['link'];
-const CommonPointObject = Type.Object(CommonPointProps);
+export const CommonPointObject = Type.Object(CommonPointProps);
 export type CommonPoint = Static<typeof CommonPointObject>;

@@ -16,7 +16,12 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
     out.push(file.problem(['mqtt', 'url'], `expected an mqtts:// URL (TLS), got "${mqtt.url}"; set allow_plaintext: true to send unencrypted on purpose`));
   }
   if (typeof mqtt.url === 'string' && /^mqtts?:\/\/[^/]*@/.test(mqtt.url)) {
-    out.push(file.problem(['mqtt', 'url'], 'expected a URL without user or password (they would end up in logs), got credentials in the URL; use username and password_file'));
+    out.push(
+      file.problem(
+        ['mqtt', 'url'],
+        'expected a URL without user or password (they would end up in logs), got credentials in the URL; use username and password_file',
+      ),
+    );
   }
   for (const key of ['topic_template', 'poll_topic_template', 'status_topic', 'device_status_topic', 'events_topic'] as const) {
     const t = mqtt[key];
@@ -31,7 +36,12 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
   if (mqtt.payload === 'poll' && typeof mqtt.poll_topic_template === 'string') {
     const t = mqtt.poll_topic_template;
     if (!/\{device\}/.test(t) || /\{point\}/.test(t)) {
-      out.push(file.problem(['mqtt', 'poll_topic_template'], `expected {device} and no {point} in the poll topic (one message carries all points of a device), got "${t}"`));
+      out.push(
+        file.problem(
+          ['mqtt', 'poll_topic_template'],
+          `expected {device} and no {point} in the poll topic (one message carries all points of a device), got "${t}"`,
+        ),
+      );
     }
   }
   if (typeof mqtt.device_status_topic === 'string' && !/\{device\}/.test(mqtt.device_status_topic)) {
@@ -56,7 +66,9 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
     if (typeof inf.model_dir === 'string') {
       const dir = isAbsolute(inf.model_dir) ? inf.model_dir : resolve(baseDir, inf.model_dir);
       if (!existsSync(join(dir, 'model.json'))) {
-        out.push(file.problem(['inference', 'model_dir'], `expected a folder with model.json and the model it names, got "${inf.model_dir}", which has no model.json`));
+        out.push(
+          file.problem(['inference', 'model_dir'], `expected a folder with model.json and the model it names, got "${inf.model_dir}", which has no model.json`),
+        );
       } else {
         try {
           readModel(dir);
@@ -82,7 +94,12 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
     try {
       accessSync(resolve(baseDir, f), constants.R_OK);
     } catch (err) {
-      out.push(file.problem(path, `expected a readable file (relative paths start at the gateway file's folder), got ${(err as NodeJS.ErrnoException).code ?? 'an error'} for "${f}"`));
+      out.push(
+        file.problem(
+          path,
+          `expected a readable file (relative paths start at the gateway file's folder), got ${(err as NodeJS.ErrnoException).code ?? 'an error'} for "${f}"`,
+        ),
+      );
     }
   }
   return out;
@@ -100,7 +117,10 @@ export function checkDeviceNames(devices: LoadedDevice[]): ConfigProblem[] {
     }
     const where = first.source.file.problem(['devices', first.source.index, 'name'], '');
     out.push(
-      d.source.file.problem(['devices', d.source.index, 'name'], `expected a device name not used by another device, got "${d.name}" (also at ${where.file}:${where.line}:${where.col})`),
+      d.source.file.problem(
+        ['devices', d.source.index, 'name'],
+        `expected a device name not used by another device, got "${d.name}" (also at ${where.file}:${where.line}:${where.col})`,
+      ),
     );
   }
   return out;
@@ -126,7 +146,9 @@ export function checkTopics(g: GatewayFileConfig, devices: LoadedDevice[]): Conf
       const topic = renderTopic(g.mqtt.topic_template, { ...vars, device: d.name, point: p.name });
       const other = owners.get(topic);
       if (other) {
-        out.push(d.source.file.problem(['devices', d.source.index, 'points', i, 'name'], `expected a topic of its own, got "${topic}", which is also ${other}`));
+        out.push(
+          d.source.file.problem(['devices', d.source.index, 'points', i, 'name'], `expected a topic of its own, got "${topic}", which is also ${other}`),
+        );
       } else owners.set(topic, `point "${p.name}" of device "${d.name}"`);
     });
   }
@@ -161,7 +183,10 @@ export function checkSharedLinks(devices: LoadedDevice[], drivers: readonly Driv
       const theirs = (owner.connection as Record<string, unknown>)[k];
       if (mine !== theirs) {
         const p = at(['connection', k]);
-        out.push({ ...p, message: `expected ${JSON.stringify(theirs)} like device "${owner.name}", which shares ${key} (one link, one setting), got ${JSON.stringify(mine)}` });
+        out.push({
+          ...p,
+          message: `expected ${JSON.stringify(theirs)} like device "${owner.name}", which shares ${key} (one link, one setting), got ${JSON.stringify(mine)}`,
+        });
       }
     }
   }

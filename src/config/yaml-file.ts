@@ -43,7 +43,7 @@ export function firstInvalidUtf8(b: Uint8Array): number | undefined {
   } catch {
     /* find where */
   }
-  for (let i = 0; i < b.length; ) {
+  for (let i = 0; i < b.length;) {
     const c = b[i]!;
     if (c < 0x80) {
       i++;
@@ -75,7 +75,13 @@ export class YamlFile {
     try {
       const size = statSync(abs).size;
       if (size > MAX_FILE_BYTES) {
-        this.problems.push({ file: display, line: 1, col: 1, path: '(file)', message: `expected a file of at most ${MAX_FILE_BYTES / (1 << 20)} MiB (split large device maps over several files), got ${(size / (1 << 20)).toFixed(1)} MiB` });
+        this.problems.push({
+          file: display,
+          line: 1,
+          col: 1,
+          path: '(file)',
+          message: `expected a file of at most ${MAX_FILE_BYTES / (1 << 20)} MiB (split large device maps over several files), got ${(size / (1 << 20)).toFixed(1)} MiB`,
+        });
         return;
       }
       bytes = readFileSync(abs);
@@ -90,7 +96,13 @@ export class YamlFile {
       const line = before.filter((b) => b === 0x0a).length + 1;
       const col = bad - (before.lastIndexOf(0x0a) + 1) + 1;
       const hex = [...bytes.subarray(bad, bad + 2)].map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(' ');
-      this.problems.push({ file: display, line, col, path: '(file)', message: `expected UTF-8 text, got the byte ${hex} (saved in another encoding, e.g. Windows-1252? save it as UTF-8)` });
+      this.problems.push({
+        file: display,
+        line,
+        col,
+        path: '(file)',
+        message: `expected UTF-8 text, got the byte ${hex} (saved in another encoding, e.g. Windows-1252? save it as UTF-8)`,
+      });
       return;
     }
     const text = bytes.toString('utf8');
@@ -124,7 +136,9 @@ export class YamlFile {
       const alias = ALIAS.exec(text);
       const at = alias ? alias.index + alias[0].indexOf('*') : 0;
       const pos = this.lines.linePos(at);
-      const what = /alias/i.test((err as Error).message) ? `expected aliases (*name) that expand to a reasonable size, got more than ${MAX_ALIAS_COUNT} expansions` : `expected a value YAML can build, got ${(err as Error).message}`;
+      const what = /alias/i.test((err as Error).message)
+        ? `expected aliases (*name) that expand to a reasonable size, got more than ${MAX_ALIAS_COUNT} expansions`
+        : `expected a value YAML can build, got ${(err as Error).message}`;
       this.problems.push({ file: display, line: pos.line, col: pos.col, path: '(yaml)', message: what });
     }
   }

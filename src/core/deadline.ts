@@ -17,7 +17,7 @@ export function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => Erro
     }
     p.then(
       (v) => finish(() => resolve(v)),
-      (e) => finish(() => reject(e)),
+      (e: unknown) => finish(() => reject(e)),
     );
   });
 }

@@ -98,7 +98,9 @@ export function startPipeline(device: LoadedDevice, primary: Joined, backup: Bac
   const gap = (plan: unknown, pts: readonly CommonPoint[], reason: string, via = channel) => {
     if (!good.delete(plan)) return;
     const ts = Date.now();
-    store(pts.map((pt) => ({ ts, device: device.name, channel: via, point: pt.name, value: null, quality: 'bad', reason, unit: pt.unit, priority: pt.priority })));
+    store(
+      pts.map((pt) => ({ ts, device: device.name, channel: via, point: pt.name, value: null, quality: 'bad', reason, unit: pt.unit, priority: pt.priority })),
+    );
   };
   for (const [intervalMs, points] of groups) {
     const plan = driver.plan(points);
@@ -131,7 +133,13 @@ export function startPipeline(device: LoadedDevice, primary: Joined, backup: Bac
           good.add(backupPlan);
           metrics.pollSeconds.observe({ device: device.name }, (performance.now() - started) / 1000);
           accept(out.value, out.ts, onBackup.runner.link.endpoint);
-        } else gap(backupPlan, points.filter((p) => critical.has(p.name)), out.reason, onBackup.runner.link.endpoint);
+        } else
+          gap(
+            backupPlan,
+            points.filter((p) => critical.has(p.name)),
+            out.reason,
+            onBackup.runner.link.endpoint,
+          );
         if (restPlan !== undefined) await primaryRead(restPlan, rest);
       },
     });

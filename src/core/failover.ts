@@ -43,7 +43,14 @@ export class Failover {
   }
 
   status(): FailoverStatus {
-    return { active: this.active, primary: this.primaryEndpoint, backup: this.backupEndpoint, backup_state: this.backupState, switches: this.switches, since: this.since };
+    return {
+      active: this.active,
+      primary: this.primaryEndpoint,
+      backup: this.backupEndpoint,
+      backup_state: this.backupState,
+      switches: this.switches,
+      since: this.since,
+    };
   }
 
   /** The channel a sample read now would name. */

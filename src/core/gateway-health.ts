@@ -63,6 +63,9 @@ export class GatewayHealth {
     }
     this.lastLogged.set(component, { at: t, unlogged: 0 });
     const e = err as { message?: string; code?: unknown; stack?: string };
-    this.log.error({ component, ...fields, err: { message: e?.message ?? String(err), code: e?.code, stack: e?.stack }, not_logged_since_last: last?.unlogged ?? 0 }, `fault in ${component}; carrying on`);
+    this.log.error(
+      { component, ...fields, err: { message: e?.message ?? String(err), code: e?.code, stack: e?.stack }, not_logged_since_last: last?.unlogged ?? 0 },
+      `fault in ${component}; carrying on`,
+    );
   }
 }

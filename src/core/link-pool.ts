@@ -69,7 +69,9 @@ export class LinkPool {
     if (!device.backup) return { primary };
     const b = this.member(device.backup.device);
     this.keys.get(device.name)!.push(b.key);
-    const failover: Failover = new Failover(primary.runner.link.endpoint, b.runner.link.endpoint, device.backup.switchBackAfterMs, (to, reason) => this.deps.onSwitch(device.name, to, reason, failover));
+    const failover: Failover = new Failover(primary.runner.link.endpoint, b.runner.link.endpoint, device.backup.switchBackAfterMs, (to, reason) =>
+      this.deps.onSwitch(device.name, to, reason, failover),
+    );
     this.failovers.set(device.name, failover);
     return { primary, backup: { ...b, failover, points: new Set(device.backup.device.points.map((p) => p.name)) } };
   }
@@ -87,7 +89,7 @@ export class LinkPool {
   /** Stops links and forgets them; devices that join again make new ones. */
   async drop(keys: Iterable<string>): Promise<void> {
     const list = [...keys];
-    await Promise.all(list.map((k) => this.links.get(k)?.stop()));
+    await Promise.all(list.map((k) => this.links.get(k)?.stop() ?? Promise.resolve()));
     for (const k of list) this.links.delete(k);
   }
 

@@ -63,7 +63,15 @@ export class LinkRunner {
   ) {}
 
   add(name: string, driver: Driver): void {
-    this.members.push({ name, driver, health: new DeviceHealth(this.link.endpoint, this.settings.failures_before_down), probePending: false, queue: [], silent: false, subscriptions: [] });
+    this.members.push({
+      name,
+      driver,
+      health: new DeviceHealth(this.link.endpoint, this.settings.failures_before_down),
+      probePending: false,
+      queue: [],
+      silent: false,
+      subscriptions: [],
+    });
   }
 
   /** Registers a subscription of `device`, (re)created on every open of the link. Call before start(). */
@@ -90,7 +98,8 @@ export class LinkRunner {
     if (!changed) return;
     const s = m.health.snapshot();
     if (s.state === 'up') this.log.info({ device: m.name, endpoint: s.endpoint }, 'device up');
-    else if (s.state === 'down' || s.state === 'degraded') this.log.warn({ device: m.name, endpoint: s.endpoint, state: s.state, reason: s.reason }, `device ${s.state}`);
+    else if (s.state === 'down' || s.state === 'degraded')
+      this.log.warn({ device: m.name, endpoint: s.endpoint, state: s.state, reason: s.reason }, `device ${s.state}`);
     this.hooks.onStatus(m.name, s);
   }
 

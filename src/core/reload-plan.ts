@@ -25,7 +25,12 @@ export const canon = (v: unknown) => JSON.stringify(v, (k, x: unknown) => (k ===
  * @param wired each running device's link keys (primary, then backup)
  * @param keysOf the link keys a device of the new config would use
  */
-export function planReload(before: readonly LoadedDevice[], next: readonly LoadedDevice[], wired: ReadonlyMap<string, readonly string[]>, keysOf: (d: LoadedDevice) => string[]): ReloadPlan {
+export function planReload(
+  before: readonly LoadedDevice[],
+  next: readonly LoadedDevice[],
+  wired: ReadonlyMap<string, readonly string[]>,
+  keysOf: (d: LoadedDevice) => string[],
+): ReloadPlan {
   const was = new Map(before.filter((d) => d.enabled).map((d) => [d.name, d]));
   const will = new Map(next.filter((d) => d.enabled).map((d) => [d.name, d]));
   const added = [...will.keys()].filter((n) => !was.has(n));
@@ -36,7 +41,7 @@ export function planReload(before: readonly LoadedDevice[], next: readonly Loade
   const affected = new Set<string>([...removed, ...changed].flatMap((n) => wired.get(n) ?? []));
   for (const n of [...added, ...changed]) for (const k of keysOf(will.get(n)!)) affected.add(k);
   const touches = (keys: readonly string[]) => keys.some((k) => affected.has(k));
-  for (let size = -1; size !== affected.size; ) {
+  for (let size = -1; size !== affected.size;) {
     size = affected.size;
     for (const keys of wired.values()) if (touches(keys)) keys.forEach((k) => affected.add(k));
     for (const d of will.values()) if (touches(keysOf(d))) keysOf(d).forEach((k) => affected.add(k));

@@ -63,7 +63,7 @@ export class Scheduler {
       clearTimeout(s.timer);
       this.states.splice(this.states.indexOf(s), 1);
     }
-    await Promise.allSettled(gone.map((s) => s.current));
+    await Promise.allSettled(gone.map((s) => s.current ?? Promise.resolve()));
   }
 
   start(): void {
@@ -106,9 +106,9 @@ export class Scheduler {
           },
         )
         .finally(() => {
-        s.current = undefined;
-        this.inFlight.delete(p);
-      });
+          s.current = undefined;
+          this.inFlight.delete(p);
+        });
       s.current = p;
       this.inFlight.add(p);
     }

@@ -6,7 +6,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 type Options = NonNullable<ParseArgsConfig['options']>;
 
 export function usageOf(name: string, about: string, options: Options): string {
-  const opts = Object.entries(options).map(([k, o]) => `[--${k}${o.type === 'string' ? ` ${o.default !== undefined ? String(o.default) : k.toUpperCase()}` : ''}]`);
+  const opts = Object.entries(options).map(
+    ([k, o]) => `[--${k}${o.type === 'string' ? ` ${o.default !== undefined ? String(o.default) : k.toUpperCase()}` : ''}]`,
+  );
   return `usage: ${name} ${opts.join(' ')}\n${about}`;
 }
 

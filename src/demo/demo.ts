@@ -33,7 +33,7 @@ export const DEMO_CONFIG = fileURLToPath(new URL('../../../config/demo.yaml', im
 
 export async function runDemo(args: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({ args, options: { seconds: { type: 'string' }, config: { type: 'string', default: DEMO_CONFIG } } });
-  const { config, problems } = new ConfigLoader(DRIVERS, io.cwd).loadGatewayConfig(values.config!);
+  const { config, problems } = new ConfigLoader(DRIVERS, io.cwd).loadGatewayConfig(values.config);
   if (!config) {
     for (const p of problems) io.err(formatProblem(p));
     return EXIT.CONFIG_INVALID;
@@ -68,7 +68,13 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
           const bc = d.backup.device.connection as MstpConnectionConfig;
           const line = await startRs485Bus(2, { baudRate: bc.baud_rate, dir: mkdtempSync(join(dir, 'rs485-')) });
           cleanup.unshift(() => line.stop());
-          const mstp = await startMstpDevice({ path: line.ports[1]!, baudRate: bc.baud_rate, mac: bc.mac, deviceInstance: bc.device_instance ?? 1000 + bc.mac, maxMaster: bc.max_master });
+          const mstp = await startMstpDevice({
+            path: line.ports[1]!,
+            baudRate: bc.baud_rate,
+            mac: bc.mac,
+            deviceInstance: bc.device_instance ?? 1000 + bc.mac,
+            maxMaster: bc.max_master,
+          });
           cleanup.unshift(() => mstp.stop());
           bc.port = line.ports[0]!;
         }
@@ -117,13 +123,24 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
 
     const root = `${g.site}/${g.gateway_id}/#`;
     io.err('');
-    io.err(`edgeferry demo: ${sims.length} simulated Modbus PLCs${uaSim ? ' and an OPC UA server' : ''}${g.inference?.enabled ? ', an EL camera (2 images/s)' : ''} → gateway → TLS broker on 127.0.0.1:${broker.port}`);
+    io.err(
+      `edgeferry demo: ${sims.length} simulated Modbus PLCs${uaSim ? ' and an OPC UA server' : ''}${g.inference?.enabled ? ', an EL camera (2 images/s)' : ''} → gateway → TLS broker on 127.0.0.1:${broker.port}`,
+    );
     io.err('see the data from another terminal with either:');
     io.err(`  mosquitto_sub -h 127.0.0.1 -p ${broker.port} --cafile ${caFile} -t '${root}' -v`);
     io.err(`  node ${fileURLToPath(new URL('../main.js', import.meta.url))} sub --url mqtts://127.0.0.1:${broker.port} --ca ${caFile} --topic '${root}'`);
-    if (gw.healthPort) io.err(`status page: http://127.0.0.1:${gw.healthPort}/  health: http://127.0.0.1:${gw.healthPort}/healthz  metrics: http://127.0.0.1:${gw.healthPort}/metrics`);
-    if (g.inference?.enabled) io.err(`EL model: ${g.inference.model_dir} — derived from the ELPV dataset (© ZAE Bayern), CC BY-NC-SA 4.0: non-commercial use only; releases do not carry it (README, License).`);
-    if (cuttable.length) io.err(`failover: every 60 s the demo blackholes the Ethernet path of ${cuttable.map((c) => c.device).join(', ')} for 20 s; watch "channel" in its samples and its status topic.`);
+    if (gw.healthPort)
+      io.err(
+        `status page: http://127.0.0.1:${gw.healthPort}/  health: http://127.0.0.1:${gw.healthPort}/healthz  metrics: http://127.0.0.1:${gw.healthPort}/metrics`,
+      );
+    if (g.inference?.enabled)
+      io.err(
+        `EL model: ${g.inference.model_dir} — derived from the ELPV dataset (© ZAE Bayern), CC BY-NC-SA 4.0: non-commercial use only; releases do not carry it (README, License).`,
+      );
+    if (cuttable.length)
+      io.err(
+        `failover: every 60 s the demo blackholes the Ethernet path of ${cuttable.map((c) => c.device).join(', ')} for 20 s; watch "channel" in its samples and its status topic.`,
+      );
     io.err('Ctrl-C stops everything.');
     io.err('');
     const started = Date.now();

@@ -27,7 +27,10 @@ export function judgeHealth(h: HealthInputs): HealthAnswer {
     reasons.push(`broker unreachable for ${Math.round(h.mqtt.awayMs / 1000)} s (limit ${Math.round(l.brokerAwayMs / 1000)} s): data is only being buffered`);
   }
   const fill = l.maxBytes > 0 ? b.bytes / l.maxBytes : 0;
-  if (fill >= l.bufferFullRatio) reasons.push(`buffer at ${(fill * 100).toFixed(0)}% of buffer.max_bytes (limit ${(l.bufferFullRatio * 100).toFixed(0)}%): the oldest samples will be evicted`);
+  if (fill >= l.bufferFullRatio)
+    reasons.push(
+      `buffer at ${(fill * 100).toFixed(0)}% of buffer.max_bytes (limit ${(l.bufferFullRatio * 100).toFixed(0)}%): the oldest samples will be evicted`,
+    );
   if (b.health.state !== 'ok') reasons.push(`buffer degraded: ${b.health.reasons.join('; ')}`);
   for (const d of l.critical) {
     const st = h.devices[d];

@@ -4,7 +4,11 @@ import type { Metrics } from './metrics.js';
 import { STATUS_HTML, STATUS_JS } from './status-page.js';
 
 /** The page may load its own script and ask its own origin; nothing else. */
-const PAGE_HEADERS = { 'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'", 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' };
+const PAGE_HEADERS = {
+  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-store',
+};
 
 export interface HealthSource {
   /** Snapshot for the status page (/status.json). */

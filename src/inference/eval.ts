@@ -29,7 +29,10 @@ export interface EvalMetrics {
 
 /** Metrics at `threshold` for probabilities against labels (defective when label >= 0.5). */
 export function metrics(prob: number[], label: number[], threshold: number): EvalMetrics {
-  let tp = 0, fp = 0, tn = 0, fn = 0;
+  let tp = 0,
+    fp = 0,
+    tn = 0,
+    fn = 0;
   prob.forEach((p, i) => {
     const pos = label[i]! >= 0.5;
     const pred = p >= threshold;
@@ -41,7 +44,7 @@ export function metrics(prob: number[], label: number[], threshold: number): Eva
   // AUC as the Mann-Whitney statistic, ties counted half.
   const idx = prob.map((p, i) => [p, i] as const).sort((a, b) => a[0] - b[0]);
   const ranks = new Array<number>(prob.length);
-  for (let i = 0; i < idx.length; ) {
+  for (let i = 0; i < idx.length;) {
     let j = i;
     while (j + 1 < idx.length && idx[j + 1]![0] === idx[i]![0]) j++;
     for (let k = i; k <= j; k++) ranks[idx[k]![1]] = (i + j) / 2 + 1;
@@ -76,13 +79,29 @@ export async function runModelCli(args: string[], io: CliIo): Promise<number> {
     io.err('usage: edgeferry model eval --model DIR --images DIR --labels FILE [--split FILE] [--json]');
     return EXIT.USAGE;
   }
-  const { values } = parseArgs({ args: rest, options: { model: { type: 'string' }, images: { type: 'string' }, labels: { type: 'string' }, split: { type: 'string' }, json: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      model: { type: 'string' },
+      images: { type: 'string' },
+      labels: { type: 'string' },
+      split: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
   if (!values.model || !values.images || !values.labels) {
     io.err('edgeferry model eval: --model, --images and --labels are required');
     return EXIT.USAGE;
   }
   const model = readModel(values.model);
-  const only = values.split ? new Set(readFileSync(values.split, 'utf8').split(/\s+/).filter(Boolean).map((n) => basename(n))) : undefined;
+  const only = values.split
+    ? new Set(
+        readFileSync(values.split, 'utf8')
+          .split(/\s+/)
+          .filter(Boolean)
+          .map((n) => basename(n)),
+      )
+    : undefined;
   const rows = readFileSync(values.labels, 'utf8')
     .split('\n')
     .map((l) => l.trim().split(/\s+/))
@@ -105,7 +124,11 @@ export async function runModelCli(args: string[], io: CliIo): Promise<number> {
     prob.push((out[output.name]!.data as Float32Array)[0]!);
   }
   await session.release();
-  const m = metrics(prob, rows.map((r) => r.label), model.manifest.threshold);
+  const m = metrics(
+    prob,
+    rows.map((r) => r.label),
+    model.manifest.threshold,
+  );
   const lat = { p50_ms: q(latency, 0.5), p99_ms: q(latency, 0.99) };
   if (values.json) {
     io.out(JSON.stringify({ model: { name: model.manifest.name, version: model.manifest.version, sha256: model.sha256 }, ...m, latency: lat }));

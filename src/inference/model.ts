@@ -45,8 +45,9 @@ export function readModel(dir: string): ModelOnDisk {
   } catch (err) {
     throw new GatewayError('GW_ERR_EL_MODEL', `${mpath}: ${(err as Error).message}`);
   }
-  if (!check(manifest)) throw new GatewayError('GW_ERR_EL_MODEL', `${mpath}: ${(check.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')}`);
-  const m = manifest as Manifest;
+  if (!check(manifest))
+    throw new GatewayError('GW_ERR_EL_MODEL', `${mpath}: ${(check.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')}`);
+  const m = manifest;
   const path = join(dir, m.file);
   let bytes: Buffer;
   try {

@@ -40,7 +40,8 @@ export function decodeGreyPng(buf: Buffer): GreyImage | undefined {
     if (end > buf.length) throw new GatewayError('GW_ERR_EL_IMAGE', `PNG chunk at octet ${off} runs past the end of the file (truncated?)`);
     const type = buf.toString('latin1', off + 4, off + 8);
     const body = buf.subarray(off + 8, off + 8 + len);
-    if (crc32(buf.subarray(off + 4, off + 8 + len)) !== buf.readUInt32BE(off + 8 + len)) throw new GatewayError('GW_ERR_EL_IMAGE', `PNG chunk ${type} at octet ${off}: CRC mismatch`);
+    if (crc32(buf.subarray(off + 4, off + 8 + len)) !== buf.readUInt32BE(off + 8 + len))
+      throw new GatewayError('GW_ERR_EL_IMAGE', `PNG chunk ${type} at octet ${off}: CRC mismatch`);
     if (first) {
       if (type !== 'IHDR' || len !== 13) throw new GatewayError('GW_ERR_EL_IMAGE', 'PNG does not start with an IHDR chunk');
       width = body.readUInt32BE(0);
@@ -67,7 +68,8 @@ export function decodeGreyPng(buf: Buffer): GreyImage | undefined {
     throw new GatewayError('GW_ERR_EL_IMAGE', `PNG image data does not inflate: ${(err as Error).message}`);
   }
   const stride = width + 1;
-  if (raw.length !== stride * height) throw new GatewayError('GW_ERR_EL_IMAGE', `PNG image data is ${raw.length} octets, expected ${stride * height} for ${width}x${height} grey`);
+  if (raw.length !== stride * height)
+    throw new GatewayError('GW_ERR_EL_IMAGE', `PNG image data is ${raw.length} octets, expected ${stride * height} for ${width}x${height} grey`);
   return { width, height, data: unfilter(raw, width, height) };
 }
 

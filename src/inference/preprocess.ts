@@ -39,7 +39,8 @@ export async function decodeCell(file: string, input: Manifest['input']): Promis
     .resize(input.width, input.height, { kernel: input.resize_kernel as 'linear', fit: 'fill' })
     .raw()
     .toBuffer({ resolveWithObject: true });
-  if (info.channels !== 1 || data.length !== input.width * input.height) throw new GatewayError('GW_ERR_EL_IMAGE', `decoded to ${info.width}x${info.height}x${info.channels}, expected ${input.width}x${input.height}x1`);
+  if (info.channels !== 1 || data.length !== input.width * input.height)
+    throw new GatewayError('GW_ERR_EL_IMAGE', `decoded to ${info.width}x${info.height}x${info.channels}, expected ${input.width}x${input.height}x1`);
   return data;
 }
 

@@ -124,7 +124,11 @@ export class InferenceStage {
     // Images leave the inbox by rename, which only works within one file system.
     const dev = statSync(this.inbox).dev;
     for (const d of [this.processed, this.rejected]) {
-      if (statSync(d).dev !== dev) throw new GatewayError('GW_ERR_CONFIG_INVALID', `inference: ${d} must be on the same file system as the inbox ${this.inbox} (images are moved by rename)`);
+      if (statSync(d).dev !== dev)
+        throw new GatewayError(
+          'GW_ERR_CONFIG_INVALID',
+          `inference: ${d} must be on the same file system as the inbox ${this.inbox} (images are moved by rename)`,
+        );
     }
     for (let i = 0; i < this.cfg.workers; i++) this.spawn();
     const loaded = await this.loadModel();
@@ -147,7 +151,10 @@ export class InferenceStage {
   private spawn(): Worker {
     // A small young generation: the worker's garbage is short-lived image buffers, and V8's default
     // semi-spaces kept about 13 MB more resident per worker with no gain in speed (bench/el.ts).
-    const w = new Worker(this.deps.workerFile ?? workerScript(import.meta.url, 'worker'), { workerData: { threads: this.cfg.threads }, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+    const w = new Worker(this.deps.workerFile ?? workerScript(import.meta.url, 'worker'), {
+      workerData: { threads: this.cfg.threads },
+      resourceLimits: { maxYoungGenerationSizeMb: 2 },
+    });
     w.on('message', (m: FromWorker) => {
       if (m.type === 'fatal') return void (this.lastWorkerError = m.error);
       const waiter = this.waiting.get(m.seq);
@@ -182,7 +189,8 @@ export class InferenceStage {
     const fresh = this.spawn();
     if (this.model && this.modelBytes) {
       const reply = await this.call(fresh, { type: 'load', seq: ++this.seq, bytes: this.modelBytes, manifest: this.model.manifest, sha256: this.model.sha256 });
-      if (reply.type !== 'loaded' || !reply.ok) this.deps.log.error({ error: 'error' in reply ? reply.error : 'no answer' }, 'new inference worker could not load the model');
+      if (reply.type !== 'loaded' || !reply.ok)
+        this.deps.log.error({ error: 'error' in reply ? reply.error : 'no answer' }, 'new inference worker could not load the model');
     }
     this.publishStatus();
     this.pump();
@@ -208,7 +216,8 @@ export class InferenceStage {
     try {
       await this.batchesDone();
       const [first, ...rest] = this.workers;
-      const load = (w: Worker, bytes: Uint8Array, manifest: Manifest, sha256: string) => this.call(w, { type: 'load', seq: ++this.seq, bytes, manifest, sha256 });
+      const load = (w: Worker, bytes: Uint8Array, manifest: Manifest, sha256: string) =>
+        this.call(w, { type: 'load', seq: ++this.seq, bytes, manifest, sha256 });
       const reply = await load(first!, disk.bytes, disk.manifest, disk.sha256);
       if (reply.type !== 'loaded' || !reply.ok) return this.refused(`${disk.path}: ${reply.type === 'loaded' && !reply.ok ? reply.error : 'no answer'}`);
       for (const w of rest) {
@@ -223,7 +232,10 @@ export class InferenceStage {
       this.modelBytes = disk.bytes;
       this.lastModelError = undefined;
       this.counters.modelLoads++;
-      this.deps.log.info({ model: disk.manifest.name, version: disk.manifest.version, sha256: disk.sha256, self_test_ms: Math.round(reply.selfTestMs * 10) / 10 }, 'EL model in service');
+      this.deps.log.info(
+        { model: disk.manifest.name, version: disk.manifest.version, sha256: disk.sha256, self_test_ms: Math.round(reply.selfTestMs * 10) / 10 },
+        'EL model in service',
+      );
       this.publishStatus();
       return true;
     } finally {
@@ -279,7 +291,11 @@ export class InferenceStage {
 
   private rescan(): void {
     // Oldest first, as they were written.
-    for (const f of oldestFirst(this.inbox, list(this.inbox).filter((n) => this.wanted(n)))) this.offer(f);
+    for (const f of oldestFirst(
+      this.inbox,
+      list(this.inbox).filter((n) => this.wanted(n)),
+    ))
+      this.offer(f);
   }
 
   private wanted(path: string): boolean {
@@ -467,7 +483,7 @@ export class InferenceStage {
     for (const w of this.idle.splice(0)) w();
     // Nor while a worker is still loading a model (a replacement after a crash, a reload): ending
     // a thread inside ONNX Runtime's native code aborts the whole process. Bounded: 10 s.
-    for (const until = Date.now() + 10_000; this.waiting.size && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+    for (const until = Date.now() + 10_000; this.waiting.size && Date.now() < until;) await new Promise((r) => setTimeout(r, 20));
     await Promise.all(this.workers.map((w) => w.terminate()));
     this.workers = [];
   }

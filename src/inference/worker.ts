@@ -7,9 +7,7 @@ import * as ort from 'onnxruntime-node';
 import type { Manifest } from './model.js';
 import { decodeCell, sessionOptions } from './preprocess.js';
 
-export type ToWorker =
-  | { type: 'load'; seq: number; bytes: Uint8Array; manifest: Manifest; sha256: string }
-  | { type: 'batch'; seq: number; files: string[] };
+export type ToWorker = { type: 'load'; seq: number; bytes: Uint8Array; manifest: Manifest; sha256: string } | { type: 'batch'; seq: number; files: string[] };
 
 export interface ImageResult {
   file: string;
@@ -38,15 +36,26 @@ async function load(m: Extract<ToWorker, { type: 'load' }>): Promise<FromWorker>
   try {
     session = await ort.InferenceSession.create(m.bytes, sessionOptions(threads));
     const { input, output } = m.manifest;
-    if (!session.inputNames.includes(input.name)) throw new GatewayError('GW_ERR_EL_MODEL', `model input is ${JSON.stringify(session.inputNames)}, the manifest says "${input.name}"`);
-    if (!session.outputNames.includes(output.name)) throw new GatewayError('GW_ERR_EL_MODEL', `model output is ${JSON.stringify(session.outputNames)}, the manifest says "${output.name}"`);
+    if (!session.inputNames.includes(input.name))
+      throw new GatewayError('GW_ERR_EL_MODEL', `model input is ${JSON.stringify(session.inputNames)}, the manifest says "${input.name}"`);
+    if (!session.outputNames.includes(output.name))
+      throw new GatewayError('GW_ERR_EL_MODEL', `model output is ${JSON.stringify(session.outputNames)}, the manifest says "${output.name}"`);
     // Self-test: a flat mid-grey cell must give one probability in [0, 1].
     const t0 = performance.now();
     const probe = new Float32Array(input.width * input.height).fill(128);
     const out = await session.run({ [input.name]: new ort.Tensor('float32', probe, [1, 1, input.height, input.width]) });
     const v = out[output.name];
     if (!v || v.data.length !== 1 || typeof v.data[0] !== 'number' || !(v.data[0] >= 0 && v.data[0] <= 1)) {
-      throw new GatewayError('GW_ERR_EL_MODEL', `self-test: expected one probability in [0, 1] for a ${input.width}x${input.height} image, got ${v ? `${v.data.length} values (${Array.from(v.data as Float32Array).slice(0, 3).join(', ')})` : 'no output'}`);
+      throw new GatewayError(
+        'GW_ERR_EL_MODEL',
+        `self-test: expected one probability in [0, 1] for a ${input.width}x${input.height} image, got ${
+          v
+            ? `${v.data.length} values (${Array.from(v.data as Float32Array)
+                .slice(0, 3)
+                .join(', ')})`
+            : 'no output'
+        }`,
+      );
     }
     const selfTestMs = performance.now() - t0;
     const old = current;
@@ -73,9 +82,11 @@ async function batch(m: Extract<ToWorker, { type: 'batch' }>): Promise<FromWorke
       const t0 = performance.now();
       try {
         const data = await decodeCell(file, input);
-        return { r: { file, preprocessMs: performance.now() - t0, inferenceMs: 0 } as ImageResult, data };
+        const r: ImageResult = { file, preprocessMs: performance.now() - t0, inferenceMs: 0 };
+        return { r, data };
       } catch (err) {
-        return { r: { file, error: `unreadable image: ${(err as Error).message}`, preprocessMs: performance.now() - t0, inferenceMs: 0 } as ImageResult, data: undefined };
+        const r: ImageResult = { file, error: `unreadable image: ${(err as Error).message}`, preprocessMs: performance.now() - t0, inferenceMs: 0 };
+        return { r, data: undefined };
       }
     }),
   );

@@ -9,7 +9,13 @@ export function deviceStatusView(h: HealthSnapshot, failover?: Pick<Failover, 's
   if (!failover) return { ...h, channel: h.endpoint };
   const status = failover.status();
   if (status.active === 'backup' && (status.backup_state === 'up' || status.backup_state === 'degraded')) {
-    return { ...h, state: 'degraded', reason: `primary ${h.state}${h.reason ? ` (${h.reason})` : ''}; critical points through the backup channel`, channel: failover.endpoint, failover: status };
+    return {
+      ...h,
+      state: 'degraded',
+      reason: `primary ${h.state}${h.reason ? ` (${h.reason})` : ''}; critical points through the backup channel`,
+      channel: failover.endpoint,
+      failover: status,
+    };
   }
   return { ...h, channel: failover.endpoint, failover: status };
 }

@@ -168,7 +168,12 @@ export class MqttPublisher {
       connectTimeout: 10_000,
       // The broker sends the Will when it notices the loss, long after this payload was made: it
       // carries when the lost session began, not a time of its own.
-      will: { topic: this.statusTopic, payload: Buffer.from(JSON.stringify({ state: 'offline', reason: 'connection lost', session_since: new Date().toISOString() })), qos: 1, retain: true },
+      will: {
+        topic: this.statusTopic,
+        payload: Buffer.from(JSON.stringify({ state: 'offline', reason: 'connection lost', session_since: new Date().toISOString() })),
+        qos: 1,
+        retain: true,
+      },
     };
     const client = this.connectFn(this.cfg.url, opts);
     this.client = client;
@@ -230,7 +235,11 @@ export class MqttPublisher {
     // Refreshed every minute; with MQTT 5 the retained copy expires after three missed refreshes,
     // so a gateway that went away does not leave its devices "up" on the broker for good.
     const expiry = this.cfg.protocol_version === 5 ? { properties: { messageExpiryInterval: DEVICE_STATUS_EXPIRY_S } } : {};
-    this.client?.publish(topic, JSON.stringify({ ...s, since: new Date(s.since).toISOString(), ts: new Date().toISOString() }), { qos: 1, retain: true, ...expiry });
+    this.client?.publish(topic, JSON.stringify({ ...s, since: new Date(s.since).toISOString(), ts: new Date().toISOString() }), {
+      qos: 1,
+      retain: true,
+      ...expiry,
+    });
   }
 
   /** Latest state of a device; published retained now if connected, else on the next connect. */
@@ -292,10 +301,13 @@ export class MqttPublisher {
       this.tokens -= 1;
       return true;
     }
-    this.replayTimer ??= setTimeout(() => {
-      this.replayTimer = undefined;
-      this.pump();
-    }, Math.ceil(1000 / rate));
+    this.replayTimer ??= setTimeout(
+      () => {
+        this.replayTimer = undefined;
+        this.pump();
+      },
+      Math.ceil(1000 / rate),
+    );
     return false;
   }
 
@@ -457,7 +469,9 @@ export class MqttPublisher {
     clearTimeout(this.retryTimer);
     const client = this.client;
     if (client && this.connected) {
-      const offline = new Promise<void>((r) => client.publish(this.statusTopic, this.statusPayload('offline', { reason: 'stopped' }), { qos: 1, retain: true }, () => r()));
+      const offline = new Promise<void>((r) =>
+        client.publish(this.statusTopic, this.statusPayload('offline', { reason: 'stopped' }), { qos: 1, retain: true }, () => r()),
+      );
       await withDeadline(offline, 2000, () => new Error('no PUBACK for the offline status')).catch(() => undefined);
     }
     this.flushAcks();

@@ -10,8 +10,12 @@ export interface KeyPair {
 
 function keyPair(): { privateKey: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rsa.PublicKey; pem: string } {
   // Node's native generator is ~100× faster than forge's pure-JS one.
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-  const priv = forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey;
+  const { privateKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
+  const priv = forge.pki.privateKeyFromPem(privateKey);
   const pub = forge.pki.setRsaPublicKey(priv.n, priv.e);
   return { privateKey: priv, publicKey: pub, pem: privateKey };
 }
@@ -53,7 +57,15 @@ export function createCa(name = 'edgeferry throwaway CA', days = 2): Ca {
         { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
         { name: 'extKeyUsage', serverAuth: usage === 'server', clientAuth: usage === 'client' },
         ...(usage === 'server'
-          ? [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] }]
+          ? [
+              {
+                name: 'subjectAltName',
+                altNames: [
+                  { type: 2, value: 'localhost' },
+                  { type: 7, ip: '127.0.0.1' },
+                ],
+              },
+            ]
           : []),
         { name: 'authorityKeyIdentifier', keyIdentifier: cert.generateSubjectKeyIdentifier().getBytes() },
       ]);

@@ -15,13 +15,15 @@ interface Seen {
   ts: number;
 }
 
-
 export async function capturedGateway(cleanups: (() => Promise<void> | void)[], devicesYaml: string) {
   const dir = mkdtempSync(join(tmpdir(), 'edgeferry-link-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(join(dir, 'devices.yaml'), devicesYaml);
   // A broker URL nobody listens on: samples stay buffered, which is fine for this test.
-  writeFileSync(join(dir, 'gateway.yaml'), 'version: 1\nsite: s\ngateway_id: g\ndevices: [devices.yaml]\nmqtt:\n  url: mqtts://127.0.0.1:1\n  reconnect_ms: 60000\nbuffer: { path: buffer.db }\nhealth: { enabled: false }\n');
+  writeFileSync(
+    join(dir, 'gateway.yaml'),
+    'version: 1\nsite: s\ngateway_id: g\ndevices: [devices.yaml]\nmqtt:\n  url: mqtts://127.0.0.1:1\n  reconnect_ms: 60000\nbuffer: { path: buffer.db }\nhealth: { enabled: false }\n',
+  );
   const { config, problems } = new ConfigLoader(DRIVERS, dir).loadGatewayConfig('gateway.yaml');
   if (!config) throw new Error(problems.map(formatProblem).join('\n'));
   const gw: Gateway = buildGateway(config, { log: pino({ level: 'silent' }), drivers: DRIVERS, drainMs: 0 });

@@ -41,10 +41,29 @@ async function device(o: MstpDeviceOptions) {
 }
 
 function connection(port: string, mac: number, extra: Partial<MstpConnectionConfig> = {}): MstpConnectionConfig {
-  return { port, baud_rate: 38400, station: 1, max_master: 15, max_info_frames: 1, usage_timeout_ms: USAGE_MS, mac, timeout_ms: 3000, read_multiple: true, max_properties_per_request: 16, ...extra };
+  return {
+    port,
+    baud_rate: 38400,
+    station: 1,
+    max_master: 15,
+    max_info_frames: 1,
+    usage_timeout_ms: USAGE_MS,
+    mac,
+    timeout_ms: 3000,
+    read_multiple: true,
+    max_properties_per_request: 16,
+    ...extra,
+  };
 }
 
-const point = (name: string, object: string, property = 'present-value'): MstpPointConfig => ({ name, object, property, report: 'always', deadband: 0, priority: 'normal' });
+const point = (name: string, object: string, property = 'present-value'): MstpPointConfig => ({
+  name,
+  object,
+  property,
+  report: 'always',
+  deadband: 0,
+  priority: 'normal',
+});
 
 async function gatewayNode(port: string) {
   const link = new MstpLink(connection(port, 0), log);
@@ -55,7 +74,10 @@ async function gatewayNode(port: string) {
     await link.close();
   });
   const driverFor = (c: MstpConnectionConfig, points: MstpPointConfig[]) => {
-    const d = new MstpDriver({ name: `dev${c.mac}`, driver: 'bacnet_mstp', enabled: true, poll_interval_ms: 1000, link: {} as never, connection: c, points }, { log, baseDir: '.' });
+    const d = new MstpDriver(
+      { name: `dev${c.mac}`, driver: 'bacnet_mstp', enabled: true, poll_interval_ms: 1000, link: {} as never, connection: c, points },
+      { log, baseDir: '.' },
+    );
     const plan = d.plan(points);
     return { driver: d, read: () => d.read(plan, link, ac.signal), probe: () => d.probe(link, ac.signal) };
   };

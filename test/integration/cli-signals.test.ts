@@ -21,18 +21,25 @@ beforeAll(() => {
     }
     writeFileSync(join(dir, 'devices', `line-${f}.yaml`), y);
   }
-  writeFileSync(join(dir, 'gateway.yaml'), 'version: 1\nsite: s\ngateway_id: g\ndevices: [devices]\nmqtt:\n  url: mqtts://127.0.0.1:1\n  tls: { ca: ca.pem }\nhealth: { enabled: false }\n');
+  writeFileSync(
+    join(dir, 'gateway.yaml'),
+    'version: 1\nsite: s\ngateway_id: g\ndevices: [devices]\nmqtt:\n  url: mqtts://127.0.0.1:1\n  tls: { ca: ca.pem }\nhealth: { enabled: false }\n',
+  );
   writeFileSync(join(dir, 'ca.pem'), '');
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs the command and sends `signal` 0.5 s after it printed `ready` on stderr (at once when no `ready`). */
-function runFor(args: string[], signal: NodeJS.Signals, ready?: string): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; ranMs: number }> {
+function runFor(
+  args: string[],
+  signal: NodeJS.Signals,
+  ready?: string,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; ranMs: number }> {
   const p = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   let timer: NodeJS.Timeout | undefined;
   const arm = () => (timer ??= setTimeout(() => p.kill(signal), 500));
-  p.stderr!.on('data', (d: Buffer) => {
+  p.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
     if (ready !== undefined && stderr.includes(ready)) arm();
   });

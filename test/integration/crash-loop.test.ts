@@ -21,11 +21,19 @@ const procs: ChildProcess[] = [];
 beforeAll(async () => {
   broker = await startMosquitto();
   sim = await startSim({
-    registers: Array.from({ length: 10 }, (_, i) => ({ area: 'holding' as const, address: i, type: 'uint16' as const, generator: { kind: 'counter' as const, step: 1, every_ms: 10, wrap: 60000 } })),
+    registers: Array.from({ length: 10 }, (_, i) => ({
+      area: 'holding' as const,
+      address: i,
+      type: 'uint16' as const,
+      generator: { kind: 'counter' as const, step: 1, every_ms: 10, wrap: 60000 },
+    })),
   });
   dir = mkdtempSync(join(tmpdir(), 'edgeferry-crash-'));
   const points = Array.from({ length: 10 }, (_, i) => `      - { name: p${i}, address: ${i} }`).join('\n');
-  writeFileSync(join(dir, 'devices.yaml'), `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: 20\n    connection: { host: 127.0.0.1, port: ${sim.port} }\n    points:\n${points}\n`);
+  writeFileSync(
+    join(dir, 'devices.yaml'),
+    `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: 20\n    connection: { host: 127.0.0.1, port: ${sim.port} }\n    points:\n${points}\n`,
+  );
   writeFileSync(join(dir, 'gateway.yaml'), gatewayYaml(broker).replace('health: { port: 0 }', 'health: { enabled: false }'));
   sub = await Subscriber.connect(broker, 's/g/#');
 });

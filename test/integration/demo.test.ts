@@ -49,9 +49,17 @@ describe('edgeferry demo', () => {
   });
 
   it('shows OPC UA values too, polled and subscribed, from the simulated server', async () => {
-    await waitForOutput(() => goodValues().some((l) => l.startsWith('demo/gw-demo/filler-1/recipe ')) && goodValues().some((l) => l.startsWith('demo/gw-demo/filler-1/temperature ')), 15_000, 'OPC UA values');
+    await waitForOutput(
+      () =>
+        goodValues().some((l) => l.startsWith('demo/gw-demo/filler-1/recipe ')) && goodValues().some((l) => l.startsWith('demo/gw-demo/filler-1/temperature ')),
+      15_000,
+      'OPC UA values',
+    );
     const recipe = goodValues().find((l) => l.startsWith('demo/gw-demo/filler-1/recipe '))!;
-    expect(JSON.parse(recipe.slice(recipe.indexOf(' ') + 1))).toMatchObject({ value: 'PET-500ml', channel: expect.stringMatching(/^opc\.tcp:\/\/127\.0\.0\.1:\d+/) });
+    expect(JSON.parse(recipe.slice(recipe.indexOf(' ') + 1))).toMatchObject({
+      value: 'PET-500ml',
+      channel: expect.stringMatching(/^opc\.tcp:\/\/127\.0\.0\.1:\d+/),
+    });
   });
 
   it('prints an edgeferry sub command that shows the data', async () => {
@@ -71,7 +79,10 @@ describe('edgeferry demo', () => {
     // mosquitto-clients is installed by .ci/run and scripts/ensure-test-deps.mjs; without it this part cannot run.
     expect(bin, 'mosquitto_sub missing: apt-get install -y mosquitto-clients').toBeDefined();
     const [, host, port, cafile, topic] = cmd!;
-    const r = spawnSync(bin!, ['-h', host!, '-p', port!, '--cafile', cafile!, '-t', topic!, '-v', '-C', '3', '-W', '15'], { encoding: 'utf8', timeout: 20_000 });
+    const r = spawnSync(bin!, ['-h', host!, '-p', port!, '--cafile', cafile!, '-t', topic!, '-v', '-C', '3', '-W', '15'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n')).toHaveLength(3);
   });

@@ -36,12 +36,17 @@ const CASES: Case[] = [
     driver: 'modbus_tcp',
     refused: 'missing',
     async start() {
-      const sim = await startModbus({ registers: [{ area: 'holding', address: 0, type: 'uint16', value: 42 }, { area: 'holding', address: 1, type: 'int16', value: -5 }] });
+      const sim = await startModbus({
+        registers: [
+          { area: 'holding', address: 0, type: 'uint16', value: 42 },
+          { area: 'holding', address: 1, type: 'int16', value: -5 },
+        ],
+      });
       sim.script({ kind: 'exception', code: 2, area: 'holding', from: 900, to: 900 }); // Illegal Data Address, as a PLC answers
       return {
         // max_gap 16 merges "missing" with its neighbour at 895 into one read, which the device
-      // refuses: the driver splits it, and its neighbour is still read.
-      map: `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: 1000\n    connection: { host: 127.0.0.1, port: ${sim.port}, timeout_ms: 300, max_gap: 16 }\n    points:\n      - { name: a, address: 0 }\n      - { name: b, address: 1, type: int16 }\n      - { name: near, address: 895 }\n      - { name: missing, address: 900 }\n`,
+        // refuses: the driver splits it, and its neighbour is still read.
+        map: `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: 1000\n    connection: { host: 127.0.0.1, port: ${sim.port}, timeout_ms: 300, max_gap: 16 }\n    points:\n      - { name: a, address: 0 }\n      - { name: b, address: 1, type: int16 }\n      - { name: near, address: 895 }\n      - { name: missing, address: 900 }\n`,
         silence: () => sim.script({ kind: 'silent' }),
         stop: () => sim.stop(),
       };

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startElCamera, writeCell } from '../../simulators/el-camera/index.js';
 import { start as startSim } from '../../simulators/modbus/index.js';
-import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
+import { startMosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
 import { elWorkdir } from '../helpers/el-workdir.js';
 import { Subscriber } from '../helpers/subscriber.js';
@@ -53,7 +53,14 @@ describe('EL inference stage', () => {
     const v = verdicts(s.sub);
     const first = v.find((m) => m.json.image === 'L1_S7_000001.png')!;
     expect(first.topic).toBe('s/g/el/S7');
-    expect(first.json).toMatchObject({ quality: 'good', station: 'S7', line: 'L1', cell: '000001', threshold: expect.any(Number), model: { name: 'el-defect', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) } });
+    expect(first.json).toMatchObject({
+      quality: 'good',
+      station: 'S7',
+      line: 'L1',
+      cell: '000001',
+      threshold: expect.any(Number),
+      model: { name: 'el-defect', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) },
+    });
     expect(typeof first.json.value).toBe('number');
     expect(['defective', 'ok']).toContain(first.json.verdict);
     expect(first.json.verdict).toBe((first.json.value as number) >= (first.json.threshold as number) ? 'defective' : 'ok');
@@ -80,7 +87,9 @@ describe('EL inference stage', () => {
     renameSync(join(s.inbox, 'L1_S1_.tmp'), join(s.inbox, 'L1_S1_000009.png'));
     await writeCell(join(s.inbox, 'L1_S1_000010.png'), { defect: 'none', seed: 10 });
     await waitCount(s.sub, 1);
-    await expect.poll(async () => /edgeferry_el_images_total\{outcome="rejected"\} 1\b/.test(await tg.gw.metrics.registry.metrics()), { timeout: 10_000 }).toBe(true);
+    await expect
+      .poll(async () => /edgeferry_el_images_total\{outcome="rejected"\} 1\b/.test(await tg.gw.metrics.registry.metrics()), { timeout: 10_000 })
+      .toBe(true);
     expect(readdirSync(join(s.inbox, 'rejected')).sort()).toEqual(['L1_S1_000009.png', 'L1_S1_000009.png.reason.txt']);
     expect(readFileSync(join(s.inbox, 'rejected', 'L1_S1_000009.png.reason.txt'), 'utf8')).toMatch(/^unreadable image: /);
     expect(verdicts(s.sub).map((m) => m.json.image)).toEqual(['L1_S1_000010.png']);
@@ -99,7 +108,11 @@ describe('EL inference stage', () => {
     // A corrupt model renamed into place: refused, the error on the status topic, old one serves.
     writeFileSync(join(s.modelDir, 'model.onnx.new'), Buffer.from('not an onnx model at all'));
     renameSync(join(s.modelDir, 'model.onnx.new'), join(s.modelDir, 'model.onnx'));
-    const refused = await s.sub.waitFor((m) => m.topic === 's/g/status/el' && typeof m.json.model_error === 'string', 10_000, 'model error on the status topic');
+    const refused = await s.sub.waitFor(
+      (m) => m.topic === 's/g/status/el' && typeof m.json.model_error === 'string',
+      10_000,
+      'model error on the status topic',
+    );
     expect(refused.json).toMatchObject({ state: 'serving', model: { sha256: oldSha } });
     const afterBad = verdicts(s.sub).length;
     await waitCount(s.sub, afterBad + 5);
@@ -108,7 +121,11 @@ describe('EL inference stage', () => {
     const good = Buffer.concat([readFileSync(join(root, 'models/el-defect/model.onnx')), Buffer.from([0x32, 0x04]), Buffer.from('v2.0')]);
     writeFileSync(join(s.modelDir, 'model.onnx.new'), good);
     renameSync(join(s.modelDir, 'model.onnx.new'), join(s.modelDir, 'model.onnx'));
-    const swapped = await s.sub.waitFor((m) => m.topic.startsWith('s/g/el/') && (m.json.model as { sha256?: string })?.sha256 !== oldSha, 15_000, 'a verdict from the new model');
+    const swapped = await s.sub.waitFor(
+      (m) => m.topic.startsWith('s/g/el/') && (m.json.model as { sha256?: string })?.sha256 !== oldSha,
+      15_000,
+      'a verdict from the new model',
+    );
     expect((swapped.json.model as { sha256: string }).sha256).toMatch(/^[0-9a-f]{64}$/);
     await s.sub.waitFor((m) => m.topic === 's/g/status/el' && m.json.model_error === null, 5000, 'status cleared');
 
@@ -160,4 +177,3 @@ describe('EL inference stage', () => {
     expect(existsSync(join(s.inbox, 'rejected'))).toBe(true);
   }, 120_000);
 });
-

@@ -25,7 +25,14 @@ afterEach(async () => {
 });
 
 async function plc(): Promise<ModbusSimulator> {
-  const sim = await startSim({ registers: [0, 1].map((address) => ({ area: 'holding' as const, address, type: 'uint16' as const, generator: { kind: 'counter' as const, step: 1, every_ms: 10, wrap: 60000 } })) });
+  const sim = await startSim({
+    registers: [0, 1].map((address) => ({
+      area: 'holding' as const,
+      address,
+      type: 'uint16' as const,
+      generator: { kind: 'counter' as const, step: 1, every_ms: 10, wrap: 60000 },
+    })),
+  });
   cleanups.push(() => sim.stop());
   return sim;
 }
@@ -56,7 +63,8 @@ async function get(port: number, path: string): Promise<string> {
   return res.text();
 }
 
-const faults = (text: string, component: string) => Number(new RegExp(`^edgeferry_faults_total\\{component="${component}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+const faults = (text: string, component: string) =>
+  Number(new RegExp(`^edgeferry_faults_total\\{component="${component}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
 
 describe('error boundaries', () => {
   it('a poll group that throws is counted and shown as degraded; the other devices keep flowing and it recovers', async () => {
@@ -71,7 +79,9 @@ describe('error boundaries', () => {
       create: (dev, ctx) => {
         const real = modbus.create(dev, ctx);
         if (dev.name !== 'buggy') return real;
-        return Object.assign(Object.create(real) as Driver, { read: async (...args: Parameters<Driver['read']>) => (broken ? (null as never) : real.read(...args)) });
+        return Object.assign(Object.create(real) as Driver, {
+          read: async (...args: Parameters<Driver['read']>) => (broken ? (null as never) : real.read(...args)),
+        });
       },
     };
     const drivers = DRIVERS.map((d) => (d.type === 'modbus_tcp' ? buggy : d));
@@ -135,7 +145,20 @@ describe('error boundaries', () => {
     const faultsSeen: string[] = [];
     const statuses: Record<string, unknown>[] = [];
     const stage = new InferenceStage(
-      { enabled: true, model_dir: modelDir, inbox, extensions: ['png'], max_batch: 4, max_queue: 100, workers: 2, threads: 1, keep_processed: 100, priority: 'normal', topic_template: '{site}/{gateway}/el/{station}', status_topic: 's/g/el/status' } as never,
+      {
+        enabled: true,
+        model_dir: modelDir,
+        inbox,
+        extensions: ['png'],
+        max_batch: 4,
+        max_queue: 100,
+        workers: 2,
+        threads: 1,
+        keep_processed: 100,
+        priority: 'normal',
+        topic_template: '{site}/{gateway}/el/{station}',
+        status_topic: 's/g/el/status',
+      } as never,
       {
         log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
         baseDir: work,

@@ -26,7 +26,12 @@ describe('failover between channels', () => {
   it('reads critical points through MS/TP while Modbus TCP is blackholed, and goes back after the hold time', async () => {
     const broker = await startMosquitto();
     cleanups.push(() => broker.stop());
-    const plc = await startModbus({ registers: [{ area: 'holding', address: 0, value: 215 }, { area: 'holding', address: 1, value: 7 }] });
+    const plc = await startModbus({
+      registers: [
+        { area: 'holding', address: 0, value: 215 },
+        { area: 'holding', address: 1, value: 7 },
+      ],
+    });
     cleanups.push(() => plc.stop());
     const proxy = await startProxy({ port: plc.port });
     cleanups.push(() => proxy.stop());
@@ -65,7 +70,11 @@ devices:
     const mstp = (m: Message) => via(m).startsWith('mstp:');
     await sub.waitFor(() => temps().filter(tcp).length >= 3, 15_000, 'temp over TCP');
     // The backup link is kept alive (probed) while the primary serves.
-    await sub.waitFor((m) => m.topic === 's/g/status/boiler' && (m.json.failover as { backup_state?: string })?.backup_state === 'up', 15_000, 'backup probed up');
+    await sub.waitFor(
+      (m) => m.topic === 's/g/status/boiler' && (m.json.failover as { backup_state?: string })?.backup_state === 'up',
+      15_000,
+      'backup probed up',
+    );
 
     proxy.mode({ kind: 'blackhole' });
     const cut = Date.now();
@@ -76,7 +85,11 @@ devices:
     expect(gapMs).toBeLessThan(PROBE_MS + TIMEOUT_MS + POLL_MS + 500);
     expect(firstBackup.json).toMatchObject({ quality: 'good' });
     expect(typeof firstBackup.json.value).toBe('number');
-    const onBackup = await sub.waitFor((m) => m.topic === 's/g/status/boiler' && (m.json.failover as { active?: string })?.active === 'backup', 5000, 'status on backup');
+    const onBackup = await sub.waitFor(
+      (m) => m.topic === 's/g/status/boiler' && (m.json.failover as { active?: string })?.active === 'backup',
+      5000,
+      'status on backup',
+    );
     expect(onBackup.json).toMatchObject({ state: 'degraded', channel: expect.stringMatching(/^mstp:/) });
     // Critical points keep coming through the backup.
     await sub.waitFor(() => temps().filter(mstp).length >= 5, 10_000, 'five MS/TP samples');
@@ -91,7 +104,14 @@ devices:
     console.log(`failover: temp back on TCP ${backAfter} ms after the path healed (hold ${HOLD_MS} ms)`);
     expect(backAfter).toBeGreaterThanOrEqual(HOLD_MS);
     expect(back.json.value).toBe(21.5);
-    const onPrimary = await sub.waitFor((m) => m.topic === 's/g/status/boiler' && (m.json.failover as { active?: string })?.active === 'primary' && (m.json.failover as { switches?: number }).switches === 2, 5000, 'status on primary');
+    const onPrimary = await sub.waitFor(
+      (m) =>
+        m.topic === 's/g/status/boiler' &&
+        (m.json.failover as { active?: string })?.active === 'primary' &&
+        (m.json.failover as { switches?: number }).switches === 2,
+      5000,
+      'status on primary',
+    );
     expect(onPrimary.json).toMatchObject({ state: 'up', channel: expect.stringMatching(/^tcp:/) });
     await sub.waitFor(() => temps().filter((m) => tcp(m) && m.at > back.at).length >= 3, 10_000, 'temp over TCP after switching back');
 

@@ -52,7 +52,9 @@ describe('install.sh (DESTDIR scratch root)', () => {
     expect(readFileSync(join(root, 'etc/edgeferry/schema/device-map.schema.json'), 'utf8')).toContain('"$schema"');
     expect(current()).toBe(`releases/edgeferry-1.0.0-linux-${arch}`);
     const unit = readFileSync(join(root, 'etc/systemd/system/edgeferry.service'), 'utf8');
-    expect(unit).toContain('ExecStart=/opt/edgeferry/current/runtime/bin/node /opt/edgeferry/current/dist/src/main.js run --config /etc/edgeferry/gateway.yaml');
+    expect(unit).toContain(
+      'ExecStart=/opt/edgeferry/current/runtime/bin/node /opt/edgeferry/current/dist/src/main.js run --config /etc/edgeferry/gateway.yaml',
+    );
     expect(readFileSync(join(root, 'etc/passwd'), 'utf8')).toMatch(/^edgeferry:/m);
     expect(readFileSync(join(root, 'etc/group'), 'utf8')).toMatch(/^dialout:.*edgeferry/m);
     const gid = Number(/^edgeferry:x:(\d+):/m.exec(readFileSync(join(root, 'etc/group'), 'utf8'))![1]);
@@ -66,7 +68,8 @@ describe('install.sh (DESTDIR scratch root)', () => {
   it('upgrades: an edited config is kept (the new one goes beside it), current switches, the old release stays', () => {
     const file = join(root, 'etc/edgeferry/gateway.yaml');
     // What an installer does on the first day: the placeholders replaced with the plant's values.
-    const edit = (f: string, from: RegExp, to: string) => writeFileSync(join(root, 'etc/edgeferry', f), readFileSync(join(root, 'etc/edgeferry', f), 'utf8').replace(from, to));
+    const edit = (f: string, from: RegExp, to: string) =>
+      writeFileSync(join(root, 'etc/edgeferry', f), readFileSync(join(root, 'etc/edgeferry', f), 'utf8').replace(from, to));
     edit('gateway.yaml', /gateway_id: gw-01/, 'gateway_id: gw-07');
     edit('gateway.yaml', /broker\.plant-a\.example/, 'broker.plant-a.lan');
     writeFileSync(join(root, 'etc/edgeferry/secrets/mqtt-password.example'), 'from-the-broker-admin\n');

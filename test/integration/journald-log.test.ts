@@ -25,7 +25,10 @@ const closedPort = () =>
 describe('logs for journald and people', () => {
   it('under systemd, a warning line carries journald priority 4, an info line 6; a repeated broker error is printed once', async () => {
     const port = await closedPort();
-    writeFileSync(join(dir, 'devices.yaml'), 'version: 1\ndevices:\n  - { name: plc, driver: modbus_tcp, poll_interval_ms: 1000, enabled: false, connection: { host: 127.0.0.1 }, points: [{ name: v, address: 0 }] }\n');
+    writeFileSync(
+      join(dir, 'devices.yaml'),
+      'version: 1\ndevices:\n  - { name: plc, driver: modbus_tcp, poll_interval_ms: 1000, enabled: false, connection: { host: 127.0.0.1 }, points: [{ name: v, address: 0 }] }\n',
+    );
     writeFileSync(
       join(dir, 'gateway.yaml'),
       `version: 1\nsite: s\ngateway_id: g\ndevices: [devices.yaml]\nmqtt:\n  url: mqtts://127.0.0.1:${port}\n  reconnect_ms: 200\nbuffer: { path: buffer.db }\nhealth: { enabled: false }\n`,
@@ -61,7 +64,9 @@ describe('logs for journald and people', () => {
     const l = { level: 40, time: 1795940900782, component: 'link', msg: 'device down', device: 'plc', reason: 'tcp://10.0.0.5:502: no answer after 500 ms' };
     expect(textLine(l, true)).toBe('2026-11-29T08:28:20.782Z WARN  link: device down device=plc reason="tcp://10.0.0.5:502: no answer after 500 ms"');
     const got: string[] = [];
-    new LogSink({ format: 'json', journald: false, write: (s) => void got.push(s) }).write(JSON.stringify({ level: 'warn', time: '2026-11-29T08:28:20.782Z', msg: 'x' }));
+    new LogSink({ format: 'json', journald: false, write: (s) => void got.push(s) }).write(
+      JSON.stringify({ level: 'warn', time: '2026-11-29T08:28:20.782Z', msg: 'x' }),
+    );
     expect(JSON.parse(got[0]!)).toEqual({ level: 'warn', time: '2026-11-29T08:28:20.782Z', msg: 'x' });
   });
 

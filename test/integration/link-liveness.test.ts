@@ -112,7 +112,9 @@ describe('link liveness', () => {
     await until(() => polls.some((p) => p.ts > healed), 10_000, 'data again');
     await gw.stop();
     const db = new Database(join(dir, 'buffer.db'), { readonly: true });
-    const rows = (db.prepare("SELECT body FROM samples WHERE device = 'far' ORDER BY seq").pluck().all() as string[]).map((b) => JSON.parse(b) as { quality: string; value: unknown; reason?: string });
+    const rows = (db.prepare("SELECT body FROM samples WHERE device = 'far' ORDER BY seq").pluck().all() as string[]).map(
+      (b) => JSON.parse(b) as { quality: string; value: unknown; reason?: string },
+    );
     db.close();
     const bad = rows.filter((r) => r.quality === 'bad');
     expect(bad).toHaveLength(1);

@@ -11,7 +11,11 @@ import { pt } from '../fixtures/modbus-point.js';
 
 const log = pino({ level: 'silent' });
 
-function device(port: number, points: ModbusPointConfig[], conn: Partial<ModbusTcpConnectionConfig> = {}): DeviceConfig<ModbusTcpConnectionConfig, ModbusPointConfig> {
+function device(
+  port: number,
+  points: ModbusPointConfig[],
+  conn: Partial<ModbusTcpConnectionConfig> = {},
+): DeviceConfig<ModbusTcpConnectionConfig, ModbusPointConfig> {
   return {
     name: 'dut',
     driver: 'modbus_tcp',

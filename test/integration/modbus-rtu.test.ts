@@ -46,7 +46,19 @@ function rtuDevice(path: string, unit: number, points: ModbusPointConfig[]): Dev
     enabled: true,
     poll_interval_ms: 200,
     link: { probe_interval_ms: 500, failures_before_down: 1, backoff_min_ms: 100, backoff_max_ms: 400 },
-    connection: { port: path, baud_rate: 19200, parity: 'even', data_bits: 8, stop_bits: 1, unit_id: unit, timeout_ms: 200, max_gap: 16, max_registers_per_read: 125, max_bits_per_read: 2000, probe: { area: 'holding', address: 0 } },
+    connection: {
+      port: path,
+      baud_rate: 19200,
+      parity: 'even',
+      data_bits: 8,
+      stop_bits: 1,
+      unit_id: unit,
+      timeout_ms: 200,
+      max_gap: 16,
+      max_registers_per_read: 125,
+      max_bits_per_read: 2000,
+      probe: { area: 'holding', address: 0 },
+    },
     points,
   };
 }

@@ -49,7 +49,17 @@ function device(endpoint: string, conn: Partial<OpcuaConnectionConfig> = {}): De
     enabled: true,
     poll_interval_ms: 500,
     link: { probe_interval_ms: 1000, failures_before_down: 1, backoff_min_ms: 200, backoff_max_ms: 800 },
-    connection: { endpoint, security_policy: 'None', security_mode: 'None', auth: 'anonymous', pki_dir: 'pki', trust_unknown_server: true, timeout_ms: 3000, max_nodes_per_read: 0, ...conn },
+    connection: {
+      endpoint,
+      security_policy: 'None',
+      security_mode: 'None',
+      auth: 'anonymous',
+      pki_dir: 'pki',
+      trust_unknown_server: true,
+      timeout_ms: 3000,
+      max_nodes_per_read: 0,
+      ...conn,
+    },
     points: [],
   };
 }
@@ -139,7 +149,11 @@ ${points}`,
       log,
     );
     const ghost = await sub.waitFor((m) => m.topic === 's/g/plc/ghost', 20_000, 'a sample for the refused item');
-    expect(ghost.json).toMatchObject({ value: null, quality: 'bad', reason: expect.stringMatching(/^monitored item refused: BadNodeIdUnknown \(0x80340000\)$/) });
+    expect(ghost.json).toMatchObject({
+      value: null,
+      quality: 'bad',
+      reason: expect.stringMatching(/^monitored item refused: BadNodeIdUnknown \(0x80340000\)$/),
+    });
     expect((await sub.waitFor((m) => m.topic === 's/g/plc/recipe', 20_000, 'the good item')).json).toMatchObject({ value: 'PET-500ml', quality: 'good' });
     expect(logged.some((l) => l.msg === 'monitored item refused by the server' && l.point === 'ghost' && l.status === 'BadNodeIdUnknown')).toBe(true);
   });
@@ -151,7 +165,11 @@ ${points}`,
     const out = join(dir, 'browsed.yaml');
     // Not spawnSync: the simulator runs in this process and must keep answering.
     const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
-      const p = spawn(process.execPath, [cli, 'browse', s.endpoint, '--security-policy', 'None', '--security-mode', 'None', '--trust-server', '--name', 'plc', '--out', out], { cwd: dir });
+      const p = spawn(
+        process.execPath,
+        [cli, 'browse', s.endpoint, '--security-policy', 'None', '--security-mode', 'None', '--trust-server', '--name', 'plc', '--out', out],
+        { cwd: dir },
+      );
       let stderr = '';
       p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       p.once('exit', (status) => resolve({ status, stderr }));
@@ -179,11 +197,27 @@ ${points}`,
     const dir = tmp();
     const s = await sim(dir);
     writeFileSync(join(dir, 'pw'), 'secret\n');
-    const dev = device(s.endpoint, { security_policy: 'Basic256Sha256', security_mode: 'SignAndEncrypt', auth: 'username', username: 'operator', password_file: 'pw' });
+    const dev = device(s.endpoint, {
+      security_policy: 'Basic256Sha256',
+      security_mode: 'SignAndEncrypt',
+      auth: 'username',
+      username: 'operator',
+      password_file: 'pw',
+    });
     const link = opcua.createLink(dev, { log, baseDir: dir });
     cleanups.push(() => link.close());
     await link.open(signal, () => undefined);
-    const points = Object.entries(PLANT_NODES).map(([name, n]) => ({ name, node_id: n.nodeId, report: 'always' as const, deadband: 0, priority: 'normal' as const, mode: 'poll' as const, sampling_interval_ms: 1000, queue_size: 10, deadband_type: 'none' as const }));
+    const points = Object.entries(PLANT_NODES).map(([name, n]) => ({
+      name,
+      node_id: n.nodeId,
+      report: 'always' as const,
+      deadband: 0,
+      priority: 'normal' as const,
+      mode: 'poll' as const,
+      sampling_interval_ms: 1000,
+      queue_size: 10,
+      deadband_type: 'none' as const,
+    }));
     const driver = opcua.create({ ...dev, points }, { log, baseDir: dir });
     const readings = await driver.read(driver.plan(points), link, signal);
     // 9 points, server MaxNodesPerRead 4: three Read requests, all good.
@@ -203,7 +237,17 @@ ${points}`,
     const link = opcua.createLink(dev, { log, baseDir: dir });
     cleanups.push(() => link.close());
     await link.open(signal, () => undefined);
-    const point = { name: 'sp', node_id: PLANT_NODES.setpoint.nodeId, report: 'always' as const, deadband: 0, priority: 'normal' as const, mode: 'poll' as const, sampling_interval_ms: 1000, queue_size: 10, deadband_type: 'none' as const };
+    const point = {
+      name: 'sp',
+      node_id: PLANT_NODES.setpoint.nodeId,
+      report: 'always' as const,
+      deadband: 0,
+      priority: 'normal' as const,
+      mode: 'poll' as const,
+      sampling_interval_ms: 1000,
+      queue_size: 10,
+      deadband_type: 'none' as const,
+    };
     const driver = opcua.create({ ...dev, points: [point] }, { log, baseDir: dir });
     expect((await driver.read(driver.plan([point]), link, signal))[0]).toMatchObject({ value: 42.5, quality: 'good' });
   });
@@ -216,7 +260,13 @@ ${points}`,
     const user = siteCa.issue('operator-station-3', 'client');
     writeFileSync(join(dir, 'user.pem'), user.cert);
     writeFileSync(join(dir, 'user.key'), user.key, { mode: 0o600 });
-    const dev = device(s.endpoint, { security_policy: 'Basic256Sha256', security_mode: 'SignAndEncrypt', auth: 'certificate', user_certificate: 'user.pem', user_key: 'user.key' });
+    const dev = device(s.endpoint, {
+      security_policy: 'Basic256Sha256',
+      security_mode: 'SignAndEncrypt',
+      auth: 'certificate',
+      user_certificate: 'user.pem',
+      user_key: 'user.key',
+    });
     const link = opcua.createLink(dev, { log, baseDir: dir });
     cleanups.push(() => link.close());
     await link.open(signal, () => undefined);
@@ -229,18 +279,23 @@ ${points}`,
     const dev = device(s.endpoint, { security_policy: 'Basic256Sha256', security_mode: 'SignAndEncrypt', trust_unknown_server: false });
     const link = opcua.createLink(dev, { log, baseDir: dir });
     cleanups.push(() => link.close());
-    const err = await link.open(signal, () => undefined).then(
-      () => undefined,
-      (e: Error) => e,
-    );
+    const err = await link
+      .open(signal, () => undefined)
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
     expect(err).toBeInstanceOf(NotConnectedError);
-    const advice = /server certificate \(SHA-1 thumbprint ([0-9a-f]{40})\) is not trusted; if it is the right server, move .*pki\/rejected\/.*\[([0-9a-f]{40})\]\.pem to .*pki\/trusted\/certs\/ \(or set trust_unknown_server: true/;
+    const advice =
+      /server certificate \(SHA-1 thumbprint ([0-9a-f]{40})\) is not trusted; if it is the right server, move .*pki\/rejected\/.*\[([0-9a-f]{40})\]\.pem to .*pki\/trusted\/certs\/ \(or set trust_unknown_server: true/;
     expect(err!.message).toMatch(advice);
     // Every later attempt says the same (the certificate is already in rejected/ by then).
-    const again = await link.open(signal, () => undefined).then(
-      () => '',
-      (e: Error) => e.message,
-    );
+    const again = await link
+      .open(signal, () => undefined)
+      .then(
+        () => '',
+        (e: Error) => e.message,
+      );
     expect(again).toBe(err!.message);
     const [, thumb, inName] = advice.exec(again)!;
     expect(inName).toBe(thumb);

@@ -64,7 +64,10 @@ devices:
   return { sub, value, device, line };
 }
 
-const status = (state: string, after = 0) => (m: Message) => m.at > after && m.topic === 's/g/status/refdev' && m.json.state === state;
+const status =
+  (state: string, after = 0) =>
+  (m: Message) =>
+    m.at > after && m.topic === 's/g/status/refdev' && m.json.state === state;
 
 async function readsEverything(value: (point: string) => Promise<Message>) {
   expect((await value('ai')).json).toMatchObject({ quality: 'good', value: expect.any(Number) });

@@ -32,7 +32,14 @@ async function open62541(port: number, secure?: { cert: string; key: string; tru
   const env: Record<string, string> = secure ? { UA_CERT: secure.cert, UA_KEY: secure.key, ...(secure.trust ? { UA_TRUST: secure.trust } : {}) } : {};
   const p = await startPeer(bin, [String(port), '127.0.0.1'], /New DiscoveryUrl added/, { env });
   cleanups.push(() => p.stop());
-  return { ...p, sessions: () => p.output().split('\n').filter((l) => l.includes('Session created')).length };
+  return {
+    ...p,
+    sessions: () =>
+      p
+        .output()
+        .split('\n')
+        .filter((l) => l.includes('Session created')).length,
+  };
 }
 
 async function broker(): Promise<{ b: Mosquitto; sub: Subscriber }> {
@@ -102,7 +109,11 @@ describe('OPC UA against open62541', () => {
     await down;
     server = await open62541(port);
     await sub.waitFor((m) => m.at > restartAt && status('plc', 'up')(m), 20_000, 'plc up again');
-    const after = await sub.waitFor((m) => m.at > restartAt && m.topic === 's/g/plc/the_answer' && m.json.quality === 'good', 10_000, 'the_answer after the restart');
+    const after = await sub.waitFor(
+      (m) => m.at > restartAt && m.topic === 's/g/plc/the_answer' && m.json.quality === 'good',
+      10_000,
+      'the_answer after the restart',
+    );
     expect(after.json.value).toBe(42);
     await sub.waitFor((m) => m.at > restartAt && m.topic === 's/g/plc/Temperature' && m.json.quality === 'good', 10_000, 'Temperature resubscribed');
     await sub.waitFor((m) => m.at > restartAt && m.topic === 's/g/plc/ghost' && m.json.quality === 'bad', 10_000, 'ghost refused again');
@@ -117,10 +128,28 @@ describe('OPC UA against open62541', () => {
     // The server's certificate; open62541 1.4 wants this application URI in it.
     const pem = join(dir, 'server.pem');
     const keyPem = join(dir, 'server.key');
-    openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '30', '-subj', '/CN=open62541-peer', '-keyout', keyPem, '-out', pem,
-      '-addext', 'subjectAltName=URI:urn:open62541.server.application,DNS:localhost,IP:127.0.0.1',
-      '-addext', 'keyUsage=critical,digitalSignature,nonRepudiation,keyEncipherment,dataEncipherment',
-      '-addext', 'extendedKeyUsage=serverAuth,clientAuth']);
+    openssl([
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-sha256',
+      '-days',
+      '30',
+      '-subj',
+      '/CN=open62541-peer',
+      '-keyout',
+      keyPem,
+      '-out',
+      pem,
+      '-addext',
+      'subjectAltName=URI:urn:open62541.server.application,DNS:localhost,IP:127.0.0.1',
+      '-addext',
+      'keyUsage=critical,digitalSignature,nonRepudiation,keyEncipherment,dataEncipherment',
+      '-addext',
+      'extendedKeyUsage=serverAuth,clientAuth',
+    ]);
     const cert = join(dir, 'server_cert.der');
     const key = join(dir, 'server_key.der');
     openssl(['x509', '-in', pem, '-outform', 'der', '-out', cert]);
@@ -157,7 +186,9 @@ devices:
     server = await open62541(port, { cert, key, trust: ownDer });
     await sub.next(status('secure', 'up'), 20_000, 'secure up');
     expect((await sub.waitFor((m) => m.topic === 's/g/secure/answer' && m.json.quality === 'good', 10_000, 'answer')).json.value).toBe(42);
-    expect((await sub.waitFor((m) => m.topic === 's/g/secure/temperature' && m.json.quality === 'good', 10_000, 'temperature')).json.value).toEqual(expect.any(Number));
+    expect((await sub.waitFor((m) => m.topic === 's/g/secure/temperature' && m.json.quality === 'good', 10_000, 'temperature')).json.value).toEqual(
+      expect.any(Number),
+    );
     expect(server.output()).toContain('SecurityPolicy#Basic256Sha256');
   });
 });

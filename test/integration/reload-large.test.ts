@@ -35,7 +35,9 @@ describe('reload of a large map', () => {
   it('keeps polling every 200 ms and the MQTT session alive while a 30,000-point map is loaded, applied and refused', { timeout: 120_000 }, async () => {
     const broker = await startMosquitto();
     cleanups.push(() => broker.stop());
-    const plc = await startSim({ registers: [{ area: 'holding', address: 0, type: 'uint16', generator: { kind: 'counter', step: 1, every_ms: 10, wrap: 60000 } }] });
+    const plc = await startSim({
+      registers: [{ area: 'holding', address: 0, type: 'uint16', generator: { kind: 'counter', step: 1, every_ms: 10, wrap: 60000 } }],
+    });
     cleanups.push(() => plc.stop());
     const line = await startSim({ registers: Array.from({ length: 100 }, (_, i) => ({ area: 'holding' as const, address: i, value: i })) });
     cleanups.push(() => line.stop());
@@ -44,9 +46,18 @@ describe('reload of a large map', () => {
     const dir = mkdtempSync(join(tmpdir(), 'edgeferry-reload-large-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     mkdirSync(join(dir, 'lines'));
-    writeFileSync(join(dir, 'lines', 'lines.yaml'), `version: 1\ndevices:\n  - name: spare\n    driver: modbus_tcp\n    enabled: false\n    poll_interval_ms: 1000\n    connection: { host: 127.0.0.1, port: ${line.port} }\n    points:\n      - { name: p0, address: 0 }\n`);
-    writeFileSync(join(dir, 'devices.yaml'), `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: ${INTERVAL}\n    connection: { host: 127.0.0.1, port: ${plc.port} }\n    points:\n      - { name: level, address: 0 }\n`);
-    writeFileSync(join(dir, 'gateway.yaml'), gatewayYaml(broker, { mqtt: '  keepalive_s: 5' }).replace('devices: [devices.yaml]', 'devices: [devices.yaml, lines]'));
+    writeFileSync(
+      join(dir, 'lines', 'lines.yaml'),
+      `version: 1\ndevices:\n  - name: spare\n    driver: modbus_tcp\n    enabled: false\n    poll_interval_ms: 1000\n    connection: { host: 127.0.0.1, port: ${line.port} }\n    points:\n      - { name: p0, address: 0 }\n`,
+    );
+    writeFileSync(
+      join(dir, 'devices.yaml'),
+      `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: ${INTERVAL}\n    connection: { host: 127.0.0.1, port: ${plc.port} }\n    points:\n      - { name: level, address: 0 }\n`,
+    );
+    writeFileSync(
+      join(dir, 'gateway.yaml'),
+      gatewayYaml(broker, { mqtt: '  keepalive_s: 5' }).replace('devices: [devices.yaml]', 'devices: [devices.yaml, lines]'),
+    );
 
     const proc: ChildProcess = spawn(process.execPath, [cli, 'run', '--config', join(dir, 'gateway.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
     let exited: number | null | undefined;
@@ -57,20 +68,30 @@ describe('reload of a large map', () => {
       if (exited === undefined) proc.kill('SIGKILL');
     });
     const polls = () => sub.messages.filter((m) => m.topic === 's/g/plc/level').map((m) => Date.parse(m.json.ts as string));
-    await sub.waitFor(() => polls().length >= 10, 15_000, 'the PLC polled').catch((err: Error) => {
-      throw new Error(`${err.message}; the gateway said: ${stderr}`);
-    });
+    await sub
+      .waitFor(() => polls().length >= 10, 15_000, 'the PLC polled')
+      .catch((err: Error) => {
+        throw new Error(`${err.message}; the gateway said: ${stderr}`);
+      });
     const from = Date.now();
 
     writeFileSync(join(dir, 'lines', 'lines.yaml'), bigMap(line.port, false));
     proc.kill('SIGHUP');
-    const applied = await sub.waitFor((m) => m.topic === 's/g/status' && (m.json.config as { ok?: boolean } | undefined)?.ok === true, 60_000, 'the large map applied');
+    const applied = await sub.waitFor(
+      (m) => m.topic === 's/g/status' && (m.json.config as { ok?: boolean } | undefined)?.ok === true,
+      60_000,
+      'the large map applied',
+    );
     expect((applied.json.config as { added: string[] }).added).toHaveLength(10);
     await sub.waitFor((m) => m.topic === 's/g/line-0/p5', 15_000, 'data from a device of the new map');
 
     writeFileSync(join(dir, 'lines', 'lines.yaml'), bigMap(line.port, true));
     proc.kill('SIGHUP');
-    const refused = await sub.waitFor((m) => m.topic === 's/g/status' && (m.json.config as { ok?: boolean } | undefined)?.ok === false, 60_000, 'the broken map refused');
+    const refused = await sub.waitFor(
+      (m) => m.topic === 's/g/status' && (m.json.config as { ok?: boolean } | undefined)?.ok === false,
+      60_000,
+      'the broken map refused',
+    );
     expect(JSON.stringify(refused.json.config)).toContain('holdng');
     const until = Date.now() + 2 * INTERVAL;
     await sub.waitFor(() => polls().some((t) => t > until), 10_000, 'polls after the refusal');

@@ -83,12 +83,15 @@ function run(): ChildProcess {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, NOTIFY_SOCKET: notify.path, WATCHDOG_USEC: '400000' },
   });
-  p.stderr!.resume();
+  p.stderr.resume();
   procs.push(p);
   return p;
 }
 
-const data = (dev: string, after = 0) => (m: Message) => m.topic === `s/g/${dev}/level` && m.at > after;
+const data =
+  (dev: string, after = 0) =>
+  (m: Message) =>
+    m.topic === `s/g/${dev}/level` && m.at > after;
 /** Buffered samples (a reader beside the running gateway: WAL allows it). */
 const depth = () => {
   const db = new Database(join(dir, 'buffer.db'), { readonly: true, fileMustExist: true });
@@ -143,7 +146,11 @@ describe('edgeferry run under systemd: notify, reload, stop', () => {
     await reloaded;
     await broker.restart();
     const t = Date.now();
-    const report = await sub.waitFor((m) => m.topic === 's/g/status' && (m.json.config as { at?: string } | undefined)?.at !== undefined, 15_000, 'reload report');
+    const report = await sub.waitFor(
+      (m) => m.topic === 's/g/status' && (m.json.config as { at?: string } | undefined)?.at !== undefined,
+      15_000,
+      'reload report',
+    );
     expect(report.json.config).toMatchObject({ ok: true, added: ['plc-c'], removed: ['plc-b'], changed: [], restartNeeded: [] });
     // Only plc-b's and plc-c's links restarted; plc-a kept its link.
     const relinked = (report.json.config as { relinked: string[] }).relinked;
@@ -160,8 +167,15 @@ describe('edgeferry run under systemd: notify, reload, stop', () => {
   });
 
   it('SIGHUP with a broken file is refused, says why on the status topic, and the running config stays', async () => {
-    writeFileSync(join(dir, 'devices.yaml'), `version: 1\ndevices:\n  - name: plc-a\n    driver: modbus_tcp\n    connection: { host: 127.0.0.1, port: ${sims[0]!.port} }\n    points:\n      - { name: level, address: 0, type: uint17 }\n`);
-    const refused = sub.next((m) => m.topic === 's/g/status' && (m.json.config as { ok?: boolean } | undefined)?.ok === false, 15_000, 'refusal on the status topic');
+    writeFileSync(
+      join(dir, 'devices.yaml'),
+      `version: 1\ndevices:\n  - name: plc-a\n    driver: modbus_tcp\n    connection: { host: 127.0.0.1, port: ${sims[0]!.port} }\n    points:\n      - { name: level, address: 0, type: uint17 }\n`,
+    );
+    const refused = sub.next(
+      (m) => m.topic === 's/g/status' && (m.json.config as { ok?: boolean } | undefined)?.ok === false,
+      15_000,
+      'refusal on the status topic',
+    );
     p.kill('SIGHUP');
     const m = await refused;
     const problems = (m.json.config as { problems: string[] }).problems.join('\n');

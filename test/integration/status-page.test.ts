@@ -16,7 +16,12 @@ let page: Page;
 
 beforeAll(async () => {
   broker = await startMosquitto();
-  plc = await startSim({ registers: [{ area: 'holding', address: 0, type: 'uint16', value: 4242 }, { area: 'holding', address: 1, type: 'int16', value: -7 }] });
+  plc = await startSim({
+    registers: [
+      { area: 'holding', address: 0, type: 'uint16', value: 4242 },
+      { area: 'holding', address: 1, type: 'int16', value: -7 },
+    ],
+  });
   tg = makeGateway(
     `version: 1\nsite: plant-a\ngateway_id: gw-01\ndevices: [devices.yaml]\nmqtt:\n  url: ${broker.url}\n  tls: { ca: ${broker.files.ca}, cert: ${broker.files.clientCert}, key: ${broker.files.clientKey} }\nbuffer: { path: buffer.db }\nhealth: { port: 0 }\n`,
     `version: 1\ndevices:\n  - name: press-1\n    driver: modbus_tcp\n    poll_interval_ms: 200\n    connection: { host: 127.0.0.1, port: ${plc.port}, timeout_ms: 300 }\n    link: { probe_interval_ms: 500, failures_before_down: 1, backoff_min_ms: 100, backoff_max_ms: 300 }\n    points:\n      - { name: strokes, address: 0, type: uint16 }\n      - { name: offset, address: 1, type: int16 }\n`,
@@ -26,7 +31,16 @@ beforeAll(async () => {
   // to reach Google's hosts, which this closed network refuses. (playwright gives it a fresh, empty profile.)
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   page = await browser.newPage();
 }, 60_000);

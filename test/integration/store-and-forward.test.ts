@@ -16,7 +16,12 @@ afterEach(async () => {
 
 async function plc(points: number): Promise<ModbusSimulator> {
   const sim = await startSim({
-    registers: Array.from({ length: points }, (_, i) => ({ area: 'holding' as const, address: i, type: 'uint16' as const, generator: { kind: 'counter' as const, step: 1, every_ms: 10, wrap: 60000 } })),
+    registers: Array.from({ length: points }, (_, i) => ({
+      area: 'holding' as const,
+      address: i,
+      type: 'uint16' as const,
+      generator: { kind: 'counter' as const, step: 1, every_ms: 10, wrap: 60000 },
+    })),
   });
   cleanups.push(() => sim.stop());
   return sim;
@@ -56,13 +61,24 @@ describe('store-and-forward', () => {
     const b = await broker({ persistence: true });
     const sim = await plc(5);
     const sub = await subscriber(b, 's/g/plc/#', true);
-    const tg = gateway(gatewayYaml(b, { mqtt: '  max_inflight: 50' }), devices(sim, [0, 1, 2, 3, 4].map((i) => ({ name: `p${i}` })), 50));
+    const tg = gateway(
+      gatewayYaml(b, { mqtt: '  max_inflight: 50' }),
+      devices(
+        sim,
+        [0, 1, 2, 3, 4].map((i) => ({ name: `p${i}` })),
+        50,
+      ),
+    );
     await tg.gw.start();
     await sub.waitFor((m) => isData(m) && (m.json.seq as number) > 200, 15_000, '200 samples before the outage');
 
     await b.kill();
     // Keep it down while samples pile up in the buffer.
-    const depthDuringOutage = await waitFor(() => tg.gw.bufferStats().depth, (d) => d >= 300, 15_000);
+    const depthDuringOutage = await waitFor(
+      () => tg.gw.bufferStats().depth,
+      (d) => d >= 300,
+      15_000,
+    );
     await b.restart();
     const lastDuringOutage = tg.gw.bufferStats().lastSeq;
     await sub.waitFor((m) => isData(m) && (m.json.seq as number) >= lastDuringOutage + 100, 30_000, 'live data after the backlog');
@@ -87,7 +103,11 @@ describe('store-and-forward', () => {
     await sub.waitFor((m) => isPoll(m) && (m.json.seq as number) > 60, 15_000, '60 poll messages before the outage');
 
     await b.kill();
-    await waitFor(() => tg.gw.bufferStats().depth, (d) => d >= 60, 15_000);
+    await waitFor(
+      () => tg.gw.bufferStats().depth,
+      (d) => d >= 60,
+      15_000,
+    );
     await b.restart();
     const lastDuringOutage = tg.gw.bufferStats().lastSeq;
     await sub.waitFor((m) => isPoll(m) && (m.json.seq as number) >= lastDuringOutage + 20, 30_000, 'live poll messages after the backlog');
@@ -98,7 +118,11 @@ describe('store-and-forward', () => {
     expect(d.outOfOrder).toEqual([]);
     // No per-point messages in this mode.
     expect(sub.messages.filter((m) => m.topic.startsWith('s/g/plc/'))).toEqual([]);
-    const polls = [...d.bySeq.entries()].sort((x, y) => x[0] - y[0]).map(([, m]) => m.json as { ts: string; device: string; channel: string; points: Record<string, { value: number; quality: string }>; historical?: boolean });
+    const polls = [...d.bySeq.entries()]
+      .sort((x, y) => x[0] - y[0])
+      .map(
+        ([, m]) => m.json as { ts: string; device: string; channel: string; points: Record<string, { value: number; quality: string }>; historical?: boolean },
+      );
     // The critical point travels in a message of its own (evicted last at the cap), the rest together.
     for (const p of polls) {
       expect(p.device).toBe('plc');
@@ -120,11 +144,22 @@ describe('store-and-forward', () => {
     const b = await broker({ persistence: true });
     const sim = await plc(5);
     const sub = await subscriber(b, 's/g/plc/#', true);
-    const tg = gateway(gatewayYaml(b, { buffer: '  replay_order: live_first\n  replay_rate: 100' }), devices(sim, [0, 1, 2, 3, 4].map((i) => ({ name: `p${i}` })), 50));
+    const tg = gateway(
+      gatewayYaml(b, { buffer: '  replay_order: live_first\n  replay_rate: 100' }),
+      devices(
+        sim,
+        [0, 1, 2, 3, 4].map((i) => ({ name: `p${i}` })),
+        50,
+      ),
+    );
     await tg.gw.start();
     await sub.waitFor((m) => isData(m), 15_000, 'first data');
     await b.kill();
-    await waitFor(() => tg.gw.bufferStats().depth, (d) => d >= 300, 15_000);
+    await waitFor(
+      () => tg.gw.bufferStats().depth,
+      (d) => d >= 300,
+      15_000,
+    );
     const backlogEnd = tg.gw.bufferStats().lastSeq;
     await b.restart();
     // 300 backlog samples at 100/s take about 3 s; live samples must not wait for them.
@@ -145,7 +180,11 @@ describe('store-and-forward', () => {
     const points = [{ name: 'alarm', priority: 'critical' }, ...Array.from({ length: 19 }, (_, i) => ({ name: `bulk${i}`, priority: 'bulk' }))];
     const tg = gateway(gatewayYaml(b, { buffer: '  max_bytes: 1048576' }), devices(sim, points, 20));
     await tg.gw.start();
-    await waitFor(() => tg.gw.bufferStats().evicted, (n) => n >= 2000, 60_000);
+    await waitFor(
+      () => tg.gw.bufferStats().evicted,
+      (n) => n >= 2000,
+      60_000,
+    );
     await b.restart();
     const lastSeq = tg.gw.bufferStats().lastSeq;
     await sub.waitFor((m) => isData(m) && (m.json.seq as number) >= lastSeq, 60_000, 'the backlog to drain');
@@ -153,7 +192,8 @@ describe('store-and-forward', () => {
     const file = await stoppedTg(tg);
     // Evictions can happen until the very end (samples keep coming while the backlog drains), and
     // their events go out during the stop: wait until every event not left in the file has arrived.
-    const lossCount = (ms: Message[]) => ms.filter((m) => m.topic === 's/g/events' && m.json.event === 'data_lost').reduce((n, m) => n + (m.json.count as number), 0);
+    const lossCount = (ms: Message[]) =>
+      ms.filter((m) => m.topic === 's/g/events' && m.json.event === 'data_lost').reduce((n, m) => n + (m.json.count as number), 0);
     const stillPending = file.pendingEvents.filter((e) => e.event === 'data_lost').reduce((n, e) => n + (e.count as number), 0);
     await sub.waitFor(() => lossCount(sub.messages) + stillPending >= file.evicted, 15_000, 'all loss events');
     const evictedInFile = file.evicted - stillPending;
@@ -172,18 +212,27 @@ describe('store-and-forward', () => {
     for (const e of file.pendingEvents) for (const [a, z] of (e.ranges as [number, number][]) ?? []) for (let q = a; q <= z; q++) pendingSeqs.add(q);
     expect(missing(file.lastSeq, received, lostSeqs, pendingSeqs, file.stored)).toEqual([]);
     // Every alarm sample made it: their poll times have no hole longer than a few intervals.
-    const alarms = [...d.bySeq.values()].filter((m) => m.topic === 's/g/plc/alarm').map((m) => Date.parse(m.json.ts as string)).sort((x, y) => x - y);
+    const alarms = [...d.bySeq.values()]
+      .filter((m) => m.topic === 's/g/plc/alarm')
+      .map((m) => Date.parse(m.json.ts as string))
+      .sort((x, y) => x - y);
     const gaps = alarms.slice(1).map((t, i) => t - alarms[i]!);
     expect(Math.max(...gaps)).toBeLessThan(1000);
   });
 
   it('dead-letters a message the broker refuses for good and moves on', async () => {
-    const b = await broker({ acl: `user edgeferry-test-gateway\ntopic read s/g/#\ntopic write s/g/status\ntopic write s/g/status/#\ntopic write s/g/events\ntopic write s/g/plc/ok\n` });
+    const b = await broker({
+      acl: `user edgeferry-test-gateway\ntopic read s/g/#\ntopic write s/g/status\ntopic write s/g/status/#\ntopic write s/g/events\ntopic write s/g/plc/ok\n`,
+    });
     const sim = await plc(2);
     const sub = await subscriber(b, 's/g/#');
     const tg = gateway(gatewayYaml(b), devices(sim, [{ name: 'ok' }, { name: 'forbidden' }], 100));
     await tg.gw.start();
-    await waitFor(() => tg.gw.bufferStats().deadLetters, (n) => n >= 3, 15_000);
+    await waitFor(
+      () => tg.gw.bufferStats().deadLetters,
+      (n) => n >= 3,
+      15_000,
+    );
     const after = tg.gw.bufferStats().lastSeq;
     await sub.waitFor((m) => m.topic === 's/g/plc/ok' && (m.json.seq as number) > after, 10_000, 'data after the refused messages');
     const file = await stoppedTg(tg);

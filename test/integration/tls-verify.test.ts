@@ -32,7 +32,8 @@ describe('broker certificate verification', () => {
         cb();
       },
     });
-    const devices = 'version: 1\ndevices:\n  - name: d\n    driver: modbus_tcp\n    poll_interval_ms: 1000\n    connection: { host: 127.0.0.1, port: 1 }\n    points:\n      - { name: p, address: 0 }\n';
+    const devices =
+      'version: 1\ndevices:\n  - name: d\n    driver: modbus_tcp\n    poll_interval_ms: 1000\n    connection: { host: 127.0.0.1, port: 1 }\n    points:\n      - { name: p, address: 0 }\n';
     tg = makeGateway(
       `version: 1
 site: s

@@ -42,8 +42,8 @@ export function startPeer(cmd: string, args: string[], ready: RegExp, opts: { en
       clearTimeout(timer);
       resolvePeer(peer(line.trim().split(/\s+/)));
     };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', onData);
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
     proc.once('error', (err) => {
       clearTimeout(timer);
       reject(new Error(`${cmd}: ${err.message}`));
@@ -52,7 +52,7 @@ export function startPeer(cmd: string, args: string[], ready: RegExp, opts: { en
       clearTimeout(timer);
       reject(new Error(`${cmd} exited (${code ?? sig}) before it was ready:\n${out}`));
     });
-    proc.stdin!.end(opts.stdin ?? '');
+    proc.stdin.end(opts.stdin ?? '');
   });
 }
 

@@ -25,7 +25,9 @@ describe('buffer bounds and recovery', () => {
     expect(st.evicted).toBeGreaterThan(0);
     expect(st.bytes).toBeLessThanOrEqual(1 << 20);
     expect(st.byPriority.critical).toBe(800);
-    const events = b.pendingEvents(1000).map((e) => JSON.parse(e.body) as { event: string; count: number; ranges: [number, number][]; by_priority: Record<string, number> });
+    const events = b
+      .pendingEvents(1000)
+      .map((e) => JSON.parse(e.body) as { event: string; count: number; ranges: [number, number][]; by_priority: Record<string, number> });
     const lost = new Set<number>();
     for (const e of events) for (const [a, z] of e.ranges) for (let q = a; q <= z; q++) lost.add(q);
     expect(events.reduce((n, e) => n + e.count, 0)).toBe(st.evicted);
@@ -101,7 +103,13 @@ describe('buffer bounds and recovery', () => {
     b.close();
     const run = async (...args: string[]) => {
       const out: string[] = [];
-      const code = await runBufferCli(args, { cwd: dir, out: (l) => out.push(l), err: (l) => out.push(l), stopRequested: new Promise(() => undefined), version: 'test' });
+      const code = await runBufferCli(args, {
+        cwd: dir,
+        out: (l) => out.push(l),
+        err: (l) => out.push(l),
+        stopRequested: new Promise(() => undefined),
+        version: 'test',
+      });
       return { code, out };
     };
     const stats = await run('stats', '--file', 'b.db');

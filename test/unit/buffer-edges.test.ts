@@ -9,9 +9,25 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteBuffer } from '../../src/buffer/sqlite-buffer.js';
 import type { Priority, Sample } from '../../src/core/sample.js';
 
-const s = (point: string, priority: Priority = 'normal'): Sample => ({ ts: Date.now(), device: 'd', point, value: 1.5, quality: 'good', channel: 'c', priority });
+const s = (point: string, priority: Priority = 'normal'): Sample => ({
+  ts: Date.now(),
+  device: 'd',
+  point,
+  value: 1.5,
+  quality: 'good',
+  channel: 'c',
+  priority,
+});
 const OPTS = { synchronous: 'full' as const, maxBytes: 1 << 30, maxAgeS: 86_400 };
-type Ev = { event: string; reason?: string; count?: number; ranges?: [number, number][]; first_seq?: number; by_priority?: Record<string, number>; samples_in_file?: number };
+type Ev = {
+  event: string;
+  reason?: string;
+  count?: number;
+  ranges?: [number, number][];
+  first_seq?: number;
+  by_priority?: Record<string, number>;
+  samples_in_file?: number;
+};
 const events = (b: SqliteBuffer): Ev[] => b.pendingEvents(100_000).map((e) => JSON.parse(e.body) as Ev);
 const seqsIn = (evs: Ev[]) => {
   const out = new Set<number>();
@@ -194,7 +210,7 @@ describe('buffer edges', () => {
       expect(health[0]).toMatch(/^degraded:disk full/);
       // Space comes back and the backlog is delivered: the buffer is healthy again by itself.
       unlinkSync(join(mnt, 'filler'));
-      for (let from = 0; ; ) {
+      for (let from = 0; ;) {
         const rows = b.readAfter(from, 500);
         if (!rows.length) break;
         b.accept(rows.map((r) => r.seq));

@@ -8,7 +8,14 @@ import { encodePollMessages } from '../../src/buffer/body.js';
 import { POLL_POINT, type Sample } from '../../src/core/sample.js';
 
 const BOUNDS = { maxBytes: 1 << 30, maxAgeS: 86_400 };
-const sample = (point: string, value: Sample['value']): Sample => ({ ts: Date.UTC(2026, 0, 1), device: 'd1', point, value, quality: 'good', channel: 'tcp://x' });
+const sample = (point: string, value: Sample['value']): Sample => ({
+  ts: Date.UTC(2026, 0, 1),
+  device: 'd1',
+  point,
+  value,
+  quality: 'good',
+  channel: 'tcp://x',
+});
 
 describe('sqlite buffer', () => {
   let dir: string;

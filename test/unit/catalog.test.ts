@@ -27,7 +27,9 @@ describe('driver registry', () => {
   it('registers a driver for every drivers/* folder', async () => {
     for (const folder of folders) {
       const mod = (await import(/* @vite-ignore */ new URL(`../../drivers/${folder}/index.ts`, import.meta.url).href)) as Record<string, { type?: string }>;
-      const types = Object.values(mod).map((v) => v?.type).filter(Boolean);
+      const types = Object.values(mod)
+        .map((v) => v?.type)
+        .filter(Boolean);
       expect(types.length, `drivers/${folder} exports no DriverSpec`).toBeGreaterThan(0);
       for (const t of types) expect(DRIVERS.map((d) => d.type)).toContain(t);
     }

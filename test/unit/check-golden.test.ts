@@ -34,8 +34,14 @@ describe('edgeferry check command', () => {
   it('warns about a broker certificate that is not verified, without failing', () => {
     const dir = mkdtempSync(join(tmpdir(), 'edgeferry-check-'));
     try {
-      writeFileSync(join(dir, 'devices.yaml'), 'version: 1\ndevices:\n  - { name: plc, driver: modbus_tcp, poll_interval_ms: 1000, connection: { host: 127.0.0.1 }, points: [{ name: v, address: 0 }] }\n');
-      writeFileSync(join(dir, 'gateway.yaml'), 'version: 1\nsite: s\ngateway_id: g\ndevices: [devices.yaml]\nmqtt:\n  url: mqtts://broker.plant.lan:8883\n  tls:\n    verify_server: false\n');
+      writeFileSync(
+        join(dir, 'devices.yaml'),
+        'version: 1\ndevices:\n  - { name: plc, driver: modbus_tcp, poll_interval_ms: 1000, connection: { host: 127.0.0.1 }, points: [{ name: v, address: 0 }] }\n',
+      );
+      writeFileSync(
+        join(dir, 'gateway.yaml'),
+        'version: 1\nsite: s\ngateway_id: g\ndevices: [devices.yaml]\nmqtt:\n  url: mqtts://broker.plant.lan:8883\n  tls:\n    verify_server: false\n',
+      );
       const r = spawnSync(process.execPath, [cli, 'check', 'gateway.yaml'], { cwd: dir, encoding: 'utf8' });
       expect(r.stdout).toMatch(/^gateway\.yaml:8:20 mqtt\.tls\.verify_server: warning: the broker certificate and host name are NOT verified/);
       expect(r.status).toBe(0);
@@ -51,7 +57,10 @@ describe('edgeferry check command', () => {
   });
 
   it('reports every placeholder of the shipped examples (exit 3), and run refuses to start on them', () => {
-    const r = spawnSync(process.execPath, [cli, 'check', 'config/gateway.example.yaml', 'config/devices/rs485-meters.example.yaml'], { cwd: root, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [cli, 'check', 'config/gateway.example.yaml', 'config/devices/rs485-meters.example.yaml'], {
+      cwd: root,
+      encoding: 'utf8',
+    });
     expect(r.status).toBe(3);
     const lines = r.stdout.trim().split('\n');
     expect(lines.map((l) => l.split(' ')[1])).toEqual([
@@ -119,7 +128,11 @@ describe('edgeferry check command', () => {
       writeFileSync(big, Buffer.alloc(MAX_FILE_BYTES + 1, '#')); // one long comment line
       const r = spawnSync(process.execPath, [cli, 'check', big], { cwd: root, encoding: 'utf8' });
       expect(r.status).toBe(3);
-      expect(r.stdout).toMatch(new RegExp(`^${big.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:1:1 \\(file\\): expected a file of at most 32 MiB \\(split large device maps over several files\\), got \\d+\\.\\d MiB\\n$`));
+      expect(r.stdout).toMatch(
+        new RegExp(
+          `^${big.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:1:1 \\(file\\): expected a file of at most 32 MiB \\(split large device maps over several files\\), got \\d+\\.\\d MiB\\n$`,
+        ),
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -138,7 +151,10 @@ describe('edgeferry check command', () => {
       }
     }
     // Subcommands too.
-    for (const args of [['buffer', 'stats', '--help'], ['model', 'eval', '-h']]) {
+    for (const args of [
+      ['buffer', 'stats', '--help'],
+      ['model', 'eval', '-h'],
+    ]) {
       const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, encoding: 'utf8' });
       expect(r.status, args.join(' ')).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^usage: edgeferry ${args[0]} `));

@@ -27,9 +27,17 @@ function greyPng(w: number, h: number, pix: Uint8Array, filters: number[], idatP
     const f = filters[y % filters.length]!;
     raw[y * (w + 1)] = f;
     for (let x = 0; x < w; x++) {
-      const a = at(x - 1, y), b = at(x, y - 1), c = at(x - 1, y - 1);
+      const a = at(x - 1, y),
+        b = at(x, y - 1),
+        c = at(x - 1, y - 1);
       const p = a + b - c;
-      const pred = [0, a, b, (a + b) >> 1, Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c][f]!;
+      const pred = [
+        0,
+        a,
+        b,
+        (a + b) >> 1,
+        Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c,
+      ][f]!;
       raw[y * (w + 1) + 1 + x] = (pix[y * w + x]! - pred) & 0xff;
     }
   }
@@ -41,7 +49,13 @@ function greyPng(w: number, h: number, pix: Uint8Array, filters: number[], idatP
   const z = deflateSync(raw);
   const step = Math.ceil(z.length / idatParts);
   const idats = Array.from({ length: idatParts }, (_, i) => chunk('IDAT', z.subarray(i * step, (i + 1) * step)));
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('tEXt', Buffer.from('Software\0test')), ...idats, chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    chunk('tEXt', Buffer.from('Software\0test')),
+    ...idats,
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'edgeferry-png-'));
@@ -49,7 +63,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const input = { name: 'image', width: 300, height: 300, resize_kernel: 'linear', values: 'grey levels 0-255 as float32' as const };
 
 describe('grey PNG fast path', () => {
-  const w = 37, h = 23;
+  const w = 37,
+    h = 23;
   let s = 7;
   const pix = Uint8Array.from({ length: w * h }, () => ((s = (s * 1103515245 + 12345) & 0x7fffffff), s >> 16) & 0xff);
 
@@ -90,10 +105,18 @@ describe('grey PNG fast path', () => {
   });
 
   it('hands colour and resized images to sharp: decodeCell still returns the model size', async () => {
-    expect(decodeGreyPng(await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } }).png().toBuffer())).toBeUndefined();
+    expect(
+      decodeGreyPng(
+        await sharp({ create: { width: 8, height: 8, channels: 3, background: '#808080' } })
+          .png()
+          .toBuffer(),
+      ),
+    ).toBeUndefined();
     expect(decodeGreyPng(Buffer.from('not a png'))).toBeUndefined();
     const colour = join(dir, 'colour.png');
-    await sharp({ create: { width: 600, height: 600, channels: 3, background: { r: 200, g: 100, b: 50 } } }).png().toFile(colour);
+    await sharp({ create: { width: 600, height: 600, channels: 3, background: { r: 200, g: 100, b: 50 } } })
+      .png()
+      .toFile(colour);
     const grey = await decodeCell(colour, input);
     expect(grey.length).toBe(300 * 300);
     const small = join(dir, 'small.png');

@@ -4,7 +4,16 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { HealthSnapshot, HealthState } from '../../src/core/device-health.js';
 import { Failover, type Channel } from '../../src/core/failover.js';
 
-const h = (state: HealthState): HealthSnapshot => ({ state, since: Date.now(), endpoint: 'tcp://x', rtt_ms: { p50: null, p99: null }, errors: 0, timeouts: 0, reconnects: 0, reason: state === 'down' ? 'timeout' : undefined });
+const h = (state: HealthState): HealthSnapshot => ({
+  state,
+  since: Date.now(),
+  endpoint: 'tcp://x',
+  rtt_ms: { p50: null, p99: null },
+  errors: 0,
+  timeouts: 0,
+  reconnects: 0,
+  reason: state === 'down' ? 'timeout' : undefined,
+});
 
 describe('failover rule', () => {
   beforeEach(() => vi.useFakeTimers());

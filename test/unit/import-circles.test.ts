@@ -21,7 +21,10 @@ function graph(): Map<string, string[]> {
   for (const f of files) {
     const text = readFileSync(f, 'utf8');
     const specs = [...text.matchAll(/(?:import|export)[^'"]*?from\s+'(\.[^']+)'|import\('(\.[^']+)'\)/g)].map((m) => m[1] ?? m[2]!);
-    g.set(f, specs.map((s) => resolve(dirname(f), s.replace(/\.js$/, '.ts'))).filter((p) => existsSync(p)));
+    g.set(
+      f,
+      specs.map((s) => resolve(dirname(f), s.replace(/\.js$/, '.ts'))).filter((p) => existsSync(p)),
+    );
   }
   return g;
 }

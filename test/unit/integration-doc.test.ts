@@ -18,7 +18,15 @@ describe('docs/integration.md', () => {
   it('lists every topic under its default template', () => {
     const mqtt = schema.properties.mqtt.properties;
     const inf = schema.properties.inference.properties;
-    const defaults = [mqtt.topic_template, mqtt.poll_topic_template, mqtt.status_topic, mqtt.device_status_topic, mqtt.events_topic, inf.topic_template, inf.status_topic].map((p) => p!.default!);
+    const defaults = [
+      mqtt.topic_template,
+      mqtt.poll_topic_template,
+      mqtt.status_topic,
+      mqtt.device_status_topic,
+      mqtt.events_topic,
+      inf.topic_template,
+      inf.status_topic,
+    ].map((p) => p!.default!);
     expect(defaults.every((d) => typeof d === 'string')).toBe(true);
     const table = doc.slice(0, doc.indexOf('## To lose nothing'));
     for (const d of defaults) expect(table, d).toContain(`| \`${d}\` |`);
@@ -42,15 +50,22 @@ describe('docs/integration.md', () => {
     const [input] = byType('mqtt in');
     expect(input).toMatchObject({ qos: '1', datatype: 'json', broker: broker!.id });
     // The subscription covers the default data topic of site plant-a, gateway gw-01.
-    const data = schema.properties.mqtt.properties.topic_template!.default!.replace('{site}', 'plant-a').replace('{gateway}', 'gw-01').replace('{device}', '+').replace('{point}', '+');
+    const data = schema.properties.mqtt.properties
+      .topic_template!.default!.replace('{site}', 'plant-a')
+      .replace('{gateway}', 'gw-01')
+      .replace('{device}', '+')
+      .replace('{point}', '+');
     expect(input!.topic).toBe(data);
     const [fn] = byType('function');
     expect((input!.wires as string[][])[0]).toEqual([fn!.id]);
     const store = new Map<string, unknown>();
     const context = { get: (k: string) => store.get(k), set: (k: string, v: unknown) => void store.set(k, v) };
-    // eslint-disable-next-line @typescript-eslint/no-implied-eval
+
     const run = new Function('msg', 'context', fn!.func as string) as (msg: unknown, ctx: typeof context) => { payload: { seq: number } } | null;
-    const passed = [1, 2, 2, 3, 1, 5, 4, 5].map((seq) => run({ payload: { seq, value: seq } }, context)).filter((m) => m !== null).map((m) => m.payload.seq);
+    const passed = [1, 2, 2, 3, 1, 5, 4, 5]
+      .map((seq) => run({ payload: { seq, value: seq } }, context))
+      .filter((m) => m !== null)
+      .map((m) => m.payload.seq);
     expect(passed).toEqual([1, 2, 3, 5, 4]);
     expect(run({ payload: { state: 'up' } }, context)).toBeNull();
   });

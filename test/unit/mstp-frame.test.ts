@@ -73,11 +73,20 @@ describe('receive state machine', () => {
     badData[9]! ^= 0x40;
     const badCrc = Buffer.from(data);
     badCrc[badCrc.length - 1]! ^= 0x01;
-    expect(receive(new FrameReceiver(7), badData, badCrc, token).map((e) => (e.kind === 'invalid' ? e.reason : e.kind))).toEqual(['data crc', 'data crc', 'frame']);
+    expect(receive(new FrameReceiver(7), badData, badCrc, token).map((e) => (e.kind === 'invalid' ? e.reason : e.kind))).toEqual([
+      'data crc',
+      'data crc',
+      'frame',
+    ]);
   });
 
   it('skips the data of frames for other stations but reports them as traffic', () => {
-    const other = encodeFrame({ type: FrameType.DataNotExpectingReply, dest: 9, source: 3, data: Buffer.from([0x55, 0xff, 0x00, 0x07, 0x03, 0x00, 0x00, 0x00]) });
+    const other = encodeFrame({
+      type: FrameType.DataNotExpectingReply,
+      dest: 9,
+      source: 3,
+      data: Buffer.from([0x55, 0xff, 0x00, 0x07, 0x03, 0x00, 0x00, 0x00]),
+    });
     const events = receive(new FrameReceiver(7), other, token);
     expect(events.map((e) => e.kind)).toEqual(['not-for-us', 'frame']);
   });

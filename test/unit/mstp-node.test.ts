@@ -22,7 +22,10 @@ afterEach(() => nodes.splice(0).forEach((n) => n.stop()));
 function node(address: number, maxMaster: number) {
   const sent: (Frame & { at: number })[] = [];
   const rx = new FrameReceiver(-1, true);
-  const n = new MstpNode({ address, maxMaster, baudRate: 38400, usageTimeoutMs: 20 }, { write: (b) => rx.feed(b, (e) => e.kind === 'frame' && sent.push({ ...e.frame, at: performance.now() })) });
+  const n = new MstpNode(
+    { address, maxMaster, baudRate: 38400, usageTimeoutMs: 20 },
+    { write: (b) => rx.feed(b, (e) => e.kind === 'frame' && sent.push({ ...e.frame, at: performance.now() })) },
+  );
   nodes.push(n);
   n.start();
   return { n, sent };

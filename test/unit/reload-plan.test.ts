@@ -6,8 +6,17 @@ import type { LoadedDevice } from '../../src/config/load.js';
 import { planReload } from '../../src/core/reload-plan.js';
 
 const dev = (name: string, host: string, extra: Partial<LoadedDevice> = {}): LoadedDevice =>
-  ({ name, driver: 'modbus_tcp', enabled: true, poll_interval_ms: 1000, connection: { host }, points: [{ name: 'v', address: 0 }], source: { file: {} as never, index: 0 }, ...extra }) as unknown as LoadedDevice;
-const withBackup = (d: LoadedDevice, port: string): LoadedDevice => ({ ...d, backup: { device: dev(`${d.name}~backup`, port), switchBackAfterMs: 1000 } }) as LoadedDevice;
+  ({
+    name,
+    driver: 'modbus_tcp',
+    enabled: true,
+    poll_interval_ms: 1000,
+    connection: { host },
+    points: [{ name: 'v', address: 0 }],
+    source: { file: {} as never, index: 0 },
+    ...extra,
+  }) as unknown as LoadedDevice;
+const withBackup = (d: LoadedDevice, port: string): LoadedDevice => ({ ...d, backup: { device: dev(`${d.name}~backup`, port), switchBackAfterMs: 1000 } });
 const keysOf = (d: LoadedDevice) => [d, ...(d.backup ? [d.backup.device] : [])].map((x) => (x.connection as { host: string }).host);
 const wiredOf = (ds: LoadedDevice[]) => new Map(ds.filter((d) => d.enabled).map((d) => [d.name, keysOf(d)]));
 
@@ -21,7 +30,14 @@ describe('planReload', () => {
   it('restarts only the link of a changed device, with every device on it', () => {
     const before = [dev('a', 'h1'), dev('a2', 'h1'), dev('b', 'h2')];
     const after = [dev('a', 'h1', { poll_interval_ms: 500 }), dev('a2', 'h1'), dev('b', 'h2')];
-    expect(planReload(before, after, wiredOf(before), keysOf)).toEqual({ added: [], removed: [], changed: ['a'], relink: ['h1'], down: ['a', 'a2'], wire: ['a', 'a2'] });
+    expect(planReload(before, after, wiredOf(before), keysOf)).toEqual({
+      added: [],
+      removed: [],
+      changed: ['a'],
+      relink: ['h1'],
+      down: ['a', 'a2'],
+      wire: ['a', 'a2'],
+    });
   });
 
   it('follows a device onto its other channel: the backup line restarts too, and its other users', () => {
@@ -36,6 +52,13 @@ describe('planReload', () => {
   it('adds, removes and treats enabled: false as removed', () => {
     const before = [dev('a', 'h1'), dev('b', 'h2'), dev('c', 'h3')];
     const after = [dev('a', 'h1'), dev('c', 'h3', { enabled: false }), dev('d', 'h4')];
-    expect(planReload(before, after, wiredOf(before), keysOf)).toEqual({ added: ['d'], removed: ['b', 'c'], changed: [], relink: ['h2', 'h3', 'h4'], down: ['b', 'c'], wire: ['d'] });
+    expect(planReload(before, after, wiredOf(before), keysOf)).toEqual({
+      added: ['d'],
+      removed: ['b', 'c'],
+      changed: [],
+      relink: ['h2', 'h3', 'h4'],
+      down: ['b', 'c'],
+      wire: ['d'],
+    });
   });
 });

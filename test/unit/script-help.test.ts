@@ -8,10 +8,16 @@ import { describe, expect, it } from 'vitest';
 const root = join(import.meta.dirname, '../..');
 /** Entry points; bench/lib, bench/profile and the line hub (forked by a bench) are not commands. */
 const entries = [
-  ...readdirSync(join(root, 'dist/bench')).filter((f) => f.endsWith('.js') && !['lib.js', 'profile.js', 'line-hub.js'].includes(f)).map((f) => `dist/bench/${f}`),
+  ...readdirSync(join(root, 'dist/bench'))
+    .filter((f) => f.endsWith('.js') && !['lib.js', 'profile.js', 'line-hub.js'].includes(f))
+    .map((f) => `dist/bench/${f}`),
   'dist/simulators/modbus/cli.js',
-  ...readdirSync(join(root, 'dist/scripts')).filter((f) => f.endsWith('.js')).map((f) => `dist/scripts/${f}`),
-  ...readdirSync(join(root, 'scripts')).filter((f) => f.endsWith('.mjs')).map((f) => `scripts/${f}`),
+  ...readdirSync(join(root, 'dist/scripts'))
+    .filter((f) => f.endsWith('.js'))
+    .map((f) => `dist/scripts/${f}`),
+  ...readdirSync(join(root, 'scripts'))
+    .filter((f) => f.endsWith('.mjs'))
+    .map((f) => `scripts/${f}`),
 ];
 
 describe('scripts answer --help', () => {

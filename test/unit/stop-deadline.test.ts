@@ -18,7 +18,7 @@ describe('stop deadline', () => {
       const script = `import(${JSON.stringify(mod)}).then((m) => { m.stopDeadline(${JSON.stringify(dir)}, 300); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); });`;
       const p = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
-      p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
       const started = performance.now();
       const end = await new Promise<{ code: number | null; signal: string | null }>((r) => p.once('exit', (code, signal) => r({ code, signal })));
       expect(end.signal, err).toBe('SIGKILL');

@@ -14,7 +14,11 @@ writeFileSync(unit, unitText.replaceAll('/opt/edgeferry/current/runtime/bin/node
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const analyze = '/usr/bin/systemd-analyze';
 
-const setting = (key: string) => unitText.split('\n').filter((l) => l.startsWith(`${key}=`)).map((l) => l.slice(key.length + 1));
+const setting = (key: string) =>
+  unitText
+    .split('\n')
+    .filter((l) => l.startsWith(`${key}=`))
+    .map((l) => l.slice(key.length + 1));
 
 describe('systemd unit', () => {
   it('passes systemd-analyze verify with no findings', () => {
