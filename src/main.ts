@@ -28,7 +28,7 @@ const stopRequested = new Promise<void>((resolve) => {
   }
 });
 
-// Exceptions nobody caught: the running gateway counts and logs them (cli.ts); other commands, or
+// Exceptions nobody caught: the running gateway counts and logs them (src/cli/run.ts); other commands, or
 // before the gateway is up, print and exit 1 as Node would.
 const faultHandlers = new Set<(kind: 'unhandledRejection' | 'uncaughtException', err: unknown) => void>();
 const onProcessFault = (kind: 'unhandledRejection' | 'uncaughtException') => (err: unknown) => {

@@ -1,5 +1,5 @@
 // Command-line options of the project's scripts, simulators and benchmarks (the gateway's own
-// commands have theirs in src/cli.ts): --help or -h prints the usage and exits 0; an unknown or
+// commands have theirs in src/cli/): --help or -h prints the usage and exits 0; an unknown or
 // malformed option prints what was wrong and the usage, and exits 2 — never a stack trace.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
