@@ -22,10 +22,8 @@ import { canon, planReload } from './core/reload-plan.js';
 import { sampleSink } from './core/sample-sink.js';
 import { startPipeline } from './core/device-pipeline.js';
 import { LinkPool } from './core/link-pool.js';
-import { judgeHealth } from './health/judge.js';
 import { deviceStatusView } from './publish/device-status.js';
-import { statusSnapshot } from './health/status.js';
-import { HealthServer } from './health/server.js';
+import { healthEndpoints } from './health/endpoints.js';
 import { MqttPublisher, type MqttConnect } from './publish/mqtt-publisher.js';
 import { renderTopic } from './publish/topics.js';
 import { InferenceStage } from './inference/stage.js';
@@ -144,41 +142,17 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     },
     onReconnect: (endpoint) => metrics.reconnects.inc({ endpoint }),
   });
-  /** What /healthz answers (src/health/judge.ts says what ok means). */
-  const judge = () =>
-    judgeHealth({
-      limits: {
-        brokerAwayMs: g.health.broker_away_s * 1000,
-        bufferFullRatio: g.health.buffer_full_ratio,
-        maxBytes: g.buffer.max_bytes,
-        critical: g.health.critical_devices,
-      },
-      gateway: gwHealth.state,
-      mqtt: { connected: publisher.isConnected, awayMs: publisher.awayMs },
-      buffer: { ...buffer.stats(), health: buffer.health },
-      devices: Object.fromEntries(pool.devices().map((name) => [name, pool.health(name)?.state])),
-    });
-  const health = new HealthServer(metrics, {
-    health: judge,
-    status: () => {
-      for (const name of latest.keys()) if (!pool.has(name)) latest.delete(name);
-      return statusSnapshot({
-        site: g.site,
-        gateway: g.gateway_id,
-        health: judge(),
-        devices: pool.devices().map((name) => ({ name, status: deviceStatusOf(name), latest: latest.get(name) })),
-        el: stage ? { status: elStatus, queued: stage.queued } : undefined,
-      });
-    },
-    refreshGauges: () => {
-      const st = buffer.stats();
-      metrics.bufferDepth.set(st.depth);
-      metrics.bufferBytes.set(st.bytes);
-      metrics.bufferEvicted.set(st.evicted);
-      metrics.bufferUnstored.set(st.unstored);
-      metrics.deadLetters.set(st.deadLetters);
-      metrics.bufferAge.set(st.oldestTs === undefined ? 0 : Math.max(0, (Date.now() - st.oldestTs) / 1000));
-    },
+  /** /healthz, /metrics and the status page (src/health/endpoints.ts). */
+  const health = healthEndpoints({
+    gateway: g,
+    metrics,
+    buffer,
+    publisher,
+    pool,
+    gwHealth,
+    latest,
+    deviceStatusOf,
+    el: () => (stage ? { status: elStatus, queued: stage.queued } : undefined),
   });
   let healthPort: number | undefined;
 
