@@ -14,13 +14,13 @@ import type { Logger } from 'pino';
 import { SqliteBuffer, type BufferStats } from './buffer/sqlite-buffer.js';
 import type { LoadedConfig, LoadedDevice } from './config/load.js';
 import type { HealthSnapshot } from './core/device-health.js';
-import type { DriverSpec, Reading } from './core/driver.js';
+import type { DriverSpec } from './core/driver.js';
 import { GatewayHealth, type HealthState } from './core/gateway-health.js';
 import { Scheduler } from './core/scheduler.js';
 import { createMetrics, type Metrics } from './health/metrics.js';
 import { canon, planReload } from './core/reload-plan.js';
 import { sampleSink } from './core/sample-sink.js';
-import { startPipeline } from './core/device-pipeline.js';
+import { startPipeline, type LatestSamples } from './core/device-pipeline.js';
 import { LinkPool } from './core/link-pool.js';
 import { deviceStatusView } from './publish/device-status.js';
 import { healthEndpoints } from './health/endpoints.js';
@@ -119,8 +119,8 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       gwHealth.set(`poll ${group.id}`, `poll group failed: ${(err as Error)?.message ?? String(err)}`);
     },
   });
-  /** Each device's latest reading per point, for the status page. */
-  const latest = new Map<string, Map<string, { r: Reading; ts: number }>>();
+  /** Each device's latest sample per point, for the status page. */
+  const latest: LatestSamples = new Map();
   /** The EL stage's last status, for the status page. */
   let elStatus: Record<string, unknown> | undefined;
   /** Links per endpoint, devices on them, failovers (src/core/link-pool.ts). */

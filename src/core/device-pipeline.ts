@@ -30,6 +30,9 @@ export interface BackupChannel extends Joined {
   points: Set<string>;
 }
 
+/** Per device, the latest sample of each point (the status page shows them). */
+export type LatestSamples = Map<string, Map<string, Sample>>;
+
 export interface PipelineDeps {
   log: Logger;
   metrics: Metrics;
@@ -37,8 +40,8 @@ export interface PipelineDeps {
   sink: SampleSink;
   /** mqtt.payload: poll — a device's poll is one message. */
   pollPayload: boolean;
-  /** Each device's latest reading per point, for the status page. */
-  latest: Map<string, Map<string, { r: Reading; ts: number }>>;
+  /** Each device's latest sample per point, for the status page. */
+  latest: LatestSamples;
 }
 
 export function startPipeline(device: LoadedDevice, primary: Joined, backup: BackupChannel | undefined, deps: PipelineDeps): void {
@@ -58,19 +61,18 @@ export function startPipeline(device: LoadedDevice, primary: Joined, backup: Bac
       log.debug({ err, device: device.name, lost: samples.length }, 'buffer append failed');
     }
   };
-  const latestHere = latest.get(device.name) ?? new Map<string, { r: Reading; ts: number }>();
+  const latestHere = latest.get(device.name) ?? new Map<string, Sample>();
   latest.set(device.name, latestHere);
   const accept = (readings: Reading[], ts: number, via = channel) => {
     metrics.polled.inc({ device: device.name }, readings.length);
-    // For the status page: the latest reading of each point, whatever the report filter keeps.
-    for (const r of readings) latestHere.set(r.point, { r, ts });
-    store(
-      readings.map((r) => {
-        if (r.quality === 'bad') metrics.badReadings.inc({ device: device.name });
-        const point = pointsByName.get(r.point);
-        return { ts, device: device.name, channel: via, ...r, unit: point?.unit, priority: point?.priority };
-      }),
-    );
+    const samples = readings.map((r): Sample => {
+      if (r.quality === 'bad') metrics.badReadings.inc({ device: device.name });
+      const point = pointsByName.get(r.point);
+      return { ts, device: device.name, channel: via, ...r, unit: point?.unit, priority: point?.priority };
+    });
+    // For the status page: the latest sample of each point, whatever the report filter keeps.
+    for (const s of samples) latestHere.set(s.point, s);
+    store(samples);
   };
   // Points the device reports by itself (mode: subscribe) are set up on every open of the link.
   const subscribed = spec.subscribed ? device.points.filter((p) => spec.subscribed!(p)) : [];

@@ -3,7 +3,7 @@
 import type { SqliteBuffer } from '../buffer/sqlite-buffer.js';
 import type { GatewayFileConfig } from '../config/schema.js';
 import type { HealthSnapshot } from '../core/device-health.js';
-import type { Reading } from '../core/driver.js';
+import type { LatestSamples } from '../core/device-pipeline.js';
 import type { GatewayHealth } from '../core/gateway-health.js';
 import type { LinkPool } from '../core/link-pool.js';
 import type { MqttPublisher } from '../publish/mqtt-publisher.js';
@@ -19,8 +19,8 @@ export interface HealthEndpointDeps {
   publisher: MqttPublisher;
   pool: LinkPool;
   gwHealth: GatewayHealth;
-  /** Each device's latest reading per point (pruned here of devices no longer running). */
-  latest: Map<string, Map<string, { r: Reading; ts: number }>>;
+  /** Each device's latest sample per point (pruned here of devices no longer running). */
+  latest: LatestSamples;
   deviceStatusOf(device: string): HealthSnapshot | undefined;
   /** The EL stage's last status and queue, when it runs. */
   el(): { status: Record<string, unknown> | undefined; queued: number } | undefined;

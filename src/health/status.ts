@@ -2,7 +2,7 @@
 // each device's state, round trip, last error and latest values, and the EL stage. Read-only, no
 // secrets (no URLs with credentials, no file contents), built on demand when the page asks.
 import type { HealthSnapshot } from '../core/device-health.js';
-import type { Reading } from '../core/driver.js';
+import type { Sample } from '../core/sample.js';
 import type { HealthAnswer } from './judge.js';
 
 /** At most this many latest values per device on the page (a 100k-point gateway stays light). */
@@ -12,7 +12,7 @@ export interface StatusInputs {
   site: string;
   gateway: string;
   health: HealthAnswer;
-  devices: { name: string; status: HealthSnapshot | undefined; latest: Map<string, { r: Reading; ts: number }> | undefined }[];
+  devices: { name: string; status: HealthSnapshot | undefined; latest: ReadonlyMap<string, Sample> | undefined }[];
   el?: { status: Record<string, unknown> | undefined; queued: number };
 }
 
@@ -25,7 +25,12 @@ export function statusSnapshot(i: StatusInputs) {
     ts: new Date().toISOString(),
     health: i.health,
     devices: i.devices.map(({ name, status: s, latest }) => {
-      const values = [...(latest?.entries() ?? [])];
+      // The first VALUES_PER_DEVICE without copying the whole map (a device may have thousands).
+      const values: Sample[] = [];
+      for (const sample of latest?.values() ?? []) {
+        if (values.length === VALUES_PER_DEVICE) break;
+        values.push(sample);
+      }
       return {
         name,
         state: s?.state ?? 'unknown',
@@ -36,13 +41,13 @@ export function statusSnapshot(i: StatusInputs) {
         errors: s?.errors ?? 0,
         timeouts: s?.timeouts ?? 0,
         reconnects: s?.reconnects ?? 0,
-        points: values.length,
-        values: values.slice(0, VALUES_PER_DEVICE).map(([point, { r, ts }]) => ({
-          point,
-          value: typeof r.value === 'bigint' ? r.value.toString() : r.value,
-          quality: r.quality,
-          reason: r.reason ?? null,
-          ts: iso(ts),
+        points: latest?.size ?? 0,
+        values: values.map((v) => ({
+          point: v.point,
+          value: typeof v.value === 'bigint' ? v.value.toString() : v.value,
+          quality: v.quality,
+          reason: v.reason ?? null,
+          ts: iso(v.ts),
         })),
       };
     }),
