@@ -6,8 +6,8 @@ export type LogFormat = 'auto' | 'text' | 'json';
 
 /** syslog priorities of pino's levels, for journald's `<N>` line prefix (sd-daemon(3)). */
 const PRIORITY: Record<number, number> = { 10: 7, 20: 7, 30: 6, 40: 4, 50: 3, 60: 2 };
-const LABEL: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
-const LEVEL_OF: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
+/** A line's level as pino's number, whether the line carries the number or the name. */
+const levelOf = (l: { level: number | string }) => (typeof l.level === 'number' ? l.level : (pino.levels.values[l.level] ?? 30));
 /** Identical warnings and errors within this window are counted, not printed again. */
 export const REPEAT_WINDOW_MS = 60_000;
 
@@ -36,10 +36,10 @@ const OMIT = new Set(['level', 'time', 'msg', 'service', 'component', 'pid', 'ho
 
 /** One readable line: `2026-11-29T08:40:01.123Z WARN  publisher: mqtt error err="connect ECONNREFUSED …" device=plc`. */
 export function textLine(l: Line, withTime: boolean): string {
-  const level = typeof l.level === 'number' ? l.level : (LEVEL_OF[l.level] ?? 30);
+  const level = levelOf(l);
   const parts: string[] = [];
   if (withTime) parts.push(typeof l.time === 'number' ? new Date(l.time).toISOString() : String(l.time ?? new Date().toISOString()));
-  parts.push((LABEL[level] ?? 'INFO').padEnd(5));
+  parts.push((pino.levels.labels[level] ?? 'info').toUpperCase().padEnd(5));
   parts.push(`${l.component ? `${l.component}: ` : ''}${l.msg ?? ''}`);
   for (const [k, v] of Object.entries(l)) {
     if (OMIT.has(k) || v === undefined) continue;
@@ -78,7 +78,7 @@ export class LogSink implements DestinationStream {
       this.o.write(raw.endsWith('\n') ? raw : `${raw}\n`);
       return;
     }
-    const level = typeof l.level === 'number' ? l.level : (LEVEL_OF[l.level] ?? 30);
+    const level = levelOf(l);
     if (level >= 40) {
       const now = (this.o.now ?? Date.now)();
       const key = JSON.stringify([level, l.component, l.msg, l.err?.message, l.err?.code, l.device, l.link, l.point, l.reason]);

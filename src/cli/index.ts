@@ -7,8 +7,6 @@ import { EXIT, type CliIo } from './io.js';
 import { cmdRun } from './run.js';
 import { runSubscribe } from './sub.js';
 
-export { EXIT, type CliIo } from './io.js';
-
 /** Each command's usage line(s): `edgeferry CMD --help` prints its entry, `edgeferry --help` all of them. */
 const USAGE: Record<string, [string, string]> = {
   run: ['edgeferry run --config FILE', 'run the gateway (checks the config first; refuses to start on errors)'],
