@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import mqtt, { type MqttClient } from 'mqtt';
+import type { RegisterSpec } from '../simulators/modbus/index.js';
 import type { Mosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { quantile } from '../src/core/quantile.js';
 
@@ -63,3 +64,7 @@ export function slope(xs: number[], ys: number[]): number {
   }
   return den ? num / den : 0;
 }
+
+/** `n` holding registers 0…n-1 counting up every 100 ms: a PLC whose every poll brings new values. */
+export const counterRegisters = (n: number): RegisterSpec[] =>
+  Array.from({ length: n }, (_, k) => ({ area: 'holding', address: k, type: 'uint16', generator: { kind: 'counter', step: 1, every_ms: 100, wrap: 65536 } }));

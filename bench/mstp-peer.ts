@@ -16,7 +16,7 @@ import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim, type ModbusSimulator } from '../simulators/modbus/index.js';
 import { peersBin } from '../simulators/peers.js';
 import { stopChild } from '../simulators/stop-child.js';
-import { machine, pct, procStat } from './lib.js';
+import { counterRegisters, machine, pct, procStat } from './lib.js';
 
 const values = scriptArgs('bench:mstp-peer', 'MS/TP timing against bacnet-stack bacserv under load.', {
   seconds: { type: 'string', default: '60' },
@@ -75,18 +75,7 @@ const busy: ChildProcess[] = [];
 for (let i = 0; i < BUSY; i++) busy.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
 const broker = await startMosquitto({ unboundedQueues: true });
 const sims: ModbusSimulator[] = [];
-for (let i = 0; i < PLCS; i++) {
-  sims.push(
-    await startSim({
-      registers: Array.from({ length: POINTS }, (_, k) => ({
-        area: 'holding' as const,
-        address: k,
-        type: 'uint16' as const,
-        generator: { kind: 'counter' as const, step: 1, every_ms: 100, wrap: 65536 },
-      })),
-    }),
-  );
-}
+for (let i = 0; i < PLCS; i++) sims.push(await startSim({ registers: counterRegisters(POINTS) }));
 
 type Mode = 'inline' | 'thread';
 const MODES = values.modes.split(',').filter((m): m is Mode => m === 'inline' || m === 'thread');

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { scriptArgs } from '../src/core/script-args.js';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim, type ModbusSimulator } from '../simulators/modbus/index.js';
-import { connectClient, machine, procStat } from './lib.js';
+import { connectClient, counterRegisters, machine, procStat } from './lib.js';
 import { printSummary, summarize, type ProfileSummary } from './profile.js';
 
 const values = scriptArgs('bench:saturate', 'One core saturated: tags per CPU-second.', {
@@ -32,18 +32,7 @@ const cli = fileURLToPath(new URL('../src/main.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'edgeferry-saturate-'));
 const broker = await startMosquitto({ unboundedQueues: true });
 const sims: ModbusSimulator[] = [];
-for (let i = 0; i < PLCS; i++) {
-  sims.push(
-    await startSim({
-      registers: Array.from({ length: POINTS }, (_, k) => ({
-        area: 'holding' as const,
-        address: k,
-        type: 'uint16' as const,
-        generator: { kind: 'counter' as const, step: 1, every_ms: 100, wrap: 65536 },
-      })),
-    }),
-  );
-}
+for (let i = 0; i < PLCS; i++) sims.push(await startSim({ registers: counterRegisters(POINTS) }));
 const sub = await connectClient(broker);
 // The gateway publishes at QoS 1 (every message PUBACKed by the broker before it leaves the
 // buffer); the counting subscriber takes QoS 0, so mosquitto's per-subscriber window of 20
