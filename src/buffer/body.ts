@@ -1,5 +1,5 @@
 import type { Value } from '../core/driver.js';
-import { POLL_POINT, type Priority, type Sample } from '../core/sample.js';
+import { POLL_POINT, type MessageKind, type Priority, type Sample } from '../core/sample.js';
 
 /** JSON for a value; 64-bit integers outside the double range are written as exact JSON numbers. */
 function encodeValue(v: Value): string {
@@ -37,8 +37,9 @@ export const withSeq = (seq: number, body: string): string => `{"seq":${seq},${b
 export interface EncodedMessage {
   ts: number;
   device: string;
-  /** POLL_POINT for a poll message. */
+  /** POLL_POINT for a poll message (a label; the topic follows `kind`). */
   point: string;
+  kind: MessageKind;
   priority?: Priority;
   body: string;
 }
@@ -65,7 +66,7 @@ export function encodePollMessages(samples: readonly Sample[]): EncodedMessage[]
     let body = head;
     // Each point: the per-sample fields minus what the whole poll shares (ts, device, channel).
     for (let i = 0; i < list.length; i++) body += `${i ? ',' : ''}${JSON.stringify(list[i]!.point)}:{${valueFields(list[i]!)}}`;
-    out.push({ ts: first.ts, device: first.device, point: POLL_POINT, priority, body: `${body}}}` });
+    out.push({ ts: first.ts, device: first.device, point: POLL_POINT, kind: 'poll', priority, body: `${body}}}` });
   }
   return out;
 }

@@ -2,6 +2,7 @@
 // because of its own buffer. A file that fails to open or fails SQLite's quick_check is moved
 // aside (kept for forensics, never deleted) and a fresh buffer starts; the caller publishes the event.
 import { GatewayError } from '../errors.js';
+import { EL_DEVICE, KIND_CODE, POLL_POINT } from '../core/sample.js';
 import Database, { type Db } from './sqlite.js';
 import { existsSync, renameSync } from 'node:fs';
 
@@ -18,7 +19,8 @@ const SCHEMA = `
     device TEXT NOT NULL,
     point TEXT NOT NULL,
     prio INTEGER NOT NULL DEFAULT 1,
-    body TEXT NOT NULL
+    body TEXT NOT NULL,
+    kind INTEGER NOT NULL DEFAULT 0
   );
   CREATE INDEX IF NOT EXISTS samples_prio_seq ON samples (prio, seq);
   CREATE TABLE IF NOT EXISTS dead_letter (
@@ -28,7 +30,8 @@ const SCHEMA = `
     point TEXT NOT NULL,
     body TEXT NOT NULL,
     reason TEXT NOT NULL,
-    rejected_at INTEGER NOT NULL
+    rejected_at INTEGER NOT NULL,
+    kind INTEGER NOT NULL DEFAULT 0
   );
   CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -40,6 +43,28 @@ const SCHEMA = `
     value INTEGER NOT NULL
   );
 `;
+
+/**
+ * Files written before messages carried their `kind` (0.x up to the topic-routing change): the
+ * column is added and filled once from the labels those versions routed by (device "/el" for EL
+ * verdicts, point "/poll" for poll messages), in one transaction.
+ */
+function addKindColumn(db: Db): void {
+  const has = (table: string) => (db.prepare(`SELECT count(*) FROM pragma_table_info('${table}') WHERE name = 'kind'`).pluck().get() as number) > 0;
+  if (has('samples') && has('dead_letter')) return;
+  db.transaction(() => {
+    for (const table of ['samples', 'dead_letter']) {
+      if (has(table)) continue;
+      db.exec(`ALTER TABLE ${table} ADD COLUMN kind INTEGER NOT NULL DEFAULT 0`);
+      db.prepare(`UPDATE ${table} SET kind = CASE WHEN device = ? THEN ? WHEN point = ? THEN ? ELSE 0 END`).run(
+        EL_DEVICE,
+        KIND_CODE.el,
+        POLL_POINT,
+        KIND_CODE.poll,
+      );
+    }
+  })();
+}
 
 function tryOpen(path: string, synchronous: 'normal' | 'full', walPages: number): Db {
   // A writer that holds the lock (an operator's sqlite3 shell) must not freeze the event loop for
@@ -54,6 +79,7 @@ function tryOpen(path: string, synchronous: 'normal' | 'full', walPages: number)
     const check = db.pragma('quick_check', { simple: true });
     if (check !== 'ok') throw new GatewayError('GW_ERR_BUFFER', `quick_check: ${String(check)}`);
     db.exec(SCHEMA);
+    addKindColumn(db);
     return db;
   } catch (err) {
     db.close();

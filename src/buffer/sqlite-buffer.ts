@@ -10,7 +10,7 @@
 // recovers by itself. All methods are synchronous and called from the event loop only.
 import type Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
-import type { Priority, Sample } from '../core/sample.js';
+import { KIND_CODE, type Priority, type Sample } from '../core/sample.js';
 import { GatewayError } from '../errors.js';
 import { encodeBody, type EncodedMessage } from './body.js';
 import { diskSpace, ReserveFile } from './disk-space.js';
@@ -27,6 +27,8 @@ export interface BufferedRow {
   device: string;
   point: string;
   prio: number;
+  /** The topic it goes to, as KIND_CODE (point, poll or EL verdict). */
+  kind: number;
   /** The JSON payload without seq: `{"ts":…,"value":…,…}` (rendered once, at append). */
   body: string;
 }
@@ -262,7 +264,7 @@ export class SqliteBuffer {
         const x = list[i]!;
         const body = 'body' in x ? x.body : encodeBody(x);
         this.grownSinceSizeCheck += body.length + 64;
-        seqs[i] = Number(this.s.insert.run(x.ts, x.device, x.point, prioOf(x.priority), body).lastInsertRowid);
+        seqs[i] = Number(this.s.insert.run(x.ts, x.device, x.point, prioOf(x.priority), body, KIND_CODE[x.kind ?? 'point']).lastInsertRowid);
       }
       return seqs;
     });

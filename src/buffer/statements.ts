@@ -3,8 +3,8 @@ import type Database from 'better-sqlite3';
 
 export function prepareStatements(db: Database.Database) {
   return {
-    insert: db.prepare('INSERT INTO samples (ts, device, point, prio, body) VALUES (?, ?, ?, ?, ?)'),
-    readRange: db.prepare('SELECT seq, ts, device, point, prio, body FROM samples WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?'),
+    insert: db.prepare('INSERT INTO samples (ts, device, point, prio, body, kind) VALUES (?, ?, ?, ?, ?, ?)'),
+    readRange: db.prepare('SELECT seq, ts, device, point, prio, body, kind FROM samples WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?'),
     del: db.prepare('DELETE FROM samples WHERE seq = ?'),
     delRange: db.prepare('DELETE FROM samples WHERE seq BETWEEN ? AND ?'),
     depth: db.prepare('SELECT count(*) FROM samples').pluck(),
@@ -17,7 +17,7 @@ export function prepareStatements(db: Database.Database) {
     firstTs: db.prepare('SELECT ts FROM samples ORDER BY seq LIMIT 1').pluck(),
     aged: db.prepare('SELECT seq, prio FROM samples WHERE ts < ? ORDER BY seq LIMIT 1000'),
     dead: db.prepare(
-      'INSERT OR REPLACE INTO dead_letter (seq, ts, device, point, body, reason, rejected_at) SELECT seq, ts, device, point, body, ?, ? FROM samples WHERE seq = ?',
+      'INSERT OR REPLACE INTO dead_letter (seq, ts, device, point, body, reason, rejected_at, kind) SELECT seq, ts, device, point, body, ?, ?, kind FROM samples WHERE seq = ?',
     ),
     deadCount: db.prepare('SELECT count(*) FROM dead_letter').pluck(),
     addEvent: db.prepare('INSERT INTO events (ts, body) VALUES (?, ?)'),

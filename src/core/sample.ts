@@ -2,6 +2,14 @@ import type { Quality, Value } from './driver.js';
 
 export type Priority = 'critical' | 'normal' | 'bulk';
 
+/**
+ * Which topic a buffered message goes to, stored with it (the `kind` column): one point's value
+ * (mqtt.topic_template), one whole poll (mqtt.poll_topic_template) or an EL verdict
+ * (inference.topic_template, the station in `point`). The publisher routes by this alone.
+ */
+export type MessageKind = 'point' | 'poll' | 'el';
+export const KIND_CODE: Readonly<Record<MessageKind, number>> = { point: 0, poll: 1, el: 2 };
+
 /** A reading on its way to the broker. `seq` is assigned by the buffer when it is stored. */
 export interface Sample {
   /** Gateway time of the poll, ms since the epoch. */
@@ -21,19 +29,20 @@ export interface Sample {
   unit?: string;
   /** The channel the value came through (the driver endpoint); failover makes this matter. */
   channel: string;
+  /** Default 'point'; EL verdicts are 'el'. */
+  kind?: MessageKind;
   /** More payload fields (e.g. an EL verdict's image, model and timings), written after `value`. */
   extra?: Record<string, unknown>;
 }
 
 /**
- * The reserved device of EL inference results. Device names cannot contain "/", so it never
- * collides with a configured device; the publisher gives these rows the inference topic template,
- * with the station in `point`.
+ * The device label of EL verdict rows (what `edgeferry buffer` shows). Device names cannot contain
+ * "/", so it never looks like a configured device. Routing is by `kind`, not by this label.
  */
 export const EL_DEVICE = '/el';
 
 /**
- * The point of a poll message (`mqtt.payload: poll`): all points of one poll in one buffer row and
- * one MQTT message. Point names cannot contain "/", so it never collides with a configured point.
+ * The point label of a poll message row (`mqtt.payload: poll`: all points of one poll in one buffer
+ * row and one MQTT message). Point names cannot contain "/"; routing is by `kind`, not this label.
  */
 export const POLL_POINT = '/poll';

@@ -392,6 +392,7 @@ export class InferenceStage {
       const p = r.probability!;
       return {
         ts: now,
+        kind: 'el',
         device: EL_DEVICE,
         point: id.station,
         value: Math.round(p * 1e6) / 1e6,

@@ -11,3 +11,41 @@ export function unknownPlaceholders(template: string, known: readonly string[] =
 export function renderTopic(template: string, vars: TopicVars): string {
   return template.replace(/\{(site|gateway|device|point|station)\}/g, (_, k: keyof TopicVars) => vars[k] ?? '');
 }
+
+/** EL verdict topic when the inference section gives none. */
+export const DEFAULT_EL_TOPIC = '{site}/{gateway}/el/{station}';
+
+export interface DataTopicTemplates {
+  /** One point's value (mqtt.topic_template). */
+  point: string;
+  /** One whole poll (mqtt.poll_topic_template). */
+  poll: string;
+  /** EL verdicts (inference.topic_template); the row's `point` is the station. */
+  el?: string;
+}
+
+/**
+ * Topics of buffered messages, by the kind stored with each row (KIND_CODE: 0 point, 1 poll, 2 EL
+ * verdict). Rendered once per device/point and kept: the pump asks for every message.
+ */
+export class DataTopics {
+  private readonly cache: Map<string, string>[] = [new Map(), new Map(), new Map()];
+
+  constructor(
+    private readonly templates: DataTopicTemplates,
+    private readonly id: { site: string; gateway: string },
+  ) {}
+
+  of(kind: number, device: string, point: string): string {
+    const cache = this.cache[kind] ?? this.cache[0]!;
+    const key = kind === 1 ? device : `${device}\u0000${point}`;
+    let t = cache.get(key);
+    if (t === undefined) {
+      if (kind === 2) t = renderTopic(this.templates.el ?? DEFAULT_EL_TOPIC, { ...this.id, station: point });
+      else if (kind === 1) t = renderTopic(this.templates.poll, { ...this.id, device });
+      else t = renderTopic(this.templates.point, { ...this.id, device, point });
+      cache.set(key, t);
+    }
+    return t;
+  }
+}

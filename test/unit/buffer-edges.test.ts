@@ -89,6 +89,37 @@ describe('buffer edges', () => {
     b.close();
   });
 
+  it('routes rows of a file written before messages carried their kind as those versions did', () => {
+    // The 0.x layout: no kind column; EL verdicts labelled device "/el", poll messages point "/poll".
+    const old = new Database(path);
+    old.exec(`CREATE TABLE samples (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, device TEXT NOT NULL, point TEXT NOT NULL,
+      prio INTEGER NOT NULL DEFAULT 1, body TEXT NOT NULL);
+      CREATE TABLE dead_letter (seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, device TEXT NOT NULL, point TEXT NOT NULL, body TEXT NOT NULL,
+      reason TEXT NOT NULL, rejected_at INTEGER NOT NULL);`);
+    const ins = old.prepare('INSERT INTO samples (ts, device, point, body) VALUES (1, ?, ?, ?)');
+    for (const [d, p] of [
+      ['press', 'temp'],
+      ['/el', 'line1'],
+      ['press', '/poll'],
+    ])
+      ins.run(d, p, '{}');
+    old.close();
+    const b = new SqliteBuffer(path, OPTS);
+    b.open();
+    expect(b.readRange(0, Infinity, 10).map((r) => [r.device, r.point, r.kind])).toEqual([
+      ['press', 'temp', 0],
+      ['/el', 'line1', 2],
+      ['press', '/poll', 1],
+    ]);
+    // New rows carry their kind; a point literally named like the old label is still a point.
+    b.append([
+      { ...s('/poll'), device: 'x' },
+      { ...s('v'), kind: 'el' },
+    ]);
+    expect(b.readRange(3, Infinity, 10).map((r) => r.kind)).toEqual([0, 2]);
+    b.close();
+  });
+
   it('keeps seqs across a clean restart without gaps and without an event', () => {
     const last = filled(50);
     const b = new SqliteBuffer(path, OPTS);

@@ -1,0 +1,52 @@
+// PUBACKs become deletes in batches: one transaction per 500 acknowledged rows or per 20 ms,
+// whichever comes first, instead of one per message. A delete the buffer refuses (a locked or
+// failing disk) keeps its seqs and is tried again; the broker has those rows already, so if they
+// are sent again after a reconnect meanwhile, that is a duplicate, not a loss.
+const FLUSH_MS = 20;
+const FLUSH_AT = 500;
+const RETRY_MS = 1000;
+
+export interface AckBatcherDeps {
+  /** Deletes acknowledged rows in one transaction; throws when the disk refuses. */
+  accept(seqs: readonly number[]): void;
+  /** After a delete went through. */
+  flushed(n: number): void;
+  fault(err: unknown): void;
+}
+
+export class AckBatcher {
+  private acked: number[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly deps: AckBatcherDeps) {}
+
+  add(seq: number): void {
+    this.acked.push(seq);
+    if (this.acked.length >= FLUSH_AT) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
+  }
+
+  flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.acked.length) return;
+    const seqs = this.acked;
+    this.acked = [];
+    try {
+      this.deps.accept(seqs);
+    } catch (err) {
+      this.acked = seqs.concat(this.acked);
+      this.deps.fault(err);
+      this.timer = setTimeout(() => this.flush(), RETRY_MS);
+      return;
+    }
+    this.deps.flushed(seqs.length);
+  }
+
+  /** On stop: a last flush; a delete refused then is left for the next start (a resend). */
+  close(): void {
+    this.flush();
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}

@@ -1,0 +1,249 @@
+// The pump: buffer rows → MQTT messages on the current connection, in seq order, at most
+// mqtt.max_inflight unacknowledged, the backlog of an outage rate-limited (replay-gate.ts), loss
+// and recovery events first. Each connection starts from the oldest unacknowledged row in SQLite
+// (cursor 0); the rows it has handed out are protected from eviction until their PUBACK deletes
+// them (ack-batcher.ts). Rows the broker refuses for good (MQTT 5 reason code ≥ 0x80) are moved
+// to dead_letter instead of blocking the queue.
+import type { MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import { withSeq } from '../buffer/body.js';
+import type { BufferedRow, SqliteBuffer } from '../buffer/sqlite-buffer.js';
+import type { Metrics } from '../health/metrics.js';
+import { AckBatcher } from './ack-batcher.js';
+import { ReplayGate } from './replay-gate.js';
+import type { DataTopics } from './topics.js';
+
+/** After the buffer refused a read, the next try. */
+const RETRY_MS = 1000;
+
+export interface PumpOptions {
+  qos: 0 | 1 | 2;
+  maxInflight: number;
+  /** Rows read from the buffer per batch (buffer.batch_size). */
+  batchSize: number;
+  replayRate: number;
+  replayOrder: 'strict' | 'live_first';
+  /** Where loss and recovery events go (mqtt.events_topic, rendered). */
+  eventsTopic: string;
+}
+
+export interface PumpDeps {
+  buffer: SqliteBuffer;
+  topics: DataTopics;
+  log: Logger;
+  metrics: Metrics;
+  fault(err: unknown): void;
+}
+
+export class BufferPump {
+  private client: MqttClient | undefined;
+  /** Highest seq handed to the current connection; 0 on every new connection. */
+  private cursor = 0;
+  /** With replay_order live_first: highest live seq handed to the current connection. */
+  private liveCursor = 0;
+  private inflight = 0;
+  /** Rows with seq <= this were buffered before the current connection: they are replayed history. */
+  private replayUntil = 0;
+  /** Event ids handed to the current connection. */
+  private readonly eventsInFlight = new Set<number>();
+  private pumping = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private drainWaiters: (() => void)[] = [];
+  private readonly gate: ReplayGate;
+  private readonly acks: AckBatcher;
+
+  constructor(
+    private readonly opts: PumpOptions,
+    private readonly deps: PumpDeps,
+  ) {
+    this.gate = new ReplayGate(opts.replayRate, () => this.pump());
+    this.acks = new AckBatcher({
+      accept: (seqs) => deps.buffer.accept(seqs),
+      flushed: (n) => {
+        deps.metrics.published.inc(n);
+        if (this.inflight === 0 && this.drainWaiters.length && deps.buffer.depth() === 0) for (const w of this.drainWaiters.splice(0)) w();
+      },
+      fault: deps.fault,
+    });
+  }
+
+  get inFlight(): number {
+    return this.inflight;
+  }
+
+  /** A new connection: everything unacknowledged is sent again from the oldest row. */
+  attach(client: MqttClient): void {
+    this.client = client;
+    this.reset();
+    this.eventsInFlight.clear();
+    this.replayUntil = this.deps.buffer.lastSeq();
+    this.gate.refill();
+    this.protect();
+    this.pump();
+  }
+
+  /** The connection went away: acknowledged rows are deleted, the rest waits for the next one. */
+  detach(): void {
+    this.acks.flush();
+    this.client = undefined;
+    this.reset();
+    this.protect();
+  }
+
+  /** Tells the pump there is new data. Cheap; called after every append. */
+  wake(): void {
+    if (this.client && !this.pumping) this.pump();
+  }
+
+  /** Resolves true when the buffer is empty and nothing is in flight, false after `ms`. */
+  async drain(ms: number): Promise<boolean> {
+    if (this.deps.buffer.depth() === 0 && this.inflight === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const ok = await Promise.race([
+      new Promise<boolean>((r) => this.drainWaiters.push(() => r(true))),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms))),
+    ]);
+    clearTimeout(timer);
+    return ok;
+  }
+
+  close(): void {
+    this.gate.close();
+    clearTimeout(this.retryTimer);
+    this.acks.close();
+    this.client = undefined;
+    this.reset();
+    this.protect();
+  }
+
+  private reset(): void {
+    this.cursor = 0;
+    this.liveCursor = 0;
+    this.inflight = 0;
+  }
+
+  /** Tells the buffer which rows await a PUBACK, so that eviction leaves them alone (after every cursor change). */
+  private protect(): void {
+    const ranges: [number, number][] = [];
+    if (this.client) {
+      ranges.push([0, this.cursor]);
+      if (this.opts.replayOrder === 'live_first' && this.liveCursor > this.replayUntil) ranges.push([this.replayUntil + 1, this.liveCursor]);
+    }
+    this.deps.buffer.protect(ranges);
+  }
+
+  private pump(): void {
+    try {
+      this.pumpOnce();
+    } catch (err) {
+      // The buffer refused a read (a locked or failing disk): what is unsent stays in it; try again.
+      this.pumping = false;
+      this.deps.fault(err);
+      this.retryTimer ??= setTimeout(() => {
+        this.retryTimer = undefined;
+        this.pump();
+      }, RETRY_MS);
+    }
+  }
+
+  private pumpOnce(): void {
+    const client = this.client;
+    if (!client || this.pumping) return;
+    this.pumping = true;
+    const { buffer } = this.deps;
+    const { maxInflight, batchSize } = this.opts;
+    // One write (one TLS record, one syscall) for the whole batch instead of one per message.
+    const stream = client.stream as { cork?(): void; uncork?(): void };
+    stream.cork?.();
+    try {
+      if (buffer.hasEvents) this.sendEvents(client);
+      const newest = buffer.lastSeq();
+      const liveFirst = this.opts.replayOrder === 'live_first';
+      pumping: while (this.client === client && this.inflight < maxInflight) {
+        const room = Math.min(maxInflight - this.inflight, batchSize);
+        if (liveFirst) {
+          // Live data first, the backlog after it at replay_rate: fresh values reach SCADA at
+          // once, at the price of per-point order between backlog and live (both carry seq).
+          const liveFrom = Math.max(this.liveCursor, this.replayUntil);
+          const live = liveFrom < newest ? buffer.readRange(liveFrom, Infinity, room) : [];
+          for (const row of live) this.send(client, row, false);
+          if (live.length) continue;
+          if (this.cursor >= this.replayUntil) break;
+          const old = buffer.readRange(this.cursor, this.replayUntil, room);
+          if (!old.length) break;
+          for (const row of old) {
+            if (!this.gate.take()) break pumping;
+            this.send(client, row, true);
+          }
+          continue;
+        }
+        // Nothing appended beyond what was sent: no query (this runs after PUBACKs too).
+        if (this.cursor >= newest) break;
+        const rows = buffer.readRange(this.cursor, Infinity, room);
+        if (!rows.length) break;
+        for (const row of rows) {
+          // Strict order (default): the backlog goes first (rate-limited), live data queues behind
+          // it, so every point's samples reach the broker in the order they were taken.
+          const historical = row.seq <= this.replayUntil;
+          if (historical && !this.gate.take()) break pumping;
+          this.send(client, row, historical);
+        }
+      }
+    } finally {
+      this.pumping = false;
+      this.protect();
+      process.nextTick(() => stream.uncork?.());
+    }
+    this.deps.metrics.inflight.set(this.inflight);
+  }
+
+  private send(client: MqttClient, row: BufferedRow, historical: boolean): void {
+    if (row.seq > this.replayUntil && this.opts.replayOrder === 'live_first') this.liveCursor = row.seq;
+    else this.cursor = row.seq;
+    this.inflight++;
+    const seq = row.seq;
+    const body = historical ? `${row.body.slice(0, -1)},"historical":true}` : row.body;
+    client.publish(this.deps.topics.of(row.kind, row.device, row.point), withSeq(seq, body), { qos: this.opts.qos }, (err) => {
+      if (this.client !== client) return; // an old connection's callbacks: its rows are resent
+      this.inflight--;
+      if (err) {
+        const code = (err as { code?: unknown }).code;
+        if (typeof code === 'number' && code >= 0x80) this.deadLetter(seq, err.message, code);
+        return; // otherwise the connection is going away; the row is resent on the next one
+      }
+      if (historical) this.deps.metrics.replayed.inc();
+      this.acks.add(seq);
+      // Refill at half the window, not after every ack: one query per batch instead of per message.
+      if (this.inflight <= this.opts.maxInflight / 2) this.pump();
+    });
+  }
+
+  /** The broker refused this message for good: resending would block the queue forever. It is counted and kept. */
+  private deadLetter(seq: number, reason: string, code: number): void {
+    this.deps.log.error({ seq, reason_code: code, reason }, 'message refused by the broker; moved to dead_letter');
+    try {
+      this.deps.buffer.reject([seq], `${reason} (reason code 0x${code.toString(16)})`);
+    } catch (e) {
+      this.deps.fault(e); // the row stays and is sent again on the next connection
+    }
+    this.pump();
+  }
+
+  /** Loss and recovery events go out before data, each deleted from the buffer after its PUBACK. */
+  private sendEvents(client: MqttClient): void {
+    for (const ev of this.deps.buffer.pendingEvents(50)) {
+      if (this.eventsInFlight.has(ev.id)) continue;
+      this.eventsInFlight.add(ev.id);
+      client.publish(this.opts.eventsTopic, ev.body, { qos: 1 }, (err) => {
+        if (this.client !== client) return;
+        this.eventsInFlight.delete(ev.id);
+        if (err) return;
+        try {
+          this.deps.buffer.ackEvent(ev.id);
+        } catch (e) {
+          this.deps.fault(e); // sent again later: a duplicate event, not a lost one
+        }
+      });
+    }
+  }
+}
