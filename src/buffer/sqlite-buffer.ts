@@ -10,99 +10,29 @@
 // recovers by itself. All methods are synchronous and called from the event loop only.
 import type Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
+import { BufferBounds, isDiskError, message } from './bounds.js';
 import { KIND_CODE, type Priority, type Sample } from '../core/sample.js';
 import { GatewayError } from '../errors.js';
 import { encodeBody, type EncodedMessage } from './body.js';
-import { diskSpace, ReserveFile } from './disk-space.js';
 import { continuation } from './continuity.js';
 import { openBufferDb } from './open-db.js';
 import { prepareStatements, type Statements } from './statements.js';
-import { lossParts } from './ranges.js';
 import { salvage } from './salvage.js';
 import { SEQ_LEASE, SeqMark, type SeqMarkState } from './seq-mark.js';
 
-export interface BufferedRow {
-  seq: number;
-  ts: number;
-  device: string;
-  point: string;
-  prio: number;
-  /** The topic it goes to, as KIND_CODE (point, poll or EL verdict). */
-  kind: number;
-  /** The JSON payload without seq: `{"ts":…,"value":…,…}` (rendered once, at append). */
-  body: string;
-}
+import { PRIORITIES, prioOf, type BufferedRow, type BufferEvent, type BufferHealth, type BufferOptions, type BufferStats, type Problem } from './types.js';
 
-export interface BufferOptions {
-  synchronous: 'normal' | 'full';
-  maxBytes: number;
-  maxAgeS: number;
-  now?: () => number;
-  /** Caps the database at this many pages (PRAGMA max_page_count): a full disk, for tests. */
-  maxPageCount?: number;
-}
-
-/** ok, or degraded with the reasons (disk full, a failed append or acknowledgement, …). */
-export interface BufferHealth {
-  state: 'ok' | 'degraded';
-  reasons: string[];
-}
-
-type Problem = 'disk_full' | 'append' | 'ack' | 'seq_mark' | 'evict';
-
-export interface BufferEvent {
-  id: number;
-  body: string;
-}
-
-export interface BufferStats {
-  depth: number;
-  bytes: number;
-  oldestTs: number | undefined;
-  byPriority: Record<Priority, number>;
-  evicted: number;
-  /** Samples the disk refused even after eviction (each is also in a data_lost event). */
-  unstored: number;
-  deadLetters: number;
-  pendingEvents: number;
-  lastSeq: number;
-}
-
-export const PRIORITIES: readonly Priority[] = ['critical', 'normal', 'bulk'];
-
-/**
- * Size of the write-ahead log beside the buffer file (0 when there is none). The buffer's "bytes"
- * — one meaning everywhere: stats, /healthz, /metrics, `edgeferry buffer stats`, what
- * buffer.max_bytes caps — is the pages in use plus this.
- */
-export function walBytes(path: string): number {
-  try {
-    return statSync(`${path}-wal`).size;
-  } catch {
-    return 0; // no WAL file right now
-  }
-}
-const prioOf = (p: Priority | undefined) => (p === 'critical' ? 0 : p === 'bulk' ? 2 : 1);
-
-const isDiskError = (err: unknown) => /^SQLITE_(FULL|IOERR)/.test(String((err as { code?: unknown }).code ?? ''));
-const message = (err: unknown) => (err as Error).message ?? String(err);
+export type { BufferedRow, BufferEvent, BufferHealth, BufferOptions, BufferStats } from './types.js';
+export { PRIORITIES, walBytes } from './types.js';
 
 export class SqliteBuffer {
   private db: Database.Database | undefined;
   private s!: Statements;
   private readonly now: () => number;
   private readonly mark: SeqMark;
-  private reserve: ReserveFile | undefined;
-  /** The WAL's working size (pages before an automatic checkpoint; also its size limit). */
-  private walPages = 1000;
-  /** Free bytes the file system keeps beyond the database: the WAL's room, and a margin. */
-  private headroom = 0;
   /** Samples that could not be stored even after eviction (disk full); accounted once storing works. */
   private unrecorded = { count: 0, since: 0, byPriority: {} as Partial<Record<Priority, number>> };
-  /** Appends since open; the size and age checks run every so many. */
-  private appends = 0;
-  /** Bytes of rows appended since the size was last measured (an estimate). */
-  private grownSinceSizeCheck = 0;
+  private readonly bounds: BufferBounds;
   private readonly problems = new Map<Problem, string>();
   /** Set when open() found a damaged file and moved it aside. */
   recovered: { movedTo: string; error: string } | undefined;
@@ -115,6 +45,19 @@ export class SqliteBuffer {
   ) {
     this.now = opts.now ?? Date.now;
     this.mark = new SeqMark(`${path}.seq`);
+    this.bounds = new BufferBounds(
+      {
+        path,
+        db: () => this.handle,
+        statements: () => this.s,
+        problem: (kind, reason) => this.problem(kind, reason),
+        problemReason: (kind) => this.problems.get(kind),
+        unstored: () => this.unrecorded.count,
+        addEvent: (body) => this.addEvent(body),
+        now: this.now,
+      },
+      opts,
+    );
   }
 
   /** Highest seq ever appended, kept in memory (the publisher asks after every PUBACK). */
@@ -144,19 +87,9 @@ export class SqliteBuffer {
   open(): void {
     const before = statSync(this.path, { throwIfNoEntry: false });
     const mark = this.mark.read();
-    let space;
-    try {
-      space = diskSpace(this.path);
-    } catch {
-      space = undefined; // the folder is missing: openBufferDb says so
-    }
-    // The WAL's working size: a small part of the cap and of the disk.
-    const disk = space?.total ?? Infinity;
-    this.walPages = Math.max(16, Math.min(1000, Math.floor(this.opts.maxBytes / 8 / 4096), Math.floor(disk / 16 / 4096)));
-    this.headroom = this.walPages * 4096 + 256 * 1024;
-    const reserve = new ReserveFile(`${this.path}.reserve`, Math.min(16 << 20, Math.max(this.walPages * 4096, 256 * 1024)));
-    this.reserve = reserve;
-    const openDb = () => openBufferDb(this.path, this.opts.synchronous, this.walPages, this.now);
+    this.bounds.size();
+    const reserve = this.bounds.reserve!;
+    const openDb = () => openBufferDb(this.path, this.opts.synchronous, this.bounds.walPages, this.now);
     try {
       let opened;
       try {
@@ -177,7 +110,7 @@ export class SqliteBuffer {
     this.newest = (this.s.lastSeq.get() as number | undefined) ?? 0;
     this.eventsPending = this.s.eventCount.get() as number;
     this.continueSeqs(before, mark);
-    this.updateCap();
+    this.bounds.updateCap();
   }
 
   /** Where seqs continue after open(), and the events that say why (see seq-mark.ts). */
@@ -192,7 +125,7 @@ export class SqliteBuffer {
       nowMs: this.now(),
     });
     if (event) this.addEvent(event);
-    if (old) this.recordLoss('buffer_damaged', old.rows, { moved_to: this.recovered!.movedTo });
+    if (old) this.bounds.recordLoss('buffer_damaged', old.rows, { moved_to: this.recovered!.movedTo });
     if (next > this.newest) {
       if (!this.s.setSeq.run(next).changes) this.s.initSeq.run(next);
       this.newest = next;
@@ -212,38 +145,6 @@ export class SqliteBuffer {
     return this.db;
   }
 
-  /** Bytes in use: database pages holding data plus the write-ahead log. */
-  bytes(): number {
-    if (!this.db) return 0;
-    const pages = (this.s.pageCount.get() as number) - (this.s.freePages.get() as number);
-    return pages * (this.s.pageSize.get() as number) + walBytes(this.path);
-  }
-
-  /**
-   * Lets the database grow only while the disk keeps `headroom` free, and says whether the buffer
-   * has room again after a full disk (then it is no longer degraded for it). Run with the size check.
-   */
-  private updateCap(): void {
-    const db = this.handle;
-    let available: number;
-    try {
-      available = diskSpace(this.path).available;
-    } catch {
-      return;
-    }
-    // A reserve given back (or never made: the disk was full at start) is made again once there is room.
-    if (this.reserve && !this.reserve.present && available > this.headroom + this.reserve.bytes && this.reserve.make()) available -= this.reserve.bytes;
-    const pageSize = this.s.pageSize.get() as number;
-    const pages = this.s.pageCount.get() as number;
-    let cap = pages + Math.max(0, Math.floor((available - this.headroom) / pageSize));
-    if (this.opts.maxPageCount) cap = Math.min(cap, this.opts.maxPageCount);
-    db.pragma(`max_page_count = ${Math.max(cap, pages)}`);
-    if (!this.problems.has('disk_full')) return;
-    // Room again: the reserve could be made, and a tenth of the file (or more) can take new rows.
-    const room = (this.s.freePages.get() as number) + Math.max(0, cap - pages);
-    if (room >= Math.max(64, pages / 10) && this.reserve?.present && !this.unrecorded.count) this.problem('disk_full', undefined);
-  }
-
   /**
    * Stores one poll's samples (or messages already rendered, e.g. a poll message) in one transaction
    * and returns their seqs, in order. Called by the pipeline after every poll. A sample counts as
@@ -255,6 +156,7 @@ export class SqliteBuffer {
     if (!samples.length) return [];
     const db = this.handle;
     let newest = this.newest;
+    let bytes = 0;
     const insert = db.transaction((list: readonly (Sample | EncodedMessage)[]) => {
       newest = this.newest;
       // Samples lost earlier take the next seqs, so consumers see exactly which ones are missing.
@@ -263,7 +165,7 @@ export class SqliteBuffer {
       for (let i = 0; i < list.length; i++) {
         const x = list[i]!;
         const body = 'body' in x ? x.body : encodeBody(x);
-        this.grownSinceSizeCheck += body.length + 64;
+        bytes += body.length + 64;
         seqs[i] = Number(this.s.insert.run(x.ts, x.device, x.point, prioOf(x.priority), body, KIND_CODE[x.kind ?? 'point']).lastInsertRowid);
       }
       return seqs;
@@ -278,7 +180,7 @@ export class SqliteBuffer {
         throw this.appendError(samples.length, err);
       }
       try {
-        this.makeRoom();
+        this.bounds.makeRoom();
         seqs = insert(samples);
       } catch (again) {
         this.notStored(samples, again);
@@ -290,8 +192,8 @@ export class SqliteBuffer {
     this.newest = Math.max(newest, seqs[seqs.length - 1]!);
     this.problem('append', undefined);
     this.writeMark();
-    if (accounted) this.updateCap();
-    this.enforceBounds();
+    if (accounted) this.bounds.updateCap();
+    this.bounds.afterAppend(bytes);
     return seqs;
   }
 
@@ -341,137 +243,19 @@ export class SqliteBuffer {
     }
   }
 
-  /**
-   * The disk (or the page cap below its free space) is full: evict the oldest samples of the lowest
-   * priority until a slice of the file is free for new rows. If even that cannot be written, the
-   * reserve file's blocks are given back first.
-   */
-  private makeRoom(): void {
-    this.problem('disk_full', this.problems.get('disk_full') ?? 'disk full: evicting the oldest samples by priority');
-    // No more growth than the disk has now (another program may have taken the headroom), and the
-    // WAL folded back so that its next frames reuse blocks it has already.
-    this.updateCap();
-    this.checkpoint();
-    const pages = this.s.pageCount.get() as number;
-    const want = Math.max(16, Math.min(4096, Math.floor(pages / 50)));
-    const enough = () => (this.s.freePages.get() as number) >= want;
-    try {
-      this.evict('disk_full', enough, () => this.checkpoint());
-    } catch (err) {
-      if (!isDiskError(err)) throw err;
-      this.reserve?.drop();
-      this.problem('disk_full', 'disk full: reserve given back to evict');
-      this.checkpoint();
-      this.evict('disk_full', enough, () => this.checkpoint());
-    }
-    this.updateCap();
-  }
-
-  /** Folds the WAL into the database and restarts it from its beginning; a failure is left for later. */
-  private checkpoint(): void {
-    try {
-      this.handle.pragma('wal_checkpoint(RESTART)');
-    } catch {
-      /* the database file could not grow: the reserve or an eviction makes room */
-    }
-  }
-
-  /** Keeps the buffer under max_bytes (evicting to 90 % so it does not evict on every append) and max_age_s. */
-  private enforceBounds(): void {
-    // Measuring the size takes three PRAGMAs, a stat of the WAL and one of the file system: do it
-    // once the rows written since the last measurement could have used 1/128 of the cap, or every 64 appends.
-    this.appends++;
-    try {
-      if (this.grownSinceSizeCheck >= this.opts.maxBytes / 128 || this.appends % 64 === 0) {
-        this.grownSinceSizeCheck = 0;
-        if (this.bytes() > this.opts.maxBytes) this.evictToBytes(Math.floor(this.opts.maxBytes * 0.9));
-        this.updateCap();
-      }
-      if (this.appends % 100 === 0) {
-        // The age query scans the table (ts has no index); rows are appended in time order, so the
-        // oldest row by seq says whether anything can be old enough (one index lookup).
-        const first = this.s.firstTs.get() as number | undefined;
-        if (first !== undefined && first < this.now() - this.opts.maxAgeS * 1000 + 60_000) this.evictAged();
-      }
-      this.problem('evict', undefined);
-    } catch (err) {
-      // The samples are stored; the bounds are enforced again with a later append.
-      this.problem('evict', `eviction failed: ${message(err)}`);
-    }
+  /** Bytes in use: database pages holding data plus the write-ahead log (what max_bytes caps). */
+  bytes(): number {
+    return this.db ? this.bounds.bytes() : 0;
   }
 
   /** Drops samples older than max_age_s, whatever their priority. Also run at start. */
   evictAged(): void {
-    const cutoff = this.now() - this.opts.maxAgeS * 1000;
-    const db = this.handle;
-    for (;;) {
-      const rows = this.s.aged.all(cutoff) as { seq: number; prio: number }[];
-      if (!rows.length) return;
-      db.transaction(() => {
-        for (const r of rows) this.s.del.run(r.seq);
-        this.recordLoss('max_age', rows);
-      })();
-    }
+    this.bounds.evictAged();
   }
 
-  /**
-   * Rows the publisher has handed to the broker and awaits PUBACK for: never evicted, since they
-   * are (most likely) delivered already, and reporting them as lost would be wrong. At most two
-   * inclusive seq ranges.
-   */
-  private inFlight: [number, number][] = [];
-
-  /** The publisher passes down the seq ranges it has in flight, whenever they change. */
+  /** The publisher passes down the seq ranges it has in flight (never evicted), whenever they change. */
   protect(ranges: [number, number][]): void {
-    this.inFlight = ranges;
-  }
-
-  private evictToBytes(target: number): void {
-    const db = this.handle;
-    // Much of the size may be WAL that a checkpoint folds back; never evict for that. Deleting
-    // writes to the WAL too: each round folds it back so the freed pages show.
-    db.pragma('wal_checkpoint(TRUNCATE)');
-    this.evict(
-      'max_bytes',
-      () => this.bytes() <= target,
-      () => db.pragma('wal_checkpoint(TRUNCATE)'),
-    );
-  }
-
-  /**
-   * Evicts the oldest samples of the lowest priority present, in rounds, until `enough()`. Each
-   * round deletes its rows and records their data_lost event in one transaction: a crash between
-   * the two cannot lose a sample silently.
-   */
-  private evict(reason: string, enough: () => boolean, afterRound?: () => void): void {
-    const db = this.handle;
-    const [a = [0, -1], b = [0, -1]] = this.inFlight;
-    let prio = PRIORITIES.length - 1;
-    while (prio >= 0 && !enough()) {
-      const seqs = this.s.victims.all(prio, a[0], a[1], b[0], b[1], 512) as number[];
-      if (!seqs.length) {
-        prio--; // nothing (left) of this priority: the next one up
-        continue;
-      }
-      db.transaction(() => {
-        for (const seq of seqs) this.s.del.run(seq);
-        this.recordLoss(
-          reason,
-          seqs.map((seq) => ({ seq, prio })),
-        );
-      })();
-      afterRound?.();
-    }
-  }
-
-  /** data_lost events for rows gone (as many as needed to name every seq) and the counter; inside a transaction. */
-  private recordLoss(reason: string, rows: readonly { seq: number; prio: number }[], extra: Record<string, unknown> = {}): void {
-    if (!rows.length) return;
-    for (const part of lossParts(rows.map((r) => ({ seq: r.seq, prio: PRIORITIES[r.prio] ?? 'normal' })))) {
-      this.addEvent({ event: 'data_lost', reason, ...part, ...extra });
-    }
-    // Rows of a damaged file were never evicted: they have a counter of their own.
-    this.s.bump.run(reason === 'buffer_damaged' ? 'lost_damaged' : 'evicted', rows.length);
+    this.bounds.protect(ranges);
   }
 
   /** Oldest rows with afterSeq < seq <= upTo, in seq order. Called by the publisher's pump. */
@@ -509,8 +293,7 @@ export class SqliteBuffer {
       } catch (err) {
         if (!isDiskError(err)) throw err;
         // Deleting needs WAL space: give the reserve back and try once more.
-        this.reserve?.drop();
-        this.problem('disk_full', this.problems.get('disk_full') ?? 'disk full: reserve given back to acknowledge');
+        this.bounds.dropReserve('acknowledge');
         del();
       }
       this.problem('ack', undefined);

@@ -1,0 +1,231 @@
+// Keeping the buffer bounded: buffer.max_bytes (evicting to 90 % so it does not evict on every
+// append), buffer.max_age_s, and the disk itself — the database may grow only while the file
+// system keeps room for the WAL, a reserve file holds blocks to give back when even an eviction
+// cannot be written, and a full disk evicts the oldest samples of the lowest priority until a
+// slice of the file is free. Every eviction deletes its rows and records the data_lost event that
+// names them in one transaction. Rows the publisher has in flight are never evicted.
+import type { Db } from './sqlite.js';
+import { diskSpace, ReserveFile } from './disk-space.js';
+import { lossParts } from './ranges.js';
+import type { Statements } from './statements.js';
+import { PRIORITIES, walBytes, type BufferOptions, type Problem } from './types.js';
+
+export const isDiskError = (err: unknown) => /^SQLITE_(FULL|IOERR)/.test(String((err as { code?: unknown }).code ?? ''));
+export const message = (err: unknown) => (err as Error).message ?? String(err);
+
+/** What the bounds need of the buffer that owns them. */
+export interface BoundsHost {
+  readonly path: string;
+  db(): Db;
+  statements(): Statements;
+  problem(kind: Problem, reason: string | undefined): void;
+  problemReason(kind: Problem): string | undefined;
+  /** Samples the disk refused and not yet accounted (the disk is not "fine" while there are any). */
+  unstored(): number;
+  addEvent(body: Record<string, unknown>): void;
+  now(): number;
+}
+
+export class BufferBounds {
+  /** The WAL's working size (pages before an automatic checkpoint; also its size limit). */
+  walPages = 1000;
+  /** Free bytes the file system keeps beyond the database: the WAL's room, and a margin. */
+  private headroom = 0;
+  reserve: ReserveFile | undefined;
+  /** Appends since open; the size and age checks run every so many. */
+  private appends = 0;
+  /** Bytes of rows appended since the size was last measured (an estimate). */
+  private grownSinceSizeCheck = 0;
+  /**
+   * Rows the publisher has handed to the broker and awaits PUBACK for: never evicted, since they
+   * are (most likely) delivered already, and reporting them as lost would be wrong. At most two
+   * inclusive seq ranges.
+   */
+  private inFlight: [number, number][] = [];
+
+  constructor(
+    private readonly host: BoundsHost,
+    private readonly opts: BufferOptions,
+  ) {}
+
+  /** Before the file is opened: the WAL's size, the headroom and the reserve, from the cap and the disk. */
+  size(): void {
+    let total = Infinity;
+    try {
+      total = diskSpace(this.host.path).total;
+    } catch {
+      // the folder is missing: opening says so
+    }
+    // The WAL's working size: a small part of the cap and of the disk.
+    this.walPages = Math.max(16, Math.min(1000, Math.floor(this.opts.maxBytes / 8 / 4096), Math.floor(total / 16 / 4096)));
+    this.headroom = this.walPages * 4096 + 256 * 1024;
+    this.reserve = new ReserveFile(`${this.host.path}.reserve`, Math.min(16 << 20, Math.max(this.walPages * 4096, 256 * 1024)));
+  }
+
+  /** The publisher passes down the seq ranges it has in flight, whenever they change. */
+  protect(ranges: [number, number][]): void {
+    this.inFlight = ranges;
+  }
+
+  /** Bytes in use: database pages holding data plus the write-ahead log. */
+  bytes(): number {
+    const s = this.host.statements();
+    const pages = (s.pageCount.get() as number) - (s.freePages.get() as number);
+    return pages * (s.pageSize.get() as number) + walBytes(this.host.path);
+  }
+
+  /**
+   * Lets the database grow only while the disk keeps `headroom` free, and says whether the buffer
+   * has room again after a full disk (then it is no longer degraded for it). Run with the size check.
+   */
+  updateCap(): void {
+    const s = this.host.statements();
+    let available: number;
+    try {
+      available = diskSpace(this.host.path).available;
+    } catch {
+      return;
+    }
+    // A reserve given back (or never made: the disk was full at start) is made again once there is room.
+    if (this.reserve && !this.reserve.present && available > this.headroom + this.reserve.bytes && this.reserve.make()) available -= this.reserve.bytes;
+    const pageSize = s.pageSize.get() as number;
+    const pages = s.pageCount.get() as number;
+    let cap = pages + Math.max(0, Math.floor((available - this.headroom) / pageSize));
+    if (this.opts.maxPageCount) cap = Math.min(cap, this.opts.maxPageCount);
+    this.host.db().pragma(`max_page_count = ${Math.max(cap, pages)}`);
+    if (this.host.problemReason('disk_full') === undefined) return;
+    // Room again: the reserve could be made, and a tenth of the file (or more) can take new rows.
+    const room = (s.freePages.get() as number) + Math.max(0, cap - pages);
+    if (room >= Math.max(64, pages / 10) && this.reserve?.present && !this.host.unstored()) this.host.problem('disk_full', undefined);
+  }
+
+  /** A write needs room the disk does not have: gives the reserve's blocks back. */
+  dropReserve(why: string): void {
+    this.reserve?.drop();
+    this.host.problem('disk_full', this.host.problemReason('disk_full') ?? `disk full: reserve given back to ${why}`);
+  }
+
+  /**
+   * The disk (or the page cap below its free space) is full: evict the oldest samples of the lowest
+   * priority until a slice of the file is free for new rows. If even that cannot be written, the
+   * reserve file's blocks are given back first.
+   */
+  makeRoom(): void {
+    this.host.problem('disk_full', this.host.problemReason('disk_full') ?? 'disk full: evicting the oldest samples by priority');
+    // No more growth than the disk has now (another program may have taken the headroom), and the
+    // WAL folded back so that its next frames reuse blocks it has already.
+    this.updateCap();
+    this.checkpoint();
+    const s = this.host.statements();
+    const want = Math.max(16, Math.min(4096, Math.floor((s.pageCount.get() as number) / 50)));
+    const enough = () => (s.freePages.get() as number) >= want;
+    try {
+      this.evict('disk_full', enough, () => this.checkpoint());
+    } catch (err) {
+      if (!isDiskError(err)) throw err;
+      this.reserve?.drop();
+      this.host.problem('disk_full', 'disk full: reserve given back to evict');
+      this.checkpoint();
+      this.evict('disk_full', enough, () => this.checkpoint());
+    }
+    this.updateCap();
+  }
+
+  /** Folds the WAL into the database and restarts it from its beginning; a failure is left for later. */
+  private checkpoint(): void {
+    try {
+      this.host.db().pragma('wal_checkpoint(RESTART)');
+    } catch {
+      /* the database file could not grow: the reserve or an eviction makes room */
+    }
+  }
+
+  /** After every append of `bytes`: keeps the buffer under max_bytes and max_age_s. */
+  afterAppend(bytes: number): void {
+    // Measuring the size takes three PRAGMAs, a stat of the WAL and one of the file system: do it
+    // once the rows written since the last measurement could have used 1/128 of the cap, or every 64 appends.
+    this.appends++;
+    this.grownSinceSizeCheck += bytes;
+    try {
+      if (this.grownSinceSizeCheck >= this.opts.maxBytes / 128 || this.appends % 64 === 0) {
+        this.grownSinceSizeCheck = 0;
+        if (this.bytes() > this.opts.maxBytes) this.evictToBytes(Math.floor(this.opts.maxBytes * 0.9));
+        this.updateCap();
+      }
+      if (this.appends % 100 === 0) {
+        // The age query scans the table (ts has no index); rows are appended in time order, so the
+        // oldest row by seq says whether anything can be old enough (one index lookup).
+        const first = this.host.statements().firstTs.get() as number | undefined;
+        if (first !== undefined && first < this.host.now() - this.opts.maxAgeS * 1000 + 60_000) this.evictAged();
+      }
+      this.host.problem('evict', undefined);
+    } catch (err) {
+      // The samples are stored; the bounds are enforced again with a later append.
+      this.host.problem('evict', `eviction failed: ${message(err)}`);
+    }
+  }
+
+  /** Drops samples older than max_age_s, whatever their priority. Also run at start. */
+  evictAged(): void {
+    const cutoff = this.host.now() - this.opts.maxAgeS * 1000;
+    const db = this.host.db();
+    const s = this.host.statements();
+    for (;;) {
+      const rows = s.aged.all(cutoff) as { seq: number; prio: number }[];
+      if (!rows.length) return;
+      db.transaction(() => {
+        for (const r of rows) s.del.run(r.seq);
+        this.recordLoss('max_age', rows);
+      })();
+    }
+  }
+
+  private evictToBytes(target: number): void {
+    const db = this.host.db();
+    // Much of the size may be WAL that a checkpoint folds back; never evict for that. Deleting
+    // writes to the WAL too: each round folds it back so the freed pages show.
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    this.evict(
+      'max_bytes',
+      () => this.bytes() <= target,
+      () => db.pragma('wal_checkpoint(TRUNCATE)'),
+    );
+  }
+
+  /**
+   * Evicts the oldest samples of the lowest priority present, in rounds, until `enough()`. Each
+   * round deletes its rows and records their data_lost event in one transaction: a crash between
+   * the two cannot lose a sample silently.
+   */
+  private evict(reason: string, enough: () => boolean, afterRound?: () => void): void {
+    const db = this.host.db();
+    const s = this.host.statements();
+    const [a = [0, -1], b = [0, -1]] = this.inFlight;
+    let prio = PRIORITIES.length - 1;
+    while (prio >= 0 && !enough()) {
+      const seqs = s.victims.all(prio, a[0], a[1], b[0], b[1], 512) as number[];
+      if (!seqs.length) {
+        prio--; // nothing (left) of this priority: the next one up
+        continue;
+      }
+      db.transaction(() => {
+        for (const seq of seqs) s.del.run(seq);
+        this.recordLoss(
+          reason,
+          seqs.map((seq) => ({ seq, prio })),
+        );
+      })();
+      afterRound?.();
+    }
+  }
+
+  /** data_lost events for rows gone (as many as needed to name every seq) and the counter; inside a transaction. */
+  recordLoss(reason: string, rows: readonly { seq: number; prio: number }[], extra: Record<string, unknown> = {}): void {
+    if (!rows.length) return;
+    for (const part of lossParts(rows.map((r) => ({ seq: r.seq, prio: PRIORITIES[r.prio] ?? 'normal' })))) {
+      this.host.addEvent({ event: 'data_lost', reason, ...part, ...extra });
+    }
+    // Rows of a damaged file were never evicted: they have a counter of their own.
+    this.host.statements().bump.run(reason === 'buffer_damaged' ? 'lost_damaged' : 'evicted', rows.length);
+  }
+}

@@ -1,0 +1,66 @@
+// The buffer's shapes, shared by its parts (sqlite-buffer.ts, bounds.ts) and its readers.
+import { statSync } from 'node:fs';
+import type { Priority } from '../core/sample.js';
+
+export interface BufferedRow {
+  seq: number;
+  ts: number;
+  device: string;
+  point: string;
+  prio: number;
+  /** The topic it goes to, as KIND_CODE (point, poll or EL verdict). */
+  kind: number;
+  /** The JSON payload without seq: `{"ts":…,"value":…,…}` (rendered once, at append). */
+  body: string;
+}
+
+export interface BufferOptions {
+  synchronous: 'normal' | 'full';
+  maxBytes: number;
+  maxAgeS: number;
+  now?: () => number;
+  /** Caps the database at this many pages (PRAGMA max_page_count): a full disk, for tests. */
+  maxPageCount?: number;
+}
+
+/** ok, or degraded with the reasons (disk full, a failed append or acknowledgement, …). */
+export interface BufferHealth {
+  state: 'ok' | 'degraded';
+  reasons: string[];
+}
+
+export type Problem = 'disk_full' | 'append' | 'ack' | 'seq_mark' | 'evict';
+
+export interface BufferEvent {
+  id: number;
+  body: string;
+}
+
+export interface BufferStats {
+  depth: number;
+  bytes: number;
+  oldestTs: number | undefined;
+  byPriority: Record<Priority, number>;
+  evicted: number;
+  /** Samples the disk refused even after eviction (each is also in a data_lost event). */
+  unstored: number;
+  deadLetters: number;
+  pendingEvents: number;
+  lastSeq: number;
+}
+
+export const PRIORITIES: readonly Priority[] = ['critical', 'normal', 'bulk'];
+
+/**
+ * Size of the write-ahead log beside the buffer file (0 when there is none). The buffer's "bytes"
+ * — one meaning everywhere: stats, /healthz, /metrics, `edgeferry buffer stats`, what
+ * buffer.max_bytes caps — is the pages in use plus this.
+ */
+export function walBytes(path: string): number {
+  try {
+    return statSync(`${path}-wal`).size;
+  } catch {
+    return 0; // no WAL file right now
+  }
+}
+export const prioOf = (p: Priority | undefined) => (p === 'critical' ? 0 : p === 'bulk' ? 2 : 1);
