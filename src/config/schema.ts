@@ -3,14 +3,11 @@
 // from each driver's schema.ts. Fields with a `default` are filled in by the validator, so their
 // static types are non-optional; the generated editor schema drops them from `required`.
 import { InferenceSchema } from '../inference/schema.js';
+import { Mqtt } from './mqtt-schema.js';
+import { Enum } from './enum.js';
 import { Type, type Static } from '@sinclair/typebox';
 
-/**
- * A closed set of strings or numbers as a plain JSON Schema `enum` (not anyOf of consts), so a
- * wrong value gives one clear error listing the choices.
- */
-export const Enum = <const T extends readonly (string | number)[]>(values: T, opts: Record<string, unknown> = {}) =>
-  Type.Unsafe<T[number]>({ enum: [...values], ...opts });
+export { Enum } from './enum.js';
 
 /** Names become MQTT topic levels, so they must not contain '/', '+', '#' or spaces. */
 export const Name = (description: string) =>
@@ -137,68 +134,6 @@ export const DeviceMap = Type.Object(
 
 // ---- the gateway file ----
 
-const Tls = Type.Object(
-  {
-    ca: Type.Optional(Type.String({ description: 'PEM file of the CA(s) that signed the broker certificate. Default: the system trust store.' })),
-    cert: Type.Optional(Type.String({ description: 'PEM client certificate for mutual TLS.' })),
-    key: Type.Optional(Type.String({ description: 'PEM private key of the client certificate (keep it mode 0600).' })),
-    min_version: Enum(['TLSv1.2', 'TLSv1.3'], {
-      default: 'TLSv1.2',
-      description: 'Lowest TLS version accepted.',
-    }),
-    verify_server: Type.Boolean({
-      default: true,
-      description: 'Verify the broker certificate and host name. Turning this off is insecure and logged as a warning.',
-    }),
-    server_name: Type.Optional(Type.String({ description: 'Host name expected in the broker certificate, when it differs from the URL host.' })),
-  },
-  { additionalProperties: false, default: {}, description: 'TLS settings. TLS is on for mqtts:// URLs and the broker certificate is verified by default.' },
-);
-
-const Mqtt = Type.Object(
-  {
-    url: Type.String({
-      description: 'Broker URL: mqtts://host:8883 (TLS) or mqtt://host:1883 (plain, only with allow_plaintext).',
-      pattern: '^mqtts?://',
-      patternHint: 'a URL starting with mqtts:// or mqtt://',
-      examples: ['mqtts://broker.plant.local:8883'],
-    }),
-    allow_plaintext: Type.Boolean({ default: false, description: 'Permit an mqtt:// (unencrypted) URL.' }),
-    protocol_version: Enum([4, 5], { default: 5, description: '4 = MQTT 3.1.1, 5 = MQTT 5.' }),
-    client_id: Type.Optional(Type.String({ description: 'MQTT client id. Default: edgeferry-{site}-{gateway_id}.' })),
-    username: Type.Optional(Type.String({ description: 'Broker user name.' })),
-    password_file: Type.Optional(Type.String({ description: 'File holding the broker password (never put the password itself in YAML).' })),
-    qos: Enum([0, 1], { default: 1, description: 'QoS of data messages. 1 deletes from the buffer only after PUBACK.' }),
-    keepalive_s: Type.Integer({ minimum: 5, maximum: 3600, default: 30, description: 'MQTT keepalive in seconds.' }),
-    topic_template: Type.String({
-      default: '{site}/{gateway}/{device}/{point}',
-      description: 'Data topic. Placeholders: {site} {gateway} {device} {point}.',
-    }),
-    payload: Enum(['point', 'poll'], {
-      default: 'point',
-      description:
-        'point: one message per sample, on topic_template (a topic per point). poll: one message per poll of a device holding all its points (critical points in a message of their own), on poll_topic_template — one message and one buffer row per poll instead of per point, so a core carries several times more tags (BENCHMARKS.md); seq then numbers messages.',
-    }),
-    poll_topic_template: Type.String({
-      default: '{site}/{gateway}/{device}',
-      description: 'Data topic with payload: poll. Placeholders: {site} {gateway} {device}.',
-    }),
-    status_topic: Type.String({ default: '{site}/{gateway}/status', description: 'Retained gateway status topic (birth and Last Will).' }),
-    events_topic: Type.String({
-      default: '{site}/{gateway}/events',
-      description: 'Gateway events (data loss with sequence ranges, buffer recovery), QoS 1, not retained.',
-    }),
-    device_status_topic: Type.String({
-      default: '{site}/{gateway}/status/{device}',
-      description: 'Retained per-device status topic.',
-    }),
-    max_inflight: Type.Integer({ minimum: 1, maximum: 65535, default: 1000, description: 'Messages published but not yet acknowledged.' }),
-    reconnect_ms: Type.Integer({ minimum: 100, maximum: 600_000, default: 2000, description: 'Delay between broker reconnect attempts.' }),
-    tls: Tls,
-  },
-  { additionalProperties: false, description: 'The broker connection, topics and delivery.' },
-);
-
 const Buffer = Type.Object(
   {
     path: Type.String({ default: 'edgeferry-buffer.db', description: 'SQLite file of the store-and-forward buffer, relative to the gateway file.' }),
@@ -302,7 +237,7 @@ export const GatewayFile = Type.Object(
 );
 
 export type GatewayFileConfig = Static<typeof GatewayFile>;
-export type MqttConfig = Static<typeof Mqtt>;
+export type { MqttConfig } from './mqtt-schema.js';
 export type BufferConfig = Static<typeof Buffer>;
 export type HealthConfig = Static<typeof Health>;
 export type DeviceEnvelopeConfig = Static<typeof DeviceEnvelope>;
