@@ -8,7 +8,7 @@ import type { Db } from './sqlite.js';
 import { diskSpace, ReserveFile } from './disk-space.js';
 import { lossParts } from './ranges.js';
 import type { Statements } from './statements.js';
-import { PRIORITIES, walBytes, type BufferOptions, type Problem } from './types.js';
+import { PRIORITIES, walBytes, type BufferOptions, type BufferProblems } from './types.js';
 
 export const isDiskError = (err: unknown) => /^SQLITE_(FULL|IOERR)/.test(String((err as { code?: unknown }).code ?? ''));
 export const message = (err: unknown) => (err as Error).message ?? String(err);
@@ -18,8 +18,8 @@ export interface BoundsHost {
   readonly path: string;
   db(): Db;
   statements(): Statements;
-  problem(kind: Problem, reason: string | undefined): void;
-  problemReason(kind: Problem): string | undefined;
+  /** What keeps the buffer degraded (disk_full and evict are the bounds' to set and clear). */
+  problems: BufferProblems;
   /** Samples the disk refused and not yet accounted (the disk is not "fine" while there are any). */
   unstored(): number;
   addEvent(body: Record<string, unknown>): void;
@@ -93,16 +93,16 @@ export class BufferBounds {
     let cap = pages + Math.max(0, Math.floor((available - this.headroom) / pageSize));
     if (this.opts.maxPageCount) cap = Math.min(cap, this.opts.maxPageCount);
     this.host.db().pragma(`max_page_count = ${Math.max(cap, pages)}`);
-    if (this.host.problemReason('disk_full') === undefined) return;
+    if (this.host.problems.get('disk_full') === undefined) return;
     // Room again: the reserve could be made, and a tenth of the file (or more) can take new rows.
     const room = (s.freePages.get() as number) + Math.max(0, cap - pages);
-    if (room >= Math.max(64, pages / 10) && this.reserve?.present && !this.host.unstored()) this.host.problem('disk_full', undefined);
+    if (room >= Math.max(64, pages / 10) && this.reserve?.present && !this.host.unstored()) this.host.problems.set('disk_full', undefined);
   }
 
   /** A write needs room the disk does not have: gives the reserve's blocks back. */
   dropReserve(why: string): void {
     this.reserve?.drop();
-    this.host.problem('disk_full', this.host.problemReason('disk_full') ?? `disk full: reserve given back to ${why}`);
+    this.host.problems.set('disk_full', this.host.problems.get('disk_full') ?? `disk full: reserve given back to ${why}`);
   }
 
   /**
@@ -111,7 +111,7 @@ export class BufferBounds {
    * reserve file's blocks are given back first.
    */
   makeRoom(): void {
-    this.host.problem('disk_full', this.host.problemReason('disk_full') ?? 'disk full: evicting the oldest samples by priority');
+    this.host.problems.set('disk_full', this.host.problems.get('disk_full') ?? 'disk full: evicting the oldest samples by priority');
     // No more growth than the disk has now (another program may have taken the headroom), and the
     // WAL folded back so that its next frames reuse blocks it has already.
     this.updateCap();
@@ -124,7 +124,7 @@ export class BufferBounds {
     } catch (err) {
       if (!isDiskError(err)) throw err;
       this.reserve?.drop();
-      this.host.problem('disk_full', 'disk full: reserve given back to evict');
+      this.host.problems.set('disk_full', 'disk full: reserve given back to evict');
       this.checkpoint();
       this.evict('disk_full', enough, () => this.checkpoint());
     }
@@ -158,10 +158,10 @@ export class BufferBounds {
         const first = this.host.statements().firstTs.get() as number | undefined;
         if (first !== undefined && first < this.host.now() - this.opts.maxAgeS * 1000 + 60_000) this.evictAged();
       }
-      this.host.problem('evict', undefined);
+      this.host.problems.set('evict', undefined);
     } catch (err) {
       // The samples are stored; the bounds are enforced again with a later append.
-      this.host.problem('evict', `eviction failed: ${message(err)}`);
+      this.host.problems.set('evict', `eviction failed: ${message(err)}`);
     }
   }
 

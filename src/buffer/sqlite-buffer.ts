@@ -5,22 +5,23 @@
 // through accept() (the broker acknowledged them), reject() (moved to dead_letter) or eviction at
 // the bounds (max_bytes, max_age_s, a full disk), committed in one transaction with the data_lost
 // event that names them. Samples the disk refused even after eviction get seqs and an event as soon
-// as anything can be written again, and are counted in the seq mark meanwhile. Nothing leaves
-// silently. Storage errors never end the daemon: the buffer reports itself degraded (onHealth) and
-// recovers by itself. All methods are synchronous and called from the event loop only.
+// as anything can be written again, and are counted in the seq mark meanwhile (unstored.ts). Nothing
+// leaves silently. Storage errors never end the daemon: the buffer reports itself degraded
+// (onHealth) and recovers by itself. All methods are synchronous, called from the event loop only.
 import type Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { BufferBounds, isDiskError, message } from './bounds.js';
-import { KIND_CODE, type Priority, type Sample } from '../core/sample.js';
+import { KIND_CODE, type Sample } from '../core/sample.js';
 import { GatewayError } from '../errors.js';
 import { encodeBody, type EncodedMessage } from './body.js';
 import { continuation } from './continuity.js';
 import { openBufferDb } from './open-db.js';
 import { prepareStatements, type Statements } from './statements.js';
 import { salvage } from './salvage.js';
-import { SEQ_LEASE, SeqMark, type SeqMarkState } from './seq-mark.js';
-
-import { PRIORITIES, prioOf, type BufferedRow, type BufferEvent, type BufferHealth, type BufferOptions, type BufferStats, type Problem } from './types.js';
+import { SeqMark, type SeqMarkState } from './seq-mark.js';
+import { Unstored } from './unstored.js';
+import { readStats } from './stats.js';
+import { BufferProblems, prioOf, type BufferedRow, type BufferEvent, type BufferHealth, type BufferOptions, type BufferStats } from './types.js';
 
 export type { BufferedRow, BufferEvent, BufferHealth, BufferOptions, BufferStats } from './types.js';
 export { PRIORITIES, walBytes } from './types.js';
@@ -30,14 +31,12 @@ export class SqliteBuffer {
   private s!: Statements;
   private readonly now: () => number;
   private readonly mark: SeqMark;
-  /** Samples that could not be stored even after eviction (disk full); accounted once storing works. */
-  private unrecorded = { count: 0, since: 0, byPriority: {} as Partial<Record<Priority, number>> };
+  /** Samples the disk refused, and the seq mark (unstored.ts). */
+  private readonly unstored: Unstored;
   private readonly bounds: BufferBounds;
-  private readonly problems = new Map<Problem, string>();
+  private readonly problems = new BufferProblems();
   /** Set when open() found a damaged file and moved it aside. */
   recovered: { movedTo: string; error: string } | undefined;
-  /** Called on every change between ok and degraded, or of the reasons. */
-  onHealth: ((h: BufferHealth) => void) | undefined;
 
   constructor(
     readonly path: string,
@@ -45,19 +44,10 @@ export class SqliteBuffer {
   ) {
     this.now = opts.now ?? Date.now;
     this.mark = new SeqMark(`${path}.seq`);
-    this.bounds = new BufferBounds(
-      {
-        path,
-        db: () => this.handle,
-        statements: () => this.s,
-        problem: (kind, reason) => this.problem(kind, reason),
-        problemReason: (kind) => this.problems.get(kind),
-        unstored: () => this.unrecorded.count,
-        addEvent: (body) => this.addEvent(body),
-        now: this.now,
-      },
-      opts,
-    );
+    const host = { problems: this.problems, addEvent: (body: Record<string, unknown>) => this.addEvent(body), now: this.now };
+    this.unstored = new Unstored(this.mark, host);
+    const more = { path, db: () => this.handle, statements: () => this.s, unstored: () => this.unstored.count };
+    this.bounds = new BufferBounds({ ...host, ...more }, opts);
   }
 
   /** Highest seq ever appended, kept in memory (the publisher asks after every PUBACK). */
@@ -70,14 +60,12 @@ export class SqliteBuffer {
   }
 
   get health(): BufferHealth {
-    return { state: this.problems.size ? 'degraded' : 'ok', reasons: [...this.problems.values()] };
+    return this.problems.health;
   }
 
-  private problem(kind: Problem, reason: string | undefined): void {
-    if (reason === undefined ? !this.problems.has(kind) : this.problems.get(kind) === reason) return;
-    if (reason === undefined) this.problems.delete(kind);
-    else this.problems.set(kind, reason);
-    this.onHealth?.(this.health);
+  /** Called on every change between ok and degraded, or of the reasons. */
+  set onHealth(cb: ((h: BufferHealth) => void) | undefined) {
+    this.problems.changed = cb;
   }
 
   /**
@@ -98,7 +86,7 @@ export class SqliteBuffer {
         // Started on a full disk (a reboot after it filled): the last run's reserve makes the room
         // that opening needs (the WAL and shared-memory files).
         if (!isDiskError(err) || !reserve.drop()) throw err;
-        this.problem('disk_full', 'disk full at start: reserve given back to open the buffer');
+        this.problems.set('disk_full', 'disk full at start: reserve given back to open the buffer');
         opened = openDb();
       }
       this.db = opened.db;
@@ -130,14 +118,7 @@ export class SqliteBuffer {
       if (!this.s.setSeq.run(next).changes) this.s.initSeq.run(next);
       this.newest = next;
     }
-    const known = typeof mark === 'object' ? mark : undefined;
-    if (known?.unstored) this.unrecorded = { count: known.unstored, since: this.now(), byPriority: { ...known.by } };
-    try {
-      this.mark.open({ newest: this.newest, top: this.newest + SEQ_LEASE, unstored: this.unrecorded.count, by: this.unrecorded.byPriority });
-      this.problem('seq_mark', undefined);
-    } catch (err) {
-      this.problem('seq_mark', `seq mark "${this.mark.path}" not writable: ${message(err)}`);
-    }
+    this.unstored.open(this.newest, typeof mark === 'object' ? mark : undefined);
   }
 
   private get handle(): Database.Database {
@@ -160,7 +141,7 @@ export class SqliteBuffer {
     const insert = db.transaction((list: readonly (Sample | EncodedMessage)[]) => {
       newest = this.newest;
       // Samples lost earlier take the next seqs, so consumers see exactly which ones are missing.
-      if (this.unrecorded.count) newest = this.accountUnstored();
+      if (this.unstored.count) newest = this.unstored.account(this.s, this.newest);
       const seqs = new Array<number>(list.length);
       for (let i = 0; i < list.length; i++) {
         const x = list[i]!;
@@ -170,28 +151,36 @@ export class SqliteBuffer {
       }
       return seqs;
     });
-    this.coverSeqs(this.newest + this.unrecorded.count + samples.length);
+    this.unstored.cover(this.newest + this.unstored.count + samples.length);
     let seqs: number[];
     try {
       seqs = insert(samples);
     } catch (err) {
       if (!isDiskError(err)) {
-        this.notStored(samples, err);
+        this.unstored.add(
+          samples.map((x) => x.priority),
+          this.newest,
+          err,
+        );
         throw this.appendError(samples.length, err);
       }
       try {
         this.bounds.makeRoom();
         seqs = insert(samples);
       } catch (again) {
-        this.notStored(samples, again);
+        this.unstored.add(
+          samples.map((x) => x.priority),
+          this.newest,
+          again,
+        );
         throw this.appendError(samples.length, again);
       }
     }
-    const accounted = this.unrecorded.count > 0;
-    if (accounted) this.unrecorded = { count: 0, since: 0, byPriority: {} };
+    const accounted = this.unstored.count > 0;
+    if (accounted) this.unstored.clear();
     this.newest = Math.max(newest, seqs[seqs.length - 1]!);
-    this.problem('append', undefined);
-    this.writeMark();
+    this.problems.set('append', undefined);
+    this.unstored.write(this.newest);
     if (accounted) this.bounds.updateCap();
     this.bounds.afterAppend(bytes);
     return seqs;
@@ -199,48 +188,6 @@ export class SqliteBuffer {
 
   private appendError(n: number, err: unknown): GatewayError {
     return new GatewayError('GW_ERR_BUFFER', `buffer "${this.path}": append of ${n} samples failed: ${message(err)}`, { cause: err });
-  }
-
-  /** Samples the disk refused: counted now (and in the seq mark), accounted with the next append. */
-  private notStored(samples: readonly (Sample | EncodedMessage)[], err: unknown): void {
-    const first = !this.unrecorded.count;
-    if (first) this.unrecorded.since = this.now();
-    this.unrecorded.count += samples.length;
-    for (const x of samples) {
-      const p = PRIORITIES[prioOf(x.priority)]!;
-      this.unrecorded.byPriority[p] = (this.unrecorded.byPriority[p] ?? 0) + 1;
-    }
-    // One state change, not one per poll: the count is in stats() and the seq mark.
-    if (first) this.problem('append', `samples cannot be stored since ${new Date(this.unrecorded.since).toISOString()}: ${message(err)}`);
-    this.writeMark();
-  }
-
-  /** Inside the append transaction: seqs, a data_lost event and the counter for samples not stored. */
-  private accountUnstored(): number {
-    const { count, since, byPriority } = this.unrecorded;
-    const from = this.newest + 1;
-    const to = this.newest + count;
-    if (!this.s.setSeq.run(to).changes) this.s.initSeq.run(to);
-    this.addEvent({ event: 'data_lost', reason: 'not_stored', count, by_priority: byPriority, ranges: [[from, to]], since: new Date(since).toISOString() });
-    this.s.bump.run('lost_unstored', count);
-    return to;
-  }
-
-  private coverSeqs(upTo: number): void {
-    try {
-      this.mark.cover(upTo);
-    } catch (err) {
-      this.problem('seq_mark', `seq mark "${this.mark.path}" not writable: ${message(err)}`);
-    }
-  }
-
-  private writeMark(): void {
-    try {
-      this.mark.write({ ...this.mark.current, newest: this.newest, unstored: this.unrecorded.count, by: this.unrecorded.byPriority });
-      this.problem('seq_mark', undefined);
-    } catch (err) {
-      this.problem('seq_mark', `seq mark "${this.mark.path}" not writable: ${message(err)}`);
-    }
   }
 
   /** Bytes in use: database pages holding data plus the write-ahead log (what max_bytes caps). */
@@ -265,9 +212,7 @@ export class SqliteBuffer {
   }
 
   /** Oldest rows with seq > afterSeq, in seq order. */
-  readAfter(afterSeq: number, limit: number): BufferedRow[] {
-    return this.readRange(afterSeq, Infinity, limit);
-  }
+  readAfter = (afterSeq: number, limit: number): BufferedRow[] => this.readRange(afterSeq, Infinity, limit);
 
   /**
    * Deletes rows the broker acknowledged. Called by the publisher, in batches. Throws when the
@@ -296,9 +241,9 @@ export class SqliteBuffer {
         this.bounds.dropReserve('acknowledge');
         del();
       }
-      this.problem('ack', undefined);
+      this.problems.set('ack', undefined);
     } catch (err) {
-      this.problem('ack', `acknowledged samples could not be deleted: ${message(err)}`);
+      this.problems.set('ack', `acknowledged samples could not be deleted: ${message(err)}`);
       throw new GatewayError('GW_ERR_BUFFER', `buffer "${this.path}": delete of ${seqs.length} acknowledged samples failed: ${message(err)}`, { cause: err });
     }
   }
@@ -341,25 +286,9 @@ export class SqliteBuffer {
     return this.db ? this.newest : 0;
   }
 
+  /** Depth, bytes, evictions, dead letters… (backs /healthz, /metrics and the status page). */
   stats(): BufferStats {
-    const byPriority: Record<Priority, number> = { critical: 0, normal: 0, bulk: 0 };
-    let depth = 0;
-    for (const r of this.s.byPrio.all() as { prio: number; n: number }[]) {
-      byPriority[PRIORITIES[r.prio]!] = r.n;
-      depth += r.n;
-    }
-    return {
-      // The sum of the priorities' counts: one scan of the table, not two.
-      depth,
-      bytes: this.bytes(),
-      oldestTs: this.oldestTs(),
-      byPriority,
-      evicted: (this.s.counter.get('evicted') as number | undefined) ?? 0,
-      unstored: ((this.s.counter.get('lost_unstored') as number | undefined) ?? 0) + this.unrecorded.count,
-      deadLetters: this.s.deadCount.get() as number,
-      pendingEvents: this.s.eventCount.get() as number,
-      lastSeq: this.lastSeq(),
-    };
+    return readStats(this.s, { bytes: this.bytes(), oldestTs: this.oldestTs(), unstored: this.unstored.count, lastSeq: this.lastSeq() });
   }
 
   close(): void {

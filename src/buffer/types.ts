@@ -64,3 +64,25 @@ export function walBytes(path: string): number {
   }
 }
 export const prioOf = (p: Priority | undefined) => (p === 'critical' ? 0 : p === 'bulk' ? 2 : 1);
+
+/** What keeps the buffer degraded now, one reason per kind; `changed` on every change. */
+export class BufferProblems {
+  private readonly reasons = new Map<Problem, string>();
+  changed: ((h: BufferHealth) => void) | undefined;
+
+  get health(): BufferHealth {
+    return { state: this.reasons.size ? 'degraded' : 'ok', reasons: [...this.reasons.values()] };
+  }
+
+  get(kind: Problem): string | undefined {
+    return this.reasons.get(kind);
+  }
+
+  /** Sets (or with undefined, clears) the reason of one kind. */
+  set(kind: Problem, reason: string | undefined): void {
+    if (reason === undefined ? !this.reasons.has(kind) : this.reasons.get(kind) === reason) return;
+    if (reason === undefined) this.reasons.delete(kind);
+    else this.reasons.set(kind, reason);
+    this.changed?.(this.health);
+  }
+}
