@@ -1,6 +1,6 @@
 // Shared by the whole-gateway benchmarks: the gateway's CPU and RSS from /proc (its own process,
 // worker threads included), a latency baseline through the same broker, and the figures' format.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { RegisterSpec } from '../simulators/modbus/index.js';
@@ -16,6 +16,28 @@ export function procStat(pid: number): { cpuS: number; userS: number; sysS: numb
   const sysS = Number(fields[12]) / TICKS_PER_SEC; // stime
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
   return { cpuS: userS + sysS, userS, sysS, rssKb };
+}
+
+/** CPU seconds per thread of a process, summed by thread name (main thread, V8 workers, libuv pool, …). */
+export function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tasks: string[] = [];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(name, (out.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SEC);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
 }
 
 export const pct = (xs: number[], p: number) => (xs.length ? quantile(xs, p / 100) : NaN);

@@ -17,6 +17,8 @@ export interface ProfileSummary {
   totalMs: number;
   byFunction: { name: string; where: string; ms: number; share: number }[];
   byArea: { area: string; ms: number; share: number }[];
+  /** Time with the function anywhere on the stack. */
+  inclusive: { name: string; where: string; ms: number; share: number }[];
 }
 
 function area(url: string, name: string): string {
@@ -29,11 +31,41 @@ function area(url: string, name: string): string {
   return url.split('/').slice(-2).join('/');
 }
 
-export function summarize(file: string, top = 15): ProfileSummary {
+export interface SummaryOptions {
+  /** Leave out the samples of the first so many ms (start-up, warm-up). */
+  fromMs?: number;
+  /** Shares of the busy time only: the idle samples are left out. */
+  busyOnly?: boolean;
+}
+
+export function summarize(file: string, top = 15, opts: SummaryOptions = {}): ProfileSummary {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const self = new Map<number, number>();
-  p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0) / 1000));
+  const inclusive = new Map<string, number>();
+  const keyOf = (id: number) => {
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
+    const where = url ? `${url.replace(/^.*\/(node_modules|dist)\//, '$1/')}:${lineNumber + 1}` : '';
+    return `${functionName || '(anonymous)'}@${where}`;
+  };
+  let t = 0;
+  p.samples.forEach((id, i) => {
+    const ms = (p.timeDeltas[i] ?? 0) / 1000;
+    t += ms;
+    if (t < (opts.fromMs ?? 0)) return;
+    if (opts.busyOnly && byId.get(id)!.callFrame.functionName === '(idle)') return;
+    self.set(id, (self.get(id) ?? 0) + ms);
+    // Inclusive: once per function on the stack.
+    const seen = new Set<string>();
+    for (let n: number | undefined = id; n !== undefined; n = parent.get(n)) {
+      const k = keyOf(n);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      inclusive.set(k, (inclusive.get(k) ?? 0) + ms);
+    }
+  });
   const total = [...self.values()].reduce((a, b) => a + b, 0);
   const fn = new Map<string, { name: string; where: string; ms: number }>();
   const ar = new Map<string, number>();
@@ -59,6 +91,11 @@ export function summarize(file: string, top = 15): ProfileSummary {
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([a, ms]) => ({ area: a, ms, share: share(ms) })),
+    inclusive: [...inclusive]
+      .filter(([k]) => !k.startsWith('(root)') && !k.startsWith('(program)'))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([k, ms]) => ({ name: k.split('@')[0]!, where: k.split('@')[1]!, ms, share: share(ms) })),
   };
 }
 
@@ -68,4 +105,6 @@ export function printSummary(s: ProfileSummary, out: (l: string) => void = conso
   for (const a of s.byArea) out(`    ${(a.share * 100).toFixed(1).padStart(5)} %  ${a.area}`);
   out('  by function (self time):');
   for (const f of s.byFunction) out(`    ${(f.share * 100).toFixed(1).padStart(5)} %  ${f.name}  ${f.where}`);
+  out('  by function (inclusive: anywhere on the stack):');
+  for (const f of s.inclusive) out(`    ${(f.share * 100).toFixed(1).padStart(5)} %  ${f.name}  ${f.where}`);
 }
