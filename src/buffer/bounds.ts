@@ -23,6 +23,8 @@ export interface BoundsHost {
   /** Samples the disk refused and not yet accounted (the disk is not "fine" while there are any). */
   unstored(): number;
   addEvent(body: Record<string, unknown>): void;
+  /** Rows left the table by eviction: whatever the buffer keeps of them in memory goes too. */
+  forget(): void;
   now(): number;
 }
 
@@ -60,6 +62,20 @@ export class BufferBounds {
     this.walPages = Math.max(16, Math.min(1000, Math.floor(this.opts.maxBytes / 8 / 4096), Math.floor(total / 16 / 4096)));
     this.headroom = this.walPages * 4096 + 256 * 1024;
     this.reserve = new ReserveFile(`${this.host.path}.reserve`, Math.min(16 << 20, Math.max(this.walPages * 4096, 256 * 1024)));
+  }
+
+  /**
+   * Opens the file. Started on a full disk (a reboot after it filled), the last run's reserve makes
+   * the room that opening needs (the WAL and shared-memory files).
+   */
+  open<T>(openDb: () => T): T {
+    try {
+      return openDb();
+    } catch (err) {
+      if (!isDiskError(err) || !this.reserve?.drop()) throw err;
+      this.host.problems.set('disk_full', 'disk full at start: reserve given back to open the buffer');
+      return openDb();
+    }
   }
 
   /** The publisher passes down the seq ranges it has in flight, whenever they change. */
@@ -222,6 +238,7 @@ export class BufferBounds {
   /** data_lost events for rows gone (as many as needed to name every seq) and the counter; inside a transaction. */
   recordLoss(reason: string, rows: readonly { seq: number; prio: number }[], extra: Record<string, unknown> = {}): void {
     if (!rows.length) return;
+    this.host.forget();
     for (const part of lossParts(rows.map((r) => ({ seq: r.seq, prio: PRIORITIES[r.prio] ?? 'normal' })))) {
       this.host.addEvent({ event: 'data_lost', reason, ...part, ...extra });
     }

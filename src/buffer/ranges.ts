@@ -31,3 +31,15 @@ export function lossParts(rows: readonly { seq: number; prio?: Priority }[]): Lo
   }
   return parts;
 }
+
+/** Seqs (any order, repeats allowed) as inclusive runs of consecutive seqs, ascending: one range delete each. */
+export function seqRuns(seqs: readonly number[]): [number, number][] {
+  const sorted = [...seqs].sort((a, b) => a - b);
+  const runs: [number, number][] = [];
+  for (const seq of sorted) {
+    const last = runs[runs.length - 1];
+    if (last && seq <= last[1] + 1) last[1] = Math.max(last[1], seq);
+    else runs.push([seq, seq]);
+  }
+  return runs;
+}

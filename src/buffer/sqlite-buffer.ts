@@ -11,6 +11,7 @@
 import type Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { BufferBounds, isDiskError, message } from './bounds.js';
+import { RecentRows } from './recent.js';
 import { KIND_CODE, type Sample } from '../core/sample.js';
 import { GatewayError } from '../errors.js';
 import { encodeBody, type EncodedMessage } from './body.js';
@@ -18,9 +19,11 @@ import { continuation } from './continuity.js';
 import { openBufferDb } from './open-db.js';
 import { prepareStatements, type Statements } from './statements.js';
 import { salvage } from './salvage.js';
+import { seqRuns } from './ranges.js';
 import { SeqMark, type SeqMarkState } from './seq-mark.js';
 import { Unstored } from './unstored.js';
 import { readStats } from './stats.js';
+import { EventQueue } from './events.js';
 import { BufferProblems, prioOf, type BufferedRow, type BufferEvent, type BufferHealth, type BufferOptions, type BufferStats } from './types.js';
 
 export type { BufferedRow, BufferEvent, BufferHealth, BufferOptions, BufferStats } from './types.js';
@@ -34,6 +37,8 @@ export class SqliteBuffer {
   /** Samples the disk refused, and the seq mark (unstored.ts). */
   private readonly unstored: Unstored;
   private readonly bounds: BufferBounds;
+  /** Rows just committed, for the publisher (recent.ts). */
+  private readonly recent = new RecentRows();
   private readonly problems = new BufferProblems();
   /** Set when open() found a damaged file and moved it aside. */
   recovered: { movedTo: string; error: string } | undefined;
@@ -46,17 +51,21 @@ export class SqliteBuffer {
     this.mark = new SeqMark(`${path}.seq`);
     const host = { problems: this.problems, addEvent: (body: Record<string, unknown>) => this.addEvent(body), now: this.now };
     this.unstored = new Unstored(this.mark, host);
-    const more = { path, db: () => this.handle, statements: () => this.s, unstored: () => this.unstored.count };
+    const more = { path, db: () => this.handle, statements: () => this.s, unstored: () => this.unstored.count, forget: () => this.recent.clear() };
     this.bounds = new BufferBounds({ ...host, ...more }, opts);
   }
 
   /** Highest seq ever appended, kept in memory (the publisher asks after every PUBACK). */
   private newest = 0;
-  private eventsPending = 0;
+  /** The events topic's queue (events.ts). */
+  private readonly events = new EventQueue(
+    () => (this.db ? this.s : undefined),
+    () => this.now(),
+  );
 
   /** Whether events wait for the broker, without a query. */
   get hasEvents(): boolean {
-    return this.eventsPending > 0;
+    return this.events.any;
   }
 
   get health(): BufferHealth {
@@ -76,19 +85,8 @@ export class SqliteBuffer {
     const before = statSync(this.path, { throwIfNoEntry: false });
     const mark = this.mark.read();
     this.bounds.size();
-    const reserve = this.bounds.reserve!;
-    const openDb = () => openBufferDb(this.path, this.opts.synchronous, this.bounds.walPages, this.now);
     try {
-      let opened;
-      try {
-        opened = openDb();
-      } catch (err) {
-        // Started on a full disk (a reboot after it filled): the last run's reserve makes the room
-        // that opening needs (the WAL and shared-memory files).
-        if (!isDiskError(err) || !reserve.drop()) throw err;
-        this.problems.set('disk_full', 'disk full at start: reserve given back to open the buffer');
-        opened = openDb();
-      }
+      const opened = this.bounds.open(() => openBufferDb(this.path, this.opts.synchronous, this.bounds.walPages, this.now));
       this.db = opened.db;
       this.recovered = opened.recovered;
     } catch (err) {
@@ -96,7 +94,7 @@ export class SqliteBuffer {
     }
     this.s = prepareStatements(this.db);
     this.newest = (this.s.lastSeq.get() as number | undefined) ?? 0;
-    this.eventsPending = this.s.eventCount.get() as number;
+    this.events.opened();
     this.continueSeqs(before, mark);
     this.bounds.updateCap();
   }
@@ -138,8 +136,11 @@ export class SqliteBuffer {
     const db = this.handle;
     let newest = this.newest;
     let bytes = 0;
+    let made: BufferedRow[] = [];
     const insert = db.transaction((list: readonly (Sample | EncodedMessage)[]) => {
       newest = this.newest;
+      bytes = 0;
+      made = new Array<BufferedRow>(list.length);
       // Samples lost earlier take the next seqs, so consumers see exactly which ones are missing.
       if (this.unstored.count) newest = this.unstored.account(this.s, this.newest);
       const seqs = new Array<number>(list.length);
@@ -147,7 +148,11 @@ export class SqliteBuffer {
         const x = list[i]!;
         const body = 'body' in x ? x.body : encodeBody(x);
         bytes += body.length + 64;
-        seqs[i] = Number(this.s.insert.run(x.ts, x.device, x.point, prioOf(x.priority), body, KIND_CODE[x.kind ?? 'point']).lastInsertRowid);
+        const prio = prioOf(x.priority);
+        const kind = KIND_CODE[x.kind ?? 'point'];
+        const seq = Number(this.s.insert.run(x.ts, x.device, x.point, prio, body, kind).lastInsertRowid);
+        seqs[i] = seq;
+        made[i] = { seq, ts: x.ts, device: x.device, point: x.point, prio, kind, body };
       }
       return seqs;
     });
@@ -156,29 +161,18 @@ export class SqliteBuffer {
     try {
       seqs = insert(samples);
     } catch (err) {
-      if (!isDiskError(err)) {
-        this.unstored.add(
-          samples.map((x) => x.priority),
-          this.newest,
-          err,
-        );
-        throw this.appendError(samples.length, err);
-      }
+      if (!isDiskError(err)) throw this.notStored(samples, err);
       try {
         this.bounds.makeRoom();
         seqs = insert(samples);
       } catch (again) {
-        this.unstored.add(
-          samples.map((x) => x.priority),
-          this.newest,
-          again,
-        );
-        throw this.appendError(samples.length, again);
+        throw this.notStored(samples, again);
       }
     }
     const accounted = this.unstored.count > 0;
     if (accounted) this.unstored.clear();
     this.newest = Math.max(newest, seqs[seqs.length - 1]!);
+    this.recent.add(made);
     this.problems.set('append', undefined);
     this.unstored.write(this.newest);
     if (accounted) this.bounds.updateCap();
@@ -186,8 +180,14 @@ export class SqliteBuffer {
     return seqs;
   }
 
-  private appendError(n: number, err: unknown): GatewayError {
-    return new GatewayError('GW_ERR_BUFFER', `buffer "${this.path}": append of ${n} samples failed: ${message(err)}`, { cause: err });
+  /** Samples the disk refused: counted (unstored.ts), and the error append() throws. */
+  private notStored(samples: readonly (Sample | EncodedMessage)[], err: unknown): GatewayError {
+    this.unstored.add(
+      samples.map((x) => x.priority),
+      this.newest,
+      err,
+    );
+    return new GatewayError('GW_ERR_BUFFER', `buffer "${this.path}": append of ${samples.length} samples failed: ${message(err)}`, { cause: err });
   }
 
   /** Bytes in use: database pages holding data plus the write-ahead log (what max_bytes caps). */
@@ -208,6 +208,9 @@ export class SqliteBuffer {
   /** Oldest rows with afterSeq < seq <= upTo, in seq order. Called by the publisher's pump. */
   readRange(afterSeq: number, upTo: number, limit: number): BufferedRow[] {
     if (!this.db) return [];
+    // What was just committed comes from memory (recent.ts); the rest from the table.
+    const recent = this.recent.range(afterSeq, upTo, limit);
+    if (recent) return recent;
     return this.s.readRange.all(afterSeq, Number.isFinite(upTo) ? upTo : Number.MAX_SAFE_INTEGER, limit) as BufferedRow[];
   }
 
@@ -221,17 +224,13 @@ export class SqliteBuffer {
   accept(seqs: readonly number[]): void {
     if (!seqs.length) return;
     // PUBACKs come in seq order almost always: one range delete per contiguous run.
-    const sorted = [...seqs].sort((a, b) => a - b);
-    const del = this.handle.transaction(() => {
-      let from = sorted[0]!;
-      for (let i = 1; i <= sorted.length; i++) {
-        const seq = sorted[i];
-        if (seq === sorted[i - 1]! + 1) continue;
-        if (seq === sorted[i - 1]) continue;
-        this.s.delRange.run(from, sorted[i - 1]!);
-        if (seq !== undefined) from = seq;
-      }
-    });
+    const runs = seqRuns(seqs);
+    const del = this.handle.transaction(() => runs.forEach(([from, to]) => this.s.delRange.run(from, to)));
+    // A delete needs no fsync of its own: one lost to a power cut means those rows are sent again
+    // (at-least-once), and the next append's commit with synchronous FULL syncs the WAL, deletes
+    // included. So deletes commit without one, and only appends pay for durability.
+    const relax = this.opts.synchronous === 'full';
+    if (relax) this.s.syncNormal.run();
     try {
       try {
         del();
@@ -240,8 +239,11 @@ export class SqliteBuffer {
         // Deleting needs WAL space: give the reserve back and try once more.
         this.bounds.dropReserve('acknowledge');
         del();
+      } finally {
+        if (relax) this.s.syncFull.run();
       }
       this.problems.set('ack', undefined);
+      this.recent.dropThrough(runs[runs.length - 1]![1]);
     } catch (err) {
       this.problems.set('ack', `acknowledged samples could not be deleted: ${message(err)}`);
       throw new GatewayError('GW_ERR_BUFFER', `buffer "${this.path}": delete of ${seqs.length} acknowledged samples failed: ${message(err)}`, { cause: err });
@@ -250,6 +252,7 @@ export class SqliteBuffer {
 
   /** Moves rows the broker refused for good to dead_letter, so they stop blocking the queue. */
   reject(seqs: readonly number[], reason: string): void {
+    this.recent.clear();
     this.handle.transaction(() => {
       for (const seq of seqs) {
         this.s.dead.run(reason, this.now(), seq);
@@ -260,17 +263,11 @@ export class SqliteBuffer {
 
   /** Stores an event for the events topic; it stays until the broker acknowledged it. */
   addEvent(body: Record<string, unknown>): void {
-    this.s.addEvent.run(this.now(), JSON.stringify({ ...body, ts: new Date(this.now()).toISOString() }));
-    this.eventsPending++;
+    this.events.add(body);
   }
 
-  pendingEvents(limit: number): BufferEvent[] {
-    return this.db ? (this.s.events.all(limit) as BufferEvent[]) : [];
-  }
-
-  ackEvent(id: number): void {
-    if (this.s.delEvent.run(id).changes) this.eventsPending = Math.max(0, this.eventsPending - 1);
-  }
+  pendingEvents = (limit: number): BufferEvent[] => this.events.list(limit);
+  ackEvent = (id: number): void => this.events.ack(id);
 
   depth(): number {
     return this.db ? (this.s.depth.get() as number) : 0;
@@ -292,6 +289,7 @@ export class SqliteBuffer {
   }
 
   close(): void {
+    this.recent.clear();
     this.db?.close();
     this.db = undefined;
     this.mark.close();

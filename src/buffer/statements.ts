@@ -29,6 +29,8 @@ export function prepareStatements(db: Database.Database) {
     pageCount: db.prepare('PRAGMA page_count').pluck(),
     freePages: db.prepare('PRAGMA freelist_count').pluck(),
     pageSize: db.prepare('PRAGMA page_size').pluck(),
+    syncNormal: db.prepare('PRAGMA synchronous = NORMAL'),
+    syncFull: db.prepare('PRAGMA synchronous = FULL'),
   };
 }
 

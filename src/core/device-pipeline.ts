@@ -45,7 +45,7 @@ export interface PipelineDeps {
 }
 
 export function startPipeline(device: LoadedDevice, primary: Joined, backup: BackupChannel | undefined, deps: PipelineDeps): void {
-  const { log, metrics, scheduler, sink, pollPayload, latest } = deps;
+  const { metrics, scheduler, sink, pollPayload, latest } = deps;
   const { spec, driver, runner: linkRunner } = primary;
   const channel = linkRunner.link.endpoint;
   const pointsByName = new Map<string, CommonPoint>(device.points.map((p) => [p.name, p]));
@@ -53,13 +53,7 @@ export function startPipeline(device: LoadedDevice, primary: Joined, backup: Bac
   /** Samples that passed the report filter → the buffer (one transaction) → the publisher. */
   const store = (candidates: Sample[]) => {
     const samples = candidates.filter((s) => filter.pass(s));
-    try {
-      sink(pollPayload ? encodePollMessages(samples) : samples, samples.length);
-    } catch (err) {
-      // The disk refused even after eviction: nothing already buffered is touched; these samples
-      // are counted and get a data_lost event, and the buffer reports itself degraded (once).
-      log.debug({ err, device: device.name, lost: samples.length }, 'buffer append failed');
-    }
+    sink(pollPayload ? encodePollMessages(samples) : samples, samples.length);
   };
   const latestHere = latest.get(device.name) ?? new Map<string, Sample>();
   latest.set(device.name, latestHere);

@@ -3,6 +3,9 @@
 // overrun: counted, the tick is skipped, polls are never stacked. Each group has its own timer, so
 // one slow or dead device never delays another; groups start at staggered phases.
 
+/** Narrowest spacing of the phase slots first ticks are spread over. */
+const SLOT_MS = 50;
+
 export interface PollGroup {
   /** For logs and metrics, e.g. "boiler-1@1000ms". */
   readonly id: string;
@@ -71,8 +74,14 @@ export class Scheduler {
     const now = this.clock.now();
     const n = this.states.length;
     // Spread first ticks over each group's interval so that devices with the same interval are
-    // not all polled, decoded and published in one burst (which shows up as latency).
-    this.states.forEach((s, i) => this.begin(s, now, Math.floor((i / n) * s.group.intervalMs)));
+    // not all polled, decoded and published in one burst (which shows up as latency) — in phase
+    // slots at least SLOT_MS apart, so that the few devices of one slot answer together and share
+    // a buffer transaction and a TLS write (group commit) instead of waking the process each.
+    this.states.forEach((s, i) => {
+      const interval = s.group.intervalMs;
+      const slots = Math.max(1, Math.min(n, Math.floor(interval / SLOT_MS)));
+      this.begin(s, now, Math.floor((Math.floor((i * slots) / n) * interval) / slots));
+    });
   }
 
   private begin(s: GroupState, now: number, phase: number): void {

@@ -51,6 +51,32 @@ describe('sqlite buffer', () => {
     b.close();
   });
 
+  it('reads right behind the appends give what the table holds, never a row evicted or dead-lettered', () => {
+    // The newest rows come from memory (src/buffer/recent.ts); this compares every read with the table itself.
+    const b = new SqliteBuffer(path, { synchronous: 'full', maxBytes: 256 * 1024, maxAgeS: 86_400 });
+    b.open();
+    const table = new Database(path, { readonly: true });
+    const inTable = (after: number, limit: number) =>
+      table.prepare('SELECT seq, ts, device, point, prio, body, kind FROM samples WHERE seq > ? ORDER BY seq LIMIT ?').all(after, limit);
+    let cursor = 0;
+    const big = 'x'.repeat(300);
+    for (let round = 0; round < 400; round++) {
+      b.append(Array.from({ length: 5 }, (_, i) => ({ ...sample(`p${i}`, big), priority: i % 2 ? ('bulk' as const) : undefined })));
+      if (round % 7 === 0) b.reject([b.lastSeq() - 2], 'refused'); // a dead letter in the middle of the newest rows
+      const rows = b.readAfter(cursor, 6);
+      expect(rows).toEqual(inTable(cursor, 6));
+      if (round % 3 === 0 && rows.length) b.accept(rows.map((r) => r.seq));
+      cursor = rows.at(-1)?.seq ?? cursor;
+      // A reconnect: the oldest unacknowledged rows, as the table has them.
+      if (round % 50 === 0) expect(b.readAfter(0, 20)).toEqual(inTable(0, 20));
+    }
+    // The byte cap evicted along the way: nothing read may be a row the table no longer holds.
+    expect(b.stats().evicted).toBeGreaterThan(0);
+    expect(b.readAfter(cursor, 1000)).toEqual(inTable(cursor, 1000));
+    table.close();
+    b.close();
+  });
+
   it('deletes exactly the acknowledged rows, in any order, with gaps and repeats', () => {
     const b = new SqliteBuffer(path, { synchronous: 'normal', ...BOUNDS });
     b.open();
