@@ -251,6 +251,13 @@ function pollScheduler(log: Logger, metrics: Metrics, gwHealth: GatewayHealth): 
 
 /** What the link pool reports: device up/down, failover switches, exchanges and reconnects → metrics, log, status topic. */
 function poolEvents(log: Logger, metrics: Metrics, publishStatus: (device: string) => void): Omit<LinkPoolDeps, 'drivers' | 'log' | 'baseDir'> {
+  // Labelled once per device: prom-client hashes the labels of every call otherwise.
+  const children = new Map<string, ReturnType<typeof metrics.exchangeSeconds.labels>>();
+  const rtt = (device: string) => {
+    let c = children.get(device);
+    if (!c) children.set(device, (c = metrics.exchangeSeconds.labels({ device })));
+    return c;
+  };
   return {
     onPrimary: (device, h) => metrics.deviceUp.set({ device }, h.state === 'up' || h.state === 'degraded' ? 1 : 0),
     onDeviceChanged: (device) => publishStatus(device),
@@ -261,7 +268,7 @@ function poolEvents(log: Logger, metrics: Metrics, publishStatus: (device: strin
       publishStatus(device);
     },
     onExchange: (device, outcome) => {
-      if ('rttMs' in outcome) metrics.exchangeSeconds.observe({ device }, outcome.rttMs / 1000);
+      if ('rttMs' in outcome) rtt(device).observe(outcome.rttMs / 1000);
       else metrics.exchangeFailures.inc({ device, kind: outcome.failure });
     },
     onReconnect: (endpoint) => metrics.reconnects.inc({ endpoint }),

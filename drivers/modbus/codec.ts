@@ -58,41 +58,88 @@ function narrow(v: bigint): number | bigint {
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
 }
 
-/** The shortest decimal that reads back as the same float32: 21.5f → 21.5, not 21.499999046325684. */
-function shortestFloat32(v: number): number {
-  if (!Number.isFinite(v)) return v;
-  for (let p = 6; p < 9; p++) {
-    const d = Number(v.toPrecision(p));
-    if (Math.fround(d) === v) return d;
+/**
+ * The shortest decimal that reads back as the same float32 (21.5f → "21.5", not 21.499999046325684),
+ * written as JSON writes numbers; undefined for NaN and ±Infinity. The text comes with the search
+ * for the shortest decimal, so a float32 is never converted to text twice (`Reading.json`).
+ */
+export function float32Text(v: number): string | undefined {
+  if (!Number.isFinite(v)) return undefined;
+  let s = '';
+  for (let p = 6; p <= 9; p++) {
+    s = v.toPrecision(p);
+    if (Math.fround(Number(s)) === v) break;
   }
-  return Number(v.toPrecision(9));
+  // toPrecision's fixed notation minus the fraction's trailing zeros is exactly what String() gives
+  // for a number of at most 9 significant digits; its exponent notation differs from String()'s.
+  if (s.includes('e')) return String(Number(s));
+  if (s.includes('.')) {
+    let end = s.length;
+    while (s.charCodeAt(end - 1) === 48) end--; // '0'
+    if (s.charCodeAt(end - 1) === 46) end--; // '.'
+    s = s.slice(0, end);
+  }
+  return s === '-0' ? '0' : s;
+}
+
+function shortestFloat32(v: number): number {
+  const text = float32Text(v);
+  return text === undefined ? v : Number(text);
+}
+
+/** Room for the widest fixed-width value (4 registers), reused by every decode: no allocation per value. */
+const scratch = new DataView(new ArrayBuffer(8));
+
+/** The raw float32 in the 2 words at `offset` (before the shortest-decimal step). */
+export function readFloat32At(words: ArrayLike<number>, offset: number, order: ByteOrder): number {
+  load(words, offset, 2, order);
+  return scratch.getFloat32(0);
+}
+
+/** Puts `width` (≤ 4) words at `offset` into the scratch in big-endian byte order. */
+function load(words: ArrayLike<number>, offset: number, width: number, order: ByteOrder): void {
+  // ABCD: as sent. CDAB: word order reversed. BADC: bytes swapped in each word. DCBA: both.
+  const reverseWords = order === 'CDAB' || order === 'DCBA';
+  const swapBytes = order === 'BADC' || order === 'DCBA';
+  for (let i = 0; i < width && i < 4; i++) {
+    let w = (words[offset + (reverseWords ? width - 1 - i : i)] ?? 0) & 0xffff;
+    if (swapBytes) w = ((w & 0xff) << 8) | (w >> 8);
+    scratch.setUint16(i * 2, w);
+  }
 }
 
 /** Decodes a value (before scale/offset) from register words. `bit` applies to bool only. */
 export function decodeRegisters(words: ArrayLike<number>, type: DataType, order: ByteOrder, bit?: number): Value {
-  if (type === 'bool') return (((words[0] ?? 0) >> (bit ?? 0)) & 1) === 1;
-  const b = toBigEndian(words, order);
+  return decodeRegistersAt(words, 0, words.length, type, order, bit);
+}
+
+/** As decodeRegisters, for the `width` words at `offset` of a block's answer (no copy of them). */
+export function decodeRegistersAt(words: ArrayLike<number>, offset: number, width: number, type: DataType, order: ByteOrder, bit?: number): Value {
+  if (type === 'bool') return (((words[offset] ?? 0) >> (bit ?? 0)) & 1) === 1;
+  if (type === 'string') {
+    // Devices pad with NUL or spaces; neither is part of the value.
+    return toBigEndian(Array.prototype.slice.call(words, offset, offset + width) as number[], order)
+      .toString('latin1')
+      .replace(/[\0 ]+$/, '');
+  }
+  load(words, offset, width, order);
   switch (type) {
     case 'int16':
-      return b.readInt16BE(0);
+      return scratch.getInt16(0);
     case 'uint16':
-      return b.readUInt16BE(0);
+      return scratch.getUint16(0);
     case 'int32':
-      return b.readInt32BE(0);
+      return scratch.getInt32(0);
     case 'uint32':
-      return b.readUInt32BE(0);
+      return scratch.getUint32(0);
     case 'float32':
-      return shortestFloat32(b.readFloatBE(0));
+      return shortestFloat32(scratch.getFloat32(0));
     case 'int64':
-      return narrow(b.readBigInt64BE(0));
+      return narrow(scratch.getBigInt64(0));
     case 'uint64':
-      return narrow(b.readBigUInt64BE(0));
+      return narrow(scratch.getBigUint64(0));
     case 'float64':
-      return b.readDoubleBE(0);
-    case 'string': {
-      // Devices pad with NUL or spaces; neither is part of the value.
-      return b.toString('latin1').replace(/[\0 ]+$/, '');
-    }
+      return scratch.getFloat64(0);
   }
 }
 

@@ -1,7 +1,8 @@
 import type { DeviceConfig, DeviceIssue, DriverSpec } from '../../src/core/driver.js';
 import { typeWidth } from './codec.js';
 import { ModbusDriver } from './driver.js';
-import { ModbusRtuLink, ModbusTcpLink, type ModbusLink } from './link.js';
+import { ModbusRtuLink, type ModbusLink } from './link.js';
+import { ModbusTcpLink } from './tcp-link.js';
 import { isBitArea, pointWidth, type ReadBlock } from './plan.js';
 import {
   ModbusPoint,

@@ -1,7 +1,7 @@
-// Modbus links: one modbus-serial client over a TCP socket or a serial port, shared by every unit
-// id behind it. The link runner opens and closes it and serialises requests; this file only moves
-// frames and turns transport failures into typed errors.
-import { Socket } from 'node:net';
+// Modbus links: a transport to one endpoint, shared by every unit id behind it. The link runner
+// opens and closes it and serialises requests; a link only moves frames and turns transport
+// failures into typed errors. Modbus TCP has its own framing (tcp-link.ts); Modbus RTU on a serial
+// port uses modbus-serial (this file).
 import modbusSerial from 'modbus-serial';
 import type { Logger } from 'pino';
 import { raceSignal, withDeadline } from '../../src/core/deadline.js';
@@ -20,7 +20,14 @@ export interface BlockAnswer {
   exception?: { code: number; name: string };
 }
 
-export abstract class ModbusLink implements Link {
+/** What the Modbus driver needs of a link: one read request to one unit at a time. */
+export interface ModbusLink extends Link {
+  /** Exceptions come back as data; transport failures are thrown (TimeoutError, NotConnectedError, BadFrameError). */
+  read(unit: number, area: Area, start: number, length: number, timeoutMs: number, signal: AbortSignal): Promise<BlockAnswer>;
+}
+
+/** A link driven by a modbus-serial client (Modbus RTU). */
+abstract class ModbusSerialLink implements ModbusLink {
   abstract readonly endpoint: string;
   abstract readonly kind: 'network' | 'bus';
   protected client: Client | undefined;
@@ -115,60 +122,6 @@ export abstract class ModbusLink implements Link {
   }
 }
 
-export interface TcpEndpoint {
-  host: string;
-  port: number;
-  timeout_ms: number;
-  keepalive_s: number;
-}
-
-export class ModbusTcpLink extends ModbusLink {
-  readonly endpoint: string;
-  readonly kind = 'network' as const;
-  private socket: Socket | undefined;
-
-  constructor(
-    private readonly ep: TcpEndpoint,
-    log: Logger,
-  ) {
-    super(log);
-    this.endpoint = `tcp://${ep.host}:${ep.port}`;
-  }
-
-  protected async connect(client: Client, signal: AbortSignal): Promise<void> {
-    // We open the socket ourselves and hand it to modbus-serial: its own socket handling swallows
-    // a reset connection (no 'close' after an 'error'), which would leave a read hanging until its
-    // timeout instead of reporting the link down at once.
-    const socket = new Socket();
-    this.socket = socket;
-    socket.on('error', (err) => this.log.debug({ err: { message: err.message } }, 'socket error'));
-    socket.once('close', () => this.lost('connection closed'));
-    await withDeadline(
-      new Promise<void>((resolve, reject) => {
-        socket.once('connect', resolve);
-        socket.once('error', reject);
-        socket.connect({ host: this.ep.host, port: this.ep.port });
-      }),
-      this.ep.timeout_ms,
-      () => new TimeoutError(`${this.endpoint}: connect: no answer after ${this.ep.timeout_ms} ms`),
-      signal,
-    );
-    socket.setNoDelay(true);
-    // OS keepalive notices a dead peer on an otherwise idle socket; the heartbeat probe is faster.
-    socket.setKeepAlive(true, this.ep.keepalive_s * 1000);
-    await client.connectTCP(this.ep.host, { port: this.ep.port, socket });
-  }
-
-  protected async release(): Promise<void> {
-    const socket = this.socket;
-    this.socket = undefined;
-    socket?.removeAllListeners('close');
-    // Destroying our socket is the whole close: modbus-serial's close() waits for a 'close' event
-    // that it no longer reports once the socket is gone. Its pending request timers fail harmlessly.
-    socket?.destroy();
-  }
-}
-
 export interface SerialEndpoint {
   port: string;
   baud_rate: number;
@@ -181,7 +134,7 @@ export interface SerialEndpoint {
 /** Bits on the wire per character: start + data + parity + stop. */
 export const charBits = (ep: SerialEndpoint) => 1 + ep.data_bits + (ep.parity === 'none' ? 0 : 1) + ep.stop_bits;
 
-export class ModbusRtuLink extends ModbusLink {
+export class ModbusRtuLink extends ModbusSerialLink {
   readonly endpoint: string;
   readonly kind = 'bus' as const;
 

@@ -1,8 +1,20 @@
 import type { Value } from '../core/driver.js';
 import { POLL_POINT, type MessageKind, type Priority, type Sample } from '../core/sample.js';
 
+/** Names (devices, points, channels) as JSON strings, escaped once each: they repeat in every poll. */
+const names = new Map<string, string>();
+function jsonString(name: string): string {
+  let out = names.get(name);
+  if (out === undefined) {
+    out = JSON.stringify(name);
+    if (names.size < 1_000_000) names.set(name, out);
+  }
+  return out;
+}
+
 /** JSON for a value; 64-bit integers outside the double range are written as exact JSON numbers. */
 function encodeValue(v: Value): string {
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v); // the same text as JSON, faster
   if (typeof v === 'bigint') return v.toString();
   if (typeof v === 'number' && !Number.isFinite(v)) return 'null'; // NaN/Infinity are not JSON
   return JSON.stringify(v);
@@ -10,7 +22,7 @@ function encodeValue(v: Value): string {
 
 /** "value" and "quality", then reason, raw, device_ts, server_ts and unit where there are any. */
 function valueFields(s: Sample): string {
-  let out = `"value":${encodeValue(s.value)},"quality":"${s.quality}"`;
+  let out = `"value":${s.json ?? encodeValue(s.value)},"quality":"${s.quality}"`;
   if (s.reason !== undefined) out += `,"reason":${JSON.stringify(s.reason)}`;
   if (typeof s.value === 'number' && !Number.isFinite(s.value)) out += `,"raw":"${String(s.value)}"`;
   if (s.deviceTs !== undefined) out += `,"device_ts":"${new Date(s.deviceTs).toISOString()}"`;
@@ -60,12 +72,12 @@ export function encodePollMessages(samples: readonly Sample[]): EncodedMessage[]
     else byPrio.set(key, [s]);
   }
   const first = samples[0]!;
-  const head = `{"ts":"${new Date(first.ts).toISOString()}","device":${JSON.stringify(first.device)},"channel":${JSON.stringify(first.channel)},"points":{`;
+  const head = `{"ts":"${new Date(first.ts).toISOString()}","device":${jsonString(first.device)},"channel":${jsonString(first.channel)},"points":{`;
   const out: EncodedMessage[] = [];
   for (const [priority, list] of byPrio) {
     let body = head;
     // Each point: the per-sample fields minus what the whole poll shares (ts, device, channel).
-    for (let i = 0; i < list.length; i++) body += `${i ? ',' : ''}${JSON.stringify(list[i]!.point)}:{${valueFields(list[i]!)}}`;
+    for (let i = 0; i < list.length; i++) body += `${i ? ',' : ''}${jsonString(list[i]!.point)}:{${valueFields(list[i]!)}}`;
     out.push({ ts: first.ts, device: first.device, point: POLL_POINT, kind: 'poll', priority, body: `${body}}}` });
   }
   return out;

@@ -57,13 +57,32 @@ export function startPipeline(device: LoadedDevice, primary: Joined, backup: Bac
   };
   const latestHere = latest.get(device.name) ?? new Map<string, Sample>();
   latest.set(device.name, latestHere);
+  // Labelled once: prom-client hashes the labels of every call otherwise.
+  const polled = metrics.polled.labels({ device: device.name });
+  const badReadings = metrics.badReadings.labels({ device: device.name });
   const accept = (readings: Reading[], ts: number, via = channel) => {
-    metrics.polled.inc({ device: device.name }, readings.length);
-    const samples = readings.map((r): Sample => {
-      if (r.quality === 'bad') metrics.badReadings.inc({ device: device.name });
+    polled.inc(readings.length);
+    const samples = new Array<Sample>(readings.length);
+    for (let i = 0; i < readings.length; i++) {
+      const r = readings[i]!;
+      if (r.quality === 'bad') badReadings.inc();
       const point = pointsByName.get(r.point);
-      return { ts, device: device.name, channel: via, ...r, unit: point?.unit, priority: point?.priority };
-    });
+      const s: Sample = {
+        ts,
+        device: device.name,
+        point: r.point,
+        value: r.value,
+        quality: r.quality,
+        channel: via,
+        unit: point?.unit,
+        priority: point?.priority,
+      };
+      if (r.reason !== undefined) s.reason = r.reason;
+      if (r.deviceTs !== undefined) s.deviceTs = r.deviceTs;
+      if (r.serverTs !== undefined) s.serverTs = r.serverTs;
+      if (r.json !== undefined) s.json = r.json;
+      samples[i] = s;
+    }
     // For the status page: the latest sample of each point, whatever the report filter keeps.
     for (const s of samples) latestHere.set(s.point, s);
     store(samples);

@@ -22,6 +22,8 @@ export interface Reading {
   deviceTs?: number;
   /** Server time, where the protocol gives one besides the source time (OPC UA). */
   serverTs?: number;
+  /** The value as JSON text, when the driver made that text anyway (a float32's shortest decimal). */
+  json?: string;
 }
 
 /** A device entry after validation: the envelope plus the driver's typed connection and points. */

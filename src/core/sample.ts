@@ -21,6 +21,8 @@ export interface Sample {
   device: string;
   point: string;
   value: Value;
+  /** `value` as JSON text, when the driver gave it (Reading.json); written as it is. */
+  json?: string;
   quality: Quality;
   reason?: string;
   /** Eviction order at the buffer cap (bulk first). Default normal. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applyScale, decodeRegisters, encodeRegisters } from '../../drivers/modbus/codec.js';
+import { applyScale, decodeRegisters, encodeRegisters, float32Text } from '../../drivers/modbus/codec.js';
 import { VECTORS, wordsOf } from '../fixtures/modbus-vectors.js';
 
 const asJson = (v: unknown) => (typeof v === 'bigint' ? v.toString() : JSON.stringify(v));
@@ -27,6 +27,30 @@ describe('modbus codec', () => {
 
   it('gives the shortest float32 decimal, not binary noise', () => {
     expect(decodeRegisters(wordsOf('41AC CCCD'), 'float32', 'ABCD')).toBe(21.6);
+  });
+
+  it('writes a float32 as the text JSON gives its shortest decimal, for every kind of float32', () => {
+    // The reference: the shortest of 6–9 significant digits that reads back, then JSON's own text of it.
+    const reference = (v: number) => {
+      for (let p = 6; p < 9; p++) if (Math.fround(Number(v.toPrecision(p))) === v) return JSON.stringify(Number(v.toPrecision(p)));
+      return JSON.stringify(Number(v.toPrecision(9)));
+    };
+    const view = new DataView(new ArrayBuffer(4));
+    const specials = [0, 0x80000000, 1, 0x00800000, 0x7f7fffff, 0x3dcccccd, 0x41accccd, 0x33d6bf95, 0x358637bd, 0x4e6e6b28, 0x5a0e1bca, 0xc2f6e979];
+    let seed = 12345;
+    const random = Array.from({ length: 20_000 }, () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0));
+    let checked = 0;
+    for (const bits of [...specials, ...random]) {
+      view.setUint32(0, bits);
+      const v = view.getFloat32(0);
+      if (!Number.isFinite(v)) {
+        expect(float32Text(v)).toBeUndefined();
+        continue;
+      }
+      expect(float32Text(v), `bits 0x${bits.toString(16)}`).toBe(reference(v));
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(19_000);
   });
 
   it('keeps 64-bit integers that fit a double as plain numbers', () => {
