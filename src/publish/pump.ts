@@ -97,6 +97,7 @@ export class BufferPump {
 
   /** Resolves true when the buffer is empty and nothing is in flight, false after `ms`. */
   async drain(ms: number): Promise<boolean> {
+    this.acks.flush();
     if (this.deps.buffer.depth() === 0 && this.inflight === 0) return true;
     let timer: NodeJS.Timeout | undefined;
     const ok = await Promise.race([
@@ -213,6 +214,8 @@ export class BufferPump {
       }
       if (historical) this.deps.metrics.replayed.inc();
       this.acks.add(seq);
+      // Draining (a stop): every delete at once, so the drain ends as soon as the broker has everything.
+      if (this.drainWaiters.length && this.inflight === 0) this.acks.flush();
       // Refill at half the window, not after every ack: one query per batch instead of per message.
       if (this.inflight <= this.opts.maxInflight / 2) this.pump();
     });
