@@ -220,6 +220,12 @@ health: { port: ${await freePort()} }
   });
 }
 
+/** The middle value; with an even count, the mean of the two middle ones. */
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s[(s.length - 1) >> 1]! + s[s.length >> 1]!) / 2 : NaN;
+};
+
 interface Run {
   round: number;
   shape: string;
@@ -367,10 +373,7 @@ try {
       await stopChild(farm.proc);
     }
     const of = (g: Run['gateway'], k: 'tagsPerCpuS' | 'rssMedianMiB' | 'cores') =>
-      pct(
-        runs.filter((r) => r.shape === shape.name && r.gateway === g).map((r) => r[k]),
-        50,
-      );
+      median(runs.filter((r) => r.shape === shape.name && r.gateway === g).map((r) => r[k]));
     console.log(
       `  median of ${ROUNDS}: edgeferry ${of('edgeferry', 'cores').toFixed(3)} cores, Node-RED ${of('node-red', 'cores').toFixed(3)} cores; ` +
         `tags per CPU-second edgeferry/Node-RED ×${(of('edgeferry', 'tagsPerCpuS') / of('node-red', 'tagsPerCpuS')).toFixed(2)}; ` +

@@ -25,8 +25,8 @@ import { RunningDevices, type ReloadReport } from './core/running-devices.js';
 import { deviceStatusView } from './publish/device-status.js';
 import { healthEndpoints } from './health/endpoints.js';
 import { MqttPublisher, type MqttConnect, type PublisherDeps } from './publish/mqtt-publisher.js';
-import { renderTopic } from './publish/topics.js';
-import { InferenceStage } from './inference/stage.js';
+import type { InferenceStage } from './inference/stage.js';
+import { elStage } from './inference/wiring.js';
 
 export interface GatewayDeps {
   log: Logger;
@@ -273,34 +273,4 @@ function poolEvents(log: Logger, metrics: Metrics, publishStatus: (device: strin
     },
     onReconnect: (endpoint) => metrics.reconnects.inc({ endpoint }),
   };
-}
-
-/** The EL stage, when configured: its verdicts go through the same sink, buffer and publisher as PLC data. */
-function elStage(
-  config: LoadedConfig,
-  deps: GatewayDeps,
-  { sink, publisher, metrics, gwHealth }: { sink: SampleSink; publisher: MqttPublisher; metrics: Metrics; gwHealth: GatewayHealth },
-): { stage: InferenceStage; status: () => Record<string, unknown> | undefined } | undefined {
-  const { gateway: g, baseDir } = config;
-  const inf = g.inference?.enabled ? g.inference : undefined;
-  if (!inf) return undefined;
-  /** The stage's last status, for the status page. */
-  let last: Record<string, unknown> | undefined;
-  const stage = new InferenceStage(inf, {
-    log: deps.log.child({ component: 'inference' }),
-    baseDir,
-    append: (samples) => sink.now(samples),
-    status: (payload) => {
-      last = payload;
-      publisher.setRetained(renderTopic(inf.status_topic, { site: g.site, gateway: g.gateway_id }), JSON.stringify(payload));
-    },
-    count: (what, n, queued) => {
-      if (what === 'model_rejected') metrics.elModelRejected.inc(n);
-      else metrics.elImages.inc({ outcome: what }, n);
-      metrics.elQueue.set(queued);
-    },
-    fault: (err) => gwHealth.fault('inference', err),
-    workerFile: deps.inferenceWorkerFile,
-  });
-  return { stage, status: () => last };
 }

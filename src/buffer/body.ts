@@ -12,6 +12,17 @@ function jsonString(name: string): string {
   return out;
 }
 
+/** A poll's samples share one time: its ISO text is made once, not once per sample. */
+let lastTs = NaN;
+let lastIso = '';
+function iso(ts: number): string {
+  if (ts !== lastTs) {
+    lastIso = new Date(ts).toISOString();
+    lastTs = ts;
+  }
+  return lastIso;
+}
+
 /** JSON for a value; 64-bit integers outside the double range are written as exact JSON numbers. */
 function encodeValue(v: Value): string {
   if (typeof v === 'number' && Number.isFinite(v)) return String(v); // the same text as JSON, faster
@@ -36,7 +47,7 @@ function valueFields(s: Sample): string {
  * {"ts":"…","value":…,"quality":"good"} plus reason, device_ts, unit and channel when known.
  */
 export function encodeBody(s: Sample): string {
-  let out = `{"ts":"${new Date(s.ts).toISOString()}",${valueFields(s)}`;
+  let out = `{"ts":"${iso(s.ts)}",${valueFields(s)}`;
   if (s.extra) for (const [k, v] of Object.entries(s.extra)) if (v !== undefined) out += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
   out += `,"channel":${JSON.stringify(s.channel)}}`;
   return out;
@@ -72,7 +83,7 @@ export function encodePollMessages(samples: readonly Sample[]): EncodedMessage[]
     else byPrio.set(key, [s]);
   }
   const first = samples[0]!;
-  const head = `{"ts":"${new Date(first.ts).toISOString()}","device":${jsonString(first.device)},"channel":${jsonString(first.channel)},"points":{`;
+  const head = `{"ts":"${iso(first.ts)}","device":${jsonString(first.device)},"channel":${jsonString(first.channel)},"points":{`;
   const out: EncodedMessage[] = [];
   for (const [priority, list] of byPrio) {
     let body = head;

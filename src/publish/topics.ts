@@ -29,7 +29,8 @@ export interface DataTopicTemplates {
  * verdict). Rendered once per device/point and kept: the pump asks for every message.
  */
 export class DataTopics {
-  private readonly cache: Map<string, string>[] = [new Map(), new Map(), new Map()];
+  /** kind → device → point → topic (nested: no key string made per message). */
+  private readonly cache: Map<string, Map<string, string>>[] = [new Map(), new Map(), new Map()];
 
   constructor(
     private readonly templates: DataTopicTemplates,
@@ -37,14 +38,15 @@ export class DataTopics {
   ) {}
 
   of(kind: number, device: string, point: string): string {
-    const cache = this.cache[kind] ?? this.cache[0]!;
-    const key = kind === 1 ? device : `${device}\u0000${point}`;
-    let t = cache.get(key);
+    const byDevice = this.cache[kind] ?? this.cache[0]!;
+    let byPoint = byDevice.get(device);
+    if (!byPoint) byDevice.set(device, (byPoint = new Map()));
+    let t = byPoint.get(point);
     if (t === undefined) {
       if (kind === 2) t = renderTopic(this.templates.el ?? DEFAULT_EL_TOPIC, { ...this.id, station: point });
       else if (kind === 1) t = renderTopic(this.templates.poll, { ...this.id, device });
       else t = renderTopic(this.templates.point, { ...this.id, device, point });
-      cache.set(key, t);
+      byPoint.set(point, t);
     }
     return t;
   }
