@@ -90,3 +90,7 @@ export function slope(xs: number[], ys: number[]): number {
 /** `n` holding registers 0…n-1 counting up every 100 ms: a PLC whose every poll brings new values. */
 export const counterRegisters = (n: number): RegisterSpec[] =>
   Array.from({ length: n }, (_, k) => ({ area: 'holding', address: k, type: 'uint16', generator: { kind: 'counter', step: 1, every_ms: 100, wrap: 65536 } }));
+
+/** `n` float32 points at holding registers 0, 2, 4, …: sine waves of periods 10 s, 11 s, …, new values every poll. */
+export const sineRegisters = (n: number): RegisterSpec[] =>
+  Array.from({ length: n }, (_, k) => ({ area: 'holding', address: k * 2, type: 'float32', generator: { kind: 'sine', min: 0, max: 100, period_s: 10 + k } }));

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { scriptArgs } from '../src/core/script-args.js';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim, type ModbusSimulator } from '../simulators/modbus/index.js';
-import { brokerBaseline, connectClient, machine, pct, procStat } from './lib.js';
+import { brokerBaseline, connectClient, machine, pct, procStat, sineRegisters } from './lib.js';
 
 const values = scriptArgs('bench', 'Gateway pipeline: simulated PLCs to a broker.', {
   plcs: { type: 'string', default: '10' },
@@ -37,12 +37,7 @@ async function main() {
   for (let i = 0; i < plcs; i++) {
     sims.push(
       await startSim({
-        registers: Array.from({ length: points }, (_, k) => ({
-          area: 'holding' as const,
-          address: k * 2,
-          type: 'float32' as const,
-          generator: { kind: 'sine' as const, min: 0, max: 100, period_s: 10 + k },
-        })),
+        registers: sineRegisters(points),
       }),
     );
   }

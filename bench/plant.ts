@@ -19,7 +19,7 @@ import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim, type ModbusSimulator } from '../simulators/modbus/index.js';
 import { PLANT_NODES, startOpcuaSim, type OpcuaSimulator } from '../simulators/opcua/index.js';
 import { freePort } from '../simulators/free-port.js';
-import { brokerBaseline, connectClient, machine, pct, procStat, slope } from './lib.js';
+import { brokerBaseline, connectClient, machine, pct, procStat, slope, sineRegisters } from './lib.js';
 import { printSummary, summarize } from './profile.js';
 
 const values = scriptArgs('bench:plant', 'A seed plant side by side in one run.', {
@@ -57,12 +57,7 @@ const opcua: OpcuaSimulator[] = [];
 for (let i = 0; i < PLCS - OPCUA; i++) {
   modbus.push(
     await startSim({
-      registers: Array.from({ length: POINTS }, (_, k) => ({
-        area: 'holding' as const,
-        address: k * 2,
-        type: 'float32' as const,
-        generator: { kind: 'sine' as const, min: 0, max: 100, period_s: 10 + k },
-      })),
+      registers: sineRegisters(POINTS),
     }),
   );
 }

@@ -6,6 +6,7 @@
 //   node dist/bench/plc-farm.js --plcs 137 --points 50
 import { scriptArgs } from '../src/core/script-args.js';
 import { start, type ModbusSimulator } from '../simulators/modbus/index.js';
+import { sineRegisters } from './lib.js';
 
 const values = scriptArgs('plc-farm', 'Simulated Modbus TCP PLCs in their own process (for benchmarks).', {
   plcs: { type: 'string', default: '137' },
@@ -18,12 +19,7 @@ const sims: ModbusSimulator[] = [];
 for (let i = 0; i < PLCS; i++) {
   sims.push(
     await start({
-      registers: Array.from({ length: POINTS }, (_, k) => ({
-        area: 'holding' as const,
-        address: k * 2,
-        type: 'float32' as const,
-        generator: { kind: 'sine' as const, min: 0, max: 100, period_s: 10 + k },
-      })),
+      registers: sineRegisters(POINTS),
     }),
   );
 }
