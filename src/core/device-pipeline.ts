@@ -60,6 +60,7 @@ export function startPipeline(device: LoadedDevice, primary: Joined, backup: Bac
   // Labelled once: prom-client hashes the labels of every call otherwise.
   const polled = metrics.polled.labels({ device: device.name });
   const badReadings = metrics.badReadings.labels({ device: device.name });
+  const pollSeconds = metrics.pollSeconds.labels({ device: device.name });
   const accept = (readings: Reading[], ts: number, via = channel) => {
     polled.inc(readings.length);
     const samples = new Array<Sample>(readings.length);
@@ -124,7 +125,7 @@ export function startPipeline(device: LoadedDevice, primary: Joined, backup: Bac
       const out = await linkRunner.poll(device.name, (link, signal) => driver.read(p, link, signal));
       if (!out.ok) return gap(p, pts, out.reason);
       good.add(p);
-      metrics.pollSeconds.observe({ device: device.name }, (performance.now() - started) / 1000);
+      pollSeconds.observe((performance.now() - started) / 1000);
       accept(out.value, out.ts);
     };
     // With a backup: the group's critical points also have a plan on the backup channel, and
@@ -146,7 +147,7 @@ export function startPipeline(device: LoadedDevice, primary: Joined, backup: Bac
         const out = await onBackup.runner.poll(`${device.name}~backup`, (link, signal) => onBackup.driver.read(backupPlan, link, signal));
         if (out.ok) {
           good.add(backupPlan);
-          metrics.pollSeconds.observe({ device: device.name }, (performance.now() - started) / 1000);
+          pollSeconds.observe((performance.now() - started) / 1000);
           accept(out.value, out.ts, onBackup.runner.link.endpoint);
         } else
           gap(
