@@ -43,6 +43,14 @@ export function sampleSink(deps: SampleSinkDeps): SampleSink {
     deps.buffered(samples);
     deps.wake();
   };
+  /** A grouped commit: a refusal is the buffer's to account, the sink goes on. */
+  const commitGrouped = (rows: readonly Row[], samples: number) => {
+    try {
+      commit(rows, samples);
+    } catch (err) {
+      deps.refused?.(err, samples);
+    }
+  };
   const flush = () => {
     clearTimeout(timer);
     timer = undefined;
@@ -51,19 +59,11 @@ export function sampleSink(deps: SampleSinkDeps): SampleSink {
     const samples = queuedSamples;
     queued = [];
     queuedSamples = 0;
-    try {
-      commit(rows, samples);
-    } catch (err) {
-      deps.refused?.(err, samples);
-    }
+    commitGrouped(rows, samples);
   };
   const sink = ((rows: readonly Row[], samples = rows.length) => {
     if (!rows.length) return;
-    if (groupMs <= 0) {
-      queued = rows as Row[];
-      queuedSamples = samples;
-      return flush();
-    }
+    if (groupMs <= 0) return commitGrouped(rows, samples);
     for (const r of rows) queued.push(r);
     queuedSamples += samples;
     timer ??= setTimeout(flush, groupMs);
