@@ -89,6 +89,7 @@ async function main() {
       device_status_topic: '{site}/{gateway}/status/{device}',
       max_inflight: WINDOW,
       reconnect_ms: 1000,
+      commands: { enabled: false, topic_template: '', result_topic_template: '', default_expiry_ms: 10_000 },
       tls: { ca: broker.files.ca, cert: broker.files.clientCert, key: broker.files.clientKey, min_version: 'TLSv1.2' as const, verify_server: true },
     };
     const metrics = createMetrics();

@@ -38,6 +38,8 @@ const points: ModbusPointConfig[] = Array.from({ length: N }, (_, i) => ({
   report: 'always',
   deadband: 0,
   priority: 'normal',
+  writable: false,
+  write_min_interval_ms: 1000,
 }));
 
 function device(path: string, baud: number, unit: number): DeviceConfig<ModbusRtuConnectionConfig, ModbusPointConfig> {
@@ -51,6 +53,7 @@ function device(path: string, baud: number, unit: number): DeviceConfig<ModbusRt
       port: path,
       baud_rate: baud as 19200,
       parity: 'even',
+      bit_write: 'refuse',
       data_bits: 8,
       stop_bits: 1,
       unit_id: unit,

@@ -27,6 +27,7 @@ import { healthEndpoints } from './health/endpoints.js';
 import { MqttPublisher, type MqttConnect, type PublisherDeps } from './publish/mqtt-publisher.js';
 import type { InferenceStage } from './inference/stage.js';
 import { elStage } from './inference/wiring.js';
+import { CommandService } from './commands/command-service.js';
 
 export interface GatewayDeps {
   log: Logger;
@@ -86,6 +87,7 @@ interface Rooms {
   devices: RunningDevices;
   sink: SampleSink;
   stage: InferenceStage | undefined;
+  commands: CommandService | undefined;
   health: ReturnType<typeof healthEndpoints>;
 }
 
@@ -145,7 +147,20 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     gwHealth,
     statuses: publisher,
   });
-  const rooms: Rooms = { log, buffer, bufferPath, gwHealth, publisher, scheduler, pool, devices, sink, stage: el?.stage, health };
+  const commands = g.mqtt.commands.enabled
+    ? new CommandService(
+        g.mqtt,
+        { site: g.site, gateway: g.gateway_id },
+        {
+          log: log.child({ component: 'commands' }),
+          metrics,
+          baseDir,
+          writer: (d) => devices.writer(d),
+          connect: deps.mqttConnect,
+        },
+      )
+    : undefined;
+  const rooms: Rooms = { log, buffer, bufferPath, gwHealth, publisher, scheduler, pool, devices, sink, stage: el?.stage, commands, health };
   let healthPort: number | undefined;
   return {
     metrics,
@@ -195,6 +210,7 @@ async function startRooms(r: Rooms): Promise<void> {
   r.devices.wireAll();
   r.pool.start();
   r.scheduler.start();
+  r.commands?.start();
   await r.stage?.start();
 }
 
@@ -203,6 +219,7 @@ async function stopRooms(r: Rooms, drainMs: number): Promise<void> {
   await r.scheduler.stop();
   await r.stage?.stop();
   await r.pool.stop();
+  await r.commands?.stop(); // after the links: writes still waiting were answered "stopped"
   r.sink.flush(); // the last polls' samples, before draining
   const drained = await r.publisher.drain(drainMs);
   if (!drained) r.log.warn({ buffered: r.buffer.depth() }, 'stopping with samples still buffered; they are sent after the next start');

@@ -1,8 +1,9 @@
-import type { DeviceConfig, Driver, DriverContext, Reading } from '../../src/core/driver.js';
+import type { DeviceConfig, Driver, DriverContext, Reading, Value, WriteCheck, WriteOutcome } from '../../src/core/driver.js';
 import { applyScale, decodeRegistersAt, float32Text, readFloat32At } from './codec.js';
 import type { BlockAnswer, ModbusLink } from './link.js';
 import { planReads, type ReadBlock } from './plan.js';
 import type { ModbusConnectionCommon, ModbusPointConfig } from './schema.js';
+import { modbusWrite } from './write.js';
 
 /** One Modbus device (unit id) on a shared TCP or RTU link: plans reads and decodes answers. */
 export class ModbusDriver implements Driver<ModbusPointConfig, ReadBlock[], ModbusLink> {
@@ -55,6 +56,32 @@ export class ModbusDriver implements Driver<ModbusPointConfig, ReadBlock[], Modb
     }
     return readings;
   }
+
+  checkWrite(point: ModbusPointConfig, value: unknown): WriteCheck {
+    const w = modbusWrite(point, value, this.cfg.bit_write);
+    return w.ok ? { ok: true, value: w.value } : w;
+  }
+
+  async write(point: ModbusPointConfig, value: Value, link: ModbusLink, signal: AbortSignal): Promise<WriteOutcome> {
+    const w = modbusWrite(point, value, this.cfg.bit_write);
+    if (!w.ok) return { ok: false, refused: true, reason: w.reason };
+    const { unit_id: unit, timeout_ms: timeout } = this.cfg;
+    let answer: BlockAnswer;
+    if (w.request.fc === 'bit') {
+      // Read-modify-write (allowed by connection.bit_write): the register as it is now, one bit changed.
+      const { address, bit, on } = w.request;
+      const now = await link.read(unit, 'holding', address, 1, timeout, signal);
+      if (now.exception) return refusedBy(now.exception);
+      const word = now.words?.[0];
+      if (word === undefined) return { ok: false, reason: `bad response: read holding@${address}[1] returned no register` };
+      answer = await link.write(unit, { fc: 6, address, value: on ? word | (1 << bit) : word & ~(1 << bit) }, timeout, signal);
+    } else answer = await link.write(unit, w.request, timeout, signal);
+    return answer.exception ? refusedBy(answer.exception) : { ok: true };
+  }
+}
+
+function refusedBy(e: { code: number; name: string }): WriteOutcome {
+  return { ok: false, code: e.code, reason: `modbus exception ${e.code} (${e.name})` };
 }
 
 function toReading(point: ModbusPointConfig, offset: number, width: number, block: ReadBlock, r: BlockAnswer): Reading {

@@ -107,6 +107,18 @@ export function validateModbusDevice(device: ModbusDevice): DeviceIssue[] {
       if (pointWidth(p) > limit)
         issues.push({ path: at('count'), message: `expected at most ${limit} registers (max_registers_per_read), got ${pointWidth(p)}` });
     }
+    if (p.writable && (p.area === 'input' || p.area === 'discrete'))
+      issues.push({
+        path: at('writable'),
+        message: `expected writable only on holding registers and coils, got writable: true on a read-only ${p.area} point`,
+      });
+    if (p.writable && p.area === 'holding' && p.type === 'bool' && device.connection.bit_write !== 'read_modify_write') {
+      issues.push({
+        path: at('writable'),
+        message:
+          'expected connection.bit_write: read_modify_write for a writable bit of a holding register (the register is read and written back; only safe where the gateway is the only writer), got bit_write: refuse',
+      });
+    }
     const end = p.address + pointWidth(p) - 1;
     if (end > 65535)
       issues.push({ path: at('address'), message: `expected the point to end at or below address 65535, got ${describeSpan(p)} (ends at ${end})` });
@@ -137,6 +149,7 @@ export const modbusTcp: DriverSpec<ModbusTcpConnectionConfig, ModbusPointConfig,
   connectionSchema: ModbusTcpConnection,
   pointSchema: ModbusPoint,
   validate: validateModbusDevice,
+  writes: true,
   linkKey: (d) => `tcp://${d.connection.host}:${d.connection.port}`,
   sharedConnectionKeys: ['keepalive_s'],
   createLink: (d, ctx) => new ModbusTcpLink(d.connection, ctx.log),
@@ -149,6 +162,7 @@ export const modbusRtu: DriverSpec<ModbusRtuConnectionConfig, ModbusPointConfig,
   connectionSchema: ModbusRtuConnection,
   pointSchema: ModbusPoint,
   validate: validateModbusDevice,
+  writes: true,
   linkKey: (d) => `serial:${d.connection.port}`,
   sharedConnectionKeys: ['baud_rate', 'parity', 'data_bits', 'stop_bits', 'inter_frame_ms'],
   createLink: (d, ctx) => new ModbusRtuLink(d.connection, ctx.log),

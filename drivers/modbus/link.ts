@@ -20,10 +20,15 @@ export interface BlockAnswer {
   exception?: { code: number; name: string };
 }
 
-/** What the Modbus driver needs of a link: one read request to one unit at a time. */
+/** A write on the wire: FC5 (one coil), FC6 (one register), FC16 (several registers). */
+export type RegisterWrite = { fc: 5; address: number; on: boolean } | { fc: 6; address: number; value: number } | { fc: 16; address: number; words: number[] };
+
+/** What the Modbus driver needs of a link: one request to one unit at a time. */
 export interface ModbusLink extends Link {
   /** Exceptions come back as data; transport failures are thrown (TimeoutError, NotConnectedError, BadFrameError). */
   read(unit: number, area: Area, start: number, length: number, timeoutMs: number, signal: AbortSignal): Promise<BlockAnswer>;
+  /** As read(); an answer without exception means the device took the value. */
+  write(unit: number, w: RegisterWrite, timeoutMs: number, signal: AbortSignal): Promise<BlockAnswer>;
 }
 
 /** A link driven by a modbus-serial client (Modbus RTU). */
@@ -69,15 +74,7 @@ abstract class ModbusSerialLink implements ModbusLink {
 
   /** One read request to one unit. Exceptions come back as data; transport failures are thrown. */
   async read(unit: number, area: Area, start: number, length: number, timeoutMs: number, signal: AbortSignal): Promise<BlockAnswer> {
-    const client = this.client;
-    const lost = this.linkLost;
-    if (!client || !lost) throw new NotConnectedError(`${this.endpoint}: not open`);
-    const quiet = this.lastFrameAt + this.interFrameMs - performance.now();
-    if (quiet > 0) await new Promise((r) => setTimeout(r, quiet));
-    client.setID(unit);
-    client.setTimeout(timeoutMs);
-    const what = `unit ${unit} read ${area}@${start}[${length}]`;
-    const request = (): Promise<{ data: number[] | boolean[] }> => {
+    const res = await this.exchange<{ data: number[] | boolean[] }>(unit, `unit ${unit} read ${area}@${start}[${length}]`, timeoutMs, signal, (client) => {
       switch (area) {
         case 'holding':
           return client.readHoldingRegisters(start, length);
@@ -88,16 +85,42 @@ abstract class ModbusSerialLink implements ModbusLink {
         case 'discrete':
           return client.readDiscreteInputs(start, length);
       }
-    };
+    });
+    if ('exception' in res) return res;
+    return area === 'coil' || area === 'discrete' ? { bits: res.data as boolean[] } : { words: res.data as number[] };
+  }
+
+  async write(unit: number, w: RegisterWrite, timeoutMs: number, signal: AbortSignal): Promise<BlockAnswer> {
+    const res = await this.exchange<unknown>(unit, `unit ${unit} write FC${w.fc}@${w.address}`, timeoutMs, signal, (client) => {
+      if (w.fc === 5) return client.writeCoil(w.address, w.on);
+      if (w.fc === 6) return client.writeRegister(w.address, w.value);
+      return client.writeRegisters(w.address, w.words);
+    });
+    return typeof res === 'object' && res !== null && 'exception' in res ? (res as BlockAnswer) : {};
+  }
+
+  private async exchange<T>(
+    unit: number,
+    what: string,
+    timeoutMs: number,
+    signal: AbortSignal,
+    request: (client: Client) => Promise<T>,
+  ): Promise<T | { exception: { code: number; name: string } }> {
+    const client = this.client;
+    const lost = this.linkLost;
+    if (!client || !lost) throw new NotConnectedError(`${this.endpoint}: not open`);
+    const quiet = this.lastFrameAt + this.interFrameMs - performance.now();
+    if (quiet > 0) await new Promise((r) => setTimeout(r, quiet));
+    client.setID(unit);
+    client.setTimeout(timeoutMs);
     try {
       // modbus-serial applies timeoutMs itself; the extra deadline only guards against a lost callback.
-      const res = await withDeadline(
-        raceSignal(request(), lost.signal),
+      return await withDeadline(
+        raceSignal(request(client), lost.signal),
         timeoutMs + 250,
         () => new TimeoutError(`${this.endpoint}: ${what}: no answer after ${timeoutMs} ms`),
         signal,
       );
-      return area === 'coil' || area === 'discrete' ? { bits: res.data as boolean[] } : { words: res.data as number[] };
     } catch (err) {
       const e = err as { modbusCode?: number; errno?: string; message?: string };
       if (typeof e.modbusCode === 'number') return { exception: { code: e.modbusCode, name: EXCEPTION_NAMES[e.modbusCode] ?? 'Unknown Exception' } };

@@ -40,6 +40,11 @@ const CommonConnection = {
     default: MAX_BITS_PER_READ,
     description: 'Largest coil/discrete-input block per request.',
   }),
+  bit_write: Enum(['refuse', 'read_modify_write'], {
+    default: 'refuse',
+    description:
+      'Writing a writable bool point that is a bit of a holding register means reading the register and writing it back with the bit changed; if another master changes the other bits in between, its change is lost. refuse (default) refuses such writes; read_modify_write allows them on a device where the gateway is the only writer.',
+  }),
   probe: Type.Object(
     {
       area: Enum(AREAS, { default: 'holding', description: 'Area of the heartbeat register.' }),

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { withDeadline } from '../../src/core/deadline.js';
 import { BadFrameError, NotConnectedError, TimeoutError } from '../../src/errors.js';
 import { EXCEPTION_NAMES } from './codec.js';
-import type { BlockAnswer, ModbusLink } from './link.js';
+import type { BlockAnswer, ModbusLink, RegisterWrite } from './link.js';
 import type { Area } from './schema.js';
 
 export interface TcpEndpoint {
@@ -27,8 +27,9 @@ interface Pending {
   tid: number;
   unit: number;
   fc: number;
-  length: number;
   what: string;
+  /** The answer's PDU after the function code → the answer, or why it is not one. */
+  parse(f: Buffer): BlockAnswer | string;
   resolve(a: BlockAnswer): void;
   reject(e: Error): void;
   timer: NodeJS.Timeout;
@@ -95,25 +96,61 @@ export class ModbusTcpLink implements ModbusLink {
 
   /** One read request to one unit. Exceptions come back as data; transport failures are thrown. */
   read(unit: number, area: Area, start: number, length: number, timeoutMs: number, signal: AbortSignal): Promise<BlockAnswer> {
+    const fc = FC[area];
+    const pdu = Buffer.allocUnsafe(5);
+    pdu[0] = fc;
+    pdu.writeUInt16BE(start, 1);
+    pdu.writeUInt16BE(length, 3);
+    const registers = fc === 3 || fc === 4;
+    const want = registers ? length * 2 : Math.ceil(length / 8);
+    return this.request(unit, pdu, `unit ${unit} read ${area}@${start}[${length}]`, timeoutMs, signal, (f) => {
+      const bytes = f[8] ?? 0;
+      if (bytes !== want || f.length !== DATA_AT + bytes) return `data length ${bytes}, expected ${want}`;
+      if (registers) {
+        const words = new Array<number>(length);
+        for (let i = 0; i < length; i++) words[i] = f.readUInt16BE(DATA_AT + i * 2);
+        return { words };
+      }
+      const bits = new Array<boolean>(length);
+      for (let i = 0; i < length; i++) bits[i] = ((f[DATA_AT + (i >> 3)]! >> (i & 7)) & 1) === 1;
+      return { bits };
+    });
+  }
+
+  /** One write (FC5, FC6, FC16): the device's echo of address and value (or quantity) is checked. */
+  write(unit: number, w: RegisterWrite, timeoutMs: number, signal: AbortSignal): Promise<BlockAnswer> {
+    const pdu = Buffer.allocUnsafe(w.fc === 16 ? 6 + w.words.length * 2 : 5);
+    pdu[0] = w.fc;
+    pdu.writeUInt16BE(w.address, 1);
+    if (w.fc === 5) pdu.writeUInt16BE(w.on ? 0xff00 : 0, 3);
+    else if (w.fc === 6) pdu.writeUInt16BE(w.value & 0xffff, 3);
+    else {
+      pdu.writeUInt16BE(w.words.length, 3);
+      pdu[5] = w.words.length * 2;
+      w.words.forEach((x, i) => pdu.writeUInt16BE(x & 0xffff, 6 + i * 2));
+    }
+    const echo = pdu.subarray(1, 5);
+    return this.request(unit, pdu, `unit ${unit} write FC${w.fc}@${w.address}`, timeoutMs, signal, (f) =>
+      f.length === 12 && f.subarray(8, 12).equals(echo) ? {} : `answer does not echo the request (${f.subarray(8).toString('hex')})`,
+    );
+  }
+
+  private request(unit: number, pdu: Buffer, what: string, timeoutMs: number, signal: AbortSignal, parse: Pending['parse']): Promise<BlockAnswer> {
     const socket = this.socket;
-    const what = `unit ${unit} read ${area}@${start}[${length}]`;
     if (!socket) return Promise.reject(new NotConnectedError(`${this.endpoint}: not open`));
     if (this.pending) return Promise.reject(new NotConnectedError(`${this.endpoint}: ${what}: another request is in flight`));
     if (signal.aborted) return Promise.reject(new NotConnectedError(`${this.endpoint}: ${what}: aborted`));
     this.tid = (this.tid + 1) & 0xffff;
-    const fc = FC[area];
-    const frame = Buffer.allocUnsafe(12);
+    const frame = Buffer.allocUnsafe(7 + pdu.length);
     frame.writeUInt16BE(this.tid, 0);
     frame.writeUInt16BE(0, 2);
-    frame.writeUInt16BE(6, 4);
+    frame.writeUInt16BE(pdu.length + 1, 4);
     frame[6] = unit;
-    frame[7] = fc;
-    frame.writeUInt16BE(start, 8);
-    frame.writeUInt16BE(length, 10);
+    pdu.copy(frame, 7);
     return new Promise<BlockAnswer>((resolve, reject) => {
       const onAbort = () => this.fail(new NotConnectedError(`${this.endpoint}: ${what}: aborted`));
       const timer = setTimeout(() => this.fail(new TimeoutError(`${this.endpoint}: ${what}: no answer after ${timeoutMs} ms`)), timeoutMs);
-      this.pending = { tid: this.tid, unit, fc, length, what, resolve, reject, timer, signal, onAbort };
+      this.pending = { tid: this.tid, unit, fc: pdu[0]!, what, parse, resolve, reject, timer, signal, onAbort };
       signal.addEventListener('abort', onAbort, { once: true });
       socket.write(frame);
     });
@@ -170,17 +207,8 @@ export class ModbusTcpLink implements ModbusLink {
       return void this.settle()?.resolve({ exception: { code, name: EXCEPTION_NAMES[code] ?? 'Unknown Exception' } });
     }
     if (fc !== p.fc) return bad(`answer with function code ${fc}`);
-    const bytes = f[8] ?? 0;
-    const registers = p.fc === 3 || p.fc === 4;
-    const want = registers ? p.length * 2 : Math.ceil(p.length / 8);
-    if (bytes !== want || f.length !== DATA_AT + bytes) return bad(`data length ${bytes}, expected ${want}`);
-    if (registers) {
-      const words = new Array<number>(p.length);
-      for (let i = 0; i < p.length; i++) words[i] = f.readUInt16BE(DATA_AT + i * 2);
-      return void this.settle()?.resolve({ words });
-    }
-    const bits = new Array<boolean>(p.length);
-    for (let i = 0; i < p.length; i++) bits[i] = ((f[DATA_AT + (i >> 3)]! >> (i & 7)) & 1) === 1;
-    this.settle()?.resolve({ bits });
+    const answer = p.parse(f);
+    if (typeof answer === 'string') return bad(answer);
+    this.settle()?.resolve(answer);
   }
 }

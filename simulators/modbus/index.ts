@@ -25,6 +25,9 @@ export interface ModbusSimulator {
   /** Sets raw words (registers) or bits directly. */
   setWords(area: 'holding' | 'input', address: number, words: number[]): void;
   setBits(area: 'coil' | 'discrete', address: number, bits: boolean[]): void;
+  /** What a device holds now (tests check what a write left there). */
+  getWords(area: 'holding' | 'input', address: number, count: number): number[];
+  getBit(area: 'coil' | 'discrete', address: number): boolean;
   /** Requests answered so far. */
   readonly requests: number;
   readonly connections: number;
@@ -89,6 +92,8 @@ export async function start(opts: SimulatorOptions = {}): Promise<ModbusSimulato
       for (const s of sockets) s.destroy();
     },
     setWords: (area, address, w) => w.forEach((v, i) => (mem.words[area][address + i] = v)),
+    getWords: (area, address, count) => Array.from(mem.words[area].subarray(address, address + count)),
+    getBit: (area, address) => mem.bits[area][address] === 1,
     setBits: (area, address, b) => b.forEach((v, i) => (mem.bits[area][address + i] = v ? 1 : 0)),
     get requests() {
       return requests;

@@ -71,10 +71,12 @@ export class DeviceMemory {
     if (pdu.length < 5) return exception(3);
     const addr = pdu.readUInt16BE(1);
     const qty = pdu.readUInt16BE(3);
-    const area = FC_AREA[fc];
+    const area = FC_AREA[fc] ?? (fc === 5 ? 'coil' : 'holding');
+    // Writes: FC5 and FC6 touch one address (their second field is the value), FC16 `qty` registers.
+    const span = fc === 5 || fc === 6 ? 1 : qty;
     for (const f of this.faults) {
       if (f.kind !== 'exception') continue;
-      if ((!f.area || f.area === area) && addr <= (f.to ?? 65535) && addr + qty - 1 >= (f.from ?? 0)) return exception(f.code);
+      if ((!f.area || f.area === area) && addr <= (f.to ?? 65535) && addr + span - 1 >= (f.from ?? 0)) return exception(f.code);
     }
     const t = performance.now() - this.t0;
     for (const { spec, gen } of this.generated) this.store(spec, gen.value(t));

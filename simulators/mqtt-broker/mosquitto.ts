@@ -31,6 +31,8 @@ export interface Mosquitto {
   caPem: string;
   /** The user name the client certificate maps to (its CN). */
   user: string;
+  /** A client certificate of the same CA for another user (its CN), e.g. a SCADA client under an ACL. */
+  issueClient(cn: string): KeyPair;
   /** Stops the broker process (SIGTERM, so a persistent one saves its sessions). */
   kill(): Promise<void>;
   /** Starts it again on the same port. */
@@ -131,6 +133,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     client,
     caPem: ca.cert,
     user: USER,
+    issueClient: (cn) => ca.issue(cn, 'client'),
     kill,
     restart: async () => {
       // The port was just freed by us; a few tries cover a slow socket teardown.

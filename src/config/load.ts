@@ -5,6 +5,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { DeviceConfig, DriverSpec } from '../core/driver.js';
+import { writeIssues } from './write-checks.js';
 import { DeviceMap, GatewayFile, type GatewayFileConfig } from './schema.js';
 import { didYouMean, translate } from './messages.js';
 import { YamlFile, type ConfigProblem, type YamlPath } from './yaml-file.js';
@@ -93,7 +94,8 @@ export class ConfigLoader {
           );
         else seen.set(p.name, i);
       });
-      for (const issue of spec.validate?.(device) ?? []) problems.push(file.problem([...at, ...issue.path], issue.message));
+      for (const issue of [...(spec.validate?.(device) ?? []), ...writeIssues(spec, device)])
+        problems.push(file.problem([...at, ...issue.path], issue.message));
       const backup = (dev as { backup?: Record<string, unknown> }).backup;
       if (backup && typeof backup === 'object') {
         const r = this.loadBackup(file, at, device, backup);

@@ -21,6 +21,37 @@ const Tls = Type.Object(
   { additionalProperties: false, default: {}, description: 'TLS settings. TLS is on for mqtts:// URLs and the broker certificate is verified by default.' },
 );
 
+const Commands = Type.Object(
+  {
+    enabled: Type.Boolean({
+      default: false,
+      description: 'Accept writes on the command topics. Off by default; even when on, only points with writable: true can be written.',
+    }),
+    topic_template: Type.String({
+      default: '{site}/{gateway}/{device}/{point}/set',
+      description: 'Command topic per point; {device} and {point} must each be a whole topic level. Placeholders: {site} {gateway} {device} {point}.',
+    }),
+    result_topic_template: Type.String({
+      default: '{site}/{gateway}/{device}/{point}/set/result',
+      description: "Where the outcome of each command is published (QoS 1, not retained); with MQTT 5 also to the request's Response Topic.",
+    }),
+    default_expiry_ms: Type.Integer({
+      minimum: 100,
+      maximum: 3_600_000,
+      default: 10_000,
+      description:
+        'A command without a deadline (body "deadline", or MQTT 5 Message Expiry) expires this long after it arrived: one still waiting for its device then is answered "expired" and never applied.',
+    }),
+    token_file: Type.Optional(
+      Type.String({
+        description:
+          'File holding a shared secret; when set, a command must carry it (MQTT 5 user property "token", or "token" in the body) or is refused. The broker ACL stays the first gate.',
+      }),
+    ),
+  },
+  { additionalProperties: false, default: {}, description: 'Writes from plant systems through command topics (docs/writes.md).' },
+);
+
 export const Mqtt = Type.Object(
   {
     url: Type.String({
@@ -61,8 +92,10 @@ export const Mqtt = Type.Object(
     max_inflight: Type.Integer({ minimum: 1, maximum: 65535, default: 1000, description: 'Messages published but not yet acknowledged.' }),
     reconnect_ms: Type.Integer({ minimum: 100, maximum: 600_000, default: 2000, description: 'Delay between broker reconnect attempts.' }),
     tls: Tls,
+    commands: Commands,
   },
   { additionalProperties: false, description: 'The broker connection, topics and delivery.' },
 );
 
 export type MqttConfig = Static<typeof Mqtt>;
+export type CommandsConfig = MqttConfig['commands'];

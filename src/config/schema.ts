@@ -50,6 +50,25 @@ export const CommonPointProps = {
     description: 'When the buffer reaches its cap, the oldest samples of the lowest priority (bulk, then normal, then critical) are evicted first.',
   }),
   unit: Type.Optional(Type.String({ description: 'Engineering unit, passed through in the payload.', maxLength: 32 })),
+  writable: Type.Boolean({
+    default: false,
+    description:
+      'Plant systems may write this point through its command topic (mqtt.commands, docs/writes.md). Off by default: a point is read-only unless its map says otherwise.',
+  }),
+  min: Type.Optional(Type.Number({ description: 'With writable: writes of a smaller value (in published units, after scale/offset) are refused.' })),
+  max: Type.Optional(Type.Number({ description: 'With writable: writes of a larger value (in published units) are refused.' })),
+  allowed: Type.Optional(
+    Type.Array(Type.Union([Type.Number(), Type.String(), Type.Boolean()]), {
+      minItems: 1,
+      description: 'With writable: the only values a write may set (an enumeration, or [true] for a start bit); anything else is refused.',
+    }),
+  ),
+  write_min_interval_ms: Type.Integer({
+    minimum: 0,
+    maximum: 86_400_000,
+    default: 1000,
+    description: 'With writable: a write within this long of the previous one sent to the same point is refused (rate limit; 0 = none).',
+  }),
   description: Type.Optional(Type.String({ description: 'Free text for people; not published.' })),
 };
 

@@ -80,6 +80,7 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
       }
     }
   }
+  out.push(...checkCommands(file, mqtt));
   const tls = mqtt.tls ?? {};
   if (tls.cert && !tls.key) out.push(file.problem(['mqtt', 'tls'], 'expected key together with cert (mutual TLS needs both), got only cert'));
   if (tls.key && !tls.cert) out.push(file.problem(['mqtt', 'tls'], 'expected cert together with key (mutual TLS needs both), got only key'));
@@ -88,6 +89,7 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
     [['mqtt', 'tls', 'cert'], tls.cert],
     [['mqtt', 'tls', 'key'], tls.key],
     [['mqtt', 'password_file'], mqtt.password_file],
+    [['mqtt', 'commands', 'token_file'], mqtt.commands?.token_file],
   ];
   for (const [path, f] of files) {
     if (typeof f !== 'string') continue;
@@ -100,6 +102,28 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
           `expected a readable file (relative paths start at the gateway file's folder), got ${(err as NodeJS.ErrnoException).code ?? 'an error'} for "${f}"`,
         ),
       );
+    }
+  }
+  return out;
+}
+
+/** The command topics: {device} and {point} each a whole level of the command topic, known placeholders, no wildcards. */
+function checkCommands(file: YamlFile, mqtt: GatewayFileConfig['mqtt']): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const c = mqtt.commands;
+  if (typeof c !== 'object' || c === null) return out;
+  for (const key of ['topic_template', 'result_topic_template'] as const) {
+    const t = c[key];
+    if (typeof t !== 'string') continue;
+    const bad = unknownPlaceholders(t);
+    if (bad.length) out.push(file.problem(['mqtt', 'commands', key], `expected placeholders from {site} {gateway} {device} {point}, got {${bad[0]}}`));
+    if (/[+#]/.test(t)) out.push(file.problem(['mqtt', 'commands', key], `expected a topic without the wildcards + or #, got "${t}"`));
+  }
+  const t = c.topic_template;
+  if (typeof t === 'string') {
+    const levels = t.split('/');
+    if (!levels.includes('{device}') || !levels.includes('{point}')) {
+      out.push(file.problem(['mqtt', 'commands', 'topic_template'], `expected {device} and {point} each as a whole topic level, got "${t}"`));
     }
   }
   return out;

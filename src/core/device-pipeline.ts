@@ -44,7 +44,13 @@ export interface PipelineDeps {
   latest: LatestSamples;
 }
 
-export function startPipeline(device: LoadedDevice, primary: Joined, backup: BackupChannel | undefined, deps: PipelineDeps): void {
+/** Starts the device's polls; returns the pipeline's way in for readings taken outside them (a write's read back). */
+export function startPipeline(
+  device: LoadedDevice,
+  primary: Joined,
+  backup: BackupChannel | undefined,
+  deps: PipelineDeps,
+): (readings: Reading[], ts: number) => void {
   const { metrics, scheduler, sink, pollPayload, latest } = deps;
   const { spec, driver, runner: linkRunner } = primary;
   const channel = linkRunner.link.endpoint;
@@ -160,4 +166,5 @@ export function startPipeline(device: LoadedDevice, primary: Joined, backup: Bac
       },
     });
   }
+  return accept;
 }

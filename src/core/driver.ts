@@ -26,6 +26,16 @@ export interface Reading {
   json?: string;
 }
 
+/**
+ * The outcome of one write. `refused`: the driver found the value unfit before sending it (wrong
+ * type for the node); otherwise a failure is the device's answer — its exception or status code
+ * in `code` (Modbus exception number, OPC UA status code, BACnet error class/code).
+ */
+export type WriteOutcome = { ok: true } | { ok: false; refused?: boolean; code?: number | string; reason: string };
+
+/** A value checked for a point: what to write, or why it cannot be written. */
+export type WriteCheck = { ok: true; value: Value } | { ok: false; reason: string };
+
 /** A device entry after validation: the envelope plus the driver's typed connection and points. */
 export interface DeviceConfig<C = unknown, P extends CommonPoint = CommonPoint> {
   name: string;
@@ -74,6 +84,8 @@ export interface DriverSpec<C = unknown, P extends CommonPoint = CommonPoint, Pl
   createLink(device: DeviceConfig<C, P>, ctx: DriverContext): L;
   /** Stores config only; no I/O, no timers (STYLE rule 2). */
   create(device: DeviceConfig<C, P>, ctx: DriverContext): Driver<P, Plan, L>;
+  /** Its drivers implement checkWrite() and write(): points may be writable. */
+  readonly writes?: boolean;
   /** A point the device reports by itself (a subscription) rather than polled; only with Driver.subscribe. */
   subscribed?(point: P): boolean;
 }
@@ -104,4 +116,15 @@ export interface Driver<P extends CommonPoint = CommonPoint, Plan = unknown, L e
    * closes (a subscription lives and dies with its link; the runner sets it up again).
    */
   subscribe?(points: P[], link: L, onData: (readings: Reading[], ts: number) => void, signal: AbortSignal): Promise<void>;
+  /**
+   * Optional, with write(): checks a value from a command for a point (type, the range of the
+   * device's data type after scale/offset in reverse) before anything is sent. Pure, no I/O.
+   */
+  checkWrite?(point: P, value: unknown): WriteCheck;
+  /**
+   * Optional: writes one point's value (already passed checkWrite). Called by the link runner in
+   * turn like read(), ahead of polls. A device refusal comes back as an outcome with its code;
+   * transport failures are thrown as in read().
+   */
+  write?(point: P, value: Value, link: L, signal: AbortSignal): Promise<WriteOutcome>;
 }

@@ -9,6 +9,7 @@ import type { GatewayHealth } from './gateway-health.js';
 import type { LinkPool } from './link-pool.js';
 import { canon, planReload } from './reload-plan.js';
 import type { HealthSnapshot } from './device-health.js';
+import { DeviceWriter } from './device-writer.js';
 
 export interface ReloadReport {
   added: string[];
@@ -28,6 +29,9 @@ export interface RunningDevicesDeps extends PipelineDeps {
 }
 
 export class RunningDevices {
+  /** Each running device's way to write (commands), by name. */
+  private readonly writers = new Map<string, DeviceWriter>();
+
   constructor(
     private current: LoadedConfig,
     private readonly deps: RunningDevicesDeps,
@@ -50,6 +54,7 @@ export class RunningDevices {
     await Promise.all(plan.down.map((n) => scheduler.remove(n)));
     for (const n of plan.down) gwHealth.forget(`poll ${n}@`);
     pool.part(plan.down);
+    for (const n of plan.down) this.writers.delete(n);
     await pool.drop(affected);
     const wasDisabled = new Set(before.filter((d) => !d.enabled).map((d) => d.name));
     const g = this.current.gateway;
@@ -72,7 +77,13 @@ export class RunningDevices {
   private wire(device: LoadedDevice): void {
     const { primary, backup } = this.deps.pool.join(device);
     if (backup) this.deps.metrics.failoverActive.set({ device: device.name }, 0);
-    startPipeline(device, primary, backup, this.deps);
+    const accept = startPipeline(device, primary, backup, this.deps);
+    this.writers.set(device.name, new DeviceWriter(device, primary, accept));
+  }
+
+  /** The writer of a running device, undefined when the device is not running (unknown, disabled). */
+  writer(device: string): DeviceWriter | undefined {
+    return this.writers.get(device);
   }
 
   private publishDisabled(name: string): void {

@@ -27,6 +27,12 @@ export function createMetrics() {
       labelNames: ['outcome'],
       registers: [registry],
     }),
+    writes: new Counter({
+      name: 'edgeferry_writes_total',
+      help: 'Commands to write a point, by device and outcome (ok, refused, failed, expired).',
+      labelNames: ['device', 'outcome'],
+      registers: [registry],
+    }),
     elQueue: new Gauge({ name: 'edgeferry_el_queue', help: 'EL images queued for the inference workers.', registers: [registry] }),
     elModelRejected: new Counter({
       name: 'edgeferry_el_model_rejected_total',

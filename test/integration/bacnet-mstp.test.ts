@@ -63,6 +63,8 @@ const point = (name: string, object: string, property = 'present-value'): MstpPo
   report: 'always',
   deadband: 0,
   priority: 'normal',
+  writable: false,
+  write_min_interval_ms: 1000,
 });
 
 async function gatewayNode(port: string) {

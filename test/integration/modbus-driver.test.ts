@@ -26,6 +26,7 @@ function device(
       host: '127.0.0.1',
       port,
       keepalive_s: 10,
+      bit_write: 'refuse',
       unit_id: 1,
       timeout_ms: 300,
       max_gap: 16,

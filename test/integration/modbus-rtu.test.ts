@@ -50,6 +50,7 @@ function rtuDevice(path: string, unit: number, points: ModbusPointConfig[]): Dev
       port: path,
       baud_rate: 19200,
       parity: 'even',
+      bit_write: 'refuse',
       data_bits: 8,
       stop_bits: 1,
       unit_id: unit,

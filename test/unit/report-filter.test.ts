@@ -3,7 +3,15 @@ import type { CommonPoint } from '../../src/config/schema.js';
 import { ReportFilter } from '../../src/core/report-filter.js';
 import type { Sample } from '../../src/core/sample.js';
 
-const point = (extra: Partial<CommonPoint>): CommonPoint => ({ name: 'p', report: 'on_change', deadband: 0.5, priority: 'normal', ...extra });
+const point = (extra: Partial<CommonPoint>): CommonPoint => ({
+  name: 'p',
+  report: 'on_change',
+  deadband: 0.5,
+  priority: 'normal',
+  writable: false,
+  write_min_interval_ms: 1000,
+  ...extra,
+});
 const s = (value: number | null, ts: number, quality: Sample['quality'] = 'good'): Sample => ({ ts, device: 'd', point: 'p', value, quality, channel: 'c' });
 
 describe('report by exception', () => {

@@ -1,0 +1,162 @@
+// The command topics on the broker: a connection of its own with a clean session (the broker keeps
+// no subscription and no queued command for us while we are away, so nothing old is replayed after
+// an outage), QoS 1 subscription, each command judged (command.ts), written through the device's
+// link runner (core/device-writer.ts) and answered on the result topic — and with MQTT 5 on the
+// request's Response Topic with its Correlation Data. Every attempt is an audit log line and a
+// count in edgeferry_writes_total. Commands live in memory only: none survives a restart.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import type { MqttConfig } from '../config/schema.js';
+import type { DeviceWriter, WriteResult } from '../core/device-writer.js';
+import type { Value } from '../core/driver.js';
+import { GatewayError } from '../errors.js';
+import type { Metrics } from '../health/metrics.js';
+import { securityOptions } from '../publish/client-options.js';
+import type { MqttConnect, PublisherIdentity } from '../publish/mqtt-publisher.js';
+import { judgeValue, parseCommand, WriteRateLimit, type CommandRules } from './command.js';
+import { CommandTopics } from './command-topics.js';
+
+export interface CommandDeps {
+  log: Logger;
+  metrics: Metrics;
+  baseDir: string;
+  writer(device: string): DeviceWriter | undefined;
+  connect?: MqttConnect;
+}
+
+interface Answer {
+  id?: string | number;
+  device: string;
+  point: string;
+  value: unknown;
+  outcome: WriteResult['outcome'];
+  reason?: string;
+  code?: number | string;
+  read_back?: Value;
+  read_back_quality?: string;
+  ts: string;
+  timings_ms?: { queued?: number; device?: number; total: number };
+}
+
+export class CommandService {
+  private client: MqttClient | undefined;
+  private readonly topics: CommandTopics;
+  private readonly rules: CommandRules;
+  private readonly rate = new WriteRateLimit();
+  private readonly inflight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly cfg: MqttConfig,
+    private readonly id: PublisherIdentity,
+    private readonly deps: CommandDeps,
+  ) {
+    const c = cfg.commands;
+    this.topics = new CommandTopics(c.topic_template, c.result_topic_template, id);
+    this.rules = { defaultExpiryMs: c.default_expiry_ms, token: c.token_file ? readToken(resolve(deps.baseDir, c.token_file)) : undefined };
+  }
+
+  start(): void {
+    const opts: IClientOptions = {
+      ...securityOptions(this.cfg, this.deps.baseDir),
+      ...(/mqttjs/.test(process.env.DEBUG ?? '') ? {} : { log: () => undefined }),
+      protocolVersion: this.cfg.protocol_version,
+      clientId: `${this.cfg.client_id ?? `edgeferry-${this.id.site}-${this.id.gateway}`}-cmd`,
+      username: this.cfg.username,
+      keepalive: this.cfg.keepalive_s,
+      // Clean session: commands published while we were away are not kept for us.
+      clean: true,
+      reconnectPeriod: this.cfg.reconnect_ms,
+      connectTimeout: 10_000,
+    };
+    const client = (this.deps.connect ?? ((url, o) => mqtt.connect(url, o)))(this.cfg.url, opts);
+    this.client = client;
+    client.on('connect', () => {
+      this.deps.log.info({ filter: this.topics.filter }, 'command topics subscribed');
+      client.subscribe(this.topics.filter, { qos: 1 }, (err) => {
+        if (err) this.deps.log.error({ err: { message: err.message } }, 'command subscription refused by the broker');
+      });
+    });
+    client.on('error', (err) => this.deps.log.warn({ err: { message: err.message } }, 'command connection error'));
+    client.on('message', (topic, payload, packet) => {
+      const p = this.handle(topic, payload, packet).catch((err: unknown) => this.deps.log.error({ err }, 'command handling failed'));
+      this.inflight.add(p);
+      void p.finally(() => this.inflight.delete(p));
+    });
+  }
+
+  private async handle(topic: string, payload: Buffer, packet: IPublishPacket): Promise<void> {
+    const at = Date.now();
+    const target = this.topics.parse(topic);
+    if (!target) return;
+    const { device, point: pointName } = target;
+    const props = packet.properties;
+    const token = props?.userProperties?.token;
+    const parsed = parseCommand(
+      { payload, at, retained: packet.retain, expiryS: props?.messageExpiryInterval, token: Array.isArray(token) ? token[0] : token },
+      this.rules,
+    );
+    const answer = (a: Omit<Answer, 'device' | 'point' | 'ts'>) =>
+      this.answer({ ...a, device, point: pointName, ts: new Date().toISOString(), timings_ms: { ...a.timings_ms, total: Date.now() - at } }, packet);
+    if (!parsed.ok) return answer({ id: (parsed as { id?: string | number }).id, value: undefined, outcome: parsed.outcome, reason: parsed.reason });
+    const cmd = parsed.value;
+    const base = { id: cmd.id, value: cmd.value };
+    const writer = this.deps.writer(device);
+    if (!writer) return answer({ ...base, outcome: 'refused', reason: `no running device "${device}"` });
+    const point = writer.point(pointName);
+    if (!point) return answer({ ...base, outcome: 'refused', reason: `device "${device}" has no point "${pointName}"` });
+    const allowed = judgeValue(point, cmd.value);
+    if (!allowed.ok) return answer({ ...base, ...allowed });
+    const checked = writer.check(point, cmd.value);
+    if (!checked.ok) return answer({ ...base, outcome: 'refused', reason: checked.reason });
+    const turn = this.rate.take(`${device}/${pointName}`, point, at);
+    if (!turn.ok) return answer({ ...base, ...turn });
+    const r = await writer.write(point, checked.value, cmd.deadline);
+    answer({
+      ...base,
+      outcome: r.outcome,
+      reason: r.reason,
+      code: r.code,
+      read_back: r.readBack?.value,
+      read_back_quality: r.readBack?.quality,
+      timings_ms: { queued: r.queuedMs, device: r.deviceMs, total: 0 },
+    });
+  }
+
+  private answer(a: Answer, request: IPublishPacket): void {
+    const known = this.deps.writer(a.device) ? a.device : '(unknown)';
+    this.deps.metrics.writes.inc({ device: known, outcome: a.outcome });
+    // The audit line: who asked is the broker's to say (its ACL); what, to which point, and how it ended.
+    const line = { audit: 'write', device: a.device, point: a.point, value: a.value, request_id: a.id, outcome: a.outcome, reason: a.reason, code: a.code };
+    if (a.outcome === 'ok') this.deps.log.info(line, 'write applied');
+    else this.deps.log.warn(line, `write ${a.outcome}`);
+    const client = this.client;
+    if (!client) return;
+    const body = JSON.stringify(a, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    client.publish(this.topics.result(a.device, a.point), body, { qos: 1 });
+    const p = request.properties;
+    if (p?.responseTopic) client.publish(p.responseTopic, body, { qos: 1, properties: p.correlationData ? { correlationData: p.correlationData } : {} });
+  }
+
+  async stop(): Promise<void> {
+    // Called after the links stopped: writes still waiting were answered "failed: stopped".
+    await Promise.allSettled([...this.inflight]);
+    const client = this.client;
+    this.client = undefined;
+    if (client) await client.endAsync(false).catch(() => client.end(true));
+  }
+}
+
+function readToken(path: string): string {
+  try {
+    const t = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+    if (!t) throw new Error('empty');
+    return t;
+  } catch (err) {
+    throw new GatewayError(
+      'GW_ERR_TLS_FILE',
+      `mqtt.commands.token_file: cannot read a token from "${path}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
+}
