@@ -1,5 +1,6 @@
 import type { DataValue, Variant } from 'node-opcua';
-import type { DeviceConfig, Driver, DriverContext, Reading, Value } from '../../src/core/driver.js';
+import type { DeviceConfig, Driver, DriverContext, Reading, Value, WriteCheck, WriteOutcome } from '../../src/core/driver.js';
+import { variantFor } from './write.js';
 import { TimeoutError } from '../../src/errors.js';
 import type { OpcuaLink } from './link.js';
 import { withDeadline } from '../../src/core/deadline.js';
@@ -8,8 +9,9 @@ import type { OpcuaConnectionConfig, OpcuaPointConfig } from './schema.js';
 
 /** Server_ServerStatus_CurrentTime: the cheapest read that proves the session works. */
 const CURRENT_TIME = 'i=2258';
-/** AttributeIds.Value */
+/** AttributeIds.Value and AttributeIds.DataType */
 const VALUE = 13;
+const DATA_TYPE = 14;
 /** Built-in type ids (Part 6, 5.1.2), so this module does not have to load node-opcua. */
 const DataType = { Boolean: 1, Int64: 8, UInt64: 9, DateTime: 13, Guid: 14, ByteString: 15, NodeId: 17, QualifiedName: 20, LocalizedText: 21 } as const;
 
@@ -160,7 +162,45 @@ export class OpcuaDriver implements Driver<OpcuaPointConfig, OpcuaPointConfig[],
     }
   }
 
+  checkWrite(_point: OpcuaPointConfig, value: unknown): WriteCheck {
+    // The node's data type is known only on the server: the value's own kind is checked here, the
+    // rest (range of the type) in write(), before anything is written.
+    const scalar = (typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean' || typeof value === 'string';
+    return scalar ? { ok: true, value: value } : { ok: false, reason: `expected a number, boolean or string, got ${JSON.stringify(value)}` };
+  }
+
+  /** The built-in data type of each written node, read once from its DataType attribute. */
+  private readonly dataTypes = new Map<string, number>();
+
+  async write(point: OpcuaPointConfig, value: Value, l: OpcuaLink, _signal: AbortSignal): Promise<WriteOutcome> {
+    const { session, untilLost } = l.session();
+    let type = this.dataTypes.get(point.node_id);
+    if (type === undefined) {
+      const dv = await this.guard(untilLost(session.read({ nodeId: point.node_id, attributeId: DATA_TYPE })), `read of the DataType of ${point.node_id}`);
+      const id = dv.value?.value as { namespace?: number; value?: unknown } | undefined;
+      if (dv.statusCode.value >>> 30 >= 2) return statusOutcome(dv.statusCode, 'reading its DataType');
+      if (!id || id.namespace !== 0 || typeof id.value !== 'number') {
+        return { ok: false, refused: true, reason: `the node's data type ${String(id)} is not a built-in type this gateway writes` };
+      }
+      this.dataTypes.set(point.node_id, (type = id.value));
+    }
+    const v = variantFor(type, value);
+    if (!v.ok) return { ok: false, refused: true, reason: v.reason };
+    const status = await this.guard(
+      untilLost(session.write({ nodeId: point.node_id, attributeId: VALUE, value: { value: { dataType: type, value: v.value } } })),
+      `write of ${point.node_id}`,
+    );
+    if (status.value >>> 30 < 2) return { ok: true };
+    this.dataTypes.delete(point.node_id); // a node may have changed its type (BadTypeMismatch)
+    return statusOutcome(status, 'the write');
+  }
+
   private guard<T>(p: Promise<T>, what: string): Promise<T> {
     return withDeadline(p, this.cfg.timeout_ms + 250, () => new TimeoutError(`${this.cfg.endpoint}: ${what}: no answer after ${this.cfg.timeout_ms} ms`));
   }
+}
+
+function statusOutcome(status: { value: number; name: string }, what: string): WriteOutcome {
+  const hex = `0x${(status.value >>> 0).toString(16).padStart(8, '0')}`;
+  return { ok: false, code: hex, reason: `${status.name} (${hex}) on ${what}` };
 }

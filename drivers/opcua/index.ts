@@ -39,6 +39,7 @@ export const opcua: DriverSpec<OpcuaConnectionConfig, OpcuaPointConfig, OpcuaPoi
   connectionSchema: OpcuaConnection,
   pointSchema: OpcuaPoint,
   validate: validateOpcuaDevice,
+  writes: true,
   linkKey: (d) => d.connection.endpoint,
   sharedConnectionKeys: [
     'security_policy',
