@@ -82,6 +82,19 @@ export function encodeReadPropertyMultiple(invokeId: number, specs: { object: Ob
   return done(b);
 }
 
+/** WriteProperty of one value at a command priority (1–16). */
+export function encodeWriteProperty(invokeId: number, object: ObjectId, prop: PropertyRef, values: AppValue[], priority: number): Buffer {
+  const b = confirmed(ConfirmedServiceChoice.WRITE_PROPERTY, invokeId);
+  services.WriteProperty.encode(b, object.type, object.instance, prop.id, prop.index ?? ASN1_ARRAY_ALL, priority, values as never);
+  return done(b);
+}
+
+export function encodeSimpleAck(invokeId: number, service: number): Buffer {
+  const b = header(false);
+  apdu.encodeSimpleAck(b, PduType.SIMPLE_ACK, service, invokeId);
+  return done(b);
+}
+
 export function encodeWhoIs(low?: number, high?: number): Buffer {
   const b = header(false);
   apdu.encodeUnconfirmedServiceRequest(b, PduType.UNCONFIRMED_REQUEST, UnconfirmedServiceChoice.WHO_IS);
@@ -147,6 +160,8 @@ export function encodeAbort(invokeId: number, reason: number): Buffer {
 export type Decoded =
   | { kind: 'rp-ack'; invokeId: number; object: ObjectId; prop: PropertyRef; values: AppValue[] }
   | { kind: 'rpm-ack'; invokeId: number; results: RpmResult[] }
+  | { kind: 'simple-ack'; invokeId: number; service: number }
+  | { kind: 'wp'; invokeId: number; object: ObjectId; prop: PropertyRef; values: AppValue[]; priority: number }
   | { kind: 'error'; invokeId: number; reason: string }
   | { kind: 'reject'; invokeId: number; reason: string }
   | { kind: 'abort'; invokeId: number; reason: string }
@@ -197,6 +212,10 @@ export function decode(msg: Buffer): Decoded {
       }
       return { kind: 'other', what: `complex ack of service ${h.service}` };
     }
+    case PduType.SIMPLE_ACK: {
+      const h = apdu.decodeSimpleAck(msg, off);
+      return { kind: 'simple-ack', invokeId: h.invokeId, service: h.service };
+    }
     case PduType.ERROR: {
       const h = apdu.decodeError(msg, off);
       const e = services.ErrorService.decode(msg, off + h.len);
@@ -242,6 +261,12 @@ export function decode(msg: Buffer): Decoded {
             props: s.properties.map((p) => ({ id: p.id, index: indexOf(p.index) })),
           })),
         };
+      }
+      if (h.service === ConfirmedServiceChoice.WRITE_PROPERTY) {
+        const r = services.WriteProperty.decode(msg, off, msg.length - off);
+        if (!r) return { kind: 'confirmed', invokeId: h.invokeId, service: h.service };
+        const prop = { id: r.value.property.id, index: indexOf(r.value.property.index) };
+        return { kind: 'wp', invokeId: h.invokeId, object: r.objectId, prop, values: r.value.value, priority: r.value.priority };
       }
       return { kind: 'confirmed', invokeId: h.invokeId, service: h.service };
     }

@@ -1,10 +1,11 @@
 // BACnet MS/TP reads for one device: points grouped into ReadPropertyMultiple requests that fit
 // an unsegmented APDU (or one ReadProperty each); Error, Reject and Abort answers become bad
 // readings with the reason, never exceptions.
-import type { Driver, DriverContext, DeviceConfig, Reading } from '../../src/core/driver.js';
+import type { Driver, DriverContext, DeviceConfig, Reading, Value, WriteCheck, WriteOutcome } from '../../src/core/driver.js';
 import {
   encodeReadProperty,
   encodeReadPropertyMultiple,
+  encodeWriteProperty,
   errorText,
   ObjectType,
   PropertyIdentifier,
@@ -13,7 +14,7 @@ import {
   type PropertyRef,
 } from './bacnet.js';
 import type { MstpLink } from './link.js';
-import { parseObject, propertyId, toValue } from './objects.js';
+import { parseObject, propertyId, toValue, writeValue } from './objects.js';
 import type { MstpConnectionConfig, MstpPointConfig } from './schema.js';
 
 interface Item {
@@ -75,7 +76,7 @@ export class MstpDriver implements Driver<MstpPointConfig, MstpPlan, MstpLink> {
       return false;
     }
     if (a.kind !== 'rpm-ack') {
-      const reason = a.kind === 'rp-ack' ? 'unexpected ReadProperty answer' : `bacnet ${a.kind}: ${a.reason}`;
+      const reason = 'reason' in a ? `bacnet ${a.kind}: ${a.reason}` : `unexpected ${a.kind} answer`;
       for (const it of batch) out.set(it.point, { point: it.point, value: null, quality: 'bad', reason });
       return true;
     }
@@ -94,12 +95,29 @@ export class MstpDriver implements Driver<MstpPointConfig, MstpPlan, MstpLink> {
   private async readOne(l: MstpLink, it: Item, signal: AbortSignal): Promise<Reading> {
     const a = await l.request(this.c.mac, (id) => encodeReadProperty(id, it.object, it.prop), this.c.timeout_ms, signal);
     if (a.kind === 'rp-ack') return this.good(it, a.values);
-    const reason = a.kind === 'rpm-ack' ? 'unexpected ReadPropertyMultiple answer' : `bacnet ${a.kind}: ${a.reason}`;
+    const reason = 'reason' in a ? `bacnet ${a.kind}: ${a.reason}` : `unexpected ${a.kind} answer`;
     return { point: it.point, value: null, quality: 'bad', reason };
   }
 
   private good(it: Item, values: AppValue[]): Reading {
     return { point: it.point, value: toValue(values, it.object, it.prop.id), quality: 'good' };
+  }
+
+  checkWrite(point: MstpPointConfig, value: unknown): WriteCheck {
+    const v = writeValue(parseObject(point.object), value);
+    return v.ok ? { ok: true, value: value as Value } : v;
+  }
+
+  /** WriteProperty at the point's write_priority (16, the lowest, by default); null relinquishes it. */
+  async write(point: MstpPointConfig, value: Value, l: MstpLink, signal: AbortSignal): Promise<WriteOutcome> {
+    const object = parseObject(point.object);
+    const v = writeValue(object, value);
+    if (!v.ok) return { ok: false, refused: true, reason: v.reason };
+    const prop = { id: propertyId(point.property)!, index: point.array_index };
+    const a = await l.request(this.c.mac, (id) => encodeWriteProperty(id, object, prop, [v.value], point.write_priority ?? 16), this.c.timeout_ms, signal);
+    if (a.kind === 'simple-ack') return { ok: true };
+    if (a.kind === 'error') return { ok: false, code: a.reason, reason: `bacnet error: ${a.reason}` };
+    return { ok: false, reason: 'reason' in a ? `bacnet ${a.kind}: ${a.reason}` : `unexpected ${a.kind} answer` };
   }
 
   /**

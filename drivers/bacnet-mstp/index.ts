@@ -13,6 +13,14 @@ export function validateMstpDevice(d: DeviceConfig<MstpConnectionConfig, MstpPoi
   if (c.station > c.max_master)
     issues.push({ path: ['connection', 'station'], message: `expected the gateway's station at or below max_master ${c.max_master}, got ${c.station}` });
   d.points.forEach((p, i) => {
+    if (p.writable && (!/^(analog|binary|multi-state)-(output|value):/.test(p.object) || p.property !== 'present-value')) {
+      issues.push({
+        path: ['points', i, 'writable'],
+        message: `expected writable only on the present-value of an output or value object, got writable: true on ${p.object} ${p.property}`,
+      });
+    }
+    if (p.write_priority !== undefined && !p.writable)
+      issues.push({ path: ['points', i, 'write_priority'], message: 'expected write_priority only on a writable point' });
     if (propertyId(p.property) === undefined) {
       issues.push({
         path: ['points', i, 'property'],
@@ -25,10 +33,11 @@ export function validateMstpDevice(d: DeviceConfig<MstpConnectionConfig, MstpPoi
 
 export const bacnetMstp: DriverSpec<MstpConnectionConfig, MstpPointConfig, MstpPlan, MstpLink> = {
   type: 'bacnet_mstp',
-  summary: 'BACnet MS/TP master node on an RS485 line (our own Clause 9 data link): Who-Is/I-Am, ReadProperty and ReadPropertyMultiple.',
+  summary: 'BACnet MS/TP master node on an RS485 line (our own Clause 9 data link): Who-Is/I-Am, ReadProperty, ReadPropertyMultiple and WriteProperty.',
   connectionSchema: MstpConnection,
   pointSchema: MstpPoint,
   validate: validateMstpDevice,
+  writes: true,
   linkKey: (d) => `mstp:${d.connection.port}`,
   sharedConnectionKeys: ['baud_rate', 'station', 'max_master', 'max_info_frames', 'usage_timeout_ms'],
   createLink: (d, ctx) => new MstpLink(d.connection, ctx.log),

@@ -10,7 +10,7 @@ import { decode, encodeReject, encodeWhoIs, type Decoded } from './bacnet.js';
 import { openInlineDataLink, openThreadDataLink, type DataLinkHandlers, type MstpDataLink, type MstpStats } from './datalink.js';
 import type { MstpConnectionConfig } from './schema.js';
 
-type Answer = Extract<Decoded, { kind: 'rp-ack' | 'rpm-ack' | 'error' | 'reject' | 'abort' }>;
+type Answer = Extract<Decoded, { kind: 'rp-ack' | 'rpm-ack' | 'simple-ack' | 'error' | 'reject' | 'abort' }>;
 
 interface Pending {
   dest: number;
@@ -112,7 +112,7 @@ export class MstpLink implements Link {
       if ('invokeId' in d) this.dl?.reply(replyId, encodeReject(d.invokeId, 9 /* unrecognized-service */));
       return;
     }
-    if (d.kind === 'rp-ack' || d.kind === 'rpm-ack' || d.kind === 'error' || d.kind === 'reject' || d.kind === 'abort') {
+    if (d.kind === 'rp-ack' || d.kind === 'rpm-ack' || d.kind === 'simple-ack' || d.kind === 'error' || d.kind === 'reject' || d.kind === 'abort') {
       const key = `${source}:${d.invokeId}`;
       const p = this.pending.get(key);
       if (!p) return; // a late answer to a request we gave up on

@@ -78,3 +78,26 @@ export function toValue(values: AppValue[], object: ObjectId, prop: number): Val
     return Array.isArray(x) ? JSON.stringify(x) : (x as number | boolean | string | null);
   });
 }
+
+const ANALOG = new Set([ObjectType.ANALOG_INPUT, ObjectType.ANALOG_OUTPUT, ObjectType.ANALOG_VALUE] as number[]);
+
+/**
+ * A command's value as the application value WriteProperty carries for a present-value: REAL for
+ * analog objects, ENUMERATED inactive/active for binary ones, UNSIGNED (1…) for multi-state ones;
+ * null is NULL, which relinquishes the command at the write priority.
+ */
+export function writeValue(object: ObjectId, value: unknown): { ok: true; value: AppValue } | { ok: false; reason: string } {
+  if (value === null) return { ok: true, value: { type: ApplicationTag.NULL, value: null } };
+  if (ANALOG.has(object.type)) {
+    return typeof value === 'number' && Number.isFinite(value) && Math.abs(value) <= 3.4028234663852886e38
+      ? { ok: true, value: { type: ApplicationTag.REAL, value } }
+      : { ok: false, reason: `expected a number (or null to relinquish) for ${objectText(object)}, got ${JSON.stringify(value)}` };
+  }
+  if (BINARY.has(object.type)) {
+    if (typeof value === 'boolean' || value === 0 || value === 1)
+      return { ok: true, value: { type: ApplicationTag.ENUMERATED, value: value === true || value === 1 ? 1 : 0 } };
+    return { ok: false, reason: `expected true (active) or false (inactive), or null to relinquish, for ${objectText(object)}, got ${JSON.stringify(value)}` };
+  }
+  if (Number.isSafeInteger(value) && (value as number) >= 1) return { ok: true, value: { type: ApplicationTag.UNSIGNED_INTEGER, value } };
+  return { ok: false, reason: `expected a state number 1 or more (or null to relinquish) for ${objectText(object)}, got ${JSON.stringify(value)}` };
+}

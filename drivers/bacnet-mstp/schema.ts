@@ -71,6 +71,14 @@ export const MstpPoint = Type.Object(
       patternHint: 'a property name such as present-value, status-flags, object-name, or its number',
       description: 'The property to read; present-value by default. Any property by name or number.',
     }),
+    write_priority: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 16,
+        description:
+          'With writable: the command priority of WriteProperty (1 highest … 16 lowest; default 16). A value commanded at a higher priority by someone else stays in force; a write of null relinquishes ours.',
+      }),
+    ),
     array_index: Type.Optional(
       Type.Integer({ minimum: 0, maximum: 4_294_967_294, description: 'For array properties, the element to read (0 = the length).' }),
     ),

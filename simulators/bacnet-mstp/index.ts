@@ -9,6 +9,7 @@ import {
   encodeReadPropertyAck,
   encodeReadPropertyMultipleAck,
   encodeReject,
+  encodeSimpleAck,
   ApplicationTag,
   ObjectType,
   PropertyIdentifier,
@@ -62,7 +63,7 @@ export const DEFAULT_OBJECTS: SimObject[] = [
 export interface MstpDevice {
   readonly node: MstpNode;
   /** Who-Is, RP, RPM served. */
-  readonly served: { whoIs: number; rp: number; rpm: number };
+  readonly served: { whoIs: number; rp: number; rpm: number; wp: number };
   stop(): Promise<void>;
 }
 
@@ -70,6 +71,8 @@ const OBJECT = 1; // error class object
 const PROPERTY = 2; // error class property
 const UNKNOWN_OBJECT = 31;
 const UNKNOWN_PROPERTY = 32;
+const WRITE_ACCESS_DENIED = 40;
+const WRITE_PROPERTY = 15; // confirmed service choice
 
 export async function startMstpDevice(o: MstpDeviceOptions): Promise<MstpDevice> {
   const baudRate = o.baudRate ?? 38400;
@@ -81,7 +84,9 @@ export async function startMstpDevice(o: MstpDeviceOptions): Promise<MstpDevice>
     objects.set(`${id.type}:${id.instance}`, { ...s, id });
   }
   const device: ObjectId = { type: ObjectType.DEVICE, instance: o.deviceInstance };
-  const served = { whoIs: 0, rp: 0, rpm: 0 };
+  const served = { whoIs: 0, rp: 0, rpm: 0, wp: 0 };
+  /** Each commandable object's priority array (16 slots, null = relinquished); the highest command wins over its generator. */
+  const commands = new Map<string, (number | boolean | null)[]>();
   let serial: MstpSerial | undefined;
   const node = new MstpNode(
     { address: o.mac, role, maxMaster: o.maxMaster, maxInfoFrames: o.maxInfoFrames, baudRate, usageTimeoutMs: o.usageTimeoutMs },
@@ -113,7 +118,8 @@ export async function startMstpDevice(o: MstpDeviceOptions): Promise<MstpDevice>
     const binary = obj.type === ObjectType.BINARY_INPUT || obj.type === ObjectType.BINARY_OUTPUT || obj.type === ObjectType.BINARY_VALUE;
     switch (prop) {
       case PropertyIdentifier.PRESENT_VALUE: {
-        const v = s.value(t);
+        const commanded = commands.get(`${obj.type}:${obj.instance}`)?.find((x) => x !== null);
+        const v = commanded ?? s.value(t);
         if (analog) return [{ type: ApplicationTag.REAL, value: Number(v) }];
         if (binary) return [{ type: ApplicationTag.ENUMERATED, value: v ? 1 : 0 }];
         return [{ type: ApplicationTag.UNSIGNED_INTEGER, value: Number(v) }];
@@ -144,6 +150,20 @@ export async function startMstpDevice(o: MstpDeviceOptions): Promise<MstpDevice>
         served.rpm++;
         const results: RpmResult[] = d.specs.map((s) => ({ object: s.object, values: s.props.map((p) => ({ prop: p, value: property(s.object, p.id) })) }));
         return encodeReadPropertyMultipleAck(d.invokeId, results);
+      }
+      case 'wp': {
+        served.wp++;
+        const k = `${d.object.type}:${d.object.instance}`;
+        const s = objects.get(k);
+        if (!s) return encodeError(d.invokeId, WRITE_PROPERTY, OBJECT, UNKNOWN_OBJECT);
+        if (d.prop.id !== PropertyIdentifier.PRESENT_VALUE || /-input:/.test(s.object))
+          return encodeError(d.invokeId, WRITE_PROPERTY, PROPERTY, WRITE_ACCESS_DENIED);
+        const slots = commands.get(k) ?? new Array<number | boolean | null>(16).fill(null);
+        commands.set(k, slots);
+        const v = d.values[0];
+        const binary = /^binary-/.test(s.object);
+        slots[(d.priority || 16) - 1] = !v || v.type === ApplicationTag.NULL ? null : binary ? v.value === 1 : Number(v.value);
+        return encodeSimpleAck(d.invokeId, WRITE_PROPERTY);
       }
       case 'confirmed':
         return encodeReject(d.invokeId, 9 /* unrecognized-service */);

@@ -79,7 +79,7 @@ export function judgeValue(point: CommonPoint, value: unknown): Judged<unknown> 
   if (typeof value === 'number') {
     if (point.min !== undefined && value < point.min) return refuse(`expected at least ${point.min} (min), got ${value}`);
     if (point.max !== undefined && value > point.max) return refuse(`expected at most ${point.max} (max), got ${value}`);
-  } else if ((point.min !== undefined || point.max !== undefined) && typeof value !== 'bigint') {
+  } else if ((point.min !== undefined || point.max !== undefined) && typeof value !== 'bigint' && value !== null) {
     return refuse(`expected a number within min/max, got ${JSON.stringify(value)}`);
   }
   return { ok: true, value };
