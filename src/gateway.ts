@@ -52,6 +52,8 @@ export interface Gateway {
   bufferStats(): BufferStats;
   /** The EL inference stage, when configured. */
   readonly inference: InferenceStage | undefined;
+  /** Resolves once the broker acknowledged the command subscription (mqtt.commands enabled). */
+  commandsReady(): Promise<void>;
   /**
    * Applies a new, already validated configuration's devices: added ones start, removed ones stop,
    * changed ones restart — and with them only the links they touch; everything else keeps polling
@@ -178,6 +180,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     },
     deviceStatus: (name) => pool.health(name),
     inference: el?.stage,
+    commandsReady: () => commands?.ready ?? Promise.reject(new Error('mqtt.commands is not enabled')),
     linkPending: () => pool.pending(),
     bufferStats: () => buffer.stats(),
     async start() {

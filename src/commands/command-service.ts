@@ -46,6 +46,9 @@ export class CommandService {
   private readonly rules: CommandRules;
   private readonly rate = new WriteRateLimit();
   private readonly inflight = new Set<Promise<void>>();
+  private subscribed!: () => void;
+  /** Resolves once the broker has acknowledged the command subscription (the first time). */
+  readonly ready = new Promise<void>((resolve) => (this.subscribed = resolve));
 
   constructor(
     private readonly cfg: MqttConfig,
@@ -65,7 +68,8 @@ export class CommandService {
       clientId: `${this.cfg.client_id ?? `edgeferry-${this.id.site}-${this.id.gateway}`}-cmd`,
       username: this.cfg.username,
       keepalive: this.cfg.keepalive_s,
-      // Clean session: commands published while we were away are not kept for us.
+      // Clean session (MQTT 5: clean start, session expiry 0): commands published while we were
+      // away are not kept for us, under either protocol version.
       clean: true,
       reconnectPeriod: this.cfg.reconnect_ms,
       connectTimeout: 10_000,
@@ -74,8 +78,11 @@ export class CommandService {
     this.client = client;
     client.on('connect', () => {
       this.deps.log.info({ filter: this.topics.filter }, 'command topics subscribed');
-      client.subscribe(this.topics.filter, { qos: 1 }, (err) => {
-        if (err) this.deps.log.error({ err: { message: err.message } }, 'command subscription refused by the broker');
+      client.subscribe(this.topics.filter, { qos: 1 }, (err, granted) => {
+        const refused = err ?? (granted?.some((g) => g.qos >= 0x80) ? new Error('not authorized (check the broker ACL)') : undefined);
+        if (refused)
+          return this.deps.log.error({ err: { message: refused.message }, filter: this.topics.filter }, 'command subscription refused by the broker');
+        this.subscribed();
       });
     });
     client.on('error', (err) => this.deps.log.warn({ err: { message: err.message } }, 'command connection error'));
@@ -89,7 +96,8 @@ export class CommandService {
   private async handle(topic: string, payload: Buffer, packet: IPublishPacket): Promise<void> {
     const at = Date.now();
     const target = this.topics.parse(topic);
-    if (!target) return;
+    // An empty payload is how a retained message is cleared: nothing was asked.
+    if (!target || payload.length === 0) return;
     const { device, point: pointName } = target;
     const props = packet.properties;
     const token = props?.userProperties?.token;

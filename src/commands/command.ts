@@ -35,7 +35,6 @@ export interface CommandRules {
 
 /** Reads a command's body and deadline. Does not look at the point. */
 export function parseCommand(a: Arrival, rules: CommandRules): Judged<Command> {
-  if (a.retained) return refuse('a retained message is never applied as a command; publish commands without the retain flag');
   let body: unknown;
   try {
     body = JSON.parse(a.payload.toString('utf8'));
@@ -48,6 +47,7 @@ export function parseCommand(a: Arrival, rules: CommandRules): Judged<Command> {
   const goodId = id === undefined || (typeof id === 'string' && id.length <= 128) || (typeof id === 'number' && Number.isFinite(id));
   if (!goodId) return refuse('expected "id" to be a string of at most 128 characters or a number');
   const withId = (j: { ok: false; outcome: 'refused' | 'expired'; reason: string }) => ({ ...j, id: id });
+  if (a.retained) return withId(refuse('a retained message is never applied as a command; publish commands without the retain flag'));
   if (rules.token !== undefined && !sameSecret(a.token ?? (typeof b.token === 'string' ? b.token : undefined), rules.token)) {
     return withId(refuse('missing or wrong token (commands.token_file is set)'));
   }

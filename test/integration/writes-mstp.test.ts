@@ -44,6 +44,7 @@ ${points}
   );
   cleanups.push(() => tg.cleanup());
   await tg.gw.start();
+  await tg.gw.commandsReady();
   const scada = await Commander.connect(broker);
   cleanups.push(() => scada.close());
   await scada.seen.waitFor((m) => m.topic === 's/g/status/dev' && m.json.state === 'up', 20_000, 'dev up');

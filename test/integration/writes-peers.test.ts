@@ -90,6 +90,7 @@ devices:
 `;
   tg = makeGateway(gatewayYaml(broker, { mqtt: '  commands: { enabled: true }' }), devices);
   await tg.gw.start();
+  await tg.gw.commandsReady();
   scada = await Commander.connect(broker);
   for (const d of ['pymodbus', 'libmodbus', 'rtu', 'open62541', 'uasim']) {
     await scada.seen.waitFor((m) => m.topic === `s/g/status/${d}` && m.json.state === 'up', 30_000, `${d} up`);

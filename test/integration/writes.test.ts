@@ -44,6 +44,7 @@ beforeAll(async () => {
   sim = await startModbus({ registers: [{ area: 'holding', address: 80, value: 0b1000_0001 }] });
   tg = makeGateway(gatewayYaml(broker, { mqtt: '  commands: { enabled: true }' }), devices(sim.port));
   await tg.gw.start();
+  await tg.gw.commandsReady();
   scada = await Commander.connect(broker);
   // The device is polled (and so up) before any command goes out.
   await scada.seen.waitFor((m) => m.topic === 's/g/plc/setpoint', 15_000, 'a first sample');
