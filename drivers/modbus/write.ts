@@ -64,8 +64,9 @@ export function modbusWrite(
   }
   const range = INT_RANGE[point.type];
   // 64-bit integers may come as decimal strings, so that values beyond 2^53 stay exact.
+  const wide = point.type === 'int64' || point.type === 'uint64';
   const exact = typeof value === 'bigint' || (typeof value === 'string' && /^-?\d{1,20}$/.test(value));
-  if (range && exact && point.scale === 1 && point.offset === 0) {
+  if (range && wide && exact && point.scale === 1 && point.offset === 0) {
     const big = BigInt(value);
     if (big < range[0] || big > range[1]) return no(`expected ${range[0]}..${range[1]} for ${point.type}, got ${value}`);
     const v = big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;

@@ -52,7 +52,7 @@ export function variantFor(id: number, value: Value | unknown): { ok: true; valu
   let big: bigint;
   if (typeof value === 'bigint') big = value;
   else if (typeof value === 'number' && Number.isSafeInteger(value)) big = BigInt(value);
-  else if (typeof value === 'string' && /^-?\d{1,20}$/.test(value)) big = BigInt(value);
+  else if ((id === 8 || id === 9) && typeof value === 'string' && /^-?\d{1,20}$/.test(value)) big = BigInt(value);
   else return no('a whole number');
   if (big < lo || big > hi) return no(`a whole number in ${lo}..${hi}`);
   if (id === 8 || id === 9) {

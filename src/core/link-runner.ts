@@ -8,6 +8,7 @@ import { NotConnectedError, TimeoutError } from '../errors.js';
 import { DeviceHealth, type HealthSnapshot } from './device-health.js';
 import type { Driver } from './driver.js';
 import type { Link, LinkSettings } from './link.js';
+import { DeviceQueue, type ExecResult, type Job } from './device-queue.js';
 
 export interface LinkHooks {
   /** A device's state changed (or its periodic refresh is due). Must not throw. */
@@ -17,30 +18,18 @@ export interface LinkHooks {
   onReconnect(endpoint: string): void;
 }
 
-/** `expired`: a write whose deadline passed before it could be sent (it never was). */
-export type ExecResult<T> = { ok: true; value: T; ts: number } | { ok: false; reason: string; expired?: true };
+export type { ExecResult } from './device-queue.js';
 
 interface Member {
   name: string;
   driver: Driver;
   health: DeviceHealth;
   probePending: boolean;
-  queue: Job[];
-  /** Writes waiting for the device to come back (until their deadline). */
-  parked: Job[];
+  queue: DeviceQueue;
   /** Its latest exchange on the link timed out (no answer at all). */
   silent: boolean;
   /** Set up again after every open of the link. */
   subscriptions: ((link: Link, signal: AbortSignal) => Promise<void>)[];
-}
-
-interface Job {
-  kind: 'poll' | 'probe' | 'write';
-  fn: (signal: AbortSignal) => Promise<unknown>;
-  resolve: (r: ExecResult<unknown>) => void;
-  /** A write's deadline (ms since the epoch) and the timer that answers it expired then. */
-  deadline?: number;
-  timer?: NodeJS.Timeout;
 }
 
 const STATUS_REFRESH_MS = 60_000;
@@ -74,8 +63,7 @@ export class LinkRunner {
       driver,
       health: new DeviceHealth(this.link.endpoint, this.settings.failures_before_down),
       probePending: false,
-      queue: [],
-      parked: [],
+      queue: new DeviceQueue(),
       silent: false,
       subscriptions: [],
     });
@@ -92,7 +80,7 @@ export class LinkRunner {
 
   /** Requests queued or running; 0 after stop() (tests check nothing is left pending). */
   get pending(): number {
-    return this.members.reduce((n, m) => n + m.queue.length + m.parked.length, 0) + (this.running ? 1 : 0);
+    return this.members.reduce((n, m) => n + m.queue.length, 0) + (this.running ? 1 : 0);
   }
 
   start(): void {
@@ -166,7 +154,7 @@ export class LinkRunner {
       m.silent = false;
       this.emit(m, m.health.linkDown(reason));
       // Writes wait for the device's return until their deadline; polls and probes end here.
-      for (const j of m.queue.splice(0)) j.kind === 'write' ? m.parked.push(j) : j.resolve({ ok: false, reason: 'link down' });
+      m.queue.linkLost();
       m.probePending = false;
     }
     void this.link.close().finally(() => this.scheduleReconnect());
@@ -209,24 +197,13 @@ export class LinkRunner {
   write<T>(device: string, deadline: number, fn: (link: Link, signal: AbortSignal) => Promise<T>): Promise<ExecResult<T>> {
     const m = this.members.find((x) => x.name === device)!;
     if (this.stopped) return Promise.resolve({ ok: false, reason: 'stopped' });
-    const wait = deadline - Date.now();
-    if (wait <= 0) return Promise.resolve({ ok: false, reason: 'expired before it was sent', expired: true });
+    if (deadline <= Date.now()) return Promise.resolve({ ok: false, reason: 'expired before it was sent', expired: true });
     return new Promise((resolve) => {
       const job: Job = { kind: 'write', fn: (signal) => fn(this.link, signal), resolve: resolve as Job['resolve'], deadline };
-      job.timer = setTimeout(() => {
-        for (const list of [m.parked, m.queue]) if (list.includes(job)) list.splice(list.indexOf(job), 1);
-        resolve({ ok: false, reason: 'expired while waiting for the device', expired: true });
-      }, wait);
-      if (this.state === 'up' && m.health.state !== 'down') this.pushWrite(m, job);
-      else m.parked.push(job);
+      const ready = this.state === 'up' && m.health.state !== 'down';
+      m.queue.write(job, deadline, ready);
+      if (ready && !this.running) this.active = this.drain();
     });
-  }
-
-  private pushWrite(m: Member, job: Job): void {
-    const i = m.queue.findIndex((j) => j.kind !== 'write');
-    if (i < 0) m.queue.push(job);
-    else m.queue.splice(i, 0, job);
-    if (!this.running) this.active = this.drain();
   }
 
   private enqueue(m: Member, kind: Job['kind'], fn: Job['fn']): Promise<ExecResult<unknown>> {
@@ -239,7 +216,7 @@ export class LinkRunner {
 
   private next(): { m: Member; job: Job } | undefined {
     // Writes first, whichever device they are for; then every device in its fair turn.
-    for (const m of this.members) if (m.queue[0]?.kind === 'write') return { m, job: m.queue.shift()! };
+    for (const m of this.members) if (m.queue.headIsWrite) return { m, job: m.queue.shift()! };
     for (let i = 0; i < this.members.length; i++) {
       const m = this.members[(this.rr + i) % this.members.length]!;
       const job = m.queue.shift();
@@ -260,17 +237,8 @@ export class LinkRunner {
           job.resolve({ ok: false, reason: this.stopped ? 'stopped' : 'link down' });
           continue;
         }
-        if (job.kind === 'write') {
-          if (m.health.state === 'down') {
-            m.parked.push(job); // sent once the device answers again, if before its deadline
-            continue;
-          }
-          clearTimeout(job.timer);
-          if (Date.now() >= job.deadline!) {
-            job.resolve({ ok: false, reason: 'expired before it was sent', expired: true });
-            continue;
-          }
-        }
+        // A write for a device gone down meanwhile waits for it; one past its deadline is never sent.
+        if (job.kind === 'write' && !m.queue.sendNow(job, m.health.state === 'down')) continue;
         const ts = Date.now();
         const t0 = performance.now();
         try {
@@ -282,7 +250,7 @@ export class LinkRunner {
           this.hooks.onExchange(m.name, { rttMs: rtt });
           this.emit(m, m.health.ok(rtt));
           job.resolve({ ok: true, value, ts });
-          for (const w of m.parked.splice(0)) this.pushWrite(m, w);
+          m.queue.unpark();
         } catch (err) {
           job.resolve({ ok: false, reason: (err as Error).message });
           this.failed(m, err);
@@ -323,11 +291,7 @@ export class LinkRunner {
     clearInterval(this.heartbeat);
     this.retryTimer = this.heartbeat = undefined;
     this.abort.abort();
-    for (const m of this.members)
-      for (const j of [...m.queue.splice(0), ...m.parked.splice(0)]) {
-        clearTimeout(j.timer);
-        j.resolve({ ok: false, reason: 'stopped' });
-      }
+    for (const m of this.members) m.queue.endAll('stopped');
     await this.active.catch(() => undefined);
     await this.link.close().catch(() => undefined);
   }
