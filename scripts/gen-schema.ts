@@ -44,6 +44,7 @@ function typeOf(p: Json): string {
   if (p.enum) return (p.enum as unknown[]).map((v) => `\`${v}\``).join(' \\| ');
   if (p.const !== undefined) return `\`${p.const}\``;
   if (p.type === 'array') return `list of ${typeOf((p.items as Json) ?? {})}`;
+  if (Array.isArray(p.anyOf)) return (p.anyOf as Json[]).map(typeOf).join(' or ');
   if (p.type === 'object') return 'map';
   const range = p.minimum !== undefined || p.maximum !== undefined ? ` (${p.minimum ?? ''}–${p.maximum ?? ''})` : '';
   return `${p.type as string}${range}`;

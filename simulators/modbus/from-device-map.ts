@@ -31,8 +31,11 @@ export function registersFromPoints(points: ModbusPointConfig[]): RegisterSpec[]
     byte_order: p.byte_order,
     count: p.count,
     bit: p.bit,
-    // The simulator holds raw values; undo the point's scale/offset so the gateway decodes the generator's value.
-    generator: unscale(generatorFor(p, i), p.scale, p.offset),
+    // A writable point holds what was last written (raw 0 until then), as a PLC's setpoint does.
+    ...(p.writable
+      ? { value: p.type === 'bool' ? false : p.type === 'string' ? '' : 0 }
+      : // The simulator holds raw values; undo the point's scale/offset so the gateway decodes the generator's value.
+        { generator: unscale(generatorFor(p, i), p.scale, p.offset) }),
   }));
 }
 

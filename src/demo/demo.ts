@@ -129,6 +129,13 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
     io.err('see the data from another terminal with either:');
     io.err(`  mosquitto_sub -h 127.0.0.1 -p ${broker.port} --cafile ${caFile} -t '${root}' -v`);
     io.err(`  node ${fileURLToPath(new URL('../main.js', import.meta.url))} sub --url mqtts://127.0.0.1:${broker.port} --ca ${caFile} --topic '${root}'`);
+    const writable = g.mqtt.commands.enabled && config.devices.flatMap((d) => d.points.filter((p) => p.writable).map((p) => ({ d: d.name, p })))[0];
+    if (writable) {
+      io.err(`write a setpoint (the outcome arrives on …/set/result, the next sample of ${writable.d}/${writable.p.name} shows it):`);
+      io.err(
+        `  mosquitto_pub -h 127.0.0.1 -p ${broker.port} --cafile ${caFile} -q 1 -t '${g.site}/${g.gateway_id}/${writable.d}/${writable.p.name}/set' -m '{"value": 180, "id": "demo-1"}'`,
+      );
+    }
     if (gw.healthPort)
       io.err(
         `status page: http://127.0.0.1:${gw.healthPort}/  health: http://127.0.0.1:${gw.healthPort}/healthz  metrics: http://127.0.0.1:${gw.healthPort}/metrics`,

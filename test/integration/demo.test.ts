@@ -87,6 +87,25 @@ describe('edgeferry demo', () => {
     expect(r.stdout.trim().split('\n')).toHaveLength(3);
   });
 
+  it('prints a mosquitto_pub command that writes a setpoint: the result is ok and the next sample shows the value', async () => {
+    const cmd = /^\s+mosquitto_pub -h (\S+) -p (\d+) --cafile (\S+) -q 1 -t '([^']+)' -m '([^']+)'$/m.exec(stderr);
+    expect(cmd, stderr).not.toBeNull();
+    const [, host, port, cafile, topic, body] = cmd!;
+    const from = stdout.length;
+    const r = spawnSync('/usr/bin/mosquitto_pub', ['-h', host!, '-p', port!, '--cafile', cafile!, '-q', '1', '-t', topic!, '-m', body!], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const point = topic!.replace(/\/set$/, '');
+    const lines = () => stdout.slice(from).split('\n');
+    await waitForOutput(() => lines().some((l) => l.startsWith(`${topic}/result `)), 15_000, 'the write result');
+    const result = lines().find((l) => l.startsWith(`${topic}/result `))!;
+    expect(JSON.parse(result.slice(result.indexOf(' ') + 1))).toMatchObject({ id: 'demo-1', outcome: 'ok', read_back: 180 });
+    const sample = (l: string) => l.startsWith(`${point} `) && JSON.parse(l.slice(l.indexOf(' ') + 1)).value === 180;
+    await waitForOutput(() => lines().some(sample), 15_000, 'a sample with the written value');
+  });
+
   it('stops everything cleanly on Ctrl-C (SIGINT) with exit code 0', async () => {
     const exited = new Promise<number | null>((resolve) => demo.once('exit', (code) => resolve(code)));
     const folder = /--cafile (\/\S+)\/ca\.pem/.exec(stderr)![1]!;

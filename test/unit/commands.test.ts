@@ -40,7 +40,11 @@ describe('parseCommand', () => {
   });
 
   it('refuses a retained command, keeping its id for the answer', () => {
-    expect(parseCommand(arrival({ value: 1, id: 'old' }, { retained: true }), rules)).toMatchObject({ ok: false, id: 'old', reason: expect.stringMatching(/retained/) });
+    expect(parseCommand(arrival({ value: 1, id: 'old' }, { retained: true }), rules)).toMatchObject({
+      ok: false,
+      id: 'old',
+      reason: expect.stringMatching(/retained/),
+    });
   });
 
   it('takes the earliest of MQTT 5 expiry and the body deadline; a deadline already passed is expired', () => {

@@ -36,7 +36,10 @@ describe('modbusWrite', () => {
   });
 
   it('writes a register bit by read-modify-write where allowed', () => {
-    expect(modbusWrite(pt('a', 5, { type: 'bool', bit: 3 }), false, 'read_modify_write')).toMatchObject({ ok: true, request: { fc: 'bit', address: 5, bit: 3, on: false } });
+    expect(modbusWrite(pt('a', 5, { type: 'bool', bit: 3 }), false, 'read_modify_write')).toMatchObject({
+      ok: true,
+      request: { fc: 'bit', address: 5, bit: 3, on: false },
+    });
   });
 });
 
