@@ -2,22 +2,10 @@
 // DataType attribute): integers checked against the type's range, 64-bit integers exact, floats,
 // booleans and strings. Pure; table-tested in test/unit/opcua-write.test.ts.
 import type { Value } from '../../src/core/driver.js';
+import { BUILTIN } from './types.js';
 
-/** Built-in type ids (Part 6, 5.1.2) this gateway writes. */
-const BUILTIN: Record<number, string> = {
-  1: 'Boolean',
-  2: 'SByte',
-  3: 'Byte',
-  4: 'Int16',
-  5: 'UInt16',
-  6: 'Int32',
-  7: 'UInt32',
-  8: 'Int64',
-  9: 'UInt64',
-  10: 'Float',
-  11: 'Double',
-  12: 'String',
-};
+/** Built-in types this gateway writes (ids 1–12: Boolean … String). */
+const WRITABLE = new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
 const RANGE: Record<number, [bigint, bigint]> = {
   2: [-128n, 127n],
   3: [0n, 255n],
@@ -29,13 +17,11 @@ const RANGE: Record<number, [bigint, bigint]> = {
   9: [0n, 2n ** 64n - 1n],
 };
 
-export const writableTypeName = (id: number): string | undefined => BUILTIN[id];
-
 const show = (v: unknown): string => (typeof v === 'bigint' ? v.toString() : (JSON.stringify(v) ?? String(v)));
 
 /** The Variant value for built-in type `id` (node-opcua's form: 64-bit integers as [high, low]), or why not. */
 export function variantFor(id: number, value: Value | unknown): { ok: true; value: unknown } | { ok: false; reason: string } {
-  const name = BUILTIN[id];
+  const name = WRITABLE.has(id) ? BUILTIN[id] : undefined;
   if (!name) return { ok: false, reason: `the node's data type (ns=0;i=${id}) is not one this gateway writes (Boolean, integers, Float, Double, String)` };
   const no = (what: string) => ({ ok: false as const, reason: `expected ${what} for the node's data type ${name}, got ${show(value)}` });
   if (id === 1) {

@@ -37,6 +37,17 @@ function runner(driver: Driver, probeMs = 50) {
   return { r, states };
 }
 
+/** A runner whose only device is down (its probes time out). */
+async function downRunner() {
+  const { d, driver } = device();
+  const { r, states } = runner(driver);
+  r.add('plc', driver);
+  d.alive = false;
+  r.start();
+  await until(() => states.includes('down'), 'plc down');
+  return { d, r, states };
+}
+
 const until = async (cond: () => boolean, what: string) => {
   const t0 = Date.now();
   while (!cond()) {
@@ -68,12 +79,7 @@ describe('link runner writes', () => {
   });
 
   it('keeps a write for a device that is down until its deadline, then answers expired without sending it', async () => {
-    const { d, driver } = device();
-    const { r, states } = runner(driver);
-    r.add('plc', driver);
-    d.alive = false;
-    r.start();
-    await until(() => states.includes('down'), 'plc down');
+    const { d, r, states } = await downRunner();
     let sent = false;
     const t0 = Date.now();
     const out: ExecResult<unknown> = await r.write('plc', Date.now() + 150, () => Promise.resolve((sent = true)));
@@ -88,12 +94,7 @@ describe('link runner writes', () => {
   });
 
   it('sends a waiting write once the device answers again, if before its deadline', async () => {
-    const { d, driver } = device();
-    const { r, states } = runner(driver);
-    r.add('plc', driver);
-    d.alive = false;
-    r.start();
-    await until(() => states.includes('down'), 'plc down');
+    const { d, r } = await downRunner();
     const write = r.write('plc', Date.now() + 10_000, () => Promise.resolve('done'));
     d.alive = true;
     expect(await write).toMatchObject({ ok: true, value: 'done' });
