@@ -82,6 +82,7 @@ async function main() {
       qos: 1 as const,
       keepalive_s: 30,
       topic_template: '{site}/{gateway}/{device}/{point}',
+      format: 'json' as const,
       payload: 'point' as const,
       poll_topic_template: '{site}/{gateway}/{device}',
       status_topic: '{site}/{gateway}/status',

@@ -28,6 +28,7 @@ import { MqttPublisher, type MqttConnect, type PublisherDeps } from './publish/m
 import type { InferenceStage } from './inference/stage.js';
 import { elStage } from './inference/wiring.js';
 import { CommandService } from './commands/command-service.js';
+import { sparkplugNode } from './publish/sparkplug/wiring.js';
 
 export interface GatewayDeps {
   log: Logger;
@@ -104,12 +105,13 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   // Called only on changes, all after the publisher below exists; it sends them once connected.
   const publishHealth = () => publisher.setGatewayStatus({ ...statusExtra, ...gwHealth.state });
   const gwHealth = new GatewayHealth(log.child({ component: 'health' }), metrics, publishHealth);
-  const publisher = new MqttPublisher(g.mqtt, { site: g.site, gateway: g.gateway_id }, publisherDeps(config, deps, { buffer, metrics, gwHealth }));
+  /** Each device's latest sample per point, for the status page (and Sparkplug births). */
+  const latest: LatestSamples = new Map();
+  const session = sparkplugNode(config, bufferPath, { log, metrics, latest, devices: () => devices });
+  const publisher = new MqttPublisher(g.mqtt, { site: g.site, gateway: g.gateway_id }, publisherDeps(config, deps, { buffer, metrics, gwHealth, session }));
   publishHealth();
   buffer.onHealth = (h) => gwHealth.set('buffer', h.state === 'ok' ? undefined : h.reasons.join('; '));
   const scheduler = pollScheduler(log, metrics, gwHealth);
-  /** Each device's latest sample per point, for the status page. */
-  const latest: LatestSamples = new Map();
   const deviceStatusOf = (device: string) => shownStatus(pool, device);
   const publishStatus = (device: string) => {
     const shown = deviceStatusOf(device);
@@ -166,7 +168,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   let healthPort: number | undefined;
   return {
     metrics,
-    reload: (next) => devices.reload(next),
+    reload: (next) => devices.reload(next).finally(() => session?.rebirth()), // Sparkplug: new metrics, new births
     reportGatewayStatus: (extra) => {
       statusExtra = extra;
       publishHealth();
@@ -236,9 +238,10 @@ interface Shared {
   buffer: SqliteBuffer;
   metrics: Metrics;
   gwHealth: GatewayHealth;
+  session: PublisherDeps['session'];
 }
 
-function publisherDeps(config: LoadedConfig, deps: GatewayDeps, { buffer, metrics, gwHealth }: Shared): PublisherDeps {
+function publisherDeps(config: LoadedConfig, deps: GatewayDeps, { buffer, metrics, gwHealth, session }: Shared): PublisherDeps {
   const g = config.gateway;
   return {
     buffer,
@@ -251,6 +254,7 @@ function publisherDeps(config: LoadedConfig, deps: GatewayDeps, { buffer, metric
     batchSize: g.buffer.batch_size,
     elTopicTemplate: g.inference?.enabled ? g.inference.topic_template : undefined,
     fault: (component, err) => gwHealth.fault(component, err),
+    session,
   };
 }
 

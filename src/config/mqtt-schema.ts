@@ -52,6 +52,35 @@ const Commands = Type.Object(
   { additionalProperties: false, default: {}, description: 'Writes from plant systems through command topics (docs/writes.md).' },
 );
 
+const Sparkplug = Type.Object(
+  {
+    group_id: Type.String({
+      pattern: '^[^/+#]+$',
+      minLength: 1,
+      patternHint: 'a topic level without /, + or #',
+      description: 'Sparkplug Group ID: the second level of spBv1.0/{group_id}/… topics.',
+    }),
+    edge_node_id: Type.Optional(
+      Type.String({ pattern: '^[^/+#]+$', minLength: 1, patternHint: 'a topic level without /, + or #', description: 'Edge Node ID. Default: gateway_id.' }),
+    ),
+    primary_host_id: Type.Optional(
+      Type.String({
+        pattern: '^[^/+#]+$',
+        minLength: 1,
+        patternHint: 'a topic level without /, + or #',
+        description:
+          "The Primary Host Application's id: births and data are published only while its STATE (spBv1.0/STATE/{id}) says online; meanwhile samples stay in the buffer and go out afterwards flagged is_historical.",
+      }),
+    ),
+    data_qos: Enum([0, 1], {
+      default: 0,
+      description:
+        'QoS of DATA, BIRTH and DDEATH messages. 0 is what Sparkplug 3.0 requires; a row then leaves the buffer once written to the connection. 1 keeps each DATA row until the broker acknowledged it (lossless across a broker crash) but is outside the specification.',
+    }),
+  },
+  { additionalProperties: false, description: 'Sparkplug B 3.0 edge node settings (with format: sparkplug); docs/sparkplug.md.' },
+);
+
 export const Mqtt = Type.Object(
   {
     url: Type.String({
@@ -71,6 +100,12 @@ export const Mqtt = Type.Object(
       default: '{site}/{gateway}/{device}/{point}',
       description: 'Data topic. Placeholders: {site} {gateway} {device} {point}.',
     }),
+    format: Enum(['json', 'sparkplug'], {
+      default: 'json',
+      description:
+        'json: the JSON topics and payloads of docs/integration.md. sparkplug: a Sparkplug B 3.0 edge node (protobuf on spBv1.0/… topics, births, deaths, rebirth, primary host) — see the sparkplug section and docs/sparkplug.md.',
+    }),
+    sparkplug: Type.Optional(Sparkplug),
     payload: Enum(['point', 'poll'], {
       default: 'point',
       description:

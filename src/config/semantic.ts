@@ -81,6 +81,8 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
     }
   }
   out.push(...checkCommands(file, mqtt));
+  if (mqtt.format === 'sparkplug' && !mqtt.sparkplug)
+    out.push(file.problem(['mqtt', 'format'], 'expected a sparkplug section (group_id at least) with format: sparkplug, got none'));
   const tls = mqtt.tls ?? {};
   if (tls.cert && !tls.key) out.push(file.problem(['mqtt', 'tls'], 'expected key together with cert (mutual TLS needs both), got only cert'));
   if (tls.key && !tls.cert) out.push(file.problem(['mqtt', 'tls'], 'expected cert together with key (mutual TLS needs both), got only key'));

@@ -81,6 +81,11 @@ export class RunningDevices {
     this.writers.set(device.name, new DeviceWriter(device, primary, accept));
   }
 
+  /** The devices running now (enabled ones), with their points. */
+  running(): LoadedDevice[] {
+    return this.current.devices.filter((d) => d.enabled);
+  }
+
   /** The writer of a running device, undefined when the device is not running (unknown, disabled). */
   writer(device: string): DeviceWriter | undefined {
     return this.writers.get(device);

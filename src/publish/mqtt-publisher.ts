@@ -13,7 +13,7 @@ import type { HealthSnapshot } from '../core/device-health.js';
 import { withDeadline } from '../core/deadline.js';
 import type { Metrics } from '../health/metrics.js';
 import { securityOptions } from './client-options.js';
-import { BufferPump } from './pump.js';
+import { BufferPump, type RowEncoder } from './pump.js';
 import { RetainedStatuses } from './retained.js';
 import { DataTopics, renderTopic } from './topics.js';
 
@@ -25,6 +25,22 @@ export interface PublisherIdentity {
 }
 
 export type MqttConnect = (url: string, opts: IClientOptions) => MqttClient;
+
+/**
+ * A session protocol on top of the connection (Sparkplug B): its own Will, what to publish before
+ * data may flow and when (births, a primary host's STATE), device deaths and births, its own wire
+ * format for rows, and its last words on a clean stop.
+ */
+export interface PublisherSession {
+  will(): IClientOptions['will'];
+  /** Connected: `start` lets the buffer's rows flow, `pause` stops them (a rebirth). */
+  attach(client: MqttClient, flow: { start(): void; pause(): void }): void;
+  detach(): void;
+  deviceStatus(device: string, s: HealthSnapshot): void;
+  encode: RowEncoder;
+  /** A clean stop, before the DISCONNECT. */
+  stopping(client: MqttClient): Promise<void>;
+}
 
 export interface PublisherDeps {
   buffer: SqliteBuffer;
@@ -42,6 +58,8 @@ export interface PublisherDeps {
   connect?: MqttConnect;
   /** An exception caught at one of the publisher's boundaries (the buffer refused a read or delete). */
   fault?: (component: string, err: unknown) => void;
+  /** mqtt.format: sparkplug. */
+  session?: PublisherSession;
 }
 
 export class MqttPublisher {
@@ -74,7 +92,7 @@ export class MqttPublisher {
         replayOrder: deps.replayOrder ?? 'strict',
         eventsTopic: renderTopic(cfg.events_topic, id),
       },
-      { buffer: deps.buffer, topics, log: deps.log, metrics: deps.metrics, fault: (err) => deps.fault?.('publisher', err) },
+      { buffer: deps.buffer, topics, encode: deps.session?.encode, log: deps.log, metrics: deps.metrics, fault: (err) => deps.fault?.('publisher', err) },
     );
   }
 
@@ -98,7 +116,7 @@ export class MqttPublisher {
       clean: true,
       reconnectPeriod: 0,
       connectTimeout: 10_000,
-      will: this.retained.will(),
+      will: this.deps.session?.will() ?? this.retained.will(),
     };
     const client = this.connectFn(this.cfg.url, opts);
     this.client = client;
@@ -112,7 +130,9 @@ export class MqttPublisher {
       this.deps.metrics.mqttConnected.set(1);
       this.deps.log.info({ url: this.cfg.url }, 'mqtt connected');
       this.retained.attach(client);
-      this.pump.attach(client);
+      const session = this.deps.session;
+      if (!session) return this.pump.attach(client);
+      session.attach(client, { start: () => this.client === client && this.pump.attach(client), pause: () => this.pump.detach() });
     });
     client.on('error', (err) => this.deps.log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'mqtt error'));
     client.on('close', () => {
@@ -126,6 +146,7 @@ export class MqttPublisher {
         this.connected = false;
         this.deps.metrics.mqttConnected.set(0);
         this.retained.detach();
+        this.deps.session?.detach();
         this.pump.detach();
         this.client = undefined;
       }
@@ -152,6 +173,7 @@ export class MqttPublisher {
   /** Latest state of a device; published retained now if connected, else on the next connect. */
   setDeviceStatus(device: string, s: HealthSnapshot): void {
     this.retained.setDeviceStatus(device, s);
+    this.deps.session?.deviceStatus(device, s);
   }
 
   /** A device left the configuration: its retained status is cleared (an empty retained message). */
@@ -193,6 +215,7 @@ export class MqttPublisher {
     clearTimeout(this.reconnectTimer);
     const client = this.client;
     if (client && this.connected) {
+      if (this.deps.session) await withDeadline(this.deps.session.stopping(client), 2000, () => new Error('no PUBACK for NDEATH')).catch(() => undefined);
       await withDeadline(this.retained.stopped(client), 2000, () => new Error('no PUBACK for the offline status')).catch(() => undefined);
     }
     this.pump.close();

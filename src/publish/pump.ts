@@ -27,9 +27,16 @@ export interface PumpOptions {
   eventsTopic: string;
 }
 
+/**
+ * Another wire format for a row (Sparkplug): its topic, payload and QoS; 'json' for the JSON topics
+ * (e.g. EL verdicts), 'skip' for a row that has no message in that format (taken as delivered).
+ */
+export type RowEncoder = (row: BufferedRow, historical: boolean) => { topic: string; payload: Buffer | string; qos: 0 | 1 } | 'json' | 'skip';
+
 export interface PumpDeps {
   buffer: SqliteBuffer;
   topics: DataTopics;
+  encode?: RowEncoder;
   log: Logger;
   metrics: Metrics;
   fault(err: unknown): void;
@@ -201,10 +208,16 @@ export class BufferPump {
   private send(client: MqttClient, row: BufferedRow, historical: boolean): void {
     if (row.seq > this.replayUntil && this.opts.replayOrder === 'live_first') this.liveCursor = row.seq;
     else this.cursor = row.seq;
-    this.inflight++;
     const seq = row.seq;
-    const body = historical ? `${row.body.slice(0, -1)},"historical":true}` : row.body;
-    client.publish(this.deps.topics.of(row.kind, row.device, row.point), withSeq(seq, body), { qos: this.opts.qos }, (err) => {
+    const out = this.deps.encode?.(row, historical) ?? 'json';
+    if (out === 'skip') return this.acks.add(seq);
+    this.inflight++;
+    let topic: string, payload: Buffer | string, qos: 0 | 1 | 2;
+    if (out === 'json') {
+      const body = historical ? `${row.body.slice(0, -1)},"historical":true}` : row.body;
+      [topic, payload, qos] = [this.deps.topics.of(row.kind, row.device, row.point), withSeq(seq, body), this.opts.qos];
+    } else ({ topic, payload, qos } = out);
+    client.publish(topic, payload, { qos }, (err) => {
       if (this.client !== client) return; // an old connection's callbacks: its rows are resent
       this.inflight--;
       if (err) {

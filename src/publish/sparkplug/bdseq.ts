@@ -1,0 +1,43 @@
+// The birth/death sequence number (bdSeq) of the edge node, 0–255: one more on every MQTT CONNECT,
+// the same in that connection's Will (NDEATH) and in its NBIRTH, and kept across restarts in a
+// small file next to the buffer, so that a host never takes a new session's NDEATH for an old one.
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+
+export class BdSeqStore {
+  private current: number;
+
+  constructor(private readonly path: string) {
+    let last = -1;
+    try {
+      const n = Number(readFileSync(path, 'utf8').trim());
+      if (Number.isInteger(n) && n >= 0 && n <= 255) last = n;
+    } catch {
+      // none yet (or unreadable: start over at 0)
+    }
+    this.current = last;
+  }
+
+  /** The bdSeq of the session now starting, written to disk before it is used. */
+  next(): number {
+    const n = (this.current + 1) % 256;
+    const tmp = `${this.path}.tmp`;
+    try {
+      const fd = openSync(tmp, 'w', 0o644);
+      try {
+        writeSync(fd, `${n}\n`);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, this.path);
+    } catch {
+      // A full or read-only disk must not stop publishing; the number still moves on in memory.
+    }
+    this.current = n;
+    return n;
+  }
+
+  get value(): number {
+    return this.current;
+  }
+}

@@ -1,0 +1,232 @@
+// The gateway as a Sparkplug B 3.0 edge node on a real mosquitto (mutual TLS), seen by a host that
+// decodes with the specification's protobuf schema: births with every metric, alias and datatype;
+// seq 0–255 over every message of the node, wrapping; bdSeq equal in NBIRTH and the NDEATH Will,
+// one more per session and kept across a restart; DDEATH/DBIRTH as a device goes and comes back; a
+// full rebirth on request; DCMD writes; and with a primary host, nothing until its STATE is online,
+// then the backlog flagged historical, nothing missing.
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { start as startModbus } from '../../simulators/modbus/index.js';
+import { startMosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
+import { gatewayYaml, makeGateway, type TestGateway } from '../helpers/gateway.js';
+import { commandPayload, SparkplugWatcher, type SpMessage, type SpMetric } from '../helpers/sparkplug-watcher.js';
+
+const cli = join(import.meta.dirname, '../../dist/src/main.js');
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+const DT = { Int16: 2, Int64: 4, UInt64: 8, Float: 9, Double: 10, Boolean: 11, String: 12 };
+
+async function plant(opts: { sparkplug?: string; pollMs?: number; commands?: boolean } = {}) {
+  const broker = await startMosquitto();
+  cleanups.push(() => broker.stop());
+  const sim = await startModbus({
+    registers: [
+      { area: 'holding', address: 0, type: 'float32', value: 21.5 },
+      { area: 'holding', address: 2, type: 'int16', value: -123 },
+      { area: 'holding', address: 3, type: 'uint64', value: 2n ** 60n },
+      { area: 'holding', address: 7, type: 'string', count: 2, value: 'AB' },
+      { area: 'coil', address: 1, value: true },
+    ],
+  });
+  cleanups.push(() => sim.stop());
+  const host = await SparkplugWatcher.connect(broker, 'plant');
+  cleanups.push(() => host.close());
+  const devices = `version: 1
+devices:
+  - name: press
+    driver: modbus_tcp
+    poll_interval_ms: ${opts.pollMs ?? 200}
+    connection: { host: 127.0.0.1, port: ${sim.port}, timeout_ms: 300 }
+    link: { probe_interval_ms: 300, failures_before_down: 1, backoff_min_ms: 100, backoff_max_ms: 300 }
+    points:
+      - { name: temp, address: 0, type: float32, unit: degC${opts.commands ? ', writable: true, write_min_interval_ms: 0' : ''} }
+      - { name: speed, address: 2, type: int16, scale: 0.1 }
+      - { name: count, address: 3, type: uint64 }
+      - { name: recipe, address: 7, type: string, count: 2 }
+      - { name: run, area: coil, address: 1, type: bool }
+  - name: pump
+    driver: modbus_tcp
+    poll_interval_ms: ${opts.pollMs ?? 200}
+    connection: { host: 127.0.0.1, port: ${sim.port}, unit_id: 2, timeout_ms: 300 }
+    link: { probe_interval_ms: 300, failures_before_down: 1, backoff_min_ms: 100, backoff_max_ms: 300 }
+    points:
+      - { name: flow, address: 0, type: float32 }
+`;
+  const mqtt = `  format: sparkplug\n  sparkplug: { group_id: plant, edge_node_id: gw1${opts.sparkplug ?? ''} }${opts.commands ? '\n  commands: { enabled: true }' : ''}`;
+  const gateway = (dir?: string): TestGateway => {
+    const tg = makeGateway(gatewayYaml(broker, { mqtt }), devices, undefined, undefined, {}, dir);
+    return tg;
+  };
+  return { broker, sim, host, gateway, devices, mqtt };
+}
+
+const metric = (m: SpMessage, name: string) => m.metrics.find((x) => x.name === name);
+const bdSeqOf = (m: SpMessage) => Number(metric(m, 'bdSeq')?.longValue);
+const quality = (x: SpMetric) => x.properties?.values[x.properties.keys.indexOf('Quality')]?.intValue;
+
+describe('Sparkplug B edge node', () => {
+  it('births: NBIRTH (seq 0, bdSeq, Node Control/Rebirth) then a DBIRTH per device with every metric, alias, datatype and properties; DDATA by alias; seq continuous', async () => {
+    const { host, gateway } = await plant();
+    const tg = gateway();
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    await host.until((all) => all.filter((m) => m.verb === 'DDATA').length >= 6, 15_000, 'data from both devices');
+    const [nbirth, ...rest] = host.messages;
+    expect(nbirth).toMatchObject({ verb: 'NBIRTH', topic: 'spBv1.0/plant/NBIRTH/gw1', seq: 0, qos: 0, retain: false });
+    expect(nbirth!.timestamp).toBeGreaterThan(Date.now() - 60_000);
+    expect(metric(nbirth!, 'bdSeq')).toMatchObject({ datatype: DT.Int64 });
+    expect(metric(nbirth!, 'Node Control/Rebirth')).toMatchObject({ datatype: DT.Boolean, booleanValue: false });
+    expect(metric(nbirth!, 'Node Control/Rebirth')!.alias).toBeUndefined();
+    const dbirths = rest.filter((m) => m.verb === 'DBIRTH');
+    expect(dbirths.map((m) => m.device).sort()).toEqual(['press', 'pump']);
+    const press = dbirths.find((m) => m.device === 'press')!;
+    // Every metric with its datatype and properties; the values are the current ones, or null
+    // (is_null, quality bad) for a point not read yet when the device was born.
+    const types = Object.fromEntries(press.metrics.map((m) => [m.name, m.datatype]));
+    expect(types).toEqual({ temp: DT.Float, speed: DT.Double, count: DT.UInt64, recipe: DT.String, run: DT.Boolean });
+    for (const m of press.metrics) {
+      expect(m.timestamp, m.name).toBeDefined();
+      expect(m.properties!.keys[0], m.name).toBe('Quality');
+      if (m.isNull) expect(quality(m), m.name).toBe(0);
+    }
+    const aliases = dbirths.flatMap((m) => m.metrics.map((x) => x.alias));
+    expect(new Set(aliases).size).toBe(aliases.length); // unique across the edge node
+    // DATA only after the births, by alias without name or datatype.
+    const firstData = host.messages.findIndex((m) => m.verb === 'DDATA');
+    expect(Math.max(...host.messages.map((m, i) => (m.verb === 'DBIRTH' ? i : -1)))).toBeLessThan(firstData);
+    const ddata = host.messages.find((m) => m.verb === 'DDATA' && m.device === 'press')!;
+    expect(ddata.metrics.length).toBe(1);
+    expect(ddata.metrics[0]!.name).toBeUndefined();
+    expect(ddata.metrics[0]!.datatype).toBeUndefined();
+    expect(aliases).toContain(ddata.metrics[0]!.alias);
+    expect(ddata.metrics[0]!.timestamp).toBeDefined();
+    host.messages.forEach((m, i) => expect(m.seq, `message ${i} (${m.verb})`).toBe(i % 256));
+
+    // Born again once every point was read: the births carry the current values, exactly.
+    const mark = host.messages.length;
+    await host.publish('spBv1.0/plant/NCMD/gw1', commandPayload([{ name: 'Node Control/Rebirth', datatype: DT.Boolean, booleanValue: true }]));
+    await host.until((all) => all.slice(mark).some((m) => m.verb === 'DBIRTH' && m.device === 'press'), 10_000, 'the rebirth');
+    const again = host.messages.slice(mark).find((m) => m.verb === 'DBIRTH' && m.device === 'press')!;
+    const byName = Object.fromEntries(again.metrics.map((m) => [m.name, m]));
+    expect(byName.temp).toMatchObject({ datatype: DT.Float, floatValue: 21.5 });
+    expect(byName.speed).toMatchObject({ datatype: DT.Double, doubleValue: -12.3 });
+    expect(byName.count).toMatchObject({ datatype: DT.UInt64, longValue: String(2n ** 60n) }); // 64-bit exact
+    expect(byName.recipe).toMatchObject({ datatype: DT.String, stringValue: 'AB' });
+    expect(byName.run).toMatchObject({ datatype: DT.Boolean, booleanValue: true });
+    expect(byName.temp!.properties!.keys).toEqual(['Quality', 'engUnit']);
+    expect(byName.temp!.properties!.values[1]).toMatchObject({ stringValue: 'degC' });
+    for (const m of again.metrics) expect(quality(m), m.name).toBe(192);
+    // Aliases stay the same across births.
+    expect(again.metrics.map((m) => m.alias)).toEqual(press.metrics.map((m) => m.alias));
+  });
+
+  it('seq wraps from 255 to 0 and stays continuous over every message of the node', async () => {
+    const { host, gateway } = await plant({ pollMs: 20 });
+    const tg = gateway();
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    await host.until((all) => all.length >= 600, 60_000, '600 messages');
+    const seqs = host.messages.map((m) => m.seq!);
+    expect(seqs.filter((s) => s === 0).length).toBeGreaterThanOrEqual(2);
+    for (let i = 1; i < seqs.length; i++) expect(seqs[i], `after ${seqs[i - 1]} (message ${i})`).toBe((seqs[i - 1]! + 1) % 256);
+  });
+
+  it('a device going down gets a DDEATH and no data; back, a DBIRTH before its data; a Rebirth NCMD gives a full rebirth with the same bdSeq', async () => {
+    const { host, gateway, sim } = await plant();
+    const tg = gateway();
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    await host.until((all) => all.some((m) => m.verb === 'DDATA'), 15_000, 'data');
+    const bdSeq = bdSeqOf(host.messages[0]!);
+    sim.script({ kind: 'silent' });
+    await host.until((all) => all.filter((m) => m.verb === 'DDEATH').length >= 2, 10_000, 'DDEATH of both devices');
+    const deathAt = host.messages.findIndex((m) => m.verb === 'DDEATH');
+    sim.clear();
+    await host.until((all) => all.filter((m, i) => i > deathAt && m.verb === 'DDATA').length >= 4, 15_000, 'data again');
+    const after = host.messages.slice(deathAt);
+    for (const d of ['press', 'pump']) {
+      const death = after.findIndex((m) => m.verb === 'DDEATH' && m.device === d);
+      const birth = after.findIndex((m, i) => i > death && m.verb === 'DBIRTH' && m.device === d);
+      const data = after.findIndex((m, i) => i > death && m.verb === 'DDATA' && m.device === d);
+      expect(death, d).toBeGreaterThanOrEqual(0);
+      expect(birth, d).toBeGreaterThan(death);
+      expect(data, d).toBeGreaterThan(birth);
+    }
+
+    const before = host.messages.length;
+    await host.publish('spBv1.0/plant/NCMD/gw1', commandPayload([{ name: 'Node Control/Rebirth', datatype: DT.Boolean, booleanValue: true }]));
+    await host.until((all) => all.slice(before).filter((m) => m.verb === 'DBIRTH').length >= 2, 10_000, 'the rebirth');
+    const reborn = host.messages.slice(before);
+    const nb = reborn.findIndex((m) => m.verb === 'NBIRTH');
+    expect(reborn[nb]).toMatchObject({ seq: 0 });
+    expect(bdSeqOf(reborn[nb]!)).toBe(bdSeq);
+    expect(reborn.slice(nb + 1, nb + 3).map((m) => m.verb)).toEqual(['DBIRTH', 'DBIRTH']);
+    expect(reborn.slice(nb).map((m) => m.seq)).toEqual(reborn.slice(nb).map((_, i) => i % 256));
+  });
+
+  it('bdSeq: the clean stop sends NDEATH with the NBIRTH bdSeq; the next start is one more, kept across the restart', async () => {
+    const { host, gateway } = await plant();
+    const first = gateway();
+    await first.gw.start();
+    await host.until((all) => all.some((m) => m.verb === 'DDATA'), 15_000, 'data');
+    const bd1 = bdSeqOf(host.messages[0]!);
+    await first.gw.stop();
+    await host.until((all) => all.some((m) => m.verb === 'NDEATH'), 10_000, 'NDEATH on stop');
+    const ndeath = host.messages.find((m) => m.verb === 'NDEATH')!;
+    expect(ndeath.seq).toBeUndefined();
+    expect(ndeath.metrics.map((m) => m.name)).toEqual(['bdSeq']);
+    expect(bdSeqOf(ndeath)).toBe(bd1);
+    const second = gateway(first.dir);
+    cleanups.push(async () => {
+      await second.gw.stop();
+      await first.cleanup();
+    });
+    const mark = host.messages.length;
+    await second.gw.start();
+    await host.until((all) => all.slice(mark).some((m) => m.verb === 'NBIRTH'), 15_000, 'NBIRTH after the restart');
+    expect(bdSeqOf(host.messages.slice(mark).find((m) => m.verb === 'NBIRTH')!)).toBe((bd1 + 1) % 256);
+  });
+
+  it('kill -9: the broker delivers the NDEATH Will with the bdSeq of that session’s NBIRTH', async () => {
+    const { host, broker, devices, mqtt } = await plant();
+    const tg = makeGateway(gatewayYaml(broker, { mqtt }), devices);
+    cleanups.push(() => tg.cleanup());
+    const p = spawn(process.execPath, [cli, 'run', '--config', join(tg.dir, 'gateway.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    cleanups.push(() => void (p.exitCode === null && p.kill('SIGKILL')));
+    await host.until((all) => all.some((m) => m.verb === 'DDATA'), 20_000, 'data from the daemon');
+    const nbirth = host.messages.find((m) => m.verb === 'NBIRTH')!;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await exited;
+    await host.until((all) => all.some((m) => m.verb === 'NDEATH'), 15_000, 'the Will');
+    const will = host.messages.find((m) => m.verb === 'NDEATH')!;
+    expect(will).toMatchObject({ qos: 1, retain: false });
+    expect(bdSeqOf(will)).toBe(bdSeqOf(nbirth));
+  });
+
+  it('DCMD writes a writable metric through the write checks; the device holds it and DDATA shows it', async () => {
+    const { host, gateway, sim } = await plant({ commands: true });
+    const tg = gateway();
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    await host.until((all) => all.some((m) => m.verb === 'DDATA'), 15_000, 'data');
+    const temp = host.messages.find((m) => m.verb === 'DBIRTH' && m.device === 'press')!.metrics.find((m) => m.name === 'temp')!;
+    await host.publish('spBv1.0/plant/DCMD/gw1/press', commandPayload([{ alias: Number(temp.alias), datatype: DT.Float, floatValue: 42.25 }]));
+    await host.until(
+      (all) => all.some((m) => m.verb === 'DDATA' && m.metrics.some((x) => x.alias === temp.alias && x.floatValue === 42.25)),
+      10_000,
+      'the written value',
+    );
+    expect(sim.getWords('holding', 0, 2)).toEqual([0x4229, 0x0000]);
+    // Not writable in the map: refused, never sent.
+    const speed = host.messages.find((m) => m.verb === 'DBIRTH' && m.device === 'press')!.metrics.find((m) => m.name === 'speed')!;
+    await host.publish('spBv1.0/plant/DCMD/gw1/press', commandPayload([{ alias: Number(speed.alias), datatype: DT.Double, doubleValue: 5 }]));
+    const text = async () => tg.gw.metrics.registry.metrics();
+    await expect.poll(text, { timeout: 5000 }).toMatch(/edgeferry_writes_total\{device="press",outcome="refused"\} 1/);
+    expect(sim.getWords('holding', 2, 1)).toEqual([0xff85]);
+  });
+});
