@@ -70,7 +70,7 @@ const quality = (x: SpMetric) => x.properties?.values[x.properties.keys.indexOf(
 
 describe('Sparkplug B edge node', () => {
   it('births: NBIRTH (seq 0, bdSeq, Node Control/Rebirth) then a DBIRTH per device with every metric, alias, datatype and properties; DDATA by alias; seq continuous', async () => {
-    const { host, gateway } = await plant();
+    const { host, gateway, broker } = await plant();
     const tg = gateway();
     cleanups.push(() => tg.cleanup());
     await tg.gw.start();
@@ -122,6 +122,34 @@ describe('Sparkplug B edge node', () => {
     for (const m of again.metrics) expect(quality(m), m.name).toBe(192);
     // Aliases stay the same across births.
     expect(again.metrics.map((m) => m.alias)).toEqual(press.metrics.map((m) => m.alias));
+
+    // `edgeferry sub --sparkplug` shows what the host sees, readably (a child process: this one keeps polling).
+    const f = broker.files;
+    const sub = spawn(process.execPath, [
+      cli,
+      'sub',
+      '--url',
+      broker.url,
+      '--ca',
+      f.ca,
+      '--cert',
+      f.clientCert,
+      '--key',
+      f.clientKey,
+      '--topic',
+      'spBv1.0/plant/DDATA/gw1/press',
+      '--count',
+      '2',
+      '--sparkplug',
+    ]);
+    cleanups.push(() => void (sub.exitCode === null && sub.kill('SIGKILL')));
+    let out = '';
+    sub.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    expect(await new Promise((r) => sub.once('exit', r))).toBe(0);
+    const [line] = out.trim().split('\n');
+    const shown = JSON.parse(line!.slice(line!.indexOf(' ') + 1)) as { seq: number; metrics: { alias: number; value: unknown; ts: string }[] };
+    expect(shown.seq).toEqual(expect.any(Number));
+    expect(shown.metrics[0]).toMatchObject({ alias: expect.any(Number), ts: expect.stringMatching(/^20\d\d-/) });
   });
 
   it('seq wraps from 255 to 0 and stays continuous over every message of the node', async () => {
@@ -146,7 +174,8 @@ describe('Sparkplug B edge node', () => {
     await host.until((all) => all.filter((m) => m.verb === 'DDEATH').length >= 2, 10_000, 'DDEATH of both devices');
     const deathAt = host.messages.findIndex((m) => m.verb === 'DDEATH');
     sim.clear();
-    await host.until((all) => all.filter((m, i) => i > deathAt && m.verb === 'DDATA').length >= 4, 15_000, 'data again');
+    const back = (d: string) => (all: SpMessage[]) => all.some((m, i) => i > deathAt && m.verb === 'DDATA' && m.device === d);
+    await host.until((all) => back('press')(all) && back('pump')(all), 15_000, 'data from both devices again');
     const after = host.messages.slice(deathAt);
     for (const d of ['press', 'pump']) {
       const death = after.findIndex((m) => m.verb === 'DDEATH' && m.device === d);
@@ -228,5 +257,53 @@ describe('Sparkplug B edge node', () => {
     const text = async () => tg.gw.metrics.registry.metrics();
     await expect.poll(text, { timeout: 5000 }).toMatch(/edgeferry_writes_total\{device="press",outcome="refused"\} 1/);
     expect(sim.getWords('holding', 2, 1)).toEqual([0xff85]);
+  });
+
+  it('primary host: nothing born or sent while its STATE is offline (samples buffer); online → births, then the backlog flagged historical, nothing missing; offline again → NDEATH and a new session', async () => {
+    const { host, gateway } = await plant({ sparkplug: ', primary_host_id: scada1' });
+    const state = (online: boolean, timestamp: number) => host.publish('spBv1.0/STATE/scada1', JSON.stringify({ online, timestamp }), true);
+    const t0 = Date.now();
+    await state(false, t0);
+    const tg = gateway();
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    const buffered = async () => Number(/edgeferry_samples_buffered_total (\d+)/.exec(await tg.gw.metrics.registry.metrics())?.[1] ?? 0);
+    await expect.poll(() => tg.gw.bufferStats().depth, { timeout: 15_000 }).toBeGreaterThanOrEqual(30);
+    expect(host.messages).toEqual([]);
+
+    await state(true, t0 + 1);
+    await host.until((all) => all.filter((m) => m.verb === 'DDATA' && !m.metrics[0]!.isHistorical).length >= 12, 20_000, 'live data after the backlog');
+    expect(host.messages.slice(0, 3).map((m) => m.verb)).toEqual(['NBIRTH', 'DBIRTH', 'DBIRTH']);
+    const data = host.messages.filter((m) => m.verb === 'DDATA');
+    const historical = data.filter((m) => m.metrics[0]!.isHistorical);
+    expect(historical.length).toBeGreaterThanOrEqual(30);
+    // The backlog first, then live values: in each metric's order of time.
+    const firstLive = data.findIndex((m) => !m.metrics[0]!.isHistorical);
+    expect(data.slice(firstLive).every((m) => !m.metrics[0]!.isHistorical)).toBe(true);
+
+    // Offline again: NDEATH, then a new session that waits for the host (and keeps buffering).
+    const mark = host.messages.length;
+    await state(false, t0 + 2);
+    await host.until((all) => all.slice(mark).some((m) => m.verb === 'NDEATH'), 10_000, 'NDEATH on the host going offline');
+    await expect.poll(() => tg.gw.bufferStats().depth, { timeout: 15_000 }).toBeGreaterThanOrEqual(10);
+    expect(host.messages.slice(mark).filter((m) => m.verb !== 'NDEATH')).toEqual([]);
+    // A stale STATE (older timestamp) is ignored; a newer online one brings the node back with the next bdSeq.
+    await state(true, t0 + 1);
+    await state(true, t0 + 3);
+    await host.until((all) => all.slice(mark).some((m) => m.verb === 'NBIRTH'), 15_000, 'the next session');
+    const nbirths = host.messages.filter((m) => m.verb === 'NBIRTH');
+    expect(bdSeqOf(nbirths[1]!)).toBe((bdSeqOf(nbirths[0]!) + 1) % 256);
+
+    // Nothing missing: every sample taken reached the host once, per metric in time order.
+    await tg.gw.stop();
+    const values = host.messages.filter((m) => m.verb === 'DDATA').flatMap((m) => m.metrics.map((x) => `${x.alias}@${x.timestamp}`));
+    expect(new Set(values).size).toBe(values.length);
+    expect(values.length).toBe(await buffered());
+    const byAlias = new Map<string, number[]>();
+    for (const v of values) {
+      const [alias, ts] = v.split('@');
+      byAlias.set(alias!, [...(byAlias.get(alias!) ?? []), Number(ts)]);
+    }
+    for (const [alias, list] of byAlias) expect(list, `alias ${alias}`).toEqual([...list].sort((a, b) => a - b));
   });
 });
