@@ -225,7 +225,9 @@ export class MqttPublisher {
     if (client) {
       // A graceful end sends DISCONNECT, which tells the broker to discard the Last Will; a forced
       // one would let the Will overwrite the retained "stopped" status. Force only if it hangs.
-      await withDeadline(client.endAsync(false), 2000, () => new Error('DISCONNECT took too long')).catch(() => undefined);
+      // Sparkplug over MQTT 5: DISCONNECT with reason 0x04 (with Will), so the broker sends NDEATH too.
+      const opts = this.deps.session && this.cfg.protocol_version === 5 ? { reasonCode: 4 } : undefined;
+      await withDeadline(client.endAsync(false, opts), 2000, () => new Error('DISCONNECT took too long')).catch(() => undefined);
       if (!client.disconnected) client.end(true);
     }
   }

@@ -211,7 +211,9 @@ export class EdgeNode implements PublisherSession {
       this.deps.log.warn({ host: this.cfg.primaryHost }, 'sparkplug: primary host offline; NDEATH, new session, data stays buffered');
       this.flow?.pause();
       this.born = false;
-      void client.publishAsync(this.topic('NDEATH'), this.ndeath(this.bdSeq.value), { qos: 1 }).finally(() => client.end(false));
+      // MQTT 5: DISCONNECT "with Will Message" (0x04); 3.1.1: the NDEATH published first is the notice.
+      const opts = client.options.protocolVersion === 5 ? { reasonCode: 4 } : {};
+      void client.publishAsync(this.topic('NDEATH'), this.ndeath(this.bdSeq.value), { qos: 1 }).finally(() => client.end(false, opts));
     }
   }
 
