@@ -12,7 +12,10 @@ const USAGE: Record<string, [string, string]> = {
   run: ['edgeferry run --config FILE', 'run the gateway (checks the config first; refuses to start on errors)'],
   check: ['edgeferry check FILE...', 'check gateway files and device maps without touching devices'],
   demo: ['edgeferry demo [--seconds N] [--config FILE]', 'simulated plant + embedded TLS broker + gateway on config/demo.yaml'],
-  sub: ['edgeferry sub --url URL --ca FILE [--cert FILE --key FILE] [--topic T] [--count N] [--sparkplug]', 'print messages from a broker (no mosquitto_sub needed); --sparkplug decodes Sparkplug B payloads'],
+  sub: [
+    'edgeferry sub --url URL --ca FILE [--cert FILE --key FILE] [--topic T] [--count N] [--sparkplug]',
+    'print messages from a broker (no mosquitto_sub needed); --sparkplug decodes Sparkplug B payloads',
+  ],
   browse: [
     'edgeferry browse opc.tcp://HOST:PORT [--root NODE --depth N --filter REGEX --out FILE]',
     "write a device map from an OPC UA server's address space",

@@ -20,7 +20,8 @@ export function sparkplugText(payload: Buffer): string {
       out.value = value;
       if (m.timestamp !== undefined) out.ts = new Date(m.timestamp).toISOString();
       if (m.isHistorical) out.historical = true;
-      if (m.properties) out.properties = Object.fromEntries(m.properties.keys.map((k, i) => [k, m.properties!.values[i]?.intValue ?? m.properties!.values[i]?.stringValue]));
+      if (m.properties)
+        out.properties = Object.fromEntries(m.properties.keys.map((k, i) => [k, m.properties!.values[i]?.intValue ?? m.properties!.values[i]?.stringValue]));
       return out;
     };
     const ts = p.timestamp === undefined ? undefined : new Date(p.timestamp).toISOString();
@@ -59,7 +60,9 @@ export async function runSubscribe(args: string[], io: CliIo): Promise<number> {
   const done = new Promise<void>((resolve) => {
     client.on('message', (topic, payload) => {
       if (seen >= limit) return;
-      io.out(`${topic} ${values.sparkplug && topic.startsWith('spBv1.0/') && !topic.startsWith('spBv1.0/STATE/') ? sparkplugText(payload) : payload.toString()}`);
+      io.out(
+        `${topic} ${values.sparkplug && topic.startsWith('spBv1.0/') && !topic.startsWith('spBv1.0/STATE/') ? sparkplugText(payload) : payload.toString()}`,
+      );
       if (++seen >= limit) resolve();
     });
     void io.stopRequested.then(resolve);

@@ -99,6 +99,7 @@ describe('Sparkplug B edge node', () => {
     const firstData = host.messages.findIndex((m) => m.verb === 'DDATA');
     expect(Math.max(...host.messages.map((m, i) => (m.verb === 'DBIRTH' ? i : -1)))).toBeLessThan(firstData);
     const ddata = host.messages.find((m) => m.verb === 'DDATA' && m.device === 'press')!;
+    expect(ddata.qos).toBe(0);
     expect(ddata.metrics.length).toBe(1);
     expect(ddata.metrics[0]!.name).toBeUndefined();
     expect(ddata.metrics[0]!.datatype).toBeUndefined();
