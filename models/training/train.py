@@ -19,6 +19,10 @@ What it does:
   4. Chooses the threshold on the validation split: the highest accuracy whose false-positive rate
      is at most 5%, and writes the measured metrics to <out>/metrics.json.
 
+Long runs: --ckpt DIR saves a checkpoint after every epoch; the same command again (same
+arguments, --epochs included) resumes after the last saved epoch. --threads 1 leaves a core free.
+--folds K --fold I trains on K-1 stratified folds and validates on fold I (cross-validation).
+
 A plant retrains on its own cells by pointing --data at a folder with the same layout (an images/
 folder and a labels.csv) - see models/el-defect/README.md.
 """
@@ -41,10 +45,14 @@ p.add_argument('--val-fraction', type=float, default=0.2)
 p.add_argument('--max-fpr', type=float, default=0.05)
 p.add_argument('--mixup', type=float, default=0.0, help='mixup alpha (0 = off): train on convex blends of two cells and of their labels')
 p.add_argument('--full-res', action='store_true', help='learn the 2x downsampling (strided 5x5 convolution at 300x300) instead of 2x2 average pooling, so 1-2 pixel cracks are not averaged away')
+p.add_argument('--threads', type=int, default=0, help='CPU threads for torch (0 = all cores); 1 leaves a core for other work during a long run')
+p.add_argument('--ckpt', default='', help='folder for a checkpoint after every epoch; a run started again with the same arguments resumes from it')
+p.add_argument('--folds', type=int, default=0, help='k-fold cross-validation: split the cells into this many stratified folds ...')
+p.add_argument('--fold', type=int, default=0, help='... and validate on this one (0-based), training on the others')
 args = p.parse_args()
 
 random.seed(args.seed); np.random.seed(args.seed); torch.manual_seed(args.seed)
-torch.set_num_threads(max(1, os.cpu_count() or 1))
+torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
 
 rows = []
 with open(os.path.join(args.data, 'labels.csv')) as f:
@@ -62,6 +70,12 @@ rng = random.Random(args.seed)
 for key in sorted(groups):
     g = sorted(groups[key])
     rng.shuffle(g)
+    if args.folds:
+        # Fold f gets every k-th cell of each (label, type) group, so every fold has the same mix.
+        fold_of = [i % args.folds for i in range(len(g))]
+        val += [r for r, f in zip(g, fold_of) if f == args.fold]
+        train += [r for r, f in zip(g, fold_of) if f != args.fold]
+        continue
     n_val = int(round(len(g) * args.val_fraction))
     val += g[:n_val]
     train += g[n_val:]
@@ -172,7 +186,15 @@ def predict(model, x, tta=False):
 
 ema_decay = 0.995
 step = 0
-for epoch in range(args.epochs):
+start_epoch = 0
+ckpt_path = os.path.join(args.ckpt, 'last.pt') if args.ckpt else ''
+if ckpt_path and os.path.exists(ckpt_path):
+    ck = torch.load(ckpt_path)
+    body.load_state_dict(ck['body']); ema.load_state_dict(ck['ema']); opt.load_state_dict(ck['opt']); sched.load_state_dict(ck['sched'])
+    step, start_epoch = ck['step'], ck['epoch']
+    random.setstate(ck['py_rng']); np.random.set_state(ck['np_rng']); torch.set_rng_state(ck['torch_rng'])
+    print(f'resumed from {ckpt_path} after epoch {start_epoch}', flush=True)
+for epoch in range(start_epoch, args.epochs):
     body.train()
     perm = torch.randperm(len(train))
     t1 = time.time(); loss_sum = 0.0
@@ -191,6 +213,11 @@ for epoch in range(args.epochs):
             d = min(ema_decay, (1 + step) / (10 + step))
             for pe, pb in zip(ema.parameters(), body.parameters()): pe.mul_(d).add_(pb.detach(), alpha=1 - d)
             for be, bb in zip(ema.buffers(), body.buffers()): be.copy_(bb)
+    if ckpt_path:
+        os.makedirs(args.ckpt, exist_ok=True)
+        torch.save({'epoch': epoch + 1, 'step': step, 'body': body.state_dict(), 'ema': ema.state_dict(), 'opt': opt.state_dict(), 'sched': sched.state_dict(),
+                    'py_rng': random.getstate(), 'np_rng': np.random.get_state(), 'torch_rng': torch.get_rng_state(), 'args': vars(args)}, ckpt_path + '.tmp')
+        os.replace(ckpt_path + '.tmp', ckpt_path)
     if epoch % 5 == 4 or epoch == args.epochs - 1:
         pv = predict(ema, xva_n)
         acc = float(((pv >= 0.5) == (yva.numpy() >= 0.5)).mean())
