@@ -28,6 +28,7 @@ import { MqttPublisher, type MqttConnect, type PublisherDeps } from './publish/m
 import type { InferenceStage } from './inference/stage.js';
 import { elStage } from './inference/wiring.js';
 import { CommandService } from './commands/command-service.js';
+import { WriteGate } from './commands/write-gate.js';
 import { sparkplugNode } from './publish/sparkplug/wiring.js';
 
 export interface GatewayDeps {
@@ -107,7 +108,9 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const gwHealth = new GatewayHealth(log.child({ component: 'health' }), metrics, publishHealth);
   /** Each device's latest sample per point, for the status page (and Sparkplug births). */
   const latest: LatestSamples = new Map();
-  const session = sparkplugNode(config, bufferPath, { log, metrics, latest, devices: () => devices });
+  const cmdLog = log.child({ component: 'commands' });
+  const gate = new WriteGate({ log: cmdLog, metrics, writer: (d) => devices.writer(d) });
+  const session = sparkplugNode(config, bufferPath, { log, gate, latest, devices: () => devices });
   const publisher = new MqttPublisher(g.mqtt, { site: g.site, gateway: g.gateway_id }, publisherDeps(config, deps, { buffer, metrics, gwHealth, session }));
   publishHealth();
   buffer.onHealth = (h) => gwHealth.set('buffer', h.state === 'ok' ? undefined : h.reasons.join('; '));
@@ -151,19 +154,8 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     gwHealth,
     statuses: publisher,
   });
-  const commands = g.mqtt.commands.enabled
-    ? new CommandService(
-        g.mqtt,
-        { site: g.site, gateway: g.gateway_id },
-        {
-          log: log.child({ component: 'commands' }),
-          metrics,
-          baseDir,
-          writer: (d) => devices.writer(d),
-          connect: deps.mqttConnect,
-        },
-      )
-    : undefined;
+  const cmdDeps = { log: cmdLog, baseDir, gate, connect: deps.mqttConnect };
+  const commands = g.mqtt.commands.enabled ? new CommandService(g.mqtt, { site: g.site, gateway: g.gateway_id }, cmdDeps) : undefined;
   const rooms: Rooms = { log, buffer, bufferPath, gwHealth, publisher, scheduler, pool, devices, sink, stage: el?.stage, commands, health };
   let healthPort: number | undefined;
   return {

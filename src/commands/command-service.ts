@@ -1,28 +1,27 @@
 // The command topics on the broker: a connection of its own with a clean session (the broker keeps
 // no subscription and no queued command for us while we are away, so nothing old is replayed after
-// an outage), QoS 1 subscription, each command judged (command.ts), written through the device's
-// link runner (core/device-writer.ts) and answered on the result topic — and with MQTT 5 on the
-// request's Response Topic with its Correlation Data. Every attempt is an audit log line and a
-// count in edgeferry_writes_total. Commands live in memory only: none survives a restart.
+// an outage), QoS 1 subscription, each command's body and deadline read (command.ts), written
+// through the write gate (write-gate.ts: checks, rate limit, the device's link runner, audit) and
+// answered on the result topic — and with MQTT 5 on the request's Response Topic with its
+// Correlation Data. Commands live in memory only: none survives a restart.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { MqttConfig } from '../config/schema.js';
-import type { DeviceWriter, WriteResult } from '../core/device-writer.js';
+import type { WriteResult } from '../core/device-writer.js';
 import type { Value } from '../core/driver.js';
 import { GatewayError } from '../errors.js';
-import type { Metrics } from '../health/metrics.js';
 import { securityOptions } from '../publish/client-options.js';
 import type { MqttConnect, PublisherIdentity } from '../publish/mqtt-publisher.js';
-import { judgeValue, parseCommand, WriteRateLimit, type CommandRules } from './command.js';
+import { parseCommand, type CommandRules } from './command.js';
 import { CommandTopics } from './command-topics.js';
+import type { WriteGate } from './write-gate.js';
 
 export interface CommandDeps {
   log: Logger;
-  metrics: Metrics;
   baseDir: string;
-  writer(device: string): DeviceWriter | undefined;
+  gate: WriteGate;
   connect?: MqttConnect;
 }
 
@@ -44,7 +43,6 @@ export class CommandService {
   private client: MqttClient | undefined;
   private readonly topics: CommandTopics;
   private readonly rules: CommandRules;
-  private readonly rate = new WriteRateLimit();
   private readonly inflight = new Set<Promise<void>>();
   private subscribed!: () => void;
   /** Resolves once the broker has acknowledged the command subscription (the first time). */
@@ -109,20 +107,10 @@ export class CommandService {
       this.answer({ ...a, device, point: pointName, ts: new Date().toISOString(), timings_ms: { ...a.timings_ms, total: Date.now() - at } }, packet);
     if (!parsed.ok) return answer({ id: (parsed as { id?: string | number }).id, value: undefined, outcome: parsed.outcome, reason: parsed.reason });
     const cmd = parsed.value;
-    const base = { id: cmd.id, value: cmd.value };
-    const writer = this.deps.writer(device);
-    if (!writer) return answer({ ...base, outcome: 'refused', reason: `no running device "${device}"` });
-    const point = writer.point(pointName);
-    if (!point) return answer({ ...base, outcome: 'refused', reason: `device "${device}" has no point "${pointName}"` });
-    const allowed = judgeValue(point, cmd.value);
-    if (!allowed.ok) return answer({ ...base, ...allowed });
-    const checked = writer.check(point, cmd.value);
-    if (!checked.ok) return answer({ ...base, outcome: 'refused', reason: checked.reason });
-    const turn = this.rate.take(`${device}/${pointName}`, point, at);
-    if (!turn.ok) return answer({ ...base, ...turn });
-    const r = await writer.write(point, checked.value, cmd.deadline);
+    const r = await this.deps.gate.write(device, pointName, cmd.value, cmd.deadline, at);
     answer({
-      ...base,
+      id: cmd.id,
+      value: cmd.value,
       outcome: r.outcome,
       reason: r.reason,
       code: r.code,
@@ -133,12 +121,7 @@ export class CommandService {
   }
 
   private answer(a: Answer, request: IPublishPacket): void {
-    const known = this.deps.writer(a.device) ? a.device : '(unknown)';
-    this.deps.metrics.writes.inc({ device: known, outcome: a.outcome });
-    // The audit line: who asked is the broker's to say (its ACL); what, to which point, and how it ended.
-    const line = { audit: 'write', device: a.device, point: a.point, value: a.value, request_id: a.id, outcome: a.outcome, reason: a.reason, code: a.code };
-    if (a.outcome === 'ok') this.deps.log.info(line, 'write applied');
-    else this.deps.log.warn(line, `write ${a.outcome}`);
+    this.deps.gate.audit({ device: a.device, point: a.point, value: a.value, request_id: a.id, outcome: a.outcome, reason: a.reason, code: a.code });
     const client = this.client;
     if (!client) return;
     const body = JSON.stringify(a, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));

@@ -63,11 +63,9 @@ export class DeviceQueue {
     return false;
   }
 
-  /** The device answered again: the parked writes go first. True if there were any. */
-  unpark(): boolean {
-    if (!this.parked.length) return false;
+  /** The device answered again: the parked writes go first. */
+  unpark(): void {
     for (const w of this.parked.splice(0)) this.queueWrite(w);
-    return true;
   }
 
   /** The link went down: writes wait for its return (until their deadline), the rest end here. */

@@ -87,6 +87,10 @@ export class MetricCatalog {
     for (const name of this.byDevice.keys()) if (!seen.has(name)) this.byDevice.delete(name);
   }
 
+  has(device: string): boolean {
+    return this.byDevice.has(device);
+  }
+
   devices(): string[] {
     return [...this.byDevice.keys()];
   }

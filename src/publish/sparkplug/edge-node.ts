@@ -15,7 +15,7 @@ import { KIND_CODE } from '../../core/sample.js';
 import type { PublisherSession } from '../mqtt-publisher.js';
 import { BdSeqStore } from './bdseq.js';
 import { MetricCatalog, type CatalogDevice, type MetricDef } from './catalog.js';
-import { decodePayload, DT, encodePayload, QUALITY, setValue, type Metric, type PropertyValue } from './payload.js';
+import { decodePayload, DT, encodePayload, QUALITY, setValue, valueOf, type Metric, type PropertyValue } from './payload.js';
 
 export interface EdgeNodeConfig {
   group: string;
@@ -136,7 +136,7 @@ export class EdgeNode implements PublisherSession {
     if (isDown) this.down.add(device);
     else this.down.delete(device);
     const client = this.client;
-    if (!client || !this.born || !this.catalog.get(device, this.catalog.metrics(device)[0]?.name ?? '')) return;
+    if (!client || !this.born || !this.catalog.has(device)) return;
     if (isDown && !this.dead.has(device)) this.ddeath(client, device);
     else if (!isDown && this.dead.has(device)) this.dbirth(client, device);
   }
@@ -195,8 +195,8 @@ export class EdgeNode implements PublisherSession {
     const def: MetricDef | undefined =
       m.name !== undefined ? this.catalog.get(device, m.name) : m.alias !== undefined ? this.catalog.byAlias(m.alias)?.def : undefined;
     if (!def || !this.deps.command) return void this.deps.log.warn({ device, metric: m.name ?? m.alias }, 'sparkplug: DCMD for an unknown metric');
-    const value = m.booleanValue ?? m.stringValue ?? m.floatValue ?? m.doubleValue ?? (m.longValue !== undefined ? Number(m.longValue) : m.intValue) ?? null;
-    void this.deps.command(device, def.name, value);
+    // By the metric's datatype (the command's, else its birth's): signed integers from two's complement.
+    void this.deps.command(device, def.name, valueOf(m, m.datatype ?? def.datatype));
   }
 
   /** The primary host's STATE (3.0 JSON): born when online; NDEATH and a new session when it goes offline. */

@@ -1,0 +1,51 @@
+// The one door for every write, whichever way it comes in (the command topics, Sparkplug DCMD):
+// the device and point must be running, the point's own limits (writable, allowed, min/max), the
+// driver's check of the value, one rate limit per point shared by all ways in — then the write
+// through the device's link runner (core/device-writer.ts). Every attempt is an audit log line
+// and a count in edgeferry_writes_total.
+import type { Logger } from 'pino';
+import type { DeviceWriter, WriteResult } from '../core/device-writer.js';
+import type { Metrics } from '../health/metrics.js';
+import { judgeValue, WriteRateLimit } from './command.js';
+
+export interface AuditLine {
+  device: string;
+  point: string;
+  value: unknown;
+  outcome: WriteResult['outcome'];
+  reason?: string;
+  code?: number | string;
+  request_id?: string | number;
+  /** How it came in, when not through the command topics (e.g. DCMD). */
+  via?: string;
+}
+
+export class WriteGate {
+  private readonly rate = new WriteRateLimit();
+
+  constructor(private readonly deps: { log: Logger; metrics: Metrics; writer(device: string): DeviceWriter | undefined }) {}
+
+  /** Checks, then writes unless `deadline` passes first; refusals are answered without sending anything. */
+  async write(device: string, pointName: string, value: unknown, deadline: number, at = Date.now()): Promise<WriteResult> {
+    const writer = this.deps.writer(device);
+    if (!writer) return { outcome: 'refused', reason: `no running device "${device}"` };
+    const point = writer.point(pointName);
+    if (!point) return { outcome: 'refused', reason: `device "${device}" has no point "${pointName}"` };
+    const allowed = judgeValue(point, value);
+    if (!allowed.ok) return { outcome: allowed.outcome, reason: allowed.reason };
+    const checked = writer.check(point, value);
+    if (!checked.ok) return { outcome: 'refused', reason: checked.reason };
+    const turn = this.rate.take(`${device}/${pointName}`, point, at);
+    if (!turn.ok) return { outcome: turn.outcome, reason: turn.reason };
+    return writer.write(point, checked.value, deadline);
+  }
+
+  /** The audit line and the count of one attempt. */
+  audit(line: AuditLine): void {
+    const known = this.deps.writer(line.device) ? line.device : '(unknown)';
+    this.deps.metrics.writes.inc({ device: known, outcome: line.outcome });
+    // Who asked is the broker's to say (its ACL); what, to which point, and how it ended.
+    if (line.outcome === 'ok') this.deps.log.info({ audit: 'write', ...line }, 'write applied');
+    else this.deps.log.warn({ audit: 'write', ...line }, `write ${line.outcome}`);
+  }
+}
