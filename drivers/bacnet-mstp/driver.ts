@@ -27,6 +27,9 @@ export interface MstpPlan {
   items: Item[];
 }
 
+/** Why an answer is not the one asked for: its Error/Reject/Abort reason, or that it is another kind. */
+const answerReason = (a: { kind: string; reason?: string }) => (a.reason !== undefined ? `bacnet ${a.kind}: ${a.reason}` : `unexpected ${a.kind} answer`);
+
 const key = (o: ObjectId, p: PropertyRef) => `${o.type}:${o.instance}/${p.id}/${p.index ?? ''}`;
 
 export class MstpDriver implements Driver<MstpPointConfig, MstpPlan, MstpLink> {
@@ -76,7 +79,7 @@ export class MstpDriver implements Driver<MstpPointConfig, MstpPlan, MstpLink> {
       return false;
     }
     if (a.kind !== 'rpm-ack') {
-      const reason = 'reason' in a ? `bacnet ${a.kind}: ${a.reason}` : `unexpected ${a.kind} answer`;
+      const reason = answerReason(a);
       for (const it of batch) out.set(it.point, { point: it.point, value: null, quality: 'bad', reason });
       return true;
     }
@@ -95,7 +98,7 @@ export class MstpDriver implements Driver<MstpPointConfig, MstpPlan, MstpLink> {
   private async readOne(l: MstpLink, it: Item, signal: AbortSignal): Promise<Reading> {
     const a = await l.request(this.c.mac, (id) => encodeReadProperty(id, it.object, it.prop), this.c.timeout_ms, signal);
     if (a.kind === 'rp-ack') return this.good(it, a.values);
-    const reason = 'reason' in a ? `bacnet ${a.kind}: ${a.reason}` : `unexpected ${a.kind} answer`;
+    const reason = answerReason(a);
     return { point: it.point, value: null, quality: 'bad', reason };
   }
 
@@ -117,7 +120,7 @@ export class MstpDriver implements Driver<MstpPointConfig, MstpPlan, MstpLink> {
     const a = await l.request(this.c.mac, (id) => encodeWriteProperty(id, object, prop, [v.value], point.write_priority ?? 16), this.c.timeout_ms, signal);
     if (a.kind === 'simple-ack') return { ok: true };
     if (a.kind === 'error') return { ok: false, code: a.reason, reason: `bacnet error: ${a.reason}` };
-    return { ok: false, reason: 'reason' in a ? `bacnet ${a.kind}: ${a.reason}` : `unexpected ${a.kind} answer` };
+    return { ok: false, reason: answerReason(a) };
   }
 
   /**

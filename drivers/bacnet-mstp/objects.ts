@@ -2,7 +2,7 @@
 // (kebab-case, as in the standard's text: analog-input, present-value) ⇄ their numbers, and
 // decoded application values → published values.
 import { ApplicationTag, ObjectType, PropertyIdentifier, type AppValue, type ObjectId } from './bacnet.js';
-import type { Value } from '../../src/core/driver.js';
+import { valueText, type Value } from '../../src/core/driver.js';
 
 const kebab = (s: string) => s.toLowerCase().replace(/_/g, '-');
 const enumNames = (e: Record<string, string | number>) =>
@@ -91,13 +91,13 @@ export function writeValue(object: ObjectId, value: unknown): { ok: true; value:
   if (ANALOG.has(object.type)) {
     return typeof value === 'number' && Number.isFinite(value) && Math.abs(value) <= 3.4028234663852886e38
       ? { ok: true, value: { type: ApplicationTag.REAL, value } }
-      : { ok: false, reason: `expected a number (or null to relinquish) for ${objectText(object)}, got ${JSON.stringify(value)}` };
+      : { ok: false, reason: `expected a number (or null to relinquish) for ${objectText(object)}, got ${valueText(value)}` };
   }
   if (BINARY.has(object.type)) {
     if (typeof value === 'boolean' || value === 0 || value === 1)
       return { ok: true, value: { type: ApplicationTag.ENUMERATED, value: value === true || value === 1 ? 1 : 0 } };
-    return { ok: false, reason: `expected true (active) or false (inactive), or null to relinquish, for ${objectText(object)}, got ${JSON.stringify(value)}` };
+    return { ok: false, reason: `expected true (active) or false (inactive), or null to relinquish, for ${objectText(object)}, got ${valueText(value)}` };
   }
   if (Number.isSafeInteger(value) && (value as number) >= 1) return { ok: true, value: { type: ApplicationTag.UNSIGNED_INTEGER, value } };
-  return { ok: false, reason: `expected a state number 1 or more (or null to relinquish) for ${objectText(object)}, got ${JSON.stringify(value)}` };
+  return { ok: false, reason: `expected a state number 1 or more (or null to relinquish) for ${objectText(object)}, got ${valueText(value)}` };
 }

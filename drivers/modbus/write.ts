@@ -1,7 +1,7 @@
 // What a command's value becomes on the wire: the point's type, byte order and scale applied in
 // reverse, checked against the range of the device's data type before anything is sent. Pure;
 // table-tested in test/unit/modbus-write.test.ts.
-import type { Value, WriteCheck } from '../../src/core/driver.js';
+import { valueText, type Value, type WriteCheck } from '../../src/core/driver.js';
 import { encodeRegisters, typeWidth } from './codec.js';
 import type { ModbusPointConfig } from './schema.js';
 
@@ -25,8 +25,6 @@ const INT_RANGE: Partial<Record<ModbusPointConfig['type'], [bigint, bigint]>> = 
 };
 const FLOAT32_MAX = 3.4028234663852886e38;
 
-const show = (v: unknown): string => (typeof v === 'bigint' ? v.toString() : (JSON.stringify(v) ?? String(v)));
-
 function asBool(value: unknown): boolean | undefined {
   if (typeof value === 'boolean') return value;
   if (value === 0 || value === 1) return value === 1;
@@ -44,7 +42,7 @@ export function modbusWrite(
     return no(`${point.area === 'input' ? 'input registers' : 'discrete inputs'} are read-only in Modbus`);
   if (point.area === 'coil' || point.type === 'bool') {
     const on = asBool(value);
-    if (on === undefined) return no(`expected true or false (or 1/0) for a ${point.area === 'coil' ? 'coil' : 'bit'}, got ${show(value)}`);
+    if (on === undefined) return no(`expected true or false (or 1/0) for a ${point.area === 'coil' ? 'coil' : 'bit'}, got ${valueText(value)}`);
     if (point.area === 'coil') return { ok: true, value: on, request: { fc: 5, address: point.address, on } };
     if (bitWrite !== 'read_modify_write') {
       return no(
@@ -57,7 +55,7 @@ export function modbusWrite(
   const registers = (words: number[]): ModbusWrite =>
     words.length === 1 ? { fc: 6, address: point.address, value: words[0]! } : { fc: 16, address: point.address, words };
   if (point.type === 'string') {
-    if (typeof value !== 'string') return no(`expected a string, got ${show(value)}`);
+    if (typeof value !== 'string') return no(`expected a string, got ${valueText(value)}`);
     if (!/^[\x20-\x7e\xa0-\xff]*$/.test(value)) return no('expected Latin-1 text without control characters');
     if (value.length > width * 2) return no(`expected at most ${width * 2} characters (${width} registers), got ${value.length}`);
     return { ok: true, value, request: registers(encodeRegisters(value, 'string', point.byte_order, width)) };
@@ -72,7 +70,7 @@ export function modbusWrite(
     const v = big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
     return { ok: true, value: v, request: registers(encodeRegisters(big, point.type, point.byte_order)) };
   }
-  if (typeof value !== 'number' || !Number.isFinite(value)) return no(`expected a number for ${point.type}, got ${show(value)}`);
+  if (typeof value !== 'number' || !Number.isFinite(value)) return no(`expected a number for ${point.type}, got ${valueText(value)}`);
   const raw = (value - point.offset) / point.scale;
   if (range) {
     const whole = Math.round(raw);

@@ -1,5 +1,14 @@
 import type { DataValue, Variant } from 'node-opcua';
-import type { DeviceConfig, Driver, DriverContext, Reading, Value, WriteCheck, WriteOutcome } from '../../src/core/driver.js';
+import {
+  valueText,
+  type DeviceConfig,
+  type Driver,
+  type DriverContext,
+  type Reading,
+  type Value,
+  type WriteCheck,
+  type WriteOutcome,
+} from '../../src/core/driver.js';
 import { variantFor } from './write.js';
 import { TimeoutError } from '../../src/errors.js';
 import type { OpcuaLink } from './link.js';
@@ -60,6 +69,9 @@ export function variantValue(variant: Variant | undefined): Value {
   return scalar(Number(variant.dataType), v);
 }
 
+/** A status code as OPC UA tools print it, e.g. 0x80340000. */
+const statusHex = (code: number) => `0x${(code >>> 0).toString(16).padStart(8, '0')}`;
+
 export function toReading(point: OpcuaPointConfig, dv: DataValue): Reading {
   const code = dv.statusCode.value >>> 0;
   const severity = code >>> 30; // 0 good, 1 uncertain, 2 bad (Part 4, StatusCode)
@@ -68,7 +80,7 @@ export function toReading(point: OpcuaPointConfig, dv: DataValue): Reading {
     value: severity === 2 ? null : variantValue(dv.value),
     quality: severity === 0 ? 'good' : severity === 1 ? 'uncertain' : 'bad',
   };
-  if (severity !== 0) reading.reason = `${dv.statusCode.name} (0x${code.toString(16).padStart(8, '0')})`;
+  if (severity !== 0) reading.reason = `${dv.statusCode.name} (${statusHex(code)})`;
   if (dv.sourceTimestamp) reading.deviceTs = dv.sourceTimestamp.getTime();
   if (dv.serverTimestamp) reading.serverTs = dv.serverTimestamp.getTime();
   return reading;
@@ -154,7 +166,7 @@ export class OpcuaDriver implements Driver<OpcuaPointConfig, OpcuaPointConfig[],
         const status = item.statusCode;
         if (!status || status.value >>> 30 < 2) return;
         const p = group[i]!;
-        const reason = `monitored item refused: ${status.name} (0x${(status.value >>> 0).toString(16).padStart(8, '0')})`;
+        const reason = `monitored item refused: ${status.name} (${statusHex(status.value)})`;
         this.log.warn({ point: p.name, node_id: p.node_id, status: status.name }, 'monitored item refused by the server');
         refused.push({ point: p.name, value: null, quality: 'bad', reason });
       });
@@ -166,7 +178,7 @@ export class OpcuaDriver implements Driver<OpcuaPointConfig, OpcuaPointConfig[],
     // The node's data type is known only on the server: the value's own kind is checked here, the
     // rest (range of the type) in write(), before anything is written.
     const scalar = (typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean' || typeof value === 'string';
-    return scalar ? { ok: true, value: value } : { ok: false, reason: `expected a number, boolean or string, got ${JSON.stringify(value)}` };
+    return scalar ? { ok: true, value: value } : { ok: false, reason: `expected a number, boolean or string, got ${valueText(value)}` };
   }
 
   /** The built-in data type of each written node, read once from its DataType attribute. */
@@ -201,6 +213,6 @@ export class OpcuaDriver implements Driver<OpcuaPointConfig, OpcuaPointConfig[],
 }
 
 function statusOutcome(status: { value: number; name: string }, what: string): WriteOutcome {
-  const hex = `0x${(status.value >>> 0).toString(16).padStart(8, '0')}`;
+  const hex = statusHex(status.value);
   return { ok: false, code: hex, reason: `${status.name} (${hex}) on ${what}` };
 }

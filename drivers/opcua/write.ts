@@ -1,7 +1,7 @@
 // A command's value as an OPC UA Variant of the node's own built-in data type (read from its
 // DataType attribute): integers checked against the type's range, 64-bit integers exact, floats,
 // booleans and strings. Pure; table-tested in test/unit/opcua-write.test.ts.
-import type { Value } from '../../src/core/driver.js';
+import { valueText, type Value } from '../../src/core/driver.js';
 import { BUILTIN } from './types.js';
 
 /** Built-in types this gateway writes (ids 1–12: Boolean … String). */
@@ -17,13 +17,11 @@ const RANGE: Record<number, [bigint, bigint]> = {
   9: [0n, 2n ** 64n - 1n],
 };
 
-const show = (v: unknown): string => (typeof v === 'bigint' ? v.toString() : (JSON.stringify(v) ?? String(v)));
-
 /** The Variant value for built-in type `id` (node-opcua's form: 64-bit integers as [high, low]), or why not. */
 export function variantFor(id: number, value: Value | unknown): { ok: true; value: unknown } | { ok: false; reason: string } {
   const name = WRITABLE.has(id) ? BUILTIN[id] : undefined;
   if (!name) return { ok: false, reason: `the node's data type (ns=0;i=${id}) is not one this gateway writes (Boolean, integers, Float, Double, String)` };
-  const no = (what: string) => ({ ok: false as const, reason: `expected ${what} for the node's data type ${name}, got ${show(value)}` });
+  const no = (what: string) => ({ ok: false as const, reason: `expected ${what} for the node's data type ${name}, got ${valueText(value)}` });
   if (id === 1) {
     if (typeof value === 'boolean') return { ok: true, value };
     return value === 0 || value === 1 ? { ok: true, value: value === 1 } : no('true or false');

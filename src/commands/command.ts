@@ -3,6 +3,7 @@
 // memory; table-tested in test/unit/commands.test.ts.
 import { timingSafeEqual } from 'node:crypto';
 import type { CommonPoint } from '../config/schema.js';
+import { valueText } from '../core/driver.js';
 
 export interface Command {
   /** The request id from the body, echoed in the result. */
@@ -75,12 +76,12 @@ function sameSecret(given: string | undefined, want: string): boolean {
 /** The point's own limits on a value its driver already accepted. */
 export function judgeValue(point: CommonPoint, value: unknown): Judged<unknown> {
   if (!point.writable) return refuse(`point "${point.name}" is not writable (writable: true in its device map allows writes)`);
-  if (point.allowed && !point.allowed.some((a) => a === value)) return refuse(`expected one of ${JSON.stringify(point.allowed)}, got ${JSON.stringify(value)}`);
+  if (point.allowed && !point.allowed.some((a) => a === value)) return refuse(`expected one of ${JSON.stringify(point.allowed)}, got ${valueText(value)}`);
   if (typeof value === 'number') {
     if (point.min !== undefined && value < point.min) return refuse(`expected at least ${point.min} (min), got ${value}`);
     if (point.max !== undefined && value > point.max) return refuse(`expected at most ${point.max} (max), got ${value}`);
   } else if ((point.min !== undefined || point.max !== undefined) && typeof value !== 'bigint' && value !== null) {
-    return refuse(`expected a number within min/max, got ${JSON.stringify(value)}`);
+    return refuse(`expected a number within min/max, got ${valueText(value)}`);
   }
   return { ok: true, value };
 }

@@ -196,7 +196,9 @@ export class EdgeNode implements PublisherSession {
       m.name !== undefined ? this.catalog.get(device, m.name) : m.alias !== undefined ? this.catalog.byAlias(m.alias)?.def : undefined;
     if (!def || !this.deps.command) return void this.deps.log.warn({ device, metric: m.name ?? m.alias }, 'sparkplug: DCMD for an unknown metric');
     // By the metric's datatype (the command's, else its birth's): signed integers from two's complement.
-    void this.deps.command(device, def.name, valueOf(m, m.datatype ?? def.datatype));
+    this.deps
+      .command(device, def.name, valueOf(m, m.datatype ?? def.datatype))
+      .catch((err: unknown) => this.deps.log.warn({ err, device }, 'sparkplug: DCMD failed'));
   }
 
   /** The primary host's STATE (3.0 JSON): born when online; NDEATH and a new session when it goes offline. */
