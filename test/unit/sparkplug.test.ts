@@ -68,7 +68,7 @@ describe('payload values', () => {
 });
 
 describe('BdSeqStore', () => {
-  it('counts up per session, wraps after 255, and continues after a restart (a damaged file starts over at 0)', () => {
+  it('counts up per session, wraps after 255, and continues after a restart (a damaged or empty file starts over at 0)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'edgeferry-bdseq-'));
     try {
       const file = join(dir, 'buffer.db.bdseq');
@@ -78,6 +78,8 @@ describe('BdSeqStore', () => {
       writeFileSync(file, '255\n');
       expect(new BdSeqStore(file).next()).toBe(0);
       writeFileSync(file, 'garbage');
+      expect(new BdSeqStore(file).next()).toBe(0);
+      writeFileSync(file, '');
       expect(new BdSeqStore(file).next()).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -9,8 +9,10 @@ export class BdSeqStore {
   constructor(private readonly path: string) {
     let last = -1;
     try {
-      const n = Number(readFileSync(path, 'utf8').trim());
-      if (Number.isInteger(n) && n >= 0 && n <= 255) last = n;
+      // Digits only: an empty file (a power cut during the first write) is unknown, not 0.
+      const text = readFileSync(path, 'utf8').trim();
+      const n = Number(text);
+      if (/^\d{1,3}$/.test(text) && n <= 255) last = n;
     } catch {
       // none yet (or unreadable: start over at 0)
     }

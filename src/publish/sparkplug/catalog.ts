@@ -62,6 +62,8 @@ export function typeOfValue(v: Value): DataTypeId | undefined {
 
 export class MetricCatalog {
   private readonly byDevice = new Map<string, Map<string, MetricDef>>();
+  /** Every metric by its alias (DCMDs name metrics by alias). */
+  private readonly aliases = new Map<number, { device: string; def: MetricDef }>();
   private nextAlias = 1;
 
   /** (Re)builds the catalog for these devices; aliases of metrics seen before are kept. */
@@ -85,6 +87,8 @@ export class MetricCatalog {
       this.byDevice.set(d.name, defs);
     }
     for (const name of this.byDevice.keys()) if (!seen.has(name)) this.byDevice.delete(name);
+    this.aliases.clear();
+    for (const [device, defs] of this.byDevice) for (const def of defs.values()) this.aliases.set(def.alias, { device, def });
   }
 
   has(device: string): boolean {
@@ -104,8 +108,7 @@ export class MetricCatalog {
   }
 
   byAlias(alias: number): { device: string; def: MetricDef } | undefined {
-    for (const [device, defs] of this.byDevice) for (const def of defs.values()) if (def.alias === alias) return { device, def };
-    return undefined;
+    return this.aliases.get(alias);
   }
 
   /**

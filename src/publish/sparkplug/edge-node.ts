@@ -192,8 +192,9 @@ export class EdgeNode implements PublisherSession {
   }
 
   private dcmd(device: string, m: Metric): void {
-    const def: MetricDef | undefined =
-      m.name !== undefined ? this.catalog.get(device, m.name) : m.alias !== undefined ? this.catalog.byAlias(m.alias)?.def : undefined;
+    // An alias is unique across the node: it must also be one of this device's metrics.
+    const byAlias = m.alias !== undefined ? this.catalog.byAlias(m.alias) : undefined;
+    const def: MetricDef | undefined = m.name !== undefined ? this.catalog.get(device, m.name) : byAlias?.device === device ? byAlias.def : undefined;
     if (!def || !this.deps.command) return void this.deps.log.warn({ device, metric: m.name ?? m.alias }, 'sparkplug: DCMD for an unknown metric');
     // By the metric's datatype (the command's, else its birth's): signed integers from two's complement.
     this.deps
