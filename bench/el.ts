@@ -3,6 +3,7 @@
 // threads → verdicts committed to a real SQLite buffer → files moved), and the RSS the stage adds.
 //
 //   npm run bench:el -- --images 600 --model models/el-defect
+//   npm run bench:el -- --cells ../shared/elpv/images     (real EL cells instead of synthetic ones)
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,7 @@ const values = scriptArgs('bench:el', 'EL inference stage: latency per image and
   model: { type: 'string', default: 'models/el-defect' },
   stage: { type: 'string' },
   dir: { type: 'string' },
+  cells: { type: 'string' },
 });
 const N = Number(values.images);
 const q = quantile;
@@ -30,13 +32,17 @@ const mb = (b: number) => (b / 1048576).toFixed(1);
 
 const child = values.stage !== undefined;
 const dir = values.dir ?? mkdtempSync(join(tmpdir(), 'edgeferry-bench-el-'));
-const src = join(dir, 'src');
-const UNIQUE = 100;
-if (!child) {
+const src = values.cells ?? join(dir, 'src');
+if (!child && !values.cells) {
   mkdirSync(src);
-  for (let i = 0; i < UNIQUE; i++) await writeCell(join(src, `c${i}.png`), { defect: i % 3 ? 'none' : 'crack', seed: i });
+  for (let i = 0; i < 100; i++) await writeCell(join(src, `c${i}.png`), { defect: i % 3 ? 'none' : 'crack', seed: i });
 }
-const srcFiles = readdirSync(src).map((f) => join(src, f));
+const srcFiles = readdirSync(src)
+  .filter((f) => f.endsWith('.png'))
+  .sort()
+  .map((f) => join(src, f));
+const UNIQUE = srcFiles.length;
+if (!UNIQUE) throw new Error(`bench:el: no .png files in ${src}`);
 if (child) {
   // One stage configuration in a fresh process, so its RSS is its own.
   const [w, t] = values.stage!.split('x').map(Number);
@@ -44,7 +50,9 @@ if (child) {
   process.exit(0);
 }
 console.log(
-  `edgeferry EL bench — node ${process.version}, ${process.arch}, onnxruntime-node ${ort.env.versions.common}; ${UNIQUE} distinct synthetic 300x300 PNG cells`,
+  `edgeferry EL bench — node ${process.version}, ${process.arch}, onnxruntime-node ${ort.env.versions.common}; model ${values.model}; ${
+    values.cells ? `${UNIQUE} real cells from ${values.cells}` : `${UNIQUE} distinct synthetic 300x300 PNG cells`
+  }`,
 );
 
 // 1. One core, one image at a time.
@@ -57,7 +65,7 @@ const tot: number[] = [];
 // Warm-up, as the stage's worker does with its self-test before its first image.
 for (let i = 0; i < 20; i++)
   await session.run({ [input.name]: new ort.Tensor('float32', toInput(await decodeCell(srcFiles[i % UNIQUE]!, input)), [1, 1, input.height, input.width]) });
-for (let i = 0; i < Math.max(N, 500); i++) {
+for (let i = 0; i < (values.cells ? UNIQUE : Math.max(N, 500)); i++) {
   const t0 = performance.now();
   const img = await decodeCell(srcFiles[i % UNIQUE]!, input);
   const t1 = performance.now();
@@ -115,7 +123,8 @@ async function stageRun(workers: number, threads: number): Promise<void> {
   );
 }
 for (const cfg of ['1x1', '1x2', '2x1']) {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--stage', cfg, '--dir', dir, '--images', String(N), '--model', values.model], {
+  const cellArgs = values.cells ? ['--cells', values.cells] : [];
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--stage', cfg, '--dir', dir, '--images', String(N), '--model', values.model, ...cellArgs], {
     stdio: 'inherit',
   });
   if (r.status !== 0) process.exitCode = 1;
