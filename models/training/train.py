@@ -45,6 +45,7 @@ p.add_argument('--val-fraction', type=float, default=0.2)
 p.add_argument('--max-fpr', type=float, default=0.05)
 p.add_argument('--mixup', type=float, default=0.0, help='mixup alpha (0 = off): train on convex blends of two cells and of their labels')
 p.add_argument('--full-res', action='store_true', help='learn the 2x downsampling (strided 5x5 convolution at 300x300) instead of 2x2 average pooling, so 1-2 pixel cracks are not averaged away')
+p.add_argument('--space-to-depth', action='store_true', help='keep every pixel: fold each 2x2 block of the 300x300 cell into 4 channels at 150x150 (instead of averaging it), for about the cost of the pooled model')
 p.add_argument('--threads', type=int, default=0, help='CPU threads for torch (0 = all cores); 1 leaves a core for other work during a long run')
 p.add_argument('--ckpt', default='', help='folder for a checkpoint after every epoch; a run started again with the same arguments resumes from it')
 p.add_argument('--folds', type=int, default=0, help='k-fold cross-validation: split the cells into this many stratified folds ...')
@@ -84,7 +85,10 @@ with open(os.path.join(args.out, 'validation-split.txt'), 'w') as f:
     for r in sorted(val):
         f.write(os.path.basename(r[0]) + '\n')
 
-SIDE = 300 if args.full_res else 150
+if args.full_res and args.space_to_depth:
+    raise SystemExit('--full-res and --space-to-depth are two ways of using the full resolution; choose one')
+FULL = args.full_res or args.space_to_depth
+SIDE = 300 if FULL else 150
 
 def load(rs):
     xs = np.zeros((len(rs), 1, SIDE, SIDE), dtype=np.float32)
@@ -92,7 +96,7 @@ def load(rs):
         im = np.asarray(Image.open(os.path.join(args.data, r[0])).convert('L'), dtype=np.float32)
         if im.shape != (300, 300):
             raise SystemExit(f'{r[0]}: expected a 300x300 cell, got {im.shape}')
-        xs[i, 0] = im if args.full_res else im.reshape(150, 2, 150, 2).mean(axis=(1, 3))
+        xs[i, 0] = im if FULL else im.reshape(150, 2, 150, 2).mean(axis=(1, 3))
     return torch.from_numpy(xs), torch.tensor([r[1] for r in rs], dtype=torch.float32)
 
 t0 = time.time()
@@ -112,6 +116,11 @@ class Block(nn.Module):
         y = self.b2(self.c2(y))
         return F.relu(y + (x if self.skip is None else self.skip(x)))
 
+def space_to_depth(x):
+    """[N,1,2H,2W] → [N,4,H,W] (ONNX: Reshape/Transpose; the batch stays dynamic)."""
+    h, w = x.shape[2] // 2, x.shape[3] // 2
+    return x.reshape(-1, h, 2, w, 2).permute(0, 2, 4, 1, 3).reshape(-1, 4, h, w)
+
 class Body(nn.Module):
     """150x150 (or, with --full-res, 300x300) normalised grey → logit."""
     def __init__(self, w):
@@ -121,13 +130,16 @@ class Body(nn.Module):
             self.stem = nn.Sequential(nn.Conv2d(1, 16, 5, 2, 2, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
                                       nn.Conv2d(16, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
         else:
-            self.stem = nn.Sequential(nn.Conv2d(1, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())  # 75
+            # 150 → 75; with --space-to-depth the 150x150 input has 4 channels (one per pixel of a 2x2 block).
+            self.stem = nn.Sequential(nn.Conv2d(4 if args.space_to_depth else 1, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU())
         self.s1 = Block(w, w, 1)
         self.s2 = Block(w, 2 * w, 2)      # 38
         self.s3 = Block(2 * w, 4 * w, 2)  # 19
         self.s4 = Block(4 * w, 8 * w, 2)  # 10
         self.head = nn.Linear(8 * w * 2, 1)
     def forward(self, x):
+        if args.space_to_depth:
+            x = space_to_depth(x)
         x = self.s4(self.s3(self.s2(self.s1(self.stem(x)))))
         # Mean and max pooling: dark defects are often small.
         x = torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
@@ -139,7 +151,7 @@ class Exported(nn.Module):
         super().__init__()
         self.body = body
     def forward(self, image):
-        x = image if args.full_res else F.avg_pool2d(image, 2)
+        x = image if FULL else F.avg_pool2d(image, 2)
         x = (x - MEAN) / STD
         return torch.sigmoid(self.body(x))
 
@@ -245,6 +257,11 @@ for t in np.unique(np.concatenate([pv, [0.5]])):
     if m['false_positive_rate'] <= args.max_fpr and (best is None or m['accuracy'] > best['accuracy']):
         best = m
 at_half = metrics(pv, yv, 0.5)
+# Every validation cell's probability, so folds can be pooled (threshold by cross-validation, per cell type).
+with open(os.path.join(args.out, 'predictions.csv'), 'w') as f:
+    f.write('image,label,type,probability\n')
+    for r, q in zip(val, pv):
+        f.write(f'{os.path.basename(r[0])},{r[1]:.4f},{r[2]},{q:.6f}\n')
 print('validation at 0.5:', json.dumps(at_half), flush=True)
 print('validation at chosen threshold:', json.dumps(best), flush=True)
 
@@ -252,6 +269,6 @@ onnx_path = os.path.join(args.out, 'model.onnx')
 torch.onnx.export(exported, torch.zeros(1, 1, 300, 300), onnx_path, input_names=['image'], output_names=['defect_probability'],
                   dynamic_axes={'image': {0: 'batch'}, 'defect_probability': {0: 'batch'}}, opset_version=13)
 with open(os.path.join(args.out, 'metrics.json'), 'w') as f:
-    json.dump({'seed': args.seed, 'epochs': args.epochs, 'width': args.width, 'full_res': args.full_res, 'mixup': args.mixup, 'parameters': params, 'train_cells': len(train), 'validation_cells': len(val),
+    json.dump({'seed': args.seed, 'epochs': args.epochs, 'width': args.width, 'full_res': args.full_res, 'space_to_depth': args.space_to_depth, 'mixup': args.mixup, 'parameters': params, 'train_cells': len(train), 'validation_cells': len(val),
                'normalisation': {'mean': MEAN, 'std': STD}, 'at_threshold_0_5': at_half, 'chosen': best, 'train_seconds': round(time.time() - t0)}, f, indent=2)
 print(f'wrote {onnx_path} in {time.time() - t0:.0f} s total', flush=True)
