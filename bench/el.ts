@@ -124,9 +124,13 @@ async function stageRun(workers: number, threads: number): Promise<void> {
 }
 for (const cfg of ['1x1', '1x2', '2x1']) {
   const cellArgs = values.cells ? ['--cells', values.cells] : [];
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--stage', cfg, '--dir', dir, '--images', String(N), '--model', values.model, ...cellArgs], {
-    stdio: 'inherit',
-  });
+  const r = spawnSync(
+    process.execPath,
+    [fileURLToPath(import.meta.url), '--stage', cfg, '--dir', dir, '--images', String(N), '--model', values.model, ...cellArgs],
+    {
+      stdio: 'inherit',
+    },
+  );
   if (r.status !== 0) process.exitCode = 1;
 }
 rmSync(dir, { recursive: true, force: true });

@@ -10,18 +10,21 @@ and the images it names; never copies them anywhere.
 What it does:
   1. Splits the labelled cells 80/20 into train and validation, stratified by label and cell type
      (seeded), and writes the validation list to <out>/validation-split.txt (names only).
-  2. Trains a small residual CNN on 150x150 (the 300x300 cells average-pooled 2x2) with the labelled
-     probability as a soft target, dihedral flips/rotations and brightness/contrast jitter, AdamW
-     with a cosine schedule, and an exponential moving average of the weights.
-  3. Exports the EMA model to <out>/model.onnx with the pooling and the normalisation inside the
-     graph: input "image" float32 [N,1,300,300] of raw grey levels 0..255, output
-     "defect_probability" float32 [N,1].
+  2. Trains a small residual CNN at 150x150 — the 300x300 cells average-pooled 2x2, or with
+     --space-to-depth each 2x2 block as 4 channels (no pixel lost) — with the labelled probability
+     as a soft target, dihedral flips/rotations, brightness/contrast jitter and small shifts, AdamW
+     with a one-cycle schedule, and an exponential moving average of the weights.
+  3. Exports the EMA model to <out>/model.onnx with the pooling (or space-to-depth) and the
+     normalisation inside the graph: input "image" float32 [N,1,300,300] of raw grey levels
+     0..255, output "defect_probability" float32 [N,1]. Writes every validation cell's probability
+     to <out>/predictions.csv.
   4. Chooses the threshold on the validation split: the highest accuracy whose false-positive rate
      is at most 5%, and writes the measured metrics to <out>/metrics.json.
 
 Long runs: --ckpt DIR saves a checkpoint after every epoch; the same command again (same
 arguments, --epochs included) resumes after the last saved epoch. --threads 1 leaves a core free.
---folds K --fold I trains on K-1 stratified folds and validates on fold I (cross-validation).
+--folds K --fold I trains on K-1 stratified folds and validates on fold I (cross-validation;
+cross-validate.sh runs all five, cv_report.py pools them).
 
 A plant retrains on its own cells by pointing --data at a folder with the same layout (an images/
 folder and a labels.csv) - see models/el-defect/README.md.

@@ -90,7 +90,9 @@ export async function runModelCli(args: string[], io: CliIo): Promise<number> {
   );
   const lat = { p50_ms: q(latency, 0.5), p99_ms: q(latency, 0.99) };
   if (values.json) {
-    io.out(JSON.stringify({ model: { name: model.manifest.name, version: model.manifest.version, sha256: model.sha256 }, ...m, ci, by_type: byType, latency: lat }));
+    io.out(
+      JSON.stringify({ model: { name: model.manifest.name, version: model.manifest.version, sha256: model.sha256 }, ...m, ci, by_type: byType, latency: lat }),
+    );
     return EXIT.OK;
   }
   const pct = (x: number) => `${(x * 100).toFixed(2)}%`;

@@ -66,7 +66,7 @@ export function metrics(prob: readonly number[], label: readonly number[], thres
 export function auc(prob: readonly number[], label: readonly number[]): number {
   const idx = prob.map((p, i) => [p, i] as const).sort((a, b) => a[0] - b[0]);
   const ranks = new Array<number>(prob.length);
-  for (let i = 0; i < idx.length; ) {
+  for (let i = 0; i < idx.length;) {
     let j = i;
     while (j + 1 < idx.length && idx[j + 1]![0] === idx[i]![0]) j++;
     for (let k = i; k <= j; k++) ranks[idx[k]![1]] = (i + j) / 2 + 1;

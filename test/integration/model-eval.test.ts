@@ -24,18 +24,32 @@ beforeAll(async () => {
   const defects: Defect[] = ['none', 'crack', 'none', 'dark-area', 'none', 'inactive'];
   for (let i = 0; i < 24; i++) {
     const defect = defects[i % defects.length]!;
-    const c = { name: `cell${String(i).padStart(4, '0')}.png`, label: defect === 'none' ? (i % 4 === 0 ? 0.3333 : 0) : 1, type: i % 2 ? 'poly' : 'mono', defect, seed: 100 + i };
+    const c = {
+      name: `cell${String(i).padStart(4, '0')}.png`,
+      label: defect === 'none' ? (i % 4 === 0 ? 0.3333 : 0) : 1,
+      type: i % 2 ? 'poly' : 'mono',
+      defect,
+      seed: 100 + i,
+    };
     cells.push(c);
     await writeCell(join(dir, c.name), { defect, seed: c.seed });
   }
   // ELPV's layout: path, probability, type, whitespace-separated; a split file names half of them.
   writeFileSync(join(dir, 'labels.csv'), cells.map((c) => `images/${c.name}  ${c.label}  ${c.type}\n`).join(''));
-  writeFileSync(join(dir, 'split.txt'), cells.filter((_, i) => i < 18).map((c) => `${c.name}\n`).join(''));
+  writeFileSync(
+    join(dir, 'split.txt'),
+    cells
+      .filter((_, i) => i < 18)
+      .map((c) => `${c.name}\n`)
+      .join(''),
+  );
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const evalCli = (...extra: string[]) =>
-  spawnSync(process.execPath, [cli, 'model', 'eval', '--model', modelDir, '--images', dir, '--labels', join(dir, 'labels.csv'), ...extra], { encoding: 'utf8' });
+  spawnSync(process.execPath, [cli, 'model', 'eval', '--model', modelDir, '--images', dir, '--labels', join(dir, 'labels.csv'), ...extra], {
+    encoding: 'utf8',
+  });
 
 describe('edgeferry model eval', () => {
   it('counts what the model outputs at the manifest threshold, with intervals and per-type figures', async () => {
