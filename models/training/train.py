@@ -49,6 +49,7 @@ p.add_argument('--max-fpr', type=float, default=0.05)
 p.add_argument('--mixup', type=float, default=0.0, help='mixup alpha (0 = off): train on convex blends of two cells and of their labels')
 p.add_argument('--full-res', action='store_true', help='learn the 2x downsampling (strided 5x5 convolution at 300x300) instead of 2x2 average pooling, so 1-2 pixel cracks are not averaged away')
 p.add_argument('--space-to-depth', action='store_true', help='keep every pixel: fold each 2x2 block of the 300x300 cell into 4 channels at 150x150 (instead of averaging it), for about the cost of the pooled model')
+p.add_argument('--bf16', action='store_true', help='train the forward pass in bfloat16 (CPU autocast; weights, EMA, validation and export stay float32): about 2x faster on CPUs with AVX-512 BF16')
 p.add_argument('--threads', type=int, default=0, help='CPU threads for torch (0 = all cores); 1 leaves a core for other work during a long run')
 p.add_argument('--ckpt', default='', help='folder for a checkpoint after every epoch; a run started again with the same arguments resumes from it')
 p.add_argument('--folds', type=int, default=0, help='k-fold cross-validation: split the cells into this many stratified folds ...')
@@ -174,8 +175,9 @@ def augment(x):
         x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
     return x
 
-body = Body(args.width)
-ema = Body(args.width); ema.load_state_dict(body.state_dict())
+# channels_last: the same arithmetic, laid out the way the CPU convolution kernels want it (~1.5x faster).
+body = Body(args.width).to(memory_format=torch.channels_last)
+ema = Body(args.width).to(memory_format=torch.channels_last); ema.load_state_dict(body.state_dict())
 for q in ema.parameters(): q.requires_grad_(False)
 params = sum(q.numel() for q in body.parameters())
 print(f'model: {params} parameters', flush=True)
@@ -215,12 +217,13 @@ for epoch in range(start_epoch, args.epochs):
     t1 = time.time(); loss_sum = 0.0
     for i in range(0, len(train), args.batch):
         idx = perm[i:i + args.batch]
-        x = augment(xtr_n[idx]); y = ytr[idx]
+        x = augment(xtr_n[idx]).contiguous(memory_format=torch.channels_last); y = ytr[idx]
         if args.mixup > 0:
             lam = float(np.random.beta(args.mixup, args.mixup))
             j = torch.randperm(len(idx))
             x = lam * x + (1 - lam) * x[j]; y = lam * y + (1 - lam) * y[j]
-        logit = body(x)[:, 0]
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=args.bf16):
+            logit = body(x)[:, 0].float()
         loss = F.binary_cross_entropy_with_logits(logit, y)
         opt.zero_grad(); loss.backward(); opt.step(); sched.step(); step += 1
         loss_sum += float(loss) * len(idx)
@@ -248,7 +251,7 @@ def metrics(prob, label, t):
             'f1': 2 * prec * rec / (prec + rec) if prec + rec else 0.0, 'false_positive_rate': fp / (fp + tn), 'auc': float(auc),
             'tp': tp, 'fp': fp, 'tn': tn, 'fn': fn}
 
-exported = Exported(ema).eval()
+exported = Exported(ema.to(memory_format=torch.contiguous_format)).eval()
 # Validation through the exported graph itself (raw grey levels in), as edgeferry will run it.
 with torch.no_grad():
     raw = torch.from_numpy(np.stack([np.asarray(Image.open(os.path.join(args.data, r[0])).convert('L'), dtype=np.float32)[None] for r in val]))
@@ -272,6 +275,6 @@ onnx_path = os.path.join(args.out, 'model.onnx')
 torch.onnx.export(exported, torch.zeros(1, 1, 300, 300), onnx_path, input_names=['image'], output_names=['defect_probability'],
                   dynamic_axes={'image': {0: 'batch'}, 'defect_probability': {0: 'batch'}}, opset_version=13)
 with open(os.path.join(args.out, 'metrics.json'), 'w') as f:
-    json.dump({'seed': args.seed, 'epochs': args.epochs, 'width': args.width, 'full_res': args.full_res, 'space_to_depth': args.space_to_depth, 'mixup': args.mixup, 'parameters': params, 'train_cells': len(train), 'validation_cells': len(val),
+    json.dump({'seed': args.seed, 'epochs': args.epochs, 'width': args.width, 'full_res': args.full_res, 'space_to_depth': args.space_to_depth, 'mixup': args.mixup, 'bf16': args.bf16, 'parameters': params, 'train_cells': len(train), 'validation_cells': len(val),
                'normalisation': {'mean': MEAN, 'std': STD}, 'at_threshold_0_5': at_half, 'chosen': best, 'train_seconds': round(time.time() - t0)}, f, indent=2)
 print(f'wrote {onnx_path} in {time.time() - t0:.0f} s total', flush=True)
