@@ -9,14 +9,13 @@ import { resolve } from 'node:path';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { MqttConfig } from '../config/schema.js';
-import type { WriteResult } from '../core/device-writer.js';
 import type { Value } from '../core/driver.js';
 import { GatewayError } from '../errors.js';
 import { securityOptions } from '../publish/client-options.js';
 import type { MqttConnect, PublisherIdentity } from '../publish/mqtt-publisher.js';
 import { parseCommand, type CommandRules } from './command.js';
 import { CommandTopics } from './command-topics.js';
-import type { WriteGate } from './write-gate.js';
+import type { WriteGate, WriteReport } from './write-gate.js';
 
 export interface CommandDeps {
   log: Logger;
@@ -25,14 +24,8 @@ export interface CommandDeps {
   connect?: MqttConnect;
 }
 
-interface Answer {
+interface Answer extends WriteReport {
   id?: string | number;
-  device: string;
-  point: string;
-  value: unknown;
-  outcome: WriteResult['outcome'];
-  reason?: string;
-  code?: number | string;
   read_back?: Value;
   read_back_quality?: string;
   ts: string;

@@ -8,13 +8,17 @@ import type { DeviceWriter, WriteResult } from '../core/device-writer.js';
 import type { Metrics } from '../health/metrics.js';
 import { judgeValue, WriteRateLimit } from './command.js';
 
-export interface AuditLine {
+/** What every write attempt reports, in the audit line and in the command's result. */
+export interface WriteReport {
   device: string;
   point: string;
   value: unknown;
   outcome: WriteResult['outcome'];
   reason?: string;
   code?: number | string;
+}
+
+export interface AuditLine extends WriteReport {
   request_id?: string | number;
   /** How it came in, when not through the command topics (e.g. DCMD). */
   via?: string;
