@@ -12,7 +12,7 @@ import * as ort from 'onnxruntime-node';
 import { EXIT, type CliIo } from '../cli/io.js';
 import { quantile } from '../core/quantile.js';
 import { readModel } from './model.js';
-import { intervals, metrics, type EvalMetrics, type Interval } from './metrics.js';
+import { intervals, metrics, type Interval } from './metrics.js';
 import { decodeCell, sessionOptions, toInput } from './preprocess.js';
 
 const q = quantile;
@@ -79,21 +79,25 @@ export async function runModelCli(args: string[], io: CliIo): Promise<number> {
   const m = metrics(prob, labels, threshold);
   const ci = intervals(m);
   const types = [...new Set(rows.map((r) => r.type).filter(Boolean))].sort();
-  const byType = Object.fromEntries(
-    types.map((t) => {
-      const sel = rows.flatMap((r, i) => (r.type === t ? [i] : []));
-      const mt = metrics(
-        sel.map((i) => prob[i]!),
-        sel.map((i) => labels[i]!),
-        threshold,
-      );
-      return [t, { ...mt, ci: intervals(mt) }];
-    }),
-  );
+  const byType = types.map((t) => {
+    const sel = rows.flatMap((r, i) => (r.type === t ? [i] : []));
+    const mt = metrics(
+      sel.map((i) => prob[i]!),
+      sel.map((i) => labels[i]!),
+      threshold,
+    );
+    return [t, { ...mt, ci: intervals(mt) }] as const;
+  });
   const lat = { p50_ms: q(latency, 0.5), p99_ms: q(latency, 0.99) };
   if (values.json) {
     io.out(
-      JSON.stringify({ model: { name: model.manifest.name, version: model.manifest.version, sha256: model.sha256 }, ...m, ci, by_type: byType, latency: lat }),
+      JSON.stringify({
+        model: { name: model.manifest.name, version: model.manifest.version, sha256: model.sha256 },
+        ...m,
+        ci,
+        by_type: Object.fromEntries(byType),
+        latency: lat,
+      }),
     );
     return EXIT.OK;
   }
@@ -110,7 +114,7 @@ export async function runModelCli(args: string[], io: CliIo): Promise<number> {
   io.out(`FPR        ${pct(m.false_positive_rate)}  ${pctRange(ci.false_positive_rate)}`);
   io.out(`AUC        ${m.auc.toFixed(4)}  ${range(ci.auc, (x) => x.toFixed(4))}`);
   io.out(`confusion  tp ${m.tp}  fp ${m.fp}  tn ${m.tn}  fn ${m.fn}`);
-  for (const [t, mt] of Object.entries(byType) as [string, EvalMetrics][])
+  for (const [t, mt] of byType)
     io.out(
       `${t.padEnd(10)} ${mt.n} images: accuracy ${pct(mt.accuracy)}  recall ${pct(mt.recall)}  FPR ${pct(mt.false_positive_rate)}  AUC ${mt.auc.toFixed(4)}  (tp ${mt.tp} fp ${mt.fp} tn ${mt.tn} fn ${mt.fn})`,
     );

@@ -21,6 +21,9 @@ export interface EvalMetrics {
 /** A 95% interval [low, high]. */
 export type Interval = [number, number];
 
+/** The standard normal's 97.5% quantile: ±Z95 standard errors hold 95%. */
+const Z95 = 1.959964;
+
 export interface EvalIntervals {
   accuracy: Interval;
   recall: Interval;
@@ -81,7 +84,7 @@ export function auc(prob: readonly number[], label: readonly number[]): number {
 /** Wilson score interval (95%) of a proportion k/n — sound near 0 and 1, unlike the normal one. */
 export function wilson(k: number, n: number): Interval {
   if (!n) return [NaN, NaN];
-  const z = 1.959964;
+  const z = Z95;
   const p = k / n;
   const d = 1 + (z * z) / n;
   const c = (p + (z * z) / (2 * n)) / d;
@@ -95,7 +98,7 @@ export function aucInterval(a: number, npos: number, nneg: number): Interval {
   const q1 = a / (2 - a);
   const q2 = (2 * a * a) / (1 + a);
   const se = Math.sqrt((a * (1 - a) + (npos - 1) * (q1 - a * a) + (nneg - 1) * (q2 - a * a)) / (npos * nneg));
-  return [Math.max(0, a - 1.959964 * se), Math.min(1, a + 1.959964 * se)];
+  return [Math.max(0, a - Z95 * se), Math.min(1, a + Z95 * se)];
 }
 
 export function intervals(m: EvalMetrics): EvalIntervals {
