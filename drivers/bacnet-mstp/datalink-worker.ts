@@ -20,7 +20,7 @@ const end = async () => {
 try {
   link = await openInlineDataLink(o, {
     onData: (source, npdu, replyId) => post({ t: 'data', source, npdu, replyId }),
-    onReplyTimeout: (dest) => post({ t: 'reply-timeout', dest }),
+    onNoReply: (dest, why) => post({ t: 'no-reply', dest, why }),
     onSuccessor: (ns, sole) => post({ t: 'successor', ns, sole }),
     onLost: (reason) => {
       post({ t: 'lost', reason });

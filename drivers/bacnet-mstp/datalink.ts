@@ -25,7 +25,8 @@ export interface MstpStats {
 export interface DataLinkHandlers {
   /** An NPDU for us; `replyId` is set when the sender waits for an answer (pass it to reply()). */
   onData(source: number, npdu: Buffer, replyId: number | undefined): void;
-  onReplyTimeout(dest: number): void;
+  /** A request to `dest` will get no reply (the node's 'no-reply'): resend it or give up. */
+  onNoReply(dest: number, why: string): void;
   onSuccessor(next: number, soleMaster: boolean): void;
   /** The port went away (adapter unplugged); the link is closed. */
   onLost(reason: string): void;
@@ -66,7 +67,7 @@ export async function openInlineDataLink(o: DataLinkOptions, h: DataLinkHandlers
     }
     h.onData(source, npdu, id);
   };
-  node.on('reply-timeout', (dest) => h.onReplyTimeout(dest));
+  node.on('no-reply', (dest, why) => h.onNoReply(dest, why));
   node.on('successor', (ns, sole) => h.onSuccessor(ns, sole));
   let closed = false;
   serial = await (o.opener === 'tty' ? openTty : openMstpSerial)(
@@ -126,7 +127,7 @@ export type FromThread =
   | { t: 'open' }
   | { t: 'open-failed'; message: string }
   | { t: 'data'; source: number; npdu: Uint8Array; replyId?: number }
-  | { t: 'reply-timeout'; dest: number }
+  | { t: 'no-reply'; dest: number; why: string }
   | { t: 'successor'; ns: number; sole: boolean }
   | { t: 'lost'; reason: string }
   | { t: 'stats'; req: number; stats: MstpStats }
@@ -180,8 +181,8 @@ export function openThreadDataLink(o: DataLinkOptions, h: DataLinkHandlers): Pro
           return reject(new Error(m.message));
         case 'data':
           return h.onData(m.source, asBuffer(m.npdu), m.replyId);
-        case 'reply-timeout':
-          return h.onReplyTimeout(m.dest);
+        case 'no-reply':
+          return h.onNoReply(m.dest, m.why);
         case 'successor':
           return h.onSuccessor(m.ns, m.sole);
         case 'lost':

@@ -80,6 +80,11 @@ export class FrameReceiver {
     return this.state === 'header' || this.state === 'data' || this.state === 'skip';
   }
 
+  /** True from a frame's first preamble octet until it ends (when its octets began to arrive matters). */
+  get started(): boolean {
+    return this.state !== 'idle';
+  }
+
   /** The line was silent for Tframe_abort: drop a partial frame. */
   abort(): ReceiveEvent | undefined {
     const was = this.state;

@@ -16,7 +16,16 @@ interface Pending {
   dest: number;
   resolve: (d: Answer) => void;
   reject: (e: Error) => void;
+  /** Sends the request (again) under a new data link id; how often it was sent again. */
+  send: () => void;
+  resent: number;
 }
+
+/**
+ * How often a request whose reply was lost is sent again (BACnet's Number_Of_APDU_Retries
+ * default) before it fails. A lost frame costs one turn of the token, not the APDU timeout.
+ */
+const RESENDS = 3;
 
 export class MstpLink implements Link {
   readonly kind = 'bus' as const;
@@ -45,7 +54,7 @@ export class MstpLink implements Link {
     await this.close();
     const handlers: DataLinkHandlers = {
       onData: (source, npdu, replyId) => this.onData(source, npdu, replyId),
-      onReplyTimeout: (dest) => this.failAll(dest, new TimeoutError(`${this.endpoint}: MAC ${dest} did not begin to reply within Treply_timeout (255 ms)`)),
+      onNoReply: (dest, why) => this.noReply(dest, why),
       onSuccessor: (ns, sole) => this.log.debug({ next_station: ns, sole_master: sole }, 'MS/TP successor'),
       onLost: (reason) => {
         this.dl = undefined;
@@ -84,11 +93,17 @@ export class MstpLink implements Link {
     await dl?.close();
   }
 
-  private failAll(dest: number, err: Error): void {
+  /** The data link says a request to `dest` will get no reply: send it again, or fail it once it was sent RESENDS times more. */
+  private noReply(dest: number, why: string): void {
     for (const [key, p] of this.pending) {
       if (p.dest !== dest) continue;
+      if (p.resent < RESENDS) {
+        p.resent++;
+        p.send();
+        continue;
+      }
       this.pending.delete(key);
-      p.reject(err);
+      p.reject(new TimeoutError(`${this.endpoint}: MAC ${dest} did not answer (sent ${RESENDS + 1} times; last: ${why})`));
     }
   }
 
@@ -130,9 +145,15 @@ export class MstpLink implements Link {
     this.invokeId = (id + 1) & 0xff;
     const key = `${dest}:${id}`;
     const npdu = build(id);
-    const answer = new Promise<Answer>((resolve, reject) => this.pending.set(key, { dest, resolve, reject }));
-    const sendId = this.nextId++;
-    dl.send(sendId, dest, npdu, true);
+    let sendId = 0;
+    // The same invoke id each time: a device that did answer an earlier copy answers alike, and
+    // only the first answer counts.
+    const send = () => {
+      sendId = this.nextId++;
+      dl.send(sendId, dest, npdu, true);
+    };
+    const answer = new Promise<Answer>((resolve, reject) => this.pending.set(key, { dest, resolve, reject, send, resent: 0 }));
+    send();
     return withDeadline(answer, timeoutMs, () => new TimeoutError(`${this.endpoint}: no answer from MAC ${dest} within ${timeoutMs} ms`), signal).finally(
       () => {
         // Answered, timed out or given up: forget it, and take it back if it never went out.

@@ -38,6 +38,8 @@ export interface MstpCounters {
   lostToken: number;
   invalidFrames: number;
   replyTimeouts: number;
+  /** Requests we sent whose reply did not come (timeouts included): each is the upper layer's to resend. */
+  repliesLost: number;
   replyPostponedSent: number;
   framesSent: number;
   /** Tokens, polls and requests for us that were already waiting when we last transmitted. */
@@ -53,8 +55,8 @@ export interface Outgoing {
 export type NodeEvents = {
   /** The token arrived (token loop timing). */
   token: [at: number];
-  /** A request we sent got no reply within Treply_timeout. */
-  'reply-timeout': [dest: number];
+  /** A request we sent to `dest` will get no reply: none began within Treply_timeout, or the line shows another conversation. */
+  'no-reply': [dest: number, why: string];
   /** NS changed (a master joined, left, or we are alone). */
   successor: [next: number, soleMaster: boolean];
 };

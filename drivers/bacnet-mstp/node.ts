@@ -29,6 +29,7 @@ export class MstpNode extends EventEmitter<NodeEvents> {
     lostToken: 0,
     invalidFrames: 0,
     replyTimeouts: 0,
+    repliesLost: 0,
     replyPostponedSent: 0,
     framesSent: 0,
     staleFrames: 0,
@@ -137,7 +138,14 @@ export class MstpNode extends EventEmitter<NodeEvents> {
     // SawTokenUser / SawFrame: traffic within Tusage_timeout (or before our slot) means someone
     // else has the token.
     if ((this.state === 'PASS_TOKEN' || this.state === 'NO_TOKEN') && this.eventCount > NminOctets) this.enter('IDLE');
-    this.receiver.feed(chunk, (e) => this.onReceive(e));
+    // When each frame's first octet arrived: a frame carried over from an earlier read began then.
+    let began = this.receiver.started ? this.partialSince : now;
+    this.receiver.feed(chunk, (e) => {
+      this.frameBegan = began;
+      this.onReceive(e);
+      began = now;
+    });
+    this.partialSince = began;
     this.arm();
   }
 
@@ -146,13 +154,16 @@ export class MstpNode extends EventEmitter<NodeEvents> {
   private onReceive(e: ReceiveEvent): void {
     if (e.kind === 'invalid') {
       this.counters.invalidFrames++;
-      if (this.state === 'WAIT_FOR_REPLY') this.doneWithToken();
-      else if (this.state === 'POLL_FOR_MASTER') this.pfmSilent();
+      if (this.state === 'WAIT_FOR_REPLY') {
+        this.replyLost(`an invalid frame (${e.reason}) came instead of the reply`);
+        this.doneWithToken();
+      } else if (this.state === 'POLL_FOR_MASTER') this.pfmSilent();
       return;
     }
     if (e.kind === 'not-for-us') {
       // A valid frame between other stations: in WAIT_FOR_REPLY or POLL_FOR_MASTER it means
       // somebody else is using the line (ReceivedUnexpectedFrame).
+      if (this.state === 'WAIT_FOR_REPLY') this.replyLost(`${e.frame.source} sent to ${e.frame.dest} while the reply was due`);
       if (this.state === 'WAIT_FOR_REPLY' || this.state === 'POLL_FOR_MASTER') this.enter('IDLE');
       return;
     }
@@ -173,16 +184,7 @@ export class MstpNode extends EventEmitter<NodeEvents> {
       this.counters.staleFrames++;
       return;
     }
-    // A token for us while we hold it (waiting for a reply, polling for a master) is the sender's
-    // retry, which crossed our use of the token it passed us a moment before (we were slower than
-    // its Tusage_timeout). The standard's "unexpected frame" rule would drop us to IDLE and leave
-    // the line without a token (lost after Tno_token); keeping the token and going on is what the
-    // sender expects once it hears us. Seen against bacnet-stack on a loaded line.
-    // The same retry can also arrive just after we passed the token on: a token for us that began
-    // on the wire before our last frame had ended there (its octets take 8 octet times to arrive)
-    // was sent before its sender could have heard that frame.
-    const tokenBegan = this.lastRxAt - 8 * this.timing.octetMs;
-    if (f.type === FrameType.Token && f.dest === this.ts && (this.state === 'WAIT_FOR_REPLY' || this.state === 'POLL_FOR_MASTER' || tokenBegan < this.txEnd)) {
+    if (f.type === FrameType.Token && f.dest === this.ts && this.staleToken()) {
       this.counters.staleFrames++;
       return;
     }
@@ -207,6 +209,21 @@ export class MstpNode extends EventEmitter<NodeEvents> {
       default:
         return;
     }
+  }
+
+  /**
+   * Whether a token addressed to us is its sender's retry of a token we already used, judged from
+   * the frames and our state, never from an assumed line delay (USB adapters, repeaters and
+   * Ethernet bridges deliver octets early or late, in bursts; a pty pair at once):
+   * - while we hold the token (waiting for a reply, polling for a master) nobody may pass it to us;
+   * - a token whose first octet had arrived before we wrote our last frame was sent before its
+   *   sender could hear that frame (on a paced line: a retry already under way while we passed).
+   * A token that began after our frame is an answer to it, however soon it came (on a pty pair a
+   * successor passes it straight back within a millisecond). Taking a stale retry would put a
+   * second token on the line; dropping a fresh one costs its sender a retry.
+   */
+  private staleToken(): boolean {
+    return this.state === 'WAIT_FOR_REPLY' || this.state === 'POLL_FOR_MASTER' || this.frameBegan < this.lastWriteAt;
   }
 
   private idleFrame(f: Frame): void {
@@ -271,12 +288,31 @@ export class MstpNode extends EventEmitter<NodeEvents> {
   private waitFrame(f: Frame): void {
     if (f.dest === this.ts && (f.type === FrameType.DataNotExpectingReply || f.type === FrameType.TestResponse)) {
       // ReceivedReply
+      this.awaiting = -1;
       if (f.type === FrameType.DataNotExpectingReply) this.onData(f.source, f.data, undefined);
       return this.doneWithToken();
     }
-    if (f.dest === this.ts && f.type === FrameType.ReplyPostponed) return this.doneWithToken();
+    if (f.dest === this.ts && f.type === FrameType.ReplyPostponed) {
+      // The answer comes later, in a frame of the device's own; the APDU timeout covers it.
+      this.awaiting = -1;
+      return this.doneWithToken();
+    }
     // ReceivedUnexpectedFrame: a synchronisation error; give up the token quietly.
+    this.replyLost(`${f.source} sent frame type ${f.type} to ${f.dest} while the reply was due`);
     this.enter('IDLE');
+  }
+
+  /**
+   * The request we are waiting on will get no reply in this turn (timeout, or the line shows a
+   * different conversation): the upper layer may send it again at once instead of waiting out
+   * its APDU timeout.
+   */
+  private replyLost(why: string): void {
+    if (this.awaiting < 0) return;
+    const dest = this.awaiting;
+    this.awaiting = -1;
+    this.counters.repliesLost++;
+    this.emit('no-reply', dest, why);
   }
 
   // ── holding the token ─────────────────────────────────────────────────────────────────────────
@@ -474,9 +510,8 @@ export class MstpNode extends EventEmitter<NodeEvents> {
         if (silence >= t.replyTimeoutMs) {
           // ReplyTimeout
           this.counters.replyTimeouts++;
-          const dest = this.awaiting;
           this.frameCount = this.maxInfoFrames;
-          this.emit('reply-timeout', dest);
+          this.replyLost(`no reply began within Treply_timeout (${t.replyTimeoutMs} ms)`);
           return this.doneWithToken();
         }
         break;
@@ -564,10 +599,13 @@ export class MstpNode extends EventEmitter<NodeEvents> {
       if (!this.heldTimer) this.heldTimer = setTimeout(() => this.flushHeld(), Math.max(0, at - now));
     }
     this.silenceStart = Math.max(at, this.silenceStart) + frame.length * this.timing.octetMs;
-    this.txEnd = this.silenceStart;
+    this.lastWriteAt = at;
   }
-  /** When our last frame ends on the wire (computed). */
-  private txEnd = -Infinity;
+  /** When we wrote (or will write, after Tturnaround) our last frame. */
+  private lastWriteAt = -Infinity;
+  /** When the first octet of the frame being handled arrived, and of a frame still arriving. */
+  private frameBegan = -Infinity;
+  private partialSince = -Infinity;
 
   private readonly held: Buffer[] = [];
   private heldTimer: NodeJS.Timeout | undefined;

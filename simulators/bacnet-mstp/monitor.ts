@@ -109,3 +109,30 @@ export class MstpMonitor {
     return at.slice(1).map((t, i) => t - at[i]!);
   }
 }
+
+/** Token passing on the wire, per station, from a monitor's frames. */
+export interface TokenTally {
+  /** Tokens a station passed (first tries). */
+  passes: Map<number, number>;
+  /** Token frames a station sent again to the same station with nothing on the line in between (RetrySendToken). */
+  retries: Map<number, number>;
+  /** Silences of Tno_token (500 ms) or more, charged to the station that held the token then (the last Token's destination). */
+  lost: Map<number, number>;
+}
+
+export function tallyTokens(frames: readonly SeenFrame[], noTokenMs = 500): TokenTally {
+  const t: TokenTally = { passes: new Map(), retries: new Map(), lost: new Map() };
+  const add = (m: Map<number, number>, k: number) => m.set(k, (m.get(k) ?? 0) + 1);
+  let prev: SeenFrame | undefined;
+  let holder: number | undefined;
+  for (const f of frames) {
+    if (prev && f.at - prev.at >= noTokenMs && holder !== undefined) add(t.lost, holder);
+    if (f.type === FrameType.Token) {
+      const again = prev?.type === FrameType.Token && prev.source === f.source && prev.dest === f.dest;
+      add(again ? t.retries : t.passes, f.source);
+      holder = f.dest;
+    } else if (f.type === FrameType.PollForMaster || f.type === FrameType.DataExpectingReply) holder = f.source;
+    prev = f;
+  }
+  return t;
+}

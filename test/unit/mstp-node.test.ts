@@ -75,4 +75,63 @@ describe('MS/TP master node', () => {
     const gaps = after.slice(1).map((f, i) => f.at - after[i]!.at);
     expect(Math.max(...gaps)).toBeLessThan(500);
   });
+
+  /** Node 5 with station 6 as its successor, holding nothing: it has just passed the token to 6. */
+  async function passedTo6() {
+    const { n, sent } = node(5, 7);
+    n.receive(frame(FrameType.Token, 1, 5));
+    await sentAtLeast(sent, 1);
+    n.receive(frame(FrameType.ReplyToPollForMaster, 6, 5));
+    await sentAtLeast(sent, 2);
+    expect(sent.at(-1)).toMatchObject({ type: FrameType.Token, source: 5, dest: 6 });
+    return { n, sent };
+  }
+
+  it('takes a token passed straight back after its own pass (a ring of two on a line with no delay)', async () => {
+    const { n, sent } = await passedTo6();
+    // 6 answers the moment our token is written, well within the 8 octet times the token takes on a real wire.
+    n.receive(frame(FrameType.Token, 6, 5));
+    await sentAtLeast(sent, 3);
+    expect(sent.at(-1)).toMatchObject({ type: FrameType.Token, source: 5, dest: 6 });
+    expect(n.counters).toMatchObject({ tokensReceived: 2, staleFrames: 0, tokenRetries: 0 });
+  });
+
+  it('drops a token whose first octets arrived before its own pass was written (a retry already under way)', async () => {
+    const { n, sent } = node(5, 7);
+    n.receive(frame(FrameType.Token, 1, 5));
+    await sentAtLeast(sent, 1);
+    // The reply to the Poll-For-Master, then at once the first octets of 6's retry: our Token waits
+    // out Tturnaround after the last octet received, so the retry began before it went out.
+    const retry = frame(FrameType.Token, 6, 5);
+    n.receive(Buffer.concat([frame(FrameType.ReplyToPollForMaster, 6, 5), retry.subarray(0, 3)]));
+    await sentAtLeast(sent, 2);
+    expect(sent.at(-1)).toMatchObject({ type: FrameType.Token, source: 5, dest: 6 });
+    n.receive(retry.subarray(3));
+    await turnaround();
+    expect(sent).toHaveLength(2);
+    expect(n.counters).toMatchObject({ tokensReceived: 1, staleFrames: 1 });
+  });
+
+  it('says at once that a request will get no reply when the line shows another conversation, and after Treply_timeout', async () => {
+    const { n, sent } = await passedTo6();
+    const lost: [number, string][] = [];
+    n.on('no-reply', (dest, why) => lost.push([dest, why]));
+    n.send(6, Buffer.from([1, 4, 0, 5, 1, 12]), true);
+    n.receive(frame(FrameType.Token, 6, 5));
+    await sentAtLeast(sent, 3);
+    expect(sent.at(-1)).toMatchObject({ type: FrameType.DataExpectingReply, source: 5, dest: 6 });
+    await turnaround();
+    // 6 polls for a master instead of answering (it thinks it holds the token): the request is lost.
+    n.receive(frame(FrameType.PollForMaster, 6, 7));
+    expect(lost).toEqual([[6, '6 sent to 7 while the reply was due']]);
+    expect(n.currentState).toBe('IDLE');
+    // Sent again with the next token; this time nothing comes back within Treply_timeout.
+    n.send(6, Buffer.from([1, 4, 0, 5, 1, 12]), true);
+    n.receive(frame(FrameType.Token, 6, 5));
+    await sentAtLeast(sent, 4);
+    const t0 = performance.now();
+    while (lost.length < 2 && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 5));
+    expect(lost[1]).toEqual([6, 'no reply began within Treply_timeout (255 ms)']);
+    expect(n.counters.repliesLost).toBe(2);
+  });
 });
