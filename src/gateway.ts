@@ -120,7 +120,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     const shown = deviceStatusOf(device);
     if (shown) publisher.setDeviceStatus(device, shown);
   };
-  const pool = new LinkPool({ drivers: deps.drivers, log, baseDir, ...poolEvents(log, metrics, publishStatus) });
+  const pool = new LinkPool({ drivers: deps.drivers, log, baseDir, gateway: { site: g.site, id: g.gateway_id }, ...poolEvents(log, metrics, publishStatus) });
   /** Samples and verdicts → the buffer → the publisher (src/core/sample-sink.ts). */
   const sink = sampleSink({
     buffer,

@@ -54,7 +54,7 @@ export const opcua: DriverSpec<OpcuaConnectionConfig, OpcuaPointConfig, OpcuaPoi
     'timeout_ms',
     'max_nodes_per_read',
   ],
-  createLink: (d, ctx) => new OpcuaLink(d.connection, ctx.baseDir, ctx.log),
+  createLink: (d, ctx) => new OpcuaLink(d.connection, ctx.baseDir, ctx.log, undefined, ctx.gateway),
   create: (device, ctx) => new OpcuaDriver(device, ctx),
   subscribed: (p) => p.mode === 'subscribe',
 };

@@ -43,6 +43,8 @@ export class OpcuaLink implements Link {
     private readonly log: Logger,
     /** How the user accepts a first server certificate where this link is used (the YAML key, or a CLI flag). */
     private readonly trustHint = 'set trust_unknown_server: true to accept a first certificate',
+    /** The gateway's site and id, for the subject of the client certificate it makes for itself. */
+    private readonly gateway?: { site: string; id: string },
   ) {
     this.endpoint = cfg.endpoint;
     this.pki = resolve(baseDir, cfg.pki_dir);
@@ -76,9 +78,24 @@ export class OpcuaLink implements Link {
       disableFileWatchers: true,
     });
     await certificateManager.initialize();
+    const applicationUri = `urn:${hostname()}:edgeferry`;
+    // The gateway's own certificate, made once: its subject names this gateway (an operator
+    // trusting it on a server sees which box it is), not the library's defaults. One made
+    // earlier is kept: servers already trust it.
+    const own = this.ownCertificate();
+    if (!existsSync(own)) {
+      await certificateManager.createSelfSignedCertificate({
+        applicationUri,
+        dns: [hostname()],
+        outputFile: own,
+        subject: this.subject(),
+        startDate: new Date(),
+        validity: 3650,
+      });
+    }
     const client = OPCUAClient.create({
       applicationName: 'edgeferry',
-      applicationUri: `urn:${hostname()}:edgeferry`,
+      applicationUri,
       clientCertificateManager: certificateManager,
       securityMode: MODES[this.cfg.security_mode],
       securityPolicy: POLICY_URI + this.cfg.security_policy,
@@ -185,8 +202,19 @@ export class OpcuaLink implements Link {
    * gateway's own certificate (open62541 and most servers answer BadCertificateUntrusted, which
    * node-opcua reports only as a closed socket). Says which certificate to give the server.
    */
+  private ownCertificate(): string {
+    return join(this.pki, 'own', 'certs', 'client_certificate.pem');
+  }
+
+  /** CN "edgeferry GATEWAY@HOST", O the site (browse, which runs without a gateway file: "edgeferry browse@HOST"). */
+  private subject(): string {
+    const host = hostname().replace(/[/=]/g, '-');
+    const who = this.gateway ? `edgeferry ${this.gateway.id}@${host}` : `edgeferry browse@${host}`;
+    return `/CN=${who.slice(0, 64)}${this.gateway ? `/O=${this.gateway.site}` : ''}/OU=edgeferry`;
+  }
+
   private refusedMessage(): string {
-    const own = join(this.pki, 'own', 'certs', 'client_certificate.pem');
+    const own = this.ownCertificate();
     let thumb = '';
     try {
       if (existsSync(own)) thumb = ` (SHA-1 thumbprint ${new X509Certificate(readFileSync(own)).fingerprint.replace(/:/g, '').toLowerCase()})`;

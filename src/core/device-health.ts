@@ -56,7 +56,9 @@ export class DeviceHealth {
     this.state = state;
     this.reason = reason;
     if (changed) this.since = Date.now();
-    return changed;
+    // A down device's reason is what an operator acts on (an advice such as "move this
+    // certificate"): once the cause changes, so must the status and the log — not at a restart.
+    return changed || state === 'down';
   }
 
   ok(rttMs: number): boolean {

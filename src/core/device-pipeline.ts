@@ -99,7 +99,33 @@ export function startPipeline(
   const isSubscribed = new Set(subscribed);
   if (subscribed.length) {
     if (!driver.subscribe) throw new GatewayError('GW_ERR_CONFIG_INVALID', `driver ${spec.type} cannot subscribe (device "${device.name}")`);
-    linkRunner.subscribe(device.name, (link, signal) => driver.subscribe!(subscribed, link, accept, signal));
+    // The device reports these points by itself: when the link is lost, nothing more comes, so
+    // the gap is marked as for a failed poll — one bad sample per point with the reason, once
+    // after samples came; the next sample of the new subscription ends it.
+    let live = false;
+    const reported = (readings: Reading[], ts: number) => {
+      live = true;
+      accept(readings, ts);
+    };
+    const lost = (reason: string) => {
+      if (!live) return;
+      live = false;
+      const ts = Date.now();
+      store(
+        subscribed.map((pt) => ({
+          ts,
+          device: device.name,
+          channel,
+          point: pt.name,
+          value: null,
+          quality: 'bad',
+          reason: `link lost: ${reason}`,
+          unit: pt.unit,
+          priority: pt.priority,
+        })),
+      );
+    };
+    linkRunner.subscribe(device.name, (link, signal) => driver.subscribe!(subscribed, link, reported, signal), lost);
   }
   // Polled points are grouped by their effective interval; each group is planned once.
   const groups = new Map<number, CommonPoint[]>();
@@ -141,28 +167,46 @@ export function startPipeline(
     const backupPlan = onBackup?.driver.plan(device.backup!.device.points.filter((p) => critical.has(p.name)));
     const rest = points.filter((p) => !critical.has(p.name));
     const restPlan = onBackup && rest.length ? driver.plan(rest) : undefined;
+    if (!onBackup) {
+      scheduler.add({ id: `${device.name}@${intervalMs}ms`, device: device.name, intervalMs, run: () => primaryRead(plan, points) });
+      continue;
+    }
+    // With a backup, two poll groups side by side, each on its own channel, so that a slow or
+    // lost request on one never delays samples read on the other: the primary's (every point
+    // while the primary is active; the other points while the critical ones are on the backup)
+    // and the backup's (the critical points, only while the backup is active). A critical point is
+    // never read on both at once: each side skips its turn while the other's read of it is under
+    // way, so its samples keep their order across a switch.
+    const backupEndpoint = onBackup.runner.link.endpoint;
+    const criticalPoints = points.filter((p) => critical.has(p.name));
+    let fullRead: Promise<void> | undefined;
+    let backupRead: Promise<void> | undefined;
+    const readBackup = async () => {
+      const started = performance.now();
+      const out = await onBackup.runner.poll(`${device.name}~backup`, (link, signal) => onBackup.driver.read(backupPlan, link, signal));
+      if (!out.ok) return gap(backupPlan, criticalPoints, out.reason, backupEndpoint);
+      good.add(backupPlan);
+      pollSeconds.observe((performance.now() - started) / 1000);
+      accept(out.value, out.ts, backupEndpoint);
+    };
     scheduler.add({
       id: `${device.name}@${intervalMs}ms`,
       device: device.name,
       intervalMs,
       run: async () => {
-        if (!onBackup || onBackup.failover.active === 'primary') return primaryRead(plan, points);
-        // One poll at a time per group: the backup read and the primary read of the other
-        // points run in turn, so no sample overtakes another across a switch.
-        const started = performance.now();
-        const out = await onBackup.runner.poll(`${device.name}~backup`, (link, signal) => onBackup.driver.read(backupPlan, link, signal));
-        if (out.ok) {
-          good.add(backupPlan);
-          pollSeconds.observe((performance.now() - started) / 1000);
-          accept(out.value, out.ts, onBackup.runner.link.endpoint);
-        } else
-          gap(
-            backupPlan,
-            points.filter((p) => critical.has(p.name)),
-            out.reason,
-            onBackup.runner.link.endpoint,
-          );
-        if (restPlan !== undefined) await primaryRead(restPlan, rest);
+        if (onBackup.failover.active === 'backup' || backupRead) return restPlan === undefined ? undefined : primaryRead(restPlan, rest);
+        fullRead = primaryRead(plan, points);
+        await fullRead.finally(() => (fullRead = undefined));
+      },
+    });
+    scheduler.add({
+      id: `${device.name}~backup@${intervalMs}ms`,
+      device: device.name,
+      intervalMs,
+      run: async () => {
+        if (onBackup.failover.active !== 'backup' || fullRead) return;
+        backupRead = readBackup();
+        await backupRead.finally(() => (backupRead = undefined));
       },
     });
   }

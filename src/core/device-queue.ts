@@ -69,8 +69,8 @@ export class DeviceQueue {
   }
 
   /** The link went down: writes wait for its return (until their deadline), the rest end here. */
-  linkLost(): void {
-    for (const j of this.jobs.splice(0)) j.kind === 'write' ? this.parked.push(j) : j.resolve({ ok: false, reason: 'link down' });
+  linkLost(reason: string): void {
+    for (const j of this.jobs.splice(0)) j.kind === 'write' ? this.parked.push(j) : j.resolve({ ok: false, reason });
   }
 
   /** Stopping: everything is answered. */

@@ -61,6 +61,8 @@ export interface DriverContext {
   log: Logger;
   /** Folder of the gateway file; relative paths in connection settings start here. */
   baseDir: string;
+  /** Who the gateway is (site and gateway_id), for what a driver presents of itself (an OPC UA client certificate's subject). */
+  gateway?: { site: string; id: string };
 }
 
 /**

@@ -17,6 +17,8 @@ export interface LinkPoolDeps {
   drivers: readonly DriverSpec[];
   log: Logger;
   baseDir: string;
+  /** Site and gateway id (drivers name the gateway with them). */
+  gateway?: { site: string; id: string };
   /** A device's primary link state changed (or is refreshed). */
   onPrimary(device: string, health: HealthSnapshot): void;
   /** Something a device's published status shows changed (its primary, its backup, a switch). */
@@ -135,12 +137,12 @@ export class LinkPool {
   /** Adds a device (or a backup channel) to the runner of its link, made by its first user. */
   private member(device: LoadedDevice): Joined & { key: string } {
     const spec = this.spec(device);
-    const { log, baseDir } = this.deps;
-    const driver = spec.create(device, { log: log.child({ component: 'driver', driver: spec.type, device: device.name }), baseDir });
+    const { log, baseDir, gateway } = this.deps;
+    const driver = spec.create(device, { log: log.child({ component: 'driver', driver: spec.type, device: device.name }), baseDir, gateway });
     const key = spec.linkKey(device);
     let runner = this.links.get(key);
     if (!runner) {
-      const link = spec.createLink(device, { log: log.child({ component: 'link', driver: spec.type, link: key }), baseDir });
+      const link = spec.createLink(device, { log: log.child({ component: 'link', driver: spec.type, link: key }), baseDir, gateway });
       runner = new LinkRunner(link, device.link, this.hooks, log.child({ component: 'link', link: key }));
       this.links.set(key, runner);
     }

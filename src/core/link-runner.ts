@@ -30,6 +30,8 @@ interface Member {
   silent: boolean;
   /** Set up again after every open of the link. */
   subscriptions: ((link: Link, signal: AbortSignal) => Promise<void>)[];
+  /** Told when the link is lost (the subscriptions died with it). */
+  onLinkLost: ((reason: string) => void)[];
 }
 
 const STATUS_REFRESH_MS = 60_000;
@@ -47,6 +49,8 @@ export class LinkRunner {
   private heartbeat: NodeJS.Timeout | undefined;
   private lastStatusAt = 0;
   private active: Promise<void> = Promise.resolve();
+  /** Why the link went down last (the status says the same). */
+  private downReason: string | undefined;
   /** Timeouts in a row on the link, whichever device they were for; any answer ends the run. */
   private silentRun = 0;
 
@@ -66,12 +70,19 @@ export class LinkRunner {
       queue: new DeviceQueue(),
       silent: false,
       subscriptions: [],
+      onLinkLost: [],
     });
   }
 
-  /** Registers a subscription of `device`, (re)created on every open of the link. Call before start(). */
-  subscribe(device: string, setup: (link: Link, signal: AbortSignal) => Promise<void>): void {
-    this.members.find((m) => m.name === device)!.subscriptions.push(setup);
+  /**
+   * Registers a subscription of `device`, (re)created on every open of the link; `lost` is called
+   * (with the reason) each time the link is lost, so that the device's subscribed points can mark
+   * the gap. Call before start().
+   */
+  subscribe(device: string, setup: (link: Link, signal: AbortSignal) => Promise<void>, lost?: (reason: string) => void): void {
+    const m = this.members.find((x) => x.name === device)!;
+    m.subscriptions.push(setup);
+    if (lost) m.onLinkLost.push(lost);
   }
 
   health(name: string): HealthSnapshot | undefined {
@@ -128,9 +139,17 @@ export class LinkRunner {
     } catch (err) {
       if (this.stopped) return;
       this.state = 'down';
-      for (const m of this.members) this.emit(m, m.health.linkDown((err as Error).message));
+      this.downReason = (err as Error).message;
+      this.log.debug({ endpoint: this.link.endpoint, attempt: this.attempt, reason: this.downReason }, 'link open failed');
+      for (const m of this.members) this.emit(m, m.health.linkDown(this.downReason));
       this.scheduleReconnect();
     }
+  }
+
+  /** Why a request cannot go out now: the link is connecting, or down with the reason it went down. */
+  private notUpReason(): string {
+    if (this.state === 'connecting') return `link connecting${this.downReason ? ` (down: ${this.downReason})` : ''}`;
+    return `link down: ${this.downReason ?? 'not open'}`;
   }
 
   private scheduleReconnect(): void {
@@ -148,13 +167,21 @@ export class LinkRunner {
   private lost(reason: string): void {
     if (this.stopped || this.state !== 'up') return;
     this.state = 'down';
+    this.downReason = reason;
     this.log.warn({ endpoint: this.link.endpoint, reason }, 'link lost');
     this.silentRun = 0;
     for (const m of this.members) {
       m.silent = false;
       this.emit(m, m.health.linkDown(reason));
+      for (const tell of m.onLinkLost) {
+        try {
+          tell(reason);
+        } catch (err) {
+          this.log.error({ device: m.name, err: (err as Error).message }, 'link-lost handler failed');
+        }
+      }
       // Writes wait for the device's return until their deadline; polls and probes end here.
-      m.queue.linkLost();
+      m.queue.linkLost(`link down: ${reason}`);
       m.probePending = false;
     }
     void this.link.close().finally(() => this.scheduleReconnect());
@@ -184,7 +211,7 @@ export class LinkRunner {
    */
   poll<T>(device: string, fn: (link: Link, signal: AbortSignal) => Promise<T>): Promise<ExecResult<T>> {
     const m = this.members.find((x) => x.name === device)!;
-    if (this.state !== 'up') return Promise.resolve({ ok: false, reason: `link ${this.state}` });
+    if (this.state !== 'up') return Promise.resolve({ ok: false, reason: this.notUpReason() });
     if (m.health.state === 'down') return Promise.resolve({ ok: false, reason: 'device down' });
     return this.enqueue(m, 'poll', (signal) => fn(this.link, signal)) as Promise<ExecResult<T>>;
   }
@@ -234,7 +261,7 @@ export class LinkRunner {
       for (let item = this.next(); item; item = this.next()) {
         const { m, job } = item;
         if (this.state !== 'up' || this.stopped) {
-          job.resolve({ ok: false, reason: this.stopped ? 'stopped' : 'link down' });
+          job.resolve({ ok: false, reason: this.stopped ? 'stopped' : this.notUpReason() });
           continue;
         }
         // A write for a device gone down meanwhile waits for it; one past its deadline is never sent.

@@ -52,7 +52,7 @@ export class RunningDevices {
     const affected = new Set(plan.relink);
     // Polls in progress finish (their samples are buffered) before their links close.
     await Promise.all(plan.down.map((n) => scheduler.remove(n)));
-    for (const n of plan.down) gwHealth.forget(`poll ${n}@`);
+    for (const n of plan.down) for (const group of [`${n}@`, `${n}~backup@`]) gwHealth.forget(`poll ${group}`);
     pool.part(plan.down);
     for (const n of plan.down) this.writers.delete(n);
     await pool.drop(affected);

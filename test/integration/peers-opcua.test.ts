@@ -4,9 +4,9 @@
 // the way an installer does it (the server refuses the gateway's certificate until told to trust it).
 import { execFileSync, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../../simulators/free-port.js';
 import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
@@ -40,6 +40,43 @@ async function open62541(port: number, secure?: { cert: string; key: string; tru
         .split('\n')
         .filter((l) => l.includes('Session created')).length,
   };
+}
+
+/** A server certificate for open62541 (PEM, and DER certificate and key as it wants them). */
+function serverCertificate(dir: string): { pem: string; cert: string; key: string } {
+  // node-opcua leaves OPENSSL_CONF set to "undefined" in this process; openssl must not read it.
+  const { OPENSSL_CONF: _, ...env } = process.env;
+  const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe', env });
+  // The server's certificate; open62541 1.4 wants this application URI in it.
+  const pem = join(dir, 'server.pem');
+  const keyPem = join(dir, 'server.key');
+  openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-sha256',
+    '-days',
+    '30',
+    '-subj',
+    '/CN=open62541-peer',
+    '-keyout',
+    keyPem,
+    '-out',
+    pem,
+    '-addext',
+    'subjectAltName=URI:urn:open62541.server.application,DNS:localhost,IP:127.0.0.1',
+    '-addext',
+    'keyUsage=critical,digitalSignature,nonRepudiation,keyEncipherment,dataEncipherment',
+    '-addext',
+    'extendedKeyUsage=serverAuth,clientAuth',
+  ]);
+  const cert = join(dir, 'server_cert.der');
+  const key = join(dir, 'server_key.der');
+  openssl(['x509', '-in', pem, '-outform', 'der', '-out', cert]);
+  openssl(['rsa', '-in', keyPem, '-outform', 'der', '-out', key]);
+  return { pem, cert, key };
 }
 
 async function broker(): Promise<{ b: Mosquitto; sub: Subscriber }> {
@@ -106,7 +143,7 @@ describe('OPC UA against open62541', () => {
     const restartAt = Date.now();
     const down = sub.next(status('plc', 'down'), 15_000, 'plc down');
     await server.stop();
-    await down;
+    const wentDown = await down;
     server = await open62541(port);
     await sub.waitFor((m) => m.at > restartAt && status('plc', 'up')(m), 20_000, 'plc up again');
     const after = await sub.waitFor(
@@ -115,45 +152,36 @@ describe('OPC UA against open62541', () => {
       'the_answer after the restart',
     );
     expect(after.json.value).toBe(42);
-    await sub.waitFor((m) => m.at > restartAt && m.topic === 's/g/plc/Temperature' && m.json.quality === 'good', 10_000, 'Temperature resubscribed');
-    await sub.waitFor((m) => m.at > restartAt && m.topic === 's/g/plc/ghost' && m.json.quality === 'bad', 10_000, 'ghost refused again');
+    await sub.waitFor(
+      (m) => m.at > restartAt && m.topic === 's/g/plc/Temperature' && m.json.quality === 'good' && m.json.reason === undefined,
+      10_000,
+      'Temperature resubscribed',
+    );
+    await sub.waitFor(
+      (m) => m.at > restartAt && m.topic === 's/g/plc/ghost' && String(m.json.reason).includes('BadNodeIdUnknown'),
+      10_000,
+      'ghost refused again',
+    );
     expect(server.sessions()).toBe(1);
+    // The gap in the subscribed point (the server reported nothing while it was away): one bad
+    // sample whose reason is why the link was lost (what the status said), and the next sample,
+    // from the new subscription, good.
+    const since = sub.messages.filter((m) => m.at > restartAt && m.topic === 's/g/plc/Temperature');
+    const bad = since.filter((m) => m.json.quality === 'bad');
+    expect(bad).toHaveLength(1);
+    expect(bad[0]!.json).toMatchObject({ value: null, reason: `link lost: ${String(wentDown.json.reason)}` });
+    expect(since[since.indexOf(bad[0]!) + 1]!.json).toMatchObject({ quality: 'good', value: expect.any(Number) });
+    // The subscribed point the server refuses gets the same marker; the polled point's says why too.
+    expect(sub.messages.filter((m) => m.at > restartAt && m.topic === 's/g/plc/ghost' && String(m.json.reason).startsWith('link lost: '))).toHaveLength(1);
+    const polledGap = sub.messages.filter((m) => m.at > restartAt && m.topic === 's/g/plc/the_answer' && m.json.quality === 'bad');
+    expect(polledGap).toHaveLength(1);
+    expect(String(polledGap[0]!.json.reason)).toMatch(/connection lost|connection closed|session closed|ECONNREFUSED|ECONNRESET/);
+    expect(polledGap[0]!.json.reason).not.toBe('link down');
   });
 
   it('Basic256Sha256 SignAndEncrypt with mutual trust: says which certificate the server must trust, then connects', async () => {
     const dir = tmp();
-    // node-opcua leaves OPENSSL_CONF set to "undefined" in this process; openssl must not read it.
-    const { OPENSSL_CONF: _, ...env } = process.env;
-    const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe', env });
-    // The server's certificate; open62541 1.4 wants this application URI in it.
-    const pem = join(dir, 'server.pem');
-    const keyPem = join(dir, 'server.key');
-    openssl([
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-sha256',
-      '-days',
-      '30',
-      '-subj',
-      '/CN=open62541-peer',
-      '-keyout',
-      keyPem,
-      '-out',
-      pem,
-      '-addext',
-      'subjectAltName=URI:urn:open62541.server.application,DNS:localhost,IP:127.0.0.1',
-      '-addext',
-      'keyUsage=critical,digitalSignature,nonRepudiation,keyEncipherment,dataEncipherment',
-      '-addext',
-      'extendedKeyUsage=serverAuth,clientAuth',
-    ]);
-    const cert = join(dir, 'server_cert.der');
-    const key = join(dir, 'server_key.der');
-    openssl(['x509', '-in', pem, '-outform', 'der', '-out', cert]);
-    openssl(['rsa', '-in', keyPem, '-outform', 'der', '-out', key]);
+    const { pem, cert, key } = serverCertificate(dir);
     const port = await freePort();
     let server = await open62541(port, { cert, key });
     const { b, sub } = await broker();
@@ -190,5 +218,43 @@ devices:
       expect.any(Number),
     );
     expect(server.output()).toContain('SecurityPolicy#Basic256Sha256');
+  });
+
+  it('an untrusted server certificate: the operator does what the advice says, and the advice that follows is for the next cause; the gateway certificate names the gateway', async () => {
+    const dir = tmp();
+    const { cert, key } = serverCertificate(dir);
+    const port = await freePort();
+    // A server that trusts no client yet; the gateway does not trust the server yet either.
+    await open62541(port, { cert, key });
+    const { b, sub } = await broker();
+    const devices = `version: 1
+devices:
+  - name: secure
+    driver: opcua
+    poll_interval_ms: 300
+    ${LINK}
+    connection: { endpoint: "opc.tcp://127.0.0.1:${port}", security_policy: Basic256Sha256, security_mode: SignAndEncrypt }
+    points:
+      - { name: answer, node_id: "ns=1;s=the.answer" }
+`;
+    const tg = makeGateway(gatewayYaml(b), devices);
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    const reasonOf = (m: Message) => String(m.json.reason);
+    const untrusted = await sub.waitFor((m) => status('secure', 'down')(m) && reasonOf(m).includes('is not trusted'), 20_000, 'untrusted advice');
+    const advice = /move (\S+) to (\S+) \(or set trust_unknown_server/.exec(reasonOf(untrusted));
+    expect(advice, reasonOf(untrusted)).not.toBeNull();
+    // The operator does exactly what it says.
+    renameSync(advice![1]!, join(advice![2]!, basename(advice![1]!)));
+    const moved = Date.now();
+    // The next status says what is wrong now: the server refuses the gateway's certificate.
+    const next = await sub.next((m) => m.at > moved && m.topic === 's/g/status/secure', 20_000, 'the status after the move');
+    expect(reasonOf(next)).toContain("does not trust the gateway's certificate: add");
+    expect(reasonOf(next)).not.toContain('is not trusted');
+    // The gateway's own certificate says which gateway it is (gateway g of site s, on this host).
+    const own = new X509Certificate(readFileSync(join(tg.dir, 'pki/opcua/own/certs/client_certificate.pem')));
+    expect(own.subject).toContain(`CN=edgeferry g@${hostname()}`);
+    expect(own.subject).toContain('O=s');
+    expect(own.subject).not.toMatch(/Sterfive|Orleans/);
   });
 });
