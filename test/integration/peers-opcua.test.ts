@@ -171,12 +171,9 @@ describe('OPC UA against open62541', () => {
     expect(bad).toHaveLength(1);
     expect(bad[0]!.json).toMatchObject({ value: null, reason: `link lost: ${String(wentDown.json.reason)}` });
     expect(since[since.indexOf(bad[0]!) + 1]!.json).toMatchObject({ quality: 'good', value: expect.any(Number) });
-    // The subscribed point the server refuses gets the same marker; the polled point's says why too.
+    // The subscribed point the server refuses gets the same marker. (The polled points missed no
+    // poll: the link was back within one interval.)
     expect(sub.messages.filter((m) => m.at > restartAt && m.topic === 's/g/plc/ghost' && String(m.json.reason).startsWith('link lost: '))).toHaveLength(1);
-    const polledGap = sub.messages.filter((m) => m.at > restartAt && m.topic === 's/g/plc/the_answer' && m.json.quality === 'bad');
-    expect(polledGap).toHaveLength(1);
-    expect(String(polledGap[0]!.json.reason)).toMatch(/connection lost|connection closed|session closed|ECONNREFUSED|ECONNRESET/);
-    expect(polledGap[0]!.json.reason).not.toBe('link down');
   });
 
   it('Basic256Sha256 SignAndEncrypt with mutual trust: says which certificate the server must trust, then connects', async () => {
