@@ -11,7 +11,7 @@ import { MstpMonitor, tallyTokens } from '../../simulators/bacnet-mstp/monitor.j
 import { ptyPair, type TapHandler } from '../../simulators/serial-line.js';
 import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
 import { Subscriber, type Message } from '../helpers/subscriber.js';
-import { peersBin, startPeer } from '../peers/peers.js';
+import { startBacserv } from '../peers/peers.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -20,9 +20,7 @@ afterEach(async () => {
 
 /** bacserv as device 1234 "refdev" at MAC 5 on `tty`, a master polling up to MAC 10. */
 async function bacserv(tty: string) {
-  const p = await startPeer(join(peersBin(), 'bacserv'), ['1234', 'refdev'], /BACnet Device ID: 1234/, {
-    env: { BACNET_IFACE: tty, BACNET_MSTP_BAUD: '38400', BACNET_MSTP_MAC: '5', BACNET_MAX_MASTER: '10' },
-  });
+  const p = await startBacserv(tty);
   cleanups.push(() => p.stop());
   return p;
 }

@@ -11,7 +11,7 @@ import { startMosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { ptyPair } from '../../simulators/serial-line.js';
 import { Commander } from '../helpers/commander.js';
 import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
-import { peersBin, startPeer } from '../peers/peers.js';
+import { startBacserv } from '../peers/peers.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -60,9 +60,7 @@ describe('BACnet MS/TP writes', () => {
   it('bacnet-stack bacserv: analog-value:1 present-value at priority 8, read back and sampled', async () => {
     const { scada, sample } = await setup(
       async (tty) => {
-        const p = await startPeer(join(peersBin(), 'bacserv'), ['1234', 'refdev'], /BACnet Device ID: 1234/, {
-          env: { BACNET_IFACE: tty, BACNET_MSTP_BAUD: '38400', BACNET_MSTP_MAC: '5', BACNET_MAX_MASTER: '10' },
-        });
+        const p = await startBacserv(tty);
         cleanups.push(() => p.stop());
       },
       1234,

@@ -10,7 +10,9 @@ import { stopChild } from '../../simulators/stop-child.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-export { peersBin } from '../../simulators/peers.js';
+import { peersBin } from '../../simulators/peers.js';
+
+export { peersBin };
 
 export interface Peer {
   proc: ChildProcess;
@@ -71,4 +73,11 @@ export function buildLibmodbusServer(): { bin: string; remove(): void } {
     throw new Error(`cannot build the libmodbus server (apt-get install gcc libc6-dev libmodbus-dev): ${e.stderr?.toString() ?? e.message}`);
   }
   return { bin, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** bacnet-stack's bacserv as device 1234 "refdev", an MS/TP master at MAC 5 (polling up to MAC 10) on `tty` at 38400 baud. */
+export function startBacserv(tty: string): Promise<Peer> {
+  return startPeer(join(peersBin(), 'bacserv'), ['1234', 'refdev'], /BACnet Device ID: 1234/, {
+    env: { BACNET_IFACE: tty, BACNET_MSTP_BAUD: '38400', BACNET_MSTP_MAC: '5', BACNET_MAX_MASTER: '10' },
+  });
 }
