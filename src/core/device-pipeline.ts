@@ -143,9 +143,12 @@ export function startPipeline(
    * sample per point with the reason, so that a historian sees where the gap starts (the next
    * good sample ends it) — not one per poll while the device stays away (the status topic says so).
    */
-  const gap = (plan: unknown, pts: readonly CommonPoint[], reason: string, via = channel) => {
+  const gap = (plan: unknown, pts: readonly CommonPoint[], out: { reason: string; ts?: number }, via = channel) => {
     if (!good.delete(plan)) return;
-    const ts = Date.now();
+    // Stamped with the time of the read that failed (a sample read on the other channel once the
+    // failure is known is later, never at the same time), or now when no read went out.
+    const ts = out.ts ?? Date.now();
+    const { reason } = out;
     store(
       pts.map((pt) => ({ ts, device: device.name, channel: via, point: pt.name, value: null, quality: 'bad', reason, unit: pt.unit, priority: pt.priority })),
     );
@@ -155,7 +158,7 @@ export function startPipeline(
     const primaryRead = async (p: unknown, pts: readonly CommonPoint[]) => {
       const started = performance.now();
       const out = await linkRunner.poll(device.name, (link, signal) => driver.read(p, link, signal));
-      if (!out.ok) return gap(p, pts, out.reason);
+      if (!out.ok) return gap(p, pts, out);
       good.add(p);
       pollSeconds.observe((performance.now() - started) / 1000);
       accept(out.value, out.ts);
@@ -184,7 +187,7 @@ export function startPipeline(
     const readBackup = async () => {
       const started = performance.now();
       const out = await onBackup.runner.poll(`${device.name}~backup`, (link, signal) => onBackup.driver.read(backupPlan, link, signal));
-      if (!out.ok) return gap(backupPlan, criticalPoints, out.reason, backupEndpoint);
+      if (!out.ok) return gap(backupPlan, criticalPoints, out, backupEndpoint);
       good.add(backupPlan);
       pollSeconds.observe((performance.now() - started) / 1000);
       accept(out.value, out.ts, backupEndpoint);

@@ -3,7 +3,8 @@
 // down — each with the timer that answers it "expired" at its deadline, unsent.
 
 /** `expired`: a write whose deadline passed before it could be sent (it never was). */
-export type ExecResult<T> = { ok: true; value: T; ts: number } | { ok: false; reason: string; expired?: true };
+/** `ts`: when the request went out (ms since the epoch); absent on a failure where none did. */
+export type ExecResult<T> = { ok: true; value: T; ts: number } | { ok: false; reason: string; expired?: true; ts?: number };
 
 export interface Job {
   kind: 'poll' | 'probe' | 'write';

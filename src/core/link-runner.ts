@@ -279,7 +279,7 @@ export class LinkRunner {
           job.resolve({ ok: true, value, ts });
           m.queue.unpark();
         } catch (err) {
-          job.resolve({ ok: false, reason: (err as Error).message });
+          job.resolve({ ok: false, reason: (err as Error).message, ts });
           this.failed(m, err);
         }
       }

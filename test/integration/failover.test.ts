@@ -122,7 +122,10 @@ devices:
     const times = t.map((m) => Date.parse(String(m.json.ts)));
     expect(new Set(seqs).size).toBe(seqs.length);
     expect(seqs.every((s, i) => i === 0 || s > seqs[i - 1]!)).toBe(true);
-    expect(times.every((x, i) => i === 0 || x > times[i - 1]!)).toBe(true);
+    expect(
+      times.every((x, i) => i === 0 || x > times[i - 1]!),
+      t.map((m) => `${m.json.seq} ${m.json.ts} ${via(m).slice(0, 4)} ${m.json.quality} ${m.json.reason ?? ''}`).join('\n'),
+    ).toBe(true);
     const switches = t.map(via).filter((c, i, all) => i > 0 && c !== all[i - 1]);
     expect(switches.length).toBe(2);
     const metrics = await tg.gw.metrics.registry.metrics();
