@@ -186,7 +186,7 @@ export function startPipeline(
     let backupRead: Promise<void> | undefined;
     const readBackup = async () => {
       const started = performance.now();
-      const out = await onBackup.runner.poll(`${device.name}~backup`, (link, signal) => onBackup.driver.read(backupPlan, link, signal));
+      const out = await onBackup.runner.poll(`${device.name}~backup`, (link, signal) => onBackup.driver.read(backupPlan, link, signal), true);
       if (!out.ok) return gap(backupPlan, criticalPoints, out, backupEndpoint);
       good.add(backupPlan);
       pollSeconds.observe((performance.now() - started) / 1000);

@@ -207,12 +207,14 @@ export class LinkRunner {
 
   /**
    * Runs one poll of `device` on the link, in its fair turn. Never throws; a device that is down
-   * (or a link that is not up) is skipped at once, and the heartbeat's probes bring it back.
+   * (or a link that is not up) is skipped at once, and the heartbeat's probes bring it back —
+   * unless `whenDown`: a backup channel serving critical points tries every poll (each is its
+   * own probe), so that it is back on the next poll, not the next heartbeat.
    */
-  poll<T>(device: string, fn: (link: Link, signal: AbortSignal) => Promise<T>): Promise<ExecResult<T>> {
+  poll<T>(device: string, fn: (link: Link, signal: AbortSignal) => Promise<T>, whenDown = false): Promise<ExecResult<T>> {
     const m = this.members.find((x) => x.name === device)!;
     if (this.state !== 'up') return Promise.resolve({ ok: false, reason: this.notUpReason() });
-    if (m.health.state === 'down') return Promise.resolve({ ok: false, reason: 'device down' });
+    if (m.health.state === 'down' && !whenDown) return Promise.resolve({ ok: false, reason: 'device down' });
     return this.enqueue(m, 'poll', (signal) => fn(this.link, signal)) as Promise<ExecResult<T>>;
   }
 
