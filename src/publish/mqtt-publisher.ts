@@ -132,7 +132,7 @@ export class MqttPublisher {
       this.retained.attach(client);
       const session = this.deps.session;
       if (!session) return this.pump.attach(client);
-      session.attach(client, { start: () => this.client === client && this.pump.attach(client), pause: () => this.pump.detach() });
+      session.attach(client, { start: () => this.client === client && this.pump.start(client), pause: () => this.pump.pause() });
     });
     client.on('error', (err) => this.deps.log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'mqtt error'));
     client.on('close', () => {

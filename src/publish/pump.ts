@@ -54,6 +54,8 @@ export class BufferPump {
   /** Event ids handed to the current connection. */
   private readonly eventsInFlight = new Set<number>();
   private pumping = false;
+  /** Paused on the current connection (start() goes on). */
+  private paused = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private drainWaiters: (() => void)[] = [];
   private readonly gate: ReplayGate;
@@ -81,12 +83,30 @@ export class BufferPump {
   /** A new connection: everything unacknowledged is sent again from the oldest row. */
   attach(client: MqttClient): void {
     this.client = client;
+    this.paused = false;
     this.reset();
     this.eventsInFlight.clear();
     this.replayUntil = this.deps.buffer.lastSeq();
     this.gate.refill();
     this.protect();
     this.pump();
+  }
+
+  /**
+   * Starts the pump on `client`: a new connection starts over from the oldest unacknowledged row
+   * (attach); the connection it already has goes on from where it paused — its rows in flight
+   * are still in flight, and sending them again would deliver them twice (a Sparkplug rebirth
+   * during a backlog replay did: issue 32).
+   */
+  start(client: MqttClient): void {
+    if (this.client !== client) return this.attach(client);
+    this.paused = false;
+    this.pump();
+  }
+
+  /** Stops handing out rows on this connection (a Sparkplug birth is being sent); what is in flight lands as usual. */
+  pause(): void {
+    this.paused = true;
   }
 
   /** The connection went away: acknowledged rows are deleted, the rest waits for the next one. */
@@ -99,7 +119,7 @@ export class BufferPump {
 
   /** Tells the pump there is new data. Cheap; called after every append. */
   wake(): void {
-    if (this.client && !this.pumping) this.pump();
+    if (this.client && !this.pumping && !this.paused) this.pump();
   }
 
   /** Resolves true when the buffer is empty and nothing is in flight, false after `ms`. */
@@ -156,7 +176,7 @@ export class BufferPump {
 
   private pumpOnce(): void {
     const client = this.client;
-    if (!client || this.pumping) return;
+    if (!client || this.pumping || this.paused) return;
     this.pumping = true;
     const { buffer } = this.deps;
     const { maxInflight, batchSize } = this.opts;
