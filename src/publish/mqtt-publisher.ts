@@ -33,6 +33,8 @@ export type MqttConnect = (url: string, opts: IClientOptions) => MqttClient;
  */
 export interface PublisherSession {
   will(): IClientOptions['will'];
+  /** The CONNECT packet carrying the last will() went out (the transport connected). */
+  connectSent?(): void;
   /** Connected: `start` lets the buffer's rows flow, `pause` stops them (a rebirth). */
   attach(client: MqttClient, flow: { start(): void; pause(): void }): void;
   detach(): void;
@@ -120,6 +122,10 @@ export class MqttPublisher {
     };
     const client = this.connectFn(this.cfg.url, opts);
     this.client = client;
+    // mqtt.js queues CONNECT on the stream at once; it reaches the broker only once the transport
+    // is up (after the TLS handshake on mqtts). An attempt that never got there sent no CONNECT.
+    const stream = client.stream as (NodeJS.EventEmitter & { encrypted?: boolean }) | undefined;
+    stream?.once(stream.encrypted ? 'secureConnect' : 'connect', () => this.deps.session?.connectSent?.());
     let closed = false;
     client.on('connect', () => {
       if (this.client !== client || this.stopped) return;

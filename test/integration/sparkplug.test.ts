@@ -6,6 +6,7 @@
 // then the backlog flagged historical, nothing missing.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { start as startModbus } from '../../simulators/modbus/index.js';
 import { startMosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
@@ -57,8 +58,8 @@ devices:
       - { name: flow, address: 0, type: float32 }
 `;
   const mqtt = `  format: sparkplug\n  sparkplug: { group_id: plant, edge_node_id: gw1${opts.sparkplug ?? ''} }${opts.commands ? '\n  commands: { enabled: true }' : ''}`;
-  const gateway = (dir?: string): TestGateway => {
-    const tg = makeGateway(gatewayYaml(broker, { mqtt }), devices, undefined, undefined, {}, dir);
+  const gateway = (dir?: string, log?: pino.Logger): TestGateway => {
+    const tg = makeGateway(gatewayYaml(broker, { mqtt }), devices, log, undefined, {}, dir);
     return tg;
   };
   return { broker, sim, host, gateway, devices, mqtt };
@@ -219,6 +220,27 @@ describe('Sparkplug B edge node', () => {
     await second.gw.start();
     await host.until((all) => all.slice(mark).some((m) => m.verb === 'NBIRTH'), 15_000, 'NBIRTH after the restart');
     expect(bdSeqOf(host.messages.slice(mark).find((m) => m.verb === 'NBIRTH')!)).toBe((bd1 + 1) % 256);
+  });
+
+  it('bdSeq: one more per CONNECT packet sent, not per attempt — a broker outage with several refused attempts costs one number', async () => {
+    const { host, gateway, broker } = await plant();
+    // The gateway's warn lines, to count its connection attempts while the broker is away.
+    let refused = 0;
+    const log = pino({ level: 'warn' }, { write: (line: string) => void (/ECONNREFUSED/.test(line) && refused++) });
+    const tg = gateway(undefined, log);
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    await host.until((all) => all.some((m) => m.verb === 'DDATA'), 15_000, 'data');
+    const bd1 = bdSeqOf(host.messages.find((m) => m.verb === 'NBIRTH')!);
+    await host.close();
+    await broker.kill();
+    await expect.poll(() => refused, { timeout: 15_000 }).toBeGreaterThanOrEqual(4);
+    await broker.restart();
+    const again = await SparkplugWatcher.connect(broker, 'plant');
+    cleanups.push(() => again.close());
+    await again.until((all) => all.some((m) => m.verb === 'NBIRTH'), 15_000, 'NBIRTH after the outage');
+    console.log(`bdSeq before the outage ${bd1}; ${refused} attempts refused; after it ${bdSeqOf(again.messages.find((m) => m.verb === 'NBIRTH')!)}`);
+    expect(bdSeqOf(again.messages.find((m) => m.verb === 'NBIRTH')!)).toBe((bd1 + 1) % 256);
   });
 
   it('kill -9: the broker delivers the NDEATH Will with the bdSeq of that session’s NBIRTH', async () => {

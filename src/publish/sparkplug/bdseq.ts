@@ -19,8 +19,17 @@ export class BdSeqStore {
     this.current = last;
   }
 
-  /** The bdSeq of the session now starting, written to disk before it is used. */
+  /** Whether the CONNECT that carried the current value went out (true after a restart: it may have). */
+  private used = true;
+
+  /**
+   * The bdSeq for the next CONNECT, written to disk before it is used: one more than in the
+   * previous CONNECT packet — the same again when that attempt never got as far as sending it
+   * (the broker was unreachable), so an outage with many attempts does not skip numbers.
+   */
   next(): number {
+    if (!this.used && this.current >= 0) return this.current;
+    this.used = false;
     const n = (this.current + 1) % 256;
     const tmp = `${this.path}.tmp`;
     try {
@@ -37,6 +46,11 @@ export class BdSeqStore {
     }
     this.current = n;
     return n;
+  }
+
+  /** The CONNECT carrying the current value went out on a connected transport. */
+  sent(): void {
+    this.used = true;
   }
 
   get value(): number {

@@ -65,6 +65,11 @@ export class EdgeNode implements PublisherSession {
     return { topic: this.topic('NDEATH'), payload: this.ndeath(bdSeq), qos: 1, retain: false };
   }
 
+  /** The CONNECT with the last will() went out: the next one takes a new bdSeq. */
+  connectSent(): void {
+    this.bdSeq.sent();
+  }
+
   private ndeath(bdSeq: number): Buffer {
     return encodePayload({ timestamp: Date.now(), metrics: [{ name: 'bdSeq', timestamp: Date.now(), datatype: DT.Int64, longValue: bdSeq }] });
   }
