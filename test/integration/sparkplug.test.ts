@@ -362,4 +362,43 @@ describe('Sparkplug B edge node', () => {
     expect(values.length - new Set(values).size, 'values received twice').toBe(0);
     expect(values.length).toBe(buffered);
   });
+
+  it('devices down at the birth with a backlog: their buffered data travels inside a device session (DBIRTH … DDEATH), never after a DDEATH', async () => {
+    const { host, gateway, sim } = await plant({ sparkplug: ', primary_host_id: scada1' });
+    const state = (online: boolean, timestamp: number) => host.publish('spBv1.0/STATE/scada1', JSON.stringify({ online, timestamp }), true);
+    const t0 = Date.now();
+    await state(false, t0);
+    const tg = gateway();
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    await expect.poll(() => tg.gw.bufferStats().depth, { timeout: 15_000 }).toBeGreaterThanOrEqual(30);
+    // Both devices go silent (down) before the host comes online: the birth finds them down.
+    sim.script({ kind: 'silent' });
+    await expect.poll(() => tg.gw.deviceStatus('press')?.state, { timeout: 10_000 }).toBe('down');
+    await expect.poll(() => tg.gw.deviceStatus('pump')?.state, { timeout: 10_000 }).toBe('down');
+    await state(true, t0 + 1);
+    await expect.poll(() => tg.gw.bufferStats().depth, { timeout: 20_000 }).toBe(0);
+    // The last visit closes a second after its last row.
+    const last = (all: SpMessage[], d: string) => all.findLast((m) => m.device === d && (m.verb === 'DBIRTH' || m.verb === 'DDEATH'))?.verb;
+    await host.until((all) => last(all, 'press') === 'DDEATH' && last(all, 'pump') === 'DDEATH', 10_000, 'both devices dead again after their backlog');
+    const alive = new Map<string, boolean>();
+    const outside: string[] = [];
+    let historical = 0;
+    for (const m of host.messages) {
+      if (m.verb === 'NBIRTH') alive.clear();
+      if (m.verb === 'DBIRTH') alive.set(m.device!, true);
+      if (m.verb === 'DDEATH') alive.set(m.device!, false);
+      if (m.verb !== 'DDATA') continue;
+      historical += m.metrics.filter((x) => x.isHistorical).length;
+      if (!alive.get(m.device!)) outside.push(`${m.device} seq ${m.seq}`);
+    }
+    const births = host.messages.filter((m) => m.verb === 'DBIRTH').length;
+    console.log(`backlog of devices down at the birth: ${historical} historical values, ${births} DBIRTHs, ${outside.length} DDATA outside a device session`);
+    // One session per device for its backlog (plus the births), not one per row.
+    expect(births).toBeLessThanOrEqual(4);
+    expect(historical).toBeGreaterThanOrEqual(30);
+    expect(outside).toEqual([]);
+    // Both end dead: the host's view matches the devices'.
+    expect([alive.get('press'), alive.get('pump')]).toEqual([false, false]);
+  });
 });

@@ -46,6 +46,13 @@ export class EdgeNode implements PublisherSession {
   private born = false;
   private hostOnline = false;
   private lastStateTs = -Infinity;
+  /**
+   * Devices down whose buffered rows are being sent inside a device session opened for them
+   * (DBIRTH, the historical DDATA, DDEATH once their run of rows ends): a host that follows the
+   * specification drops DATA of a device it has seen die.
+   */
+  private readonly visiting = new Set<string>();
+  private visitTimer: NodeJS.Timeout | undefined;
   /** Devices down as last reported, and those dead (DDEATH sent) in this session. */
   private readonly down = new Set<string>();
   private readonly dead = new Set<string>();
@@ -91,6 +98,8 @@ export class EdgeNode implements PublisherSession {
   }
 
   detach(): void {
+    clearTimeout(this.visitTimer);
+    this.visiting.clear();
     this.client = undefined;
     this.flow = undefined;
     this.born = false;
@@ -108,6 +117,7 @@ export class EdgeNode implements PublisherSession {
     ];
     this.publish(client, this.topic('NBIRTH'), { timestamp: now, seq: this.nextSeq(), metrics });
     this.dead.clear();
+    this.visiting.clear();
     for (const device of this.catalog.devices()) {
       this.dbirth(client, device);
       if (this.down.has(device)) this.ddeath(client, device);
@@ -140,6 +150,7 @@ export class EdgeNode implements PublisherSession {
     const isDown = s.state === 'down' || s.state === 'disabled';
     if (isDown) this.down.add(device);
     else this.down.delete(device);
+    this.visiting.delete(device);
     const client = this.client;
     if (!client || !this.born || !this.catalog.has(device)) return;
     if (isDown && !this.dead.has(device)) this.ddeath(client, device);
@@ -156,9 +167,24 @@ export class EdgeNode implements PublisherSession {
     const entries: [string, PointBody][] = row.kind === KIND_CODE.poll ? Object.entries(body.points ?? {}) : [[row.point, body]];
     const known = entries.filter(([p]) => this.catalog.get(row.device, p));
     if (!known.length) return 'skip';
-    // A device that died in this session gets no DATA until it is born again; what it left behind
-    // (the gap marker of its going down) is said by the DDEATH.
-    if (this.dead.has(row.device) && !historical) return 'skip';
+    // The visits last for the whole backlog (closing one at each change of device would cost a
+    // DBIRTH and a DDEATH per row of an interleaved backlog): the first live row ends them.
+    if (!historical) this.endVisits(client);
+    if (this.dead.has(row.device)) {
+      // A device that died in this session gets no live DATA until it is born again; what it
+      // left behind (the gap marker of its going down) is said by the DDEATH.
+      if (!historical) return 'skip';
+      // Its backlog travels in a device session of its own: born for it, dead again after it.
+      this.dbirth(client, row.device);
+      if (this.down.has(row.device)) this.visiting.add(row.device);
+    }
+    if (this.visiting.size) {
+      // The run of a visiting device's rows may be the last thing in the buffer: its DDEATH then
+      // goes out once nothing more has come for a second.
+      clearTimeout(this.visitTimer);
+      this.visitTimer = setTimeout(() => this.client === client && this.endVisits(client), 1000);
+      this.visitTimer.unref();
+    }
     if (known.some(([p, v]) => this.catalog.fit(row.device, p, v.value)) && !this.dead.has(row.device)) this.dbirth(client, row.device);
     const metrics = known.map(([p, v]) => {
       const def = this.catalog.get(row.device, p)!;
@@ -170,6 +196,14 @@ export class EdgeNode implements PublisherSession {
     const payload = encodePayload({ timestamp: Date.now(), seq: this.nextSeq(), metrics });
     return { topic: this.topic('DDATA', row.device), payload, qos: this.cfg.dataQos };
   };
+
+  /** Closes the device sessions opened for down devices' backlog: DDEATH for each still down. */
+  private endVisits(client: MqttClient): void {
+    for (const device of this.visiting) {
+      this.visiting.delete(device);
+      if (this.down.has(device) && !this.dead.has(device)) this.ddeath(client, device);
+    }
+  }
 
   /** Clean stop: NDEATH with this session's bdSeq, before the DISCONNECT (which discards the Will). */
   async stopping(client: MqttClient): Promise<void> {
