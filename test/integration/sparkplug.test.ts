@@ -175,6 +175,7 @@ describe('Sparkplug B edge node', () => {
     sim.script({ kind: 'silent' });
     await host.until((all) => all.filter((m) => m.verb === 'DDEATH').length >= 2, 10_000, 'DDEATH of both devices');
     const deathAt = host.messages.findIndex((m) => m.verb === 'DDEATH');
+    const cleared = Date.now();
     sim.clear();
     const back = (d: string) => (all: SpMessage[]) => all.some((m, i) => i > deathAt && m.verb === 'DDATA' && m.device === d);
     await host.until((all) => back('press')(all) && back('pump')(all), 15_000, 'data from both devices again');
@@ -186,6 +187,11 @@ describe('Sparkplug B edge node', () => {
       expect(death, d).toBeGreaterThanOrEqual(0);
       expect(birth, d).toBeGreaterThan(death);
       expect(data, d).toBeGreaterThan(birth);
+      // The birth carries values read after the device came back (good), not those from before the outage.
+      for (const x of after[birth]!.metrics) {
+        expect(Number(x.timestamp), `${d}/${x.name}`).toBeGreaterThanOrEqual(cleared);
+        expect(quality(x), `${d}/${x.name}`).toBe(192);
+      }
     }
 
     const before = host.messages.length;

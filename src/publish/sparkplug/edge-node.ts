@@ -154,7 +154,8 @@ export class EdgeNode implements PublisherSession {
     const client = this.client;
     if (!client || !this.born || !this.catalog.has(device)) return;
     if (isDown && !this.dead.has(device)) this.ddeath(client, device);
-    else if (!isDown && this.dead.has(device)) this.dbirth(client, device);
+    // Back up: born again with its first data (encode), so that the DBIRTH carries values read
+    // after its return, not the ones from before the outage.
   }
 
   /** A buffered row as DDATA (metrics by alias, with their timestamps), or as JSON when not device data. */
@@ -171,12 +172,13 @@ export class EdgeNode implements PublisherSession {
     // DBIRTH and a DDEATH per row of an interleaved backlog): the first live row ends them.
     if (!historical) this.endVisits(client);
     if (this.dead.has(row.device)) {
-      // A device that died in this session gets no live DATA until it is born again; what it
-      // left behind (the gap marker of its going down) is said by the DDEATH.
-      if (!historical) return 'skip';
-      // Its backlog travels in a device session of its own: born for it, dead again after it.
+      // A device that died in this session and is still down gets no live DATA; what it left
+      // behind (the gap marker of its going down) is said by the DDEATH.
+      if (!historical && this.down.has(row.device)) return 'skip';
+      // Back up: born with the values just read. Down: its backlog travels in a device session
+      // of its own, born for it and dead again after it.
       this.dbirth(client, row.device);
-      if (this.down.has(row.device)) this.visiting.add(row.device);
+      if (historical && this.down.has(row.device)) this.visiting.add(row.device);
     }
     if (this.visiting.size) {
       // The run of a visiting device's rows may be the last thing in the buffer: its DDEATH then
