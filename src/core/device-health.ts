@@ -49,16 +49,18 @@ export class DeviceHealth {
     private readonly failuresBeforeDown: number,
   ) {}
 
-  /** Returns true when the state changed. */
+  /** Returns true when the state changed, or a down device's cause did (worth a status and a log line). */
   private set(state: HealthState, reason?: string): boolean {
     if (state === this.state && reason === this.reason) return false;
     const changed = state !== this.state;
+    const sameCause = cause(reason) === cause(this.reason);
     this.state = state;
     this.reason = reason;
     if (changed) this.since = Date.now();
     // A down device's reason is what an operator acts on (an advice such as "move this
     // certificate"): once the cause changes, so must the status and the log — not at a restart.
-    return changed || state === 'down';
+    // Texts that differ only in numbers (a connection counter, a station address) are one cause.
+    return changed || (state === 'down' && !sameCause);
   }
 
   ok(rttMs: number): boolean {
@@ -102,3 +104,6 @@ export class DeviceHealth {
     };
   }
 }
+
+/** A reason with its numbers blanked: what stays the same from one failed attempt to the next. */
+const cause = (reason: string | undefined) => reason?.replace(/\d+/g, '#');
