@@ -135,10 +135,22 @@ export class MqttPublisher {
       this.awaySince = undefined;
       this.deps.metrics.mqttConnected.set(1);
       this.deps.log.info({ url: this.cfg.url }, 'mqtt connected');
-      this.retained.attach(client);
       const session = this.deps.session;
-      if (!session) return this.pump.attach(client);
-      session.attach(client, { start: () => this.client === client && this.pump.start(client), pause: () => this.pump.pause() });
+      if (!session) {
+        this.retained.attach(client);
+        return this.pump.attach(client);
+      }
+      session.attach(client, {
+        start: () => {
+          if (this.client !== client) return;
+          // Sparkplug: the node's state is its births and deaths; the retained JSON statuses
+          // (for plant systems that read them beside the namespace) follow the births, never
+          // precede them, once per connection.
+          if (!this.retained.attachedTo(client)) this.retained.attach(client);
+          this.pump.start(client);
+        },
+        pause: () => this.pump.pause(),
+      });
     });
     client.on('error', (err) => this.deps.log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'mqtt error'));
     client.on('close', () => {

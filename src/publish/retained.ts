@@ -47,6 +47,11 @@ export class RetainedStatuses {
     this.client = undefined;
   }
 
+  /** Whether the statuses went out on `client` already. */
+  attachedTo(client: MqttClient): boolean {
+    return this.client === client;
+  }
+
   /** Extra fields of the retained gateway status ("online") message, e.g. the last reload's outcome. */
   setGatewayStatus(extra: Record<string, unknown>): void {
     this.gatewayExtra = extra;

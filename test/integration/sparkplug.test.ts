@@ -12,6 +12,7 @@ import { start as startModbus } from '../../simulators/modbus/index.js';
 import { startMosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { gatewayYaml, makeGateway, type TestGateway } from '../helpers/gateway.js';
 import { commandPayload, SparkplugWatcher, type SpMessage, type SpMetric } from '../helpers/sparkplug-watcher.js';
+import { Subscriber } from '../helpers/subscriber.js';
 
 const cli = join(import.meta.dirname, '../../dist/src/main.js');
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -72,10 +73,15 @@ const quality = (x: SpMetric) => x.properties?.values[x.properties.keys.indexOf(
 describe('Sparkplug B edge node', () => {
   it('births: NBIRTH (seq 0, bdSeq, Node Control/Rebirth) then a DBIRTH per device with every metric, alias, datatype and properties; DDATA by alias; seq continuous', async () => {
     const { host, gateway, broker } = await plant();
+    // Everything the gateway publishes, in the broker's order: nothing may precede the NBIRTH.
+    const everything = await Subscriber.connect(broker, '#');
+    cleanups.push(() => everything.close());
     const tg = gateway();
     cleanups.push(() => tg.cleanup());
     await tg.gw.start();
     await host.until((all) => all.filter((m) => m.verb === 'DDATA').length >= 6, 15_000, 'data from both devices');
+    await everything.waitFor((m) => m.topic === 's/g/status', 10_000, 'the JSON gateway status');
+    expect(everything.messages[0]!.topic).toBe('spBv1.0/plant/NBIRTH/gw1');
     const [nbirth, ...rest] = host.messages;
     expect(nbirth).toMatchObject({ verb: 'NBIRTH', topic: 'spBv1.0/plant/NBIRTH/gw1', seq: 0, qos: 0, retain: false });
     expect(nbirth!.timestamp).toBeGreaterThan(Date.now() - 60_000);
