@@ -66,6 +66,18 @@ devices:
   return { broker, sim, host, gateway, devices, mqtt };
 }
 
+/** The plant with a primary host whose STATE is offline, and a gateway started on it (buffering). */
+async function offlineHost(pollMs?: number) {
+  const p = await plant({ sparkplug: ', primary_host_id: scada1', pollMs });
+  const state = (online: boolean, timestamp: number) => p.host.publish('spBv1.0/STATE/scada1', JSON.stringify({ online, timestamp }), true);
+  const t0 = Date.now();
+  await state(false, t0);
+  const tg = p.gateway();
+  cleanups.push(() => tg.cleanup());
+  await tg.gw.start();
+  return { ...p, state, t0, tg };
+}
+
 const metric = (m: SpMessage, name: string) => m.metrics.find((x) => x.name === name);
 const bdSeqOf = (m: SpMessage) => Number(metric(m, 'bdSeq')?.longValue);
 const quality = (x: SpMetric) => x.properties?.values[x.properties.keys.indexOf('Quality')]?.intValue;
@@ -295,13 +307,7 @@ describe('Sparkplug B edge node', () => {
   });
 
   it('primary host: nothing born or sent while its STATE is offline (samples buffer); online → births, then the backlog flagged historical, nothing missing; offline again → NDEATH and a new session', async () => {
-    const { host, gateway } = await plant({ sparkplug: ', primary_host_id: scada1' });
-    const state = (online: boolean, timestamp: number) => host.publish('spBv1.0/STATE/scada1', JSON.stringify({ online, timestamp }), true);
-    const t0 = Date.now();
-    await state(false, t0);
-    const tg = gateway();
-    cleanups.push(() => tg.cleanup());
-    await tg.gw.start();
+    const { host, state, t0, tg } = await offlineHost();
     const buffered = async () => Number(/edgeferry_samples_buffered_total (\d+)/.exec(await tg.gw.metrics.registry.metrics())?.[1] ?? 0);
     await expect.poll(() => tg.gw.bufferStats().depth, { timeout: 15_000 }).toBeGreaterThanOrEqual(30);
     expect(host.messages).toEqual([]);
@@ -347,13 +353,7 @@ describe('Sparkplug B edge node', () => {
   // (the pump goes on from where it paused, never resending what it handed out) is pinned by
   // test/unit/pump.test.ts, which holds the publish callbacks back.
   it('a Rebirth NCMD in the middle of a backlog replay: every sample reaches the host once, and nothing in flight is counted twice', async () => {
-    const { host, gateway } = await plant({ sparkplug: ', primary_host_id: scada1', pollMs: 50 });
-    const state = (online: boolean, timestamp: number) => host.publish('spBv1.0/STATE/scada1', JSON.stringify({ online, timestamp }), true);
-    const t0 = Date.now();
-    await state(false, t0);
-    const tg = gateway();
-    cleanups.push(() => tg.cleanup());
-    await tg.gw.start();
+    const { host, state, t0, tg } = await offlineHost(50);
     const metricsText = () => tg.gw.metrics.registry.metrics();
     await expect.poll(() => tg.gw.bufferStats().depth, { timeout: 20_000 }).toBeGreaterThanOrEqual(400);
     await state(true, t0 + 1);
@@ -376,13 +376,7 @@ describe('Sparkplug B edge node', () => {
   });
 
   it('devices down at the birth with a backlog: their buffered data travels inside a device session (DBIRTH … DDEATH), never after a DDEATH', async () => {
-    const { host, gateway, sim } = await plant({ sparkplug: ', primary_host_id: scada1' });
-    const state = (online: boolean, timestamp: number) => host.publish('spBv1.0/STATE/scada1', JSON.stringify({ online, timestamp }), true);
-    const t0 = Date.now();
-    await state(false, t0);
-    const tg = gateway();
-    cleanups.push(() => tg.cleanup());
-    await tg.gw.start();
+    const { host, sim, state, t0, tg } = await offlineHost();
     await expect.poll(() => tg.gw.bufferStats().depth, { timeout: 15_000 }).toBeGreaterThanOrEqual(30);
     // Both devices go silent (down) before the host comes online: the birth finds them down.
     sim.script({ kind: 'silent' });
