@@ -75,7 +75,7 @@ const Sparkplug = Type.Object(
     data_qos: Enum([0, 1], {
       default: 0,
       description:
-        'QoS of DATA, BIRTH and DDEATH messages. 0 is what Sparkplug 3.0 requires; a row then leaves the buffer once written to the connection. 1 keeps each DATA row until the broker acknowledged it (lossless across a broker crash) but is outside the specification.',
+        'QoS of DDATA messages (births and deaths always go at QoS 0, as Sparkplug 3.0 requires). 0 is what the specification requires; a row then leaves the buffer once written to the connection. 1 keeps each DDATA row until the broker acknowledged it (lossless across a broker crash) but is outside the specification.',
     }),
   },
   { additionalProperties: false, description: 'Sparkplug B 3.0 edge node settings (with format: sparkplug); docs/sparkplug.md.' },
