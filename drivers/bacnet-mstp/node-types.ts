@@ -46,6 +46,22 @@ export interface MstpCounters {
   staleFrames: number;
 }
 
+export function zeroCounters(): MstpCounters {
+  return {
+    tokensReceived: 0,
+    tokensPassed: 0,
+    tokenRetries: 0,
+    pollForMaster: 0,
+    lostToken: 0,
+    invalidFrames: 0,
+    replyTimeouts: 0,
+    repliesLost: 0,
+    replyPostponedSent: 0,
+    framesSent: 0,
+    staleFrames: 0,
+  };
+}
+
 export interface Outgoing {
   dest: number;
   npdu: Buffer;

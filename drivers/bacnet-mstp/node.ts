@@ -12,7 +12,16 @@
 // frames (write). Frames for the upper layer go out through onData.
 import { EventEmitter } from 'node:events';
 import { BROADCAST, FrameReceiver, FrameType, encodeFrame, type Frame, type ReceiveEvent } from './frame.js';
-import type { DataHandler, MasterState, MstpCounters, MstpNodeOptions, MstpPort, NodeEvents, Outgoing } from './node-types.js';
+import {
+  zeroCounters,
+  type DataHandler,
+  type MasterState,
+  type MstpCounters,
+  type MstpNodeOptions,
+  type MstpPort,
+  type NodeEvents,
+  type Outgoing,
+} from './node-types.js';
 import { NminOctets, Npoll, NretryToken, mstpTiming, type MstpTiming } from './timing.js';
 
 export type { DataHandler, MasterState, MstpCounters, MstpNodeOptions, MstpPort } from './node-types.js';
@@ -21,19 +30,8 @@ export class MstpNode extends EventEmitter<NodeEvents> {
   readonly ts: number;
   readonly role: 'master' | 'slave';
   readonly timing: MstpTiming;
-  readonly counters: MstpCounters = {
-    tokensReceived: 0,
-    tokensPassed: 0,
-    tokenRetries: 0,
-    pollForMaster: 0,
-    lostToken: 0,
-    invalidFrames: 0,
-    replyTimeouts: 0,
-    repliesLost: 0,
-    replyPostponedSent: 0,
-    framesSent: 0,
-    staleFrames: 0,
-  };
+  readonly counters: MstpCounters = zeroCounters();
+
   /** Lateness of our timers past their deadline, ms (jitter figures for the bench). */
   readonly timerLateness: number[] = [];
   onData: DataHandler = () => undefined;
@@ -212,15 +210,9 @@ export class MstpNode extends EventEmitter<NodeEvents> {
   }
 
   /**
-   * Whether a token addressed to us is its sender's retry of a token we already used, judged from
-   * the frames and our state, never from an assumed line delay (USB adapters, repeaters and
-   * Ethernet bridges deliver octets early or late, in bursts; a pty pair at once):
-   * - while we hold the token (waiting for a reply, polling for a master) nobody may pass it to us;
-   * - a token whose first octet had arrived before we wrote our last frame was sent before its
-   *   sender could hear that frame (on a paced line: a retry already under way while we passed).
-   * A token that began after our frame is an answer to it, however soon it came (on a pty pair a
-   * successor passes it straight back within a millisecond). Taking a stale retry would put a
-   * second token on the line; dropping a fresh one costs its sender a retry.
+   * A token for us is its sender's stale retry while we hold the token, or when its first octet
+   * arrived before we wrote our last frame — judged from the frames and our state, never from an
+   * assumed line delay (a pty pair passes the token back within a millisecond; README "Timing").
    */
   private staleToken(): boolean {
     return this.state === 'WAIT_FOR_REPLY' || this.state === 'POLL_FOR_MASTER' || this.frameBegan < this.lastWriteAt;
@@ -288,25 +280,16 @@ export class MstpNode extends EventEmitter<NodeEvents> {
   private waitFrame(f: Frame): void {
     if (f.dest === this.ts && (f.type === FrameType.DataNotExpectingReply || f.type === FrameType.TestResponse)) {
       // ReceivedReply
-      this.awaiting = -1;
       if (f.type === FrameType.DataNotExpectingReply) this.onData(f.source, f.data, undefined);
       return this.doneWithToken();
     }
-    if (f.dest === this.ts && f.type === FrameType.ReplyPostponed) {
-      // The answer comes later, in a frame of the device's own; the APDU timeout covers it.
-      this.awaiting = -1;
-      return this.doneWithToken();
-    }
+    if (f.dest === this.ts && f.type === FrameType.ReplyPostponed) return this.doneWithToken();
     // ReceivedUnexpectedFrame: a synchronisation error; give up the token quietly.
     this.replyLost(`${f.source} sent frame type ${f.type} to ${f.dest} while the reply was due`);
     this.enter('IDLE');
   }
 
-  /**
-   * The request we are waiting on will get no reply in this turn (timeout, or the line shows a
-   * different conversation): the upper layer may send it again at once instead of waiting out
-   * its APDU timeout.
-   */
+  /** The request we wait on gets no reply this turn (timeout, or another conversation): the upper layer may resend it at once. */
   private replyLost(why: string): void {
     if (this.awaiting < 0) return;
     const dest = this.awaiting;
@@ -606,7 +589,6 @@ export class MstpNode extends EventEmitter<NodeEvents> {
   /** When the first octet of the frame being handled arrived, and of a frame still arriving. */
   private frameBegan = -Infinity;
   private partialSince = -Infinity;
-
   private readonly held: Buffer[] = [];
   private heldTimer: NodeJS.Timeout | undefined;
 
