@@ -14,7 +14,7 @@ import {
   type PropertyRef,
 } from './bacnet.js';
 import type { MstpLink } from './link.js';
-import { parseObject, propertyId, toValue, writeValue } from './objects.js';
+import { parseObject, propertyId, toValue, typeOf, writeValue } from './objects.js';
 import type { MstpConnectionConfig, MstpPointConfig } from './schema.js';
 
 interface Item {
@@ -103,7 +103,10 @@ export class MstpDriver implements Driver<MstpPointConfig, MstpPlan, MstpLink> {
   }
 
   private good(it: Item, values: AppValue[]): Reading {
-    return { point: it.point, value: toValue(values, it.object, it.prop.id), quality: 'good' };
+    const r: Reading = { point: it.point, value: toValue(values, it.object, it.prop.id), quality: 'good' };
+    const type = typeOf(values, it.object, it.prop.id);
+    if (type) r.type = type;
+    return r;
   }
 
   checkWrite(point: MstpPointConfig, value: unknown): WriteCheck {

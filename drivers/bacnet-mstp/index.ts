@@ -2,7 +2,7 @@ import type { DeviceConfig, DeviceIssue, DriverSpec } from '../../src/core/drive
 import { didYouMean } from '../../src/config/messages.js';
 import { MstpDriver, type MstpPlan } from './driver.js';
 import { MstpLink } from './link.js';
-import { PROPERTY_NAMES, propertyId } from './objects.js';
+import { declaredType, parseObject, PROPERTY_NAMES, propertyId } from './objects.js';
 import { MstpConnection, MstpPoint, type MstpConnectionConfig, type MstpPointConfig } from './schema.js';
 
 export function validateMstpDevice(d: DeviceConfig<MstpConnectionConfig, MstpPointConfig>): DeviceIssue[] {
@@ -38,6 +38,7 @@ export const bacnetMstp: DriverSpec<MstpConnectionConfig, MstpPointConfig, MstpP
   pointSchema: MstpPoint,
   validate: validateMstpDevice,
   writes: true,
+  valueType: (p) => declaredType(parseObject(p.object), propertyId(p.property)!),
   linkKey: (d) => `mstp:${d.connection.port}`,
   sharedConnectionKeys: ['baud_rate', 'station', 'max_master', 'max_info_frames', 'usage_timeout_ms'],
   createLink: (d, ctx) => new MstpLink(d.connection, ctx.log),

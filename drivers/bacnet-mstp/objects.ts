@@ -2,7 +2,7 @@
 // (kebab-case, as in the standard's text: analog-input, present-value) ⇄ their numbers, and
 // decoded application values → published values.
 import { ApplicationTag, ObjectType, PropertyIdentifier, type AppValue, type ObjectId } from './bacnet.js';
-import { valueText, type Value } from '../../src/core/driver.js';
+import { valueText, type Value, type ValueType } from '../../src/core/driver.js';
 
 const kebab = (s: string) => s.toLowerCase().replace(/_/g, '-');
 const enumNames = (e: Record<string, string | number>) =>
@@ -80,6 +80,42 @@ export function toValue(values: AppValue[], object: ObjectId, prop: number): Val
 }
 
 const ANALOG = new Set([ObjectType.ANALOG_INPUT, ObjectType.ANALOG_OUTPUT, ObjectType.ANALOG_VALUE] as number[]);
+const MULTI_STATE = new Set([ObjectType.MULTI_STATE_INPUT, ObjectType.MULTI_STATE_OUTPUT, ObjectType.MULTI_STATE_VALUE] as number[]);
+
+/** The type a present-value always has for its object type (REAL, active/inactive, a state number); undefined for others. */
+export function declaredType(object: ObjectId, prop: number): ValueType | undefined {
+  if (prop !== PropertyIdentifier.PRESENT_VALUE) return undefined;
+  if (ANALOG.has(object.type)) return 'float';
+  if (BINARY.has(object.type)) return 'boolean';
+  if (MULTI_STATE.has(object.type)) return 'uint32';
+  return undefined;
+}
+
+/** The type of a decoded property value, from its application tags (as toValue publishes it); undefined for NULL. */
+export function typeOf(values: AppValue[], object: ObjectId, prop: number): ValueType | undefined {
+  if (values.length !== 1) return 'array';
+  const v = values[0]!;
+  switch (v.type) {
+    case ApplicationTag.NULL:
+      return undefined;
+    case ApplicationTag.BOOLEAN:
+      return 'boolean';
+    case ApplicationTag.ENUMERATED:
+      return BINARY.has(object.type) && ACTIVE_INACTIVE.has(prop) ? 'boolean' : 'uint32';
+    case ApplicationTag.UNSIGNED_INTEGER:
+      return 'uint32';
+    case ApplicationTag.SIGNED_INTEGER:
+      return 'int32';
+    case ApplicationTag.REAL:
+      return 'float';
+    case ApplicationTag.DOUBLE:
+      return 'double';
+    case ApplicationTag.BIT_STRING:
+      return 'array';
+    default:
+      return 'string';
+  }
+}
 
 /**
  * A command's value as the application value WriteProperty carries for a present-value: REAL for

@@ -1,4 +1,4 @@
-import type { DeviceConfig, DeviceIssue, DriverSpec } from '../../src/core/driver.js';
+import type { DeviceConfig, DeviceIssue, DriverSpec, ValueType } from '../../src/core/driver.js';
 import { typeWidth } from './codec.js';
 import { ModbusDriver } from './driver.js';
 import { ModbusRtuLink, type ModbusLink } from './link.js';
@@ -143,6 +143,25 @@ export function validateModbusDevice(device: ModbusDevice): DeviceIssue[] {
   return issues;
 }
 
+const VALUE_TYPES: Record<ModbusPointConfig['type'], ValueType> = {
+  bool: 'boolean',
+  int16: 'int16',
+  uint16: 'uint16',
+  int32: 'int32',
+  uint32: 'uint32',
+  int64: 'int64',
+  uint64: 'uint64',
+  float32: 'float',
+  float64: 'double',
+  string: 'string',
+};
+
+/** A point's type as the map declares it; a scaled or offset number is a fraction to us: a double. */
+export function modbusValueType(p: ModbusPointConfig): ValueType {
+  const scaled = (p.scale ?? 1) !== 1 || (p.offset ?? 0) !== 0;
+  return scaled && p.type !== 'bool' && p.type !== 'string' ? 'double' : VALUE_TYPES[p.type];
+}
+
 export const modbusTcp: DriverSpec<ModbusTcpConnectionConfig, ModbusPointConfig, ReadBlock[], ModbusLink> = {
   type: 'modbus_tcp',
   summary: 'Modbus TCP client: holding/input registers, coils, discrete inputs, with a merging read planner. Unit ids behind one host:port share a link.',
@@ -150,6 +169,7 @@ export const modbusTcp: DriverSpec<ModbusTcpConnectionConfig, ModbusPointConfig,
   pointSchema: ModbusPoint,
   validate: validateModbusDevice,
   writes: true,
+  valueType: modbusValueType,
   linkKey: (d) => `tcp://${d.connection.host}:${d.connection.port}`,
   sharedConnectionKeys: ['keepalive_s'],
   createLink: (d, ctx) => new ModbusTcpLink(d.connection, ctx.log),
@@ -163,6 +183,7 @@ export const modbusRtu: DriverSpec<ModbusRtuConnectionConfig, ModbusPointConfig,
   pointSchema: ModbusPoint,
   validate: validateModbusDevice,
   writes: true,
+  valueType: modbusValueType,
   linkKey: (d) => `serial:${d.connection.port}`,
   sharedConnectionKeys: ['baud_rate', 'parity', 'data_bits', 'stop_bits', 'inter_frame_ms'],
   createLink: (d, ctx) => new ModbusRtuLink(d.connection, ctx.log),

@@ -8,6 +8,7 @@ import {
   type Value,
   type WriteCheck,
   type WriteOutcome,
+  type ValueType,
 } from '../../src/core/driver.js';
 import { variantFor } from './write.js';
 import { TimeoutError } from '../../src/errors.js';
@@ -69,6 +70,30 @@ export function variantValue(variant: Variant | undefined): Value {
   return scalar(Number(variant.dataType), v);
 }
 
+/** Built-in data types (Part 6, 5.1.2) by id, as value types; the others are published as text. */
+const VALUE_TYPES: Record<number, ValueType> = {
+  1: 'boolean',
+  2: 'int8',
+  3: 'uint8',
+  4: 'int16',
+  5: 'uint16',
+  6: 'int32',
+  7: 'uint32',
+  8: 'int64',
+  9: 'uint64',
+  10: 'float',
+  11: 'double',
+  12: 'string',
+  13: 'datetime',
+};
+
+/** The type of a Variant's value as published by variantValue(); undefined for an empty Variant. */
+export function variantType(variant: Variant | undefined): ValueType | undefined {
+  if (!variant || variant.value === null || variant.value === undefined) return undefined;
+  if (variant.arrayType !== undefined && Number(variant.arrayType) !== 0) return 'array';
+  return VALUE_TYPES[Number(variant.dataType)] ?? 'string';
+}
+
 /** A status code as OPC UA tools print it, e.g. 0x80340000. */
 const statusHex = (code: number) => `0x${(code >>> 0).toString(16).padStart(8, '0')}`;
 
@@ -81,6 +106,8 @@ export function toReading(point: OpcuaPointConfig, dv: DataValue): Reading {
     quality: severity === 0 ? 'good' : severity === 1 ? 'uncertain' : 'bad',
   };
   if (severity !== 0) reading.reason = `${dv.statusCode.name} (${statusHex(code)})`;
+  const type = severity === 2 ? undefined : variantType(dv.value);
+  if (type) reading.type = type;
   if (dv.sourceTimestamp) reading.deviceTs = dv.sourceTimestamp.getTime();
   if (dv.serverTimestamp) reading.serverTs = dv.serverTimestamp.getTime();
   return reading;

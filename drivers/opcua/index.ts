@@ -40,6 +40,8 @@ export const opcua: DriverSpec<OpcuaConnectionConfig, OpcuaPointConfig, OpcuaPoi
   pointSchema: OpcuaPoint,
   validate: validateOpcuaDevice,
   writes: true,
+  // A variable's type is the server's to say: each reading carries it (variantType).
+  valueType: () => undefined,
   linkKey: (d) => d.connection.endpoint,
   sharedConnectionKeys: [
     'security_policy',

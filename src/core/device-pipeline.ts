@@ -88,6 +88,7 @@ export function startPipeline(
       if (r.deviceTs !== undefined) s.deviceTs = r.deviceTs;
       if (r.serverTs !== undefined) s.serverTs = r.serverTs;
       if (r.json !== undefined) s.json = r.json;
+      if (r.type !== undefined) s.type = r.type;
       samples[i] = s;
     }
     // For the status page: the latest sample of each point, whatever the report filter keeps.

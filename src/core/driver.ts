@@ -12,6 +12,29 @@ export type Quality = 'good' | 'bad' | 'uncertain';
 /** bigint only for 64-bit integers that do not fit a double exactly. */
 export type Value = number | bigint | boolean | string | null | readonly (number | boolean | string | null)[];
 
+/**
+ * What a point's values are, in protocol-neutral terms (an output such as Sparkplug B makes its
+ * datatypes from these): integers by width and sign, IEEE 754 single and double, text, a time
+ * (ISO 8601 text) and an array (of scalars; JSON text where an output has no array of its kind).
+ */
+export const VALUE_TYPES = [
+  'boolean',
+  'int8',
+  'int16',
+  'int32',
+  'int64',
+  'uint8',
+  'uint16',
+  'uint32',
+  'uint64',
+  'float',
+  'double',
+  'string',
+  'datetime',
+  'array',
+] as const;
+export type ValueType = (typeof VALUE_TYPES)[number];
+
 /** One point's outcome of one read. A bad reading carries `reason` and a null value. */
 export interface Reading {
   point: string;
@@ -24,6 +47,8 @@ export interface Reading {
   serverTs?: number;
   /** The value as JSON text, when the driver made that text anyway (a float32's shortest decimal). */
   json?: string;
+  /** The type of the value as the device reported it, from drivers whose points do not declare one (DriverSpec.valueType gives undefined). */
+  type?: ValueType;
 }
 
 /**
@@ -89,6 +114,11 @@ export interface DriverSpec<C = unknown, P extends CommonPoint = CommonPoint, Pl
   createLink(device: DeviceConfig<C, P>, ctx: DriverContext): L;
   /** Stores config only; no I/O, no timers (STYLE rule 2). */
   create(device: DeviceConfig<C, P>, ctx: DriverContext): Driver<P, Plan, L>;
+  /**
+   * The type of a point's values as its map declares it, after scale/offset (a scaled integer is a
+   * double); undefined when only the device can tell, and its readings then carry `type`. Pure.
+   */
+  valueType(point: P): ValueType | undefined;
   /** Its drivers implement checkWrite() and write(): points may be writable. */
   readonly writes?: boolean;
   /** A point the device reports by itself (a subscription) rather than polled; only with Driver.subscribe. */

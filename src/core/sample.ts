@@ -1,4 +1,4 @@
-import type { Quality, Value } from './driver.js';
+import type { Quality, Value, ValueType } from './driver.js';
 
 export type Priority = 'critical' | 'normal' | 'bulk';
 
@@ -25,6 +25,8 @@ export interface Sample {
   json?: string;
   quality: Quality;
   reason?: string;
+  /** The value's type as the device reported it (Reading.type); kept with the latest samples, not buffered. */
+  type?: ValueType;
   /** Eviction order at the buffer cap (bulk first). Default normal. */
   priority?: Priority;
   /** Engineering unit from the device map, passed through. */

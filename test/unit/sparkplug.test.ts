@@ -7,39 +7,61 @@ import { describe, expect, it } from 'vitest';
 import type { CommonPoint } from '../../src/config/schema.js';
 import { BdSeqStore } from '../../src/publish/sparkplug/bdseq.js';
 import { MetricCatalog } from '../../src/publish/sparkplug/catalog.js';
+import type { ValueType } from '../../src/core/driver.js';
+import { modbusTcp } from '../../drivers/modbus/index.js';
+import { bacnetMstp } from '../../drivers/bacnet-mstp/index.js';
+import { opcua } from '../../drivers/opcua/index.js';
 import { decodePayload, DT, encodePayload, setValue, valueOf } from '../../src/publish/sparkplug/payload.js';
 
 const pt = (name: string, extra: Record<string, unknown> = {}) =>
   ({ name, report: 'always', deadband: 0, priority: 'normal', writable: false, write_min_interval_ms: 0, ...extra }) as CommonPoint;
 
 describe('MetricCatalog', () => {
-  it('takes datatypes from the map, aliases unique and stable, and learns undeclared ones from values', () => {
+  it("takes datatypes from the point's driver: declared by the map, or reported by the device; aliases unique and stable", () => {
     const c = new MetricCatalog();
+    const by = (spec: { valueType(p: never): ValueType | undefined }) => (p: CommonPoint) => spec.valueType(p as never);
     const devices = [
       {
         name: 'plc',
         points: [pt('a', { type: 'int16' }), pt('b', { type: 'int16', scale: 0.1 }), pt('c', { type: 'uint64' }), pt('d', { type: 'bool', bit: 1 })],
+        declared: by(modbusTcp),
       },
       {
         name: 'ahu',
-        points: [pt('t', { object: 'analog-input:1', property: 'present-value' }), pt('f', { object: 'binary-output:1', property: 'present-value' })],
+        points: [
+          pt('t', { object: 'analog-input:1', property: 'present-value' }),
+          pt('f', { object: 'binary-output:1', property: 'present-value' }),
+          pt('n', { object: 'device:1', property: 'object-name' }),
+        ],
+        declared: by(bacnetMstp),
       },
-      { name: 'ua', points: [pt('n', { node_id: 'ns=1;s=x' })] },
+      { name: 'ua', points: [pt('n', { node_id: 'ns=1;s=x' })], declared: by(opcua) },
     ];
     c.update(devices);
     expect(c.metrics('plc').map((m) => m.datatype)).toEqual([DT.Int16, DT.Double, DT.UInt64, DT.Boolean]);
-    expect(c.metrics('ahu').map((m) => m.datatype)).toEqual([DT.Float, DT.Boolean]);
-    expect(c.get('ua', 'n')).toMatchObject({ datatype: DT.Double, declared: false });
+    expect(c.metrics('ahu').map((m) => [m.datatype, m.declared])).toEqual([
+      [DT.Float, true],
+      [DT.Boolean, true],
+      [DT.Double, false],
+    ]);
+    expect(c.get('ua', 'n')).toMatchObject({ declared: false });
     const aliases = c.devices().flatMap((d) => c.metrics(d).map((m) => m.alias));
     expect(new Set(aliases).size).toBe(aliases.length);
-    // A string appears where numbers were: the type changes (the device is born again); declared ones never do.
-    expect(c.fit('ua', 'n', 'text')).toBe(true);
+    // At a birth, a reported metric takes the type its device reported (OPC UA: Int32).
+    c.learn('ua', 'n', 5, 'int32');
+    expect(c.get('ua', 'n')!.datatype).toBe(DT.Int32);
+    // A value that type cannot carry: the type changes (the device is born again); declared ones never do.
+    expect(c.fit('ua', 'n', 7, 'int32')).toBe(false);
+    expect(c.fit('ua', 'n', 'text', 'string')).toBe(true);
     expect(c.get('ua', 'n')!.datatype).toBe(DT.String);
-    expect(c.fit('ua', 'n', 'more text')).toBe(false);
-    expect(c.fit('plc', 'a', 'text')).toBe(false);
+    expect(c.fit('ua', 'n', 'more text', 'string')).toBe(false);
+    expect(c.fit('plc', 'a', 'text', undefined)).toBe(false);
+    // No type reported at all (a BACnet property that is NULL): the kind of the value.
+    c.learn('ahu', 'n', 'AHU-1', undefined);
+    expect(c.get('ahu', 'n')!.datatype).toBe(DT.String);
     // Rebuilt (a reload): the same points keep their aliases, new ones get new aliases.
     const before = c.get('plc', 'a')!.alias;
-    c.update([{ name: 'plc', points: [pt('a', { type: 'int16' }), pt('z', { type: 'int16' })] }]);
+    c.update([{ name: 'plc', points: [pt('a', { type: 'int16' }), pt('z', { type: 'int16' })], declared: by(modbusTcp) }]);
     expect(c.get('plc', 'a')!.alias).toBe(before);
     expect(aliases).not.toContain(c.get('plc', 'z')!.alias);
     expect(c.devices()).toEqual(['plc']);

@@ -1,62 +1,37 @@
 // The metrics of an edge node's devices as Sparkplug sees them: a name, an alias unique across the
-// whole edge node, a datatype fixed for the session, the engineering unit. The datatype comes from
-// the point's own declaration where the driver has one (a Modbus type, a BACnet object); otherwise
-// (OPC UA) from the values seen — a value of another kind later changes it, and the device is born
-// again with the new type before that value is sent (its datatype must match its birth).
-import type { Value } from '../../core/driver.js';
+// whole edge node, a datatype fixed for the session, the engineering unit. The datatype is the
+// driver's to say (DriverSpec.valueType, docs/drivers.md): declared by the point's map (a Modbus
+// type, a BACnet present-value), or reported by the device with each reading (an OPC UA
+// variable's type). A reported type may change; the device is then born again with the new type
+// before a value of it is sent (its datatype must match its birth). A value no driver typed is
+// published as the kind of value it is.
+import type { Value, ValueType } from '../../core/driver.js';
 import type { CommonPoint } from '../../config/schema.js';
-import { DT, type DataTypeId } from './payload.js';
+import { carries, DT, DT_OF, type DataTypeId } from './payload.js';
 
 export interface MetricDef {
   name: string;
   alias: number;
   datatype: DataTypeId;
   unit?: string;
-  /** Declared by the map (fixed), or inferred from values (may change, with a rebirth). */
+  /** Declared by the map (fixed), or reported by the device (may change, with a rebirth). */
   declared: boolean;
 }
 
 export interface CatalogDevice {
   name: string;
   points: readonly CommonPoint[];
+  /** The type the point's driver declares for it; undefined when the device reports it. */
+  declared(point: CommonPoint): ValueType | undefined;
 }
 
-const MODBUS: Record<string, DataTypeId> = {
-  bool: DT.Boolean,
-  int16: DT.Int16,
-  uint16: DT.UInt16,
-  int32: DT.Int32,
-  uint32: DT.UInt32,
-  int64: DT.Int64,
-  uint64: DT.UInt64,
-  float32: DT.Float,
-  float64: DT.Double,
-  string: DT.String,
-};
-
-/** The datatype a point declares, if its driver's fields say (undefined: learn it from values). */
-export function declaredType(p: CommonPoint): DataTypeId | undefined {
-  const q = p as CommonPoint & { type?: string; scale?: number; offset?: number; object?: string; property?: string };
-  if (typeof q.type === 'string' && MODBUS[q.type] !== undefined) {
-    // A scaled integer is a fraction on the wire to us: a double.
-    const scaled = (q.scale ?? 1) !== 1 || (q.offset ?? 0) !== 0;
-    return scaled && q.type !== 'bool' && q.type !== 'string' ? DT.Double : MODBUS[q.type];
-  }
-  if (typeof q.object === 'string' && (q.property ?? 'present-value') === 'present-value') {
-    if (/^analog-/.test(q.object)) return DT.Float;
-    if (/^binary-/.test(q.object)) return DT.Boolean;
-    if (/^multi-state-/.test(q.object)) return DT.UInt32;
-  }
-  return undefined;
-}
-
-/** The datatype for a value of unknown declaration. */
+/** The datatype of a value nobody typed, by its kind. */
 export function typeOfValue(v: Value): DataTypeId | undefined {
   if (typeof v === 'boolean') return DT.Boolean;
   if (typeof v === 'string') return DT.String;
   if (typeof v === 'bigint') return v < 0n ? DT.Int64 : DT.UInt64;
   if (typeof v === 'number') return DT.Double;
-  if (Array.isArray(v)) return DT.String; // arrays as JSON text (a typed Sparkplug array needs one element type)
+  if (Array.isArray(v)) return DT.String;
   return undefined;
 }
 
@@ -66,7 +41,7 @@ export class MetricCatalog {
   private readonly aliases = new Map<number, { device: string; def: MetricDef }>();
   private nextAlias = 1;
 
-  /** (Re)builds the catalog for these devices; aliases of metrics seen before are kept. */
+  /** (Re)builds the catalog for these devices; aliases (and reported types) of metrics seen before are kept. */
   update(devices: readonly CatalogDevice[]): void {
     const seen = new Set<string>();
     for (const d of devices) {
@@ -74,12 +49,12 @@ export class MetricCatalog {
       const old = this.byDevice.get(d.name);
       const defs = new Map<string, MetricDef>();
       for (const p of d.points) {
-        const declared = declaredType(p);
+        const declared = d.declared(p);
         const prev = old?.get(p.name);
         defs.set(p.name, {
           name: p.name,
           alias: prev?.alias ?? this.nextAlias++,
-          datatype: declared ?? prev?.datatype ?? DT.Double,
+          datatype: declared !== undefined ? DT_OF[declared] : (prev?.datatype ?? DT.Double),
           unit: p.unit,
           declared: declared !== undefined,
         });
@@ -112,13 +87,25 @@ export class MetricCatalog {
   }
 
   /**
-   * Fits an inferred metric's datatype to a value: true when it changed (the device must be born
-   * again before the value is sent). Declared types never change; null fits everything.
+   * At a birth: a reported metric takes the type its device reported last (`reported`), or the
+   * kind of its value when the device reported none. Declared types never change.
    */
-  fit(device: string, point: string, v: Value): boolean {
+  learn(device: string, point: string, v: Value, reported: ValueType | undefined): void {
     const def = this.get(device, point);
-    if (!def || def.declared || v === null) return false;
-    const t = typeOfValue(v);
+    if (!def || def.declared) return;
+    const t = reported !== undefined && carries(DT_OF[reported], v) ? DT_OF[reported] : v === null ? undefined : typeOfValue(v);
+    if (t !== undefined) def.datatype = t;
+  }
+
+  /**
+   * Before data: true when a reported metric's datatype cannot carry the value (the type changed;
+   * it is set from `reported`, else the value's kind, and the device must be born again before
+   * the value is sent). Declared types never change; null fits everything.
+   */
+  fit(device: string, point: string, v: Value, reported: ValueType | undefined): boolean {
+    const def = this.get(device, point);
+    if (!def || def.declared || carries(def.datatype, v)) return false;
+    const t = reported !== undefined && carries(DT_OF[reported], v) ? DT_OF[reported] : typeOfValue(v);
     if (t === undefined || t === def.datatype) return false;
     def.datatype = t;
     return true;

@@ -3,7 +3,7 @@
 // schema is the spec's, the wire format protobufjs'. Here only the mapping of our values onto a
 // metric's datatype and value field (Sparkplug 3.0, 6.4.16).
 import { createRequire } from 'node:module';
-import type { Quality, Value } from '../../core/driver.js';
+import type { Quality, Value, ValueType } from '../../core/driver.js';
 
 interface ProtoPayloadType {
   encode(p: unknown): { finish(): Uint8Array };
@@ -35,6 +35,24 @@ export const DT = {
 } as const;
 export type DataTypeId = (typeof DT)[keyof typeof DT];
 export const DT_NAME: Record<number, string> = Object.fromEntries(Object.entries(DT).map(([k, v]) => [v, k]));
+
+/** The Sparkplug datatype of each value type; an array travels as its JSON text (a String). */
+export const DT_OF: Readonly<Record<ValueType, DataTypeId>> = {
+  boolean: DT.Boolean,
+  int8: DT.Int8,
+  int16: DT.Int16,
+  int32: DT.Int32,
+  int64: DT.Int64,
+  uint8: DT.UInt8,
+  uint16: DT.UInt16,
+  uint32: DT.UInt32,
+  uint64: DT.UInt64,
+  float: DT.Float,
+  double: DT.Double,
+  string: DT.String,
+  datetime: DT.DateTime,
+  array: DT.String,
+};
 
 /** Quality codes of the "Quality" property (6.4.9.1): 0 bad, 192 good, 500 stale. */
 export const QUALITY: Record<Quality, number> = { good: 192, bad: 0, uncertain: 500 };
@@ -98,16 +116,37 @@ const INT_BITS: Partial<Record<number, [number, boolean]>> = {
  * is_null. Signed integers go into int_value/long_value as two's complement (6.4.16).
  */
 export function setValue(m: Metric, datatype: number, v: Value): Metric {
-  if (v === null || v === undefined) return ((m.isNull = true), m);
-  if (INT_BITS[datatype] && typeof v === 'number' && Number.isInteger(v)) m.intValue = v >>> 0;
-  else if ((datatype === DT.Int64 || datatype === DT.UInt64) && (typeof v === 'number' || typeof v === 'bigint')) {
-    m.longValue = typeof v === 'number' && v >= 0 && Number.isSafeInteger(v) ? v : BigInt.asUintN(64, BigInt(v)).toString();
-  } else if (datatype === DT.Float && typeof v === 'number') m.floatValue = v;
-  else if (datatype === DT.Double && typeof v === 'number') m.doubleValue = v;
-  else if (datatype === DT.Boolean && typeof v === 'boolean') m.booleanValue = v;
-  else if (datatype === DT.String && typeof v === 'string') m.stringValue = v;
-  else m.isNull = true;
+  if (v === null || v === undefined || !carries(datatype, v)) return ((m.isNull = true), m);
+  if (INT_BITS[datatype]) m.intValue = (v as number) >>> 0;
+  else if (datatype === DT.Int64 || datatype === DT.UInt64) {
+    m.longValue = typeof v === 'number' && v >= 0 && Number.isSafeInteger(v) ? v : BigInt.asUintN(64, BigInt(v as number | bigint)).toString();
+  } else if (datatype === DT.DateTime) m.longValue = Date.parse(v as string);
+  else if (datatype === DT.Float) m.floatValue = v as number;
+  else if (datatype === DT.Double) m.doubleValue = v as number;
+  else if (datatype === DT.Boolean) m.booleanValue = v as boolean;
+  else m.stringValue = Array.isArray(v) ? JSON.stringify(v) : (v as string);
   return m;
+}
+
+/** Whether a metric of `datatype` can carry the value (integers in range, a time as ISO text, arrays as text). */
+export function carries(datatype: number, v: Value): boolean {
+  if (v === null) return true;
+  const bits = INT_BITS[datatype];
+  if (bits) {
+    if (typeof v !== 'number' || !Number.isInteger(v)) return false;
+    const [n, signed] = bits;
+    return signed ? v >= -(2 ** (n - 1)) && v < 2 ** (n - 1) : v >= 0 && v < 2 ** n;
+  }
+  if (datatype === DT.Int64 || datatype === DT.UInt64) {
+    const big = typeof v === 'bigint' ? v : typeof v === 'number' && Number.isInteger(v) ? BigInt(v) : undefined;
+    if (big === undefined) return false;
+    return datatype === DT.Int64 ? BigInt.asIntN(64, big) === big : big >= 0n && BigInt.asUintN(64, big) === big;
+  }
+  if (datatype === DT.DateTime) return typeof v === 'string' && Number.isFinite(Date.parse(v));
+  if (datatype === DT.Float || datatype === DT.Double) return typeof v === 'number';
+  if (datatype === DT.Boolean) return typeof v === 'boolean';
+  if (datatype === DT.String || datatype === DT.Text) return typeof v === 'string' || Array.isArray(v);
+  return false;
 }
 
 /** The value of a decoded metric of `datatype`, with signed integers back from two's complement. */
@@ -118,6 +157,7 @@ export function valueOf(m: Metric, datatype: number): Value {
     const raw = m.intValue ?? 0;
     return bits[1] ? (raw << (32 - bits[0])) >> (32 - bits[0]) : raw >>> 0;
   }
+  if (datatype === DT.DateTime) return new Date(Number(m.longValue ?? 0)).toISOString();
   if (datatype === DT.Int64 || datatype === DT.UInt64) {
     const big = BigInt(m.longValue ?? 0);
     const v = datatype === DT.Int64 ? BigInt.asIntN(64, big) : big;
