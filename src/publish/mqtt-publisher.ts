@@ -31,12 +31,19 @@ export type MqttConnect = (url: string, opts: IClientOptions) => MqttClient;
  * data may flow and when (births, a primary host's STATE), device deaths and births, its own wire
  * format for rows, and its last words on a clean stop.
  */
+export interface SessionFlow {
+  start(): void;
+  pause(): void;
+  /** Resolves once every row written on this connection is confirmed (or the connection is gone, or after ms). */
+  settle(ms: number): Promise<void>;
+}
+
 export interface PublisherSession {
   will(): IClientOptions['will'];
   /** The CONNECT packet carrying the last will() went out (the transport connected). */
   connectSent?(): void;
-  /** Connected: `start` lets the buffer's rows flow, `pause` stops them (a rebirth). */
-  attach(client: MqttClient, flow: { start(): void; pause(): void }): void;
+  /** Connected: `start` lets the buffer's rows flow, `pause` stops them (a rebirth); `settle` waits until what was written is confirmed. */
+  attach(client: MqttClient, flow: SessionFlow): void;
   detach(): void;
   deviceStatus(device: string, s: HealthSnapshot): void;
   encode: RowEncoder;
@@ -93,6 +100,7 @@ export class MqttPublisher {
         replayRate: deps.replayRate,
         replayOrder: deps.replayOrder ?? 'strict',
         eventsTopic: renderTopic(cfg.events_topic, id),
+        confirmTopic: `${renderTopic(cfg.events_topic, id)}/confirm`,
       },
       { buffer: deps.buffer, topics, encode: deps.session?.encode, log: deps.log, metrics: deps.metrics, fault: (err) => deps.fault?.('publisher', err) },
     );
@@ -150,6 +158,7 @@ export class MqttPublisher {
           this.pump.start(client);
         },
         pause: () => this.pump.pause(),
+        settle: (ms) => (this.client === client ? this.pump.settle(ms) : Promise.resolve()),
       });
     });
     client.on('error', (err) => this.deps.log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'mqtt error'));

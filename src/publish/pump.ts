@@ -3,7 +3,10 @@
 // and recovery events first. Each connection starts from the oldest unacknowledged row in SQLite
 // (cursor 0); the rows it has handed out are protected from eviction until their PUBACK deletes
 // them (ack-batcher.ts). Rows the broker refuses for good (MQTT 5 reason code ≥ 0x80) are moved
-// to dead_letter instead of blocking the queue.
+// to dead_letter instead of blocking the queue. A QoS 0 message (Sparkplug DDATA) has no PUBACK:
+// its row is deleted only once a later round trip on the same connection (an UNSUBSCRIBE of a
+// topic nobody subscribes, answered by UNSUBACK) proves the broker read everything before it —
+// written into a cut connection, it is sent again on the next one instead of being lost.
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { withSeq } from '../buffer/body.js';
@@ -15,6 +18,11 @@ import type { DataTopics } from './topics.js';
 
 /** After the buffer refused a read, the next try. */
 const RETRY_MS = 1000;
+/**
+ * QoS 0 rows written are confirmed by one round trip at most this often, their deletes committed
+ * with it: after a kill -9, what was written in the last CONFIRM_MS goes out again.
+ */
+const CONFIRM_MS = 50;
 
 export interface PumpOptions {
   qos: 0 | 1 | 2;
@@ -25,6 +33,8 @@ export interface PumpOptions {
   replayOrder: 'strict' | 'live_first';
   /** Where loss and recovery events go (mqtt.events_topic, rendered). */
   eventsTopic: string;
+  /** A topic filter nobody subscribes: its UNSUBSCRIBE is the round trip that confirms QoS 0 rows. */
+  confirmTopic: string;
 }
 
 /**
@@ -57,6 +67,11 @@ export class BufferPump {
   /** Paused on the current connection (start() goes on). */
   private paused = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** QoS 0 rows written to the current connection, not yet confirmed by a round trip. */
+  private unconfirmed: number[] = [];
+  private confirming = false;
+  private confirmTimer: NodeJS.Timeout | undefined;
+  private settleWaiters: (() => void)[] = [];
   private drainWaiters: (() => void)[] = [];
   private readonly gate: ReplayGate;
   private readonly acks: AckBatcher;
@@ -109,6 +124,25 @@ export class BufferPump {
     this.paused = true;
   }
 
+  /**
+   * Paused, before the session ends on purpose (a Sparkplug NDEATH): resolves once every row
+   * written is confirmed and deleted, or the connection is gone, or after `ms` — so that what the
+   * broker has is not sent again on the next connection.
+   */
+  async settle(ms: number): Promise<void> {
+    const client = this.client;
+    if (!client || (!this.unconfirmed.length && !this.confirming && this.inflight === 0)) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((r) => {
+        this.settleWaiters.push(r);
+        this.confirm(client);
+      }),
+      new Promise<void>((r) => (timer = setTimeout(r, ms))),
+    ]);
+    clearTimeout(timer);
+  }
+
   /** The connection went away: acknowledged rows are deleted, the rest waits for the next one. */
   detach(): void {
     this.acks.flush();
@@ -125,6 +159,7 @@ export class BufferPump {
   /** Resolves true when the buffer is empty and nothing is in flight, false after `ms`. */
   async drain(ms: number): Promise<boolean> {
     this.acks.flush();
+    if (this.client && this.unconfirmed.length) this.confirm(this.client);
     if (this.deps.buffer.depth() === 0 && this.inflight === 0) return true;
     let timer: NodeJS.Timeout | undefined;
     const ok = await Promise.race([
@@ -138,6 +173,7 @@ export class BufferPump {
   close(): void {
     this.gate.close();
     clearTimeout(this.retryTimer);
+    clearTimeout(this.confirmTimer);
     this.acks.close();
     this.client = undefined;
     this.reset();
@@ -148,6 +184,12 @@ export class BufferPump {
     this.cursor = 0;
     this.liveCursor = 0;
     this.inflight = 0;
+    // Written but unconfirmed: they stay in the buffer and go out again on the next connection.
+    this.unconfirmed = [];
+    for (const w of this.settleWaiters.splice(0)) w();
+    this.confirming = false;
+    clearTimeout(this.confirmTimer);
+    this.confirmTimer = undefined;
   }
 
   /** Tells the buffer which rows await a PUBACK, so that eviction leaves them alone (after every cursor change). */
@@ -246,11 +288,51 @@ export class BufferPump {
         return; // otherwise the connection is going away; the row is resent on the next one
       }
       if (historical) this.deps.metrics.replayed.inc();
-      this.acks.add(seq);
+      if (qos === 0) {
+        this.unconfirmed.push(seq);
+        this.settleWaiters.length ? this.confirm(client) : this.confirmSoon(client);
+      } else this.acks.add(seq);
       // Draining (a stop): every delete at once, so the drain ends as soon as the broker has everything.
-      if (this.drainWaiters.length && this.inflight === 0) this.acks.flush();
+      if (this.drainWaiters.length && this.inflight === 0) {
+        this.acks.flush();
+        this.confirm(client);
+      }
       // Refill at half the window, not after every ack: one query per batch instead of per message.
       if (this.inflight <= this.opts.maxInflight / 2) this.pump();
+    });
+  }
+
+  private confirmSoon(client: MqttClient): void {
+    if (this.confirming || this.confirmTimer) return;
+    this.confirmTimer = setTimeout(() => {
+      this.confirmTimer = undefined;
+      this.confirm(client);
+    }, CONFIRM_MS);
+  }
+
+  /**
+   * One round trip for the QoS 0 rows written so far: the broker answers an UNSUBSCRIBE after it
+   * has read every packet sent before it on this connection. Then their deletes are committed.
+   */
+  private confirm(client: MqttClient): void {
+    if (this.client !== client || this.confirming || !this.unconfirmed.length) return;
+    clearTimeout(this.confirmTimer);
+    this.confirmTimer = undefined;
+    const batch = this.unconfirmed;
+    this.unconfirmed = [];
+    this.confirming = true;
+    client.unsubscribe(this.opts.confirmTopic, (err) => {
+      if (this.client !== client) return; // the connection ended first: the rows are sent again
+      this.confirming = false;
+      if (err) {
+        this.unconfirmed = batch.concat(this.unconfirmed);
+        return;
+      }
+      for (const seq of batch) this.acks.add(seq);
+      this.acks.flush();
+      const hurry = this.drainWaiters.length > 0 || this.settleWaiters.length > 0;
+      if (this.unconfirmed.length) hurry ? this.confirm(client) : this.confirmSoon(client);
+      else if (this.inflight === 0) for (const w of this.settleWaiters.splice(0)) w();
     });
   }
 

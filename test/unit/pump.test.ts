@@ -1,6 +1,8 @@
 // The pump on one connection, paused and started again (a Sparkplug birth in the middle of a
 // backlog replay): nothing it already handed out is sent again, and its in-flight count never goes
-// below zero when the held-back publish callbacks land. The buffer is the real SQLite one; the
+// below zero when the held-back publish callbacks land. QoS 0 rows written are deleted only after
+// a round trip (UNSUBSCRIBE → UNSUBACK) proved the broker read them; a connection cut before that
+// sends them again. The buffer is the real SQLite one; the
 // MQTT client is a stand-in that holds every publish callback until the test lets it go — a real
 // broker answers QoS 0 at once, so rows in flight across a pause cannot be made on demand.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -27,7 +29,7 @@ function setup(rows: number, maxInflight: number) {
   buffer.append(samples);
   const metrics = createMetrics();
   const pump = new BufferPump(
-    { qos: 0, maxInflight, batchSize: 100, replayRate: 1_000_000, replayOrder: 'strict', eventsTopic: 's/g/events' },
+    { qos: 0, maxInflight, batchSize: 100, replayRate: 1_000_000, replayOrder: 'strict', eventsTopic: 's/g/events', confirmTopic: 's/g/events/confirm' },
     {
       buffer,
       topics: new DataTopics(
@@ -43,11 +45,19 @@ function setup(rows: number, maxInflight: number) {
   );
   const sent: number[] = [];
   const held: ((err?: Error) => void)[] = [];
+  /** Round trips asked for (UNSUBSCRIBE of the confirm topic); answered at once unless `holdRoundTrips`. */
+  const roundTrips: (() => void)[] = [];
+  const opts = { holdRoundTrips: false };
   const client = {
     stream: {},
     publish: (_topic: string, payload: string, _opts: unknown, cb: (err?: Error) => void) => {
       sent.push(Number(JSON.parse(payload).seq));
       held.push(cb);
+    },
+    unsubscribe: (topic: string, cb: () => void) => {
+      expect(topic).toBe('s/g/events/confirm');
+      if (opts.holdRoundTrips) roundTrips.push(cb);
+      else cb();
     },
   } as unknown as MqttClient;
   const release = () => {
@@ -58,7 +68,7 @@ function setup(rows: number, maxInflight: number) {
     }
     return lowest;
   };
-  return { buffer, pump, client, sent, release, close: () => (pump.close(), buffer.close()) };
+  return { buffer, pump, client, sent, release, roundTrips, opts, close: () => (pump.close(), buffer.close()) };
 }
 
 describe('buffer pump', () => {
@@ -90,6 +100,28 @@ describe('buffer pump', () => {
     const other = { ...client } as MqttClient;
     pump.start(other);
     expect(sent.slice(50)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    close();
+  });
+
+  it('QoS 0: rows written stay in the buffer until a round trip confirms them; a connection cut before it sends them again', async () => {
+    const { pump, client, sent, release, roundTrips, opts, buffer, close } = setup(40, 100);
+    opts.holdRoundTrips = true;
+    pump.start(client);
+    release(); // every row written to the connection (QoS 0: no PUBACK)
+    expect(sent).toHaveLength(40);
+    await expect.poll(() => roundTrips.length).toBe(1); // one round trip for the lot
+    expect(buffer.depth()).toBe(40);
+    // The connection is cut before the broker answered: nothing is deleted, all is sent again.
+    pump.detach();
+    roundTrips.shift()!(); // a late answer on the old connection changes nothing
+    expect(buffer.depth()).toBe(40);
+    const other = { ...client } as MqttClient;
+    pump.start(other);
+    release();
+    expect(sent.slice(40)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    await expect.poll(() => roundTrips.length).toBe(1);
+    roundTrips.shift()!();
+    expect(buffer.depth()).toBe(0);
     close();
   });
 });
