@@ -110,7 +110,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const latest: LatestSamples = new Map();
   const cmdLog = log.child({ component: 'commands' });
   const gate = new WriteGate({ log: cmdLog, metrics, writer: (d) => devices.writer(d) });
-  const session = sparkplugNode(config, bufferPath, { log, gate, latest, devices: () => devices });
+  const session = sparkplugNode(config, bufferPath, { log, gate, latest, devices: () => devices, drivers: deps.drivers, metrics });
   const publisher = new MqttPublisher(g.mqtt, { site: g.site, gateway: g.gateway_id }, publisherDeps(config, deps, { buffer, metrics, gwHealth, session }));
   publishHealth();
   buffer.onHealth = (h) => gwHealth.set('buffer', h.state === 'ok' ? undefined : h.reasons.join('; '));

@@ -72,6 +72,11 @@ const Sparkplug = Type.Object(
           "The Primary Host Application's id: births and data are published only while its STATE (spBv1.0/STATE/{id}) says online; meanwhile samples stay in the buffer and go out afterwards flagged is_historical.",
       }),
     ),
+    report_by_exception: Type.Boolean({
+      default: true,
+      description:
+        'DDATA carries only the metrics whose value or quality changed since the last one sent in the session (births carry every metric); a message with no change is not sent, and its buffered row counts as delivered. Sparkplug hosts read an absent metric as unchanged. false: every buffered value is sent.',
+    }),
     data_qos: Enum([0, 1], {
       default: 0,
       description:

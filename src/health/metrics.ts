@@ -15,6 +15,12 @@ export function createMetrics() {
       help: 'Samples acknowledged by the broker and removed from the buffer.',
       registers: [registry],
     }),
+    sparkplugUnsent: new Counter({
+      name: 'edgeferry_sparkplug_rows_unsent_total',
+      help: 'Sparkplug: buffered rows delivered without a DDATA message, by reason (unchanged: report by exception; dead_device: the gap marker of a device its DDEATH announced; unknown_point: no metric for it; not_born: before the births, never expected).',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
     badReadings: new Counter({
       name: 'edgeferry_readings_bad_total',
       help: 'Readings with quality bad (device exceptions, malformed answers).',

@@ -12,7 +12,7 @@ import type { HealthSnapshot } from '../../core/device-health.js';
 import type { Value } from '../../core/driver.js';
 import type { Sample } from '../../core/sample.js';
 import { KIND_CODE } from '../../core/sample.js';
-import type { PublisherSession } from '../mqtt-publisher.js';
+import type { PublisherSession, SessionFlow } from '../mqtt-publisher.js';
 import { BdSeqStore } from './bdseq.js';
 import { MetricCatalog, type CatalogDevice, type MetricDef } from './catalog.js';
 import { decodePayload, DT, encodePayload, QUALITY, setValue, valueOf, type Metric, type PropertyValue } from './payload.js';
@@ -22,6 +22,8 @@ export interface EdgeNodeConfig {
   node: string;
   primaryHost?: string;
   dataQos: 0 | 1;
+  /** DDATA only with the metrics that changed since the last value sent in the session. */
+  reportByException: boolean;
   bdSeqFile: string;
 }
 
@@ -33,7 +35,11 @@ export interface EdgeNodeDeps {
   latest(device: string, point: string): Sample | undefined;
   /** A DCMD: write `value` to the point; resolves when done (the read back comes as DDATA). */
   command?(device: string, point: string, value: Value): Promise<void>;
+  /** A buffered row delivered without a DDATA message, and why (counted: every row is either sent or accounted for). */
+  unsent?(reason: Unsent): void;
 }
+
+export type Unsent = 'unchanged' | 'dead_device' | 'unknown_point' | 'not_born';
 
 export const REBIRTH = 'Node Control/Rebirth';
 
@@ -41,11 +47,13 @@ export class EdgeNode implements PublisherSession {
   private readonly bdSeq: BdSeqStore;
   private readonly catalog = new MetricCatalog();
   private client: MqttClient | undefined;
-  private flow: { start(): void; pause(): void } | undefined;
+  private flow: SessionFlow | undefined;
   private seq = 0;
   private born = false;
   private hostOnline = false;
   private lastStateTs = -Infinity;
+  /** The connection being ended after the primary host went offline. */
+  private ending: MqttClient | undefined;
   /**
    * Devices down whose buffered rows are being sent inside a device session opened for them
    * (DBIRTH, the historical DDATA, DDEATH once their run of rows ends): a host that follows the
@@ -57,6 +65,12 @@ export class EdgeNode implements PublisherSession {
   private readonly down = new Set<string>();
   private readonly dead = new Set<string>();
   private readonly topic: (verb: string, device?: string) => string;
+  /**
+   * Report by exception: the last value and quality sent per alias in this session — live ones
+   * (births set them) and, apart, historical ones (a backlog is a series of its own, older than the births).
+   */
+  private readonly lastLive = new Map<number, string>();
+  private readonly lastHistorical = new Map<number, string>();
 
   constructor(
     private readonly cfg: EdgeNodeConfig,
@@ -81,7 +95,7 @@ export class EdgeNode implements PublisherSession {
     return encodePayload({ timestamp: Date.now(), metrics: [{ name: 'bdSeq', timestamp: Date.now(), datatype: DT.Int64, longValue: bdSeq }] });
   }
 
-  attach(client: MqttClient, flow: { start(): void; pause(): void }): void {
+  attach(client: MqttClient, flow: SessionFlow): void {
     this.client = client;
     this.flow = flow;
     this.born = false;
@@ -118,6 +132,8 @@ export class EdgeNode implements PublisherSession {
     this.publish(client, this.topic('NBIRTH'), { timestamp: now, seq: this.nextSeq(), metrics });
     this.dead.clear();
     this.visiting.clear();
+    this.lastLive.clear();
+    this.lastHistorical.clear();
     for (const device of this.catalog.devices()) {
       this.dbirth(client, device);
       if (this.down.has(device)) this.ddeath(client, device);
@@ -133,7 +149,8 @@ export class EdgeNode implements PublisherSession {
       const s = this.deps.latest(device, def.name);
       const props: [string, PropertyValue][] = [['Quality', { type: DT.Int32, intValue: QUALITY[s?.quality ?? 'bad'] >>> 0 }]];
       if (def.unit) props.push(['engUnit', { type: DT.String, stringValue: def.unit }]);
-      if (s) this.catalog.fit(device, def.name, s.value);
+      if (s) this.catalog.learn(device, def.name, s.value, s.type);
+      this.lastLive.set(def.alias, said(s?.value ?? null, s?.quality ?? 'bad'));
       const m: Metric = { name: def.name, alias: def.alias, timestamp: s?.ts ?? now, datatype: def.datatype, properties: propertySet(props) };
       return setValue(m, def.datatype, s ? s.value : null);
     });
@@ -162,19 +179,19 @@ export class EdgeNode implements PublisherSession {
   encode = (row: BufferedRow, historical: boolean): { topic: string; payload: Buffer; qos: 0 | 1 } | 'json' | 'skip' => {
     if (row.kind === KIND_CODE.el) return 'json';
     const client = this.client;
-    if (!client || !this.born) return 'skip';
+    if (!client || !this.born) return this.unsent('not_born'); // never expected: the flow is paused until the births
     const body = JSON.parse(row.body) as RowBody;
     const ts = Date.parse(body.ts);
     const entries: [string, PointBody][] = row.kind === KIND_CODE.poll ? Object.entries(body.points ?? {}) : [[row.point, body]];
     const known = entries.filter(([p]) => this.catalog.get(row.device, p));
-    if (!known.length) return 'skip';
+    if (!known.length) return this.unsent('unknown_point');
     // The visits last for the whole backlog (closing one at each change of device would cost a
     // DBIRTH and a DDEATH per row of an interleaved backlog): the first live row ends them.
     if (!historical) this.endVisits(client);
     if (this.dead.has(row.device)) {
       // A device that died in this session and is still down gets no live DATA; what it left
       // behind (the gap marker of its going down) is said by the DDEATH.
-      if (!historical && this.down.has(row.device)) return 'skip';
+      if (!historical && this.down.has(row.device)) return this.unsent('dead_device');
       // Back up: born with the values just read. Down: its backlog travels in a device session
       // of its own, born for it and dead again after it.
       this.dbirth(client, row.device);
@@ -187,17 +204,30 @@ export class EdgeNode implements PublisherSession {
       this.visitTimer = setTimeout(() => this.client === client && this.endVisits(client), 1000);
       this.visitTimer.unref();
     }
-    if (known.some(([p, v]) => this.catalog.fit(row.device, p, v.value)) && !this.dead.has(row.device)) this.dbirth(client, row.device);
-    const metrics = known.map(([p, v]) => {
+    const reported = (p: string) => this.deps.latest(row.device, p)?.type;
+    if (known.some(([p, v]) => this.catalog.fit(row.device, p, v.value, reported(p))) && !this.dead.has(row.device)) this.dbirth(client, row.device);
+    const last = historical ? this.lastHistorical : this.lastLive;
+    const metrics: Metric[] = [];
+    for (const [p, v] of known) {
       const def = this.catalog.get(row.device, p)!;
+      const now = said(v.value, v.quality);
+      if (this.cfg.reportByException && last.get(def.alias) === now) continue;
+      last.set(def.alias, now);
       const m: Metric = { alias: def.alias, timestamp: ts };
       if (historical) m.isHistorical = true;
       if (v.quality !== 'good') m.properties = propertySet([['Quality', { type: DT.Int32, intValue: QUALITY[v.quality] >>> 0 }]]);
-      return setValue(m, def.datatype, v.value);
-    });
+      metrics.push(setValue(m, def.datatype, v.value));
+    }
+    // Nothing changed: no message (the host holds these values already); the row is delivered.
+    if (!metrics.length) return this.unsent('unchanged');
     const payload = encodePayload({ timestamp: Date.now(), seq: this.nextSeq(), metrics });
     return { topic: this.topic('DDATA', row.device), payload, qos: this.cfg.dataQos };
   };
+
+  private unsent(reason: Unsent): 'skip' {
+    this.deps.unsent?.(reason);
+    return 'skip';
+  }
 
   /** Closes the device sessions opened for down devices' backlog: DDEATH for each still down. */
   private endVisits(client: MqttClient): void {
@@ -213,7 +243,8 @@ export class EdgeNode implements PublisherSession {
   }
 
   private received(client: MqttClient, topic: string, payload: Buffer): void {
-    if (this.client !== client) return;
+    // A connection being ended (the host went offline) takes nothing more; the next one reads the retained STATE.
+    if (this.client !== client || this.ending === client) return;
     try {
       if (topic.startsWith('spBv1.0/STATE/')) return this.hostState(client, payload);
       const p = decodePayload(payload);
@@ -253,11 +284,16 @@ export class EdgeNode implements PublisherSession {
     if (s.online && !this.born) return this.birth(client);
     if (!s.online && this.born) {
       this.deps.log.warn({ host: this.cfg.primaryHost }, 'sparkplug: primary host offline; NDEATH, new session, data stays buffered');
-      this.flow?.pause();
+      const flow = this.flow;
+      flow?.pause();
       this.born = false;
+      this.ending = client;
       // MQTT 5: DISCONNECT "with Will Message" (0x04); 3.1.1: the NDEATH published first is the notice.
       const opts = client.options.protocolVersion === 5 ? { reasonCode: 4 } : {};
-      void client.publishAsync(this.topic('NDEATH'), this.ndeath(this.bdSeq.value), { qos: 1 }).finally(() => client.end(false, opts));
+      // What was written is confirmed first: the next session does not send it again.
+      void (flow?.settle(2000) ?? Promise.resolve())
+        .then(() => client.publishAsync(this.topic('NDEATH'), this.ndeath(this.bdSeq.value), { qos: 1 }))
+        .finally(() => client.end(false, opts));
     }
   }
 
@@ -286,6 +322,9 @@ interface RowBody extends PointBody {
   ts: string;
   points?: Record<string, PointBody>;
 }
+
+/** A value and its quality as one comparable key (report by exception). */
+const said = (v: Value, q: string): string => `${q}:${typeof v === 'bigint' ? `${v}n` : JSON.stringify(v)}`;
 
 function propertySet(entries: [string, PropertyValue][]): { keys: string[]; values: PropertyValue[] } {
   return { keys: entries.map((e) => e[0]), values: entries.map((e) => e[1]) };

@@ -6,14 +6,15 @@ import type { Logger } from 'pino';
 import type { WriteGate } from '../../commands/write-gate.js';
 import type { LoadedConfig } from '../../config/loaded.js';
 import type { LatestSamples } from '../../core/device-pipeline.js';
-import type { Value } from '../../core/driver.js';
+import type { DriverSpec, Value } from '../../core/driver.js';
 import type { RunningDevices } from '../../core/running-devices.js';
-import { EdgeNode } from './edge-node.js';
+import type { Metrics } from '../../health/metrics.js';
+import { EdgeNode, type Unsent } from './edge-node.js';
 
 export function sparkplugNode(
   config: LoadedConfig,
   bufferPath: string,
-  deps: { log: Logger; gate: WriteGate; latest: LatestSamples; devices: () => RunningDevices },
+  deps: { log: Logger; gate: WriteGate; latest: LatestSamples; devices: () => RunningDevices; drivers: readonly DriverSpec[]; metrics: Metrics },
 ): EdgeNode | undefined {
   const m = config.gateway.mqtt;
   if (m.format !== 'sparkplug' || !m.sparkplug) return undefined;
@@ -30,13 +31,22 @@ export function sparkplugNode(
       node: m.sparkplug.edge_node_id ?? config.gateway.gateway_id,
       primaryHost: m.sparkplug.primary_host_id,
       dataQos: m.sparkplug.data_qos,
+      reportByException: m.sparkplug.report_by_exception,
       bdSeqFile: `${bufferPath}.bdseq`,
     },
     {
       log,
-      devices: () => deps.devices().running(),
+      devices: () =>
+        deps
+          .devices()
+          .running()
+          .map((d) => {
+            const spec = deps.drivers.find((s) => s.type === d.driver);
+            return { name: d.name, points: d.points, declared: (p) => spec?.valueType(p) };
+          }),
       latest: (device, point) => deps.latest.get(device)?.get(point),
       command,
+      unsent: (reason: Unsent) => deps.metrics.sparkplugUnsent.inc({ reason }),
     },
   );
 }
