@@ -34,6 +34,9 @@ const need = [
   ['/usr/include/stdio.h', 'libc6-dev'],
   ['/usr/bin/mbpoll', 'mbpoll'],
   ['/usr/bin/chromium', 'chromium'],
+  ['/usr/bin/protoc', 'protobuf-compiler'],
+  ['/usr/lib/python3/dist-packages/google/protobuf', 'python3-protobuf'],
+  ['/usr/lib/python3/dist-packages/paho', 'python3-paho-mqtt'],
   [lib('libmbedcrypto.so.7'), 'libmbedcrypto7'],
   [lib('libmbedx509.so.1'), 'libmbedx509-1'],
 ]

@@ -33,6 +33,8 @@ export interface Mosquitto {
   user: string;
   /** A client certificate of the same CA for another user (its CN), e.g. a SCADA client under an ACL. */
   issueClient(cn: string): KeyPair;
+  /** The client id of every CONNECT the broker accepted, in order, across restarts (from its log). */
+  readonly connects: string[];
   /** Stops the broker process (SIGTERM, so a persistent one saves its sessions). */
   kill(): Promise<void>;
   /** Starts it again on the same port. */
@@ -92,22 +94,27 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
 
   let proc: ChildProcess | undefined;
   let lastLog = '';
+  const connects: string[] = [];
+  const CONNECTED = /New client connected from \S+ as (\S+)/g;
   const launch = async (port: number): Promise<boolean> => {
     const p = spawn(MOSQUITTO_BIN, ['-c', conf(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
+    let pending = '';
     const ok = await new Promise<boolean>((resolve) => {
       p.stderr.on('data', (d: Buffer) => {
-        log += d.toString();
+        const text = d.toString();
+        if (log.length < 65_536) log += text;
+        // Whole lines only: a chunk may end in the middle of one.
+        const lines = (pending + text).split('\n');
+        pending = lines.pop()!;
+        for (const line of lines) for (const m of line.matchAll(CONNECTED)) connects.push(m[1]!);
         if (/ running/.test(log)) resolve(true);
       });
       p.once('exit', () => resolve(false));
       p.once('error', () => resolve(false));
     });
     lastLog = log;
-    if (ok) {
-      p.stderr.resume();
-      proc = p;
-    }
+    if (ok) proc = p;
     return ok;
   };
   const kill = async () => {
@@ -133,6 +140,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     client,
     caPem: ca.cert,
     user: USER,
+    connects,
     issueClient: (cn) => ca.issue(cn, 'client'),
     kill,
     restart: async () => {

@@ -1,9 +1,9 @@
 // A fault-injecting TCP proxy between the gateway and a device: pass traffic, blackhole it
 // silently (sockets stay open, bytes vanish: a firewall dropping an idle session), reset
-// connections, or delay every chunk. For tests and benchmarks.
+// connections, refuse new ones (a service that is down), or delay every chunk. For tests and benchmarks.
 import { createServer, Socket, type AddressInfo, type Server } from 'node:net';
 
-export type ProxyMode = { kind: 'pass' } | { kind: 'blackhole' } | { kind: 'delay'; ms: number };
+export type ProxyMode = { kind: 'pass' } | { kind: 'blackhole' } | { kind: 'refuse' } | { kind: 'delay'; ms: number };
 
 export interface TcpProxy {
   readonly port: number;
@@ -31,6 +31,7 @@ export async function startProxy(target: { host?: string; port: number }, opts: 
     });
   };
   const server: Server = createServer((client) => {
+    if (mode.kind === 'refuse') return void client.resetAndDestroy();
     const upstream = new Socket();
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);

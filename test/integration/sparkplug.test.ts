@@ -5,6 +5,8 @@
 // full rebirth on request; DCMD writes; and with a primary host, nothing until its STATE is online,
 // then the backlog flagged historical, nothing missing.
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -13,6 +15,7 @@ import { startMosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { gatewayYaml, makeGateway, type TestGateway } from '../helpers/gateway.js';
 import { commandPayload, SparkplugWatcher, type SpMessage, type SpMetric } from '../helpers/sparkplug-watcher.js';
 import { Subscriber } from '../helpers/subscriber.js';
+import { startSparkplugHost } from '../peers/sparkplug-host.js';
 
 const cli = join(import.meta.dirname, '../../dist/src/main.js');
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -22,7 +25,7 @@ afterEach(async () => {
 
 const DT = { Int16: 2, Int64: 4, UInt64: 8, Float: 9, Double: 10, Boolean: 11, String: 12 };
 
-async function plant(opts: { sparkplug?: string; pollMs?: number; commands?: boolean } = {}) {
+async function plant(opts: { sparkplug?: string; pollMs?: number; commands?: boolean; rbe?: boolean } = {}) {
   const broker = await startMosquitto();
   cleanups.push(() => broker.stop());
   const sim = await startModbus({
@@ -58,7 +61,7 @@ devices:
     points:
       - { name: flow, address: 0, type: float32 }
 `;
-  const mqtt = `  format: sparkplug\n  sparkplug: { group_id: plant, edge_node_id: gw1${opts.sparkplug ?? ''} }${opts.commands ? '\n  commands: { enabled: true }' : ''}`;
+  const mqtt = `  format: sparkplug\n  sparkplug: { group_id: plant, edge_node_id: gw1, report_by_exception: ${opts.rbe ?? false}${opts.sparkplug ?? ''} }${opts.commands ? '\n  commands: { enabled: true }' : ''}`;
   const gateway = (dir?: string, log?: pino.Logger): TestGateway => {
     const tg = makeGateway(gatewayYaml(broker, { mqtt }), devices, log, undefined, {}, dir);
     return tg;
@@ -406,5 +409,46 @@ describe('Sparkplug B edge node', () => {
     expect(outside).toEqual([]);
     // Both end dead: the host's view matches the devices'.
     expect([alive.get('press'), alive.get('pump')]).toEqual([false, false]);
+  });
+
+  it('report by exception (the default): DDATA carries only changed values; the independent host holds every value the gateway read', async () => {
+    const { broker, sim, gateway } = await plant({ rbe: true });
+    const dir = mkdtempSync(join(tmpdir(), 'edgeferry-rbe-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const peer = await startSparkplugHost(broker, dir, { group: 'plant', node: 'gw1', rbe: true });
+    cleanups.push(() => peer.stop());
+    const tg = gateway();
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    const ddata = () => peer.events.filter((e) => e.verb === 'DDATA');
+    const unchanged = async () =>
+      Number(/edgeferry_sparkplug_rows_unsent_total\{reason="unchanged"\} (\d+)/.exec(await tg.gw.metrics.registry.metrics())?.[1] ?? 0);
+    // Values that do not move: once each metric's first value went out (the births came before
+    // any read, with nulls), rows are delivered without DDATA.
+    await expect.poll(unchanged, { timeout: 15_000 }).toBeGreaterThanOrEqual(60);
+    const first = ddata().length;
+    await expect.poll(unchanged, { timeout: 15_000 }).toBeGreaterThanOrEqual(120);
+    const quiet = ddata().length - first;
+    // One register moves (press/temp, and pump/flow: the simulator answers every unit id from the
+    // same registers): a DDATA with that metric alone, per device.
+    const changes = () => ddata().slice(first + quiet);
+    sim.setWords('holding', 0, [0x4229, 0x0000]); // 42.25
+    await peer.until(() => changes().length >= 2, 10_000, 'the changed value');
+    // Back to the old value: that is a change too.
+    sim.setWords('holding', 0, [0x41ac, 0x0000]); // 21.5
+    await peer.until(() => changes().length >= 4, 10_000, 'the value back');
+    expect(
+      changes()
+        .map((e) => `${e.device}:${e.live}`)
+        .sort(),
+    ).toEqual(['press:1', 'press:1', 'pump:1', 'pump:1']);
+    const report = await peer.report();
+    console.log(
+      `report by exception: ${first} DDATA for the first values, then ${quiet} while nothing changed (${await unchanged()} rows unchanged), ${report.values} values in ${report.by_verb.DDATA} DDATA in all`,
+    );
+    expect(report.violations).toEqual([]); // the host's rbe rule: no live value it holds already
+    expect(first).toBeLessThanOrEqual(6); // one per metric at most
+    expect(quiet).toBe(0);
+    expect(report.values).toBe(first + 4);
   });
 });
