@@ -80,7 +80,7 @@ const Sparkplug = Type.Object(
     data_qos: Enum([0, 1], {
       default: 0,
       description:
-        'QoS of DDATA messages (births and deaths always go at QoS 0, as Sparkplug 3.0 requires). 0 is what the specification requires; a row then leaves the buffer once written to the connection. 1 keeps each DDATA row until the broker acknowledged it (lossless across a broker crash) but is outside the specification.',
+        'QoS of DDATA messages (births and deaths always go at QoS 0, as Sparkplug 3.0 requires). 0 is what the specification requires; a row then leaves the buffer once a later round trip on the connection shows the broker read it (docs/sparkplug.md, Delivery). 1 deletes each DDATA row on the broker PUBACK, outside the specification.',
     }),
   },
   { additionalProperties: false, description: 'Sparkplug B 3.0 edge node settings (with format: sparkplug); docs/sparkplug.md.' },
@@ -99,7 +99,11 @@ export const Mqtt = Type.Object(
     client_id: Type.Optional(Type.String({ description: 'MQTT client id. Default: edgeferry-{site}-{gateway_id}.' })),
     username: Type.Optional(Type.String({ description: 'Broker user name.' })),
     password_file: Type.Optional(Type.String({ description: 'File holding the broker password (never put the password itself in YAML).' })),
-    qos: Enum([0, 1], { default: 1, description: 'QoS of data messages. 1 deletes from the buffer only after PUBACK.' }),
+    qos: Enum([0, 1], {
+      default: 1,
+      description:
+        'QoS of data messages. 1 deletes from the buffer only after PUBACK; 0 after a later round trip on the connection (UNSUBACK) shows the broker read it.',
+    }),
     keepalive_s: Type.Integer({ minimum: 5, maximum: 3600, default: 30, description: 'MQTT keepalive in seconds.' }),
     topic_template: Type.String({
       default: '{site}/{gateway}/{device}/{point}',
