@@ -3,6 +3,7 @@
 // sparkplug-payload), not with the gateway's own payload code.
 import { createRequire } from 'node:module';
 import mqtt, { type MqttClient } from 'mqtt';
+import type { RegisterSpec } from '../../simulators/modbus/memory.js';
 import type { Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 
 interface ProtoPayload {
@@ -15,6 +16,41 @@ const Payload = (
     org: { eclipse: { tahu: { protobuf: { Payload: ProtoPayload } } } };
   }
 ).org.eclipse.tahu.protobuf.Payload;
+
+/** The Sparkplug tests' PLC: a float32, an int16, a uint64 beyond 2^53, a string and a coil. */
+export const PLANT_REGISTERS: RegisterSpec[] = [
+  { area: 'holding', address: 0, type: 'float32', value: 21.5 },
+  { area: 'holding', address: 2, type: 'int16', value: -123 },
+  { area: 'holding', address: 3, type: 'uint64', value: 2n ** 60n },
+  { area: 'holding', address: 7, type: 'string', count: 2, value: 'AB' },
+  { area: 'coil', address: 1, value: true },
+];
+
+/** Two devices on that PLC (press: every type; pump: unit 2), quick to go down and come back. */
+export function plantDevicesYaml(port: number, pollMs: number, tempExtra = ''): string {
+  const link = 'link: { probe_interval_ms: 300, failures_before_down: 1, backoff_min_ms: 100, backoff_max_ms: 300 }';
+  return `version: 1
+devices:
+  - name: press
+    driver: modbus_tcp
+    poll_interval_ms: ${pollMs}
+    connection: { host: 127.0.0.1, port: ${port}, timeout_ms: 300 }
+    ${link}
+    points:
+      - { name: temp, address: 0, type: float32, unit: degC${tempExtra} }
+      - { name: speed, address: 2, type: int16, scale: 0.1 }
+      - { name: count, address: 3, type: uint64 }
+      - { name: recipe, address: 7, type: string, count: 2 }
+      - { name: run, area: coil, address: 1, type: bool }
+  - name: pump
+    driver: modbus_tcp
+    poll_interval_ms: ${pollMs}
+    connection: { host: 127.0.0.1, port: ${port}, unit_id: 2, timeout_ms: 300 }
+    ${link}
+    points:
+      - { name: flow, address: 0, type: float32 }
+`;
+}
 
 /** A host's command payload (NCMD, DCMD). */
 export function commandPayload(metrics: Record<string, unknown>[]): Buffer {

@@ -17,6 +17,7 @@ import { start as startModbus } from '../../simulators/modbus/index.js';
 import { startMosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { startProxy } from '../../simulators/tcp-proxy/index.js';
 import { stopChild } from '../../simulators/stop-child.js';
+import { PLANT_REGISTERS, plantDevicesYaml } from '../helpers/sparkplug-watcher.js';
 import { startSparkplugHost, type HostEvent } from '../peers/sparkplug-host.js';
 
 const cli = join(import.meta.dirname, '../../dist/src/main.js');
@@ -36,13 +37,7 @@ describe('Sparkplug B edge node under an independent host', () => {
     const proxy = await startProxy({ port: broker.port });
     cleanups.push(() => proxy.stop());
     const sim = await startModbus({
-      registers: [
-        { area: 'holding', address: 0, type: 'float32', value: 21.5 },
-        { area: 'holding', address: 2, type: 'int16', value: -123 },
-        { area: 'holding', address: 3, type: 'uint64', value: 2n ** 60n },
-        { area: 'holding', address: 7, type: 'string', count: 2, value: 'AB' },
-        { area: 'coil', address: 1, value: true },
-      ],
+      registers: PLANT_REGISTERS,
     });
     cleanups.push(() => sim.stop());
     const host = await startSparkplugHost(broker, dir, { group: 'plant', node: 'gw1' });
@@ -68,31 +63,7 @@ logging: { level: warn }
 health: { port: ${healthPort} }
 `,
     );
-    const link = 'link: { probe_interval_ms: 300, failures_before_down: 1, backoff_min_ms: 100, backoff_max_ms: 300 }';
-    writeFileSync(
-      join(dir, 'devices.yaml'),
-      `version: 1
-devices:
-  - name: press
-    driver: modbus_tcp
-    poll_interval_ms: 100
-    connection: { host: 127.0.0.1, port: ${sim.port}, timeout_ms: 300 }
-    ${link}
-    points:
-      - { name: temp, address: 0, type: float32 }
-      - { name: speed, address: 2, type: int16, scale: 0.1 }
-      - { name: count, address: 3, type: uint64 }
-      - { name: recipe, address: 7, type: string, count: 2 }
-      - { name: run, area: coil, address: 1, type: bool }
-  - name: pump
-    driver: modbus_tcp
-    poll_interval_ms: 100
-    connection: { host: 127.0.0.1, port: ${sim.port}, unit_id: 2, timeout_ms: 300 }
-    ${link}
-    points:
-      - { name: flow, address: 0, type: float32 }
-`,
-    );
+    writeFileSync(join(dir, 'devices.yaml'), plantDevicesYaml(sim.port, 100));
 
     let daemon: ChildProcess | undefined;
     let daemonLog = '';
@@ -139,6 +110,16 @@ devices:
     /** Violations by step: none at all in steps 1–2; in 3–5 (the connection dies) only resends. */
     const found: Record<string, HostEvent[]> = {};
     const line: string[] = [];
+    /** The host goes offline (the node sends NDEATH and waits), 300 rows pile up, the host comes back: the mark of its return. */
+    const offlineWithBacklog = async () => {
+      const at = mark();
+      host.state(false);
+      await host.until(() => count('NDEATH', since(at)) >= 1, 10_000, 'NDEATH on the host going offline');
+      await expect.poll(depth, { timeout: 20_000 }).toBeGreaterThanOrEqual(300);
+      const back = mark();
+      host.state(true);
+      return back;
+    };
 
     startDaemon();
 
@@ -161,12 +142,7 @@ devices:
 
     // 2. The primary host goes offline (NDEATH, a new session waiting), a backlog builds; online
     //    again, and a Rebirth arrives while that backlog is being replayed.
-    m = mark();
-    host.state(false);
-    await host.until(() => count('NDEATH', since(m)) >= 1, 10_000, 'NDEATH on the host going offline');
-    await expect.poll(depth, { timeout: 20_000 }).toBeGreaterThanOrEqual(300);
-    m = mark();
-    host.state(true);
+    m = await offlineWithBacklog();
     await host.until(() => hist(since(m)) > 0, 20_000, 'the backlog replay');
     host.rebirth();
     await host.until(() => count('NBIRTH', since(m)) >= 2, 10_000, 'the rebirth');
@@ -204,12 +180,7 @@ devices:
 
     // 5. kill -9 in the middle of a replay; the Will; a restart that takes over the same buffer.
     const before = await unsent();
-    m = mark();
-    host.state(false);
-    await host.until(() => count('NDEATH', since(m)) >= 1, 10_000, 'NDEATH on the host going offline');
-    await expect.poll(depth, { timeout: 20_000 }).toBeGreaterThanOrEqual(300);
-    m = mark();
-    host.state(true);
+    m = await offlineWithBacklog();
     await host.until(() => hist(since(m)) >= 50, 20_000, 'the replay under way');
     const first = daemon!;
     const gone = new Promise((r) => first.once('exit', r));

@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { start as startModbus } from '../../simulators/modbus/index.js';
 import { startMosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { gatewayYaml, makeGateway, type TestGateway } from '../helpers/gateway.js';
-import { commandPayload, SparkplugWatcher, type SpMessage, type SpMetric } from '../helpers/sparkplug-watcher.js';
+import { commandPayload, PLANT_REGISTERS, plantDevicesYaml, SparkplugWatcher, type SpMessage, type SpMetric } from '../helpers/sparkplug-watcher.js';
 import { Subscriber } from '../helpers/subscriber.js';
 import { startSparkplugHost } from '../peers/sparkplug-host.js';
 
@@ -29,38 +29,12 @@ async function plant(opts: { sparkplug?: string; pollMs?: number; commands?: boo
   const broker = await startMosquitto();
   cleanups.push(() => broker.stop());
   const sim = await startModbus({
-    registers: [
-      { area: 'holding', address: 0, type: 'float32', value: 21.5 },
-      { area: 'holding', address: 2, type: 'int16', value: -123 },
-      { area: 'holding', address: 3, type: 'uint64', value: 2n ** 60n },
-      { area: 'holding', address: 7, type: 'string', count: 2, value: 'AB' },
-      { area: 'coil', address: 1, value: true },
-    ],
+    registers: PLANT_REGISTERS,
   });
   cleanups.push(() => sim.stop());
   const host = await SparkplugWatcher.connect(broker, 'plant');
   cleanups.push(() => host.close());
-  const devices = `version: 1
-devices:
-  - name: press
-    driver: modbus_tcp
-    poll_interval_ms: ${opts.pollMs ?? 200}
-    connection: { host: 127.0.0.1, port: ${sim.port}, timeout_ms: 300 }
-    link: { probe_interval_ms: 300, failures_before_down: 1, backoff_min_ms: 100, backoff_max_ms: 300 }
-    points:
-      - { name: temp, address: 0, type: float32, unit: degC${opts.commands ? ', writable: true, write_min_interval_ms: 0' : ''} }
-      - { name: speed, address: 2, type: int16, scale: 0.1 }
-      - { name: count, address: 3, type: uint64 }
-      - { name: recipe, address: 7, type: string, count: 2 }
-      - { name: run, area: coil, address: 1, type: bool }
-  - name: pump
-    driver: modbus_tcp
-    poll_interval_ms: ${opts.pollMs ?? 200}
-    connection: { host: 127.0.0.1, port: ${sim.port}, unit_id: 2, timeout_ms: 300 }
-    link: { probe_interval_ms: 300, failures_before_down: 1, backoff_min_ms: 100, backoff_max_ms: 300 }
-    points:
-      - { name: flow, address: 0, type: float32 }
-`;
+  const devices = plantDevicesYaml(sim.port, opts.pollMs ?? 200, opts.commands ? ', writable: true, write_min_interval_ms: 0' : '');
   const mqtt = `  format: sparkplug\n  sparkplug: { group_id: plant, edge_node_id: gw1, report_by_exception: ${opts.rbe ?? false}${opts.sparkplug ?? ''} }${opts.commands ? '\n  commands: { enabled: true }' : ''}`;
   const gateway = (dir?: string, log?: pino.Logger): TestGateway => {
     const tg = makeGateway(gatewayYaml(broker, { mqtt }), devices, log, undefined, {}, dir);
