@@ -20,6 +20,17 @@ export default tseslint.config(
       '@typescript-eslint/only-throw-error': 'error',
       // Forwarding what a promise rejected with (unknown) is fine; inventing a non-Error is not.
       '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingUnknown: true }],
+      // The SQLite binding depends on the Node running (12.x on Node 20, the Node-API 13 on 22+):
+      // everything takes it from src/buffer/sqlite.ts; a direct import loads the wrong one on Node 24.
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            { name: 'better-sqlite3', message: 'import the binding from src/buffer/sqlite.ts (it picks the one for this Node)', allowTypeImports: true },
+            { name: 'better-sqlite3-napi', message: 'import the binding from src/buffer/sqlite.ts', allowTypeImports: true },
+          ],
+        },
+      ],
     },
   },
 );

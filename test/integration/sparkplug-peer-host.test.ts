@@ -10,7 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import Database from '../../src/buffer/sqlite.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../simulators/free-port.js';
 import { start as startModbus } from '../../simulators/modbus/index.js';
