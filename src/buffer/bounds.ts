@@ -10,6 +10,9 @@ import { lossParts } from './ranges.js';
 import type { Statements } from './statements.js';
 import { PRIORITIES, walBytes, type BufferOptions, type BufferProblems } from './types.js';
 
+/** Pages beyond the cap that an eviction on a full disk may write (inside the headroom). */
+const EVICT_SLACK_PAGES = 32;
+
 export const isDiskError = (err: unknown) => /^SQLITE_(FULL|IOERR)/.test(String((err as { code?: unknown }).code ?? ''));
 export const message = (err: unknown) => (err as Error).message ?? String(err);
 
@@ -102,8 +105,13 @@ export class BufferBounds {
     } catch {
       return;
     }
-    // A reserve given back (or never made: the disk was full at start) is made again once there is room.
-    if (this.reserve && !this.reserve.present && available > this.headroom + this.reserve.bytes && this.reserve.make()) available -= this.reserve.bytes;
+    // A reserve given back (or never made: the disk was full at start) is made again once there is
+    // room — if need be, room the database's free pages give back (delivered or evicted rows').
+    if (this.reserve && !this.reserve.present) {
+      const short = this.headroom + this.reserve.bytes - available;
+      if (short > 0 && this.release(short)) available = diskSpace(this.host.path).available;
+      if (available > this.headroom + this.reserve.bytes && this.reserve.make()) available -= this.reserve.bytes;
+    }
     const pageSize = s.pageSize.get() as number;
     const pages = s.pageCount.get() as number;
     let cap = pages + Math.max(0, Math.floor((available - this.headroom) / pageSize));
@@ -113,6 +121,27 @@ export class BufferBounds {
     // Room again: the reserve could be made, and a tenth of the file (or more) can take new rows.
     const room = (s.freePages.get() as number) + Math.max(0, cap - pages);
     if (room >= Math.max(64, pages / 10) && this.reserve?.present && !this.host.unstored()) this.host.problems.set('disk_full', undefined);
+  }
+
+  /**
+   * Gives `bytes` (and a little more) of the database's free pages back to the file system
+   * (incremental_vacuum, then a checkpoint truncates the file). False when there are too few free
+   * pages or the file cannot (a file of an older release not converted yet, or the disk refused).
+   */
+  private release(bytes: number): boolean {
+    const s = this.host.statements();
+    const pageSize = s.pageSize.get() as number;
+    const pages = Math.ceil(bytes / pageSize) + 16;
+    if ((s.freePages.get() as number) < pages) return false;
+    try {
+      const db = this.host.db();
+      if (db.pragma('auto_vacuum', { simple: true }) !== 2) return false;
+      db.pragma(`incremental_vacuum(${pages})`);
+      db.pragma('wal_checkpoint(TRUNCATE)');
+      return true;
+    } catch {
+      return false; // tried again with the next size check
+    }
   }
 
   /** A write needs room the disk does not have: gives the reserve's blocks back. */
@@ -135,6 +164,10 @@ export class BufferBounds {
     const s = this.host.statements();
     const want = Math.max(16, Math.min(4096, Math.floor((s.pageCount.get() as number) / 50)));
     const enough = () => (s.freePages.get() as number) >= want;
+    // An eviction writes too — its data_lost event, the counters, the freelist's trunk pages — and
+    // when deleting rows frees no whole page (every priority on every page), those writes need pages
+    // the cap does not give: they come out of the headroom the cap keeps free for such work.
+    this.host.db().pragma(`max_page_count = ${(s.pageCount.get() as number) + EVICT_SLACK_PAGES}`);
     try {
       this.evict('disk_full', enough, () => this.checkpoint());
     } catch (err) {

@@ -4,7 +4,8 @@
 import { GatewayError } from '../errors.js';
 import { EL_DEVICE, KIND_CODE, POLL_POINT } from '../core/sample.js';
 import Database, { type Db } from './sqlite.js';
-import { existsSync, renameSync } from 'node:fs';
+import { existsSync, renameSync, statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 export interface OpenedDb {
   db: Db;
@@ -66,6 +67,26 @@ function addKindColumn(db: Db): void {
   })();
 }
 
+const AUTO_VACUUM_INCREMENTAL = 2;
+/** Files up to this size are rewritten at open to let their free pages go (VACUUM copies the file). */
+const CONVERT_MAX_BYTES = 64 << 20;
+
+const tableCount = (db: Db) => db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table'").pluck().get() as number;
+
+/** auto_vacuum can only be switched on by VACUUM, which needs a copy's room: done when the file is small and the disk has it. */
+function convertToIncremental(db: Db, path: string): void {
+  const bytes = (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
+  if (bytes > CONVERT_MAX_BYTES) return;
+  try {
+    const fs = statfsSync(dirname(path));
+    if (fs.bavail * fs.bsize < 3 * bytes + (8 << 20)) return;
+    db.pragma('auto_vacuum = INCREMENTAL');
+    db.exec('VACUUM');
+  } catch {
+    // a full disk or a lock: the file keeps working as it is, and is converted at a later start
+  }
+}
+
 function tryOpen(path: string, synchronous: 'normal' | 'full', walPages: number): Db {
   // A writer that holds the lock (an operator's sqlite3 shell) must not freeze the event loop for
   // long: the buffer then fails the operation, degrades and tries again.
@@ -78,6 +99,11 @@ function tryOpen(path: string, synchronous: 'normal' | 'full', walPages: number)
     db.pragma(`journal_size_limit = ${walPages * 4096}`);
     const check = db.pragma('quick_check', { simple: true });
     if (check !== 'ok') throw new GatewayError('GW_ERR_BUFFER', `quick_check: ${String(check)}`);
+    // Pages freed by deliveries and evictions can go back to the file system (incremental_vacuum),
+    // so that the full-disk reserve can be made again (bounds.ts). A new file gets it before its
+    // first table; a file of an older release is converted while it is small.
+    if (!tableCount(db)) db.pragma('auto_vacuum = INCREMENTAL');
+    else if (db.pragma('auto_vacuum', { simple: true }) !== AUTO_VACUUM_INCREMENTAL) convertToIncremental(db, path);
     db.exec(SCHEMA);
     addKindColumn(db);
     return db;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runBufferCli } from '../../src/cli/buffer.js';
+import Database from '../../src/buffer/sqlite.js';
 import { SqliteBuffer } from '../../src/buffer/sqlite-buffer.js';
 import type { Priority, Sample } from '../../src/core/sample.js';
 
@@ -62,6 +63,52 @@ describe('buffer bounds and recovery', () => {
     expect(events.every((e) => e.reason === 'disk_full' && e.by_priority.critical === undefined)).toBe(true);
     expect(events.reduce((n, e) => n + e.count, 0)).toBe(st.evicted);
     b.close();
+  });
+
+  it('on a full disk with every priority on every page (1 critical, 1 bulk, 3 normal a poll): no append refused, critical evicted only when nothing lower is left', () => {
+    // Deleting the bulk rows frees no whole page here; the eviction's own writes (its data_lost
+    // event) need a page all the same. Before the fix every append was refused after the first round.
+    const b = new SqliteBuffer(join(dir, 'b.db'), { synchronous: 'normal', maxBytes: 2 ** 40, maxAgeS: 86_400, maxPageCount: 300 });
+    b.open();
+    const prios: Priority[] = ['critical', 'bulk', 'normal', 'normal', 'normal'];
+    let refused = 0;
+    for (let i = 0; i < 6000; i++) {
+      try {
+        b.append(prios.map((p, k) => s(`${p}${k}`, p)));
+      } catch {
+        refused++;
+      }
+    }
+    const st = b.stats();
+    expect(refused).toBe(0);
+    expect(st.unstored).toBe(0);
+    expect(st.evicted).toBeGreaterThan(6000);
+    const events = b.pendingEvents(100_000).map((e) => JSON.parse(e.body) as { reason: string; count: number; by_priority: Record<string, number> });
+    expect(events.reduce((n, e) => n + e.count, 0)).toBe(st.evicted);
+    // Lower priorities first: by the first event that names a critical sample, bulk and normal ones went before it.
+    const firstCritical = events.findIndex((e) => e.by_priority.critical);
+    const before = events.slice(0, firstCritical < 0 ? events.length : firstCritical);
+    expect(before.some((e) => e.by_priority.bulk) && before.some((e) => e.by_priority.normal)).toBe(true);
+    b.close();
+  });
+
+  it('a file of an older release (no auto_vacuum) is converted at open, keeping its rows, so freed pages can go back to the disk', () => {
+    const path = join(dir, 'old.db');
+    const old = new Database(path);
+    old.pragma('journal_mode = WAL');
+    old.exec(
+      'CREATE TABLE samples (seq INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, device TEXT NOT NULL, point TEXT NOT NULL, prio INTEGER NOT NULL DEFAULT 1, body TEXT NOT NULL, kind INTEGER NOT NULL DEFAULT 0)',
+    );
+    old.prepare('INSERT INTO samples (ts, device, point, prio, body) VALUES (1, ?, ?, 1, ?)').run('d', 'p', '{"ts":1,"value":2}');
+    expect(old.pragma('auto_vacuum', { simple: true })).toBe(0);
+    old.close();
+    const b = new SqliteBuffer(path, { synchronous: 'normal', maxBytes: 2 ** 40, maxAgeS: 2 ** 40 });
+    b.open();
+    expect(b.depth()).toBe(1);
+    b.close();
+    const after = new Database(path, { readonly: true });
+    expect(after.pragma('auto_vacuum', { simple: true })).toBe(2);
+    after.close();
   });
 
   it('evicts samples older than max_age_s and says so', () => {
