@@ -204,7 +204,7 @@ export class BufferBounds {
       if (this.appends % 100 === 0) {
         // The age query scans the table (ts has no index); rows are appended in time order, so the
         // oldest row by seq says whether anything can be old enough (one index lookup).
-        const first = this.host.statements().firstTs.get() as number | undefined;
+        const first = this.host.statements().oldest.get() as number | undefined;
         if (first !== undefined && first < this.host.now() - this.opts.maxAgeS * 1000 + 60_000) this.evictAged();
       }
       this.host.problems.set('evict', undefined);

@@ -9,12 +9,12 @@ export function prepareStatements(db: Database.Database) {
     delRange: db.prepare('DELETE FROM samples WHERE seq BETWEEN ? AND ?'),
     depth: db.prepare('SELECT count(*) FROM samples').pluck(),
     byPrio: db.prepare('SELECT prio, count(*) AS n FROM samples GROUP BY prio'),
-    oldest: db.prepare('SELECT min(ts) FROM samples').pluck(),
+    // The queue's head (one index lookup; min(ts) scanned the table on every /healthz).
+    oldest: db.prepare('SELECT ts FROM samples ORDER BY seq LIMIT 1').pluck(),
     lastSeq: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'samples'").pluck(),
     setSeq: db.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'samples'"),
     initSeq: db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('samples', ?)"),
     victims: db.prepare('SELECT seq FROM samples WHERE prio = ? AND seq NOT BETWEEN ? AND ? AND seq NOT BETWEEN ? AND ? ORDER BY seq LIMIT ?').pluck(),
-    firstTs: db.prepare('SELECT ts FROM samples ORDER BY seq LIMIT 1').pluck(),
     aged: db.prepare('SELECT seq, prio FROM samples WHERE ts < ? ORDER BY seq LIMIT 1000'),
     dead: db.prepare(
       'INSERT OR REPLACE INTO dead_letter (seq, ts, device, point, body, reason, rejected_at, kind) SELECT seq, ts, device, point, body, ?, ?, kind FROM samples WHERE seq = ?',

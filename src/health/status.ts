@@ -5,8 +5,10 @@ import type { HealthSnapshot } from '../core/device-health.js';
 import type { Sample } from '../core/sample.js';
 import type { HealthAnswer } from './judge.js';
 
-/** At most this many latest values per device on the page (a 100k-point gateway stays light). */
+/** At most this many latest values per device on the page (a 100k-point gateway stays light)… */
 export const VALUES_PER_DEVICE = 50;
+/** …and this many in all: with many devices each shows fewer (its `points` says how many it has). */
+export const VALUES_IN_ALL = 2000;
 
 export interface StatusInputs {
   site: string;
@@ -19,16 +21,17 @@ export interface StatusInputs {
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
 export function statusSnapshot(i: StatusInputs) {
+  const perDevice = Math.max(1, Math.min(VALUES_PER_DEVICE, Math.floor(VALUES_IN_ALL / Math.max(1, i.devices.length))));
   return {
     site: i.site,
     gateway: i.gateway,
     ts: new Date().toISOString(),
     health: i.health,
     devices: i.devices.map(({ name, status: s, latest }) => {
-      // The first VALUES_PER_DEVICE without copying the whole map (a device may have thousands).
+      // The first few without copying the whole map (a device may have thousands).
       const values: Sample[] = [];
       for (const sample of latest?.values() ?? []) {
-        if (values.length === VALUES_PER_DEVICE) break;
+        if (values.length === perDevice) break;
         values.push(sample);
       }
       return {

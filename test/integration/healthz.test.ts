@@ -1,6 +1,7 @@
 // /healthz tells the truth: 200 with ok: true while the gateway delivers (publishing, or buffering
 // within bounds), 503 with ok: false and the reasons when the broker has been away longer than
 // health.broker_away_s or a critical device is down — and 200 again when they are back.
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim, type ModbusSimulator } from '../../simulators/modbus/index.js';
@@ -75,4 +76,22 @@ describe('/healthz', () => {
     plc.clear();
     await until('press up', (h) => h.status === 200 && h.body.devices.press === 'up');
   }, 60_000);
+
+  it('refuses what it has no use for without reading it: a body (413), another method (405), huge headers (431), and closes those connections', async () => {
+    const port = tg.gw.healthPort!;
+    // A 2 MB body announced and never sent: answered at once, not waited for.
+    const raw = async (head: string) => {
+      const sock = connect(port, '127.0.0.1');
+      let got = '';
+      sock.on('data', (d: Buffer) => (got += d.toString()));
+      const closed = new Promise<void>((r) => sock.on('close', () => r()));
+      sock.write(head);
+      await closed;
+      return got.split('\r\n')[0];
+    };
+    expect(await raw('GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n')).toBe('HTTP/1.1 413 Payload Too Large');
+    expect(await raw('POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n')).toBe('HTTP/1.1 405 Method Not Allowed');
+    expect(await raw(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`)).toBe('HTTP/1.1 431 Request Header Fields Too Large');
+    expect((await healthz()).status).toBe(200);
+  });
 });

@@ -1,0 +1,131 @@
+// The health port shares the event loop with polling (issue 33): 200 parallel clients asking every
+// URL as fast as they are answered, with 100,000 samples buffered (the broker away), must not slow
+// the polls. The daemon runs as its own process (`edgeferry run`); the clients are this process.
+// Poll gaps are read from the buffer afterwards: every sample carries the time it was taken.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import Database from '../../src/buffer/sqlite.js';
+import { SqliteBuffer } from '../../src/buffer/sqlite-buffer.js';
+import { freePort } from '../../simulators/free-port.js';
+import { start as startSim } from '../../simulators/modbus/index.js';
+import { startMosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
+import { stopChild } from '../../simulators/stop-child.js';
+import { gatewayYaml } from '../helpers/gateway.js';
+
+const cli = join(import.meta.dirname, '../../dist/src/main.js');
+const INTERVAL_MS = 100;
+const CLIENTS = 200;
+const LOAD_MS = 20_000;
+const BACKLOG = 100_000;
+const URLS = ['/healthz', '/metrics', '/status.json', '/', '/status.js', '/nothing'];
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** One GET; resolves with the status code, or 0 when the connection failed. */
+function get(agent: Agent, port: number, path: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path, agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', () => resolve(0));
+    });
+    req.on('error', () => resolve(0));
+    req.end();
+  });
+}
+
+describe('the health port under load', () => {
+  it(
+    `${CLIENTS} parallel clients on every URL for ${LOAD_MS / 1000} s with ${BACKLOG} samples buffered: no poll gap over 2 intervals, every monitor check answered`,
+    { timeout: 180_000 },
+    async () => {
+      const broker = await startMosquitto();
+      cleanups.push(() => broker.stop());
+      await broker.kill(); // away for the whole test: the backlog stays
+      const sim = await startSim({
+        registers: [{ area: 'holding', address: 0, type: 'uint16', generator: { kind: 'counter', step: 1, every_ms: 10, wrap: 60000 } }],
+      });
+      cleanups.push(() => sim.stop());
+      const dir = mkdtempSync(join(tmpdir(), 'edgeferry-healthload-'));
+      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+
+      // The backlog, written before the start as an outage would have left it.
+      const pre = new SqliteBuffer(join(dir, 'buffer.db'), { synchronous: 'normal', maxBytes: 2 ** 40, maxAgeS: 2 ** 40 });
+      pre.open();
+      const t0 = Date.now() - 3_600_000;
+      for (let i = 0; i < BACKLOG; i += 1000) {
+        pre.append(Array.from({ length: 1000 }, (_, k) => ({ ts: t0 + i + k, device: 'old', point: `p${k % 50}`, value: i + k, quality: 'good' as const })));
+      }
+      pre.close();
+
+      writeFileSync(
+        join(dir, 'devices.yaml'),
+        `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: ${INTERVAL_MS}\n    connection: { host: 127.0.0.1, port: ${sim.port} }\n    points:\n      - { name: v, address: 0 }\n`,
+      );
+      const port = await freePort();
+      writeFileSync(join(dir, 'gateway.yaml'), gatewayYaml(broker).replace('health: { port: 0 }', `health: { port: ${port} }`));
+      const proc: ChildProcess = spawn(process.execPath, [cli, 'run', '--config', join(dir, 'gateway.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      cleanups.push(() => stopChild(proc));
+      const probe = new Agent({ keepAlive: false });
+      for (;;) {
+        if (proc.exitCode !== null) throw new Error(`the daemon exited: ${stderr.slice(-2000)}`);
+        if ((await get(probe, port, '/healthz')) > 0) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+
+      // The load: each client asks the next URL as soon as the last one is answered (or failed).
+      const agent = new Agent({ keepAlive: true, maxSockets: CLIENTS });
+      const codes = new Map<number, number>();
+      let stop = false;
+      const loadFrom = Date.now();
+      const clients = Array.from({ length: CLIENTS }, async (_, c) => {
+        for (let i = c; !stop; i++) {
+          const code = await get(agent, port, URLS[i % URLS.length]!);
+          codes.set(code, (codes.get(code) ?? 0) + 1);
+          if (code === 0) await new Promise((r) => setTimeout(r, 10));
+        }
+      });
+      // A monitor checks /healthz once a second on its own connection, as systemd or Nagios would.
+      const monitor: number[] = [];
+      while (Date.now() - loadFrom < LOAD_MS) {
+        const t = Date.now();
+        const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(5000) }).catch(() => undefined);
+        monitor.push(res ? res.status : 0);
+        await res?.arrayBuffer();
+        await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - t))));
+      }
+      const loadTo = Date.now();
+      stop = true;
+      await Promise.all(clients);
+      agent.destroy();
+      probe.destroy();
+      await stopChild(proc);
+
+      const db = new Database(join(dir, 'buffer.db'), { readonly: true });
+      const taken = db.prepare("SELECT ts FROM samples WHERE device = 'plc' AND ts BETWEEN ? AND ? ORDER BY ts").pluck().all(loadFrom, loadTo) as number[];
+      const backlog = db.prepare("SELECT count(*) FROM samples WHERE device = 'old'").pluck().get() as number;
+      db.close();
+      const gaps = taken.slice(1).map((t, i) => t - taken[i]!);
+      const sorted = [...gaps].sort((a, b) => a - b);
+      const answered = [...codes].filter(([c]) => c > 0).reduce((n, [, k]) => n + k, 0);
+      console.log(
+        `health port: ${answered} answers in ${((loadTo - loadFrom) / 1000).toFixed(1)} s (${JSON.stringify(Object.fromEntries(codes))}); ` +
+          `${taken.length} polls, gap p50 ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted[sorted.length - 1]} ms; monitor ${JSON.stringify(monitor)}`,
+      );
+      expect(backlog).toBe(BACKLOG); // nothing of the backlog lost or sent (the broker is away)
+      expect(answered).toBeGreaterThan(CLIENTS * 10); // the load was real: every client was answered many times
+      expect(monitor.every((c) => c === 200 || c === 503)).toBe(true); // 503: the broker is away
+      expect(taken.length).toBeGreaterThan((LOAD_MS / INTERVAL_MS) * 0.9);
+      expect(Math.max(...gaps)).toBeLessThanOrEqual(2 * INTERVAL_MS);
+    },
+  );
+});
