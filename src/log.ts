@@ -64,10 +64,12 @@ export interface LogSinkOptions {
 /**
  * pino's JSON lines in, the chosen format out — with each line's journald priority when the
  * journal is listening, and identical warnings/errors (same component, message, error, device,
- * link) printed once per REPEAT_WINDOW_MS with a count of those held back.
+ * link) printed once per REPEAT_WINDOW_MS with a count of those held back. Never held back: audit
+ * lines (a field `audit`: every write attempt, every reload's outcome). The counts still held are
+ * printed by flush() (pino's logger.flush(), at stop).
  */
 export class LogSink implements DestinationStream {
-  private seen = new Map<string, { since: number; held: number }>();
+  private seen = new Map<string, { since: number; held: number; last?: Line }>();
   constructor(private o: LogSinkOptions) {}
 
   write(raw: string): void {
@@ -79,18 +81,41 @@ export class LogSink implements DestinationStream {
       return;
     }
     const level = levelOf(l);
-    if (level >= 40) {
+    if (level >= 40 && l.audit === undefined) {
       const now = (this.o.now ?? Date.now)();
       const key = JSON.stringify([level, l.component, l.msg, l.err?.message, l.err?.code, l.device, l.link, l.point, l.reason]);
       const s = this.seen.get(key);
       if (s && now - s.since < REPEAT_WINDOW_MS) {
         s.held++;
+        s.last = l;
         return;
       }
       if (s?.held) l.repeated = `${s.held} more like it in the ${Math.round((now - s.since) / 1000)} s before`;
       this.seen.set(key, { since: now, held: 0 });
-      if (this.seen.size > 1000) this.seen.delete(this.seen.keys().next().value!);
+      if (this.seen.size > 1000) {
+        const [oldKey, old] = this.seen.entries().next().value!;
+        this.seen.delete(oldKey);
+        this.summary(old, now);
+      }
     }
+    this.print(l);
+  }
+
+  /** Prints what is still held back (a count per kind of line, with the last of them), e.g. at stop. */
+  flush(cb?: (err?: Error) => void): void {
+    const now = (this.o.now ?? Date.now)();
+    for (const s of this.seen.values()) this.summary(s, now);
+    this.seen.clear();
+    cb?.();
+  }
+
+  private summary(s: { since: number; held: number; last?: Line }, now: number): void {
+    if (s.held && s.last)
+      this.print({ ...s.last, repeated: `${s.held} more like it in the last ${Math.round((now - s.since) / 1000)} s (this is the last of them)` });
+  }
+
+  private print(l: Line): void {
+    const level = levelOf(l);
     const body = this.o.format === 'text' ? textLine(l, !this.o.journald) : JSON.stringify(l);
     this.o.write(`${this.o.journald ? `<${PRIORITY[level] ?? 6}>` : ''}${body}\n`);
   }

@@ -5,17 +5,13 @@ import { DRIVERS } from '../../drivers/registry.js';
 import { ConfigLoader } from '../config/load.js';
 import { loadConfigOffThread } from '../config/load-off-thread.js';
 import { formatProblem } from '../config/yaml-file.js';
+import { excerpt } from '../core/bounded.js';
 import { buildGateway } from '../gateway.js';
 import { createLogger } from '../log.js';
 import { systemdNotifier } from '../systemd.js';
 import { EXIT, type CliIo } from './io.js';
 
 /** `text` cut to `max` characters, control characters escaped: safe to put in one log line. */
-function excerpt(text: string, max: number): string {
-  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
-}
-
 export async function cmdRun(args: string[], io: CliIo): Promise<number> {
   const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
   if (!values.config) {
@@ -70,7 +66,7 @@ export async function cmdRun(args: string[], io: CliIo): Promise<number> {
       const lines = problems.slice(0, 20).map((p) => excerpt(formatProblem(p), 300));
       if (problems.length > lines.length) lines.push(`… and ${problems.length - lines.length} more (edgeferry check ${values.config} lists them all)`);
       log.error(
-        { file: values.config, problems: lines },
+        { audit: 'reload', file: values.config, problems: lines },
         `reload refused [GW_ERR_CONFIG_INVALID]: ${problems.length} problem${problems.length === 1 ? '' : 's'}; the running configuration stays`,
       );
       gw.reportGatewayStatus({ config: { ok: false, at, file: values.config, problems: lines } });
@@ -78,7 +74,7 @@ export async function cmdRun(args: string[], io: CliIo): Promise<number> {
       return;
     }
     const report = await gw.reload(next);
-    log.info(report, 'configuration reloaded');
+    log.info({ audit: 'reload', ...report }, 'configuration reloaded');
     if (report.restartNeeded.length) log.warn({ keys: report.restartNeeded }, 'these gateway settings changed and take effect only after a restart');
     gw.reportGatewayStatus({ config: { ok: true, at, file: values.config, ...report } });
     enabledDevices = next.devices.filter((d) => d.enabled).length;
@@ -88,7 +84,7 @@ export async function cmdRun(args: string[], io: CliIo): Promise<number> {
   const offReload = io.onReload?.(() => {
     log.info('reload requested');
     reloading = reloading.then(reloadOnce).catch((err: unknown) => {
-      log.error({ err }, 'reload failed');
+      log.error({ audit: 'reload', err }, 'reload failed');
       gw.reportGatewayStatus({
         config: { ok: false, at: new Date().toISOString(), file: values.config, error: excerpt((err as Error).message ?? String(err), 300) },
       });
@@ -117,5 +113,6 @@ export async function cmdRun(args: string[], io: CliIo): Promise<number> {
   await gw.stop();
   offFault?.();
   notify.close();
+  log.flush(); // what the log held back as repeats, counted
   return fatal === undefined ? EXIT.OK : EXIT.FAILURE;
 }

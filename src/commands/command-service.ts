@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { MqttConfig } from '../config/schema.js';
 import type { Value } from '../core/driver.js';
 import { GatewayError } from '../errors.js';
+import { echo, excerpt, REASON_CHARS } from '../core/bounded.js';
 import { securityOptions } from '../publish/client-options.js';
 import type { MqttConnect, PublisherIdentity } from '../publish/mqtt-publisher.js';
 import { parseCommand, type CommandRules } from './command.js';
@@ -113,7 +114,10 @@ export class CommandService {
     });
   }
 
-  private answer(a: Answer, request: IPublishPacket): void {
+  private answer(full: Answer, request: IPublishPacket): void {
+    // What came from outside is repeated bounded (a 1 MiB value is refused with its first characters and its size).
+    const a: Answer = { ...full, value: echo(full.value), reason: full.reason === undefined ? undefined : excerpt(full.reason, REASON_CHARS) };
+    if (full.read_back !== undefined) a.read_back = echo(full.read_back) as Value;
     this.deps.gate.audit({ device: a.device, point: a.point, value: a.value, request_id: a.id, outcome: a.outcome, reason: a.reason, code: a.code });
     const client = this.client;
     if (!client) return;

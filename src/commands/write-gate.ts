@@ -4,6 +4,7 @@
 // through the device's link runner (core/device-writer.ts). Every attempt is an audit log line
 // and a count in edgeferry_writes_total.
 import type { Logger } from 'pino';
+import { echo, excerpt, REASON_CHARS } from '../core/bounded.js';
 import type { DeviceWriter, WriteResult } from '../core/device-writer.js';
 import type { Metrics } from '../health/metrics.js';
 import { judgeValue, WriteRateLimit } from './command.js';
@@ -49,7 +50,9 @@ export class WriteGate {
     const known = this.deps.writer(line.device) ? line.device : '(unknown)';
     this.deps.metrics.writes.inc({ device: known, outcome: line.outcome });
     // Who asked is the broker's to say (its ACL); what, to which point, and how it ended.
-    if (line.outcome === 'ok') this.deps.log.info({ audit: 'write', ...line }, 'write applied');
-    else this.deps.log.warn({ audit: 'write', ...line }, `write ${line.outcome}`);
+    // Bounded: the value and the reason may carry whatever a sender put in (src/core/bounded.ts).
+    const bounded = { audit: 'write', ...line, value: echo(line.value), reason: line.reason === undefined ? undefined : excerpt(line.reason, REASON_CHARS) };
+    if (line.outcome === 'ok') this.deps.log.info(bounded, 'write applied');
+    else this.deps.log.warn(bounded, `write ${line.outcome}`);
   }
 }

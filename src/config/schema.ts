@@ -203,7 +203,8 @@ const Logging = Type.Object(
   {
     additionalProperties: false,
     default: {},
-    description: 'Logging to stdout. Identical warnings and errors are printed once a minute at most, with a count of the repeats held back.',
+    description:
+      'Logging to stdout. Identical warnings and errors are printed once a minute at most, with a count of the repeats held back (printed at stop too); audit lines (writes, reloads) are never held back.',
   },
 );
 

@@ -59,7 +59,7 @@ export interface Reading {
 export type WriteOutcome = { ok: true } | { ok: false; refused?: boolean; code?: number | string; reason: string };
 
 /** A value as a refusal names it: JSON text, 64-bit integers in full. */
-export const valueText = (v: unknown): string => (typeof v === 'bigint' ? v.toString() : (JSON.stringify(v) ?? String(v)));
+export { valueText } from './bounded.js';
 
 /** A value checked for a point: what to write, or why it cannot be written. */
 export type WriteCheck = { ok: true; value: Value } | { ok: false; reason: string };

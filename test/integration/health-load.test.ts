@@ -61,7 +61,16 @@ describe('the health port under load', () => {
       pre.open();
       const t0 = Date.now() - 3_600_000;
       for (let i = 0; i < BACKLOG; i += 1000) {
-        pre.append(Array.from({ length: 1000 }, (_, k) => ({ ts: t0 + i + k, device: 'old', point: `p${k % 50}`, value: i + k, quality: 'good' as const })));
+        pre.append(
+          Array.from({ length: 1000 }, (_, k) => ({
+            ts: t0 + i + k,
+            device: 'old',
+            point: `p${k % 50}`,
+            value: i + k,
+            quality: 'good' as const,
+            channel: 'primary',
+          })),
+        );
       }
       pre.close();
 

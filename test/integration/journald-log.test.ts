@@ -93,4 +93,28 @@ describe('logs for journald and people', () => {
       '<3>ERROR publisher: mqtt error device=plc err="refused" repeated="29 more like it in the 60 s before"\n',
     ]);
   });
+
+  it('never holds back audit lines (every write attempt, every reload outcome), and prints the counts it holds at stop (flush)', () => {
+    const now = 0;
+    const got: string[] = [];
+    const sink = new LogSink({ format: 'json', journald: false, write: (s) => void got.push(s), now: () => now });
+    const refused = (id: number) =>
+      JSON.stringify({ level: 'warn', component: 'commands', msg: 'write refused', audit: 'write', device: 'plc', point: 'ro', request_id: id });
+    for (let i = 0; i < 5; i++) sink.write(refused(i));
+    const reload = JSON.stringify({
+      level: 'error',
+      msg: 'reload refused [GW_ERR_CONFIG_INVALID]: 1 problem; the running configuration stays',
+      audit: 'reload',
+    });
+    sink.write(reload);
+    sink.write(reload);
+    const warn = (n: number) => JSON.stringify({ level: 'warn', component: 'link', msg: 'device down', device: 'plc', n });
+    for (let i = 0; i < 4; i++) sink.write(warn(i));
+    expect(got.length).toBe(5 + 2 + 1);
+    sink.flush();
+    expect(got.length).toBe(9);
+    expect(JSON.parse(got[8]!)).toMatchObject({ msg: 'device down', n: 3, repeated: '3 more like it in the last 0 s (this is the last of them)' });
+    sink.flush(); // nothing held any more
+    expect(got.length).toBe(9);
+  });
 });

@@ -78,12 +78,17 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The daemon's log (JSON lines: stdout is a pipe). */
+let stdout = '';
+const logLines = (msg: RegExp) => stdout.split('\n').filter((l) => msg.test(l));
+
 function run(): ChildProcess {
   const p = spawn(process.execPath, [cli, 'run', '--config', join(dir, 'gateway.yaml')], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NOTIFY_SOCKET: notify.path, WATCHDOG_USEC: '400000' },
   });
   p.stderr.resume();
+  p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   procs.push(p);
   return p;
 }
@@ -181,6 +186,16 @@ describe('edgeferry run under systemd: notify, reload, stop', () => {
     const problems = (m.json.config as { problems: string[] }).problems.join('\n');
     expect(problems).toMatch(/devices\.yaml/);
     expect(problems).toMatch(/uint17/);
+    // A second refused reload is a log line of its own (reload outcomes are audit lines, never held back as repeats).
+    const m0 = m;
+    const again = sub.next(
+      (m) => m.topic === 's/g/status' && (m.json.config as { ok?: boolean } | undefined)?.ok === false && m !== m0,
+      15_000,
+      'the second refusal',
+    );
+    p.kill('SIGHUP');
+    await again;
+    await until(() => logLines(/reload refused/).length === 2, 10_000, 'two "reload refused" log lines');
     const t = Date.now();
     await sub.waitFor(data('plc-a', t), 10_000, 'plc-a still polled');
     await sub.waitFor(data('plc-c', t), 10_000, 'plc-c still polled');
