@@ -11,6 +11,7 @@
 // draining the buffer to the broker within a deadline (STYLE rule 8).
 import { isAbsolute, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { logLoss } from './buffer/loss-log.js';
 import { SqliteBuffer, type BufferStats } from './buffer/sqlite-buffer.js';
 import type { LoadedConfig } from './config/load.js';
 import type { HealthSnapshot } from './core/device-health.js';
@@ -100,7 +101,13 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const log = deps.log;
   const metrics = createMetrics();
   const bufferPath = isAbsolute(g.buffer.path) ? g.buffer.path : resolve(baseDir, g.buffer.path);
-  const buffer = new SqliteBuffer(bufferPath, { synchronous: g.buffer.synchronous, maxBytes: g.buffer.max_bytes, maxAgeS: g.buffer.max_age_s });
+  const bufferLog = log.child({ component: 'buffer' });
+  const buffer = new SqliteBuffer(bufferPath, {
+    synchronous: g.buffer.synchronous,
+    maxBytes: g.buffer.max_bytes,
+    maxAgeS: g.buffer.max_age_s,
+    onEvent: (e) => logLoss(bufferLog, e),
+  });
   /** Fields of the retained gateway status besides the health: the outcome of the last reload. */
   let statusExtra: Record<string, unknown> = {};
   // Called only on changes, all after the publisher below exists; it sends them once connected.
@@ -194,10 +201,7 @@ function shownStatus(pool: LinkPool, device: string): HealthSnapshot | undefined
 
 /** Sinks before sources: the buffer, the publisher, the devices on their links, the scheduler, the EL stage. */
 async function startRooms(r: Rooms): Promise<void> {
-  r.buffer.open();
-  if (r.buffer.recovered) {
-    r.log.error({ moved_to: r.buffer.recovered.movedTo, error: r.buffer.recovered.error }, 'buffer file was damaged: moved aside, started a fresh buffer');
-  }
+  r.buffer.open(); // a damaged or reset file is logged by its event (src/buffer/loss-log.ts)
   try {
     r.buffer.evictAged();
   } catch (err) {

@@ -9,6 +9,8 @@ export interface OpenFacts {
   fileLast: number;
   /** The file's size before SQLite opened it; undefined when there was no file. */
   sizeBefore: number | undefined;
+  /** The size of its write-ahead log before SQLite opened it (0 when none). */
+  walBefore?: number;
   mark: SeqMarkState | 'damaged' | undefined;
   /** Set when the file was damaged and moved aside: where to, why, and what could be read from it. */
   recovered?: { movedTo: string; error: string; old: Salvage };
@@ -39,8 +41,11 @@ export function continuation(f: OpenFacts): Continuation {
         moved_to: movedTo,
         error,
         first_seq: next + 1,
-        samples_in_file: old.rows.length,
+        // Read from the file; null when it could not be read at all (unknown, not none).
+        samples_in_file: old.opaque ? null : old.rows.length,
+        ...(old.unreadable.length ? { unreadable_seqs: old.unreadable.slice(0, 20), unreadable_ranges: old.unreadable.length } : {}),
         ...(old.error ? { unreadable: old.error } : {}),
+        ...(old.opaque && known ? { seqs_up_to: known.newest } : {}),
         replay: `edgeferry buffer export --file ${movedTo}`,
       },
     };
@@ -49,7 +54,18 @@ export function continuation(f: OpenFacts): Continuation {
   if (!notOurs) return { next: f.fileLast };
   // Not the file this gateway was writing: empty after a power cut or an operator's `>`, deleted,
   // or an older copy. Whatever it held beyond its own rows is gone.
-  const reason = f.sizeBefore === undefined ? 'missing' : f.sizeBefore === 0 ? 'zero_length' : f.fileLast === 0 ? 'empty' : 'older_copy';
+  // A write-ahead log was there and the file still ends below the mark: SQLite dropped a damaged
+  // WAL tail (frames after the last valid commit), not an older copy of the file.
+  const reason =
+    f.sizeBefore === undefined
+      ? 'missing'
+      : f.sizeBefore === 0
+        ? 'zero_length'
+        : known && f.walBefore
+          ? 'wal_tail_lost'
+          : f.fileLast === 0
+            ? 'empty'
+            : 'older_copy';
   const next = Math.max(f.fileLast, above);
   return {
     next,
@@ -57,7 +73,7 @@ export function continuation(f: OpenFacts): Continuation {
       event: 'buffer_reset',
       reason,
       buffer: f.path,
-      ...(known ? { previous_seq: known.newest, file_seq: f.fileLast } : { seq_mark: f.mark ?? 'missing' }),
+      ...(known ? { previous_seq: known.newest, file_seq: f.fileLast, unaccounted: known.newest - f.fileLast } : { seq_mark: f.mark ?? 'missing' }),
       first_seq: next + 1,
       detail: 'samples with a seq below first_seq that did not arrive are lost',
     },

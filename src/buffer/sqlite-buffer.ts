@@ -83,6 +83,7 @@ export class SqliteBuffer {
    */
   open(): void {
     const before = statSync(this.path, { throwIfNoEntry: false });
+    const walBefore = statSync(`${this.path}-wal`, { throwIfNoEntry: false })?.size ?? 0;
     const mark = this.mark.read();
     this.bounds.size();
     try {
@@ -95,23 +96,32 @@ export class SqliteBuffer {
     this.s = prepareStatements(this.db);
     this.newest = (this.s.lastSeq.get() as number | undefined) ?? 0;
     this.events.opened();
-    this.continueSeqs(before, mark);
+    this.continueSeqs(before, mark, walBefore);
     this.bounds.updateCap();
   }
 
   /** Where seqs continue after open(), and the events that say why (see seq-mark.ts). */
-  private continueSeqs(before: ReturnType<typeof statSync> | undefined, mark: SeqMarkState | 'damaged' | undefined): void {
-    const old = this.recovered && salvage(this.recovered.movedTo);
+  private continueSeqs(before: ReturnType<typeof statSync> | undefined, mark: SeqMarkState | 'damaged' | undefined, walBefore: number): void {
+    const old = this.recovered && salvage(this.recovered.movedTo, typeof mark === 'object' ? mark.newest : 0);
     const { next, event } = continuation({
       path: this.path,
       fileLast: this.newest,
       sizeBefore: before === undefined ? undefined : Number(before.size),
+      walBefore,
       mark,
       recovered: this.recovered && old ? { ...this.recovered, old } : undefined,
       nowMs: this.now(),
     });
     if (event) this.addEvent(event);
-    if (old) this.bounds.recordLoss('buffer_damaged', old.rows, { moved_to: this.recovered!.movedTo });
+    if (old) {
+      this.bounds.recordLoss('buffer_damaged', old.rows, { moved_to: this.recovered!.movedTo });
+      // Seqs on pages that could not be read: those not delivered before are lost (how many is not known).
+      for (let i = 0; i < old.unreadable.length; i += 500) {
+        const ranges = old.unreadable.slice(i, i + 500);
+        const count = ranges.reduce((n, [a, z]) => n + z - a + 1, 0);
+        this.addEvent({ event: 'data_lost', reason: 'buffer_damaged', unreadable: true, count, ranges, moved_to: this.recovered!.movedTo });
+      }
+    }
     if (next > this.newest) {
       if (!this.s.setSeq.run(next).changes) this.s.initSeq.run(next);
       this.newest = next;
@@ -264,6 +274,7 @@ export class SqliteBuffer {
   /** Stores an event for the events topic; it stays until the broker acknowledged it. */
   addEvent(body: Record<string, unknown>): void {
     this.events.add(body);
+    this.opts.onEvent?.(body);
   }
 
   pendingEvents = (limit: number): BufferEvent[] => this.events.list(limit);

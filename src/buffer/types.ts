@@ -21,6 +21,8 @@ export interface BufferOptions {
   now?: () => number;
   /** Caps the database at this many pages (PRAGMA max_page_count): a full disk, for tests. */
   maxPageCount?: number;
+  /** Every event the buffer records (data_lost, buffer_reset, buffer_recovered…), as it is recorded: the gateway logs the losses. */
+  onEvent?: (body: Record<string, unknown>) => void;
 }
 
 /** ok, or degraded with the reasons (disk full, a failed append or acknowledgement, …). */

@@ -1,12 +1,15 @@
 // The buffer at the machine's edges (issue 15): files that come back empty, older or damaged, loss
 // events with more ranges than fit in one, samples the disk refused, and a genuinely full disk.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, openSync, closeSync, rmSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, openSync, closeSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from '../../src/buffer/sqlite.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { logLoss } from '../../src/buffer/loss-log.js';
 import { SqliteBuffer } from '../../src/buffer/sqlite-buffer.js';
+import { LogSink } from '../../src/log.js';
 import type { Priority, Sample } from '../../src/core/sample.js';
 
 const s = (point: string, priority: Priority = 'normal'): Sample => ({
@@ -150,6 +153,100 @@ describe('buffer edges', () => {
     expect(lost.reduce((k, e) => k + e.count!, 0)).toBe(n);
     expect(seqsIn(lost)).toEqual(new Set(Array.from({ length: n }, (_, i) => i + 1)));
     expect(b.append([s('x')])[0]).toBe(n + 1);
+    b.close();
+  });
+
+  /** A buffer whose events are logged the way the daemon logs them (gateway.ts → loss-log.ts), into `lines`. */
+  function logged(file: string, lines: Record<string, unknown>[]): SqliteBuffer {
+    const sink = new LogSink({ format: 'json', journald: false, write: (x) => void lines.push(JSON.parse(x) as Record<string, unknown>) });
+    const log = pino({ level: 'info', formatters: { level: (label) => ({ level: label }) } }, sink);
+    return new SqliteBuffer(file, { ...OPTS, onEvent: (e) => logLoss(log, e) });
+  }
+
+  it('a zero-length file: the reset is an error log line with the seqs it could not account, not only an event', () => {
+    const last = filled(300);
+    truncateSync(path, 0);
+    const lines: Record<string, unknown>[] = [];
+    const b = logged(path, lines);
+    b.open();
+    const line = lines.find((l) => l.event === 'buffer_reset');
+    expect(line).toMatchObject({
+      level: 'error',
+      reason: 'zero_length',
+      previous_seq: last,
+      file_seq: 0,
+      unaccounted: last,
+      first_seq: expect.any(Number) as number,
+    });
+    expect(String(line!.msg)).toMatch(/not the one being written \(zero_length\)/);
+    b.close();
+  });
+
+  it('a damaged WAL tail after a power cut: reason wal_tail_lost (not older_copy), the unaccounted seqs counted, an error log line', () => {
+    const b0 = new SqliteBuffer(path, OPTS);
+    b0.open();
+    for (let i = 0; i < 40; i++) b0.append(Array.from({ length: 50 }, (_, k) => s(`p${k}`)));
+    // The power cut: the files as they are on disk while the gateway runs (the WAL holds the rows).
+    const cut = join(dir, 'cut.db');
+    for (const x of ['', '-wal', '.seq']) copyFileSync(path + x, cut + x);
+    b0.close();
+    const wal = statSync(`${cut}-wal`).size;
+    expect(wal).toBeGreaterThan(100_000);
+    const fd = openSync(`${cut}-wal`, 'r+');
+    writeSync(fd, Buffer.alloc(4096 * 4, 0x5a), 0, 4096 * 4, Math.floor(wal * 0.7));
+    closeSync(fd);
+    const lines: Record<string, unknown>[] = [];
+    const b = logged(cut, lines);
+    b.open();
+    const ev = events(b).find((e) => e.event === 'buffer_reset') as Ev & { previous_seq: number; file_seq: number; unaccounted: number };
+    expect(ev).toMatchObject({ reason: 'wal_tail_lost', previous_seq: 2000 });
+    expect(ev.file_seq).toBeLessThan(2000);
+    expect(ev.unaccounted).toBe(2000 - ev.file_seq);
+    expect(b.depth()).toBe(ev.file_seq);
+    expect(lines.find((l) => l.event === 'buffer_reset')).toMatchObject({ level: 'error', reason: 'wal_tail_lost', unaccounted: ev.unaccounted });
+    b.close();
+  });
+
+  it('a damaged page in the middle of the file: the scan goes on past it, samples_in_file is what was read, the unreadable seqs are named and logged', () => {
+    const n = 9700;
+    filled(n);
+    const db = new Database(path);
+    const leaves = db.prepare("SELECT pageno FROM dbstat WHERE name = 'samples' AND pagetype = 'leaf' ORDER BY pageno").pluck().all() as number[];
+    const pageSize = db.pragma('page_size', { simple: true }) as number;
+    const victim = leaves[Math.floor(leaves.length / 2)]!;
+    const fd = openSync(path, 'r+');
+    writeSync(fd, Buffer.alloc(pageSize, 0xff), 0, pageSize, (victim - 1) * pageSize);
+    closeSync(fd);
+    const lines: Record<string, unknown>[] = [];
+    const b = logged(path, lines);
+    b.open();
+    expect(b.recovered).toBeDefined();
+    const evs = events(b);
+    const rec = evs.find((e) => e.event === 'buffer_recovered') as Ev & { unreadable_seqs: [number, number][] };
+    const read = rec.samples_in_file!;
+    expect(read).toBeGreaterThan(n / 2); // the rows after the damaged page were read too
+    expect(read).toBeLessThan(n);
+    const lost = evs.filter((e) => e.event === 'data_lost');
+    const named = seqsIn(lost);
+    // Every seq of the file is named: read ones (buffer_damaged) and the unreadable ranges.
+    expect(Array.from({ length: n }, (_, i) => i + 1).filter((q) => !named.has(q))).toEqual([]);
+    const unreadable = lost.filter((e) => (e as { unreadable?: boolean }).unreadable);
+    expect(unreadable.length).toBe(1);
+    expect(seqsIn(unreadable).size).toBeLessThan(n - read + 300); // a page's worth, not the rest of the file
+    expect(lines.find((l) => l.event === 'buffer_recovered')).toMatchObject({ level: 'error', samples_in_file: read });
+    expect(lines.filter((l) => l.event === 'data_lost' && l.level === 'warn').length).toBe(lost.length);
+    b.close();
+  });
+
+  it('a file that cannot be read at all: samples_in_file is null (unknown), not 0', () => {
+    filled(500);
+    writeFileSync(path, Buffer.alloc(64 * 1024, 0x42)); // not a database any more
+    const b = new SqliteBuffer(path, OPTS);
+    b.open();
+    const rec = events(b).find((e) => e.event === 'buffer_recovered') as Ev & { samples_in_file: number | null; seqs_up_to?: number };
+    expect(rec.samples_in_file).toBeNull();
+    expect(rec.seqs_up_to).toBe(500);
+    expect(b.append([s('x')])[0]).toBeGreaterThan(500);
     b.close();
   });
 
