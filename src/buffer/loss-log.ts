@@ -3,7 +3,7 @@
 // has those): a line stays short however scattered the loss.
 import type { Logger } from 'pino';
 
-const LOSS = new Set(['data_lost', 'buffer_reset', 'buffer_recovered']);
+const LOSS = new Set(['data_lost', 'buffer_reset', 'buffer_recovered', 'seq_mark_refused']);
 
 export function logLoss(log: Logger, e: Record<string, unknown>): void {
   if (!LOSS.has(String(e.event))) return;
@@ -12,6 +12,8 @@ export function logLoss(log: Logger, e: Record<string, unknown>): void {
   const fields = { ...rest, ...(ranges.length ? { first_seq_lost: ranges[0]![0], last_seq_lost: ranges[ranges.length - 1]![1], ranges: ranges.length } : {}) };
   if (e.event === 'data_lost') {
     log.warn(fields, `${String(e.count)} samples lost (${String(e.reason)}); the events topic names every seq`);
+  } else if (e.event === 'seq_mark_refused') {
+    log.error(fields, `seq mark not believed (${String(e.reason)}): treated as damaged`);
   } else if (e.event === 'buffer_reset') {
     log.error(
       fields,

@@ -20,6 +20,25 @@ export interface SeqMarkState {
 
 /** Seqs handed out per fsync of the lease: a restart after a lost buffer skips at most this many. */
 export const SEQ_LEASE = 100_000;
+/**
+ * No seq the gateway hands out comes near 2^53 (where a JavaScript number stops counting by one):
+ * a mark beyond this is not believed. The clock fallback (µs since the epoch) stays below it until 2112.
+ */
+export const MAX_SEQ = 2 ** 52;
+
+/**
+ * Why a mark that parses cannot be the one this gateway wrote (hand-edited, or damaged into other
+ * numbers), or undefined when it can. The buffer then treats it as damaged and says so in an event.
+ */
+export function implausible(m: SeqMarkState): string | undefined {
+  if (m.top > MAX_SEQ) return `top ${m.top} is beyond ${MAX_SEQ}, where seqs would stop being exact`;
+  if (m.newest > m.top) return `newest ${m.newest} is above the lease top ${m.top}`;
+  // Samples not stored were given leased seqs before they were refused: they fit between newest and top.
+  if (m.unstored > m.top - m.newest) return `unstored ${m.unstored} does not fit between newest ${m.newest} and top ${m.top}`;
+  const by = Object.values(m.by ?? {}).reduce((n, k) => n + (Number.isSafeInteger(k) && k >= 0 ? k : NaN), 0);
+  if (m.by && Object.keys(m.by).length && by !== m.unstored) return `unstored ${m.unstored} is not the sum of its priorities (${by})`;
+  return undefined;
+}
 /** The record's fixed size: rewritten in place, it never needs a new block on the disk. */
 const RECORD = 256;
 

@@ -20,7 +20,7 @@ import { openBufferDb } from './open-db.js';
 import { prepareStatements, type Statements } from './statements.js';
 import { salvage } from './salvage.js';
 import { seqRuns } from './ranges.js';
-import { SeqMark, type SeqMarkState } from './seq-mark.js';
+import { implausible, SeqMark, type SeqMarkState } from './seq-mark.js';
 import { Unstored } from './unstored.js';
 import { readStats } from './stats.js';
 import { EventQueue } from './events.js';
@@ -84,7 +84,12 @@ export class SqliteBuffer {
   open(): void {
     const before = statSync(this.path, { throwIfNoEntry: false });
     const walBefore = statSync(`${this.path}-wal`, { throwIfNoEntry: false })?.size ?? 0;
-    const mark = this.mark.read();
+    let mark = this.mark.read();
+    const refused = typeof mark === 'object' ? implausible(mark) : undefined;
+    if (refused) {
+      // Not believed: as if damaged (seqs continue above the file and the clock), and said.
+      mark = 'damaged';
+    }
     this.bounds.size();
     try {
       const opened = this.bounds.open(() => openBufferDb(this.path, this.opts.synchronous, this.bounds.walPages, this.now));
@@ -96,6 +101,7 @@ export class SqliteBuffer {
     this.s = prepareStatements(this.db);
     this.newest = (this.s.lastSeq.get() as number | undefined) ?? 0;
     this.events.opened();
+    if (refused) this.addEvent({ event: 'seq_mark_refused', seq_mark: this.mark.path, reason: refused });
     this.continueSeqs(before, mark, walBefore);
     this.bounds.updateCap();
   }

@@ -250,6 +250,33 @@ describe('buffer edges', () => {
     b.close();
   });
 
+  for (const [what, mark] of [
+    ['a trillion samples not stored', (last: number) => ({ newest: last, top: last + 100_000, unstored: 1e12, by: { normal: 1e12 } })],
+    ['newest and top near 2^53', () => ({ newest: 2 ** 53 - 10, top: 2 ** 53 - 5, unstored: 0, by: {} })],
+    ['newest above top', (last: number) => ({ newest: last + 10, top: last, unstored: 0, by: {} })],
+  ] as const) {
+    it(`a seq mark with absurd values (${what}) is refused with an event and a log line; seqs go on from the file`, () => {
+      const last = filled(100);
+      writeFileSync(`${path}.seq`, JSON.stringify(mark(last)));
+      const lines: Record<string, unknown>[] = [];
+      const b = logged(path, lines);
+      b.open();
+      const evs = events(b);
+      expect(evs.find((e) => e.event === 'seq_mark_refused')).toBeDefined();
+      expect(evs.filter((e) => e.event === 'data_lost')).toEqual([]);
+      expect(lines.find((l) => l.event === 'seq_mark_refused')).toMatchObject({ level: 'error' });
+      const seqs = b.append([s('x'), s('y')]);
+      expect(seqs).toEqual([last + 1, last + 2]);
+      expect(b.stats().unstored).toBe(0);
+      b.close();
+      // The mark is sane again: the next start has nothing to say.
+      const again = new SqliteBuffer(path, OPTS);
+      again.open();
+      expect(events(again).filter((e) => e.event === 'seq_mark_refused')).toHaveLength(1); // the earlier one, still pending
+      again.close();
+    });
+  }
+
   it('names every lost seq when one eviction has more than 500 ranges, over several events', () => {
     const b = new SqliteBuffer(path, { ...OPTS, synchronous: 'normal', maxBytes: 1 << 20 });
     b.open();
