@@ -111,6 +111,9 @@ export class BufferBounds {
       const short = this.headroom + this.reserve.bytes - available;
       if (short > 0 && this.release(short)) available = diskSpace(this.host.path).available;
       if (available > this.headroom + this.reserve.bytes && this.reserve.make()) available -= this.reserve.bytes;
+      // Without its reserve the buffer could not evict on a full disk: degraded until it is back
+      // (also right after a start on a disk that is still full).
+      else if (this.host.problems.get('disk_full') === undefined) this.host.problems.set('disk_full', 'disk full: no room for the reserve file');
     }
     const pageSize = s.pageSize.get() as number;
     const pages = s.pageCount.get() as number;

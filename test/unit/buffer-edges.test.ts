@@ -1,7 +1,7 @@
 // The buffer at the machine's edges (issue 15): files that come back empty, older or damaged, loss
 // events with more ranges than fit in one, samples the disk refused, and a genuinely full disk.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, openSync, closeSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, openSync, closeSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from '../../src/buffer/sqlite.js';
@@ -327,6 +327,35 @@ describe('buffer edges', () => {
   });
 
   const root = process.getuid?.() === 0;
+  it.skipIf(!root)(
+    'started on a disk with no room for the reserve: degraded saying so, and up with the reserve made once there is room (needs root to mount a tmpfs)',
+    () => {
+      const mnt = mkdtempSync(join(tmpdir(), 'edgeferry-tmpfs-'));
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]);
+      try {
+        try {
+          writeFileSync(join(mnt, 'filler'), Buffer.alloc(8 << 20)); // another program's file: every block
+        } catch {
+          /* ENOSPC: full to the last block */
+        }
+        unlinkSync(join(mnt, 'filler'));
+        writeFileSync(join(mnt, 'filler'), Buffer.alloc(3.5 * 2 ** 20)); // 0.5 MiB left: less than headroom and reserve need (0.75 MiB)
+        const b = new SqliteBuffer(join(mnt, 'b.db'), OPTS);
+        b.open();
+        expect(b.health).toEqual({ state: 'degraded', reasons: ['disk full: no room for the reserve file'] });
+        expect(existsSync(join(mnt, 'b.db.reserve'))).toBe(false);
+        unlinkSync(join(mnt, 'filler'));
+        for (let i = 0; i < 64; i++) b.append([s(`p${i}`)]); // the next size check sees the room
+        expect(b.health.state).toBe('ok');
+        expect(statSync(join(mnt, 'b.db.reserve')).size).toBeGreaterThan(0);
+        b.close();
+      } finally {
+        execFileSync('umount', ['-l', mnt]);
+        rmSync(mnt, { recursive: true, force: true });
+      }
+    },
+  );
+
   it.skipIf(!root)('on a genuinely full file system keeps taking samples, evicts bulk first and accounts every seq (needs root to mount a tmpfs)', () => {
     const mnt = mkdtempSync(join(tmpdir(), 'edgeferry-tmpfs-'));
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=6m', 'tmpfs', mnt]);
