@@ -3,6 +3,7 @@
 // decoded application values → published values.
 import { ApplicationTag, ObjectType, PropertyIdentifier, type AppValue, type ObjectId } from './bacnet.js';
 import { valueText, type Value, type ValueType } from '../../src/core/driver.js';
+import { shortestFloat32 } from '../../src/core/float32.js';
 
 const kebab = (s: string) => s.toLowerCase().replace(/_/g, '-');
 const enumNames = (e: Record<string, string | number>) =>
@@ -51,9 +52,11 @@ function one(v: AppValue, object: ObjectId, prop: number): Value {
       // binary present-value is inactive (0) / active (1): published as false / true.
       if (BINARY.has(object.type) && ACTIVE_INACTIVE.has(prop)) return v.value === 1;
       return v.value as number;
+    case ApplicationTag.REAL:
+      // A float32: the shortest decimal that is the same float32, as the Modbus driver gives it.
+      return shortestFloat32(v.value as number);
     case ApplicationTag.UNSIGNED_INTEGER:
     case ApplicationTag.SIGNED_INTEGER:
-    case ApplicationTag.REAL:
     case ApplicationTag.DOUBLE:
       return v.value as number;
     case ApplicationTag.CHARACTER_STRING:

@@ -1,5 +1,7 @@
 // Pure register ⇄ value conversion. No I/O; table-tested in test/unit/modbus-codec.test.ts.
 import type { Value } from '../../src/core/driver.js';
+import { shortestFloat32 } from '../../src/core/float32.js';
+export { float32Text } from '../../src/core/float32.js';
 import type { ByteOrder, DataType } from './schema.js';
 
 /** Registers a fixed-width type occupies; undefined for string (its width comes from `count`). */
@@ -56,35 +58,6 @@ export function fromBigEndian(bytes: Buffer, order: ByteOrder): number[] {
 /** 64-bit integers become numbers when exact, else stay bigint. */
 function narrow(v: bigint): number | bigint {
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
-}
-
-/**
- * The shortest decimal that reads back as the same float32 (21.5f → "21.5", not 21.499999046325684),
- * written as JSON writes numbers; undefined for NaN and ±Infinity. The text comes with the search
- * for the shortest decimal, so a float32 is never converted to text twice (`Reading.json`).
- */
-export function float32Text(v: number): string | undefined {
-  if (!Number.isFinite(v)) return undefined;
-  let s = '';
-  for (let p = 6; p <= 9; p++) {
-    s = v.toPrecision(p);
-    if (Math.fround(Number(s)) === v) break;
-  }
-  // toPrecision's fixed notation minus the fraction's trailing zeros is exactly what String() gives
-  // for a number of at most 9 significant digits; its exponent notation differs from String()'s.
-  if (s.includes('e')) return String(Number(s));
-  if (s.includes('.')) {
-    let end = s.length;
-    while (s.charCodeAt(end - 1) === 48) end--; // '0'
-    if (s.charCodeAt(end - 1) === 46) end--; // '.'
-    s = s.slice(0, end);
-  }
-  return s === '-0' ? '0' : s;
-}
-
-function shortestFloat32(v: number): number {
-  const text = float32Text(v);
-  return text === undefined ? v : Number(text);
 }
 
 /** Room for the widest fixed-width value (4 registers), reused by every decode: no allocation per value. */

@@ -97,6 +97,8 @@ export async function runBufferCli(args: string[], io: CliIo): Promise<number> {
       io.err(`edgeferry buffer: "${path}": stopped after ${written} messages: ${(err as Error).message}`);
       return EXIT.FAILURE;
     }
+    // Said on stderr: stdout stays JSON lines (none) for whatever reads it.
+    if (!written) io.err(`edgeferry buffer: "${path}": ${values['dead-letters'] ? 'no dead letters' : 'nothing waiting (the buffer is empty)'}`);
     return EXIT.OK;
   } finally {
     db.close();

@@ -4,6 +4,7 @@ import { runBrowse } from './browse.js';
 import { runBufferCli } from './buffer.js';
 import { cmdCheck } from './check.js';
 import { EXIT, type CliIo } from './io.js';
+import { cmdRead } from './read.js';
 import { cmdRun } from './run.js';
 import { runSubscribe } from './sub.js';
 
@@ -11,6 +12,10 @@ import { runSubscribe } from './sub.js';
 const USAGE: Record<string, [string, string]> = {
   run: ['edgeferry run --config FILE', 'run the gateway (checks the config first; refuses to start on errors)'],
   check: ['edgeferry check FILE...', 'check gateway files and device maps without touching devices'],
+  read: [
+    'edgeferry read --config GATEWAY.yaml|DEVICES.yaml [--device NAME]... [--count N] [--json]',
+    'read the real devices of the maps once (or N times) and print each point: commissioning, nothing buffered or published',
+  ],
   demo: ['edgeferry demo [--seconds N] [--config FILE]', 'simulated plant + embedded TLS broker + gateway on config/demo.yaml'],
   sub: [
     'edgeferry sub --url URL --ca FILE [--cert FILE --key FILE] [--topic T] [--count N] [--sparkplug]',
@@ -64,6 +69,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return await cmdRun(rest, io);
       case 'check':
         return cmdCheck(rest, io);
+      case 'read':
+        return await cmdRead(rest, io);
       case 'demo':
         // Loaded on demand: the demo brings simulators (and node-opcua) that run/check never need.
         return await (await import('../demo/demo.js')).runDemo(rest, io);

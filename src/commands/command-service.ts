@@ -70,7 +70,11 @@ export class CommandService {
     this.client = client;
     client.on('connect', () => {
       this.deps.log.info({ filter: this.topics.filter }, 'command topics subscribed');
-      client.subscribe(this.topics.filter, { qos: 1 }, (err, granted) => {
+      // MQTT 5: Retain As Published, so that a retained command published while we are subscribed
+      // still carries its retain flag (and is refused); otherwise the broker clears the flag on live
+      // messages. MQTT 3.1.1 has no such option: docs/writes.md says what happens there.
+      const subOpts = this.cfg.protocol_version === 5 ? { qos: 1 as const, rap: true } : { qos: 1 as const };
+      client.subscribe(this.topics.filter, subOpts, (err, granted) => {
         const refused = err ?? (granted?.some((g) => g.qos >= 0x80) ? new Error('not authorized (check the broker ACL)') : undefined);
         if (refused)
           return this.deps.log.error({ err: { message: refused.message }, filter: this.topics.filter }, 'command subscription refused by the broker');

@@ -267,6 +267,30 @@ export class ConfigLoader {
     return { problems: sortProblems(problems), warnings, configs };
   }
 
+  /**
+   * `edgeferry read`: the devices of one gateway file (which must be valid as a whole), or of one
+   * device map on its own (commissioning before the broker's certificates exist).
+   */
+  loadDevices(path: string): { devices?: LoadedDevice[]; gateway?: { site: string; id: string }; problems: ConfigProblem[] } {
+    const file = this.open(resolve(this.cwd, path));
+    if (file.problems.length) return { problems: file.problems };
+    const top = file.data;
+    if (typeof top === 'object' && top !== null && GATEWAY_KEYS.some((k) => k in top)) {
+      const r = this.loadGatewayConfig(path);
+      return r.config
+        ? { devices: r.config.devices, gateway: { site: r.config.gateway.site, id: r.config.gateway.gateway_id }, problems: [] }
+        : { problems: r.problems };
+    }
+    const r = this.loadDeviceMap(file);
+    const problems = sortProblems([
+      ...r.problems,
+      ...checkDeviceNames(r.devices),
+      ...checkSharedLinks(withBackups(r.devices), this.drivers),
+      ...checkDevicePlaceholders(r.devices),
+    ]);
+    return problems.length ? { problems } : { devices: r.devices, problems };
+  }
+
   /** `edgeferry run`: exactly one gateway file. */
   loadGatewayConfig(path: string): { config?: LoadedConfig; problems: ConfigProblem[] } {
     const file = this.open(resolve(this.cwd, path));

@@ -94,7 +94,9 @@ export class RetainedStatuses {
     // Refreshed every minute; with MQTT 5 the retained copy expires after three missed refreshes,
     // so a gateway that went away does not leave its devices "up" on the broker for good.
     const expiry = this.cfg.protocol_version === 5 ? { properties: { messageExpiryInterval: DEVICE_STATUS_EXPIRY_S } } : {};
-    const body = JSON.stringify({ ...s, since: new Date(s.since).toISOString(), ts: new Date().toISOString() });
+    // Every time on this topic is ISO 8601 (the failover's `since` too).
+    const failover = s.failover ? { failover: { ...s.failover, since: new Date(s.failover.since).toISOString() } } : {};
+    const body = JSON.stringify({ ...s, since: new Date(s.since).toISOString(), ...failover, ts: new Date().toISOString() });
     this.client?.publish(this.deviceTopic(device), body, { ...RETAINED, ...expiry });
   }
 }

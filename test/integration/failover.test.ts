@@ -91,6 +91,8 @@ devices:
       'status on backup',
     );
     expect(onBackup.json).toMatchObject({ state: 'degraded', channel: expect.stringMatching(/^mstp:/) });
+    // Times on the status topic are ISO 8601, the failover's too (docs/integration.md).
+    expect((onBackup.json.failover as { since: unknown }).since).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     // Critical points keep coming through the backup.
     await sub.waitFor(() => temps().filter(mstp).length >= 5, 10_000, 'five MS/TP samples');
 

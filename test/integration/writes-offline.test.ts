@@ -68,6 +68,44 @@ describe('commands that must not be applied', () => {
     },
   );
 
+  it('MQTT 5: a retained command published while the gateway is connected is refused with its id, and nothing is written', async () => {
+    const broker = await startMosquitto();
+    cleanups.push(() => broker.stop());
+    const { sim, gateway } = await plant(broker, 5);
+    const scada = await Commander.connect(broker);
+    cleanups.push(() => scada.close());
+    const tg = await gateway();
+    cleanups.push(() => tg.cleanup());
+    expect(await scada.write('plc', 'setpoint', { value: 5 })).toMatchObject({ outcome: 'ok' });
+    const id = await scada.send('plc', 'setpoint', { value: 99 }, { retain: true });
+    expect((await scada.result(id)).json).toMatchObject({ id, outcome: 'refused', reason: expect.stringMatching(/retained message is never applied/) });
+    expect(sim.getWords('holding', 10, 1)).toEqual([5]);
+    // Polled since: the register still holds 5, and the gateway's samples say so too.
+    const since = Date.now();
+    await scada.seen.waitFor((m) => m.at > since && m.topic === 's/g/plc/setpoint' && m.json.value === 5, 10_000, 'a sample showing 5');
+  });
+
+  it('MQTT 3.1.1 (documented): a live retained command cannot be told apart and is applied once; replayed at the next connect it is refused with the same id', async () => {
+    const broker = await startMosquitto();
+    cleanups.push(() => broker.stop());
+    const { sim, gateway } = await plant(broker, 4);
+    const scada = await Commander.connect(broker);
+    cleanups.push(() => scada.close());
+    const first = await gateway();
+    const id = await scada.send('plc', 'setpoint', { value: 42, deadline: Date.now() + 600_000 }, { retain: true });
+    expect((await scada.result(id)).json).toMatchObject({ id, outcome: 'ok', read_back: 42 });
+    await first.cleanup();
+    const second = await gateway();
+    cleanups.push(() => second.cleanup());
+    const answers = await scada.seen.waitFor(
+      (m) => m.topic.endsWith('/set/result') && m.json.id === id && m.json.outcome === 'refused',
+      15_000,
+      'the replayed retained command refused',
+    );
+    expect(answers.json.reason).toMatch(/retained message is never applied/);
+    expect(sim.getWords('holding', 10, 1)).toEqual([42]);
+  });
+
   it('with the example ACL, only the SCADA user can command; a viewer’s command never reaches the gateway', async () => {
     const acl = [
       '# the gateway: its own topics, and the command topics to read',

@@ -150,18 +150,25 @@ describe('buffer bounds and recovery', () => {
     b.close();
     const run = async (...args: string[]) => {
       const out: string[] = [];
+      const err: string[] = [];
       const code = await runBufferCli(args, {
         cwd: dir,
         out: (l) => out.push(l),
-        err: (l) => out.push(l),
+        err: (l) => err.push(l),
         stopRequested: new Promise(() => undefined),
         version: 'test',
       });
-      return { code, out };
+      return { code, out, err };
     };
     const stats = await run('stats', '--file', 'b.db');
     expect(stats.code).toBe(0);
     expect(JSON.parse(stats.out.join('\n'))).toMatchObject({ depth: 2, by_priority: { critical: 1, normal: 1, bulk: 0 }, dead_letters: 1, last_seq: 3 });
+    const empty = new SqliteBuffer(join(dir, 'empty.db'), { synchronous: 'full', maxBytes: 1 << 30, maxAgeS: 86_400 });
+    empty.open();
+    empty.close();
+    const none = await run('peek', '--file', 'empty.db');
+    expect(none.out).toEqual([]);
+    expect(none.err.join('\n')).toMatch(/nothing waiting \(the buffer is empty\)/);
     const peek = await run('peek', '--file', 'b.db', '--limit', '1');
     expect(peek.out.map((l) => JSON.parse(l))).toMatchObject([{ seq: 1, device: 'd', point: 'a', quality: 'good' }]);
     const dead = await run('export', '--file', 'b.db', '--dead-letters');
