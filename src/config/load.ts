@@ -53,9 +53,13 @@ export class ConfigLoader {
     return translate(v.errors ?? [], prefix).map((i) => file.problem(i.path, i.message, i.key));
   }
 
-  /** Checks one device map file; returns its devices (those that passed) and the problems. */
-  loadDeviceMap(file: YamlFile): { devices: LoadedDevice[]; problems: ConfigProblem[] } {
-    if (file.problems.length) return { devices: [], problems: file.problems };
+  /**
+   * Checks one device map file; returns its devices (those that passed: the checks across devices
+   * run on them even while others have problems), the names of all it lists (so that a reference
+   * to a device with a problem is not reported as unknown too) and the problems.
+   */
+  loadDeviceMap(file: YamlFile): { devices: LoadedDevice[]; listed: Listed[]; problems: ConfigProblem[] } {
+    if (file.problems.length) return { devices: [], listed: [], problems: file.problems };
     const problems = this.validate(file, DeviceMap, file.data, []);
     const data = file.data as { devices?: unknown };
     const devices: LoadedDevice[] = [];
@@ -71,19 +75,30 @@ export class ConfigLoader {
         }
         return;
       }
-      const before = problems.length;
-      if (typeof dev.connection === 'object' && dev.connection !== null) {
-        problems.push(...this.validate(file, spec.connectionSchema, dev.connection, [...at, 'connection']));
-      }
-      const points = Array.isArray(dev.points) ? dev.points : [];
+      const connection =
+        typeof dev.connection === 'object' && dev.connection !== null ? this.validate(file, spec.connectionSchema, dev.connection, [...at, 'connection']) : [];
+      problems.push(...connection);
+      const points = Array.isArray(dev.points) ? (dev.points as unknown[]) : [];
+      const good: number[] = [];
       points.forEach((p, i) => {
-        if (typeof p === 'object' && p !== null) problems.push(...this.validate(file, spec.pointSchema, p, [...at, 'points', i]));
+        const found = typeof p === 'object' && p !== null ? this.validate(file, spec.pointSchema, p, [...at, 'points', i]) : [];
+        problems.push(...found);
+        if (typeof p === 'object' && p !== null && !found.length) good.push(i);
       });
-      if (problems.length > before || typeof dev.name !== 'string' || !Array.isArray(dev.points)) return;
+      if (connection.length || typeof dev.name !== 'string' || !Array.isArray(dev.points)) return;
+      // The checks across points run on the points that passed, so that a map shows its overlaps and
+      // duplicates along with its schema problems (positions are the map's own).
       const { backup: _raw, ...envelope } = dev;
-      const device: LoadedDevice = { ...(envelope as unknown as DeviceConfig), source: { file, index } };
+      const device: LoadedDevice = {
+        ...(envelope as unknown as DeviceConfig),
+        points: good.map((i) => points[i]) as DeviceConfig['points'],
+        source: { file, index },
+      };
+      const where = (path: YamlPath): YamlPath =>
+        path[0] === 'points' && typeof path[1] === 'number' ? ['points', good[path[1]] ?? path[1], ...path.slice(2)] : path;
       const seen = new Map<string, number>();
-      device.points.forEach((p, i) => {
+      device.points.forEach((p, k) => {
+        const i = good[k]!;
         const first = seen.get(p.name);
         if (first !== undefined)
           problems.push(
@@ -95,7 +110,8 @@ export class ConfigLoader {
         else seen.set(p.name, i);
       });
       for (const issue of [...(spec.validate?.(device) ?? []), ...writeIssues(spec, device)])
-        problems.push(file.problem([...at, ...issue.path], issue.message));
+        problems.push(file.problem([...at, ...where(issue.path)], issue.message));
+      if (good.length < points.length) return; // a device with a broken point is not loaded
       const backup = (dev as { backup?: Record<string, unknown> }).backup;
       if (backup && typeof backup === 'object') {
         const r = this.loadBackup(file, at, device, backup);
@@ -104,7 +120,10 @@ export class ConfigLoader {
       }
       devices.push(device);
     });
-    return { devices: problems.length ? [] : devices, problems };
+    const listed = list.flatMap((d, index) =>
+      typeof d === 'object' && d !== null && typeof d.name === 'string' ? [{ name: d.name, source: { file, index } }] : [],
+    );
+    return { devices, listed, problems };
   }
 
   /** The `backup:` block of a device: its driver's schemas, and every critical point addressed on it. */
@@ -203,16 +222,20 @@ export class ConfigLoader {
       for (const f of files) deviceFiles.push(this.open(f));
     });
     const devices: LoadedDevice[] = [];
+    const listed: Listed[] = [];
     for (const df of deviceFiles) {
       const r = this.loadDeviceMap(df);
       problems.push(...r.problems);
       devices.push(...r.devices);
+      listed.push(...r.listed);
     }
-    problems.push(...checkDeviceNames(devices), ...checkSharedLinks(withBackups(devices), this.drivers), ...checkDevicePlaceholders(devices));
-    const names = new Set(devices.map((d) => d.name));
+    const names = new Set(listed.map((d) => d.name));
+    problems.push(...checkDeviceNames(listed), ...checkSharedLinks(withBackups(devices), this.drivers), ...checkDevicePlaceholders(devices));
     (gateway.health?.critical_devices ?? []).forEach((name, i) => {
       if (typeof name === 'string' && !names.has(name)) {
-        problems.push(file.problem(['health', 'critical_devices', i], `expected the name of a device in the device maps, got "${name}"`));
+        problems.push(
+          file.problem(['health', 'critical_devices', i], `expected the name of a device in the device maps, got "${name}"${didYouMean(name, [...names])}`),
+        );
       }
     });
     if (!problems.length) problems.push(...checkTopics(gateway, devices));
@@ -227,6 +250,7 @@ export class ConfigLoader {
     const configs: LoadedConfig[] = [];
     const done = new Set<string>();
     const standaloneDevices: LoadedDevice[] = [];
+    const standaloneListed: Listed[] = [];
     for (const p of paths) {
       const abs = resolve(this.cwd, p);
       if (done.has(abs)) continue;
@@ -257,10 +281,11 @@ export class ConfigLoader {
         const r = this.loadDeviceMap(file);
         problems.push(...r.problems);
         standaloneDevices.push(...r.devices);
+        standaloneListed.push(...r.listed);
       }
     }
     problems.push(
-      ...checkDeviceNames(standaloneDevices),
+      ...checkDeviceNames(standaloneListed),
       ...checkSharedLinks(withBackups(standaloneDevices), this.drivers),
       ...checkDevicePlaceholders(standaloneDevices),
     );
@@ -284,7 +309,7 @@ export class ConfigLoader {
     const r = this.loadDeviceMap(file);
     const problems = sortProblems([
       ...r.problems,
-      ...checkDeviceNames(r.devices),
+      ...checkDeviceNames(r.listed),
       ...checkSharedLinks(withBackups(r.devices), this.drivers),
       ...checkDevicePlaceholders(r.devices),
     ]);
@@ -302,6 +327,9 @@ export class ConfigLoader {
 }
 
 /** Devices and their backup channels: every user of a link, for the shared-link checks. */
+/** A device as its map lists it, whether or not it passed its own checks: enough to check names. */
+type Listed = Pick<LoadedDevice, 'name' | 'source'>;
+
 const withBackups = (devices: LoadedDevice[]) => devices.flatMap((d) => (d.backup ? [d, d.backup.device] : [d]));
 
 /** File by file, top to bottom, as a person reads them; the sort is stable for one position. */

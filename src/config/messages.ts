@@ -18,31 +18,41 @@ export function describeValue(v: unknown): string {
   return 'a map';
 }
 
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: b.length + 1 }, (_, i) => i);
+/** Edit distance with a swap of two neighbours counting as one edit (CDBA → CDAB), case-blind. */
+function distance(x: string, y: string): number {
+  const a = x.toLowerCase();
+  const b = y.toLowerCase();
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
-    let prev = d[0]!;
-    d[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const tmp = d[j]!;
-      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
-      prev = tmp;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
     }
   }
-  return d[b.length]!;
+  return d[a.length]![b.length]!;
 }
 
 /** ` (did you mean "x"?)` when one candidate is close to what was written. */
 export function didYouMean(got: unknown, candidates: readonly unknown[]): string {
-  if (typeof got !== 'string') return '';
-  let best: string | undefined;
+  const near = nearest(got, candidates);
+  return near.length ? ` (did you mean ${near.map((n) => `"${n}"`).join(' or ')}?)` : '';
+}
+
+/** The candidates closest to `got` when close enough (all of them on a tie), at most three. */
+export function nearest(got: unknown, candidates: readonly unknown[]): string[] {
+  if (typeof got !== 'string') return [];
+  let best: string[] = [];
   let bestD = Infinity;
   for (const c of candidates) {
     const s = String(c);
     const dd = distance(got, s);
-    if (dd < bestD) [best, bestD] = [s, dd];
+    if (dd > Math.max(1, Math.floor(s.length / 3))) continue;
+    if (dd < bestD) [best, bestD] = [[s], dd];
+    else if (dd === bestD && !best.includes(s)) best.push(s);
   }
-  return best !== undefined && bestD <= Math.max(1, Math.floor(best.length / 3)) ? ` (did you mean "${best}"?)` : '';
+  return best.slice(0, 3);
 }
 
 const article = (t: string) => (/^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`);
@@ -140,5 +150,17 @@ export function translate(errors: ErrorObject[], prefix: YamlPath = []): SchemaI
     seen.add(id);
     out.push(issue);
   }
-  return out;
+  // A misspelt required key is one mistake, not two: the unknown key's problem says it is required,
+  // and the "expected key …, got none" for the same map goes.
+  const merged = new Map<SchemaIssue, string>();
+  const dropped = new Set<SchemaIssue>();
+  for (const issue of out) {
+    const missing = /^expected key "([^"]+)", got none$/.exec(issue.message)?.[1];
+    if (missing === undefined) continue;
+    const typo = out.find((o) => o.key !== undefined && !merged.has(o) && o.path.join('/') === issue.path.join('/') && nearest(o.key, [missing]).length);
+    if (!typo) continue;
+    merged.set(typo, `${typo.message.replace(/ \(did you mean [^)]*\)$/, '')} (did you mean "${missing}"? it is required)`);
+    dropped.add(issue);
+  }
+  return out.filter((o) => !dropped.has(o)).map((o) => (merged.has(o) ? { ...o, message: merged.get(o)! } : o));
 }

@@ -132,9 +132,9 @@ function checkCommands(file: YamlFile, mqtt: GatewayFileConfig['mqtt']): ConfigP
 }
 
 /** Device names are unique across every device map of a gateway. */
-export function checkDeviceNames(devices: LoadedDevice[]): ConfigProblem[] {
+export function checkDeviceNames(devices: readonly Pick<LoadedDevice, 'name' | 'source'>[]): ConfigProblem[] {
   const out: ConfigProblem[] = [];
-  const seen = new Map<string, LoadedDevice>();
+  const seen = new Map<string, Pick<LoadedDevice, 'name' | 'source'>>();
   for (const d of devices) {
     const first = seen.get(d.name);
     if (!first) {
