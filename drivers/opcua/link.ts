@@ -3,7 +3,7 @@
 // restarted server never sees two competing loops flooding it with CreateSession requests; a lost
 // connection is reported and the runner reopens on its backoff schedule.
 import { createHash, X509Certificate } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ClientSession, EndpointDescription, OPCUAClient, UserIdentityInfo } from 'node-opcua';
@@ -47,7 +47,12 @@ export class OpcuaLink implements Link {
     private readonly gateway?: { site: string; id: string },
   ) {
     this.endpoint = cfg.endpoint;
-    this.pki = resolve(baseDir, cfg.pki_dir);
+    this.pki = cfg.pki_dir !== undefined ? resolve(baseDir, cfg.pki_dir) : defaultPkiDir(baseDir);
+  }
+
+  /** Where the PKI goes without pki_dir (also what `check` reports on). */
+  get pkiDir(): string {
+    return this.pki;
   }
 
   private identity(): UserIdentityInfo {
@@ -72,6 +77,16 @@ export class OpcuaLink implements Link {
     await this.close();
     if (signal.aborted) throw new NotConnectedError(`${this.endpoint}: aborted`);
     const { OPCUACertificateManager, OPCUAClient } = await loadOpcua(this.log);
+    // Made here, with every missing parent, so that a folder this process cannot write is one clear
+    // error (an installed box: /etc is read-only for the hardened service) rather than the library's.
+    try {
+      mkdirSync(this.pki, { recursive: true, mode: 0o700 });
+      accessSync(this.pki, constants.W_OK);
+    } catch (err) {
+      throw new NotConnectedError(
+        `${this.endpoint}: the OPC UA PKI folder ${this.pki} cannot be written by this process (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); set pki_dir to a folder it can write, such as /var/lib/edgeferry/pki/opcua`,
+      );
+    }
     const certificateManager = new OPCUACertificateManager({
       rootFolder: this.pki,
       automaticallyAcceptUnknownCertificate: this.cfg.trust_unknown_server,
@@ -254,4 +269,14 @@ function firstDer(chain: Buffer): Buffer {
   let len = 0;
   for (let i = 0; i < n; i++) len = len * 256 + chain[2 + i]!;
   return chain.subarray(0, 2 + n + len);
+}
+
+/**
+ * Without pki_dir: the service's state folder when systemd gives one (STATE_DIRECTORY, from the unit's
+ * StateDirectory=: /var/lib/edgeferry, the one place the hardened unit may write), else next to the
+ * gateway file (a checkout, the demo).
+ */
+export function defaultPkiDir(baseDir: string, env: NodeJS.ProcessEnv = process.env): string {
+  const state = env.STATE_DIRECTORY?.split(':')[0];
+  return join(state || baseDir, 'pki', 'opcua');
 }

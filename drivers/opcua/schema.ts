@@ -19,11 +19,12 @@ export const OpcuaConnection = Type.Object(
     password_file: Type.Optional(Type.String({ description: 'With auth: username, the file holding the password (never the password itself in YAML).' })),
     user_certificate: Type.Optional(Type.String({ description: 'With auth: certificate, the PEM user certificate.' })),
     user_key: Type.Optional(Type.String({ description: 'With auth: certificate, the PEM private key of the user certificate.' })),
-    pki_dir: Type.String({
-      default: 'pki/opcua',
-      description:
-        "The gateway's OPC UA PKI folder (own certificate, created on first run; trusted/ and rejected/ server certificates), relative to the gateway file.",
-    }),
+    pki_dir: Type.Optional(
+      Type.String({
+        description:
+          "The gateway's OPC UA PKI folder (own certificate, created on first run; trusted/ and rejected/ server certificates), relative to the gateway file. Default: pki/opcua in the service's state folder under systemd (/var/lib/edgeferry/pki/opcua: $STATE_DIRECTORY), else next to the gateway file.",
+      }),
+    ),
     trust_unknown_server: Type.Boolean({
       default: false,
       description:
