@@ -292,7 +292,8 @@ function buildDeb({ stage, name, deb, installedKb }) {
       `Architecture: ${DEB_ARCH[arch]}`,
       'Maintainer: edgeferry developers <edgeferry@users.noreply.github.com>',
       `Installed-Size: ${installedKb}`,
-      'Depends: libc6 (>= 2.28), libstdc++6 (>= 8), systemd',
+      // procps: /bin/kill for the unit's ExecReload (a minbase Debian lacks it).
+      'Depends: libc6 (>= 2.28), libstdc++6 (>= 8), systemd, procps',
       'Suggests: edgeferry-model-el-defect',
       'Section: net',
       'Priority: optional',
