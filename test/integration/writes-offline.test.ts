@@ -7,6 +7,7 @@ import { encodeRegisters } from '../../drivers/modbus/codec.js';
 import { start as startModbus } from '../../simulators/modbus/index.js';
 import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { Commander } from '../helpers/commander.js';
+import { recipe } from '../helpers/doc-recipes.js';
 import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -107,21 +108,8 @@ describe('commands that must not be applied', () => {
   });
 
   it('with the example ACL, only the SCADA user can command; a viewer’s command never reaches the gateway', async () => {
-    const acl = [
-      '# the gateway: its own topics, and the command topics to read',
-      'user edgeferry-test-gateway',
-      'topic readwrite s/g/#',
-      '',
-      '# the SCADA system: may write setpoints and commands, read everything',
-      'user scada',
-      'topic write s/g/+/+/set',
-      'topic read s/g/#',
-      '',
-      '# a dashboard: reads, never writes',
-      'user viewer',
-      'topic read s/g/#',
-      '',
-    ].join('\n');
+    // The ACL of docs/writes.md as written, with this test's names: the gateway's certificate CN and site/gateway.
+    const acl = recipe('writes.md', 'text mosquitto-acl').replaceAll('edgeferry-gw01', 'edgeferry-test-gateway').replaceAll('plant-a/gw-01', 's/g');
     const broker = await startMosquitto({ acl });
     cleanups.push(() => broker.stop());
     const { sim, gateway } = await plant(broker);
