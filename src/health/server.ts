@@ -131,7 +131,7 @@ export class HealthServer {
       res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', ...PAGE_HEADERS }).end(STATUS_JS);
     } else if (url === '/healthz' || url === '/status.json' || url === '/metrics') {
       const a = this.answers[url].get();
-      if ('then' in a) void a.then(send);
+      if ('then' in a) a.then(send, (err: Error) => res.writeHead(500).end(err.message));
       else send(a);
     } else {
       res.writeHead(404).end();
