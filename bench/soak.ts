@@ -164,8 +164,9 @@ while (minutesNow() < MINUTES) {
     );
   }
 }
-// The backlog drains, then a clean stop (which publishes what is left).
-while ((depthSeen[depthSeen.length - 1]?.depth ?? 1) > 0 && minutesNow() < MINUTES + 10) await sleep(1000);
+// The backlog drains (below one poll round: live samples keep coming), then a clean stop, which
+// publishes what is left.
+while ((depthSeen[depthSeen.length - 1]?.depth ?? Infinity) >= PLCS * POINTS && minutesNow() < MINUTES + 10) await sleep(1000);
 clearInterval(scraper);
 const exited = new Promise((r) => gw.once('exit', r));
 gw.kill('SIGTERM');
@@ -201,7 +202,7 @@ const perHour = (xs: typeof mem, key: 'rss' | 'heap') =>
     xs.map((m) => m.t / 60),
     xs.map((m) => m[key]),
   );
-const warm = mem.filter((m) => m.t >= 2); // V8 sizes its heap in the first minutes
+const warm = mem.filter((m) => m.t >= 2 && m.t <= MINUTES); // V8 sizes its heap in the first minutes
 const late = mem.filter((m) => m.t >= MINUTES / 2 && m.t <= MINUTES);
 const peakDepth = depthSeen.reduce((n, d) => Math.max(n, d.depth), 0);
 const drainedAt = outage ? depthSeen.find((d) => d.t > outage.to && d.depth < PLCS * POINTS)?.t : undefined;
