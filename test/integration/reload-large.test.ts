@@ -1,4 +1,4 @@
-// A reload never stalls the plant (issue 16): `edgeferry run` polls a PLC every 200 ms while it is
+// A reload never stalls the plant (issue 16): `edgeferry run` polls a PLC every 100 ms while it is
 // sent SIGHUP with a large valid map (30,000 points over 300 devices) and then with the same map
 // broken at its end. The PLC is polled while the map is loaded (polls between the "reloading" and
 // the "applied" status: events, not wall-clock bounds — the largest gap is printed), and the MQTT
@@ -19,7 +19,7 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-const INTERVAL = 200;
+const INTERVAL = 100;
 
 /** 300 devices × 100 points; the first 10 enabled (on their own PLC), the rest disabled but checked in full. */
 function bigMap(port: number, broken: boolean): string {
@@ -33,7 +33,7 @@ function bigMap(port: number, broken: boolean): string {
 }
 
 describe('reload of a large map', () => {
-  it('keeps polling every 200 ms and the MQTT session alive while a 30,000-point map is loaded, applied and refused', { timeout: 120_000 }, async () => {
+  it('keeps polling every 100 ms and the MQTT session alive while a 30,000-point map is loaded, applied and refused', { timeout: 120_000 }, async () => {
     const broker = await startMosquitto();
     cleanups.push(() => broker.stop());
     const plc = await startSim({
@@ -112,7 +112,9 @@ describe('reload of a large map', () => {
     console.log(
       `reload of 30,000 points: ${applied.at - started.at} ms from reloading to applied, ${whileLoading.length} polls of the PLC in between; ${during.length} polls in all, largest gap ${Math.max(...gaps)} ms (interval ${INTERVAL} ms)`,
     );
-    expect(whileLoading.length).toBeGreaterThanOrEqual(2);
+    // At least one poll, and about one in three of those due while loading (the loop free; a starved
+    // CPU delays timers and loading alike).
+    expect(whileLoading.length).toBeGreaterThanOrEqual(Math.max(1, Math.floor((applied.at - started.at) / INTERVAL / 3)));
     expect(sub.messages.filter((m) => m.topic === 's/g/status' && m.json.state === 'offline')).toEqual([]);
     expect(exited).toBeUndefined();
     proc.kill('SIGTERM');
