@@ -23,7 +23,7 @@ const closedPort = () =>
   });
 
 describe('logs for journald and people', () => {
-  it('under systemd, a warning line carries journald priority 4, an info line 6; a repeated broker error is printed once', async () => {
+  it('under systemd, a warning line carries journald priority 4, an info line 6; a repeated broker error is printed once, and its count at the stop', async () => {
     const port = await closedPort();
     writeFileSync(
       join(dir, 'devices.yaml'),
@@ -53,8 +53,11 @@ describe('logs for journald and people', () => {
     }
     const lines = readFileSync(out, 'utf8').trim().split('\n');
     const errors = lines.filter((l) => l.includes('mqtt error'));
-    expect(errors.length, lines.join('\n')).toBe(1);
+    // Printed once while it repeats; at the stop, the count of those held back, after "gateway stopped".
+    expect(errors.length, lines.join('\n')).toBe(2);
     expect(errors[0]).toMatch(/^<4>WARN {2}publisher: mqtt error err="connect ECONNREFUSED 127\.0\.0\.1:\d+" code=ECONNREFUSED$/);
+    expect(errors[1]).toMatch(/ repeated="\d+ more like it in the last \d+ s \(this is the last of them\)"$/);
+    expect(lines.indexOf(errors[1]!)).toBeGreaterThan(lines.findIndex((l) => l.includes('gateway stopped')));
     expect(lines.find((l) => l.includes('gateway started'))).toMatch(/^<6>INFO {2}gateway started /);
     // journald stamps lines itself: no second time in them.
     expect(lines.every((l) => /^<\d>[A-Z]+ /.test(l))).toBe(true);
