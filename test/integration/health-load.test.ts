@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import Database from '../../src/buffer/sqlite.js';
 import { SqliteBuffer } from '../../src/buffer/sqlite-buffer.js';
-import { freePort } from '../../simulators/free-port.js';
 import { start as startSim } from '../../simulators/modbus/index.js';
 import { startMosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { stopChild } from '../../simulators/stop-child.js';
@@ -37,6 +36,8 @@ function get(agent: Agent, port: number, path: string): Promise<number> {
       res.on('error', () => resolve(0));
     });
     req.on('error', () => resolve(0));
+    // Never wait forever (a port that accepts and says nothing): counted as failed.
+    req.setTimeout(10_000, () => req.destroy());
     req.end();
   });
 }
@@ -78,18 +79,21 @@ describe('the health port under load', () => {
         join(dir, 'devices.yaml'),
         `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: ${INTERVAL_MS}\n    connection: { host: 127.0.0.1, port: ${sim.port} }\n    points:\n      - { name: v, address: 0 }\n`,
       );
-      const port = await freePort();
-      writeFileSync(join(dir, 'gateway.yaml'), gatewayYaml(broker).replace('health: { port: 0 }', `health: { port: ${port} }`));
-      const proc: ChildProcess = spawn(process.execPath, [cli, 'run', '--config', join(dir, 'gateway.yaml')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      // Port 0: the daemon binds its own and logs it (no race with other tests for a port picked here).
+      writeFileSync(join(dir, 'gateway.yaml'), gatewayYaml(broker).replace('logging: { level: warn }', 'logging: { level: info }'));
+      const proc: ChildProcess = spawn(process.execPath, [cli, 'run', '--config', join(dir, 'gateway.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
+      let stdout = '';
       proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
       cleanups.push(() => stopChild(proc));
-      const probe = new Agent({ keepAlive: false });
-      for (;;) {
+      let port = 0;
+      while (!port) {
         if (proc.exitCode !== null) throw new Error(`the daemon exited: ${stderr.slice(-2000)}`);
-        if ((await get(probe, port, '/healthz')) > 0) break;
+        port = Number(/"health_port":(\d+)/.exec(stdout)?.[1] ?? 0);
         await new Promise((r) => setTimeout(r, 100));
       }
+      const probe = new Agent({ keepAlive: false });
 
       // The load: each client asks the next URL as soon as the last one is answered (or failed).
       const agent = new Agent({ keepAlive: true, maxSockets: CLIENTS });
