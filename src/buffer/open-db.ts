@@ -92,6 +92,8 @@ function tryOpen(path: string, synchronous: 'normal' | 'full', walPages: number)
   // long: the buffer then fails the operation, degrades and tries again.
   const db = new Database(path, { timeout: 200 });
   try {
+    // Before WAL mode: a new file takes auto_vacuum only while it has no tables and no WAL header yet.
+    if (!tableCount(db)) db.pragma('auto_vacuum = INCREMENTAL');
     db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     // The WAL counts towards max_bytes and needs room on the disk: the buffer sizes it.
@@ -102,8 +104,7 @@ function tryOpen(path: string, synchronous: 'normal' | 'full', walPages: number)
     // Pages freed by deliveries and evictions can go back to the file system (incremental_vacuum),
     // so that the full-disk reserve can be made again (bounds.ts). A new file gets it before its
     // first table; a file of an older release is converted while it is small.
-    if (!tableCount(db)) db.pragma('auto_vacuum = INCREMENTAL');
-    else if (db.pragma('auto_vacuum', { simple: true }) !== AUTO_VACUUM_INCREMENTAL) convertToIncremental(db, path);
+    if (tableCount(db) && db.pragma('auto_vacuum', { simple: true }) !== AUTO_VACUUM_INCREMENTAL) convertToIncremental(db, path);
     db.exec(SCHEMA);
     addKindColumn(db);
     return db;

@@ -109,6 +109,13 @@ describe('buffer bounds and recovery', () => {
     const after = new Database(path, { readonly: true });
     expect(after.pragma('auto_vacuum', { simple: true })).toBe(2);
     after.close();
+    // A new file has it from the start (set before WAL mode, which would freeze it).
+    const fresh = new SqliteBuffer(join(dir, 'new.db'), { synchronous: 'normal', maxBytes: 2 ** 40, maxAgeS: 2 ** 40 });
+    fresh.open();
+    fresh.close();
+    const n = new Database(join(dir, 'new.db'), { readonly: true });
+    expect(n.pragma('auto_vacuum', { simple: true })).toBe(2);
+    n.close();
   });
 
   it('evicts samples older than max_age_s and says so', () => {
