@@ -6,6 +6,7 @@
 // names them in one transaction. Rows the publisher has in flight are never evicted.
 import type { Db } from './sqlite.js';
 import { diskSpace, ReserveFile } from './disk-space.js';
+import { AUTO_VACUUM_INCREMENTAL } from './open-db.js';
 import { lossParts } from './ranges.js';
 import type { Statements } from './statements.js';
 import { PRIORITIES, walBytes, type BufferOptions, type BufferProblems } from './types.js';
@@ -138,7 +139,7 @@ export class BufferBounds {
     if ((s.freePages.get() as number) < pages) return false;
     try {
       const db = this.host.db();
-      if (db.pragma('auto_vacuum', { simple: true }) !== 2) return false;
+      if (db.pragma('auto_vacuum', { simple: true }) !== AUTO_VACUUM_INCREMENTAL) return false;
       db.pragma(`incremental_vacuum(${pages})`);
       db.pragma('wal_checkpoint(TRUNCATE)');
       return true;

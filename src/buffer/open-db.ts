@@ -67,7 +67,7 @@ function addKindColumn(db: Db): void {
   })();
 }
 
-const AUTO_VACUUM_INCREMENTAL = 2;
+export const AUTO_VACUUM_INCREMENTAL = 2;
 /** Files up to this size are rewritten at open to let their free pages go (VACUUM copies the file). */
 const CONVERT_MAX_BYTES = 64 << 20;
 
