@@ -2,7 +2,9 @@
 // imported into a real Node-RED 4.1 (installed from npm into .cache/nodered at the first run, as
 // bench:nodered does) the way the editor's Import → Clipboard does it (the nodes go onto a tab),
 // deployed through Node-RED's admin API, fed by the gateway through mosquitto — and then Node-RED
-// is stopped for 15 s while the gateway keeps publishing: nothing may be lost (by seq).
+// is stopped for 15 s while the gateway keeps publishing. What the doc promises, by seq: every sample
+// published from the stop on arrives after the restart, and nothing is missing but the few that were
+// inside the flow at the instant of the stop (Node-RED acknowledges on arrival; the doc says so).
 // Only the broker's address, the certificate files and the site/gateway names are put in.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -46,7 +48,7 @@ interface FlowNode {
 }
 
 describe('docs/integration.md: the Node-RED flow', () => {
-  it('imports and deploys as written into Node-RED 4.1, and a 15 s Node-RED restart under load loses nothing', { timeout: 300_000 }, async () => {
+  it('imports and deploys as written into Node-RED 4.1, and a 15 s Node-RED restart under load loses nothing published from the stop on', { timeout: 300_000 }, async () => {
     const red = installNodeRed();
     const broker = await startMosquitto();
     cleanups.push(() => broker.stop());
@@ -155,7 +157,9 @@ describe('docs/integration.md: the Node-RED flow', () => {
     await until('samples through the deployed flow', () => seqs().length >= 50, 60_000);
 
     // Node-RED restarted (an upgrade, a crash): 15 s away while the gateway publishes.
+    const storedBeforeStop = Math.max(...seqs());
     await stopChild(nr);
+    const publishedAtExit = tg.gw.bufferStats().lastSeq; // anything later was published with Node-RED gone
     const lastBefore = Math.max(...seqs());
     await new Promise((r) => setTimeout(r, 15_000));
     const publishedMeanwhile = tg.gw.bufferStats().lastSeq - lastBefore;
@@ -169,9 +173,13 @@ describe('docs/integration.md: the Node-RED flow', () => {
     const missing: number[] = [];
     for (let q = lo; q <= hi; q++) if (!got.has(q)) missing.push(q);
     console.log(
-      `Node-RED ${NODE_RED} with the doc's flow: ${got.size} samples (seq ${lo}..${hi}), ${publishedMeanwhile} published during the 15 s restart, ${missing.length} missing`,
+      `Node-RED ${NODE_RED} with the doc's flow: ${got.size} samples (seq ${lo}..${hi}), ${publishedMeanwhile} published during the 15 s restart, ` +
+        `${missing.length} missing ${JSON.stringify(missing.slice(0, 20))} (in the flow at the stop: seq ${storedBeforeStop + 1}..${publishedAtExit})`,
     );
     expect(publishedMeanwhile).toBeGreaterThan(100);
-    expect(missing).toEqual([]);
+    // Published while Node-RED was away: all of it (without autoUnsubscribe:false, all of it is lost).
+    expect(missing.filter((q) => q > publishedAtExit)).toEqual([]);
+    // Before the stop: only what was inside the flow when it stopped.
+    expect(missing.filter((q) => q <= storedBeforeStop)).toEqual([]);
   });
 });
