@@ -48,138 +48,142 @@ interface FlowNode {
 }
 
 describe('docs/integration.md: the Node-RED flow', () => {
-  it('imports and deploys as written into Node-RED 4.1, and a 15 s Node-RED restart under load loses nothing published from the stop on', { timeout: 300_000 }, async () => {
-    const red = installNodeRed();
-    const broker = await startMosquitto();
-    cleanups.push(() => broker.stop());
-    const sim = await startModbus({
-      registers: Array.from({ length: 5 }, (_, i) => ({
-        area: 'holding' as const,
-        address: i,
-        type: 'uint16' as const,
-        generator: { kind: 'counter' as const, step: 1, every_ms: 10, wrap: 60000 },
-      })),
-    });
-    cleanups.push(() => sim.stop());
-    const dir = mkdtempSync(join(tmpdir(), 'edgeferry-docs-nodered-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-
-    // The doc's block, with this test's broker, files and names.
-    const flow = JSON.parse(recipe('integration.md', 'json node-red')) as FlowNode[];
-    const node = (id: string) => flow.find((n) => n.id === id)!;
-    Object.assign(node('ef-broker'), { broker: '127.0.0.1', port: new URL(broker.url).port });
-    Object.assign(node('ef-tls'), { ca: broker.files.ca, cert: broker.files.clientCert, key: broker.files.clientKey });
-    node('ef-in').topic = String(node('ef-in').topic).replace('plant-a/gw-01', 's/g');
-    // Import → Clipboard puts the flow's nodes on the open tab; config nodes stay global.
-    const tab = 'docs-tab';
-    for (const n of flow) if (!['mqtt-broker', 'tls-config'].includes(n.type)) n.z = tab;
-    // The harness: what the flow passes on is also written to a file, one JSON line per sample.
-    const out = join(dir, 'samples.jsonl');
-    node('ef-dedupe').wires![0]!.push('test-file');
-    const deployed: FlowNode[] = [
-      { id: tab, type: 'tab', label: 'Flow 1' },
-      ...flow,
-      {
-        id: 'test-file',
-        type: 'file',
-        z: tab,
-        filename: out,
-        filenameType: 'str',
-        appendNewline: true,
-        createDir: false,
-        overwriteFile: 'false',
-        encoding: 'none',
-        wires: [[]],
-      },
-    ];
-
-    const userDir = join(dir, 'nr');
-    mkdirSync(userDir);
-    symlinkSync(join(nrHome, 'node_modules'), join(userDir, 'node_modules'));
-    const uiPort = await freePort();
-    writeFileSync(
-      join(userDir, 'settings.js'),
-      `module.exports = { uiHost: '127.0.0.1', uiPort: ${uiPort}, flowFile: 'flows.json', credentialSecret: false, httpNodeRoot: false, logging: { console: { level: 'warn' } } };\n`,
-    );
-    let nr: ChildProcess | undefined;
-    let nrLog = '';
-    const startNodeRed = async () => {
-      const p = spawn(process.execPath, [red, '--userDir', userDir, '--settings', join(userDir, 'settings.js')], {
-        cwd: userDir,
-        stdio: ['ignore', 'pipe', 'pipe'],
+  it(
+    'imports and deploys as written into Node-RED 4.1, and a 15 s Node-RED restart under load loses nothing published from the stop on',
+    { timeout: 300_000 },
+    async () => {
+      const red = installNodeRed();
+      const broker = await startMosquitto();
+      cleanups.push(() => broker.stop());
+      const sim = await startModbus({
+        registers: Array.from({ length: 5 }, (_, i) => ({
+          area: 'holding' as const,
+          address: i,
+          type: 'uint16' as const,
+          generator: { kind: 'counter' as const, step: 1, every_ms: 10, wrap: 60000 },
+        })),
       });
-      p.stdout.on('data', (d: Buffer) => (nrLog += d.toString()));
-      p.stderr.on('data', (d: Buffer) => (nrLog += d.toString()));
-      nr = p;
-      // Up once its admin API answers.
-      for (;;) {
-        if (p.exitCode !== null) throw new Error(`Node-RED exited: ${nrLog.slice(-2000)}`);
-        const ok = await fetch(`http://127.0.0.1:${uiPort}/settings`).then(
-          (r) => r.ok,
-          () => false,
-        );
-        if (ok) return;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    };
-    cleanups.push(() => stopChild(nr));
-    await startNodeRed();
-    // Deploy, as the editor's Deploy button does.
-    const res = await fetch(`http://127.0.0.1:${uiPort}/flows`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'Node-RED-Deployment-Type': 'full' },
-      body: JSON.stringify(deployed),
-    });
-    expect(res.status, `${await res.clone().text()}\n${nrLog}`).toBeLessThan(300);
-    const running = (await (await fetch(`http://127.0.0.1:${uiPort}/flows`)).json()) as FlowNode[];
-    expect(running.map((n) => n.id).sort()).toEqual(deployed.map((n) => n.id).sort());
+      cleanups.push(() => sim.stop());
+      const dir = mkdtempSync(join(tmpdir(), 'edgeferry-docs-nodered-'));
+      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
 
-    const tg = makeGateway(
-      gatewayYaml(broker),
-      `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: 200\n    connection: { host: 127.0.0.1, port: ${sim.port} }\n    points:\n${Array.from({ length: 5 }, (_, i) => `      - { name: p${i}, address: ${i} }`).join('\n')}\n`,
-    );
-    cleanups.push(() => tg.cleanup());
-    await tg.gw.start();
-    const seqs = () =>
-      existsSync(out)
-        ? readFileSync(out, 'utf8')
-            .split('\n')
-            .filter(Boolean)
-            .map((l) => (JSON.parse(l) as { seq: number }).seq)
-        : [];
-    const until = async (what: string, ok: () => boolean, ms: number) => {
-      const end = Date.now() + ms;
-      while (!ok()) {
-        if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms; Node-RED said: ${nrLog.slice(-2000)}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    };
-    await until('samples through the deployed flow', () => seqs().length >= 50, 60_000);
+      // The doc's block, with this test's broker, files and names.
+      const flow = JSON.parse(recipe('integration.md', 'json node-red')) as FlowNode[];
+      const node = (id: string) => flow.find((n) => n.id === id)!;
+      Object.assign(node('ef-broker'), { broker: '127.0.0.1', port: new URL(broker.url).port });
+      Object.assign(node('ef-tls'), { ca: broker.files.ca, cert: broker.files.clientCert, key: broker.files.clientKey });
+      node('ef-in').topic = String(node('ef-in').topic).replace('plant-a/gw-01', 's/g');
+      // Import → Clipboard puts the flow's nodes on the open tab; config nodes stay global.
+      const tab = 'docs-tab';
+      for (const n of flow) if (!['mqtt-broker', 'tls-config'].includes(n.type)) n.z = tab;
+      // The harness: what the flow passes on is also written to a file, one JSON line per sample.
+      const out = join(dir, 'samples.jsonl');
+      node('ef-dedupe').wires![0]!.push('test-file');
+      const deployed: FlowNode[] = [
+        { id: tab, type: 'tab', label: 'Flow 1' },
+        ...flow,
+        {
+          id: 'test-file',
+          type: 'file',
+          z: tab,
+          filename: out,
+          filenameType: 'str',
+          appendNewline: true,
+          createDir: false,
+          overwriteFile: 'false',
+          encoding: 'none',
+          wires: [[]],
+        },
+      ];
 
-    // Node-RED restarted (an upgrade, a crash): 15 s away while the gateway publishes.
-    const storedBeforeStop = Math.max(...seqs());
-    await stopChild(nr);
-    const publishedAtExit = tg.gw.bufferStats().lastSeq; // anything later was published with Node-RED gone
-    const lastBefore = Math.max(...seqs());
-    await new Promise((r) => setTimeout(r, 15_000));
-    const publishedMeanwhile = tg.gw.bufferStats().lastSeq - lastBefore;
-    await startNodeRed();
-    const target = tg.gw.bufferStats().lastSeq + 50;
-    await until('samples after the restart', () => Math.max(...seqs()) >= target, 60_000);
+      const userDir = join(dir, 'nr');
+      mkdirSync(userDir);
+      symlinkSync(join(nrHome, 'node_modules'), join(userDir, 'node_modules'));
+      const uiPort = await freePort();
+      writeFileSync(
+        join(userDir, 'settings.js'),
+        `module.exports = { uiHost: '127.0.0.1', uiPort: ${uiPort}, flowFile: 'flows.json', credentialSecret: false, httpNodeRoot: false, logging: { console: { level: 'warn' } } };\n`,
+      );
+      let nr: ChildProcess | undefined;
+      let nrLog = '';
+      const startNodeRed = async () => {
+        const p = spawn(process.execPath, [red, '--userDir', userDir, '--settings', join(userDir, 'settings.js')], {
+          cwd: userDir,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        p.stdout.on('data', (d: Buffer) => (nrLog += d.toString()));
+        p.stderr.on('data', (d: Buffer) => (nrLog += d.toString()));
+        nr = p;
+        // Up once its admin API answers.
+        for (;;) {
+          if (p.exitCode !== null) throw new Error(`Node-RED exited: ${nrLog.slice(-2000)}`);
+          const ok = await fetch(`http://127.0.0.1:${uiPort}/settings`).then(
+            (r) => r.ok,
+            () => false,
+          );
+          if (ok) return;
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      };
+      cleanups.push(() => stopChild(nr));
+      await startNodeRed();
+      // Deploy, as the editor's Deploy button does.
+      const res = await fetch(`http://127.0.0.1:${uiPort}/flows`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'Node-RED-Deployment-Type': 'full' },
+        body: JSON.stringify(deployed),
+      });
+      expect(res.status, `${await res.clone().text()}\n${nrLog}`).toBeLessThan(300);
+      const running = (await (await fetch(`http://127.0.0.1:${uiPort}/flows`)).json()) as FlowNode[];
+      expect(running.map((n) => n.id).sort()).toEqual(deployed.map((n) => n.id).sort());
 
-    const got = new Set(seqs());
-    const lo = Math.min(...got);
-    const hi = Math.max(...got);
-    const missing: number[] = [];
-    for (let q = lo; q <= hi; q++) if (!got.has(q)) missing.push(q);
-    console.log(
-      `Node-RED ${NODE_RED} with the doc's flow: ${got.size} samples (seq ${lo}..${hi}), ${publishedMeanwhile} published during the 15 s restart, ` +
-        `${missing.length} missing ${JSON.stringify(missing.slice(0, 20))} (in the flow at the stop: seq ${storedBeforeStop + 1}..${publishedAtExit})`,
-    );
-    expect(publishedMeanwhile).toBeGreaterThan(100);
-    // Published while Node-RED was away: all of it (without autoUnsubscribe:false, all of it is lost).
-    expect(missing.filter((q) => q > publishedAtExit)).toEqual([]);
-    // Before the stop: only what was inside the flow when it stopped.
-    expect(missing.filter((q) => q <= storedBeforeStop)).toEqual([]);
-  });
+      const tg = makeGateway(
+        gatewayYaml(broker),
+        `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: 200\n    connection: { host: 127.0.0.1, port: ${sim.port} }\n    points:\n${Array.from({ length: 5 }, (_, i) => `      - { name: p${i}, address: ${i} }`).join('\n')}\n`,
+      );
+      cleanups.push(() => tg.cleanup());
+      await tg.gw.start();
+      const seqs = () =>
+        existsSync(out)
+          ? readFileSync(out, 'utf8')
+              .split('\n')
+              .filter(Boolean)
+              .map((l) => (JSON.parse(l) as { seq: number }).seq)
+          : [];
+      const until = async (what: string, ok: () => boolean, ms: number) => {
+        const end = Date.now() + ms;
+        while (!ok()) {
+          if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms; Node-RED said: ${nrLog.slice(-2000)}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      };
+      await until('samples through the deployed flow', () => seqs().length >= 50, 60_000);
+
+      // Node-RED restarted (an upgrade, a crash): 15 s away while the gateway publishes.
+      const storedBeforeStop = Math.max(...seqs());
+      await stopChild(nr);
+      const publishedAtExit = tg.gw.bufferStats().lastSeq; // anything later was published with Node-RED gone
+      const lastBefore = Math.max(...seqs());
+      await new Promise((r) => setTimeout(r, 15_000));
+      const publishedMeanwhile = tg.gw.bufferStats().lastSeq - lastBefore;
+      await startNodeRed();
+      const target = tg.gw.bufferStats().lastSeq + 50;
+      await until('samples after the restart', () => Math.max(...seqs()) >= target, 60_000);
+
+      const got = new Set(seqs());
+      const lo = Math.min(...got);
+      const hi = Math.max(...got);
+      const missing: number[] = [];
+      for (let q = lo; q <= hi; q++) if (!got.has(q)) missing.push(q);
+      console.log(
+        `Node-RED ${NODE_RED} with the doc's flow: ${got.size} samples (seq ${lo}..${hi}), ${publishedMeanwhile} published during the 15 s restart, ` +
+          `${missing.length} missing ${JSON.stringify(missing.slice(0, 20))} (in the flow at the stop: seq ${storedBeforeStop + 1}..${publishedAtExit})`,
+      );
+      expect(publishedMeanwhile).toBeGreaterThan(100);
+      // Published while Node-RED was away: all of it (without autoUnsubscribe:false, all of it is lost).
+      expect(missing.filter((q) => q > publishedAtExit)).toEqual([]);
+      // Before the stop: only what was inside the flow when it stopped.
+      expect(missing.filter((q) => q <= storedBeforeStop)).toEqual([]);
+    },
+  );
 });
