@@ -9,11 +9,11 @@
 //
 // The debootstrapped root is cached as .cache/debian12-minbase.tar (a few minutes the first time);
 // every run unpacks a fresh copy of it.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { scriptArgs } from '../src/core/script-args.js';
+import { openDebianBox, pointAtBroker } from './lib/debian-box.js';
 import mqtt from 'mqtt';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim } from '../simulators/modbus/index.js';
@@ -49,46 +49,18 @@ if (process.getuid?.() !== 0) fail('needs root (debootstrap, chroot, mounts)');
 if (!existsSync(values.deb)) fail(`${values.deb}: no such .deb; build it with npm run release`);
 
 // 1. A fresh Debian 12 minbase root.
-const cache = join(root, '.cache', 'debian12-minbase.tar');
-if (!existsSync(cache)) {
-  if (spawnSync('debootstrap', ['--version']).error) execFileSync('apt-get', ['install', '-y', '-qq', 'debootstrap'], { stdio: 'inherit' });
-  const boot = mkdtempSync(join(tmpdir(), 'edgeferry-debootstrap-'));
-  say(`debootstrap --variant=minbase bookworm (once; cached as ${cache})`);
-  execFileSync('debootstrap', ['--variant=minbase', 'bookworm', boot, values.mirror], { stdio: ['ignore', 'ignore', 'inherit'] });
-  mkdirSync(join(root, '.cache'), { recursive: true });
-  execFileSync('tar', ['-cf', cache, '-C', boot, '.']);
-  rmSync(boot, { recursive: true, force: true });
-}
-const box = mkdtempSync(join(tmpdir(), 'edgeferry-box-'));
-execFileSync('tar', ['-xf', cache, '-C', box]);
-chmodSync(box, 0o755); // the root of a system (the tar's "." may say 0700): its users must be able to enter it
-const mounts: string[] = [];
-const mount = (args: string[], at: string) => {
-  execFileSync('mount', [...args, join(box, at)]);
-  mounts.unshift(join(box, at));
-};
-const inBox = (cmd: string, opts: { quiet?: boolean } = {}) => {
-  const r = spawnSync('/usr/sbin/chroot', [box, '/bin/sh', '-c', cmd], {
-    encoding: 'utf8',
-    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LANG: 'C.UTF-8' },
-  });
-  const text = `${r.stdout}${r.stderr}`.trimEnd();
-  if (!opts.quiet && text) console.log(text.replace(/^/gm, '  | '));
-  return r;
-};
+const box = openDebianBox(root, values.mirror, say);
+const inBox = box.run;
 const cleanup: (() => Promise<void> | void)[] = [];
 let exitCode = 1;
 try {
-  mount(['-t', 'proc', 'proc'], 'proc');
-  mount(['--bind', '/dev'], 'dev');
-  copyFileSync('/etc/resolv.conf', join(box, 'etc/resolv.conf'));
-  say(`fresh Debian ${readFileSync(join(box, 'etc/debian_version'), 'utf8').trim()} root in ${box}`);
+  say(`fresh Debian ${readFileSync(join(box.dir, 'etc/debian_version'), 'utf8').trim()} root in ${box.dir}`);
   const nodeHere = inBox('command -v node nodejs; ls /usr/bin/node* /usr/local/bin/node* 2>/dev/null; true', { quiet: true }).stdout.trim();
   say(`Node.js in the root before installing: ${nodeHere || 'none'}`);
   if (nodeHere) failed('the root has a Node.js already: not the box this is meant to prove');
 
   // 2. apt install ./edgeferry_*.deb (its Depends come from the mirror).
-  copyFileSync(values.deb, join(box, 'tmp', basename(values.deb)));
+  copyFileSync(values.deb, join(box.dir, 'tmp', basename(values.deb)));
   say(`apt-get install ./${basename(values.deb)}`);
   if (
     inBox(
@@ -113,15 +85,9 @@ try {
   cleanup.push(() => plc.stop());
 
   // 4. The first day's edits: broker, CA, client certificate, password; line1's press → the PLC.
-  const etc = join(box, 'etc/edgeferry');
+  const etc = join(box.dir, 'etc/edgeferry');
   const edit = (f: string, from: RegExp, to: string) => writeFileSync(join(etc, f), readFileSync(join(etc, f), 'utf8').replace(from, to));
-  edit('gateway.yaml', /url: mqtts:\/\/broker\.plant-a\.example:8883/, `url: ${broker.url}`);
-  edit('gateway.yaml', /# cert: \/etc\/edgeferry\/client\.pem/, 'cert: secrets/client.pem');
-  edit('gateway.yaml', /# key: \/etc\/edgeferry\/client\.key/, 'key: secrets/client.key');
-  copyFileSync(broker.files.ca, join(etc, 'secrets/ca.example.pem'));
-  copyFileSync(broker.files.clientCert, join(etc, 'secrets/client.pem'));
-  copyFileSync(broker.files.clientKey, join(etc, 'secrets/client.key'));
-  writeFileSync(join(etc, 'secrets/mqtt-password.example'), 'issued-by-the-broker-admin\n');
+  pointAtBroker(etc, broker);
   edit('devices/line1.example.yaml', /host: 192\.0\.2\.11[^\n]*\n(\s*)# port: 502/, `host: 127.0.0.1\n$1port: ${plc.port}`);
   // Only the press is on this bench: the second device of the map and the RS485 map are switched off.
   edit('devices/line1.example.yaml', /(- name: line1-energy\n)/, '$1    enabled: false\n');
@@ -131,7 +97,7 @@ try {
   if (checked.status !== 0) failed('check refused the edited config');
 
   // 5. The unit's ExecStart, by hand, as its user, in its working directory.
-  const unit = readFileSync(join(box, 'lib/systemd/system/edgeferry.service'), 'utf8');
+  const unit = readFileSync(join(box.dir, 'lib/systemd/system/edgeferry.service'), 'utf8');
   const execStart = /^ExecStart=(.*)$/m.exec(unit)![1]!;
   say(`ExecStart: ${execStart}`);
   inBox('mkdir -p /var/lib/edgeferry && chown edgeferry:edgeferry /var/lib/edgeferry && chmod 0700 /var/lib/edgeferry');
@@ -149,7 +115,7 @@ try {
       if (m.quality === 'good' && typeof m.value === 'number') res(`${topic} ${payload.toString()}`);
     });
   });
-  const gw = spawn('/usr/sbin/chroot', ['--userspec=edgeferry:edgeferry', box, '/bin/sh', '-c', `cd /var/lib/edgeferry && exec ${execStart}`], {
+  const gw = spawn('/usr/sbin/chroot', ['--userspec=edgeferry:edgeferry', box.dir, '/bin/sh', '-c', `cd /var/lib/edgeferry && exec ${execStart}`], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: '/usr/bin:/bin', NODE_ENV: 'production', MALLOC_ARENA_MAX: '2' },
   });
@@ -170,13 +136,6 @@ try {
   console.error(`deb-smoke: ${(e as Error).message}`);
 } finally {
   for (const c of cleanup.reverse()) await c();
-  for (const m of mounts) spawnSync('umount', [m]);
-  // Never remove the root while anything is still mounted in it (a bind of /dev, say).
-  const still = readFileSync('/proc/mounts', 'utf8')
-    .split('\n')
-    .filter((l) => l.split(' ')[1]?.startsWith(box));
-  if (still.length) say(`left ${box} in place: still mounted there: ${still.map((l) => l.split(' ')[1]).join(', ')}`);
-  else if (values.keep) say(`root kept in ${box}`);
-  else rmSync(box, { recursive: true, force: true });
+  say(box.close(values.keep));
 }
 process.exit(exitCode);

@@ -77,26 +77,23 @@ const mb = (b) => `${(b / 1048576).toFixed(1)} MB`;
 
 // The .deb's maintainer scripts. Installed inert: the user and the folders are made, the unit is
 // known to systemd, nothing is enabled or started (the shipped config is an example that
-// `edgeferry check` refuses until it is edited). Purge removes the config, never the buffer.
-const DEB_POSTINST = `#!/bin/sh
-set -e
-if [ "$1" = configure ]; then
-  systemd-sysusers /usr/lib/sysusers.d/edgeferry.conf || echo "edgeferry: systemd-sysusers failed: create the user yourself (useradd --system --groups dialout edgeferry)" >&2
-  if getent group edgeferry >/dev/null; then
-    chown -R root:edgeferry /etc/edgeferry
-    chmod 0750 /etc/edgeferry /etc/edgeferry/devices /etc/edgeferry/secrets
-    find /etc/edgeferry -type f -exec chmod 0640 {} +
-  fi
-  if [ -d /run/systemd/system ]; then
-    systemctl daemon-reload || true
-    if systemctl is-active --quiet edgeferry; then systemctl restart edgeferry || true; fi
-  fi
-  if ! systemctl is-enabled --quiet edgeferry 2>/dev/null; then
-    echo "edgeferry: installed, not started. Edit /etc/edgeferry (gateway.yaml, devices/, secrets/),"
-    echo "  check it with: edgeferry check /etc/edgeferry/gateway.yaml"
-    echo "  then start it: systemctl enable --now edgeferry"
-  fi
-fi
+// `edgeferry check` refuses until it is edited). preinst and postinst are systemd/install.sh's
+// functions (the same steps as the tarball's installer) with a dispatch of their own: preinst
+// keeps the running release's files before dpkg replaces them; postinst writes the config where
+// there is none (it is never a conffile: no prompt on upgrade), checks it with the new release and
+// only then switches and restarts — a refusal fails the configure step with the problems, and the
+// release that was running keeps running. Purge removes the config, never the buffer.
+const installSh = readFileSync(join(root, 'systemd', 'install.sh'), 'utf8');
+const installFns = installSh.slice(0, installSh.indexOf('# ---- commands'));
+const debPreinst = (rel) => `${installFns}
+# ---- preinst ($1: install or upgrade, from dpkg) ----
+case "\${1:-}" in install|upgrade) cmd_keep ${rel} ;; esac
+exit 0
+`;
+const debPostinst = (rel) => `${installFns}
+# ---- postinst ($1: configure, from dpkg) ----
+case "\${1:-}" in configure) activate ${rel} no deb ;; esac
+exit 0
 `;
 const DEB_PRERM = `#!/bin/sh
 set -e
@@ -106,6 +103,11 @@ fi
 `;
 const DEB_POSTRM = `#!/bin/sh
 set -e
+if [ "$1" = remove ] || [ "$1" = purge ]; then
+  # Not dpkg's: the link to the running release, the rollback target, the kept previous release.
+  rm -rf /opt/edgeferry/current /opt/edgeferry/previous /opt/edgeferry/kept /opt/edgeferry/.current.new /opt/edgeferry/.rollback /opt/edgeferry/.rollback.deb
+  rmdir /opt/edgeferry/releases /opt/edgeferry 2>/dev/null || true
+fi
 if [ "$1" = purge ]; then
   rm -rf /etc/edgeferry
   if [ -d /var/lib/edgeferry ] || [ -d /var/lib/private/edgeferry ]; then
@@ -254,66 +256,51 @@ try {
 function buildDeb({ stage, name, deb, installedKb }) {
   const d = join(work, 'deb');
   rmSync(d, { recursive: true, force: true });
+  // The release under /opt/edgeferry/releases/<name>; current → it is made by postinst (never by
+  // dpkg, so that a refused upgrade can leave it on the release that runs).
   const rel = join(d, 'opt', 'edgeferry', 'releases', name);
   mkdirSync(join(d, 'opt', 'edgeferry', 'releases'), { recursive: true });
   cpSync(stage, rel, { recursive: true });
-  symlinkSync(`releases/${name}`, join(d, 'opt', 'edgeferry', 'current'));
   mkdirSync(join(d, 'usr', 'bin'), { recursive: true });
   symlinkSync('/opt/edgeferry/current/bin/edgeferry', join(d, 'usr', 'bin', 'edgeferry'));
+  // edgeferry-release status|rollback: the running release's installer.
+  mkdirSync(join(d, 'usr', 'sbin'), { recursive: true });
+  symlinkSync('/opt/edgeferry/current/systemd/install.sh', join(d, 'usr', 'sbin', 'edgeferry-release'));
   mkdirSync(join(d, 'lib', 'systemd', 'system'), { recursive: true });
   cpSync(join(stage, 'systemd', 'edgeferry.service'), join(d, 'lib', 'systemd', 'system', 'edgeferry.service'));
   mkdirSync(join(d, 'usr', 'lib', 'sysusers.d'), { recursive: true });
   cpSync(join(stage, 'systemd', 'edgeferry.sysusers'), join(d, 'usr', 'lib', 'sysusers.d', 'edgeferry.conf'));
-  // The config: conffiles (dpkg asks before replacing an edited one on upgrade).
-  const etc = join(d, 'etc', 'edgeferry');
-  mkdirSync(join(etc, 'devices'), { recursive: true });
-  mkdirSync(join(etc, 'secrets'), { recursive: true });
-  cpSync(join(stage, 'config', 'gateway.example.yaml'), join(etc, 'gateway.yaml'));
-  for (const f of readdirSync(join(stage, 'config', 'devices'))) cpSync(join(stage, 'config', 'devices', f), join(etc, 'devices', f));
-  for (const f of readdirSync(join(stage, 'config', 'secrets'))) cpSync(join(stage, 'config', 'secrets', f), join(etc, 'secrets', f));
-  cpSync(join(stage, 'config', 'schema'), join(etc, 'schema'), { recursive: true });
-  const conffiles = [];
-  const list = (dir) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) list(p);
-      else conffiles.push(`/${relative(d, p)}`);
+  // No /etc in the package: postinst writes the config from the release's examples where there is
+  // none, so no file there is a conffile and an upgrade never asks.
+  const control = [
+    'Package: edgeferry',
+    `Version: ${pkg.version}`,
+    `Architecture: ${DEB_ARCH[arch]}`,
+    'Maintainer: edgeferry developers <edgeferry@users.noreply.github.com>',
+    `Installed-Size: ${installedKb}`,
+    // procps: /bin/kill for the unit's ExecReload (a minbase Debian lacks it).
+    'Depends: libc6 (>= 2.28), libstdc++6 (>= 8), systemd, procps',
+    'Suggests: edgeferry-model-el-defect',
+    'Section: net',
+    'Priority: optional',
+    'Homepage: https://github.com/edgeferry/edgeferry',
+    `Description: ${pkg.description}`,
+    ` Polls Modbus TCP/RTU, OPC UA and BACnet MS/TP devices from YAML device maps, keeps every`,
+    ` reading in a SQLite store-and-forward buffer and publishes over MQTT/TLS. Bundles its own`,
+    ` Node.js ${runtime.version} runtime. Installed inert: edit /etc/edgeferry, run`,
+    ` "edgeferry check /etc/edgeferry/gateway.yaml", then "systemctl enable --now edgeferry".`,
+    '',
+  ].join('\n');
+  const scripts = { control, preinst: debPreinst(name), postinst: debPostinst(name), prerm: DEB_PRERM, postrm: DEB_POSTRM };
+  // DEBIAN/, and a copy in the release itself: `edgeferry-release rollback` rebuilds this .deb from
+  // the kept files once a newer one has replaced it.
+  for (const dir of [join(d, 'DEBIAN'), join(rel, 'packaging', 'deb', 'DEBIAN')]) {
+    mkdirSync(dir, { recursive: true });
+    for (const [n, text] of Object.entries(scripts)) {
+      writeFileSync(join(dir, n), text);
+      if (n !== 'control') chmodSync(join(dir, n), 0o755);
     }
-  };
-  list(etc);
-  // The schemas are not configuration: always this release's, never a conffile.
-  conffiles.splice(0, conffiles.length, ...conffiles.filter((f) => !f.startsWith('/etc/edgeferry/schema/')));
-  mkdirSync(join(d, 'DEBIAN'));
-  writeFileSync(
-    join(d, 'DEBIAN', 'control'),
-    [
-      'Package: edgeferry',
-      `Version: ${pkg.version}`,
-      `Architecture: ${DEB_ARCH[arch]}`,
-      'Maintainer: edgeferry developers <edgeferry@users.noreply.github.com>',
-      `Installed-Size: ${installedKb}`,
-      // procps: /bin/kill for the unit's ExecReload (a minbase Debian lacks it).
-      'Depends: libc6 (>= 2.28), libstdc++6 (>= 8), systemd, procps',
-      'Suggests: edgeferry-model-el-defect',
-      'Section: net',
-      'Priority: optional',
-      'Homepage: https://github.com/edgeferry/edgeferry',
-      `Description: ${pkg.description}`,
-      ` Polls Modbus TCP/RTU, OPC UA and BACnet MS/TP devices from YAML device maps, keeps every`,
-      ` reading in a SQLite store-and-forward buffer and publishes over MQTT/TLS. Bundles its own`,
-      ` Node.js ${runtime.version} runtime. Installed inert: edit /etc/edgeferry, run`,
-      ` "edgeferry check /etc/edgeferry/gateway.yaml", then "systemctl enable --now edgeferry".`,
-      '',
-    ].join('\n'),
-  );
-  writeFileSync(join(d, 'DEBIAN', 'conffiles'), conffiles.join('\n') + '\n');
-  const script = (n, text) => {
-    writeFileSync(join(d, 'DEBIAN', n), text);
-    chmodSync(join(d, 'DEBIAN', n), 0o755);
-  };
-  script('postinst', DEB_POSTINST);
-  script('prerm', DEB_PRERM);
-  script('postrm', DEB_POSTRM);
+  }
   run('dpkg-deb', ['--root-owner-group', '-Zxz', '-z6', '--build', d, deb], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 

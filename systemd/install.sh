@@ -4,7 +4,15 @@
 #
 #   install.sh install edgeferry-<version>-linux-<arch>.tar.gz [--start]
 #   install.sh rollback            # back to the release installed before the current one
+#   install.sh status              # which release runs, which one a rollback goes back to
 #   install.sh uninstall [--purge] # keeps /etc/edgeferry and /var/lib/edgeferry unless --purge
+#   install.sh configure <name>    # the .deb's postinst: the steps after unpacking (below)
+#
+# The .deb runs the same steps from its maintainer scripts (release.mjs) and installs this file
+# as /usr/sbin/edgeferry-release: `edgeferry-release rollback` there rebuilds the previous
+# release's own .deb from the files kept in /opt/edgeferry/kept and installs it (a downgrade dpkg
+# knows about). A .deb never holds /etc/edgeferry: the config is written once from the release's
+# examples and is never a conffile, so an upgrade never stops at dpkg's prompt.
 #
 # Layout: releases unpack into /opt/edgeferry/releases/<name>, /opt/edgeferry/current points at
 # the running one (switched atomically, the previous ones kept for rollback); the config lives in
@@ -14,6 +22,7 @@
 #
 # DESTDIR=/some/dir installs into a scratch root instead of / (no systemctl calls then).
 set -eu
+umask 022
 
 DESTDIR=${DESTDIR:-}
 OPT=$DESTDIR/opt/edgeferry
@@ -45,8 +54,11 @@ edgeferry_gid() {
   [ -f "$DESTDIR/etc/group" ] && awk -F: '$1 == "edgeferry" { print $3 }' "$DESTDIR/etc/group" || true
 }
 
-install_config_file() { # $1 shipped file, $2 target path, $3 mode
+install_config_file() { # $1 shipped file, $2 target path, $3 mode, $4 "first" on a first install
   if [ ! -e "$2" ]; then
+    # An example the installer removed (a device map they replaced with their own) stays removed:
+    # examples are written on the first install only, never again by an upgrade.
+    [ "${4:-first}" = first ] || return 0
     mkdir -p "$(dirname "$2")"
     cp "$1" "$2"
     chmod "$3" "$2"
@@ -56,6 +68,52 @@ install_config_file() { # $1 shipped file, $2 target path, $3 mode
     chmod "$3" "$2.dist"
     say "config: kept your $2 (this release's version is beside it as $2.dist)"
   fi
+}
+
+switch_to() { # $1: releases/<name> or kept/<name>, relative to $OPT
+  ln -sfn "$1" "$OPT/.current.new"
+  mv -T "$OPT/.current.new" "$OPT/current"
+}
+
+running_name() {
+  r=$(readlink "$OPT/current" 2>/dev/null || true)
+  echo "${r#*/}"
+}
+
+# A .deb upgrade the new release's check refused: dpkg has already removed the running release's
+# files (the preinst kept hard links in $OPT/kept, and current points there), so a process still
+# running from the old paths would fail at its next reload or worker start. Restart it on the kept
+# copy — only if that release still accepts the config, so a restart can never take it down.
+keep_running() {
+  cur=$(readlink "$OPT/current" 2>/dev/null || true)
+  [ -n "$cur" ] && [ -d "$OPT/$cur" ] || return 0
+  systemd_here && systemctl is-active --quiet edgeferry || return 0
+  if "$OPT/$cur/runtime/bin/node" "$OPT/$cur/dist/src/main.js" check "$ETC/gateway.yaml" >/dev/null 2>&1; then
+    systemctl restart edgeferry && say "restarted edgeferry on ${cur#*/} (its files kept in $OPT/$cur)"
+  else
+    say "left edgeferry running: ${cur#*/} refuses the configuration as it is now too"
+  fi
+}
+
+# The .deb's preinst, before dpkg unpacks a new release over the running one: keep the running
+# release's files (hard links: no copy, and dpkg's removal of the originals leaves them intact)
+# and point current at them, so the service keeps working during and after the upgrade.
+cmd_keep() {
+  new=${1:-}
+  cur=$(readlink "$OPT/current" 2>/dev/null || true)
+  case "$cur" in
+    releases/*) ;;
+    *) return 0 ;;
+  esac
+  old=${cur#releases/}
+  [ "$old" != "$new" ] && [ -d "$OPT/$cur" ] || return 0
+  mkdir -p "$OPT/kept"
+  rm -rf "$OPT/kept/.$old.new"
+  cp -al "$OPT/$cur" "$OPT/kept/.$old.new"
+  rm -rf "${OPT:?}/kept/$old"
+  mv "$OPT/kept/.$old.new" "$OPT/kept/$old"
+  switch_to "kept/$old"
+  say "kept $old in $OPT/kept/$old (running until $new is checked; the rollback target after)"
 }
 
 cmd_install() {
@@ -85,6 +143,14 @@ cmd_install() {
   else
     say "$name is already unpacked in $rel"
   fi
+  activate "$name" "$start" tarball
+}
+
+# The steps after a release is in $OPT/releases/<name>: user, config, check, switch, restart.
+# $3: tarball (this script owns the unit, the command, old releases) or deb (the package does).
+activate() {
+  name=$1 start=$2 how=$3
+  rel=$OPT/releases/$name
   # Each release runs on the Node runtime it bundles (runtime/bin/node): nothing to match on the box.
   NODE=$rel/runtime/bin/node
   [ -x "$NODE" ] || die "$name has no runtime/bin/node: releases before 0.1.0 needed Node on the box; use a newer release"
@@ -92,7 +158,7 @@ cmd_install() {
 
   # 2. The system user (sysusers.d: also applied at boot by systemd-sysusers).
   mkdir -p "$(dirname "$SYSUSERS")"
-  cp "$rel/systemd/edgeferry.sysusers" "$SYSUSERS"
+  [ "$how" = deb ] || cp "$rel/systemd/edgeferry.sysusers" "$SYSUSERS"
   if command -v systemd-sysusers >/dev/null 2>&1; then
     if [ -n "$DESTDIR" ]; then mkdir -p "$DESTDIR/etc"; systemd-sysusers --root="$DESTDIR" "$SYSUSERS"; else systemd-sysusers "$SYSUSERS"; fi
   else
@@ -100,10 +166,12 @@ cmd_install() {
   fi
 
   # 3. Config: examples where nothing is yet; never over an existing file.
-  mkdir -p "$ETC"
+  mkdir -p "$ETC" "$ETC/devices" "$ETC/secrets"
+  first=upgrade
+  [ -e "$ETC/gateway.yaml" ] || first=first
   install_config_file "$rel/config/gateway.example.yaml" "$ETC/gateway.yaml" 0640
-  for f in "$rel"/config/devices/*.yaml; do install_config_file "$f" "$ETC/devices/$(basename "$f")" 0640; done
-  for f in "$rel"/config/secrets/*; do install_config_file "$f" "$ETC/secrets/$(basename "$f")" 0640; done
+  for f in "$rel"/config/devices/*.yaml; do install_config_file "$f" "$ETC/devices/$(basename "$f")" 0640 "$first"; done
+  for f in "$rel"/config/secrets/*; do install_config_file "$f" "$ETC/secrets/$(basename "$f")" 0640 "$first"; done
   gid=$(edgeferry_gid)
   if [ -n "$gid" ]; then
     chown -R "0:$gid" "$ETC"
@@ -125,26 +193,39 @@ cmd_install() {
   else
     say "checking $ETC/gateway.yaml with $name"
     if ! "$NODE" "$rel/dist/src/main.js" check "$ETC/gateway.yaml"; then
+      if [ "$how" = deb ]; then
+        keep_running
+        die "the configuration has problems with $name (above); $(running_name) stays the running release. Fix them, then: dpkg --configure -a (or go back for good: edgeferry-release rollback)" 3
+      fi
       die "the configuration has problems (above); nothing was switched or restarted. Fix them and run install again." 3
     fi
   fi
 
-  # 5. Switch current → this release (atomically), unit, command.
+  # 5. Switch current → this release (atomically); the one it replaces is the rollback target.
   prev=$(readlink "$OPT/current" 2>/dev/null || true)
-  ln -sfn "releases/$name" "$OPT/.current.new"
-  mv -T "$OPT/.current.new" "$OPT/current"
+  switch_to "releases/$name"
   [ -n "$prev" ] && [ "$prev" != "releases/$name" ] && echo "$prev" > "$OPT/previous"
-  mkdir -p "$(dirname "$UNIT")" "$(dirname "$BIN")"
-  cp "$rel/systemd/edgeferry.service" "$UNIT.new"
-  mv "$UNIT.new" "$UNIT"
-  ln -sfn /opt/edgeferry/current/bin/edgeferry "$BIN"
-  say "current → $name${prev:+ (was ${prev#releases/})}"
+  if [ "$how" = tarball ]; then
+    mkdir -p "$(dirname "$UNIT")" "$(dirname "$BIN")"
+    cp "$rel/systemd/edgeferry.service" "$UNIT.new"
+    mv "$UNIT.new" "$UNIT"
+    ln -sfn /opt/edgeferry/current/bin/edgeferry "$BIN"
+  fi
+  say "current → $name${prev:+ (was ${prev#*/})}"
 
-  # 6. Old releases beyond the last $KEEP_RELEASES go (never current or previous).
+  # 6. Old releases beyond the last $KEEP_RELEASES go (never current or previous); with the .deb,
+  # dpkg owns releases/ and only the kept copy of the previous release stays.
   keep_prev=$(cat "$OPT/previous" 2>/dev/null || true)
-  ls -1t "$OPT/releases" | tail -n +$((KEEP_RELEASES + 1)) | while read -r old; do
-    [ "releases/$old" = "releases/$name" ] || [ "releases/$old" = "$keep_prev" ] || { rm -rf "${OPT:?}/releases/$old"; say "removed old release $old"; }
-  done
+  if [ "$how" = deb ]; then
+    for old in "$OPT"/kept/*; do
+      [ -d "$old" ] || continue
+      [ "kept/${old##*/}" = "$keep_prev" ] || { rm -rf "$old"; say "removed old release ${old##*/}"; }
+    done
+  else
+    ls -1t "$OPT/releases" | tail -n +$((KEEP_RELEASES + 1)) | while read -r old; do
+      [ "releases/$old" = "releases/$name" ] || [ "releases/$old" = "$keep_prev" ] || { rm -rf "${OPT:?}/releases/$old"; say "removed old release $old"; }
+    done
+  fi
 
   # 7. systemd.
   if systemd_here; then
@@ -163,20 +244,63 @@ cmd_install() {
   fi
 }
 
+# Installed from the .deb (dpkg knows the package) rather than by this script.
+packaged() { [ -z "$DESTDIR" ] && [ -f /var/lib/dpkg/info/edgeferry.list ]; }
+
 cmd_rollback() {
   need_root
   prev=$(cat "$OPT/previous" 2>/dev/null || true)
+  cur=$(readlink "$OPT/current" 2>/dev/null || true)
+  if packaged; then
+    # A refused upgrade left current on the kept release while dpkg holds the new one: going back
+    # means making the package what runs. Otherwise back to the previous release.
+    target=$prev
+    case "$cur" in kept/*) target=$cur ;; esac
+    [ -n "$target" ] && [ -f "$OPT/$target/packaging/deb/DEBIAN/control" ] || die "no previous release to roll back to (or it came without its package files)"
+    rebuild_deb "$target"
+    say "installing ${target#*/} again from $OPT/$target (a downgrade dpkg records)"
+    dpkg -i "$OPT/.rollback.deb" || die "dpkg refused the rollback (above); nothing else changed"
+    rm -f "$OPT/.rollback.deb"
+    return 0
+  fi
   [ -n "$prev" ] && [ -d "$OPT/$prev" ] || die "no previous release to roll back to"
-  "$OPT/$prev/runtime/bin/node" "$OPT/$prev/dist/src/main.js" check "$ETC/gateway.yaml" || die "the configuration has problems with ${prev#releases/}; nothing changed" 3
-  cur=$(readlink "$OPT/current")
-  ln -sfn "$prev" "$OPT/.current.new"
-  mv -T "$OPT/.current.new" "$OPT/current"
+  "$OPT/$prev/runtime/bin/node" "$OPT/$prev/dist/src/main.js" check "$ETC/gateway.yaml" || die "the configuration has problems with ${prev#*/}; nothing changed" 3
+  switch_to "$prev"
   echo "$cur" > "$OPT/previous"
   cp "$OPT/$prev/systemd/edgeferry.service" "$UNIT"
-  say "current → ${prev#releases/} (was ${cur#releases/})"
+  say "current → ${prev#*/} (was ${cur#*/})"
   if systemd_here; then
     systemctl daemon-reload
     systemctl is-active --quiet edgeferry && systemctl restart edgeferry && say "restarted edgeferry"
+  fi
+  return 0
+}
+
+# The .deb of a kept release, rebuilt from its own files and the package files it carries
+# (packaging/deb): the same paths, the same maintainer scripts. Hard links, no compression: quick
+# and no extra space for the release itself.
+rebuild_deb() { # $1: kept/<name> or releases/<name>
+  name=${1#*/}
+  st=$OPT/.rollback
+  rm -rf "$st" "$OPT/.rollback.deb"
+  mkdir -p "$st/opt/edgeferry/releases" "$st/usr/bin" "$st/usr/sbin" "$st/lib/systemd/system" "$st/usr/lib/sysusers.d"
+  cp -al "$OPT/$1" "$st/opt/edgeferry/releases/$name"
+  cp -R "$OPT/$1/packaging/deb/DEBIAN" "$st/DEBIAN"
+  ln -s /opt/edgeferry/current/bin/edgeferry "$st/usr/bin/edgeferry"
+  ln -s /opt/edgeferry/current/systemd/install.sh "$st/usr/sbin/edgeferry-release"
+  cp "$OPT/$1/systemd/edgeferry.service" "$st/lib/systemd/system/edgeferry.service"
+  cp "$OPT/$1/systemd/edgeferry.sysusers" "$st/usr/lib/sysusers.d/edgeferry.conf"
+  dpkg-deb --root-owner-group -Znone --build "$st" "$OPT/.rollback.deb" >/dev/null
+  rm -rf "$st"
+}
+
+cmd_status() {
+  cur=$(readlink "$OPT/current" 2>/dev/null || true)
+  prev=$(cat "$OPT/previous" 2>/dev/null || true)
+  echo "running:     ${cur#*/}${cur:+ ($OPT/$cur)}"
+  echo "rollback to: ${prev#*/}${prev:+ ($OPT/$prev)}"
+  if packaged; then
+    echo "package:     edgeferry $(dpkg-query -W -f '${Version} (${db:Status-Status})' edgeferry 2>/dev/null)"
   fi
   return 0
 }
@@ -201,11 +325,15 @@ cmd_uninstall() {
   fi
 }
 
+# ---- commands (the .deb's preinst and postinst are this file down to here, see release.mjs) ----
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
   install) cmd_install "$@" ;;
   rollback) cmd_rollback ;;
+  status) cmd_status ;;
   uninstall) cmd_uninstall "$@" ;;
-  *) die "usage: install.sh install TARBALL [--start] | rollback | uninstall [--purge]" 2 ;;
+  configure) need_root; [ $# -ge 1 ] || die "usage: install.sh configure <release name>" 2; activate "$1" no deb ;;
+  keep) need_root; cmd_keep "${1:-}" ;;
+  *) die "usage: install.sh install TARBALL [--start] | rollback | status | uninstall [--purge]" 2 ;;
 esac

@@ -12,7 +12,7 @@ import { freePort } from '../../simulators/free-port.js';
 import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
 import { Subscriber, type Message } from '../helpers/subscriber.js';
-import { peersBin, startPeer, type Peer } from '../peers/peers.js';
+import { open62541Certificate, peersBin, startPeer, type Peer } from '../peers/peers.js';
 
 const cli = join(import.meta.dirname, '../../dist/src/main.js');
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -40,43 +40,6 @@ async function open62541(port: number, secure?: { cert: string; key: string; tru
         .split('\n')
         .filter((l) => l.includes('Session created')).length,
   };
-}
-
-/** A server certificate for open62541 (PEM, and DER certificate and key as it wants them). */
-function serverCertificate(dir: string): { pem: string; cert: string; key: string } {
-  // node-opcua leaves OPENSSL_CONF set to "undefined" in this process; openssl must not read it.
-  const { OPENSSL_CONF: _, ...env } = process.env;
-  const openssl = (args: string[]) => execFileSync('openssl', args, { stdio: 'pipe', env });
-  // The server's certificate; open62541 1.4 wants this application URI in it.
-  const pem = join(dir, 'server.pem');
-  const keyPem = join(dir, 'server.key');
-  openssl([
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-sha256',
-    '-days',
-    '30',
-    '-subj',
-    '/CN=open62541-peer',
-    '-keyout',
-    keyPem,
-    '-out',
-    pem,
-    '-addext',
-    'subjectAltName=URI:urn:open62541.server.application,DNS:localhost,IP:127.0.0.1',
-    '-addext',
-    'keyUsage=critical,digitalSignature,nonRepudiation,keyEncipherment,dataEncipherment',
-    '-addext',
-    'extendedKeyUsage=serverAuth,clientAuth',
-  ]);
-  const cert = join(dir, 'server_cert.der');
-  const key = join(dir, 'server_key.der');
-  openssl(['x509', '-in', pem, '-outform', 'der', '-out', cert]);
-  openssl(['rsa', '-in', keyPem, '-outform', 'der', '-out', key]);
-  return { pem, cert, key };
 }
 
 async function broker(): Promise<{ b: Mosquitto; sub: Subscriber }> {
@@ -178,7 +141,7 @@ describe('OPC UA against open62541', () => {
 
   it('Basic256Sha256 SignAndEncrypt with mutual trust: says which certificate the server must trust, then connects', async () => {
     const dir = tmp();
-    const { pem, cert, key } = serverCertificate(dir);
+    const { pem, cert, key } = open62541Certificate(dir);
     const port = await freePort();
     let server = await open62541(port, { cert, key });
     const { b, sub } = await broker();
@@ -219,7 +182,7 @@ devices:
 
   it('an untrusted server certificate: the operator does what the advice says, and the advice that follows is for the next cause; the gateway certificate names the gateway', async () => {
     const dir = tmp();
-    const { cert, key } = serverCertificate(dir);
+    const { cert, key } = open62541Certificate(dir);
     const port = await freePort();
     // A server that trusts no client yet; the gateway does not trust the server yet either.
     await open62541(port, { cert, key });

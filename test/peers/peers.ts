@@ -1,62 +1,17 @@
 // Running the independent peers: open62541 and bacnet-stack builds in ../shared/peers (found by
 // simulators/peers.ts), pymodbus and libmodbus from Debian. Every developer and CI have them; a
 // machine without them fails these tests with what to install.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stopChild } from '../../simulators/stop-child.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-import { peersBin } from '../../simulators/peers.js';
+import { open62541Certificate, peersBin, startPeer, type Peer } from '../../simulators/peers.js';
 
-export { peersBin };
-
-export interface Peer {
-  proc: ChildProcess;
-  /** The first line that matched `ready`, split on blanks. */
-  ready: string[];
-  /** Everything it wrote, for failure messages. */
-  output(): string;
-  stop(): Promise<void>;
-}
-
-/**
- * Starts a peer and waits until it writes a line matching `ready` (on stdout or stderr); fails
- * with its output if it exits or stays silent for `ms`.
- */
-export function startPeer(cmd: string, args: string[], ready: RegExp, opts: { env?: Record<string, string>; stdin?: string; ms?: number } = {}): Promise<Peer> {
-  const proc = spawn(cmd, args, { env: { ...process.env, ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  const peer = (line: string[]): Peer => ({ proc, ready: line, output: () => out, stop: () => stopChild(proc) });
-  return new Promise<Peer>((resolvePeer, reject) => {
-    const timer = setTimeout(() => {
-      void stopChild(proc);
-      reject(new Error(`${cmd} did not get ready within ${opts.ms ?? 10_000} ms:\n${out}`));
-    }, opts.ms ?? 10_000);
-    const onData = (b: Buffer) => {
-      out += b.toString();
-      if (out.length > 200_000) out = out.slice(-100_000);
-      const line = out.split('\n').find((l) => ready.test(l));
-      if (line === undefined) return;
-      clearTimeout(timer);
-      resolvePeer(peer(line.trim().split(/\s+/)));
-    };
-    proc.stdout.on('data', onData);
-    proc.stderr.on('data', onData);
-    proc.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new Error(`${cmd}: ${err.message}`));
-    });
-    proc.once('exit', (code, sig) => {
-      clearTimeout(timer);
-      reject(new Error(`${cmd} exited (${code ?? sig}) before it was ready:\n${out}`));
-    });
-    proc.stdin.end(opts.stdin ?? '');
-  });
-}
+export { open62541Certificate, peersBin, startPeer, type Peer };
 
 export const PYTHON = '/usr/bin/python3';
 export const PYMODBUS_SERVER = join(here, 'pymodbus_server.py');
