@@ -253,7 +253,7 @@ try {
   if (box.run('edgeferry-release rollback 2>&1 | grep -v "^(Reading"').status !== 0) failed('rollback failed');
   status();
   if (
-    !box.run('dpkg-query -W -f "${Version}" edgeferry', { quiet: true }).stdout.startsWith(pkg.version) ||
+    !box.run("dpkg-query -W -f '${Version}' edgeferry", { quiet: true }).stdout.startsWith(pkg.version) ||
     box.run('dpkg -s edgeferry', { quiet: true }).stdout.includes('half')
   )
     failed(`dpkg does not say ${pkg.version}, installed`);

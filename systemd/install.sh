@@ -204,14 +204,15 @@ activate() {
   # 5. Switch current → this release (atomically); the one it replaces is the rollback target.
   prev=$(readlink "$OPT/current" 2>/dev/null || true)
   switch_to "releases/$name"
-  [ -n "$prev" ] && [ "$prev" != "releases/$name" ] && echo "$prev" > "$OPT/previous"
+  # (A release put back in place of its own kept copy, as a rollback does, is not its own target.)
+  [ -n "$prev" ] && [ "${prev#*/}" != "$name" ] && echo "$prev" > "$OPT/previous"
   if [ "$how" = tarball ]; then
     mkdir -p "$(dirname "$UNIT")" "$(dirname "$BIN")"
     cp "$rel/systemd/edgeferry.service" "$UNIT.new"
     mv "$UNIT.new" "$UNIT"
     ln -sfn /opt/edgeferry/current/bin/edgeferry "$BIN"
   fi
-  say "current → $name${prev:+ (was ${prev#*/})}"
+  if [ "${prev#*/}" = "$name" ]; then say "current → $name"; else say "current → $name${prev:+ (was ${prev#*/})}"; fi
 
   # 6. Old releases beyond the last $KEEP_RELEASES go (never current or previous); with the .deb,
   # dpkg owns releases/ and only the kept copy of the previous release stays.
@@ -219,7 +220,7 @@ activate() {
   if [ "$how" = deb ]; then
     for old in "$OPT"/kept/*; do
       [ -d "$old" ] || continue
-      [ "kept/${old##*/}" = "$keep_prev" ] || { rm -rf "$old"; say "removed old release ${old##*/}"; }
+      [ "kept/${old##*/}" = "$keep_prev" ] || { rm -rf "$old"; say "removed $old (no longer the rollback target)"; }
     done
   else
     ls -1t "$OPT/releases" | tail -n +$((KEEP_RELEASES + 1)) | while read -r old; do

@@ -38,6 +38,7 @@ export function openDebianBox(root: string, mirror: string, say: (s: string) => 
   };
   mount(['-t', 'proc', 'proc'], 'proc');
   mount(['--bind', '/dev'], 'dev');
+  mount(['--bind', '/dev/pts'], 'dev/pts'); // apt logs through a pty
   copyFileSync('/etc/resolv.conf', join(dir, 'etc/resolv.conf'));
   return {
     dir,

@@ -65,7 +65,7 @@ describe('install.sh (DESTDIR scratch root)', () => {
     expect(readlinkSync(join(root, 'usr/local/bin/edgeferry'))).toBe('/opt/edgeferry/current/bin/edgeferry');
   });
 
-  it('upgrades: an edited config is kept (the new one goes beside it), current switches, the old release stays', () => {
+  it('upgrades: an edited config is kept (the new one goes beside it), a deleted example map stays deleted, current switches, the old release stays', () => {
     const file = join(root, 'etc/edgeferry/gateway.yaml');
     // What an installer does on the first day: the placeholders replaced with the plant's values.
     const edit = (f: string, from: RegExp, to: string) =>
@@ -76,12 +76,15 @@ describe('install.sh (DESTDIR scratch root)', () => {
     writeFileSync(join(root, 'etc/edgeferry/secrets/ca.example.pem'), readFileSync(join(repo, 'test/fixtures/ca.pem')));
     edit('devices/line1.example.yaml', /192\.0\.2\.11/, '10.20.1.11');
     edit('devices/line1.example.yaml', /192\.0\.2\.40/, '10.20.1.40');
-    edit('devices/rs485-meters.example.yaml', /CHANGE-ME-/g, '');
+    // No RS485 line on this box: the installer deletes that example map.
+    rmSync(join(root, 'etc/edgeferry/devices/rs485-meters.example.yaml'));
     const r = sh('install', v2);
     expect(r.code, r.out).toBe(0);
     expect(r.out).toMatch(/checking .*gateway\.yaml/);
     expect(readFileSync(file, 'utf8')).toContain('gateway_id: gw-07');
     expect(readFileSync(`${file}.dist`, 'utf8')).toContain('gateway_id: gw-01');
+    // A deleted example stays deleted (it would bring its placeholders back, and the next check would refuse them).
+    expect(existsSync(join(root, 'etc/edgeferry/devices/rs485-meters.example.yaml'))).toBe(false);
     expect(current()).toBe(`releases/edgeferry-1.0.1-linux-${arch}`);
     expect(existsSync(join(root, `opt/edgeferry/releases/edgeferry-1.0.0-linux-${arch}/RELEASE`))).toBe(true);
   });
