@@ -1,6 +1,7 @@
 import type { DeviceConfig, DeviceIssue, DriverSpec } from '../../src/core/driver.js';
 import { OpcuaDriver } from './driver.js';
 import { OpcuaLink } from './link.js';
+import { advisePki } from './pki-advice.js';
 import { OpcuaConnection, OpcuaPoint, type OpcuaConnectionConfig, type OpcuaPointConfig } from './schema.js';
 
 /** Node id syntax of Part 6 (5.3.1.10): optional ns= or nsu=, then i=, s=, g= or b=. */
@@ -39,6 +40,7 @@ export const opcua: DriverSpec<OpcuaConnectionConfig, OpcuaPointConfig, OpcuaPoi
   connectionSchema: OpcuaConnection,
   pointSchema: OpcuaPoint,
   validate: validateOpcuaDevice,
+  advise: (d, baseDir) => advisePki(d, baseDir),
   writes: true,
   // A variable's type is the server's to say: each reading carries it (variantType).
   valueType: () => undefined,

@@ -243,6 +243,19 @@ export class ConfigLoader {
     return { config, problems, deviceFiles };
   }
 
+  /** Each driver's advice on this box for every device and backup channel (`check` only). */
+  private advise(config: LoadedConfig): ConfigProblem[] {
+    const out: ConfigProblem[] = [];
+    for (const d of config.devices) {
+      for (const dev of d.backup ? [d, d.backup.device] : [d]) {
+        const spec = this.drivers.find((s) => s.type === dev.driver);
+        const at = ['devices', dev.source.index, ...(dev.source.prefix ?? [])];
+        for (const issue of spec?.advise?.(dev, config.baseDir) ?? []) out.push(dev.source.file.problem([...at, ...issue.path], issue.message));
+      }
+    }
+    return out;
+  }
+
   /** `edgeferry check`: any mix of gateway files and device maps. */
   check(paths: string[]): CheckResult {
     const problems: ConfigProblem[] = [];
@@ -268,6 +281,7 @@ export class ConfigLoader {
         for (const df of r.deviceFiles) done.add(df.abs);
         if (r.config) {
           configs.push(r.config);
+          warnings.push(...this.advise(r.config));
           if (r.config.gateway.mqtt.tls.verify_server === false) {
             warnings.push(
               file.problem(

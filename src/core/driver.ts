@@ -106,6 +106,11 @@ export interface DriverSpec<C = unknown, P extends CommonPoint = CommonPoint, Pl
    * schema validation passed, once per device, synchronously; must not do I/O.
    */
   validate?(device: DeviceConfig<C, P>): DeviceIssue[];
+  /**
+   * `check` only: what would fail on the box check runs on, though the config is valid (a folder
+   * the service cannot write). Warnings: the device still loads. May look at the file system.
+   */
+  advise?(device: DeviceConfig<C, P>, baseDir: string): DeviceIssue[];
   /** Devices whose keys are equal share one link (e.g. `tcp://host:port`, `serial:/dev/ttyUSB0`). Pure. */
   linkKey(device: DeviceConfig<C, P>): string;
   /** Connection keys that configure the shared link, so devices sharing it must agree (e.g. baud_rate). */
