@@ -1,12 +1,26 @@
-// `edgeferry demo` as a user runs it: decoded values over TLS within 10 s, the printed subscribe
-// commands work, and Ctrl-C stops everything with exit code 0.
+// The demo as a user runs it — the README's quick start (its ```sh quick-start block: the line that
+// runs the demo, through package.json's script, to the command this test starts): decoded values
+// over TLS, the printed subscribe commands work, and Ctrl-C stops everything with exit code 0. The
+// block's install and test lines are what .ci/run runs.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recipe } from '../helpers/doc-recipes.js';
 
 const root = join(import.meta.dirname, '../..');
-const cli = join(root, 'dist/src/main.js');
+const quickStart = recipe('../README.md', 'sh quick-start')
+  .split('\n')
+  .map((l) => l.replace(/\s+#.*$/, '').trim())
+  .filter(Boolean);
+const scripts = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+/** The README's demo line, `npm run <script>`, to the node command its script ends with (after the build). */
+const demoCommand = (() => {
+  const line = quickStart.find((l) => /^npm run \S+$/.test(l) && l !== 'npm run build');
+  const script = scripts[line?.slice('npm run '.length) ?? ''] ?? '';
+  const last = script.split('&&').at(-1)!.trim().split(/\s+/);
+  return { line, script, argv: last[0] === 'node' ? last.slice(1) : [] };
+})();
 
 let demo: ChildProcess;
 let stdout = '';
@@ -27,7 +41,7 @@ function waitForOutput(pred: () => boolean, ms: number, what: string): Promise<v
 }
 
 beforeAll(() => {
-  demo = spawn(process.execPath, [cli, 'demo'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  demo = spawn(process.execPath, demoCommand.argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   const wake = () => waiters.splice(0).forEach((w) => w());
   demo.stdout!.on('data', (d: Buffer) => ((stdout += d.toString()), wake()));
   demo.stderr!.on('data', (d: Buffer) => ((stderr += d.toString()), wake()));
@@ -40,6 +54,17 @@ afterAll(() => {
 const goodValues = () => stdout.split('\n').filter((l) => /^demo\/gw-demo\/[\w-]+\/[\w-]+ \{"seq":\d+,.*"quality":"good"/.test(l));
 
 describe('edgeferry demo', () => {
+  it("is what the README's quick start runs, and its install and test lines are what CI runs", () => {
+    expect(demoCommand.line, quickStart.join('\n')).toBe('npm run demo');
+    expect(demoCommand.argv, demoCommand.script).toEqual(['dist/src/main.js', 'demo']);
+    const ci = readFileSync(join(root, '.ci/run'), 'utf8').split('\n');
+    for (const l of quickStart.filter((q) => q !== demoCommand.line))
+      expect(
+        ci.some((c) => c === l || c.startsWith(`${l} `)),
+        `.ci/run runs \`${l}\``,
+      ).toBe(true);
+  });
+
   it('shows decoded values from the simulated PLCs arriving over TLS', async () => {
     // How soon is a figure for a benchmark, not a bound here (a loaded 2-core box takes longer).
     await waitForOutput(() => goodValues().length >= 5, 30_000, 'decoded values');

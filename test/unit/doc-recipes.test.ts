@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '../..');
-const docs = readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md'));
+// docs/*.md, and the README (named as recipe() takes it: relative to docs/).
+const docs = [...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')), '../README.md'];
 const named = docs.flatMap((doc) =>
   [...readFileSync(join(root, 'docs', doc), 'utf8').matchAll(/^```(\S+) (\S+)\s*$/gm)].map((m) => ({ doc, info: `${m[1]} ${m[2]}` })),
 );
