@@ -14,6 +14,7 @@ import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { scriptArgs } from '../src/core/script-args.js';
 import { openDebianBox, pointAtBroker } from './lib/debian-box.js';
+import { recipe } from './lib/doc-recipes.js';
 import mqtt from 'mqtt';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim } from '../simulators/modbus/index.js';
@@ -59,19 +60,22 @@ try {
   say(`Node.js in the root before installing: ${nodeHere || 'none'}`);
   if (nodeHere) failed('the root has a Node.js already: not the box this is meant to prove');
 
-  // 2. apt install ./edgeferry_*.deb (its Depends come from the mirror).
+  // 2. docs/install.md's steps (its ```sh deb-install block) as written, but for the .deb's real
+  // name: apt install, the edits (step 4 below), check, and — systemd does not run in a chroot — the
+  // unit's ExecStart instead of systemctl enable --now (step 5).
+  const steps = recipe('install.md', 'sh deb-install')
+    .split('\n')
+    .map((l) => l.replace(/\s+#.*$/, '').trim())
+    .filter(Boolean);
+  const step = (re: RegExp) => steps.find((l) => re.test(l)) ?? failed(`docs/install.md deb-install: no step matching ${re}: ${steps.join(' | ')}`);
+  const aptLine = step(/^apt install /).replace(/\.\/edgeferry_\S+\.deb/, `./${basename(values.deb)}`);
+  const checkLine = step(/^edgeferry check /);
+  step(/^systemctl enable --now edgeferry$/);
   copyFileSync(values.deb, join(box.dir, 'tmp', basename(values.deb)));
-  say(`apt-get install ./${basename(values.deb)}`);
-  if (
-    inBox(
-      'apt-get update -qq && apt-get install -y -qq ./tmp/' +
-        basename(values.deb) +
-        ' 2>&1 | grep -v "^debconf\\|^Selecting\\|^Preparing\\|^Unpacking\\|^Setting up\\|^Processing\\|^(Reading"',
-    ).status !== 0
-  )
-    failed('apt-get install failed');
+  say(aptLine);
+  if (box.apt(`apt-get update -qq && ${aptLine}`).status !== 0) failed('apt install failed');
   inBox('edgeferry --version; ls -l /usr/bin/edgeferry /opt/edgeferry/current; id edgeferry');
-  const shipped = inBox('edgeferry check /etc/edgeferry/gateway.yaml');
+  const shipped = inBox(checkLine);
   say(`check on the installed example: exit ${shipped.status} (placeholders reported above)`);
   if (shipped.status !== 3) failed('expected check to refuse the unedited example (exit 3)');
 
@@ -93,7 +97,7 @@ try {
   edit('devices/line1.example.yaml', /(- name: line1-energy\n)/, '$1    enabled: false\n');
   edit('devices/rs485-meters.example.yaml', /^(\s*)driver: modbus_rtu$/gm, '$1driver: modbus_rtu\n$1enabled: false');
   inBox('chown -R root:edgeferry /etc/edgeferry && chmod 0640 /etc/edgeferry/secrets/*');
-  const checked = inBox('edgeferry check /etc/edgeferry/gateway.yaml && echo "check: ok"');
+  const checked = inBox(`${checkLine} && echo "check: ok"`);
   if (checked.status !== 0) failed('check refused the edited config');
 
   // 5. The unit's ExecStart, by hand, as its user, in its working directory.

@@ -27,6 +27,7 @@ import { freePort } from '../simulators/free-port.js';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { open62541Certificate, peersBin, startPeer, type Peer } from '../simulators/peers.js';
 import { openDebianBox, pointAtBroker } from './lib/debian-box.js';
+import { recipe } from './lib/doc-recipes.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
@@ -95,11 +96,8 @@ const cleanup: (() => Promise<void> | void)[] = [];
 let exitCode = 1;
 try {
   for (const f of Object.values(debs)) copyFileSync(f, join(box.dir, 'tmp', basename(f)));
-  // apt's progress lines left out; its exit code kept.
-  const QUIET =
-    '^debconf\\|^Selecting\\|^Preparing\\|^(Reading\\|^Reading\\|^Building\\|^Need to\\|^Get:\\|^Fetched\\|^After this\\|^The following\\|^  \\|^Processing';
-  const apt = (args: string) => box.run(`apt-get ${args} </dev/null >/tmp/apt.out 2>&1; rc=$?; grep -v "${QUIET}" /tmp/apt.out; exit $rc`);
-  const install = (deb: string) => apt(`install -y -q ./tmp/${basename(deb)}`);
+  const apt = box.apt;
+  const install = (deb: string) => apt(`apt-get install -y -q ./${basename(deb)}`);
   const status = () => box.run('edgeferry-release status');
 
   say(`apt-get install ./${basename(debs.first)} (a fresh Debian ${readFileSync(join(box.dir, 'etc/debian_version'), 'utf8').trim()} minbase root)`);
@@ -246,11 +244,15 @@ try {
   console.log(`  and after a restart: ${JSON.stringify((await reading(t)).json)}`);
 
   // 4. Rollback: first the package back to what runs, then to the release before it.
-  say('edgeferry-release rollback (the package becomes what runs)');
-  if (box.run('edgeferry-release rollback 2>&1 | grep -v "^(Reading"').status !== 0) failed('rollback failed');
+  // The line docs/install.md gives for it, as written.
+  const rollback = recipe('install.md', 'sh deb-rollback')
+    .split('\n')[0]!
+    .replace(/\s+#.*$/, '');
+  say(`${rollback} (the package becomes what runs)`);
+  if (apt(rollback).status !== 0) failed('rollback failed');
   status();
-  say('edgeferry-release rollback (again: to the release before)');
-  if (box.run('edgeferry-release rollback 2>&1 | grep -v "^(Reading"').status !== 0) failed('rollback failed');
+  say(`${rollback} (again: to the release before)`);
+  if (apt(rollback).status !== 0) failed('rollback failed');
   status();
   if (
     !box.run("dpkg-query -W -f '${Version}' edgeferry", { quiet: true }).stdout.startsWith(pkg.version) ||
@@ -267,7 +269,7 @@ try {
   const verify = box.run('systemd-analyze verify /lib/systemd/system/edgeferry.service && echo "verify: clean"');
   if (verify.status !== 0 || verify.text.split('\n').some((l) => l !== 'verify: clean')) failed('systemd-analyze verify is not clean');
   say('apt-get purge edgeferry');
-  apt('purge -y -q edgeferry');
+  apt('apt-get purge -y -q edgeferry');
   box.run('ls /opt/edgeferry /etc/edgeferry 2>&1; ls -d /var/lib/edgeferry');
   exitCode = 0;
 } catch (e) {

@@ -13,6 +13,8 @@ export interface DebianBox {
   dir: string;
   /** Runs `cmd` with /bin/sh in the root; prints its output indented unless quiet. */
   run(cmd: string, opts?: { quiet?: boolean }): { status: number | null; stdout: string; stderr: string; text: string };
+  /** An apt command line run in /tmp with no stdin (a prompt fails it), its progress lines left out; its exit code kept. */
+  apt(cmd: string): { status: number | null; stdout: string; stderr: string; text: string };
   /** Unmounts, then removes the root (unless keep, or something is still mounted there). */
   close(keep: boolean): string;
 }
@@ -40,8 +42,11 @@ export function openDebianBox(root: string, mirror: string, say: (s: string) => 
   mount(['--bind', '/dev'], 'dev');
   mount(['--bind', '/dev/pts'], 'dev/pts'); // apt logs through a pty
   copyFileSync('/etc/resolv.conf', join(dir, 'etc/resolv.conf'));
-  return {
+  const QUIET =
+    '^debconf\\|^Selecting\\|^Preparing\\|^(Reading\\|^Reading\\|^Building\\|^Need to\\|^Get:\\|^Fetched\\|^After this\\|^The following\\|^  \\|^Processing\\|^Unpacking lib\\|^Setting up lib\\|^$\\|^WARNING: apt does not have';
+  const box: DebianBox = {
     dir,
+    apt: (cmd) => box.run(`cd /tmp && ${cmd} </dev/null >/tmp/apt.out 2>&1; rc=$?; grep -v "${QUIET}" /tmp/apt.out; exit $rc`),
     run(cmd, opts = {}) {
       const r = spawnSync('/usr/sbin/chroot', [dir, '/bin/sh', '-c', cmd], {
         encoding: 'utf8',
@@ -63,6 +68,7 @@ export function openDebianBox(root: string, mirror: string, say: (s: string) => 
       return `removed ${dir}`;
     },
   };
+  return box;
 }
 
 /** The first day's edits of the shipped gateway.yaml and secrets: this broker, its CA, a client certificate, a password. */

@@ -6,7 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recipe } from '../helpers/doc-recipes.js';
+import { recipe } from '../../scripts/lib/doc-recipes.js';
 
 const root = join(import.meta.dirname, '../..');
 const quickStart = recipe('../README.md', 'sh quick-start')

@@ -15,7 +15,7 @@ import { freePort } from '../../simulators/free-port.js';
 import { start as startModbus } from '../../simulators/modbus/index.js';
 import { startMosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { stopChild } from '../../simulators/stop-child.js';
-import { recipe } from '../helpers/doc-recipes.js';
+import { recipe } from '../../scripts/lib/doc-recipes.js';
 import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
 
 const root = join(import.meta.dirname, '../..');

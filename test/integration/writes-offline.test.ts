@@ -7,7 +7,7 @@ import { encodeRegisters } from '../../drivers/modbus/codec.js';
 import { start as startModbus } from '../../simulators/modbus/index.js';
 import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { Commander } from '../helpers/commander.js';
-import { recipe } from '../helpers/doc-recipes.js';
+import { recipe } from '../../scripts/lib/doc-recipes.js';
 import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -11,7 +11,7 @@ import { parse, stringify } from 'yaml';
 import { DRIVERS } from '../../drivers/registry.js';
 import { ConfigLoader } from '../../src/config/load.js';
 import { formatProblem } from '../../src/config/yaml-file.js';
-import { recipe } from '../helpers/doc-recipes.js';
+import { recipe } from '../../scripts/lib/doc-recipes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'edgeferry-doc-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -15,7 +15,13 @@ const testFiles = (dir: string): string[] =>
   readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
     e.isDirectory() ? testFiles(join(dir, e.name)) : e.name.endsWith('.test.ts') ? [join(dir, e.name)] : [],
   );
-const tests = testFiles(join(root, 'test')).map((f) => ({ f, text: readFileSync(f, 'utf8') }));
+// Tests, and the .deb scripts CI runs after them (.ci/run: a release on a fresh Debian root).
+const tests = [
+  ...testFiles(join(root, 'test')),
+  ...readdirSync(join(root, 'scripts'))
+    .filter((f) => /^deb-.*\.ts$/.test(f))
+    .map((f) => join(root, 'scripts', f)),
+].map((f) => ({ f, text: readFileSync(f, 'utf8') }));
 /** Blocks named for a reader, not run by a test (each says so in its doc). */
 const NOT_RUN = new Set(['integration.md: toml telegraf']);
 
