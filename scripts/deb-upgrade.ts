@@ -78,8 +78,12 @@ function newer(n: number, refuse: boolean): string {
     const main = join(d, 'opt/edgeferry/releases', name, 'dist/src/main.js');
     rewrite(
       main,
+      // After the #! line: the check of this release refuses every config, with a problem line as check prints them.
       (t) =>
-        `if (process.argv[2] === 'check') { process.stderr.write(process.argv[process.argv.length - 1] + ': mqtt: this release (${version}, made to refuse) expected a setting ${pkg.version} did not need\\n'); process.exit(3); }\n${t}`,
+        t.replace(
+          /\n/,
+          `\nif (process.argv[2] === 'check') { process.stdout.write(process.argv[process.argv.length - 1] + ': mqtt: this release (${version}, made to refuse) expected a setting ${pkg.version} did not need\\n1 problem found\\n'); process.exit(3); }\n`,
+        ),
       0o644,
     );
   }
@@ -233,7 +237,10 @@ try {
 
   // 3. A newer release that refuses this config: the configure step fails, the running one stays.
   say(`apt-get install ./${basename(debs.refused)} (its check refuses this config)`);
-  if (install(debs.refused).status === 0) failed('the refusing release was installed without complaint');
+  const refusal = install(debs.refused);
+  if (refusal.status === 0) failed('the refusing release was installed without complaint');
+  if (!refusal.text.includes('made to refuse') || !refusal.text.includes('stays the running release'))
+    failed("the configure step failed, but not with the check's problems");
   status();
   if (!/running:\s+edgeferry-[^ ]*\+1-/.test(box.run('edgeferry-release status', { quiet: true }).stdout))
     failed('current does not point at the release that was running');

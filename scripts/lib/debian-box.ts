@@ -52,7 +52,7 @@ export function openDebianBox(root: string, mirror: string, say: (s: string) => 
         encoding: 'utf8',
         env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', DEBIAN_FRONTEND: 'noninteractive', LANG: 'C.UTF-8' },
       });
-      const text = `${r.stdout}${r.stderr}`.trimEnd();
+      const text = `${r.stdout}${r.stderr}`.replace(/\r/g, '').trimEnd();
       if (!opts.quiet && text) console.log(text.replace(/^/gm, '  | '));
       return { status: r.status, stdout: r.stdout, stderr: r.stderr, text };
     },
