@@ -6,7 +6,7 @@
 // unanswered), not a tight timing bound: the figures are printed, bench/ measures them.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent, request, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -32,27 +32,36 @@ afterAll(async () => {
 /** One GET; resolves with the status code, or 0 when the connection failed. */
 function get(agent: Agent, port: number, path: string): Promise<number> {
   return new Promise((resolve) => {
+    let answer: IncomingMessage | undefined;
     const req = request({ host: '127.0.0.1', port, path, agent }, (res) => {
+      answer = res;
       res.resume();
       // 'close' comes after 'end', and also when the socket dies mid-body (then it is a failure).
       res.on('close', () => resolve(res.complete ? (res.statusCode ?? 0) : 0));
       res.on('error', () => undefined);
     });
     req.on('error', () => resolve(0));
+    // However the request ends (destroyed before any answer included), it is counted once.
+    req.on('close', () => resolve(answer?.complete ? (answer.statusCode ?? 0) : 0));
     // Never wait forever (a port that accepts and says nothing): counted as failed.
     req.setTimeout(10_000, () => req.destroy());
     req.end();
   });
 }
 
+/** Where the test is, printed as it goes (a timeout then says which step did not end). */
+const phase = (what: string) => console.log(`health-load ${new Date().toISOString()}: ${what}`);
+
 describe('the health port under load', () => {
   it(
     `${CLIENTS} parallel clients on every URL for ${LOAD_MS / 1000} s with ${BACKLOG} samples buffered: polling keeps its rate, every monitor check answered`,
     { timeout: 180_000 },
     async () => {
+      phase('start');
       const broker = await startMosquitto();
       cleanups.push(() => broker.stop());
       await broker.kill(); // away for the whole test: the backlog stays
+      phase('broker started and killed');
       const sim = await startSim({
         registers: [{ area: 'holding', address: 0, type: 'uint16', generator: { kind: 'counter', step: 1, every_ms: 10, wrap: 60000 } }],
       });
@@ -77,6 +86,7 @@ describe('the health port under load', () => {
         );
       }
       pre.close();
+      phase(`${BACKLOG} samples buffered`);
 
       writeFileSync(
         join(dir, 'devices.yaml'),
@@ -98,6 +108,7 @@ describe('the health port under load', () => {
         port = Number(/"health_port":(\d+)/.exec(stdout)?.[1] ?? 0);
         await new Promise((r) => setTimeout(r, 100));
       }
+      phase(`daemon up, health port ${port}`);
       const probe = new Agent({ keepAlive: false });
 
       // The load: each client asks the next URL as soon as the last one is answered (or failed).
@@ -123,9 +134,14 @@ describe('the health port under load', () => {
       }
       const loadTo = Date.now();
       stop = true;
-      await Promise.all(clients);
+      phase(`load over; waiting for ${CLIENTS} clients' last requests`);
+      let pending = CLIENTS;
+      const settled = Promise.all(clients.map((c) => c.then(() => pending--)));
+      const done = await Promise.race([settled.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 30_000).unref())]);
+      expect(done, `${pending} clients still waiting for an answer 30 s after the load stopped`).toBe(true);
       agent.destroy();
       probe.destroy();
+      phase('clients done; stopping the daemon');
       // SIGTERM must end it (the stop deadline is the daemon's own); say so rather than time out.
       const exited = new Promise<boolean>((r) => proc.once('exit', () => r(true)));
       proc.kill('SIGTERM');
@@ -141,7 +157,7 @@ describe('the health port under load', () => {
       const answered = [...codes].filter(([c]) => c > 0).reduce((n, [, k]) => n + k, 0);
       console.log(
         `health port: ${answered} answers in ${((loadTo - loadFrom) / 1000).toFixed(1)} s (${JSON.stringify(Object.fromEntries(codes))}); ` +
-          `${taken.length} polls, gap p50 ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted[sorted.length - 1]} ms; monitor ${JSON.stringify(monitor)}`,
+          `${taken.length} polls, gap p50 ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted[sorted.length - 1]} ms; monitor ${JSON.stringify(monitor)}; daemon log ${stdout.length + stderr.length} bytes`,
       );
       expect(backlog).toBe(BACKLOG); // nothing of the backlog lost or sent (the broker is away)
       expect(answered).toBeGreaterThan(CLIENTS * 10); // the load was real: every client was answered many times
