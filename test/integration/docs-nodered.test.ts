@@ -7,16 +7,13 @@
 // inside the flow at the instant of the stop (Node-RED acknowledges on arrival; the doc says so).
 // Only the broker's address, the certificate files and the site/gateway names are put in.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../simulators/free-port.js';
-import { start as startModbus } from '../../simulators/modbus/index.js';
-import { startMosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { stopChild } from '../../simulators/stop-child.js';
 import { recipe } from '../../scripts/lib/doc-recipes.js';
-import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
+import { consumerPlant, missing } from '../helpers/consumer-plant.js';
 
 const root = join(import.meta.dirname, '../..');
 const nrHome = join(root, '.cache/nodered');
@@ -53,19 +50,7 @@ describe('docs/integration.md: the Node-RED flow', () => {
     { timeout: 300_000 },
     async () => {
       const red = installNodeRed();
-      const broker = await startMosquitto();
-      cleanups.push(() => broker.stop());
-      const sim = await startModbus({
-        registers: Array.from({ length: 5 }, (_, i) => ({
-          area: 'holding' as const,
-          address: i,
-          type: 'uint16' as const,
-          generator: { kind: 'counter' as const, step: 1, every_ms: 10, wrap: 60000 },
-        })),
-      });
-      cleanups.push(() => sim.stop());
-      const dir = mkdtempSync(join(tmpdir(), 'edgeferry-docs-nodered-'));
-      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+      const { broker, dir, gateway } = await consumerPlant('docs-nodered', cleanups);
 
       // The doc's block, with this test's broker, files and names.
       const flow = JSON.parse(recipe('integration.md', 'json node-red')) as FlowNode[];
@@ -137,11 +122,7 @@ describe('docs/integration.md: the Node-RED flow', () => {
       const running = (await (await fetch(`http://127.0.0.1:${uiPort}/flows`)).json()) as FlowNode[];
       expect(running.map((n) => n.id).sort()).toEqual(deployed.map((n) => n.id).sort());
 
-      const tg = makeGateway(
-        gatewayYaml(broker),
-        `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: 200\n    connection: { host: 127.0.0.1, port: ${sim.port} }\n    points:\n${Array.from({ length: 5 }, (_, i) => `      - { name: p${i}, address: ${i} }`).join('\n')}\n`,
-      );
-      cleanups.push(() => tg.cleanup());
+      const tg = gateway();
       await tg.gw.start();
       const seqs = () =>
         existsSync(out)
@@ -170,20 +151,16 @@ describe('docs/integration.md: the Node-RED flow', () => {
       const target = tg.gw.bufferStats().lastSeq + 50;
       await until('samples after the restart', () => Math.max(...seqs()) >= target, 60_000);
 
-      const got = new Set(seqs());
-      const lo = Math.min(...got);
-      const hi = Math.max(...got);
-      const missing: number[] = [];
-      for (let q = lo; q <= hi; q++) if (!got.has(q)) missing.push(q);
+      const { lo, hi, count, missing: holes } = missing(seqs());
       console.log(
-        `Node-RED ${NODE_RED} with the doc's flow: ${got.size} samples (seq ${lo}..${hi}), ${publishedMeanwhile} published during the 15 s restart, ` +
-          `${missing.length} missing ${JSON.stringify(missing.slice(0, 20))} (in the flow at the stop: seq ${storedBeforeStop + 1}..${publishedAtExit})`,
+        `Node-RED ${NODE_RED} with the doc's flow: ${count} samples (seq ${lo}..${hi}), ${publishedMeanwhile} published during the 15 s restart, ` +
+          `${holes.length} missing ${JSON.stringify(holes.slice(0, 20))} (in the flow at the stop: seq ${storedBeforeStop + 1}..${publishedAtExit})`,
       );
       expect(publishedMeanwhile).toBeGreaterThan(100);
       // Published while Node-RED was away: all of it (without autoUnsubscribe:false, all of it is lost).
-      expect(missing.filter((q) => q > publishedAtExit)).toEqual([]);
+      expect(holes.filter((q) => q > publishedAtExit)).toEqual([]);
       // Before the stop: only what was inside the flow when it stopped.
-      expect(missing.filter((q) => q <= storedBeforeStop)).toEqual([]);
+      expect(holes.filter((q) => q <= storedBeforeStop)).toEqual([]);
     },
   );
 });
