@@ -112,6 +112,14 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
       });
       p.once('exit', () => resolve(false));
       p.once('error', () => resolve(false));
+      // Not running within 20 s (a starved machine once left a start hanging): killed, tried again.
+      setTimeout(() => {
+        if (!/ running/.test(log)) {
+          log += `\n(not running after 20 s: killed)`;
+          p.kill('SIGKILL');
+          resolve(false);
+        }
+      }, 20_000).unref();
     });
     lastLog = log;
     if (ok) proc = p;

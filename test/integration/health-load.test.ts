@@ -60,8 +60,9 @@ describe('the health port under load', () => {
       phase('start');
       const broker = await startMosquitto();
       cleanups.push(() => broker.stop());
+      phase('broker started');
       await broker.kill(); // away for the whole test: the backlog stays
-      phase('broker started and killed');
+      phase('broker stopped');
       const sim = await startSim({
         registers: [{ area: 'holding', address: 0, type: 'uint16', generator: { kind: 'counter', step: 1, every_ms: 10, wrap: 60000 } }],
       });
