@@ -9,7 +9,6 @@
 //
 // The debootstrapped root is cached as .cache/debian12-minbase.tar (a few minutes the first time);
 // every run unpacks a fresh copy of it.
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { scriptArgs } from '../src/core/script-args.js';
@@ -100,11 +99,8 @@ try {
   const checked = inBox(`${checkLine} && echo "check: ok"`);
   if (checked.status !== 0) failed('check refused the edited config');
 
-  // 5. The unit's ExecStart, by hand, as its user, in its working directory.
-  const unit = readFileSync(join(box.dir, 'lib/systemd/system/edgeferry.service'), 'utf8');
-  const execStart = /^ExecStart=(.*)$/m.exec(unit)![1]!;
-  say(`ExecStart: ${execStart}`);
-  inBox('mkdir -p /var/lib/edgeferry && chown edgeferry:edgeferry /var/lib/edgeferry && chmod 0700 /var/lib/edgeferry');
+  // 5. The unit's ExecStart, by hand, as systemd would start it (its user, its state folder).
+  say(`ExecStart: ${/^ExecStart=(.*)$/m.exec(readFileSync(join(box.dir, 'lib/systemd/system/edgeferry.service'), 'utf8'))![1]}`);
   const got = new Promise<string>((res) => {
     const c = mqtt.connect(broker.url, {
       ca: readFileSync(broker.files.ca),
@@ -119,14 +115,9 @@ try {
       if (m.quality === 'good' && typeof m.value === 'number') res(`${topic} ${payload.toString()}`);
     });
   });
-  const gw = spawn('/usr/sbin/chroot', ['--userspec=edgeferry:edgeferry', box.dir, '/bin/sh', '-c', `cd /var/lib/edgeferry && exec ${execStart}`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: '/usr/bin:/bin', NODE_ENV: 'production', MALLOC_ARENA_MAX: '2' },
-  });
   let log = '';
+  const gw = box.startUnit((t) => (log += t));
   const spawnFailed = new Promise<never>((_, rej) => gw.once('error', rej));
-  gw.stdout.on('data', (d: Buffer) => (log += d.toString()));
-  gw.stderr.on('data', (d: Buffer) => (log += d.toString()));
   const timeout = new Promise<never>((_, rej) =>
     setTimeout(() => rej(new Error(`no data from the gateway in 60 s; its log:\n${log.slice(-3000)}`)), 60_000).unref(),
   );

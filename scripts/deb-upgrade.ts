@@ -16,7 +16,7 @@
 // Needs root (debootstrap, chroot, mounts).
 //
 //   node dist/scripts/deb-upgrade.js [--deb release/edgeferry_0.1.0_amd64.deb] [--keep]
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +26,7 @@ import { scriptArgs } from '../src/core/script-args.js';
 import { freePort } from '../simulators/free-port.js';
 import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { open62541Certificate, peersBin, startPeer, type Peer } from '../simulators/peers.js';
+import { stopChild } from '../simulators/stop-child.js';
 import { openDebianBox, pointAtBroker } from './lib/debian-box.js';
 import { recipe } from './lib/doc-recipes.js';
 
@@ -143,9 +144,6 @@ try {
   const edited = configSum();
 
   // The gateway as the unit runs it; data and statuses watched at the broker.
-  const unit = readFileSync(join(box.dir, 'lib/systemd/system/edgeferry.service'), 'utf8');
-  const execStart = /^ExecStart=(.*)$/m.exec(unit)![1]!;
-  box.run('mkdir -p /var/lib/edgeferry && chown edgeferry:edgeferry /var/lib/edgeferry && chmod 0700 /var/lib/edgeferry');
   const seen: { topic: string; json: Record<string, unknown>; at: number }[] = [];
   const sub = mqtt.connect(broker.url, {
     ca: readFileSync(broker.files.ca),
@@ -176,19 +174,9 @@ try {
   let gw: ChildProcess | undefined;
   let log = '';
   const startGateway = () => {
-    gw = spawn('/usr/sbin/chroot', ['--userspec=edgeferry:edgeferry', box.dir, '/bin/sh', '-c', `cd /var/lib/edgeferry && exec ${execStart}`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: '/usr/bin:/bin', NODE_ENV: 'production', MALLOC_ARENA_MAX: '2', STATE_DIRECTORY: '/var/lib/edgeferry' },
-    });
-    gw.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-    gw.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    gw = box.startUnit((t) => (log += t));
   };
-  const stopGateway = async () => {
-    if (!gw || gw.exitCode !== null) return;
-    const exited = new Promise((r) => gw!.once('exit', r));
-    gw.kill('SIGTERM');
-    await exited;
-  };
+  const stopGateway = () => stopChild(gw);
   cleanup.push(stopGateway);
   /** What systemctl restart does: stop, then the ExecStart of whatever release current is now. */
   const restartUnit = async () => {

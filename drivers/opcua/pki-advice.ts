@@ -24,30 +24,33 @@ export interface PkiProbe {
   writable(dir: string): string | null;
 }
 
-export const thisBox = (): PkiProbe => ({
-  env: process.env,
-  uid: process.getuid?.() ?? -1,
-  user: userInfo().username,
-  serviceUserExists: (() => {
-    try {
-      return readFileSync('/etc/passwd', 'utf8')
-        .split('\n')
-        .some((l) => l.startsWith(`${SERVICE_USER}:`));
-    } catch {
-      return false;
-    }
-  })(),
-  writable: (dir) => {
-    let d = dir;
-    while (!existsSync(d) && dirname(d) !== d) d = dirname(d);
-    try {
-      accessSync(d, constants.W_OK);
-      return null;
-    } catch (err) {
-      return `${(err as NodeJS.ErrnoException).code ?? (err as Error).message} on ${d}`;
-    }
-  },
-});
+let here: PkiProbe | undefined;
+/** This machine, looked at once per process (check asks for every OPC UA device). */
+export const thisBox = (): PkiProbe =>
+  (here ??= {
+    env: process.env,
+    uid: process.getuid?.() ?? -1,
+    user: userInfo().username,
+    serviceUserExists: (() => {
+      try {
+        return readFileSync('/etc/passwd', 'utf8')
+          .split('\n')
+          .some((l) => l.startsWith(`${SERVICE_USER}:`));
+      } catch {
+        return false;
+      }
+    })(),
+    writable: (dir) => {
+      let d = dir;
+      while (!existsSync(d) && dirname(d) !== d) d = dirname(d);
+      try {
+        accessSync(d, constants.W_OK);
+        return null;
+      } catch (err) {
+        return `${(err as NodeJS.ErrnoException).code ?? (err as Error).message} on ${d}`;
+      }
+    },
+  });
 
 export function advisePki(d: DeviceConfig<OpcuaConnectionConfig, OpcuaPointConfig>, baseDir: string, box: PkiProbe = thisBox()): DeviceIssue[] {
   const set = d.connection.pki_dir !== undefined;

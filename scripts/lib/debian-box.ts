@@ -3,7 +3,7 @@
 // .cache/debian12-minbase.tar, unpacked fresh for every run, with /proc and /dev mounted and the
 // host's resolver, so apt can fetch the .deb's Depends. Commands run in it with chroot; systemd
 // does not run there, so the scripts run a unit's ExecStart themselves. Root only.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,12 @@ export interface DebianBox {
   run(cmd: string, opts?: { quiet?: boolean }): { status: number | null; stdout: string; stderr: string; text: string };
   /** An apt command line run in /tmp with no stdin (a prompt fails it), its progress lines left out; its exit code kept. */
   apt(cmd: string): { status: number | null; stdout: string; stderr: string; text: string };
+  /**
+   * The installed unit's ExecStart started as systemd would start it here: as its user, in its
+   * state folder (made as StateDirectory= makes it), with STATE_DIRECTORY and the unit's
+   * Environment= set. Its output goes to `log`.
+   */
+  startUnit(log: (text: string) => void): ChildProcess;
   /** Unmounts, then removes the root (unless keep, or something is still mounted there). */
   close(keep: boolean): string;
 }
@@ -46,6 +52,19 @@ export function openDebianBox(root: string, mirror: string, say: (s: string) => 
     '^debconf\\|^Selecting\\|^Preparing\\|^(Reading\\|^Reading\\|^Building\\|^Need to\\|^Get:\\|^Fetched\\|^After this\\|^The following\\|^  \\|^Processing\\|^Unpacking lib\\|^Setting up lib\\|^$\\|^WARNING: apt does not have';
   const box: DebianBox = {
     dir,
+    startUnit(log) {
+      const unit = readFileSync(join(dir, 'lib/systemd/system/edgeferry.service'), 'utf8');
+      const execStart = /^ExecStart=(.*)$/m.exec(unit)![1]!;
+      const env = Object.fromEntries([...unit.matchAll(/^Environment=(\w+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!]));
+      box.run('mkdir -p /var/lib/edgeferry && chown edgeferry:edgeferry /var/lib/edgeferry && chmod 0700 /var/lib/edgeferry');
+      const p = spawn('/usr/sbin/chroot', ['--userspec=edgeferry:edgeferry', dir, '/bin/sh', '-c', `cd /var/lib/edgeferry && exec ${execStart}`], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { PATH: '/usr/bin:/bin', ...env, STATE_DIRECTORY: '/var/lib/edgeferry' },
+      });
+      p.stdout.on('data', (d: Buffer) => log(d.toString()));
+      p.stderr.on('data', (d: Buffer) => log(d.toString()));
+      return p;
+    },
     apt: (cmd) => box.run(`cd /tmp && ${cmd} </dev/null >/tmp/apt.out 2>&1; rc=$?; grep -v "${QUIET}" /tmp/apt.out; exit $rc`),
     run(cmd, opts = {}) {
       const r = spawnSync('/usr/sbin/chroot', [dir, '/bin/sh', '-c', cmd], {
