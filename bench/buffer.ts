@@ -97,7 +97,7 @@ async function main() {
     const pub = new MqttPublisher(
       mqttCfg,
       { site: 'bench', gateway: 'gw' },
-      { buffer: buf, log: pino({ level: 'silent' }), metrics, baseDir: dir, replayRate: 0 },
+      { buffer: buf.view('mqtt'), log: pino({ level: 'silent' }), metrics, baseDir: dir, replayRate: 0 },
     );
     const t0 = performance.now();
     pub.start();

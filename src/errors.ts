@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   GW_ERR_EL_IMAGE: 'an EL image could not be decoded (truncated, corrupt, wrong size); it is moved to rejected/ with the reason',
   GW_ERR_EL_MODEL: 'an EL model could not be loaded or failed its self-test; the previous model keeps serving',
   GW_ERR_RELOAD: 'a reload could not be carried out (the loader thread hung or ended); the running configuration stays',
+  GW_ERR_OUTPUT: 'an output (outputs.* in the gateway file) cannot be set up: a missing setting or an unreadable secret file',
   GW_ERR_INTERNAL: 'an exception reached the process level uncaught; the gateway stopped cleanly and exits 1 for systemd to restart it',
 } as const;
 

@@ -31,6 +31,8 @@ import { elStage } from './inference/wiring.js';
 import { CommandService } from './commands/command-service.js';
 import { WriteGate } from './commands/write-gate.js';
 import { sparkplugNode } from './publish/sparkplug/wiring.js';
+import { OUTPUT_KINDS } from './outputs/registry.js';
+import type { Output, OutputKind } from './outputs/types.js';
 
 export interface GatewayDeps {
   log: Logger;
@@ -87,6 +89,8 @@ interface Rooms {
   bufferPath: string;
   gwHealth: GatewayHealth;
   publisher: MqttPublisher;
+  /** Outputs besides MQTT (src/outputs/registry.ts), each with its own cursor in the buffer. */
+  outputs: Output[];
   scheduler: Scheduler;
   pool: LinkPool;
   devices: RunningDevices;
@@ -102,10 +106,12 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const metrics = createMetrics();
   const bufferPath = isAbsolute(g.buffer.path) ? g.buffer.path : resolve(baseDir, g.buffer.path);
   const bufferLog = log.child({ component: 'buffer' });
+  const kinds = enabledOutputs(config);
   const buffer = new SqliteBuffer(bufferPath, {
     synchronous: g.buffer.synchronous,
     maxBytes: g.buffer.max_bytes,
     maxAgeS: g.buffer.max_age_s,
+    outputs: ['mqtt', ...kinds.map(([k]) => k.key)],
     onEvent: (e) => logLoss(bufferLog, e),
   });
   /** Fields of the retained gateway status besides the health: the outcome of the last reload. */
@@ -120,6 +126,18 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const session = sparkplugNode(config, bufferPath, { log, gate, latest, devices: () => devices, drivers: deps.drivers, metrics });
   const publisher = new MqttPublisher(g.mqtt, { site: g.site, gateway: g.gateway_id }, publisherDeps(config, deps, { buffer, metrics, gwHealth, session }));
   publishHealth();
+  const outLog = log.child({ component: 'output' });
+  const outputs = kinds.map(([kind, cfg]) =>
+    kind.create(cfg, {
+      view: buffer.view(kind.key),
+      log: outLog,
+      metrics,
+      identity: { site: g.site, gateway: g.gateway_id },
+      baseDir: config.baseDir,
+      onStatus: (st) => gwHealth.set(`output ${kind.key}`, st.state === 'down' ? `output ${kind.key} failing: ${st.reason ?? 'unknown'}` : undefined),
+      fault: (err) => gwHealth.fault(`output ${kind.key}`, err),
+    }),
+  );
   buffer.onHealth = (h) => gwHealth.set('buffer', h.state === 'ok' ? undefined : h.reasons.join('; '));
   const scheduler = pollScheduler(log, metrics, gwHealth);
   const deviceStatusOf = (device: string) => shownStatus(pool, device);
@@ -132,7 +150,10 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const sink = sampleSink({
     buffer,
     buffered: (n) => metrics.buffered.inc(n),
-    wake: () => publisher.wake(),
+    wake: () => {
+      publisher.wake();
+      for (const o of outputs) o.wake();
+    },
     groupMs: GROUP_COMMIT_MS,
     // The disk refused even after eviction: the buffer counted these samples, gives them a
     // data_lost event and reports itself degraded (once); nothing already buffered is touched.
@@ -144,6 +165,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     metrics,
     buffer,
     publisher,
+    outputs: () => [publisher, ...outputs],
     pool,
     gwHealth,
     latest,
@@ -163,7 +185,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   });
   const cmdDeps = { log: cmdLog, baseDir, gate, connect: deps.mqttConnect };
   const commands = g.mqtt.commands.enabled ? new CommandService(g.mqtt, { site: g.site, gateway: g.gateway_id }, cmdDeps) : undefined;
-  const rooms: Rooms = { log, buffer, bufferPath, gwHealth, publisher, scheduler, pool, devices, sink, stage: el?.stage, commands, health };
+  const rooms: Rooms = { log, buffer, bufferPath, gwHealth, publisher, outputs, scheduler, pool, devices, sink, stage: el?.stage, commands, health };
   let healthPort: number | undefined;
   return {
     metrics,
@@ -208,6 +230,7 @@ async function startRooms(r: Rooms): Promise<void> {
     r.gwHealth.fault('buffer', err); // tried again with the appends
   }
   r.publisher.start();
+  for (const o of r.outputs) o.start();
   r.devices.wireAll();
   r.pool.start();
   r.scheduler.start();
@@ -215,19 +238,40 @@ async function startRooms(r: Rooms): Promise<void> {
   await r.stage?.start();
 }
 
-/** The reverse, draining the buffer to the broker within the deadline (STYLE rule 8). */
+/**
+ * The reverse, draining the buffer to every output within the deadline (STYLE rule 8). Each room
+ * stops inside its own error boundary: one that throws is logged and the others still stop — the
+ * buffer is closed whatever happened before it.
+ */
 async function stopRooms(r: Rooms, drainMs: number): Promise<void> {
-  await r.scheduler.stop();
-  await r.stage?.stop();
-  await r.pool.stop();
-  await r.commands?.stop(); // after the links: writes still waiting were answered "stopped"
-  r.sink.flush(); // the last polls' samples, before draining
-  const drained = await r.publisher.drain(drainMs);
-  if (!drained) r.log.warn({ buffered: r.buffer.depth() }, 'stopping with samples still buffered; they are sent after the next start');
-  await r.publisher.stop();
-  await r.health.close();
-  r.buffer.close();
+  const step = async (room: string, fn: () => unknown) => {
+    try {
+      await fn();
+    } catch (err) {
+      r.log.error({ err, room }, 'stopping a room failed; the others go on stopping');
+    }
+  };
+  await step('scheduler', () => r.scheduler.stop());
+  await step('el', () => r.stage?.stop());
+  await step('links', () => r.pool.stop());
+  await step('commands', () => r.commands?.stop()); // after the links: writes still waiting were answered "stopped"
+  await step('sink', () => r.sink.flush()); // the last polls' samples, before draining
+  const all: Output[] = [r.publisher, ...r.outputs];
+  await step('drain', async () => {
+    const drained = await Promise.all(all.map((o) => o.drain(drainMs).then((ok) => [o.name, ok] as const)));
+    const behind = drained.filter(([, ok]) => !ok).map(([name]) => name);
+    if (behind.length) r.log.warn({ buffered: r.buffer.depth(), outputs: behind }, 'stopping with samples still buffered; they are sent after the next start');
+  });
+  for (const o of all) await step(`output ${o.name}`, () => o.stop());
+  await step('health', () => r.health.close());
+  await step('buffer', () => r.buffer.close());
   r.log.info('gateway stopped');
+}
+
+/** The output kinds whose section is in the gateway file and enabled, with their sections. */
+function enabledOutputs(config: LoadedConfig): [OutputKind, never][] {
+  const sections = (config.gateway.outputs ?? {}) as Record<string, unknown>;
+  return OUTPUT_KINDS.filter((k) => sections[k.key] !== undefined && k.enabled(sections[k.key] as never)).map((k) => [k, sections[k.key] as never]);
 }
 
 interface Shared {
@@ -240,7 +284,7 @@ interface Shared {
 function publisherDeps(config: LoadedConfig, deps: GatewayDeps, { buffer, metrics, gwHealth, session }: Shared): PublisherDeps {
   const g = config.gateway;
   return {
-    buffer,
+    buffer: buffer.view('mqtt'),
     log: deps.log.child({ component: 'publisher' }),
     metrics,
     baseDir: config.baseDir,

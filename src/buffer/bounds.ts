@@ -30,6 +30,8 @@ export interface BoundsHost {
   /** Rows left the table by eviction: whatever the buffer keeps of them in memory goes too. */
   forget(): void;
   now(): number;
+  /** With several outputs, the names of those whose bits are in `mask` (undefined with one). */
+  outputsOf?(mask: number): string[] | undefined;
 }
 
 export class BufferBounds {
@@ -82,9 +84,25 @@ export class BufferBounds {
     }
   }
 
-  /** The publisher passes down the seq ranges it has in flight, whenever they change. */
-  protect(ranges: [number, number][]): void {
-    this.inFlight = ranges;
+  /** Each output's seq ranges in flight (never evicted), by output. */
+  private readonly protectedBy = new Map<string, [number, number][]>();
+
+  /**
+   * An output passes down the seq ranges it has in flight, whenever they change. Eviction skips
+   * two ranges: every range that starts at 0 (a cursor's "everything up to here") as one, and the
+   * first other one (MQTT's live_first window).
+   */
+  protect(ranges: [number, number][], output = ''): void {
+    this.protectedBy.set(output, ranges);
+    let head: [number, number] | undefined;
+    let other: [number, number] | undefined;
+    for (const list of this.protectedBy.values()) {
+      for (const r of list) {
+        if (r[0] === 0) head = [0, Math.max(head?.[1] ?? -1, r[1])];
+        else other ??= r;
+      }
+    }
+    this.inFlight = [head ?? [0, -1], other ?? [0, -1]];
   }
 
   /** Bytes in use: database pages holding data plus the write-ahead log. */
@@ -224,7 +242,7 @@ export class BufferBounds {
     const db = this.host.db();
     const s = this.host.statements();
     for (;;) {
-      const rows = s.aged.all(cutoff) as { seq: number; prio: number }[];
+      const rows = s.aged.all(cutoff) as { seq: number; prio: number; pending: number }[];
       if (!rows.length) return;
       db.transaction(() => {
         for (const r of rows) s.del.run(r.seq);
@@ -256,16 +274,16 @@ export class BufferBounds {
     const [a = [0, -1], b = [0, -1]] = this.inFlight;
     let prio = PRIORITIES.length - 1;
     while (prio >= 0 && !enough()) {
-      const seqs = s.victims.all(prio, a[0], a[1], b[0], b[1], 512) as number[];
-      if (!seqs.length) {
+      const rows = s.victims.all(prio, a[0], a[1], b[0], b[1], 512) as { seq: number; pending: number }[];
+      if (!rows.length) {
         prio--; // nothing (left) of this priority: the next one up
         continue;
       }
       db.transaction(() => {
-        for (const seq of seqs) s.del.run(seq);
+        for (const r of rows) s.del.run(r.seq);
         this.recordLoss(
           reason,
-          seqs.map((seq) => ({ seq, prio })),
+          rows.map((r) => ({ seq: r.seq, prio, pending: r.pending })),
         );
       })();
       afterRound?.();
@@ -273,11 +291,22 @@ export class BufferBounds {
   }
 
   /** data_lost events for rows gone (as many as needed to name every seq) and the counter; inside a transaction. */
-  recordLoss(reason: string, rows: readonly { seq: number; prio: number }[], extra: Record<string, unknown> = {}): void {
+  recordLoss(reason: string, rows: readonly { seq: number; prio: number; pending?: number }[], extra: Record<string, unknown> = {}): void {
     if (!rows.length) return;
     this.host.forget();
-    for (const part of lossParts(rows.map((r) => ({ seq: r.seq, prio: PRIORITIES[r.prio] ?? 'normal' })))) {
-      this.host.addEvent({ event: 'data_lost', reason, ...part, ...extra });
+    // With several outputs: one event per set of outputs that had not received the rows (the others have them).
+    const groups = new Map<number, { seq: number; prio: number }[]>();
+    for (const r of rows) {
+      const mask = this.host.outputsOf ? (r.pending ?? 0) : 0;
+      const g = groups.get(mask);
+      if (g) g.push(r);
+      else groups.set(mask, [r]);
+    }
+    for (const [mask, group] of groups) {
+      const outputs = this.host.outputsOf?.(mask);
+      for (const part of lossParts(group.map((r) => ({ seq: r.seq, prio: PRIORITIES[r.prio] ?? 'normal' })))) {
+        this.host.addEvent({ event: 'data_lost', reason, ...part, ...(outputs ? { outputs } : {}), ...extra });
+      }
     }
     // Rows of a damaged file were never evicted: they have a counter of their own.
     this.host.statements().bump.run(reason === 'buffer_damaged' ? 'lost_damaged' : 'evicted', rows.length);

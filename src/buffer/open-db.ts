@@ -21,7 +21,8 @@ const SCHEMA = `
     point TEXT NOT NULL,
     prio INTEGER NOT NULL DEFAULT 1,
     body TEXT NOT NULL,
-    kind INTEGER NOT NULL DEFAULT 0
+    kind INTEGER NOT NULL DEFAULT 0,
+    pending INTEGER NOT NULL DEFAULT 1
   );
   CREATE INDEX IF NOT EXISTS samples_prio_seq ON samples (prio, seq);
   CREATE TABLE IF NOT EXISTS dead_letter (
@@ -38,6 +39,10 @@ const SCHEMA = `
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     ts INTEGER NOT NULL,
     body TEXT NOT NULL
+  );
+  CREATE TABLE IF NOT EXISTS outputs (
+    name TEXT PRIMARY KEY,
+    bit INTEGER NOT NULL UNIQUE
   );
   CREATE TABLE IF NOT EXISTS counters (
     name TEXT PRIMARY KEY,
@@ -65,6 +70,15 @@ function addKindColumn(db: Db): void {
       );
     }
   })();
+}
+
+/**
+ * Files written before outputs had cursors (output-slots.ts): every row was MQTT's, which the
+ * column's default (bit 0) says.
+ */
+function addPendingColumn(db: Db): void {
+  const has = (db.prepare("SELECT count(*) FROM pragma_table_info('samples') WHERE name = 'pending'").pluck().get() as number) > 0;
+  if (!has) db.exec('ALTER TABLE samples ADD COLUMN pending INTEGER NOT NULL DEFAULT 1');
 }
 
 export const AUTO_VACUUM_INCREMENTAL = 2;
@@ -107,6 +121,7 @@ function tryOpen(path: string, synchronous: 'normal' | 'full', walPages: number)
     if (tableCount(db) && db.pragma('auto_vacuum', { simple: true }) !== AUTO_VACUUM_INCREMENTAL) convertToIncremental(db, path);
     db.exec(SCHEMA);
     addKindColumn(db);
+    addPendingColumn(db);
     return db;
   } catch (err) {
     db.close();

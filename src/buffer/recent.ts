@@ -33,7 +33,7 @@ export class RecentRows {
    * Rows with afterSeq < seq <= upTo, at most `limit`, when this run holds them all (the run always
    * ends at the newest row, so nothing newer can be missing); undefined when SQLite must answer.
    */
-  range(afterSeq: number, upTo: number, limit: number): BufferedRow[] | undefined {
+  range(afterSeq: number, upTo: number, limit: number, bit = 0): BufferedRow[] | undefined {
     if (this.rows.length === this.head) return undefined;
     const first = this.rows[this.head]!.seq;
     if (afterSeq + 1 < first) return undefined;
@@ -41,6 +41,7 @@ export class RecentRows {
     for (let i = this.head + (afterSeq + 1 - first); i < this.rows.length && out.length < limit; i++) {
       const r = this.rows[i]!;
       if (r.seq > upTo) break;
+      if (bit ? !(r.pending & bit) : r.pending === 0) continue; // that output has it already / every output has (deleted)
       out.push(r);
     }
     return out;
@@ -49,6 +50,24 @@ export class RecentRows {
   /** Rows up to `seq` were acknowledged: a new connection reads from SQLite anyway. */
   dropThrough(seq: number): void {
     while (this.head < this.rows.length && this.rows[this.head]!.seq <= seq) this.bytes -= this.rows[this.head++]!.body.length;
+    this.compact();
+  }
+
+  /**
+   * With several outputs: `bit` acknowledged the rows in these runs. Rows every output has are
+   * let go from the front; the others stay (for the outputs that still need them) until the bounds.
+   */
+  clearBit(runs: readonly [number, number][], bit: number): void {
+    if (this.rows.length === this.head) return;
+    const first = this.rows[this.head]!.seq;
+    for (const [a, z] of runs) {
+      for (let i = this.head + Math.max(0, a - first); i < this.rows.length; i++) {
+        const r = this.rows[i]!;
+        if (r.seq > z) break;
+        r.pending &= ~bit;
+      }
+    }
+    while (this.head < this.rows.length && this.rows[this.head]!.pending === 0) this.bytes -= this.rows[this.head++]!.body.length;
     this.compact();
   }
 

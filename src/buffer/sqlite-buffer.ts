@@ -24,9 +24,20 @@ import { implausible, SeqMark, type SeqMarkState } from './seq-mark.js';
 import { Unstored } from './unstored.js';
 import { readStats } from './stats.js';
 import { EventQueue } from './events.js';
-import { BufferProblems, prioOf, type BufferedRow, type BufferEvent, type BufferHealth, type BufferOptions, type BufferStats } from './types.js';
+import { OutputSlots } from './output-slots.js';
+import {
+  BufferProblems,
+  prioOf,
+  type BufferedRow,
+  type BufferEvent,
+  type BufferHealth,
+  type BufferOptions,
+  type BufferStats,
+  type BufferView,
+  type OutputBacklog,
+} from './types.js';
 
-export type { BufferedRow, BufferEvent, BufferHealth, BufferOptions, BufferStats } from './types.js';
+export type { BufferedRow, BufferEvent, BufferHealth, BufferOptions, BufferStats, BufferView, OutputBacklog } from './types.js';
 export { PRIORITIES, walBytes } from './types.js';
 
 export class SqliteBuffer {
@@ -40,6 +51,10 @@ export class SqliteBuffer {
   /** Rows just committed, for the publisher (recent.ts). */
   private readonly recent = new RecentRows();
   private readonly problems = new BufferProblems();
+  /** Each output's bit of a row's `pending` (output-slots.ts). */
+  readonly slots: OutputSlots;
+  /** Per output: a seq below its oldest row (a lower bound kept between start() calls). */
+  private readonly floors = new Map<number, number>();
   /** Set when open() found a damaged file and moved it aside. */
   recovered: { movedTo: string; error: string } | undefined;
 
@@ -49,9 +64,17 @@ export class SqliteBuffer {
   ) {
     this.now = opts.now ?? Date.now;
     this.mark = new SeqMark(`${path}.seq`);
+    this.slots = new OutputSlots(opts.outputs ?? ['mqtt']);
     const host = { problems: this.problems, addEvent: (body: Record<string, unknown>) => this.addEvent(body), now: this.now };
     this.unstored = new Unstored(this.mark, host);
-    const more = { path, db: () => this.handle, statements: () => this.s, unstored: () => this.unstored.count, forget: () => this.recent.clear() };
+    const more = {
+      path,
+      db: () => this.handle,
+      statements: () => this.s,
+      unstored: () => this.unstored.count,
+      forget: () => this.recent.clear(),
+      outputsOf: (mask: number) => (this.slots.single ? undefined : this.slots.namesOf(mask)),
+    };
     this.bounds = new BufferBounds({ ...host, ...more }, opts);
   }
 
@@ -101,6 +124,8 @@ export class SqliteBuffer {
     this.s = prepareStatements(this.db);
     this.newest = (this.s.lastSeq.get() as number | undefined) ?? 0;
     this.events.opened();
+    for (const change of this.slots.open(this.db)) this.addEvent({ ...change });
+    this.floors.clear();
     if (refused) this.addEvent({ event: 'seq_mark_refused', seq_mark: this.mark.path, reason: refused });
     this.continueSeqs(before, mark, walBefore);
     this.bounds.updateCap();
@@ -153,6 +178,7 @@ export class SqliteBuffer {
     let newest = this.newest;
     let bytes = 0;
     let made: BufferedRow[] = [];
+    const pending = this.slots.all;
     const insert = db.transaction((list: readonly (Sample | EncodedMessage)[]) => {
       newest = this.newest;
       bytes = 0;
@@ -166,9 +192,9 @@ export class SqliteBuffer {
         bytes += body.length + 64;
         const prio = prioOf(x.priority);
         const kind = KIND_CODE[x.kind ?? 'point'];
-        const seq = Number(this.s.insert.run(x.ts, x.device, x.point, prio, body, kind).lastInsertRowid);
+        const seq = Number(this.s.insert.run(x.ts, x.device, x.point, prio, body, kind, pending).lastInsertRowid);
         seqs[i] = seq;
-        made[i] = { seq, ts: x.ts, device: x.device, point: x.point, prio, kind, body };
+        made[i] = { seq, ts: x.ts, device: x.device, point: x.point, prio, kind, body, pending };
       }
       return seqs;
     });
@@ -221,13 +247,74 @@ export class SqliteBuffer {
     this.bounds.protect(ranges);
   }
 
-  /** Oldest rows with afterSeq < seq <= upTo, in seq order. Called by the publisher's pump. */
+  /** Oldest rows with afterSeq < seq <= upTo, in seq order (every row, whoever still needs it). */
   readRange(afterSeq: number, upTo: number, limit: number): BufferedRow[] {
+    return this.readFor(0, afterSeq, upTo, limit);
+  }
+
+  /** The same, only rows `bit`'s output has not acknowledged (bit 0: every row). */
+  private readFor(bit: number, afterSeq: number, upTo: number, limit: number): BufferedRow[] {
     if (!this.db) return [];
     // What was just committed comes from memory (recent.ts); the rest from the table.
-    const recent = this.recent.range(afterSeq, upTo, limit);
+    const recent = this.recent.range(afterSeq, upTo, limit, bit);
     if (recent) return recent;
-    return this.s.readRange.all(afterSeq, Number.isFinite(upTo) ? upTo : Number.MAX_SAFE_INTEGER, limit) as BufferedRow[];
+    const to = Number.isFinite(upTo) ? upTo : Number.MAX_SAFE_INTEGER;
+    return (bit ? this.s.readFor.all(afterSeq, to, bit, limit) : this.s.readRange.all(afterSeq, to, limit)) as BufferedRow[];
+  }
+
+  /**
+   * What output `name` sees of the buffer (types.ts): its own rows and acknowledgements. With one
+   * output that is the whole table, and an acknowledgement deletes.
+   */
+  view(name: string): BufferView {
+    if (!this.slots.names.includes(name)) throw new Error(`no output "${name}" in this buffer (outputs: ${this.slots.names.join(', ')})`);
+    const self = this;
+    const bitOf = () => (this.slots.single ? 0 : this.slots.bit(name));
+    return {
+      output: name,
+      readRange: (afterSeq, upTo, limit) => this.readFor(bitOf(), afterSeq, upTo, limit),
+      start: () => this.startOf(bitOf()),
+      accept: (seqs) => this.accept(seqs, bitOf()),
+      reject: (seqs, reason) => this.reject(seqs, reason, bitOf(), name),
+      protect: (ranges) => this.bounds.protect(ranges, name),
+      depth: () => this.depthOf(bitOf()),
+      lastSeq: () => this.lastSeq(),
+      get hasEvents() {
+        return self.hasEvents;
+      },
+      pendingEvents: (limit) => this.pendingEvents(limit),
+      ackEvent: (id) => this.ackEvent(id),
+    };
+  }
+
+  /** The seq before `bit`'s oldest row: where that output starts on a new connection (0 with one output). */
+  private startOf(bit: number): number {
+    if (!bit || !this.db) return 0;
+    const from = this.floors.get(bit) ?? 0;
+    const first = this.s.firstFor.get(from, bit) as { seq: number } | undefined;
+    const floor = first ? first.seq - 1 : this.newest;
+    this.floors.set(bit, floor);
+    return floor;
+  }
+
+  private depthOf(bit: number): number {
+    if (!bit) return this.depth();
+    return this.db ? (this.s.countFor.get(bit) as number) : 0;
+  }
+
+  /** Backlog and oldest row of each output (one output: the whole table). */
+  outputBacklogs(): Record<string, OutputBacklog> {
+    const out: Record<string, OutputBacklog> = {};
+    for (const name of this.slots.names) {
+      if (this.slots.single || !this.db) {
+        out[name] = { backlog: this.depth(), oldestTs: this.oldestTs() };
+        continue;
+      }
+      const bit = this.slots.bit(name);
+      const first = this.s.firstFor.get(this.floors.get(bit) ?? 0, bit) as { ts: number } | undefined;
+      out[name] = { backlog: this.s.countFor.get(bit) as number, oldestTs: first?.ts };
+    }
+    return out;
   }
 
   /** Oldest rows with seq > afterSeq, in seq order. */
@@ -237,11 +324,16 @@ export class SqliteBuffer {
    * Deletes rows the broker acknowledged. Called by the publisher, in batches. Throws when the
    * database refuses (the buffer is then degraded); the caller keeps the seqs and tries again.
    */
-  accept(seqs: readonly number[]): void {
+  accept(seqs: readonly number[], bit = 0): void {
     if (!seqs.length) return;
     // PUBACKs come in seq order almost always: one range delete per contiguous run.
     const runs = seqRuns(seqs);
-    const del = this.handle.transaction(() => runs.forEach(([from, to]) => this.s.delRange.run(from, to)));
+    const keep = ~bit & 0x7fffffff;
+    // With several outputs: this one's bit is cleared, and rows no output needs any more go.
+    const one = bit
+      ? ([from, to]: [number, number]) => (this.s.clearBit.run(keep, from, to, bit), this.s.delDone.run(from, to))
+      : ([from, to]: [number, number]) => this.s.delRange.run(from, to);
+    const del = this.handle.transaction(() => runs.forEach(one));
     // A delete needs no fsync of its own: one lost to a power cut means those rows are sent again
     // (at-least-once), and the next append's commit with synchronous FULL syncs the WAL, deletes
     // included. So deletes commit without one, and only appends pay for durability.
@@ -259,22 +351,32 @@ export class SqliteBuffer {
         if (relax) this.s.syncFull.run();
       }
       this.problems.set('ack', undefined);
-      this.recent.dropThrough(runs[runs.length - 1]![1]);
+      if (bit) this.recent.clearBit(runs, bit);
+      else this.recent.dropThrough(runs[runs.length - 1]![1]);
     } catch (err) {
       this.problems.set('ack', `acknowledged samples could not be deleted: ${message(err)}`);
       throw new GatewayError('GW_ERR_BUFFER', `buffer "${this.path}": delete of ${seqs.length} acknowledged samples failed: ${message(err)}`, { cause: err });
     }
   }
 
-  /** Moves rows the broker refused for good to dead_letter, so they stop blocking the queue. */
-  reject(seqs: readonly number[], reason: string): void {
-    this.recent.clear();
+  /**
+   * Moves rows an output refused for good to dead_letter, so they stop blocking its queue. With
+   * several outputs the reason names the output, and the row stays for the others.
+   */
+  reject(seqs: readonly number[], reason: string, bit = 0, output = ''): void {
+    if (!bit) this.recent.clear();
+    const keep = ~bit & 0x7fffffff;
     this.handle.transaction(() => {
       for (const seq of seqs) {
-        this.s.dead.run(reason, this.now(), seq);
-        this.s.del.run(seq);
+        this.s.dead.run(bit ? `${output}: ${reason}` : reason, this.now(), seq);
+        if (!bit) this.s.del.run(seq);
+        else {
+          this.s.clearBit.run(keep, seq, seq, bit);
+          this.s.delDone.run(seq, seq);
+        }
       }
     })();
+    if (bit) this.recent.clearBit(seqRuns(seqs), bit);
   }
 
   /** Stores an event for the events topic; it stays until the broker acknowledged it. */

@@ -3,8 +3,16 @@ import type Database from 'better-sqlite3';
 
 export function prepareStatements(db: Database.Database) {
   return {
-    insert: db.prepare('INSERT INTO samples (ts, device, point, prio, body, kind) VALUES (?, ?, ?, ?, ?, ?)'),
-    readRange: db.prepare('SELECT seq, ts, device, point, prio, body, kind FROM samples WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?'),
+    insert: db.prepare('INSERT INTO samples (ts, device, point, prio, body, kind, pending) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    readRange: db.prepare('SELECT seq, ts, device, point, prio, body, kind, pending FROM samples WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?'),
+    // One output's rows (output-slots.ts): those whose bit it has not cleared yet.
+    readFor: db.prepare(
+      'SELECT seq, ts, device, point, prio, body, kind, pending FROM samples WHERE seq > ? AND seq <= ? AND (pending & ?) != 0 ORDER BY seq LIMIT ?',
+    ),
+    firstFor: db.prepare('SELECT seq, ts FROM samples WHERE seq > ? AND (pending & ?) != 0 ORDER BY seq LIMIT 1'),
+    countFor: db.prepare('SELECT count(*) FROM samples WHERE (pending & ?) != 0').pluck(),
+    clearBit: db.prepare('UPDATE samples SET pending = pending & ? WHERE seq BETWEEN ? AND ? AND (pending & ?) != 0'),
+    delDone: db.prepare('DELETE FROM samples WHERE seq BETWEEN ? AND ? AND pending = 0'),
     del: db.prepare('DELETE FROM samples WHERE seq = ?'),
     delRange: db.prepare('DELETE FROM samples WHERE seq BETWEEN ? AND ?'),
     depth: db.prepare('SELECT count(*) FROM samples').pluck(),
@@ -14,8 +22,8 @@ export function prepareStatements(db: Database.Database) {
     lastSeq: db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'samples'").pluck(),
     setSeq: db.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = 'samples'"),
     initSeq: db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('samples', ?)"),
-    victims: db.prepare('SELECT seq FROM samples WHERE prio = ? AND seq NOT BETWEEN ? AND ? AND seq NOT BETWEEN ? AND ? ORDER BY seq LIMIT ?').pluck(),
-    aged: db.prepare('SELECT seq, prio FROM samples WHERE ts < ? ORDER BY seq LIMIT 1000'),
+    victims: db.prepare('SELECT seq, pending FROM samples WHERE prio = ? AND seq NOT BETWEEN ? AND ? AND seq NOT BETWEEN ? AND ? ORDER BY seq LIMIT ?'),
+    aged: db.prepare('SELECT seq, prio, pending FROM samples WHERE ts < ? ORDER BY seq LIMIT 1000'),
     dead: db.prepare(
       'INSERT OR REPLACE INTO dead_letter (seq, ts, device, point, body, reason, rejected_at, kind) SELECT seq, ts, device, point, body, ?, ?, kind FROM samples WHERE seq = ?',
     ),

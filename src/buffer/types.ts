@@ -2,17 +2,7 @@
 import { statSync } from 'node:fs';
 import type { Priority } from '../core/sample.js';
 
-export interface BufferedRow {
-  seq: number;
-  ts: number;
-  device: string;
-  point: string;
-  prio: number;
-  /** The topic it goes to, as KIND_CODE (point, poll or EL verdict). */
-  kind: number;
-  /** The JSON payload without seq: `{"ts":…,"value":…,…}` (rendered once, at append). */
-  body: string;
-}
+export type { BufferedRow, BufferEvent, BufferView, OutputBacklog } from './rows.js';
 
 export interface BufferOptions {
   synchronous: 'normal' | 'full';
@@ -21,6 +11,8 @@ export interface BufferOptions {
   now?: () => number;
   /** Caps the database at this many pages (PRAGMA max_page_count): a full disk, for tests. */
   maxPageCount?: number;
+  /** The outputs, each with a durable cursor (output-slots.ts); default ["mqtt"]. */
+  outputs?: readonly string[];
   /** Every event the buffer records (data_lost, buffer_reset, buffer_recovered…), as it is recorded: the gateway logs the losses. */
   onEvent?: (body: Record<string, unknown>) => void;
 }
@@ -32,11 +24,6 @@ export interface BufferHealth {
 }
 
 export type Problem = 'disk_full' | 'append' | 'ack' | 'seq_mark' | 'evict';
-
-export interface BufferEvent {
-  id: number;
-  body: string;
-}
 
 export interface BufferStats {
   depth: number;

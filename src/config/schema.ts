@@ -6,6 +6,7 @@ import { InferenceSchema } from '../inference/schema.js';
 import { Mqtt } from './mqtt-schema.js';
 import { Enum } from './enum.js';
 import { Type, type Static } from '@sinclair/typebox';
+import { OUTPUT_KINDS } from '../outputs/registry.js';
 
 export { Enum } from './enum.js';
 
@@ -238,6 +239,14 @@ const Health = Type.Object(
   },
 );
 
+/** outputs.<key> for every output kind in src/outputs/registry.ts. */
+const Outputs = Type.Object(Object.fromEntries(OUTPUT_KINDS.map((k) => [k.key, Type.Optional(k.schema)])), {
+  additionalProperties: false,
+  default: {},
+  description:
+    'Destinations besides MQTT (docs/outputs.md). Each has its own cursor in the buffer: a row leaves the buffer once every enabled output has it, and an output that is down holds only its own backlog.',
+});
+
 export const GatewayFile = Type.Object(
   {
     version: Version,
@@ -248,6 +257,7 @@ export const GatewayFile = Type.Object(
       description: 'Device map files or folders (all *.yaml inside), relative to this file.',
     }),
     mqtt: Mqtt,
+    outputs: Outputs,
     buffer: Buffer,
     logging: Logging,
     health: Health,

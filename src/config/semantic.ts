@@ -4,6 +4,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { EL_TOPIC_PLACEHOLDERS, renderTopic, unknownPlaceholders } from '../publish/topics.js';
 import { readModel } from '../inference/model.js';
 import type { DriverSpec } from '../core/driver.js';
+import { OUTPUT_KINDS } from '../outputs/registry.js';
 import type { LoadedDevice } from './loaded.js';
 import type { GatewayFileConfig } from './schema.js';
 import type { ConfigProblem, YamlFile } from './yaml-file.js';
@@ -46,6 +47,12 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
   }
   if (typeof mqtt.device_status_topic === 'string' && !/\{device\}/.test(mqtt.device_status_topic)) {
     out.push(file.problem(['mqtt', 'device_status_topic'], `expected {device} in the device status topic, got "${mqtt.device_status_topic}"`));
+  }
+  const outputs = (g.outputs ?? {}) as Record<string, unknown>;
+  for (const kind of OUTPUT_KINDS) {
+    const c = outputs[kind.key];
+    if (c === undefined || typeof c !== 'object' || !kind.enabled(c)) continue;
+    for (const p of kind.check?.(c) ?? []) out.push(file.problem(['outputs', kind.key, ...p.path], p.message));
   }
   const inf = g.inference;
   if (inf && typeof inf === 'object' && inf.enabled !== false) {

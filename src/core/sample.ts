@@ -2,13 +2,9 @@ import type { Quality, Value, ValueType } from './driver.js';
 
 export type Priority = 'critical' | 'normal' | 'bulk';
 
-/**
- * Which topic a buffered message goes to, stored with it (the `kind` column): one point's value
- * (mqtt.topic_template), one whole poll (mqtt.poll_topic_template) or an EL verdict
- * (inference.topic_template, the station in `point`). The publisher routes by this alone.
- */
-export type MessageKind = 'point' | 'poll' | 'el';
-export const KIND_CODE: Readonly<Record<MessageKind, number>> = { point: 0, poll: 1, el: 2 };
+import type { MessageKind } from '../buffer/rows.js';
+
+export { KIND_CODE, type MessageKind } from '../buffer/rows.js';
 
 /** A reading on its way to the broker. `seq` is assigned by the buffer when it is stored. */
 export interface Sample {

@@ -7,7 +7,8 @@ import type { LatestSamples } from '../core/device-pipeline.js';
 import type { GatewayHealth } from '../core/gateway-health.js';
 import type { LinkPool } from '../core/link-pool.js';
 import type { MqttPublisher } from '../publish/mqtt-publisher.js';
-import { judgeHealth } from './judge.js';
+import type { Output } from '../outputs/types.js';
+import { judgeHealth, type OutputReport } from './judge.js';
 import type { Metrics } from './metrics.js';
 import { HealthServer } from './server.js';
 import { statusSnapshot } from './status.js';
@@ -17,6 +18,8 @@ export interface HealthEndpointDeps {
   metrics: Metrics;
   buffer: SqliteBuffer;
   publisher: MqttPublisher;
+  /** Every output, MQTT first. */
+  outputs(): readonly Output[];
   pool: LinkPool;
   gwHealth: GatewayHealth;
   /** Each device's latest sample per point (pruned here of devices no longer running). */
@@ -24,6 +27,27 @@ export interface HealthEndpointDeps {
   deviceStatusOf(device: string): HealthSnapshot | undefined;
   /** The EL stage's last status and queue, when it runs. */
   el(): { status: Record<string, unknown> | undefined; queued: number } | undefined;
+}
+
+/** Each output's state and share of the buffer, as /healthz, the status page and /metrics show it. */
+export function outputsReport(outputs: readonly Output[], buffer: SqliteBuffer): Record<string, OutputReport> {
+  const backlogs = buffer.outputBacklogs();
+  const now = Date.now();
+  const out: Record<string, OutputReport> = {};
+  for (const o of outputs) {
+    const st = o.status();
+    const b = backlogs[o.name];
+    out[o.name] = {
+      state: st.state,
+      ...(st.reason ? { reason: st.reason } : {}),
+      delivery: o.delivery,
+      encoding: o.encoding,
+      backlog: b?.backlog ?? 0,
+      lag_s: b?.oldestTs === undefined ? 0 : Math.max(0, Math.round((now - b.oldestTs) / 1000)),
+      delivered: st.delivered,
+    };
+  }
+  return out;
 }
 
 export function healthEndpoints(d: HealthEndpointDeps): HealthServer {
@@ -39,6 +63,7 @@ export function healthEndpoints(d: HealthEndpointDeps): HealthServer {
       gateway: d.gwHealth.state,
       mqtt: { connected: publisher.isConnected, awayMs: publisher.awayMs },
       buffer: { ...buffer.stats(), health: buffer.health },
+      outputs: outputsReport(d.outputs(), buffer),
       devices: Object.fromEntries(pool.devices().map((name) => [name, pool.health(name)?.state])),
     });
   return new HealthServer(metrics, {
@@ -61,6 +86,11 @@ export function healthEndpoints(d: HealthEndpointDeps): HealthServer {
       metrics.bufferUnstored.set(st.unstored);
       metrics.deadLetters.set(st.deadLetters);
       metrics.bufferAge.set(st.oldestTs === undefined ? 0 : Math.max(0, (Date.now() - st.oldestTs) / 1000));
+      for (const [name, o] of Object.entries(outputsReport(d.outputs(), buffer))) {
+        metrics.outputBacklog.set({ output: name }, o.backlog);
+        metrics.outputLag.set({ output: name }, o.lag_s);
+        metrics.outputUp.set({ output: name }, o.state === 'up' ? 1 : 0);
+      }
     },
   });
 }

@@ -11,7 +11,21 @@ export interface HealthInputs {
   gateway: HealthState;
   mqtt: { connected: boolean; awayMs: number };
   buffer: BufferStats & { health: { state: 'ok' | 'degraded'; reasons: string[] } };
+  /** Every output (mqtt first), src/health/endpoints.ts. */
+  outputs?: Record<string, OutputReport>;
   devices: Record<string, string | undefined>;
+}
+
+export interface OutputReport {
+  state: 'up' | 'down';
+  reason?: string;
+  delivery: string;
+  encoding: string;
+  /** Rows in the buffer it has not delivered. */
+  backlog: number;
+  /** Age of the oldest of them, in s. */
+  lag_s: number;
+  delivered: number;
 }
 
 export interface HealthAnswer {
@@ -32,6 +46,11 @@ export function judgeHealth(h: HealthInputs): HealthAnswer {
       `buffer at ${(fill * 100).toFixed(0)}% of buffer.max_bytes (limit ${(l.bufferFullRatio * 100).toFixed(0)}%): the oldest samples will be evicted`,
     );
   if (b.health.state !== 'ok') reasons.push(`buffer degraded: ${b.health.reasons.join('; ')}`);
+  // Another output failing as long as the broker may be away: its data is only being buffered.
+  for (const [name, o] of Object.entries(h.outputs ?? {})) {
+    if (name === 'mqtt' || o.state !== 'down' || o.lag_s * 1000 < l.brokerAwayMs) continue;
+    reasons.push(`output ${name} failing with ${o.lag_s} s of data undelivered (limit ${Math.round(l.brokerAwayMs / 1000)} s): ${o.reason ?? 'unknown'}`);
+  }
   for (const d of l.critical) {
     const st = h.devices[d];
     if (st === 'down') reasons.push(`critical device ${d} is ${st}`);
@@ -52,6 +71,7 @@ export function judgeHealth(h: HealthInputs): HealthAnswer {
       dead_letters: b.deadLetters,
       state: b.health.state,
     },
+    ...(h.outputs ? { outputs: h.outputs } : {}),
     devices: h.devices,
   };
 }

@@ -131,6 +131,36 @@ export function createMetrics() {
       help: 'Samples the disk refused even after eviction since the buffer file was created (each is also in a data_lost event).',
       registers: [registry],
     }),
+    outputDelivered: new Counter({
+      name: 'edgeferry_output_delivered_total',
+      help: 'Rows an output (mqtt, influxdb, …) delivered and acknowledged in the buffer, by output. MQTT also counts in edgeferry_samples_published_total.',
+      labelNames: ['output'],
+      registers: [registry],
+    }),
+    outputDeadLetters: new Counter({
+      name: 'edgeferry_output_dead_letters_total',
+      help: 'Rows an output refused for good (the data itself), moved to dead_letter, by output.',
+      labelNames: ['output'],
+      registers: [registry],
+    }),
+    outputBacklog: new Gauge({
+      name: 'edgeferry_output_backlog',
+      help: 'Rows in the buffer this output has not delivered yet, by output.',
+      labelNames: ['output'],
+      registers: [registry],
+    }),
+    outputLag: new Gauge({
+      name: 'edgeferry_output_lag_seconds',
+      help: 'Age of the oldest row this output has not delivered (0 when it has everything), by output.',
+      labelNames: ['output'],
+      registers: [registry],
+    }),
+    outputUp: new Gauge({
+      name: 'edgeferry_output_up',
+      help: '1 while the output delivers (or has nothing to deliver), 0 while its writes fail, by output.',
+      labelNames: ['output'],
+      registers: [registry],
+    }),
     bufferAge: new Gauge({
       name: 'edgeferry_buffer_oldest_age_seconds',
       help: 'Age of the oldest sample waiting in the buffer (0 when empty).',

@@ -7,7 +7,8 @@
 // client-options.ts.
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import type { SqliteBuffer } from '../buffer/sqlite-buffer.js';
+import type { BufferView } from '../buffer/sqlite-buffer.js';
+import type { Output, OutputStatus } from '../outputs/types.js';
 import type { MqttConfig } from '../config/schema.js';
 import type { HealthSnapshot } from '../core/device-health.js';
 import { withDeadline } from '../core/deadline.js';
@@ -52,7 +53,8 @@ export interface PublisherSession {
 }
 
 export interface PublisherDeps {
-  buffer: SqliteBuffer;
+  /** The buffer as the MQTT output sees it (SqliteBuffer.view('mqtt')). */
+  buffer: BufferView;
   log: Logger;
   metrics: Metrics;
   /** Resolves relative TLS and password file paths. */
@@ -71,7 +73,10 @@ export interface PublisherDeps {
   session?: PublisherSession;
 }
 
-export class MqttPublisher {
+/** The MQTT output: JSON or Sparkplug B to the broker, every row acknowledged by its PUBACK (src/outputs/types.ts). */
+export class MqttPublisher implements Output {
+  readonly name = 'mqtt';
+  readonly delivery = 'acknowledged' as const;
   private client: MqttClient | undefined;
   private connected = false;
   /** Since when the broker has been away (from the start until the first connect), or undefined while connected. */
@@ -211,6 +216,16 @@ export class MqttPublisher {
   /** Extra fields of the retained gateway status ("online") message, e.g. the last reload's outcome. */
   setGatewayStatus(extra: Record<string, unknown>): void {
     this.retained.setGatewayStatus(extra);
+  }
+
+  get encoding(): string {
+    return this.deps.session ? 'sparkplug' : 'json';
+  }
+
+  status(): OutputStatus {
+    const pump = this.pump;
+    const base = { delivered: pump.delivered, lastDeliveryMs: pump.lastDeliveryMs };
+    return this.connected ? { state: 'up', ...base } : { state: 'down', reason: 'not connected to the broker', ...base };
   }
 
   get isConnected(): boolean {

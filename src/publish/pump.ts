@@ -10,7 +10,7 @@
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { withSeq } from '../buffer/body.js';
-import type { BufferedRow, SqliteBuffer } from '../buffer/sqlite-buffer.js';
+import type { BufferedRow, BufferView } from '../buffer/sqlite-buffer.js';
 import type { Metrics } from '../health/metrics.js';
 import { AckBatcher } from './ack-batcher.js';
 import { ReplayGate } from './replay-gate.js';
@@ -44,7 +44,8 @@ export interface PumpOptions {
 export type RowEncoder = (row: BufferedRow, historical: boolean) => { topic: string; payload: Buffer | string; qos: 0 | 1 } | 'json' | 'skip';
 
 export interface PumpDeps {
-  buffer: SqliteBuffer;
+  /** The MQTT output's view of the buffer (its own cursor: src/buffer/output-slots.ts). */
+  buffer: BufferView;
   topics: DataTopics;
   encode?: RowEncoder;
   log: Logger;
@@ -75,6 +76,9 @@ export class BufferPump {
   private drainWaiters: (() => void)[] = [];
   private readonly gate: ReplayGate;
   private readonly acks: AckBatcher;
+  /** Rows acknowledged by the broker since start, and when last. */
+  delivered = 0;
+  lastDeliveryMs: number | undefined;
 
   constructor(
     private readonly opts: PumpOptions,
@@ -85,6 +89,9 @@ export class BufferPump {
       accept: (seqs) => deps.buffer.accept(seqs),
       flushed: (n) => {
         deps.metrics.published.inc(n);
+        deps.metrics.outputDelivered.inc({ output: 'mqtt' }, n);
+        this.delivered += n;
+        this.lastDeliveryMs = Date.now();
         if (this.inflight === 0 && this.drainWaiters.length && deps.buffer.depth() === 0) for (const w of this.drainWaiters.splice(0)) w();
       },
       fault: deps.fault,
@@ -100,6 +107,8 @@ export class BufferPump {
     this.client = client;
     this.paused = false;
     this.reset();
+    // From the oldest row this output has not acknowledged (0 with MQTT the only output).
+    this.cursor = this.deps.buffer.start();
     this.eventsInFlight.clear();
     this.replayUntil = this.deps.buffer.lastSeq();
     this.gate.refill();

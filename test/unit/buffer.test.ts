@@ -57,7 +57,7 @@ describe('sqlite buffer', () => {
     b.open();
     const table = new Database(path, { readonly: true });
     const inTable = (after: number, limit: number) =>
-      table.prepare('SELECT seq, ts, device, point, prio, body, kind FROM samples WHERE seq > ? ORDER BY seq LIMIT ?').all(after, limit);
+      table.prepare('SELECT seq, ts, device, point, prio, body, kind, pending FROM samples WHERE seq > ? ORDER BY seq LIMIT ?').all(after, limit);
     let cursor = 0;
     const big = 'x'.repeat(300);
     for (let round = 0; round < 400; round++) {

@@ -31,7 +31,7 @@ function setup(rows: number, maxInflight: number) {
   const pump = new BufferPump(
     { qos: 0, maxInflight, batchSize: 100, replayRate: 1_000_000, replayOrder: 'strict', eventsTopic: 's/g/events', confirmTopic: 's/g/events/confirm' },
     {
-      buffer,
+      buffer: buffer.view('mqtt'),
       topics: new DataTopics(
         { point: '{site}/{gateway}/{device}/{point}', poll: '{site}/{gateway}/{device}', el: '{site}/{gateway}/el/{device}' },
         { site: 's', gateway: 'g' },

@@ -1,0 +1,178 @@
+// The InfluxDB output against a real InfluxDB server (Debian's influxdb 1.6, started here): every
+// sample reaches both MQTT and InfluxDB (queried through InfluxDB's own HTTP API), a row the
+// server refuses because of its data is dead-lettered for InfluxDB alone while MQTT and the rest
+// flow, and TLS is verified: the wrong CA leaves InfluxDB's rows buffered and says so on /healthz.
+import { afterEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { start as startModbus } from '../../simulators/modbus/index.js';
+import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
+import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
+import { haveInfluxd, startInfluxd, type InfluxServer } from '../helpers/influxdb.js';
+import { Subscriber } from '../helpers/subscriber.js';
+import { missing } from '../helpers/consumer-plant.js';
+import Database from '../../src/buffer/sqlite.js';
+import type { OutputReport } from '../../src/health/judge.js';
+
+/** Rows left in a stopped gateway's buffer file. */
+function bufferRows(path: string): number {
+  const db = new Database(path, { readonly: true });
+  try {
+    return db.prepare('SELECT count(*) FROM samples').pluck().get() as number;
+  } finally {
+    db.close();
+  }
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function plant(points: string): Promise<{ broker: Mosquitto; devices: string }> {
+  const broker = await startMosquitto();
+  cleanups.push(() => broker.stop());
+  const sim = await startModbus({
+    registers: Array.from({ length: 5 }, (_, i) => ({
+      area: 'holding' as const,
+      address: i,
+      type: 'uint16' as const,
+      generator: { kind: 'counter' as const, step: 1, every_ms: 10, wrap: 60000 },
+    })),
+  });
+  cleanups.push(() => sim.stop());
+  return {
+    broker,
+    devices: `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: 100\n    connection: { host: 127.0.0.1, port: ${sim.port} }\n    points:\n${points}\n`,
+  };
+}
+
+const fivePoints = Array.from({ length: 5 }, (_, i) => `      - { name: p${i}, address: ${i} }`).join('\n');
+
+async function influx(tls = false): Promise<InfluxServer> {
+  const server = await startInfluxd({ tls });
+  cleanups.push(() => server.stop());
+  await server.query('CREATE DATABASE plant');
+  return server;
+}
+
+const outputYaml = (server: InfluxServer, extra = '') =>
+  `outputs:\n  influxdb:\n    url: ${server.url}\n    api: v1\n    database: plant\n    flush_ms: 100\n    max_backoff_ms: 1000\n${extra}`;
+
+/** Polls `check` until it returns true (each try after the last answered), failing with `what` after ms. */
+async function until(check: () => Promise<boolean> | boolean, what: string, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe.runIf(haveInfluxd)('InfluxDB output (real influxd)', () => {
+  it('delivers every sample to MQTT and to InfluxDB, and the buffer empties once both have them', async () => {
+    const server = await influx();
+    const { broker, devices } = await plant(fivePoints);
+    const sub = await Subscriber.connect(broker, 's/g/plc/#');
+    cleanups.push(() => sub.close());
+    const tg = makeGateway(gatewayYaml(broker).replace('buffer:\n', `${outputYaml(server)}buffer:\n`), devices);
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    await until(() => sub.messages.length >= 100, '100 samples on MQTT');
+    await tg.gw.stop();
+    const mqttSeqs = sub.messages.map((m) => m.json.seq as number);
+    const influxSeqs = (await server.values('plant', 'edgeferry', 'seq')) as number[];
+    const m = missing(mqttSeqs);
+    const left = bufferRows(join(tg.dir, 'buffer.db'));
+    console.log(`MQTT ${m.count} samples (seq ${m.lo}..${m.hi}), InfluxDB ${new Set(influxSeqs).size}; buffer left ${left}`);
+    expect(m.missing).toEqual([]);
+    expect(m.lo).toBe(1);
+    expect(missing(influxSeqs)).toMatchObject({ lo: 1, hi: m.hi, missing: [] });
+    // Tags and fields as docs/outputs.md shows them.
+    const one = await server.query(`SELECT * FROM edgeferry WHERE point = 'p3' LIMIT 1`, 'plant');
+    const series = one.results?.[0]?.series?.[0];
+    expect(series?.columns).toEqual(expect.arrayContaining(['time', 'site', 'gateway', 'device', 'point', 'value', 'quality', 'seq']));
+    const row = Object.fromEntries(series!.columns.map((c, i) => [c, series!.values[0]![i]]));
+    expect(row).toMatchObject({ site: 's', gateway: 'g', device: 'plc', point: 'p3', quality: 'good' });
+    expect(typeof row.value).toBe('number');
+    expect(left).toBe(0);
+  });
+
+  it('dead-letters for InfluxDB alone the rows it refuses (a field of another type), while MQTT gets them and the rest flows', async () => {
+    const server = await influx();
+    // "unit" was once written as a number: InfluxDB now refuses the string unit of p0's samples.
+    await server.query('CREATE DATABASE plant');
+    // (Field types are fixed per shard: the same week as the samples.)
+    const pre = await fetch(`${server.url}/write?db=plant&precision=ms`, { method: 'POST', body: `edgeferry,device=old unit=1 ${Date.now() - 60_000}` });
+    expect(pre.status).toBe(204);
+    const points = fivePoints.replace('{ name: p0, address: 0 }', '{ name: p0, address: 0, unit: rpm }');
+    const { broker, devices } = await plant(points);
+    const sub = await Subscriber.connect(broker, 's/g/plc/#');
+    cleanups.push(() => sub.close());
+    const tg = makeGateway(gatewayYaml(broker).replace('buffer:\n', `${outputYaml(server)}buffer:\n`), devices);
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    await until(async () => (await server.values('plant', 'edgeferry', 'seq')).length >= 80, '80 samples in InfluxDB');
+    await until(() => tg.gw.bufferStats().deadLetters >= 5, '5 dead letters');
+    await tg.gw.stop();
+    const mqtt = sub.messages;
+    const influxSeqs = new Set((await server.values('plant', 'edgeferry', 'seq')) as number[]);
+    const p0 = mqtt.filter((x) => x.topic === 's/g/plc/p0').map((x) => x.json.seq as number);
+    const others = mqtt.filter((x) => x.topic !== 's/g/plc/p0').map((x) => x.json.seq as number);
+    const file = new Database(join(tg.dir, 'buffer.db'), { readonly: true });
+    const deadLetters = file.prepare('SELECT seq, reason FROM dead_letter ORDER BY seq').all() as { seq: number; reason: string }[];
+    const left = file.prepare('SELECT count(*) FROM samples').pluck().get() as number;
+    file.close();
+    console.log(
+      `MQTT: ${p0.length} p0 samples, ${others.length} others; InfluxDB ${influxSeqs.size}; dead letters ${deadLetters.length}: ${deadLetters[0]?.reason}`,
+    );
+    expect(missing(mqtt.map((x) => x.json.seq as number)).missing).toEqual([]);
+    expect(p0.filter((s) => influxSeqs.has(s))).toEqual([]); // refused, each one
+    expect(others.filter((s) => !influxSeqs.has(s))).toEqual([]); // the rest all there
+    expect(deadLetters.map((d) => d.seq)).toEqual(p0);
+    expect(deadLetters[0]!.reason).toMatch(/^influxdb: HTTP 400: .*field type conflict/);
+    expect(left).toBe(0);
+  });
+
+  it('verifies the server certificate: the right CA delivers over TLS; the wrong one keeps the rows and /healthz says why', async () => {
+    const server = await influx(true);
+    const { broker, devices } = await plant(fivePoints);
+    // The wrong CA: the broker's. InfluxDB's certificate is not signed by it.
+    const wrong = makeGateway(
+      gatewayYaml(broker)
+        .replace('buffer:\n', `${outputYaml(server, `    tls: { ca: ${broker.files.ca} }\n`)}buffer:\n`)
+        .replace('health: { port: 0 }', 'health: { port: 0, broker_away_s: 1 }'),
+      devices,
+    );
+    cleanups.push(() => wrong.cleanup());
+    await wrong.gw.start();
+    type Healthz = { ok: boolean; reasons: string[]; outputs: Record<string, OutputReport> };
+    const healthz = async () => (await (await fetch(`http://127.0.0.1:${wrong.gw.healthPort}/healthz`)).json()) as Healthz;
+    await until(async () => {
+      const h = await healthz();
+      return h.outputs.influxdb?.state === 'down' && h.outputs.influxdb.lag_s >= 1;
+    }, 'InfluxDB reported down for 1 s');
+    const h = await healthz();
+    console.log(`wrong CA: /healthz ${JSON.stringify(h.outputs.influxdb)}; reasons ${JSON.stringify(h.reasons)}`);
+    expect(h.ok).toBe(false);
+    expect(h.outputs.influxdb!.reason).toMatch(/certificate|self.signed|issuer/i);
+    expect(h.outputs.influxdb!.backlog).toBeGreaterThan(0);
+    expect(h.outputs.mqtt!.state).toBe('up');
+    expect((await server.values('plant', 'edgeferry', 'seq')).length).toBe(0);
+    await wrong.gw.stop();
+
+    // Its CA: the same buffer folder's rows are written over TLS after a restart with the right file.
+    const dir = wrong.dir;
+    const right = makeGateway(
+      gatewayYaml(broker).replace('buffer:\n', `${outputYaml(server, `    tls: { ca: ${server.caFile} }\n`)}buffer:\n`),
+      devices,
+      undefined,
+      undefined,
+      {},
+      dir,
+    );
+    cleanups.push(() => right.cleanup());
+    await right.gw.start();
+    await until(async () => (await server.values('plant', 'edgeferry', 'seq')).length >= 50, '50 samples in InfluxDB over TLS');
+    const seqs = (await server.values('plant', 'edgeferry', 'seq')) as number[];
+    expect(Math.min(...seqs)).toBe(1); // the rows the wrong CA kept buffered came too
+  });
+});
