@@ -6,38 +6,21 @@
 // Telegraf is stopped for 15 s while the gateway publishes: by seq, nothing may be missing (with a
 // persistent session Telegraf acknowledges a message once its outputs took it, so even what was in
 // flight at the stop comes again).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stopChild } from '../../simulators/stop-child.js';
 import { recipe } from '../../scripts/lib/doc-recipes.js';
 import { consumerPlant, missing } from '../helpers/consumer-plant.js';
 import { Subscriber } from '../helpers/subscriber.js';
+import { installTelegraf, TELEGRAF } from '../helpers/telegraf.js';
 
-const root = join(import.meta.dirname, '../..');
-const TELEGRAF = 'v1.37.2';
-const PLUGINS = 'custom,inputs.mqtt_consumer,outputs.file,parsers.json_v2,serializers.json';
 const cleanups: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** Telegraf with the doc's plugins, built once into .cache/telegraf (Go from /usr/local/go or PATH). */
-function installTelegraf(): string {
-  const home = join(root, '.cache/telegraf');
-  const bin = join(home, 'bin', 'telegraf');
-  const stamp = join(home, 'bin', 'VERSION');
-  if (existsSync(bin) && existsSync(stamp) && readFileSync(stamp, 'utf8') === `${TELEGRAF} ${PLUGINS}`) return bin;
-  const go = ['/usr/local/go/bin/go', '/usr/lib/go/bin/go'].find(existsSync) ?? 'go';
-  mkdirSync(join(home, 'bin'), { recursive: true });
-  execFileSync(go, ['install', '-tags', PLUGINS, `github.com/influxdata/telegraf/cmd/telegraf@${TELEGRAF}`], {
-    env: { ...process.env, GOBIN: join(home, 'bin'), GOPATH: join(home, 'go'), GOFLAGS: '-modcacherw', CGO_ENABLED: '0' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  writeFileSync(stamp, `${TELEGRAF} ${PLUGINS}`);
-  return bin;
-}
 
 describe('docs/integration.md: the Telegraf example', () => {
   it(

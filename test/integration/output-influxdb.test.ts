@@ -2,7 +2,14 @@
 // sample reaches both MQTT and InfluxDB (queried through InfluxDB's own HTTP API), a row the
 // server refuses because of its data is dead-lettered for InfluxDB alone while MQTT and the rest
 // flow, and TLS is verified: the wrong CA leaves InfluxDB's rows buffered and says so on /healthz.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createCa } from '../../src/tls/certs.js';
+import { freePort } from '../../simulators/free-port.js';
+import { stopChild } from '../../simulators/stop-child.js';
+import { installTelegraf } from '../helpers/telegraf.js';
 import { join } from 'node:path';
 import { start as startModbus } from '../../simulators/modbus/index.js';
 import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
@@ -10,6 +17,7 @@ import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
 import { haveInfluxd, startInfluxd, type InfluxServer } from '../helpers/influxdb.js';
 import { Subscriber } from '../helpers/subscriber.js';
 import { missing } from '../helpers/consumer-plant.js';
+import { recipe } from '../../scripts/lib/doc-recipes.js';
 import Database from '../../src/buffer/sqlite.js';
 import type { OutputReport } from '../../src/health/judge.js';
 
@@ -68,12 +76,14 @@ async function until(check: () => Promise<boolean> | boolean, what: string, ms =
 }
 
 describe.runIf(haveInfluxd)('InfluxDB output (real influxd)', () => {
-  it('delivers every sample to MQTT and to InfluxDB, and the buffer empties once both have them', async () => {
+  it("docs/outputs.md's block as written (only the port this test's): every sample reaches MQTT and InfluxDB, and the buffer empties once both have them", async () => {
     const server = await influx();
     const { broker, devices } = await plant(fivePoints);
     const sub = await Subscriber.connect(broker, 's/g/plc/#');
     cleanups.push(() => sub.close());
-    const tg = makeGateway(gatewayYaml(broker).replace('buffer:\n', `${outputYaml(server)}buffer:\n`), devices);
+    const block = recipe('outputs.md', 'yaml influxdb-config').replace('http://127.0.0.1:8086', server.url);
+    expect(block).toContain(server.url);
+    const tg = makeGateway(gatewayYaml(broker).replace('buffer:\n', `${block}buffer:\n`), devices);
     cleanups.push(() => tg.cleanup());
     await tg.gw.start();
     await until(() => sub.messages.length >= 100, '100 samples on MQTT');
@@ -174,5 +184,92 @@ describe.runIf(haveInfluxd)('InfluxDB output (real influxd)', () => {
     await until(async () => (await server.values('plant', 'edgeferry', 'seq')).length >= 50, '50 samples in InfluxDB over TLS');
     const seqs = (await server.values('plant', 'edgeferry', 'seq')) as number[];
     expect(Math.min(...seqs)).toBe(1); // the rows the wrong CA kept buffered came too
+  });
+});
+
+// api v2 against an implementation of InfluxDB's v2 write API nobody here wrote: Telegraf's
+// influxdb_v2_listener (token, gzip, TLS), with Telegraf's file output as the record of what arrived.
+describe('InfluxDB output, api v2 (Telegraf influxdb_v2_listener)', () => {
+  it('writes every sample with the token over verified TLS; a wrong token keeps the rows buffered and says HTTP 401', { timeout: 900_000 }, async () => {
+    const telegraf = installTelegraf();
+    const { broker, devices } = await plant(fivePoints);
+    const dir = mkdtempSync(join(tmpdir(), 'edgeferry-influx-v2-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const ca = createCa('edgeferry test listener CA');
+    const server = ca.issue('localhost', 'server');
+    writeFileSync(join(dir, 'ca.pem'), ca.cert);
+    writeFileSync(join(dir, 'server.pem'), server.cert);
+    writeFileSync(join(dir, 'server.key'), server.key, { mode: 0o600 });
+    const port = await freePort();
+    const out = join(dir, 'metrics.json');
+    writeFileSync(
+      join(dir, 'telegraf.conf'),
+      [
+        '[agent]\n  interval = "1s"\n  flush_interval = "200ms"\n  omit_hostname = true',
+        `[[inputs.influxdb_v2_listener]]\n  service_address = "127.0.0.1:${port}"\n  token = "the-right-token"\n  tls_cert = "${dir}/server.pem"\n  tls_key = "${dir}/server.key"`,
+        `[[outputs.file]]\n  files = ["${out}"]\n  data_format = "json"\n  json_timestamp_units = "1ms"`,
+        '',
+      ].join('\n'),
+    );
+    let log = '';
+    const tg = spawn(telegraf, ['--config', join(dir, 'telegraf.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    tg.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    tg.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    cleanups.push(() => stopChild(tg));
+    interface Metric {
+      name: string;
+      fields: { value?: number; seq?: number; quality?: string };
+      tags: Record<string, string>;
+    }
+    const metrics = (): Metric[] =>
+      existsSync(out)
+        ? readFileSync(out, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Metric)
+        : [];
+    const yaml = (token: string) => {
+      writeFileSync(join(dir, 'token'), `${token}\n`, { mode: 0o600 });
+      return `outputs:\n  influxdb:\n    url: https://127.0.0.1:${port}\n    api: v2\n    org: plant\n    bucket: edgeferry\n    token_file: ${dir}/token\n    flush_ms: 100\n    max_backoff_ms: 1000\n    tls: { ca: ${dir}/ca.pem, server_name: localhost }\n`;
+    };
+
+    // The wrong token: Telegraf answers 401; the rows wait, MQTT is not held back.
+    const wrong = makeGateway(gatewayYaml(broker).replace('buffer:\n', `${yaml('a-wrong-token')}buffer:\n`), devices);
+    cleanups.push(() => wrong.cleanup());
+    await wrong.gw.start();
+    const healthz = async () => (await (await fetch(`http://127.0.0.1:${wrong.gw.healthPort}/healthz`)).json()) as { outputs: Record<string, OutputReport> };
+    await until(async () => (await healthz()).outputs.influxdb?.reason?.startsWith('HTTP 401') === true, 'HTTP 401 on /healthz', 60_000);
+    const h = (await healthz()).outputs;
+    console.log(`wrong token: ${JSON.stringify(h.influxdb)}; mqtt ${JSON.stringify(h.mqtt)}`);
+    expect(h.influxdb!.backlog).toBeGreaterThan(0);
+    expect(h.mqtt!.delivered).toBeGreaterThan(0);
+    expect(metrics()).toEqual([]);
+    await wrong.gw.stop();
+
+    // The right token, same buffer: what the wrong one kept comes first.
+    const right = makeGateway(gatewayYaml(broker).replace('buffer:\n', `${yaml('the-right-token')}buffer:\n`), devices, undefined, undefined, {}, wrong.dir);
+    cleanups.push(() => right.cleanup());
+    await right.gw.start();
+    await until(() => metrics().length >= 100, `100 metrics in Telegraf (it said: ${log.slice(-1000)})`, 60_000);
+    await right.gw.stop();
+    await until(
+      () => {
+        const s = new Set(metrics().map((m) => m.fields.seq!));
+        return missing([...s]).missing.length === 0 && s.has(1);
+      },
+      'every seq in Telegraf',
+      10_000,
+    );
+    const seqs = metrics().map((m) => m.fields.seq!);
+    const m = missing(seqs);
+    const left = bufferRows(join(wrong.dir, 'buffer.db'));
+    console.log(`Telegraf v2 listener: ${m.count} distinct seqs (${m.lo}..${m.hi}), missing ${m.missing.length}; buffer left ${left}`);
+    expect(m).toMatchObject({ lo: 1, missing: [] });
+    expect(left).toBe(0);
+    const one = metrics()[0]!;
+    expect(one.name).toBe('edgeferry');
+    expect(one.tags).toMatchObject({ site: 's', gateway: 'g', device: 'plc' });
+    expect(one.fields.quality).toBe('good');
+    expect(typeof one.fields.value).toBe('number');
   });
 });

@@ -17,6 +17,8 @@ const dir = mkdtempSync(join(tmpdir(), 'edgeferry-doc-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 copyFileSync(join(import.meta.dirname, '../fixtures/ca.pem'), join(dir, 'ca.pem'));
 writeFileSync(join(dir, 'command-token'), 'a-long-shared-secret-for-the-test\n');
+writeFileSync(join(dir, 'influx-token'), 'an-influxdb-api-token\n');
+copyFileSync(join(import.meta.dirname, '../fixtures/ca.pem'), join(dir, 'influx-ca.pem'));
 
 /** `# key: value  # note` → `key: value  # note` (an option shown commented out). */
 const uncomment = (block: string) => block.replace(/^(\s*)# ([a-z_]+: )/gm, '$1$2');
@@ -65,6 +67,13 @@ describe('config blocks in the docs pass check', () => {
       const points = parse(take(recipe('writes.md', 'yaml writable-points'))) as { points: unknown[] };
       expect(points.points.length).toBeGreaterThan(0);
       expect(check(merge(gateway(), commands), device(points.points))).toEqual([]);
+    });
+
+    it(`outputs.md: influxdb-config and influxdb-v2-config, ${shown}`, () => {
+      const v1 = parse(take(recipe('outputs.md', 'yaml influxdb-config'))) as Obj;
+      const v2 = parse(take(recipe('outputs.md', 'yaml influxdb-v2-config'))) as Obj;
+      expect(check(merge(gateway(), v1), plainPoints)).toEqual([]);
+      expect(check(merge(gateway(), v2), plainPoints)).toEqual([]);
     });
   }
 
