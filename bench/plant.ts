@@ -8,6 +8,7 @@
 //   npm run bench:plant -- --seconds 60 [--plcs 137 --opcua 7 --points 50 --interval 1000 --el-rate 5]
 //   npm run bench:plant -- --seconds 1800 --rss-every 60     # the 30-minute memory run
 //   npm run bench:plant -- --payload poll                     # one message per device poll
+//   npm run bench:plant -- --influx                           # InfluxDB (a real influxd) as a second output
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +20,7 @@ import { startMosquitto } from '../simulators/mqtt-broker/mosquitto.js';
 import { start as startSim, type ModbusSimulator } from '../simulators/modbus/index.js';
 import { PLANT_NODES, startOpcuaSim, type OpcuaSimulator } from '../simulators/opcua/index.js';
 import { freePort } from '../simulators/free-port.js';
+import { startInfluxd } from '../simulators/influxdb/index.js';
 import { brokerBaseline, connectClient, machine, pct, procStat, slope, sineRegisters } from './lib.js';
 import { printSummary, summarize } from './profile.js';
 
@@ -36,6 +38,7 @@ const values = scriptArgs('bench:plant', 'A seed plant side by side in one run.'
   'node-flags': { type: 'string', default: '' },
   payload: { type: 'string', default: 'point' },
   sync: { type: 'string', default: 'full' },
+  influx: { type: 'boolean', default: false },
 });
 const PLCS = Number(values.plcs);
 const OPCUA = Math.min(PLCS, Number(values.opcua));
@@ -84,6 +87,9 @@ ${Array.from({ length: POINTS }, (_, k) => `      - { name: p${k}, node_id: "${O
 // Picked after the simulators have bound theirs (a port taken between here and the gateway's bind
 // would stop the gateway at start).
 const HEALTH_PORT = await freePort();
+// A second output, InfluxDB 1.6 on loopback, when asked (the cost of two outputs against one).
+const influx = values.influx ? await startInfluxd() : undefined;
+if (influx) await influx.query('CREATE DATABASE plant');
 writeFileSync(join(dir, 'devices.yaml'), `version: 1\ndevices:\n${devices.join('\n')}\n`);
 const inbox = join(dir, 'inbox');
 mkdirSync(inbox);
@@ -97,7 +103,7 @@ mqtt:
   url: ${broker.url}
   payload: ${PAYLOAD}
   tls: { ca: ${broker.files.ca}, cert: ${broker.files.clientCert}, key: ${broker.files.clientKey} }
-buffer: { path: buffer.db, synchronous: ${values.sync === 'normal' ? 'normal' : 'full'} }
+${influx ? `outputs:\n  influxdb: { url: ${influx.url}, api: v1, database: plant }\n` : ''}buffer: { path: buffer.db, synchronous: ${values.sync === 'normal' ? 'normal' : 'full'} }
 logging: { level: warn }
 health: { port: ${HEALTH_PORT} }
 ${
@@ -208,6 +214,8 @@ if (values.profile) {
 await Promise.all(modbus.map((s) => s.stop()));
 await Promise.all(opcua.map((s) => s.stop()));
 await broker.stop();
+const influxPoints = influx ? ((await influx.query('SELECT count("seq") FROM edgeferry', 'plant')).results?.[0]?.series?.[0]?.values?.[0]?.[1] as number) : 0;
+await influx?.stop();
 rmSync(dir, { recursive: true, force: true });
 
 // Figures.
@@ -269,16 +277,18 @@ const result = {
   baseline_ms: { p50: +pct(baseLat, 50).toFixed(2), p99: +pct(baseLat, 99).toFixed(2) },
   lost,
   seq_range: [lo, hi],
+  influx_points: influxPoints,
   rss_series: measured.filter((_, i) => i % RSS_EVERY === 0).map((r) => [Math.round(r.t), +r.mb.toFixed(1)]),
   machine: machine(),
 };
 console.log(
-  `edgeferry seed plant — ${PLCS} PLCs (${PLCS - OPCUA} Modbus TCP, ${OPCUA} OPC UA) × ${POINTS} tags every ${INTERVAL} ms = ${offered} tags/s offered, EL camera ${EL_RATE} images/s; mqtt.payload ${PAYLOAD} (${PAYLOAD === 'poll' ? 'one message per device poll' : 'one message per tag'}), buffer synchronous ${values.sync}; ${result.seconds} s measured after ${WARMUP} s warm-up`,
+  `edgeferry seed plant${influx ? ' + InfluxDB output' : ''} — ${PLCS} PLCs (${PLCS - OPCUA} Modbus TCP, ${OPCUA} OPC UA) × ${POINTS} tags every ${INTERVAL} ms = ${offered} tags/s offered, EL camera ${EL_RATE} images/s; mqtt.payload ${PAYLOAD} (${PAYLOAD === 'poll' ? 'one message per device poll' : 'one message per tag'}), buffer synchronous ${values.sync}; ${result.seconds} s measured after ${WARMUP} s warm-up`,
 );
 console.log(result.machine);
 console.log(
   `delivered       ${result.delivered_tags_per_s} tags/s in ${result.messages_per_s} messages/s, ${result.el_verdicts_per_s} EL verdicts/s; lost ${lost} messages (seqs ${lo}..${hi})`,
 );
+if (influx) console.log(`InfluxDB        ${influxPoints} points written (the second output, drained at stop)`);
 console.log(`gateway CPU     ${result.cpu_cores} cores (user ${result.cpu_user_cores}, kernel ${result.cpu_sys_cores})`);
 console.log(
   `gateway RSS     median ${result.rss_mb.median} MiB, max ${result.rss_mb.max} MiB, trend ${result.rss_mb.trend_mb_per_min} MiB/min (second half ${result.rss_mb.second_half_trend_mb_per_min} MiB/min)`,

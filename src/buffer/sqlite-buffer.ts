@@ -48,8 +48,11 @@ export class SqliteBuffer {
   /** Samples the disk refused, and the seq mark (unstored.ts). */
   private readonly unstored: Unstored;
   private readonly bounds: BufferBounds;
-  /** Rows just committed, for the publisher (recent.ts). */
-  private readonly recent = new RecentRows();
+  /**
+   * Rows just committed, for the outputs (recent.ts). With several outputs it holds more: a
+   * batching output (InfluxDB) reads a second behind the appends, which should still be memory.
+   */
+  private readonly recent: RecentRows;
   private readonly problems = new BufferProblems();
   /** Each output's bit of a row's `pending` (output-slots.ts). */
   readonly slots: OutputSlots;
@@ -65,6 +68,7 @@ export class SqliteBuffer {
     this.now = opts.now ?? Date.now;
     this.mark = new SeqMark(`${path}.seq`);
     this.slots = new OutputSlots(opts.outputs ?? ['mqtt']);
+    this.recent = this.slots.single ? new RecentRows() : new RecentRows(32_768, 16 << 20);
     const host = { problems: this.problems, addEvent: (body: Record<string, unknown>) => this.addEvent(body), now: this.now };
     this.unstored = new Unstored(this.mark, host);
     const more = {

@@ -21,7 +21,6 @@ afterAll(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-
 describe('docs/integration.md: the Telegraf example', () => {
   it(
     'runs as written in a real Telegraf: the sample time, seq and tags come through, and a 15 s Telegraf restart loses nothing',

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { start as startModbus } from '../../simulators/modbus/index.js';
 import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
-import { haveInfluxd, startInfluxd, type InfluxServer } from '../helpers/influxdb.js';
+import { haveInfluxd, startInfluxd, type InfluxServer } from '../../simulators/influxdb/index.js';
 import { Subscriber } from '../helpers/subscriber.js';
 import { missing } from '../helpers/consumer-plant.js';
 import { recipe } from '../../scripts/lib/doc-recipes.js';

@@ -15,7 +15,7 @@ import { start as startSim, type ModbusSimulator } from '../../simulators/modbus
 import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { analyse, bufferFile, missing } from '../helpers/delivery.js';
 import { gatewayYaml } from '../helpers/gateway.js';
-import { haveInfluxd, startInfluxd, type InfluxServer } from '../helpers/influxdb.js';
+import { haveInfluxd, startInfluxd, type InfluxServer } from '../../simulators/influxdb/index.js';
 import { Subscriber } from '../helpers/subscriber.js';
 
 const cli = join(import.meta.dirname, '../../dist/src/main.js');

@@ -10,7 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { gzip as gzipCb } from 'node:zlib';
+import { constants as zlibConstants, gzip as gzipCb } from 'node:zlib';
 import type { BufferedRow } from '../../buffer/rows.js';
 import { GatewayError } from '../../errors.js';
 import { BatchOutput, Refused, type BatchWriter } from '../batch-output.js';
@@ -102,7 +102,8 @@ class InfluxWriter implements BatchWriter {
   async write(rows: readonly BufferedRow[], signal: AbortSignal): Promise<void> {
     const text = linesOf(this.format, rows);
     if (!text) return;
-    const body = this.c.gzip ? await gzip(text) : Buffer.from(text);
+    // The fastest level: line protocol shrinks about 8× even so, for a fraction of the CPU of the default.
+    const body = this.c.gzip ? await gzip(text, { level: zlibConstants.Z_BEST_SPEED }) : Buffer.from(text);
     const { status, answer } = await this.post(body, signal);
     if (status >= 200 && status < 300) return;
     const why = `HTTP ${status}${answer ? `: ${answer}` : ''}`;

@@ -1,4 +1,4 @@
-// A real InfluxDB server (Debian's influxdb package, 1.6) for tests: loopback only, a port the
+// A real InfluxDB server (Debian's influxdb package, 1.6) for tests and benchmarks: loopback only, a port the
 // kernel picks, its data in a temporary folder kept across stop()/restart() (same port), and
 // optionally HTTPS with a certificate of a throwaway CA. Queried through its own HTTP API.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:https';
 import { createCa } from '../../src/tls/certs.js';
-import { stopChild } from '../../simulators/stop-child.js';
+import { stopChild } from '../stop-child.js';
 
 export const INFLUXD_BIN = process.env.INFLUXD_BIN ?? '/usr/bin/influxd';
 export const haveInfluxd = existsSync(INFLUXD_BIN);
