@@ -127,7 +127,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const publisher = new MqttPublisher(g.mqtt, { site: g.site, gateway: g.gateway_id }, publisherDeps(config, deps, { buffer, metrics, gwHealth, session }));
   publishHealth();
   const outLog = log.child({ component: 'output' });
-  const outputs = kinds.map(([kind, cfg]) =>
+  const makeOutput = (kind: OutputKind, cfg: never): Output =>
     kind.create(cfg, {
       view: buffer.view(kind.key),
       log: outLog,
@@ -136,8 +136,42 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
       baseDir: config.baseDir,
       onStatus: (st) => gwHealth.set(`output ${kind.key}`, st.state === 'down' ? `output ${kind.key} failing: ${st.reason ?? 'unknown'}` : undefined),
       fault: (err) => gwHealth.fault(`output ${kind.key}`, err),
-    }),
-  );
+    });
+  /** The outputs besides MQTT, running; changed in place by a reload (everything holds this array). */
+  const outputs: Output[] = kinds.map(([kind, cfg]) => makeOutput(kind, cfg));
+  /** Each running output's section, to tell at a reload which changed. */
+  const outputSections = new Map(kinds.map(([kind, cfg]) => [kind.key, JSON.stringify(cfg)]));
+  /**
+   * A reload's outputs: removed and changed ones stop (what they had not confirmed stays in the
+   * buffer under their name), the buffer's cursors follow (src/buffer/output-slots.ts) and added
+   * and changed ones start from their cursor. MQTT's cursor, and every unchanged output, go on.
+   */
+  const reloadOutputs = async (next: LoadedConfig): Promise<void> => {
+    const want = new Map(enabledOutputs(next).map(([kind, cfg]) => [kind.key, [kind, cfg] as const]));
+    for (const o of [...outputs]) {
+      const w = want.get(o.name);
+      if (w && JSON.stringify(w[1]) === outputSections.get(o.name)) continue;
+      await o.stop().catch((err: unknown) => log.error({ err, output: o.name }, 'stopping an output failed'));
+      outputs.splice(outputs.indexOf(o), 1);
+      outputSections.delete(o.name);
+      gwHealth.set(`output ${o.name}`, undefined);
+      log.info({ output: o.name }, w ? 'output stopped to take its new settings' : 'output removed');
+    }
+    buffer.setOutputs(['mqtt', ...want.keys()]);
+    for (const [name, [kind, cfg]] of want) {
+      if (outputs.some((o) => o.name === name)) continue;
+      try {
+        const o = makeOutput(kind, cfg);
+        outputs.push(o);
+        outputSections.set(name, JSON.stringify(cfg));
+        o.start();
+      } catch (err) {
+        // Its rows wait under its name in the buffer; the next reload with a fixed section starts it.
+        gwHealth.set(`output ${name}`, `output ${name} cannot start: ${(err as Error).message}`);
+        log.error({ err, output: name }, 'output cannot start');
+      }
+    }
+  };
   buffer.onHealth = (h) => gwHealth.set('buffer', h.state === 'ok' ? undefined : h.reasons.join('; '));
   const scheduler = pollScheduler(log, metrics, gwHealth);
   const deviceStatusOf = (device: string) => shownStatus(pool, device);
@@ -189,7 +223,16 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   let healthPort: number | undefined;
   return {
     metrics,
-    reload: (next) => devices.reload(next).finally(() => session?.rebirth()), // Sparkplug: new metrics, new births
+    reload: async (next) => {
+      try {
+        const report = await devices.reload(next);
+        await reloadOutputs(next);
+        // Outputs are applied while running, not at a restart.
+        return { ...report, restartNeeded: report.restartNeeded.filter((k) => k !== 'outputs') };
+      } finally {
+        session?.rebirth(); // Sparkplug: new metrics, new births
+      }
+    },
     reportGatewayStatus: (extra) => {
       statusExtra = extra;
       publishHealth();

@@ -52,10 +52,31 @@ export class SqliteBuffer {
    * Rows just committed, for the outputs (recent.ts). With several outputs it holds more: a
    * batching output (InfluxDB) reads a second behind the appends, which should still be memory.
    */
-  private readonly recent: RecentRows;
+  private recent: RecentRows;
   private readonly problems = new BufferProblems();
   /** Each output's bit of a row's `pending` (output-slots.ts). */
-  readonly slots: OutputSlots;
+  private slots: OutputSlots;
+  /**
+   * Outputs added or removed while running (a reload): the same as at open — a new output gets
+   * what is appended from now on, a removed one gives back its share with an output_removed event
+   * — and every other output's cursor stays where it is.
+   */
+  setOutputs(names: readonly string[]): void {
+    const slots = new OutputSlots(names);
+    const changes = slots.open(this.handle);
+    const wasSingle = this.slots.single;
+    this.slots = slots;
+    if (wasSingle !== slots.single) this.recent = slots.single ? new RecentRows() : new RecentRows(32_768, 16 << 20);
+    else this.recent.clear();
+    this.floors.clear();
+    for (const change of changes) this.addEvent({ ...change });
+  }
+
+  /** The outputs this buffer keeps a cursor for. */
+  get outputs(): readonly string[] {
+    return this.slots.names;
+  }
+
   /** Per output: a seq below its oldest row (a lower bound kept between start() calls). */
   private readonly floors = new Map<number, number>();
   /** Set when open() found a damaged file and moved it aside. */

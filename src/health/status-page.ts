@@ -40,6 +40,7 @@ export const STATUS_HTML = `<!doctype html>
     <div class="card"><h2>Health</h2><div id="health" class="big">…</div><div id="reasons" class="reason"></div></div>
     <div class="card"><h2>Broker</h2><div id="mqtt" class="big">…</div><div id="mqtt-detail"></div></div>
     <div class="card"><h2>Buffer</h2><div id="buffer" class="big">…</div><div id="buffer-detail"></div></div>
+    <div class="card" id="outputs-card" hidden><h2>Outputs</h2><div id="outputs"></div></div>
     <div class="card" id="el-card" hidden><h2>EL inspection</h2><div id="el" class="big">…</div><div id="el-detail"></div></div>
   </div>
   <table>
@@ -74,6 +75,13 @@ function render(s) {
   const b = h.buffer;
   $('buffer').textContent = b.depth + ' waiting';
   $('buffer-detail').textContent = bytes(b.bytes) + ' of ' + bytes(b.max_bytes) + ' (' + (b.fill * 100).toFixed(1) + '%)' + (b.oldest_age_s ? ', oldest ' + b.oldest_age_s + ' s' : '') + (b.evicted ? ', ' + b.evicted + ' evicted' : '') + (b.state !== 'ok' ? ', ' + b.state : '');
+  const outs = Object.entries(h.outputs || {});
+  $('outputs-card').hidden = outs.length < 2;
+  $('outputs').replaceChildren(
+    ...outs.map(([name, o]) =>
+      el('div', name + ': ' + o.state + (o.backlog ? ', ' + o.backlog + ' behind (' + o.lag_s + ' s)' : ', all delivered') + (o.reason ? ' — ' + o.reason : '')),
+    ),
+  );
   if (s.el) {
     $('el-card').hidden = false;
     $('el').replaceChildren(state(s.el.state || 'starting'));

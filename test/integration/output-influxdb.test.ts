@@ -18,6 +18,9 @@ import { haveInfluxd, startInfluxd, type InfluxServer } from '../../simulators/i
 import { Subscriber } from '../helpers/subscriber.js';
 import { missing } from '../helpers/consumer-plant.js';
 import { recipe } from '../../scripts/lib/doc-recipes.js';
+import { DRIVERS } from '../../drivers/registry.js';
+import { ConfigLoader } from '../../src/config/load.js';
+import { formatProblem } from '../../src/config/yaml-file.js';
 import Database from '../../src/buffer/sqlite.js';
 import type { OutputReport } from '../../src/health/judge.js';
 
@@ -140,6 +143,51 @@ describe.runIf(haveInfluxd)('InfluxDB output (real influxd)', () => {
     expect(deadLetters.map((d) => d.seq)).toEqual(p0);
     expect(deadLetters[0]!.reason).toMatch(/^influxdb: HTTP 400: .*field type conflict/);
     expect(left).toBe(0);
+  });
+
+  it('a reload adds InfluxDB (it gets what comes next) and removes it again, while MQTT goes on without a gap or a duplicate', async () => {
+    const server = await influx();
+    const { broker, devices } = await plant(fivePoints);
+    const sub = await Subscriber.connect(broker, 's/g/#');
+    cleanups.push(() => sub.close());
+    const plain = gatewayYaml(broker);
+    const tg = makeGateway(plain, devices);
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    const data = () => sub.messages.filter((m) => m.topic.startsWith('s/g/plc/')).map((m) => m.json.seq as number);
+    await until(() => data().length >= 30, '30 samples on MQTT');
+    const load = (yaml: string) => {
+      writeFileSync(join(tg.dir, 'gateway.yaml'), yaml);
+      const { config, problems } = new ConfigLoader(DRIVERS, tg.dir).loadGatewayConfig('gateway.yaml');
+      if (!config) throw new Error(problems.map(formatProblem).join('\n'));
+      return config;
+    };
+    const beforeAdd = tg.gw.bufferStats().lastSeq;
+    const added = await tg.gw.reload(load(plain.replace('buffer:\n', `${outputYaml(server)}buffer:\n`)));
+    expect(added.restartNeeded).toEqual([]);
+    await until(async () => (await server.values('plant', 'edgeferry', 'seq')).length >= 30, '30 samples in InfluxDB after the reload');
+    const influxSeqs = (await server.values('plant', 'edgeferry', 'seq')) as number[];
+    expect(Math.min(...influxSeqs)).toBeGreaterThan(beforeAdd); // what came after it was added
+    await sub.waitFor((m) => m.topic === 's/g/events' && m.json.event === 'output_added' && m.json.output === 'influxdb', 15_000, 'output_added event');
+
+    await server.kill(); // InfluxDB away: its rows wait under its name…
+    await until(() => tg.gw.bufferStats().depth >= 60, '60 rows held for InfluxDB');
+    const removed = await tg.gw.reload(load(plain)); // …until it is removed: they are given up, counted
+    expect(removed.restartNeeded).toEqual([]);
+    const ev = await sub.waitFor((m) => m.topic === 's/g/events' && m.json.event === 'output_removed', 15_000, 'output_removed event');
+    expect(ev.json.undelivered).toBeGreaterThanOrEqual(20);
+    await until(() => tg.gw.bufferStats().depth < 20, 'the buffer let go of what only InfluxDB needed');
+    const last = tg.gw.bufferStats().lastSeq;
+    await until(() => Math.max(...data()) >= last + 20, 'MQTT going on after the reloads');
+    await tg.gw.stop();
+    const seqs = data();
+    const m = missing(seqs);
+    console.log(
+      `reloads: MQTT seq ${m.lo}..${m.hi}, ${seqs.length} messages, ${m.count} distinct, missing ${m.missing.length}; InfluxDB got ${influxSeqs.length} from seq ${Math.min(...influxSeqs)} (added after seq ${beforeAdd}); removed with ${String(ev.json.undelivered)} undelivered`,
+    );
+    expect(m.missing).toEqual([]);
+    expect(seqs.length).toBe(m.count);
+    await server.restart(); // for the cleanup's stop
   });
 
   it('verifies the server certificate: the right CA delivers over TLS; the wrong one keeps the rows and /healthz says why', async () => {

@@ -94,6 +94,26 @@ describe('buffer with several outputs', () => {
     b.close();
   });
 
+  it('outputs changed while open (a reload) keep the other cursors, as a restart does', () => {
+    const b = open(['mqtt']);
+    b.append([1, 2, 3].map((i) => sample(i)));
+    b.accept([1]);
+    b.setOutputs(['mqtt', 'influxdb']);
+    expect(b.outputs).toEqual(['mqtt', 'influxdb']);
+    b.append([4].map((i) => sample(i)));
+    expect(seqs(b.view('mqtt').readRange(0, Infinity, 10))).toEqual([2, 3, 4]);
+    expect(seqs(b.view('influxdb').readRange(0, Infinity, 10))).toEqual([4]);
+    b.view('mqtt').accept([2, 3, 4]);
+    expect(seqs(b.readRange(0, Infinity, 10))).toEqual([4]);
+    b.setOutputs(['mqtt']);
+    expect(b.depth()).toBe(0);
+    expect(events.filter((e) => String(e.event).startsWith('output_'))).toEqual([
+      { event: 'output_added', output: 'influxdb' },
+      { event: 'output_removed', output: 'influxdb', undelivered: 1 },
+    ]);
+    b.close();
+  });
+
   it('a row refused by one output is dead-lettered for it and still delivered to the other', () => {
     const b = open(['mqtt', 'influxdb']);
     b.append([1, 2].map((i) => sample(i)));
