@@ -2,7 +2,7 @@
 // kernel picks, its data in a temporary folder kept across stop()/restart() (same port), and
 // optionally HTTPS with a certificate of a throwaway CA. Queried through its own HTTP API.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:https';
@@ -10,7 +10,6 @@ import { createCa } from '../../src/tls/certs.js';
 import { stopChild } from '../stop-child.js';
 
 export const INFLUXD_BIN = process.env.INFLUXD_BIN ?? '/usr/bin/influxd';
-export const haveInfluxd = existsSync(INFLUXD_BIN);
 
 export interface InfluxServer {
   url: string;
@@ -89,6 +88,10 @@ export async function startInfluxd(opts: { tls?: boolean } = {}): Promise<Influx
       p.stdout.on('data', onData);
       p.stderr.on('data', onData);
       p.once('exit', () => resolve(0));
+      p.once('error', (err) => {
+        log += `${INFLUXD_BIN}: ${err.message} (Debian package influxdb)`;
+        resolve(0);
+      });
       setTimeout(() => resolve(0), 30_000).unref();
     });
     if (!got) {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { start as startModbus } from '../../simulators/modbus/index.js';
 import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
-import { haveInfluxd, startInfluxd, type InfluxServer } from '../../simulators/influxdb/index.js';
+import { startInfluxd, type InfluxServer } from '../../simulators/influxdb/index.js';
 import { Subscriber } from '../helpers/subscriber.js';
 import { missing } from '../helpers/consumer-plant.js';
 import { recipe } from '../../scripts/lib/doc-recipes.js';
@@ -78,7 +78,7 @@ async function until(check: () => Promise<boolean> | boolean, what: string, ms =
   }
 }
 
-describe.runIf(haveInfluxd)('InfluxDB output (real influxd)', () => {
+describe('InfluxDB output (real influxd)', () => {
   it("docs/outputs.md's block as written (only the port this test's): every sample reaches MQTT and InfluxDB, and the buffer empties once both have them", async () => {
     const server = await influx();
     const { broker, devices } = await plant(fivePoints);
