@@ -23,7 +23,10 @@ function node(address: number, maxMaster: number) {
   const sent: (Frame & { at: number })[] = [];
   const rx = new FrameReceiver(-1, true);
   const n = new MstpNode(
-    { address, maxMaster, baudRate: 38400, usageTimeoutMs: 20 },
+    // Tusage_timeout at the standard's 100 ms upper end: the test answers a token pass in a few ms,
+    // but a stalled test process (CI on a busy machine stalled one past 20 ms) would otherwise see
+    // the node retry its pass and poll for a new successor before the answer arrived.
+    { address, maxMaster, baudRate: 38400, usageTimeoutMs: 100 },
     { write: (b) => rx.feed(b, (e) => e.kind === 'frame' && sent.push({ ...e.frame, at: performance.now() })) },
   );
   nodes.push(n);
