@@ -16,9 +16,15 @@ export interface ConsumerPlant {
   gateway(): TestGateway;
 }
 
-export async function consumerPlant(name: string, cleanups: (() => Promise<void> | void)[]): Promise<ConsumerPlant> {
-  const broker = await startMosquitto();
-  cleanups.push(() => broker.stop());
+/**
+ * A PLC with five counters (Modbus TCP simulator, stopped by the cleanups) and the device map of
+ * it as device "plc" with points p0..p4 polled every `intervalMs`; `point` may change a point's line.
+ */
+export async function counterPlc(
+  cleanups: (() => Promise<void> | void)[],
+  intervalMs: number,
+  point: (line: string, i: number) => string = (line) => line,
+): Promise<string> {
   const sim = await startModbus({
     registers: Array.from({ length: 5 }, (_, i) => ({
       area: 'holding' as const,
@@ -28,17 +34,21 @@ export async function consumerPlant(name: string, cleanups: (() => Promise<void>
     })),
   });
   cleanups.push(() => sim.stop());
+  const points = Array.from({ length: 5 }, (_, i) => `      - ${point(`{ name: p${i}, address: ${i} }`, i)}`).join('\n');
+  return `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: ${intervalMs}\n    connection: { host: 127.0.0.1, port: ${sim.port} }\n    points:\n${points}\n`;
+}
+
+export async function consumerPlant(name: string, cleanups: (() => Promise<void> | void)[]): Promise<ConsumerPlant> {
+  const broker = await startMosquitto();
+  cleanups.push(() => broker.stop());
+  const devices = await counterPlc(cleanups, 200);
   const dir = mkdtempSync(join(tmpdir(), `edgeferry-${name}-`));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  const points = Array.from({ length: 5 }, (_, i) => `      - { name: p${i}, address: ${i} }`).join('\n');
   return {
     broker,
     dir,
     gateway: () => {
-      const tg = makeGateway(
-        gatewayYaml(broker),
-        `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: 200\n    connection: { host: 127.0.0.1, port: ${sim.port} }\n    points:\n${points}\n`,
-      );
+      const tg = makeGateway(gatewayYaml(broker), devices);
       cleanups.push(() => tg.cleanup());
       return tg;
     },

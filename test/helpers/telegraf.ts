@@ -25,3 +25,21 @@ export function installTelegraf(): string {
   writeFileSync(stamp, `${TELEGRAF} ${PLUGINS}`);
   return bin;
 }
+
+/** One metric as Telegraf's file output writes it with data_format "json" (json_timestamp_units "1ms"). */
+export interface TelegrafMetric {
+  name: string;
+  fields: { value?: number; seq?: number; quality?: string };
+  tags: Record<string, string>;
+  timestamp: number;
+}
+
+/** Every metric in a Telegraf JSON output file so far (none before the file exists). */
+export function telegrafMetrics(file: string): TelegrafMetric[] {
+  return existsSync(file)
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as TelegrafMetric)
+    : [];
+}

@@ -7,14 +7,14 @@
 // persistent session Telegraf acknowledges a message once its outputs took it, so even what was in
 // flight at the stop comes again).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stopChild } from '../../simulators/stop-child.js';
 import { recipe } from '../../scripts/lib/doc-recipes.js';
 import { consumerPlant, missing } from '../helpers/consumer-plant.js';
 import { Subscriber } from '../helpers/subscriber.js';
-import { installTelegraf, TELEGRAF } from '../helpers/telegraf.js';
+import { installTelegraf, TELEGRAF, telegrafMetrics } from '../helpers/telegraf.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterAll(async () => {
@@ -56,19 +56,7 @@ describe('docs/integration.md: the Telegraf example', () => {
       cleanups.push(() => sub.close());
       await gw.gw.start();
 
-      interface Metric {
-        name: string;
-        fields: { value?: number; seq?: number };
-        tags: Record<string, string>;
-        timestamp: number;
-      }
-      const metrics = (): Metric[] =>
-        existsSync(out)
-          ? readFileSync(out, 'utf8')
-              .split('\n')
-              .filter(Boolean)
-              .map((l) => JSON.parse(l) as Metric)
-          : [];
+      const metrics = () => telegrafMetrics(out);
       const seqs = () => metrics().map((m) => m.fields.seq!);
       const until = async (what: string, ok: () => boolean, ms: number) => {
         const end = Date.now() + ms;

@@ -3,20 +3,19 @@
 // server refuses because of its data is dead-lettered for InfluxDB alone while MQTT and the rest
 // flow, and TLS is verified: the wrong CA leaves InfluxDB's rows buffered and says so on /healthz.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createCa } from '../../src/tls/certs.js';
 import { freePort } from '../../simulators/free-port.js';
 import { stopChild } from '../../simulators/stop-child.js';
-import { installTelegraf } from '../helpers/telegraf.js';
+import { installTelegraf, telegrafMetrics } from '../helpers/telegraf.js';
 import { join } from 'node:path';
-import { start as startModbus } from '../../simulators/modbus/index.js';
 import { startMosquitto, type Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
 import { startInfluxd, type InfluxServer } from '../../simulators/influxdb/index.js';
 import { Subscriber } from '../helpers/subscriber.js';
-import { missing } from '../helpers/consumer-plant.js';
+import { counterPlc, missing } from '../helpers/consumer-plant.js';
 import { recipe } from '../../scripts/lib/doc-recipes.js';
 import { DRIVERS } from '../../drivers/registry.js';
 import { ConfigLoader } from '../../src/config/load.js';
@@ -39,25 +38,11 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function plant(points: string): Promise<{ broker: Mosquitto; devices: string }> {
+async function plant(point?: (line: string, i: number) => string): Promise<{ broker: Mosquitto; devices: string }> {
   const broker = await startMosquitto();
   cleanups.push(() => broker.stop());
-  const sim = await startModbus({
-    registers: Array.from({ length: 5 }, (_, i) => ({
-      area: 'holding' as const,
-      address: i,
-      type: 'uint16' as const,
-      generator: { kind: 'counter' as const, step: 1, every_ms: 10, wrap: 60000 },
-    })),
-  });
-  cleanups.push(() => sim.stop());
-  return {
-    broker,
-    devices: `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: 100\n    connection: { host: 127.0.0.1, port: ${sim.port} }\n    points:\n${points}\n`,
-  };
+  return { broker, devices: await counterPlc(cleanups, 100, point) };
 }
-
-const fivePoints = Array.from({ length: 5 }, (_, i) => `      - { name: p${i}, address: ${i} }`).join('\n');
 
 async function influx(tls = false): Promise<InfluxServer> {
   const server = await startInfluxd({ tls });
@@ -81,7 +66,7 @@ async function until(check: () => Promise<boolean> | boolean, what: string, ms =
 describe('InfluxDB output (real influxd)', () => {
   it("docs/outputs.md's block as written (only the port this test's): every sample reaches MQTT and InfluxDB, and the buffer empties once both have them", async () => {
     const server = await influx();
-    const { broker, devices } = await plant(fivePoints);
+    const { broker, devices } = await plant();
     const sub = await Subscriber.connect(broker, 's/g/plc/#');
     cleanups.push(() => sub.close());
     const block = recipe('outputs.md', 'yaml influxdb-config').replace('http://127.0.0.1:8086', server.url);
@@ -116,8 +101,7 @@ describe('InfluxDB output (real influxd)', () => {
     // (Field types are fixed per shard: the same week as the samples.)
     const pre = await fetch(`${server.url}/write?db=plant&precision=ms`, { method: 'POST', body: `edgeferry,device=old unit=1 ${Date.now() - 60_000}` });
     expect(pre.status).toBe(204);
-    const points = fivePoints.replace('{ name: p0, address: 0 }', '{ name: p0, address: 0, unit: rpm }');
-    const { broker, devices } = await plant(points);
+    const { broker, devices } = await plant((line, i) => (i === 0 ? '{ name: p0, address: 0, unit: rpm }' : line));
     const sub = await Subscriber.connect(broker, 's/g/plc/#');
     cleanups.push(() => sub.close());
     const tg = makeGateway(gatewayYaml(broker).replace('buffer:\n', `${outputYaml(server)}buffer:\n`), devices);
@@ -147,7 +131,7 @@ describe('InfluxDB output (real influxd)', () => {
 
   it('a reload adds InfluxDB (it gets what comes next) and removes it again, while MQTT goes on without a gap or a duplicate', async () => {
     const server = await influx();
-    const { broker, devices } = await plant(fivePoints);
+    const { broker, devices } = await plant();
     const sub = await Subscriber.connect(broker, 's/g/#');
     cleanups.push(() => sub.close());
     const plain = gatewayYaml(broker);
@@ -192,7 +176,7 @@ describe('InfluxDB output (real influxd)', () => {
 
   it('verifies the server certificate: the right CA delivers over TLS; the wrong one keeps the rows and /healthz says why', async () => {
     const server = await influx(true);
-    const { broker, devices } = await plant(fivePoints);
+    const { broker, devices } = await plant();
     // The wrong CA: the broker's. InfluxDB's certificate is not signed by it.
     const wrong = makeGateway(
       gatewayYaml(broker)
@@ -240,7 +224,7 @@ describe('InfluxDB output (real influxd)', () => {
 describe('InfluxDB output, api v2 (Telegraf influxdb_v2_listener)', () => {
   it('writes every sample with the token over verified TLS; a wrong token keeps the rows buffered and says HTTP 401', { timeout: 900_000 }, async () => {
     const telegraf = installTelegraf();
-    const { broker, devices } = await plant(fivePoints);
+    const { broker, devices } = await plant();
     const dir = mkdtempSync(join(tmpdir(), 'edgeferry-influx-v2-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const ca = createCa('edgeferry test listener CA');
@@ -264,18 +248,7 @@ describe('InfluxDB output, api v2 (Telegraf influxdb_v2_listener)', () => {
     tg.stdout.on('data', (d: Buffer) => (log += d.toString()));
     tg.stderr.on('data', (d: Buffer) => (log += d.toString()));
     cleanups.push(() => stopChild(tg));
-    interface Metric {
-      name: string;
-      fields: { value?: number; seq?: number; quality?: string };
-      tags: Record<string, string>;
-    }
-    const metrics = (): Metric[] =>
-      existsSync(out)
-        ? readFileSync(out, 'utf8')
-            .split('\n')
-            .filter(Boolean)
-            .map((l) => JSON.parse(l) as Metric)
-        : [];
+    const metrics = () => telegrafMetrics(out);
     const yaml = (token: string) => {
       writeFileSync(join(dir, 'token'), `${token}\n`, { mode: 0o600 });
       return `outputs:\n  influxdb:\n    url: https://127.0.0.1:${port}\n    api: v2\n    org: plant\n    bucket: edgeferry\n    token_file: ${dir}/token\n    flush_ms: 100\n    max_backoff_ms: 1000\n    tls: { ca: ${dir}/ca.pem, server_name: localhost }\n`;
