@@ -40,6 +40,12 @@ import {
 export type { BufferedRow, BufferEvent, BufferHealth, BufferOptions, BufferStats, BufferView, OutputBacklog } from './types.js';
 export { PRIORITIES, walBytes } from './types.js';
 
+/**
+ * The recent-rows cache for these outputs. With several it holds more: a batching output
+ * (InfluxDB) reads a second behind the appends, which should still be memory.
+ */
+const recentRowsFor = (slots: OutputSlots) => (slots.single ? new RecentRows() : new RecentRows(32_768, 16 << 20));
+
 export class SqliteBuffer {
   private db: Database.Database | undefined;
   private s!: Statements;
@@ -48,35 +54,11 @@ export class SqliteBuffer {
   /** Samples the disk refused, and the seq mark (unstored.ts). */
   private readonly unstored: Unstored;
   private readonly bounds: BufferBounds;
-  /**
-   * Rows just committed, for the outputs (recent.ts). With several outputs it holds more: a
-   * batching output (InfluxDB) reads a second behind the appends, which should still be memory.
-   */
+  /** Rows just committed, for the outputs (recent.ts, sized by recentRowsFor). */
   private recent: RecentRows;
   private readonly problems = new BufferProblems();
   /** Each output's bit of a row's `pending` (output-slots.ts). */
   private slots: OutputSlots;
-  /**
-   * Outputs added or removed while running (a reload): the same as at open — a new output gets
-   * what is appended from now on, a removed one gives back its share with an output_removed event
-   * — and every other output's cursor stays where it is.
-   */
-  setOutputs(names: readonly string[]): void {
-    const slots = new OutputSlots(names);
-    const changes = slots.open(this.handle);
-    const wasSingle = this.slots.single;
-    this.slots = slots;
-    if (wasSingle !== slots.single) this.recent = slots.single ? new RecentRows() : new RecentRows(32_768, 16 << 20);
-    else this.recent.clear();
-    this.floors.clear();
-    for (const change of changes) this.addEvent({ ...change });
-  }
-
-  /** The outputs this buffer keeps a cursor for. */
-  get outputs(): readonly string[] {
-    return this.slots.names;
-  }
-
   /** Per output: a seq below its oldest row (a lower bound kept between start() calls). */
   private readonly floors = new Map<number, number>();
   /** Set when open() found a damaged file and moved it aside. */
@@ -89,7 +71,7 @@ export class SqliteBuffer {
     this.now = opts.now ?? Date.now;
     this.mark = new SeqMark(`${path}.seq`);
     this.slots = new OutputSlots(opts.outputs ?? ['mqtt']);
-    this.recent = this.slots.single ? new RecentRows() : new RecentRows(32_768, 16 << 20);
+    this.recent = recentRowsFor(this.slots);
     const host = { problems: this.problems, addEvent: (body: Record<string, unknown>) => this.addEvent(body), now: this.now };
     this.unstored = new Unstored(this.mark, host);
     const more = {
@@ -149,8 +131,7 @@ export class SqliteBuffer {
     this.s = prepareStatements(this.db);
     this.newest = (this.s.lastSeq.get() as number | undefined) ?? 0;
     this.events.opened();
-    for (const change of this.slots.open(this.db)) this.addEvent({ ...change });
-    this.floors.clear();
+    this.useSlots(this.slots, this.db);
     if (refused) this.addEvent({ event: 'seq_mark_refused', seq_mark: this.mark.path, reason: refused });
     this.continueSeqs(before, mark, walBefore);
     this.bounds.updateCap();
@@ -285,6 +266,30 @@ export class SqliteBuffer {
     if (recent) return recent;
     const to = Number.isFinite(upTo) ? upTo : Number.MAX_SAFE_INTEGER;
     return (bit ? this.s.readFor.all(afterSeq, to, bit, limit) : this.s.readRange.all(afterSeq, to, limit)) as BufferedRow[];
+  }
+
+  /**
+   * Outputs added or removed while running (a reload): the same as at open — a new output gets
+   * what is appended from now on, a removed one gives back its share with an output_removed event
+   * — and every other output's cursor stays where it is.
+   */
+  setOutputs(names: readonly string[]): void {
+    const slots = new OutputSlots(names);
+    this.useSlots(slots, this.handle); // a refusal (the disk) leaves the outputs as they were
+    this.recent = recentRowsFor(slots);
+  }
+
+  /** Reads and changes these outputs' bits against the file, takes them, and says what changed (events). */
+  private useSlots(slots: OutputSlots, db: Database.Database): void {
+    const changes = slots.open(db);
+    this.slots = slots;
+    this.floors.clear();
+    for (const change of changes) this.addEvent({ ...change });
+  }
+
+  /** The outputs this buffer keeps a cursor for. */
+  get outputs(): readonly string[] {
+    return this.slots.names;
   }
 
   /**

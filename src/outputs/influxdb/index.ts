@@ -21,14 +21,21 @@ import { InfluxDbSchema, type InfluxDbConfig } from './schema.js';
 const gzip = promisify(gzipCb);
 const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/;
 
-function readSecret(baseDir: string, file: string, key: string): string {
+/** A file named at outputs.influxdb.<key>, read at start: an unreadable one is an error naming the key and the path. */
+function readNamed(baseDir: string, file: string, key: string): Buffer {
   const p = resolve(baseDir, file);
   try {
-    return readFileSync(p, 'utf8').replace(/\r?\n$/, '');
+    return readFileSync(p);
   } catch (err) {
-    throw new GatewayError('GW_ERR_OUTPUT', `outputs.influxdb.${key}: cannot read "${p}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    const code = key.startsWith('tls.') ? 'GW_ERR_TLS_FILE' : 'GW_ERR_OUTPUT';
+    throw new GatewayError(code, `outputs.influxdb.${key}: cannot read "${p}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
 }
+
+const readSecret = (baseDir: string, file: string, key: string): string =>
+  readNamed(baseDir, file, key)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 
 /** The write URL and headers of a config; throws naming the missing key. */
 export function writeTarget(c: InfluxDbConfig, baseDir: string): { url: URL; headers: Record<string, string> } {
@@ -69,15 +76,7 @@ class InfluxWriter implements BatchWriter {
     this.target = `${url.origin}${url.pathname}`;
     this.format = { measurement: c.measurement, ...ctx.identity };
     const tls = c.tls;
-    const file = (f: string | undefined, key: string) => {
-      if (!f) return undefined;
-      const p = resolve(ctx.baseDir, f);
-      try {
-        return readFileSync(p);
-      } catch (err) {
-        throw new GatewayError('GW_ERR_TLS_FILE', `outputs.influxdb.tls.${key}: cannot read "${p}": ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-      }
-    };
+    const file = (f: string | undefined, key: string) => (f ? readNamed(ctx.baseDir, f, `tls.${key}`) : undefined);
     this.agent =
       url.protocol === 'https:'
         ? new https.Agent({
