@@ -2,7 +2,7 @@
 // sample reaches both MQTT and InfluxDB (queried through InfluxDB's own HTTP API), a row the
 // server refuses because of its data is dead-lettered for InfluxDB alone while MQTT and the rest
 // flow, and TLS is verified: the wrong CA leaves InfluxDB's rows buffered and says so on /healthz.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -64,7 +64,7 @@ async function until(check: () => Promise<boolean> | boolean, what: string, ms =
 }
 
 describe('InfluxDB output (real influxd)', () => {
-  it("docs/outputs.md's block as written (only the port this test's): every sample reaches MQTT and InfluxDB, and the buffer empties once both have them", async () => {
+  it("docs/outputs.md's config block and query as written (only the port and device this test's): every sample reaches MQTT and InfluxDB, and the buffer empties once both have them", async () => {
     const server = await influx();
     const { broker, devices } = await plant();
     const sub = await Subscriber.connect(broker, 's/g/plc/#');
@@ -92,6 +92,11 @@ describe('InfluxDB output (real influxd)', () => {
     expect(row).toMatchObject({ site: 's', gateway: 'g', device: 'plc', point: 'p3', quality: 'good' });
     expect(typeof row.value).toBe('number');
     expect(left).toBe(0);
+    // The doc's query, run by the influx CLI as written (only the port and the device this test's).
+    const query = recipe('outputs.md', 'sh influx-query').replace('influx ', `influx -port ${server.port} `).replace("device = 'boiler'", "device = 'plc'");
+    const answer = execFileSync('sh', ['-c', query], { encoding: 'utf8' });
+    expect(answer).toMatch(/time\s+value\s+quality\s+seq/);
+    expect(answer.split('\n').filter((l) => /\sgood\s+\d+$/.test(l)).length).toBeGreaterThan(0);
   });
 
   it('dead-letters for InfluxDB alone the rows it refuses (a field of another type), while MQTT gets them and the rest flows', async () => {
