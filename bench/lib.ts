@@ -43,7 +43,9 @@ export function threadCpu(pid: number): Map<string, number> {
 export const pct = (xs: number[], p: number) => (xs.length ? quantile(xs, p / 100) : NaN);
 
 export async function connectClient(broker: Mosquitto): Promise<MqttClient> {
-  const c = mqtt.connect(broker.url, { ca: broker.caPem, cert: broker.client.cert, key: broker.client.key, reconnectPeriod: 0 });
+  // mqtt.js turns mqtt:// into TLS when it is given a key and certificate: a plaintext broker gets none.
+  const tls = broker.url.startsWith('mqtts:') ? { ca: broker.caPem, cert: broker.client.cert, key: broker.client.key } : {};
+  const c = mqtt.connect(broker.url, { ...tls, reconnectPeriod: 0 });
   await new Promise<void>((r, j) => (c.once('connect', () => r()), c.once('error', j)));
   return c;
 }

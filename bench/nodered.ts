@@ -1,5 +1,5 @@
 // edgeferry against Node-RED, side by side in one run: the same simulated PLCs (bench/plc-farm.ts,
-// a process of their own), the same local mosquitto over mutual TLS, QoS 1, one MQTT message per
+// a process of their own), the same local mosquitto (mutual TLS, plaintext, or each in turn), QoS 1, one MQTT message per
 // device poll on both sides. edgeferry runs with `mqtt.payload: poll` and its durable default
 // (`synchronous: full`); Node-RED 4.1 with node-red-contrib-modbus 5.23 runs the flow a plant would
 // build: modbus-read of the holding registers → a function node decoding the float32 into an
@@ -8,8 +8,8 @@
 // Figures are each gateway process's own CPU (utime + stime from /proc over the measured seconds,
 // after a warm-up) and its RSS sampled every second; tags are counted by a subscriber here.
 //
-//   npm run bench:nodered -- [--shape seed|fast|both] [--rounds 2] [--seconds 30] [--warmup 15]
-//                            [--sync full|normal] [--profile] [--json FILE]
+//   npm run bench:nodered -- [--shape seed|fast|both] [--tls on|off|both] [--rounds 2] [--seconds 30]
+//                            [--warmup 15] [--sync full|normal] [--profile] [--json FILE]
 //   seed: 137 PLCs × 50 float32 every 1000 ms (6,850 tags/s); fast: 20 PLCs × 50 every 100 ms (10,000 tags/s)
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -26,6 +26,8 @@ import { printSummary, summarize } from './profile.js';
 
 const values = scriptArgs('bench:nodered', 'edgeferry against Node-RED side by side: tags per CPU-second and memory.', {
   shape: { type: 'string', default: 'both' },
+  /** Mutual TLS to the broker (on), plaintext (off), or both in turn (each its own broker). */
+  tls: { type: 'string', default: 'both' },
   rounds: { type: 'string', default: '2' },
   seconds: { type: 'string', default: '30' },
   warmup: { type: 'string', default: '15' },
@@ -56,6 +58,8 @@ const SHAPES: Shape[] = [
   { name: 'seed', plcs: 137, points: 50, intervalMs: 1000 },
   { name: 'fast', plcs: 20, points: 50, intervalMs: 100 },
 ].filter((s) => values.shape === 'both' || values.shape === s.name);
+const TLS_MODES = [true, false].filter((t) => values.tls === 'both' || values.tls === (t ? 'on' : 'off'));
+if (!TLS_MODES.length) throw new Error(`--tls: expected on, off or both, got "${values.tls}"`);
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = join(values['edgeferry-root'] ?? root, 'dist/src/main.js');
@@ -104,8 +108,7 @@ return msg;`;
       name: '',
       broker: '127.0.0.1',
       port: brokerPort,
-      tls: 'tls',
-      usetls: true,
+      ...(broker.url.startsWith('mqtts:') ? { tls: 'tls', usetls: true } : { usetls: false }),
       clientid: '',
       autoConnect: true,
       protocolVersion: '4',
@@ -205,7 +208,11 @@ devices: [devices.yaml]
 mqtt:
   url: ${broker.url}
   payload: poll
-  tls: { ca: ${broker.files.ca}, cert: ${broker.files.clientCert}, key: ${broker.files.clientKey} }
+${
+  broker.url.startsWith('mqtts:')
+    ? `  tls: { ca: ${broker.files.ca}, cert: ${broker.files.clientCert}, key: ${broker.files.clientKey} }`
+    : '  allow_plaintext: true'
+}
 buffer: { path: buffer.db, synchronous: ${SYNC} }
 logging: { level: warn }
 health: { port: ${await freePort()} }
@@ -229,6 +236,7 @@ const median = (xs: number[]) => {
 interface Run {
   round: number;
   shape: string;
+  tls: boolean;
   gateway: 'edgeferry' | 'node-red';
   tagsPerS: number;
   messagesPerS: number;
@@ -275,7 +283,7 @@ async function measure(
   proc: ChildProcess,
   count: ReturnType<typeof counter>,
   rootTopic: string,
-): Promise<Omit<Run, 'round' | 'shape' | 'gateway'> & { from: number }> {
+): Promise<Omit<Run, 'round' | 'shape' | 'tls' | 'gateway'> & { from: number }> {
   let exited: number | null | undefined;
   proc.once('exit', (code) => (exited = code));
   // Warm-up: until the first message arrives, then the warm-up seconds.
@@ -318,15 +326,19 @@ async function measure(
   };
 }
 
+const tlsName = (tls: boolean) => (tls ? 'TLS' : 'plaintext');
 const red = installNodeRed();
 console.log(`edgeferry vs Node-RED ${version('node-red')} + node-red-contrib-modbus ${version('node-red-contrib-modbus')}, ${machine()}`);
 console.log(
-  `edgeferry: mqtt.payload poll, buffer synchronous ${SYNC}; both: QoS 1 over mutual TLS to one local mosquitto; ${SECONDS} s measured after ${WARMUP} s warm-up`,
+  `edgeferry: mqtt.payload poll, buffer synchronous ${SYNC}; both: QoS 1 to a local mosquitto (${TLS_MODES.map(tlsName).join(' and ')}); ${SECONDS} s measured after ${WARMUP} s warm-up`,
 );
-const broker = await startMosquitto({ unboundedQueues: true });
-const sub = await connectClient(broker);
-await sub.subscribeAsync([`ef/#`, `nr/#`], { qos: 0 });
-const count = counter(sub);
+const brokers = new Map<boolean, { broker: Mosquitto; count: ReturnType<typeof counter>; sub: Awaited<ReturnType<typeof connectClient>> }>();
+for (const tls of TLS_MODES) {
+  const broker = await startMosquitto({ unboundedQueues: true, plaintext: !tls });
+  const sub = await connectClient(broker);
+  await sub.subscribeAsync([`ef/#`, `nr/#`], { qos: 0 });
+  brokers.set(tls, { broker, sub, count: counter(sub) });
+}
 const runs: Run[] = [];
 const dir = mkdtempSync(join(tmpdir(), 'edgeferry-nodered-'));
 try {
@@ -338,51 +350,58 @@ try {
     try {
       for (let round = 1; round <= ROUNDS; round++) {
         const order: Run['gateway'][] = round % 2 ? ['edgeferry', 'node-red'] : ['node-red', 'edgeferry'];
-        for (const gateway of order.filter((g) => !values.only || g === values.only)) {
-          const runDir = join(dir, `${shape.name}-${round}-${gateway}`);
-          mkdirSync(runDir);
-          const profDir = values.profile && gateway === 'edgeferry' ? join(runDir, 'prof') : undefined;
-          const spawnedAt = performance.now();
-          let measuredFrom = spawnedAt;
-          const proc =
-            gateway === 'edgeferry'
-              ? await startEdgeferry(runDir, shape, farm.ports, broker, profDir)
-              : await startNodeRed(runDir, red, shape, farm.ports, broker);
-          try {
-            const m = await measure(proc, count, gateway === 'edgeferry' ? 'ef/gw/' : 'nr/');
-            measuredFrom = m.from;
-            const { from: _from, ...figures } = m;
-            const run: Run = { round, shape: shape.name, gateway, ...figures };
-            runs.push(run);
-            console.log(
-              `  round ${round} ${gateway.padEnd(9)} ${m.tagsPerS.toFixed(0).padStart(6)} tags/s (${m.messagesPerS.toFixed(0)} msg/s)  ${m.cores.toFixed(3)} cores (user ${m.userCores.toFixed(3)}, kernel ${m.sysCores.toFixed(3)})  ` +
-                `${m.tagsPerCpuS.toFixed(0).padStart(6)} tags/CPU-s  RSS median ${m.rssMedianMiB.toFixed(1)} MiB, max ${m.rssMaxMiB.toFixed(1)} MiB`,
-            );
-            const byThread = Object.entries(m.threads).sort((a, b) => b[1] - a[1]);
-            console.log(`      cores by thread: ${byThread.map(([n, c]) => `${n} ${c.toFixed(3)}`).join(', ')}`);
-          } finally {
-            await stopChild(proc);
-          }
-          if (profDir) {
-            const f = readdirSync(profDir).find((x) => x.endsWith('.cpuprofile'));
-            if (f) printSummary(summarize(join(profDir, f), 30, { fromMs: measuredFrom - spawnedAt, busyOnly: true }));
+        for (const tls of TLS_MODES) {
+          const { broker, count } = brokers.get(tls)!;
+          for (const gateway of order.filter((g) => !values.only || g === values.only)) {
+            const runDir = join(dir, `${shape.name}-${round}-${tlsName(tls)}-${gateway}`);
+            mkdirSync(runDir);
+            const profDir = values.profile && gateway === 'edgeferry' ? join(runDir, 'prof') : undefined;
+            const spawnedAt = performance.now();
+            let measuredFrom = spawnedAt;
+            const proc =
+              gateway === 'edgeferry'
+                ? await startEdgeferry(runDir, shape, farm.ports, broker, profDir)
+                : await startNodeRed(runDir, red, shape, farm.ports, broker);
+            try {
+              const m = await measure(proc, count, gateway === 'edgeferry' ? 'ef/gw/' : 'nr/');
+              measuredFrom = m.from;
+              const { from: _from, ...figures } = m;
+              const run: Run = { round, shape: shape.name, tls, gateway, ...figures };
+              runs.push(run);
+              console.log(
+                `  round ${round} ${tlsName(tls).padEnd(9)} ${gateway.padEnd(9)} ${m.tagsPerS.toFixed(0).padStart(6)} tags/s (${m.messagesPerS.toFixed(0)} msg/s)  ${m.cores.toFixed(3)} cores (user ${m.userCores.toFixed(3)}, kernel ${m.sysCores.toFixed(3)})  ` +
+                  `${m.tagsPerCpuS.toFixed(0).padStart(6)} tags/CPU-s  RSS median ${m.rssMedianMiB.toFixed(1)} MiB, max ${m.rssMaxMiB.toFixed(1)} MiB`,
+              );
+              const byThread = Object.entries(m.threads).sort((a, b) => b[1] - a[1]);
+              console.log(`      cores by thread: ${byThread.map(([n, c]) => `${n} ${c.toFixed(3)}`).join(', ')}`);
+            } finally {
+              await stopChild(proc);
+            }
+            if (profDir) {
+              const f = readdirSync(profDir).find((x) => x.endsWith('.cpuprofile'));
+              if (f) printSummary(summarize(join(profDir, f), 30, { fromMs: measuredFrom - spawnedAt, busyOnly: true }));
+            }
           }
         }
       }
     } finally {
       await stopChild(farm.proc);
     }
-    const of = (g: Run['gateway'], k: 'tagsPerCpuS' | 'rssMedianMiB' | 'cores') =>
-      median(runs.filter((r) => r.shape === shape.name && r.gateway === g).map((r) => r[k]));
-    console.log(
-      `  median of ${ROUNDS}: edgeferry ${of('edgeferry', 'cores').toFixed(3)} cores, Node-RED ${of('node-red', 'cores').toFixed(3)} cores; ` +
-        `tags per CPU-second edgeferry/Node-RED ×${(of('edgeferry', 'tagsPerCpuS') / of('node-red', 'tagsPerCpuS')).toFixed(2)}; ` +
-        `RSS median edgeferry/Node-RED ×${(of('edgeferry', 'rssMedianMiB') / of('node-red', 'rssMedianMiB')).toFixed(2)}`,
-    );
+    for (const tls of TLS_MODES) {
+      const of = (g: Run['gateway'], k: 'tagsPerCpuS' | 'rssMedianMiB' | 'cores') =>
+        median(runs.filter((r) => r.shape === shape.name && r.tls === tls && r.gateway === g).map((r) => r[k]));
+      console.log(
+        `  ${shape.name} ${tlsName(tls)}, median of ${ROUNDS}: edgeferry ${of('edgeferry', 'cores').toFixed(3)} cores, Node-RED ${of('node-red', 'cores').toFixed(3)} cores; ` +
+          `tags per CPU-second edgeferry/Node-RED ×${(of('edgeferry', 'tagsPerCpuS') / of('node-red', 'tagsPerCpuS')).toFixed(2)}; ` +
+          `RSS median edgeferry/Node-RED ×${(of('edgeferry', 'rssMedianMiB') / of('node-red', 'rssMedianMiB')).toFixed(2)}`,
+      );
+    }
   }
 } finally {
-  await sub.endAsync();
-  await broker.stop();
+  for (const { sub, broker } of brokers.values()) {
+    await sub.endAsync();
+    await broker.stop();
+  }
   rmSync(dir, { recursive: true, force: true });
 }
 if (values.json) writeFileSync(values.json, JSON.stringify({ machine: machine(), sync: SYNC, runs }, null, 2));

@@ -1,5 +1,6 @@
 import type { DeviceConfig, Driver, DriverContext, Reading, Value, WriteCheck, WriteOutcome } from '../../src/core/driver.js';
-import { applyScale, decodeRegistersAt, float32Text, readFloat32At } from './codec.js';
+import { shortestFloat32 } from '../../src/core/float32.js';
+import { applyScale, decodeRegistersAt, readFloat32At } from './codec.js';
 import type { BlockAnswer, ModbusLink } from './link.js';
 import { planReads, type ReadBlock } from './plan.js';
 import type { ModbusConnectionCommon, ModbusPointConfig } from './schema.js';
@@ -92,10 +93,8 @@ function toReading(point: ModbusPointConfig, offset: number, width: number, bloc
   }
   if (r.bits) return { point: point.name, value: r.bits[offset] === true, quality: 'good' };
   if (point.type === 'float32' && point.scale === 1 && point.offset === 0) {
-    // The shortest decimal is found as text: published as it is, not converted back and forth.
-    const raw = readFloat32At(r.words!, offset, point.byte_order);
-    const json = float32Text(raw);
-    return json === undefined ? { point: point.name, value: raw, quality: 'good' } : { point: point.name, value: Number(json), json, quality: 'good' };
+    // The common case without the general decoder's switch.
+    return { point: point.name, value: shortestFloat32(readFloat32At(r.words!, offset, point.byte_order)), quality: 'good' };
   }
   const raw = decodeRegistersAt(r.words!, offset, width, point.type, point.byte_order, point.bit);
   return { point: point.name, value: applyScale(raw, point.scale, point.offset), quality: 'good' };

@@ -33,8 +33,8 @@ interface Pending {
   resolve(a: BlockAnswer): void;
   reject(e: Error): void;
   timer: NodeJS.Timeout;
+  /** The signal it was sent under: only its abort fails it. */
   signal: AbortSignal;
-  onAbort: () => void;
 }
 
 export class ModbusTcpLink implements ModbusLink {
@@ -46,6 +46,11 @@ export class ModbusTcpLink implements ModbusLink {
   private pending: Pending | undefined;
   /** Bytes of a frame not complete yet. */
   private rx: Buffer | undefined;
+  /**
+   * The abort signal this link listens to: the link runner's, the same for every request until it
+   * reconnects — one listener per signal, not one added and removed per request.
+   */
+  private readonly watched = new WeakSet<AbortSignal>();
 
   constructor(
     private readonly ep: TcpEndpoint,
@@ -147,11 +152,20 @@ export class ModbusTcpLink implements ModbusLink {
     frame.writeUInt16BE(pdu.length + 1, 4);
     frame[6] = unit;
     pdu.copy(frame, 7);
+    if (!this.watched.has(signal)) {
+      this.watched.add(signal);
+      // Whatever request is in flight when it aborts (the signal outlives any one request).
+      signal.addEventListener(
+        'abort',
+        () => this.pending?.signal === signal && this.fail(new NotConnectedError(`${this.endpoint}: ${this.pending.what}: aborted`)),
+        {
+          once: true,
+        },
+      );
+    }
     return new Promise<BlockAnswer>((resolve, reject) => {
-      const onAbort = () => this.fail(new NotConnectedError(`${this.endpoint}: ${what}: aborted`));
       const timer = setTimeout(() => this.fail(new TimeoutError(`${this.endpoint}: ${what}: no answer after ${timeoutMs} ms`)), timeoutMs);
-      this.pending = { tid: this.tid, unit, fc: pdu[0]!, what, parse, resolve, reject, timer, signal, onAbort };
-      signal.addEventListener('abort', onAbort, { once: true });
+      this.pending = { tid: this.tid, unit, fc: pdu[0]!, what, parse, resolve, reject, timer, signal };
       socket.write(frame);
     });
   }
@@ -161,7 +175,6 @@ export class ModbusTcpLink implements ModbusLink {
     if (!p) return undefined;
     this.pending = undefined;
     clearTimeout(p.timer);
-    p.signal.removeEventListener('abort', p.onAbort);
     return p;
   }
 

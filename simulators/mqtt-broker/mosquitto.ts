@@ -19,6 +19,11 @@ export interface MosquittoOptions {
   unboundedQueues?: boolean;
   /** Contents of an acl_file; the client certificate's CN is the user name. */
   acl?: string;
+  /**
+   * A plaintext listener with anonymous clients instead of mutual TLS (benchmarks that compare
+   * with and without TLS; never what a test of the gateway's defaults uses).
+   */
+  plaintext?: boolean;
 }
 
 export interface Mosquitto {
@@ -80,13 +85,17 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
         'log_type notice',
         'log_type information',
         `listener ${port} 127.0.0.1`,
-        `cafile ${join(dir, 'ca.pem')}`,
-        `certfile ${join(dir, 'server.pem')}`,
-        `keyfile ${join(dir, 'server.key')}`,
-        'require_certificate true',
-        'use_identity_as_username true',
-        'tls_version tlsv1.2',
-        'allow_anonymous false',
+        ...(opts.plaintext
+          ? ['allow_anonymous true']
+          : [
+              `cafile ${join(dir, 'ca.pem')}`,
+              `certfile ${join(dir, 'server.pem')}`,
+              `keyfile ${join(dir, 'server.key')}`,
+              'require_certificate true',
+              'use_identity_as_username true',
+              'tls_version tlsv1.2',
+              'allow_anonymous false',
+            ]),
         opts.acl ? `acl_file ${join(dir, 'acl')}` : '',
         '',
       ].join('\n'),
@@ -142,7 +151,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   }
   return {
     port,
-    url: `mqtts://127.0.0.1:${port}`,
+    url: `${opts.plaintext ? 'mqtt' : 'mqtts'}://127.0.0.1:${port}`,
     dir,
     files,
     client,

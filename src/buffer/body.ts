@@ -1,4 +1,5 @@
-import type { Value } from '../core/driver.js';
+import type { CommonPoint } from '../config/schema.js';
+import type { Reading, Value } from '../core/driver.js';
 import { POLL_POINT, type MessageKind, type Priority, type Sample } from '../core/sample.js';
 
 /** Names (devices, points, channels) as JSON strings, escaped once each: they repeat in every poll. */
@@ -31,14 +32,28 @@ function encodeValue(v: Value): string {
   return JSON.stringify(v);
 }
 
+/** What a value's fields are written from: a Sample, or a Reading with its point's unit. */
+interface ValueOf {
+  value: Value;
+  quality: Sample['quality'];
+  reason?: string;
+  deviceTs?: number;
+  serverTs?: number;
+}
+
 /** "value" and "quality", then reason, raw, device_ts, server_ts and unit where there are any. */
-function valueFields(s: Sample): string {
-  let out = `"value":${s.json ?? encodeValue(s.value)},"quality":"${s.quality}"`;
+function valueFields(s: ValueOf, unit: string | undefined): string {
+  const v = s.value;
+  // The common case first: a good finite number and nothing else (String() is JSON's text for it).
+  if (typeof v === 'number' && s.quality === 'good' && s.reason === undefined && s.deviceTs === undefined && s.serverTs === undefined && Number.isFinite(v)) {
+    return unit === undefined ? `"value":${v},"quality":"good"` : `"value":${v},"quality":"good","unit":${jsonString(unit)}`;
+  }
+  let out = `"value":${encodeValue(v)},"quality":"${s.quality}"`;
   if (s.reason !== undefined) out += `,"reason":${JSON.stringify(s.reason)}`;
-  if (typeof s.value === 'number' && !Number.isFinite(s.value)) out += `,"raw":"${String(s.value)}"`;
+  if (typeof v === 'number' && !Number.isFinite(v)) out += `,"raw":"${String(v)}"`;
   if (s.deviceTs !== undefined) out += `,"device_ts":"${new Date(s.deviceTs).toISOString()}"`;
   if (s.serverTs !== undefined) out += `,"server_ts":"${new Date(s.serverTs).toISOString()}"`;
-  if (s.unit !== undefined) out += `,"unit":${JSON.stringify(s.unit)}`;
+  if (unit !== undefined) out += `,"unit":${jsonString(unit)}`;
   return out;
 }
 
@@ -47,7 +62,7 @@ function valueFields(s: Sample): string {
  * {"ts":"…","value":…,"quality":"good"} plus reason, device_ts, unit and channel when known.
  */
 export function encodeBody(s: Sample): string {
-  let out = `{"ts":"${iso(s.ts)}",${valueFields(s)}`;
+  let out = `{"ts":"${iso(s.ts)}",${valueFields(s, s.unit)}`;
   if (s.extra) for (const [k, v] of Object.entries(s.extra)) if (v !== undefined) out += `,${JSON.stringify(k)}:${JSON.stringify(v)}`;
   out += `,"channel":${JSON.stringify(s.channel)}}`;
   return out;
@@ -88,8 +103,46 @@ export function encodePollMessages(samples: readonly Sample[]): EncodedMessage[]
   for (const [priority, list] of byPrio) {
     let body = head;
     // Each point: the per-sample fields minus what the whole poll shares (ts, device, channel).
-    for (let i = 0; i < list.length; i++) body += `${i ? ',' : ''}${jsonString(list[i]!.point)}:{${valueFields(list[i]!)}}`;
+    for (let i = 0; i < list.length; i++) body += `${i ? ',' : ''}${jsonString(list[i]!.point)}:{${valueFields(list[i]!, list[i]!.unit)}}`;
     out.push({ ts: first.ts, device: first.device, point: POLL_POINT, kind: 'poll', priority, body: `${body}}}` });
   }
+  return out;
+}
+
+/**
+ * The same message straight from a poll's readings (the lean path: no Sample per point). `points`:
+ * the device's points by name (unit and priority). The same text encodePollMessages writes.
+ */
+export function encodePollReadings(
+  device: string,
+  channel: string,
+  ts: number,
+  readings: readonly Reading[],
+  points: ReadonlyMap<string, CommonPoint>,
+): EncodedMessage[] {
+  if (!readings.length) return [];
+  const head = `{"ts":"${iso(ts)}","device":${jsonString(device)},"channel":${jsonString(channel)},"points":{`;
+  // Usually every point has one priority: one body. Others, in the order they first appear.
+  let firstPrio: Priority | undefined;
+  let first = '';
+  let more: { priority: Priority | undefined; body: string }[] | undefined;
+  for (let i = 0; i < readings.length; i++) {
+    const r = readings[i]!;
+    const p = points.get(r.point);
+    const priority = p?.priority === 'normal' ? undefined : p?.priority;
+    const entry = `${jsonString(r.point)}:{${valueFields(r, p?.unit)}}`;
+    if (i === 0) {
+      firstPrio = priority;
+      first = head + entry;
+    } else if (priority === firstPrio) first += `,${entry}`;
+    else {
+      more ??= [];
+      const m = more.find((x) => x.priority === priority);
+      if (m) m.body += `,${entry}`;
+      else more.push({ priority, body: head + entry });
+    }
+  }
+  const out: EncodedMessage[] = [{ ts, device, point: POLL_POINT, kind: 'poll', priority: firstPrio, body: `${first}}}` }];
+  if (more) for (const m of more) out.push({ ts, device, point: POLL_POINT, kind: 'poll', priority: m.priority, body: `${m.body}}}` });
   return out;
 }

@@ -6,7 +6,8 @@
 import type { BufferedRow } from './types.js';
 
 export class RecentRows {
-  private rows: BufferedRow[] = [];
+  /** Slots before `head` are emptied as rows leave (a row kept there would live on into the old generation). */
+  private rows: (BufferedRow | undefined)[] = [];
   private head = 0;
   private bytes = 0;
 
@@ -24,8 +25,7 @@ export class RecentRows {
       this.rows.push(r);
       this.bytes += r.body.length;
     }
-    while (this.rows.length - this.head > this.maxRows || (this.bytes > this.maxBytes && this.rows.length - this.head > 1))
-      this.bytes -= this.rows[this.head++]!.body.length;
+    while (this.rows.length - this.head > this.maxRows || (this.bytes > this.maxBytes && this.rows.length - this.head > 1)) this.dropHead();
     this.compact();
   }
 
@@ -49,7 +49,7 @@ export class RecentRows {
 
   /** Rows up to `seq` were acknowledged: a new connection reads from SQLite anyway. */
   dropThrough(seq: number): void {
-    while (this.head < this.rows.length && this.rows[this.head]!.seq <= seq) this.bytes -= this.rows[this.head++]!.body.length;
+    while (this.head < this.rows.length && this.rows[this.head]!.seq <= seq) this.dropHead();
     this.compact();
   }
 
@@ -67,8 +67,13 @@ export class RecentRows {
         r.pending &= ~bit;
       }
     }
-    while (this.head < this.rows.length && this.rows[this.head]!.pending === 0) this.bytes -= this.rows[this.head++]!.body.length;
+    while (this.head < this.rows.length && this.rows[this.head]!.pending === 0) this.dropHead();
     this.compact();
+  }
+
+  private dropHead(): void {
+    this.bytes -= this.rows[this.head]!.body.length;
+    this.rows[this.head++] = undefined;
   }
 
   clear(): void {

@@ -5,12 +5,13 @@
 // down) and the rest.
 import { GatewayError } from '../errors.js';
 import type { Logger } from 'pino';
-import { encodePollMessages } from '../buffer/body.js';
+import { encodePollMessages, encodePollReadings } from '../buffer/body.js';
 import type { LoadedDevice } from '../config/load.js';
 import type { CommonPoint } from '../config/schema.js';
 import type { Metrics } from '../health/metrics.js';
 import type { DriverSpec, Reading } from './driver.js';
 import type { Failover } from './failover.js';
+import { DeviceLatest } from './latest.js';
 import type { LinkRunner } from './link-runner.js';
 import { ReportFilter } from './report-filter.js';
 import type { Sample } from './sample.js';
@@ -30,8 +31,8 @@ export interface BackupChannel extends Joined {
   points: Set<string>;
 }
 
-/** Per device, the latest sample of each point (the status page shows them). */
-export type LatestSamples = Map<string, Map<string, Sample>>;
+/** Per device, the latest sample of each point (the status page shows them; latest.ts). */
+export type LatestSamples = Map<string, DeviceLatest>;
 
 export interface PipelineDeps {
   log: Logger;
@@ -58,10 +59,17 @@ export function startPipeline(
   const filter = new ReportFilter(pointsByName);
   /** Samples that passed the report filter → the buffer (one transaction) → the publisher. */
   const store = (candidates: Sample[]) => {
-    const samples = candidates.filter((s) => filter.pass(s));
+    const samples = filtered ? candidates.filter((s) => filter.pass(s)) : candidates;
     sink(pollPayload ? encodePollMessages(samples) : samples, samples.length);
   };
-  const latestHere = latest.get(device.name) ?? new Map<string, Sample>();
+  // No point reported by exception: a poll goes to the buffer as one message without a Sample per
+  // point (the lean path, with mqtt.payload: poll).
+  const filtered = device.points.some((p) => p.report === 'on_change');
+  const lean = pollPayload && !filtered;
+  // A reload keeps what the status page shows until the new pipeline's first poll.
+  const before = latest.get(device.name);
+  const latestHere = new DeviceLatest(device.name, pointsByName);
+  if (before) for (const s of before.values()) latestHere.set(s);
   latest.set(device.name, latestHere);
   // Labelled once: prom-client hashes the labels of every call otherwise.
   const polled = metrics.polled.labels({ device: device.name });
@@ -69,6 +77,13 @@ export function startPipeline(
   const pollSeconds = metrics.pollSeconds.labels({ device: device.name });
   const accept = (readings: Reading[], ts: number, via = channel) => {
     polled.inc(readings.length);
+    // For the status page: the latest value of each point, whatever the report filter keeps.
+    latestHere.record(readings, ts, via);
+    if (lean) {
+      for (let i = 0; i < readings.length; i++) if (readings[i]!.quality === 'bad') badReadings.inc();
+      sink(encodePollReadings(device.name, via, ts, readings, pointsByName), readings.length);
+      return;
+    }
     const samples = new Array<Sample>(readings.length);
     for (let i = 0; i < readings.length; i++) {
       const r = readings[i]!;
@@ -87,12 +102,9 @@ export function startPipeline(
       if (r.reason !== undefined) s.reason = r.reason;
       if (r.deviceTs !== undefined) s.deviceTs = r.deviceTs;
       if (r.serverTs !== undefined) s.serverTs = r.serverTs;
-      if (r.json !== undefined) s.json = r.json;
       if (r.type !== undefined) s.type = r.type;
       samples[i] = s;
     }
-    // For the status page: the latest sample of each point, whatever the report filter keeps.
-    for (const s of samples) latestHere.set(s.point, s);
     store(samples);
   };
   // Points the device reports by itself (mode: subscribe) are set up on every open of the link.

@@ -45,8 +45,6 @@ export interface Reading {
   deviceTs?: number;
   /** Server time, where the protocol gives one besides the source time (OPC UA). */
   serverTs?: number;
-  /** The value as JSON text, when the driver made that text anyway (a float32's shortest decimal). */
-  json?: string;
   /** The type of the value as the device reported it, from drivers whose points do not declare one (DriverSpec.valueType gives undefined). */
   type?: ValueType;
 }

@@ -17,8 +17,6 @@ export interface Sample {
   device: string;
   point: string;
   value: Value;
-  /** `value` as JSON text, when the driver gave it (Reading.json); written as it is. */
-  json?: string;
   quality: Quality;
   reason?: string;
   /** The value's type as the device reported it (Reading.type); kept with the latest samples, not buffered. */

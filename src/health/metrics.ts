@@ -4,8 +4,11 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 export function createMetrics() {
   const registry = new Registry();
   // The process itself: CPU, resident memory, V8 heap and external memory, event-loop delay,
-  // open file descriptors — what an operator watches over months (prefixed edgeferry_).
-  collectDefaultMetrics({ register: registry, prefix: 'edgeferry_' });
+  // open file descriptors — what an operator watches over months (prefixed edgeferry_). The
+  // event-loop delay is sampled every 250 ms, not prom-client's default 10 ms: a timer 100 times a
+  // second woke the idle process for a third of its CPU (bench/FINDINGS.md 20); a stalled loop
+  // still shows, as the delay of the sample it held up.
+  collectDefaultMetrics({ register: registry, prefix: 'edgeferry_', eventLoopMonitoringPrecision: 250 });
   const m = {
     registry,
     polled: new Counter({ name: 'edgeferry_samples_polled_total', help: 'Point readings taken from devices.', labelNames: ['device'], registers: [registry] }),

@@ -2,6 +2,7 @@
 // each device's state, round trip, last error and latest values, and the EL stage. Read-only, no
 // secrets (no URLs with credentials, no file contents), built on demand when the page asks.
 import type { HealthSnapshot } from '../core/device-health.js';
+import type { LatestView } from '../core/latest.js';
 import type { Sample } from '../core/sample.js';
 import type { HealthAnswer } from './judge.js';
 
@@ -14,7 +15,7 @@ export interface StatusInputs {
   site: string;
   gateway: string;
   health: HealthAnswer;
-  devices: { name: string; status: HealthSnapshot | undefined; latest: ReadonlyMap<string, Sample> | undefined }[];
+  devices: { name: string; status: HealthSnapshot | undefined; latest: LatestView | undefined }[];
   el?: { status: Record<string, unknown> | undefined; queued: number };
 }
 

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import Database from '../../src/buffer/sqlite.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteBuffer } from '../../src/buffer/sqlite-buffer.js';
-import { encodePollMessages } from '../../src/buffer/body.js';
+import { encodePollMessages, encodePollReadings } from '../../src/buffer/body.js';
+import type { CommonPoint } from '../../src/config/schema.js';
+import type { Reading } from '../../src/core/driver.js';
 import { POLL_POINT, type Sample } from '../../src/core/sample.js';
 
 const BOUNDS = { maxBytes: 1 << 30, maxAgeS: 86_400 };
@@ -142,5 +144,45 @@ describe('sqlite buffer', () => {
     });
     expect(JSON.parse(critical!.body).points).toEqual({ trip: { value: true, quality: 'good' } });
     b.close();
+  });
+
+  it('writes the same poll message from the readings (the lean path) as from samples, byte for byte', () => {
+    const ts = Date.UTC(2026, 11, 7, 1, 2, 3, 456);
+    const points = new Map<string, CommonPoint>(
+      [
+        { name: 'temp', unit: 'degC' },
+        { name: 'trip', priority: 'critical' as const },
+        { name: 'bulk1', priority: 'bulk' as const },
+        { name: 'normal', priority: 'normal' as const },
+      ].map((p) => [p.name, p as unknown as CommonPoint]),
+    );
+    const readings: Reading[] = [
+      { point: 'temp', value: 21.78, quality: 'good' },
+      { point: 'trip', value: true, quality: 'good' },
+      { point: 'bulk1', value: -0, quality: 'good' },
+      { point: 'normal', value: 7, quality: 'good' },
+      { point: 'big', value: 12345678901234567890n, quality: 'good' },
+      { point: 'nan', value: Number.NaN, quality: 'good' },
+      { point: 'inf', value: -Infinity, quality: 'good' },
+      { point: 'bad', value: null, quality: 'bad', reason: 'timeout "quoted" after 500 ms' },
+      { point: 'text', value: 'OK "1"\n', quality: 'good' },
+      { point: 'src', value: 1.5, quality: 'uncertain', deviceTs: ts - 40, serverTs: ts - 20 },
+      { point: 'bulk2', value: 3e-7, quality: 'good' },
+      { point: 'name "with" quotes', value: 1e21, quality: 'good' },
+    ];
+    for (const p of ['bulk2']) points.set(p, { name: p, priority: 'bulk' } as unknown as CommonPoint);
+    const samples: Sample[] = readings.map((r) => ({
+      ...r,
+      ts,
+      device: 'd "1"',
+      channel: 'tcp://x:502',
+      unit: points.get(r.point)?.unit,
+      priority: points.get(r.point)?.priority,
+    }));
+    const lean = encodePollReadings('d "1"', 'tcp://x:502', ts, readings, points);
+    expect(lean).toEqual(encodePollMessages(samples));
+    expect(lean.map((m) => m.priority)).toEqual([undefined, 'critical', 'bulk']);
+    expect(JSON.parse(lean[2]!.body).points).toEqual({ bulk1: { value: 0, quality: 'good' }, bulk2: { value: 3e-7, quality: 'good' } });
+    expect(encodePollReadings('d', 'c', ts, [], points)).toEqual([]);
   });
 });

@@ -36,7 +36,10 @@ describe('modbus codec', () => {
       return JSON.stringify(Number(v.toPrecision(9)));
     };
     const view = new DataView(new ArrayBuffer(4));
-    const specials = [0, 0x80000000, 1, 0x00800000, 0x7f7fffff, 0x3dcccccd, 0x41accccd, 0x33d6bf95, 0x358637bd, 0x4e6e6b28, 0x5a0e1bca, 0xc2f6e979];
+    const specials = [
+      0, 0x80000000, 1, 0x00800000, 0x7f7fffff, 0x3dcccccd, 0x41accccd, 0x33d6bf95, 0x358637bd, 0x4e6e6b28, 0x5a0e1bca, 0xc2f6e979, 0x49800004, 0xc9800004,
+      0x4b7fffff, 0x0000_0001, 0x7149f2ca,
+    ];
     let seed = 12345;
     const random = Array.from({ length: 20_000 }, () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0));
     let checked = 0;
