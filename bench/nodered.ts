@@ -9,7 +9,8 @@
 // after a warm-up) and its RSS sampled every second; tags are counted by a subscriber here.
 //
 //   npm run bench:nodered -- [--shape seed|fast|both] [--tls on|off|both] [--rounds 2] [--seconds 30]
-//                            [--warmup 15] [--sync full|normal] [--profile] [--json FILE]
+//                            [--warmup 15] [--sync full|normal] [--profile] [--json FILE] [--before DIR]
+//   --before DIR: another checkout's build (e.g. the commit before a change) as a third gateway in every round
 //   seed: 137 PLCs × 50 float32 every 1000 ms (6,850 tags/s); fast: 20 PLCs × 50 every 100 ms (10,000 tags/s)
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -36,6 +37,8 @@ const values = scriptArgs('bench:nodered', 'edgeferry against Node-RED side by s
   json: { type: 'string' },
   /** Another checkout's built edgeferry (its dist/), e.g. the commit before a change, measured in its place. */
   'edgeferry-root': { type: 'string' },
+  /** Another checkout's built edgeferry (its root, with dist/) run as a third gateway in every round: before/after in one run. */
+  before: { type: 'string' },
   /** Extra flags for edgeferry's node (e.g. --single-threaded-gc), to try V8 settings. */
   'node-flags': { type: 'string', default: '' },
   /** Measure only one of them (quick experiments; the ratios need both). */
@@ -186,7 +189,15 @@ async function startNodeRed(dir: string, red: string, shape: Shape, ports: numbe
   });
 }
 
-async function startEdgeferry(dir: string, shape: Shape, ports: number[], broker: Mosquitto, profDir: string | undefined): Promise<ChildProcess> {
+async function startEdgeferry(
+  dir: string,
+  shape: Shape,
+  ports: number[],
+  broker: Mosquitto,
+  profDir: string | undefined,
+  main = cli,
+  gatewayId = 'gw',
+): Promise<ChildProcess> {
   const ef = join(dir, 'ef');
   mkdirSync(ef);
   const points = Array.from({ length: shape.points }, (_, k) => `      - { name: p${k}, address: ${k * 2}, type: float32 }`).join('\n');
@@ -203,7 +214,7 @@ ${points}`,
     join(ef, 'gateway.yaml'),
     `version: 1
 site: ef
-gateway_id: gw
+gateway_id: ${gatewayId}
 devices: [devices.yaml]
 mqtt:
   url: ${broker.url}
@@ -220,7 +231,7 @@ health: { port: ${await freePort()} }
   );
   const flags = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
   flags.push(...values['node-flags'].split(' ').filter(Boolean));
-  return spawn(process.execPath, [...flags, cli, 'run', '--config', join(ef, 'gateway.yaml')], {
+  return spawn(process.execPath, [...flags, main, 'run', '--config', join(ef, 'gateway.yaml')], {
     cwd: ef,
     stdio: ['ignore', 'ignore', 'inherit'],
     env: { ...process.env, MALLOC_ARENA_MAX: '2' },
@@ -237,7 +248,7 @@ interface Run {
   round: number;
   shape: string;
   tls: boolean;
-  gateway: 'edgeferry' | 'node-red';
+  gateway: 'edgeferry' | 'node-red' | 'before';
   tagsPerS: number;
   messagesPerS: number;
   cores: number;
@@ -349,7 +360,8 @@ try {
     const farm = await startFarm(shape);
     try {
       for (let round = 1; round <= ROUNDS; round++) {
-        const order: Run['gateway'][] = round % 2 ? ['edgeferry', 'node-red'] : ['node-red', 'edgeferry'];
+        const all: Run['gateway'][] = ['edgeferry', 'node-red', ...(values.before ? (['before'] as const) : [])];
+        const order = round % 2 ? all : [...all].reverse();
         for (const tls of TLS_MODES) {
           const { broker, count } = brokers.get(tls)!;
           for (const gateway of order.filter((g) => !values.only || g === values.only)) {
@@ -361,9 +373,11 @@ try {
             const proc =
               gateway === 'edgeferry'
                 ? await startEdgeferry(runDir, shape, farm.ports, broker, profDir)
-                : await startNodeRed(runDir, red, shape, farm.ports, broker);
+                : gateway === 'before'
+                  ? await startEdgeferry(runDir, shape, farm.ports, broker, undefined, join(values.before!, 'dist/src/main.js'), 'gwb')
+                  : await startNodeRed(runDir, red, shape, farm.ports, broker);
             try {
-              const m = await measure(proc, count, gateway === 'edgeferry' ? 'ef/gw/' : 'nr/');
+              const m = await measure(proc, count, gateway === 'edgeferry' ? 'ef/gw/' : gateway === 'before' ? 'ef/gwb/' : 'nr/');
               measuredFrom = m.from;
               const { from: _from, ...figures } = m;
               const run: Run = { round, shape: shape.name, tls, gateway, ...figures };
@@ -395,6 +409,11 @@ try {
           `tags per CPU-second edgeferry/Node-RED ×${(of('edgeferry', 'tagsPerCpuS') / of('node-red', 'tagsPerCpuS')).toFixed(2)}; ` +
           `RSS median edgeferry/Node-RED ×${(of('edgeferry', 'rssMedianMiB') / of('node-red', 'rssMedianMiB')).toFixed(2)}`,
       );
+      if (values.before)
+        console.log(
+          `  ${shape.name} ${tlsName(tls)}, before (${values.before}) ${of('before', 'cores').toFixed(3)} cores: tags per CPU-second after/before ×${(of('edgeferry', 'tagsPerCpuS') / of('before', 'tagsPerCpuS')).toFixed(2)}, ` +
+            `before/Node-RED ×${(of('before', 'tagsPerCpuS') / of('node-red', 'tagsPerCpuS')).toFixed(2)}; RSS after/before ×${(of('edgeferry', 'rssMedianMiB') / of('before', 'rssMedianMiB')).toFixed(2)}`,
+        );
     }
   }
 } finally {

@@ -184,7 +184,13 @@ export function startPipeline(
     const rest = points.filter((p) => !critical.has(p.name));
     const restPlan = onBackup && rest.length ? driver.plan(rest) : undefined;
     if (!onBackup) {
-      scheduler.add({ id: `${device.name}@${intervalMs}ms`, device: device.name, intervalMs, run: () => primaryRead(plan, points) });
+      scheduler.add({
+        id: `${device.name}@${intervalMs}ms`,
+        device: device.name,
+        intervalMs,
+        messages: pollPayload ? 1 : points.length,
+        run: () => primaryRead(plan, points),
+      });
       continue;
     }
     // With a backup, two poll groups side by side, each on its own channel, so that a slow or

@@ -5,12 +5,23 @@
 
 /** Narrowest spacing of the phase slots first ticks are spread over. */
 const SLOT_MS = 50;
+/**
+ * What one phase slot may put out at once: this many messages and this many polls. Fewer slots mean
+ * fewer wake-ups, commits and TLS writes (bench/FINDINGS.md 17, 21); more keep the burst small — the
+ * messages a consumer sees at once, and the answers the gateway decodes at once, which is latency.
+ * With one message per tag the seed plant (137 devices × 50 tags/s) gets 20 slots a second; with
+ * one message per poll, 5 slots of about 28 devices.
+ */
+const MESSAGES_PER_SLOT = 350;
+const POLLS_PER_SLOT = 32;
 
 export interface PollGroup {
   /** For logs and metrics, e.g. "boiler-1@1000ms". */
   readonly id: string;
   readonly device: string;
   readonly intervalMs: number;
+  /** Messages one poll of the group puts in the buffer (its share of a slot's burst); unset: a slot's worth. */
+  readonly messages?: number;
   /**
    * Runs one poll. Should not throw (the link runner and the pipeline catch what they expect);
    * whatever still does is caught here and reported to onFault, and the group keeps its schedule.
@@ -73,13 +84,16 @@ export class Scheduler {
     this.stopped = false;
     const now = this.clock.now();
     const n = this.states.length;
+    const messages = this.states.reduce((sum, s) => sum + (s.group.messages ?? MESSAGES_PER_SLOT), 0);
     // Spread first ticks over each group's interval so that devices with the same interval are
     // not all polled, decoded and published in one burst (which shows up as latency) — in phase
     // slots at least SLOT_MS apart, so that the few devices of one slot answer together and share
-    // a buffer transaction and a TLS write (group commit) instead of waking the process each.
+    // a buffer transaction and a TLS write (group commit) instead of waking the process each — and
+    // no more slots than the messages need (MESSAGES_PER_SLOT).
     this.states.forEach((s, i) => {
       const interval = s.group.intervalMs;
-      const slots = Math.max(1, Math.min(n, Math.floor(interval / SLOT_MS)));
+      const needed = Math.max(Math.ceil(messages / MESSAGES_PER_SLOT), Math.ceil(n / POLLS_PER_SLOT));
+      const slots = Math.max(1, Math.min(n, Math.floor(interval / SLOT_MS), needed));
       this.begin(s, now, Math.floor((Math.floor((i * slots) / n) * interval) / slots));
     });
   }

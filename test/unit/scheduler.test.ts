@@ -114,4 +114,27 @@ describe('scheduler', () => {
     // The second group starts half an interval later (phases are spread), then keeps its rhythm.
     expect(fast.map((t) => t - t0)).toEqual([50, 150, 250, 350, 450]);
   });
+
+  it('spreads first polls over as many phase slots as their messages and polls need: five for a message per poll, twenty for one per tag', async () => {
+    const firstPhases = async (messages: number) => {
+      const starts = new Map<string, number>();
+      const s = new Scheduler({ onOverrun: () => undefined }, clock);
+      const t0 = Date.now();
+      for (let i = 0; i < 137; i++) {
+        const id = `plc-${i}`;
+        s.add({ id, device: id, intervalMs: 1000, messages, run: async () => void (starts.has(id) || starts.set(id, Date.now() - t0)) });
+      }
+      s.start();
+      await vi.advanceTimersByTimeAsync(1000);
+      await s.stop();
+      expect(starts.size).toBe(137);
+      return new Set(starts.values());
+    };
+    // The seed plant with mqtt.payload poll (a message per poll): 5 slots of at most 32 polls, 200 ms apart.
+    expect([...(await firstPhases(1))]).toEqual([0, 200, 400, 600, 800]);
+    // With a message per tag (50 per poll): 20 slots 50 ms apart, about 340 messages each.
+    const spread = await firstPhases(50);
+    expect(spread.size).toBe(20);
+    expect([...spread].every((t) => t % 50 === 0 && t < 1000)).toBe(true);
+  });
 });
