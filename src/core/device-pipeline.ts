@@ -57,15 +57,15 @@ export function startPipeline(
   const channel = linkRunner.link.endpoint;
   const pointsByName = new Map<string, CommonPoint>(device.points.map((p) => [p.name, p]));
   const filter = new ReportFilter(pointsByName);
+  // No point reported by exception: a poll goes to the buffer as one message without a Sample per
+  // point (the lean path, with mqtt.payload: poll).
+  const filtered = device.points.some((p) => p.report === 'on_change');
+  const lean = pollPayload && !filtered;
   /** Samples that passed the report filter → the buffer (one transaction) → the publisher. */
   const store = (candidates: Sample[]) => {
     const samples = filtered ? candidates.filter((s) => filter.pass(s)) : candidates;
     sink(pollPayload ? encodePollMessages(samples) : samples, samples.length);
   };
-  // No point reported by exception: a poll goes to the buffer as one message without a Sample per
-  // point (the lean path, with mqtt.payload: poll).
-  const filtered = device.points.some((p) => p.report === 'on_change');
-  const lean = pollPayload && !filtered;
   // A reload keeps what the status page shows until the new pipeline's first poll.
   const before = latest.get(device.name);
   const latestHere = new DeviceLatest(device.name, pointsByName);
