@@ -1,6 +1,7 @@
 import type { CommonPoint } from '../config/schema.js';
 import type { Reading, Value } from '../core/driver.js';
 import { POLL_POINT, type MessageKind, type Priority, type Sample } from '../core/sample.js';
+import type { RowSource } from './rows.js';
 
 /** Names (devices, points, channels) as JSON strings, escaped once each: they repeat in every poll. */
 const names = new Map<string, string>();
@@ -80,6 +81,8 @@ export interface EncodedMessage {
   kind: MessageKind;
   priority?: Priority;
   body: string;
+  /** What the body was rendered from (BufferedRow.source). */
+  source?: RowSource;
 }
 
 /**
@@ -104,7 +107,15 @@ export function encodePollMessages(samples: readonly Sample[]): EncodedMessage[]
     let body = head;
     // Each point: the per-sample fields minus what the whole poll shares (ts, device, channel).
     for (let i = 0; i < list.length; i++) body += `${i ? ',' : ''}${jsonString(list[i]!.point)}:{${valueFields(list[i]!, list[i]!.unit)}}`;
-    out.push({ ts: first.ts, device: first.device, point: POLL_POINT, kind: 'poll', priority, body: `${body}}}` });
+    out.push({
+      ts: first.ts,
+      device: first.device,
+      point: POLL_POINT,
+      kind: 'poll',
+      priority,
+      body: `${body}}}`,
+      source: { values: list, channel: first.channel },
+    });
   }
   return out;
 }
@@ -142,7 +153,26 @@ export function encodePollReadings(
       else more.push({ priority, body: head + entry });
     }
   }
-  const out: EncodedMessage[] = [{ ts, device, point: POLL_POINT, kind: 'poll', priority: firstPrio, body: `${first}}}` }];
-  if (more) for (const m of more) out.push({ ts, device, point: POLL_POINT, kind: 'poll', priority: m.priority, body: `${m.body}}}` });
+  // The readings themselves are the source (one priority, the usual case), else each priority's share.
+  const of = (prio: Priority | undefined): readonly Reading[] => (more ? readings.filter((r) => priorityOf(points, r) === prio) : readings);
+  const out: EncodedMessage[] = [
+    { ts, device, point: POLL_POINT, kind: 'poll', priority: firstPrio, body: `${first}}}`, source: { values: of(firstPrio), channel, units: points } },
+  ];
+  if (more)
+    for (const m of more)
+      out.push({
+        ts,
+        device,
+        point: POLL_POINT,
+        kind: 'poll',
+        priority: m.priority,
+        body: `${m.body}}}`,
+        source: { values: of(m.priority), channel, units: points },
+      });
   return out;
+}
+
+function priorityOf(points: ReadonlyMap<string, CommonPoint>, r: Reading): Priority | undefined {
+  const p = points.get(r.point)?.priority;
+  return p === 'normal' ? undefined : p;
 }

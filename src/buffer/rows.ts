@@ -22,6 +22,33 @@ export interface BufferedRow {
   body: string;
   /** Bits of the outputs that have not acknowledged it yet (output-slots.ts). */
   pending: number;
+  /**
+   * What the body was rendered from, while the row is in memory after its append: outputs that
+   * need the values (Sparkplug, InfluxDB) take them from here with rowPoints() (body.ts) instead
+   * of parsing the body: a point row's sample itself, a poll row's readings. Rows read back from
+   * SQLite have none.
+   */
+  source?: RowSource | SourceValue;
+}
+
+/** A point's value as a row was rendered from it (a Reading or a Sample fits). */
+export interface SourceValue {
+  point: string;
+  value: unknown;
+  quality: 'good' | 'uncertain' | 'bad';
+  reason?: string;
+  unit?: string;
+  channel?: string;
+}
+
+/**
+ * The values of a row before rendering: one sample (a point row) or one poll's readings of one
+ * priority (a poll row), with the poll's channel and the units of its device map (readings carry none).
+ */
+export interface RowSource {
+  values: readonly SourceValue[];
+  channel?: string;
+  units?: ReadonlyMap<string, { unit?: string }>;
 }
 
 /**
@@ -61,4 +88,55 @@ export interface OutputBacklog {
 export interface BufferEvent {
   id: number;
   body: string;
+}
+
+/** One point of a buffered row, as its body says it: what JSON.parse of the body gives for it. */
+export interface RowPoint {
+  point: string;
+  value: unknown;
+  quality: SourceValue['quality'];
+  unit?: string;
+  reason?: string;
+  /** The channel it came through (absent only in bodies written before channels were recorded). */
+  channel?: string;
+}
+
+/**
+ * The points of a point or poll row — from what it was rendered from while the row is in memory
+ * after its append (no parse on the live path), else from its body (a row read back from SQLite).
+ * Both give the same: values as the body's JSON has them (NaN and ±Infinity null, -0 as 0, 64-bit
+ * integers as the nearest double).
+ */
+export function rowPoints(row: BufferedRow): RowPoint[] {
+  const src = row.source;
+  if (src && !('values' in src)) return [fromSource(src, undefined, undefined)];
+  if (src) return src.values.map((v) => fromSource(v, src.channel, src.units));
+  const body = JSON.parse(row.body) as Partial<RowPoint> & { points?: Record<string, Partial<RowPoint>> };
+  const one = (point: string, b: Partial<RowPoint>, channel: unknown): RowPoint => {
+    const p: RowPoint = { point, value: b.value ?? null, quality: b.quality ?? 'good' };
+    if (typeof b.unit === 'string') p.unit = b.unit;
+    if (typeof b.reason === 'string') p.reason = b.reason;
+    if (typeof channel === 'string') p.channel = channel;
+    return p;
+  };
+  if (row.kind === KIND_CODE.poll) return Object.entries(body.points ?? {}).map(([name, b]) => one(name, b, body.channel));
+  return [one(row.point, body, body.channel)];
+}
+
+function fromSource(v: SourceValue, channel: string | undefined, units: RowSource['units']): RowPoint {
+  const p: RowPoint = { point: v.point, value: asParsed(v.value), quality: v.quality };
+  const unit = v.unit ?? units?.get(v.point)?.unit;
+  if (unit !== undefined) p.unit = unit;
+  if (v.reason !== undefined) p.reason = v.reason;
+  const ch = channel ?? v.channel;
+  if (ch !== undefined) p.channel = ch;
+  return p;
+}
+
+/** A value as it reads back from its JSON text (encodeValue). */
+function asParsed(v: unknown): unknown {
+  if (typeof v === 'number') return Number.isFinite(v) ? v + 0 : null; // -0 + 0 is 0
+  if (typeof v === 'bigint') return Number(v);
+  if (v !== null && typeof v === 'object') return JSON.parse(JSON.stringify(v)) as unknown; // arrays: NaN inside becomes null
+  return v;
 }

@@ -200,7 +200,8 @@ export class SqliteBuffer {
         const kind = KIND_CODE[x.kind ?? 'point'];
         const seq = Number(this.s.insert.run(x.ts, x.device, x.point, prio, body, kind, pending).lastInsertRowid);
         seqs[i] = seq;
-        made[i] = { seq, ts: x.ts, device: x.device, point: x.point, prio, kind, body, pending };
+        // What the body was made from rides along while the row is in memory (rowPoints, body.ts).
+        made[i] = { seq, ts: x.ts, device: x.device, point: x.point, prio, kind, body, pending, source: 'body' in x ? x.source : x };
       }
       return seqs;
     });

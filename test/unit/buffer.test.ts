@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import Database from '../../src/buffer/sqlite.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteBuffer } from '../../src/buffer/sqlite-buffer.js';
-import { encodePollMessages, encodePollReadings } from '../../src/buffer/body.js';
+import { encodeBody, encodePollMessages, encodePollReadings, type EncodedMessage } from '../../src/buffer/body.js';
+import { KIND_CODE, rowPoints, type BufferedRow } from '../../src/buffer/rows.js';
 import type { CommonPoint } from '../../src/config/schema.js';
 import type { Reading } from '../../src/core/driver.js';
 import { POLL_POINT, type Sample } from '../../src/core/sample.js';
@@ -62,19 +63,21 @@ describe('sqlite buffer', () => {
       table.prepare('SELECT seq, ts, device, point, prio, body, kind, pending FROM samples WHERE seq > ? ORDER BY seq LIMIT ?').all(after, limit);
     let cursor = 0;
     const big = 'x'.repeat(300);
+    // A live row also carries what it was rendered from (BufferedRow.source); the table has the rest.
+    const stored = (rows: BufferedRow[]) => rows.map(({ source: _, ...r }) => r);
     for (let round = 0; round < 400; round++) {
       b.append(Array.from({ length: 5 }, (_, i) => ({ ...sample(`p${i}`, big), priority: i % 2 ? ('bulk' as const) : undefined })));
       if (round % 7 === 0) b.reject([b.lastSeq() - 2], 'refused'); // a dead letter in the middle of the newest rows
       const rows = b.readAfter(cursor, 6);
-      expect(rows).toEqual(inTable(cursor, 6));
+      expect(stored(rows)).toEqual(inTable(cursor, 6));
       if (round % 3 === 0 && rows.length) b.accept(rows.map((r) => r.seq));
       cursor = rows.at(-1)?.seq ?? cursor;
       // A reconnect: the oldest unacknowledged rows, as the table has them.
-      if (round % 50 === 0) expect(b.readAfter(0, 20)).toEqual(inTable(0, 20));
+      if (round % 50 === 0) expect(stored(b.readAfter(0, 20))).toEqual(inTable(0, 20));
     }
     // The byte cap evicted along the way: nothing read may be a row the table no longer holds.
     expect(b.stats().evicted).toBeGreaterThan(0);
-    expect(b.readAfter(cursor, 1000)).toEqual(inTable(cursor, 1000));
+    expect(stored(b.readAfter(cursor, 1000))).toEqual(inTable(cursor, 1000));
     table.close();
     b.close();
   });
@@ -180,9 +183,68 @@ describe('sqlite buffer', () => {
       priority: points.get(r.point)?.priority,
     }));
     const lean = encodePollReadings('d "1"', 'tcp://x:502', ts, readings, points);
-    expect(lean).toEqual(encodePollMessages(samples));
+    const full = encodePollMessages(samples);
+    const rendered = (ms: EncodedMessage[]) => ms.map(({ source: _, ...m }) => m);
+    expect(rendered(lean)).toEqual(rendered(full));
     expect(lean.map((m) => m.priority)).toEqual([undefined, 'critical', 'bulk']);
     expect(JSON.parse(lean[2]!.body).points).toEqual({ bulk1: { value: 0, quality: 'good' }, bulk2: { value: 3e-7, quality: 'good' } });
     expect(encodePollReadings('d', 'c', ts, [], points)).toEqual([]);
+    // What Sparkplug and InfluxDB read of a live row (its source, no parse) is what its body says.
+    const asRow = (m: EncodedMessage, source: EncodedMessage['source']): BufferedRow => ({
+      seq: 1,
+      ts,
+      device: m.device,
+      point: m.point,
+      prio: 1,
+      kind: KIND_CODE[m.kind],
+      body: m.body,
+      pending: 1,
+      source,
+    });
+    for (const m of [...lean, ...full]) {
+      expect(m.source).toBeDefined();
+      expect(rowPoints(asRow(m, m.source))).toEqual(rowPoints(asRow(m, undefined)));
+    }
+    expect(rowPoints(asRow(lean[0]!, lean[0]!.source)).find((p) => p.point === 'temp')).toEqual({
+      point: 'temp',
+      value: 21.78,
+      quality: 'good',
+      unit: 'degC',
+      channel: 'tcp://x:502',
+    });
+    expect(rowPoints(asRow(lean[0]!, lean[0]!.source)).find((p) => p.point === 'big')!.value).toBe(12345678901234567000);
+    // A point row's source is its sample.
+    for (const s of samples) {
+      const row: BufferedRow = { seq: 2, ts, device: s.device, point: s.point, prio: 1, kind: KIND_CODE.point, body: encodeBody(s), pending: 1 };
+      expect(rowPoints({ ...row, source: s })).toEqual(rowPoints(row));
+    }
+  });
+
+  it('keeps what a row was rendered from while it is live, and gives the same points parsed from SQLite after a reopen', () => {
+    const path = join(dir, 'src.db');
+    let b = new SqliteBuffer(path, { synchronous: 'normal', ...BOUNDS });
+    b.open();
+    const ts = Date.UTC(2026, 11, 7);
+    const points = new Map<string, CommonPoint>([['t', { name: 't', unit: 'bar' } as unknown as CommonPoint]]);
+    const readings: Reading[] = [
+      { point: 't', value: Number.NaN, quality: 'good' },
+      { point: 'u', value: 2.5, quality: 'bad', reason: 'range' },
+    ];
+    b.append([...encodePollReadings('d1', 'tcp://x', ts, readings, points), sample('p', -0)]);
+    const live = b.view('mqtt').readRange(0, 10, 10);
+    expect(live.map((r) => r.source !== undefined)).toEqual([true, true]);
+    const fromLive = live.map(rowPoints);
+    b.close();
+    b = new SqliteBuffer(path, { synchronous: 'normal', ...BOUNDS });
+    b.open();
+    const stored = b.view('mqtt').readRange(0, 10, 10);
+    expect(stored.map((r) => r.source)).toEqual([undefined, undefined]);
+    expect(stored.map(rowPoints)).toEqual(fromLive);
+    expect(fromLive[0]).toEqual([
+      { point: 't', value: null, quality: 'good', unit: 'bar', channel: 'tcp://x' },
+      { point: 'u', value: 2.5, quality: 'bad', reason: 'range', channel: 'tcp://x' },
+    ]);
+    expect(fromLive[1]).toEqual([{ point: 'p', value: 0, quality: 'good', channel: 'tcp://x' }]);
+    b.close();
   });
 });

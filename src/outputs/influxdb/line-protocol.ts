@@ -6,7 +6,7 @@
 // with their numbers and flags as fields. A value that is null (a bad reading) writes no value
 // field, only its quality. Writing the same row twice writes the same point (same series, same
 // time): a resend after a crash is not a duplicate in InfluxDB.
-import { KIND_CODE, type BufferedRow } from '../../buffer/rows.js';
+import { KIND_CODE, rowPoints, type BufferedRow, type RowPoint } from '../../buffer/rows.js';
 
 const escMeasurement = (s: string) => s.replace(/[\\, ]/g, (c) => `\\${c}`);
 const escTag = (s: string) => s.replace(/[\\,= ]/g, (c) => `\\${c}`).replace(/\n/g, '\\n');
@@ -23,14 +23,6 @@ function tag(s: string): string {
   return t;
 }
 
-interface PointFields {
-  value?: unknown;
-  quality?: string;
-  unit?: string;
-  reason?: string;
-  channel?: string;
-}
-
 export interface LineFormat {
   measurement: string;
   site: string;
@@ -45,13 +37,13 @@ function valueField(v: unknown): string | undefined {
   return undefined; // null: a bad reading, only its quality is written
 }
 
-function pointLine(f: LineFormat, device: string, point: string, p: PointFields, channel: string | undefined, seq: number, ts: number): string {
+function pointLine(f: LineFormat, device: string, p: RowPoint, seq: number, ts: number): string {
   let fields = valueField(p.value);
   fields = `${fields ? `${fields},` : ''}quality=${escStr(p.quality ?? 'good')},seq=${seq}i`;
   if (p.unit !== undefined) fields += `,unit=${escStr(p.unit)}`;
   if (p.reason !== undefined) fields += `,reason=${escStr(p.reason)}`;
-  const ch = channel ?? p.channel;
-  return `${escMeasurement(f.measurement)},site=${tag(f.site)},gateway=${tag(f.gateway)},device=${tag(device)},point=${tag(point)}${ch ? `,channel=${tag(ch)}` : ''} ${fields} ${ts}`;
+  const ch = p.channel;
+  return `${escMeasurement(f.measurement)},site=${tag(f.site)},gateway=${tag(f.gateway)},device=${tag(device)},point=${tag(p.point)}${ch ? `,channel=${tag(ch)}` : ''} ${fields} ${ts}`;
 }
 
 function elLine(f: LineFormat, row: BufferedRow, body: Record<string, unknown>): string {
@@ -69,14 +61,9 @@ function elLine(f: LineFormat, row: BufferedRow, body: Record<string, unknown>):
 
 /** The lines of one buffered row (several for a poll message). */
 export function rowLines(f: LineFormat, row: BufferedRow): string[] {
-  const body = JSON.parse(row.body) as Record<string, unknown>;
-  if (row.kind === KIND_CODE.poll) {
-    const points = (body.points ?? {}) as Record<string, PointFields>;
-    const channel = typeof body.channel === 'string' ? body.channel : undefined;
-    return Object.entries(points).map(([name, p]) => pointLine(f, row.device, name, p, channel, row.seq, row.ts));
-  }
-  if (row.kind === KIND_CODE.el) return [elLine(f, row, body)];
-  return [pointLine(f, row.device, row.point, body, undefined, row.seq, row.ts)];
+  if (row.kind === KIND_CODE.el) return [elLine(f, row, JSON.parse(row.body) as Record<string, unknown>)];
+  // Live rows without a parse: their points come from what they were rendered from (body.ts).
+  return rowPoints(row).map((p) => pointLine(f, row.device, p, row.seq, row.ts));
 }
 
 /** A batch as one request body. */

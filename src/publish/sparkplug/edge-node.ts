@@ -8,6 +8,7 @@
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { BufferedRow } from '../../buffer/types.js';
+import { rowPoints, type RowPoint } from '../../buffer/rows.js';
 import type { HealthSnapshot } from '../../core/device-health.js';
 import type { Value } from '../../core/driver.js';
 import type { Sample } from '../../core/sample.js';
@@ -180,10 +181,10 @@ export class EdgeNode implements PublisherSession {
     if (row.kind === KIND_CODE.el) return 'json';
     const client = this.client;
     if (!client || !this.born) return this.unsent('not_born'); // never expected: the flow is paused until the births
-    const body = JSON.parse(row.body) as RowBody;
-    const ts = Date.parse(body.ts);
-    const entries: [string, PointBody][] = row.kind === KIND_CODE.poll ? Object.entries(body.points ?? {}) : [[row.point, body]];
-    const known = entries.filter(([p]) => this.catalog.get(row.device, p));
+    // The values come from what the row was rendered from while it is live, parsed from its body
+    // only when read back from SQLite (body.ts); the gateway time of the poll is the row's.
+    const ts = row.ts;
+    const known = (rowPoints(row) as PointBody[]).filter((p) => this.catalog.get(row.device, p.point));
     if (!known.length) return this.unsent('unknown_point');
     // The visits last for the whole backlog (closing one at each change of device would cost a
     // DBIRTH and a DDEATH per row of an interleaved backlog): the first live row ends them.
@@ -205,11 +206,11 @@ export class EdgeNode implements PublisherSession {
       this.visitTimer.unref();
     }
     const reported = (p: string) => this.deps.latest(row.device, p)?.type;
-    if (known.some(([p, v]) => this.catalog.fit(row.device, p, v.value, reported(p))) && !this.dead.has(row.device)) this.dbirth(client, row.device);
+    if (known.some((v) => this.catalog.fit(row.device, v.point, v.value, reported(v.point))) && !this.dead.has(row.device)) this.dbirth(client, row.device);
     const last = historical ? this.lastHistorical : this.lastLive;
     const metrics: Metric[] = [];
-    for (const [p, v] of known) {
-      const def = this.catalog.get(row.device, p)!;
+    for (const v of known) {
+      const def = this.catalog.get(row.device, v.point)!;
       const now = said(v.value, v.quality);
       if (this.cfg.reportByException && last.get(def.alias) === now) continue;
       last.set(def.alias, now);
@@ -314,13 +315,9 @@ export class EdgeNode implements PublisherSession {
   }
 }
 
-interface PointBody {
+/** A row's point (RowPoint) with its value as a driver value. */
+interface PointBody extends RowPoint {
   value: Value;
-  quality: 'good' | 'bad' | 'uncertain';
-}
-interface RowBody extends PointBody {
-  ts: string;
-  points?: Record<string, PointBody>;
 }
 
 /** A value and its quality as one comparable key (report by exception). */
