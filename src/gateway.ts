@@ -7,8 +7,11 @@
 //                                                                        ▼
 //                         broker ◄─ publisher ◄─(seq order, PUBACK deletes)─ SQLite buffer
 //
-// Start order is sinks before sources (buffer, publisher, devices, scheduler); stop is the reverse,
-// draining the buffer to the broker within a deadline (STYLE rule 8).
+// The gateway is a list of rooms (src/core/rooms.ts) started in order, sinks before sources
+// (buffer, health, outputs, sink, commands, links, scheduler, EL stage), and stopped in reverse,
+// each in its own error boundary, draining the buffer to the outputs within a deadline (STYLE
+// rule 8). Rooms built early never call ones built later: what they have to say goes through
+// typed events (src/core/events.ts) that the rooms acting on it subscribe to here.
 import { isAbsolute, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { logLoss } from './buffer/loss-log.js';
@@ -19,7 +22,7 @@ import type { DriverSpec } from './core/driver.js';
 import { GatewayHealth, type HealthState } from './core/gateway-health.js';
 import { Scheduler } from './core/scheduler.js';
 import { createMetrics, type Metrics } from './health/metrics.js';
-import { sampleSink, type SampleSink } from './core/sample-sink.js';
+import { sampleSink } from './core/sample-sink.js';
 import type { LatestSamples } from './core/device-pipeline.js';
 import { LinkPool, type LinkPoolDeps } from './core/link-pool.js';
 import { RunningDevices, type ReloadReport } from './core/running-devices.js';
@@ -31,8 +34,10 @@ import { elStage } from './inference/wiring.js';
 import { CommandService } from './commands/command-service.js';
 import { WriteGate } from './commands/write-gate.js';
 import { sparkplugNode } from './publish/sparkplug/wiring.js';
-import { OUTPUT_KINDS } from './outputs/registry.js';
-import type { Output, OutputKind } from './outputs/types.js';
+import { enabledOutputs, RunningOutputs } from './outputs/running.js';
+import type { Output } from './outputs/types.js';
+import { GatewayEvents } from './core/events.js';
+import { startRooms, stopRooms, type Room } from './core/rooms.js';
 
 export interface GatewayDeps {
   log: Logger;
@@ -82,28 +87,16 @@ export type { ReloadReport } from './core/running-devices.js';
  */
 const GROUP_COMMIT_MS = 2;
 
-/** The rooms a gateway is made of; start and stop run over them in order. */
-interface Rooms {
-  log: Logger;
-  buffer: SqliteBuffer;
-  bufferPath: string;
-  gwHealth: GatewayHealth;
-  publisher: MqttPublisher;
-  /** Outputs besides MQTT (src/outputs/registry.ts), each with its own cursor in the buffer. */
-  outputs: Output[];
-  scheduler: Scheduler;
-  pool: LinkPool;
-  devices: RunningDevices;
-  sink: SampleSink;
-  stage: InferenceStage | undefined;
-  commands: CommandService | undefined;
-  health: ReturnType<typeof healthEndpoints>;
-}
-
 export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   const { gateway: g, baseDir } = config;
   const log = deps.log;
   const metrics = createMetrics();
+  /** The rooms' news (src/core/events.ts): emitted where it happens, acted on by the rooms subscribed below. */
+  const events = new GatewayEvents((event, err) => {
+    metrics.faults.inc({ component: `event ${event}` });
+    log.error({ err, event }, 'a room failed to act on an event; the others did');
+  });
+  const gwHealth = new GatewayHealth(log.child({ component: 'health' }), metrics, (state) => events.emit('health', state));
   const bufferPath = isAbsolute(g.buffer.path) ? g.buffer.path : resolve(baseDir, g.buffer.path);
   const bufferLog = log.child({ component: 'buffer' });
   const kinds = enabledOutputs(config);
@@ -114,119 +107,126 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     outputs: ['mqtt', ...kinds.map(([k]) => k.key)],
     onEvent: (e) => logLoss(bufferLog, e),
   });
-  /** Fields of the retained gateway status besides the health: the outcome of the last reload. */
-  let statusExtra: Record<string, unknown> = {};
-  // Called only on changes, all after the publisher below exists; it sends them once connected.
-  const publishHealth = () => publisher.setGatewayStatus({ ...statusExtra, ...gwHealth.state });
-  const gwHealth = new GatewayHealth(log.child({ component: 'health' }), metrics, publishHealth);
+  buffer.onHealth = (h) => gwHealth.set('buffer', h.state === 'ok' ? undefined : h.reasons.join('; '));
   /** Each device's latest sample per point, for the status page (and Sparkplug births). */
   const latest: LatestSamples = new Map();
-  const cmdLog = log.child({ component: 'commands' });
-  const gate = new WriteGate({ log: cmdLog, metrics, writer: (d) => devices.writer(d) });
-  const session = sparkplugNode(config, bufferPath, { log, gate, latest, devices: () => devices, drivers: deps.drivers, metrics });
-  const publisher = new MqttPublisher(g.mqtt, { site: g.site, gateway: g.gateway_id }, publisherDeps(config, deps, { buffer, metrics, gwHealth, session }));
-  publishHealth();
-  const outLog = log.child({ component: 'output' });
-  const makeOutput = (kind: OutputKind, cfg: never): Output =>
-    kind.create(cfg, {
-      view: buffer.view(kind.key),
-      log: outLog,
-      metrics,
-      identity: { site: g.site, gateway: g.gateway_id },
-      baseDir: config.baseDir,
-      onStatus: (st) => gwHealth.set(`output ${kind.key}`, st.state === 'down' ? `output ${kind.key} failing: ${st.reason ?? 'unknown'}` : undefined),
-      fault: (err) => gwHealth.fault(`output ${kind.key}`, err),
-    });
-  /** The outputs besides MQTT, running; changed in place by a reload (everything holds this array). */
-  const outputs: Output[] = kinds.map(([kind, cfg]) => makeOutput(kind, cfg));
-  /** Each running output's section, to tell at a reload which changed. */
-  const outputSections = new Map(kinds.map(([kind, cfg]) => [kind.key, JSON.stringify(cfg)]));
-  /**
-   * A reload's outputs: removed and changed ones stop (what they had not confirmed stays in the
-   * buffer under their name), the buffer's cursors follow (src/buffer/output-slots.ts) and added
-   * and changed ones start from their cursor. MQTT's cursor, and every unchanged output, go on.
-   */
-  const reloadOutputs = async (next: LoadedConfig): Promise<void> => {
-    const want = new Map(enabledOutputs(next).map(([kind, cfg]) => [kind.key, [kind, cfg] as const]));
-    for (const o of [...outputs]) {
-      const w = want.get(o.name);
-      if (w && JSON.stringify(w[1]) === outputSections.get(o.name)) continue;
-      await o.stop().catch((err: unknown) => log.error({ err, output: o.name }, 'stopping an output failed'));
-      outputs.splice(outputs.indexOf(o), 1);
-      outputSections.delete(o.name);
-      gwHealth.set(`output ${o.name}`, undefined);
-      log.info({ output: o.name }, w ? 'output stopped to take its new settings' : 'output removed');
-    }
-    buffer.setOutputs(['mqtt', ...want.keys()]);
-    for (const [name, [kind, cfg]] of want) {
-      if (outputs.some((o) => o.name === name)) continue;
-      try {
-        const o = makeOutput(kind, cfg);
-        outputs.push(o);
-        outputSections.set(name, JSON.stringify(cfg));
-        o.start();
-      } catch (err) {
-        // Its rows wait under its name in the buffer; the next reload with a fixed section starts it.
-        gwHealth.set(`output ${name}`, `output ${name} cannot start: ${(err as Error).message}`);
-        log.error({ err, output: name }, 'output cannot start');
-      }
-    }
-  };
-  buffer.onHealth = (h) => gwHealth.set('buffer', h.state === 'ok' ? undefined : h.reasons.join('; '));
   const scheduler = pollScheduler(log, metrics, gwHealth);
-  const deviceStatusOf = (device: string) => shownStatus(pool, device);
-  const publishStatus = (device: string) => {
-    const shown = deviceStatusOf(device);
-    if (shown) publisher.setDeviceStatus(device, shown);
-  };
-  const pool = new LinkPool({ drivers: deps.drivers, log, baseDir, gateway: { site: g.site, id: g.gateway_id }, ...poolEvents(log, metrics, publishStatus) });
-  /** Samples and verdicts → the buffer → the publisher (src/core/sample-sink.ts). */
+  const pool = new LinkPool({ drivers: deps.drivers, log, baseDir, gateway: { site: g.site, id: g.gateway_id }, ...poolEvents(log, metrics, events) });
+  /** Samples and verdicts → the buffer → the outputs (src/core/sample-sink.ts). */
   const sink = sampleSink({
     buffer,
     buffered: (n) => metrics.buffered.inc(n),
-    wake: () => {
-      publisher.wake();
-      for (const o of outputs) o.wake();
-    },
+    wake: () => events.emit('buffered'),
     groupMs: GROUP_COMMIT_MS,
     // The disk refused even after eviction: the buffer counted these samples, gives them a
     // data_lost event and reports itself degraded (once); nothing already buffered is touched.
     refused: (err, lost) => log.debug({ err, lost }, 'buffer append failed'),
   });
+  const devices = new RunningDevices(config, { log, metrics, scheduler, sink, pollPayload: g.mqtt.payload === 'poll', latest, pool, gwHealth, events });
+  const cmdLog = log.child({ component: 'commands' });
+  const gate = new WriteGate({ log: cmdLog, metrics, writer: (d) => devices.writer(d) });
+  const session = sparkplugNode(config, bufferPath, { log, gate, latest, devices, drivers: deps.drivers, metrics });
+  const publisher = new MqttPublisher(g.mqtt, { site: g.site, gateway: g.gateway_id }, publisherDeps(config, deps, { buffer, metrics, gwHealth, session }));
+  const outputs = new RunningOutputs(config, kinds, {
+    buffer,
+    gwHealth,
+    metrics,
+    log: log.child({ component: 'output' }),
+    identity: { site: g.site, gateway: g.gateway_id },
+  });
   const el = elStage(config, deps, { sink, publisher, metrics, gwHealth });
+  const commands = g.mqtt.commands.enabled
+    ? new CommandService(g.mqtt, { site: g.site, gateway: g.gateway_id }, { log: cmdLog, baseDir, gate, connect: deps.mqttConnect })
+    : undefined;
+  const deviceStatusOf = (device: string) => shownStatus(pool, device);
   const health = healthEndpoints({
     gateway: g,
     metrics,
     buffer,
     publisher,
-    outputs: () => [publisher, ...outputs],
+    outputs: () => [publisher, ...outputs.list],
     pool,
     gwHealth,
     latest,
     deviceStatusOf,
     el: () => el && { status: el.status(), queued: el.stage.queued },
   });
-  const devices = new RunningDevices(config, {
-    log,
-    metrics,
-    scheduler,
-    sink,
-    pollPayload: g.mqtt.payload === 'poll',
-    latest,
-    pool,
-    gwHealth,
-    statuses: publisher,
+
+  /** Fields of the retained gateway status besides the health: the outcome of the last reload. */
+  let statusExtra: Record<string, unknown> = {};
+  const publishHealth = () => publisher.setGatewayStatus({ ...statusExtra, ...gwHealth.state });
+  events.on('health', publishHealth);
+  events.on('device-changed', (device) => {
+    const shown = deviceStatusOf(device);
+    if (shown) publisher.setDeviceStatus(device, shown);
   });
-  const cmdDeps = { log: cmdLog, baseDir, gate, connect: deps.mqttConnect };
-  const commands = g.mqtt.commands.enabled ? new CommandService(g.mqtt, { site: g.site, gateway: g.gateway_id }, cmdDeps) : undefined;
-  const rooms: Rooms = { log, buffer, bufferPath, gwHealth, publisher, outputs, scheduler, pool, devices, sink, stage: el?.stage, commands, health };
+  events.on('device-status', (device, status) => publisher.setDeviceStatus(device, status));
+  events.on('device-removed', (device) => publisher.removeDevice(device));
+  events.on('buffered', () => {
+    publisher.wake();
+    for (const o of outputs.list) o.wake();
+  });
+  publishHealth();
+
   let healthPort: number | undefined;
+  const drainMs = deps.drainMs ?? 5000;
+  const rooms: Room[] = [
+    {
+      name: 'buffer',
+      start: () => {
+        buffer.open(); // a damaged or reset file is logged by its event (src/buffer/loss-log.ts)
+        try {
+          buffer.evictAged();
+        } catch (err) {
+          gwHealth.fault('buffer', err); // tried again with the appends
+        }
+      },
+      stop: () => buffer.close(),
+    },
+    {
+      name: 'health',
+      start: async () => {
+        if (g.health.enabled) healthPort = await health.listen(g.health.host, g.health.port);
+      },
+      stop: () => health.close(),
+    },
+    {
+      // Stopping drains the buffer to every output within the deadline (STYLE rule 8), then ends them.
+      name: 'outputs',
+      start: () => {
+        publisher.start();
+        outputs.start();
+      },
+      stop: async () => {
+        const all: Output[] = [publisher, ...outputs.list];
+        const drained = await Promise.all(all.map((o) => o.drain(drainMs).then((ok) => [o.name, ok] as const)));
+        const behind = drained.filter(([, ok]) => !ok).map(([name]) => name);
+        if (behind.length) log.warn({ buffered: buffer.depth(), outputs: behind }, 'stopping with samples still buffered; they are sent after the next start');
+        for (const o of all) {
+          await o.stop().catch((err: unknown) => log.error({ err, output: o.name }, 'stopping an output failed; the others go on stopping'));
+        }
+      },
+    },
+    { name: 'sink', stop: () => sink.flush() }, // the last polls' samples, before draining
+    // After the links at stop: writes still waiting were answered "stopped".
+    { name: 'commands', start: () => commands?.start(), stop: () => commands?.stop() },
+    {
+      name: 'links',
+      start: () => {
+        devices.wireAll();
+        pool.start();
+      },
+      stop: () => pool.stop(),
+    },
+    { name: 'scheduler', start: () => scheduler.start(), stop: () => scheduler.stop() },
+    { name: 'el', start: () => el?.stage.start(), stop: () => el?.stage.stop() },
+  ];
   return {
     metrics,
     reload: async (next) => {
       try {
         const report = await devices.reload(next);
-        await reloadOutputs(next);
+        await outputs.reload(next);
         // Outputs are applied while running, not at a restart.
         return { ...report, restartNeeded: report.restartNeeded.filter((k) => k !== 'outputs') };
       } finally {
@@ -251,10 +251,12 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
     bufferStats: () => buffer.stats(),
     async start() {
       await startRooms(rooms);
-      if (g.health.enabled) healthPort = await health.listen(g.health.host, g.health.port);
       log.info({ ...pool.size, buffer: bufferPath, health_port: healthPort }, 'gateway started');
     },
-    stop: () => stopRooms(rooms, deps.drainMs ?? 5000),
+    stop: async () => {
+      await stopRooms(log, rooms);
+      log.info('gateway stopped');
+    },
   };
 }
 
@@ -262,59 +264,6 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
 function shownStatus(pool: LinkPool, device: string): HealthSnapshot | undefined {
   const h = pool.health(device);
   return h && deviceStatusView(h, pool.failover(device));
-}
-
-/** Sinks before sources: the buffer, the publisher, the devices on their links, the scheduler, the EL stage. */
-async function startRooms(r: Rooms): Promise<void> {
-  r.buffer.open(); // a damaged or reset file is logged by its event (src/buffer/loss-log.ts)
-  try {
-    r.buffer.evictAged();
-  } catch (err) {
-    r.gwHealth.fault('buffer', err); // tried again with the appends
-  }
-  r.publisher.start();
-  for (const o of r.outputs) o.start();
-  r.devices.wireAll();
-  r.pool.start();
-  r.scheduler.start();
-  r.commands?.start();
-  await r.stage?.start();
-}
-
-/**
- * The reverse, draining the buffer to every output within the deadline (STYLE rule 8). Each room
- * stops inside its own error boundary: one that throws is logged and the others still stop — the
- * buffer is closed whatever happened before it.
- */
-async function stopRooms(r: Rooms, drainMs: number): Promise<void> {
-  const step = async (room: string, fn: () => unknown) => {
-    try {
-      await fn();
-    } catch (err) {
-      r.log.error({ err, room }, 'stopping a room failed; the others go on stopping');
-    }
-  };
-  await step('scheduler', () => r.scheduler.stop());
-  await step('el', () => r.stage?.stop());
-  await step('links', () => r.pool.stop());
-  await step('commands', () => r.commands?.stop()); // after the links: writes still waiting were answered "stopped"
-  await step('sink', () => r.sink.flush()); // the last polls' samples, before draining
-  const all: Output[] = [r.publisher, ...r.outputs];
-  await step('drain', async () => {
-    const drained = await Promise.all(all.map((o) => o.drain(drainMs).then((ok) => [o.name, ok] as const)));
-    const behind = drained.filter(([, ok]) => !ok).map(([name]) => name);
-    if (behind.length) r.log.warn({ buffered: r.buffer.depth(), outputs: behind }, 'stopping with samples still buffered; they are sent after the next start');
-  });
-  for (const o of all) await step(`output ${o.name}`, () => o.stop());
-  await step('health', () => r.health.close());
-  await step('buffer', () => r.buffer.close());
-  r.log.info('gateway stopped');
-}
-
-/** The output kinds whose section is in the gateway file and enabled, with their sections. */
-function enabledOutputs(config: LoadedConfig): [OutputKind, never][] {
-  const sections = (config.gateway.outputs ?? {}) as Record<string, unknown>;
-  return OUTPUT_KINDS.filter((k) => sections[k.key] !== undefined && k.enabled(sections[k.key] as never)).map((k) => [k, sections[k.key] as never]);
 }
 
 interface Shared {
@@ -357,7 +306,7 @@ function pollScheduler(log: Logger, metrics: Metrics, gwHealth: GatewayHealth): 
 }
 
 /** What the link pool reports: device up/down, failover switches, exchanges and reconnects → metrics, log, status topic. */
-function poolEvents(log: Logger, metrics: Metrics, publishStatus: (device: string) => void): Omit<LinkPoolDeps, 'drivers' | 'log' | 'baseDir'> {
+function poolEvents(log: Logger, metrics: Metrics, events: GatewayEvents): Omit<LinkPoolDeps, 'drivers' | 'log' | 'baseDir'> {
   // Labelled once per device: prom-client hashes the labels of every call otherwise.
   const children = new Map<string, ReturnType<typeof metrics.exchangeSeconds.labels>>();
   const rtt = (device: string) => {
@@ -367,12 +316,12 @@ function poolEvents(log: Logger, metrics: Metrics, publishStatus: (device: strin
   };
   return {
     onPrimary: (device, h) => metrics.deviceUp.set({ device }, h.state === 'up' || h.state === 'degraded' ? 1 : 0),
-    onDeviceChanged: (device) => publishStatus(device),
+    onDeviceChanged: (device) => events.emit('device-changed', device),
     onSwitch: (device, to, reason, failover) => {
       metrics.failoverSwitches.inc({ device, to });
       metrics.failoverActive.set({ device }, to === 'backup' ? 1 : 0);
       log.warn({ device, to, channel: failover.endpoint, reason }, `critical points switched to the ${to} channel`);
-      publishStatus(device);
+      events.emit('device-changed', device);
     },
     onExchange: (device, outcome) => {
       if ('rttMs' in outcome) rtt(device).observe(outcome.rttMs / 1000);

@@ -8,7 +8,7 @@ import { startPipeline, type PipelineDeps } from './device-pipeline.js';
 import type { GatewayHealth } from './gateway-health.js';
 import type { LinkPool } from './link-pool.js';
 import { canon, planReload } from './reload-plan.js';
-import type { HealthSnapshot } from './device-health.js';
+import type { GatewayEvents } from './events.js';
 import { DeviceWriter } from './device-writer.js';
 
 export interface ReloadReport {
@@ -24,8 +24,8 @@ export interface ReloadReport {
 export interface RunningDevicesDeps extends PipelineDeps {
   pool: LinkPool;
   gwHealth: GatewayHealth;
-  /** The retained device statuses (the publisher). */
-  statuses: { setDeviceStatus(device: string, s: HealthSnapshot): void; removeDevice(device: string): void };
+  /** Where a disabled device's status and a removed device go (the publisher listens). */
+  events: GatewayEvents;
 }
 
 export class RunningDevices {
@@ -46,7 +46,7 @@ export class RunningDevices {
   }
 
   async reload(next: LoadedConfig): Promise<ReloadReport> {
-    const { pool, scheduler, gwHealth, metrics, statuses } = this.deps;
+    const { pool, scheduler, gwHealth, metrics, events } = this.deps;
     const before = this.current.devices;
     const plan = planReload(before, next.devices, pool.wired, pool.keysOf);
     const affected = new Set(plan.relink);
@@ -64,7 +64,7 @@ export class RunningDevices {
     pool.start(affected);
     for (const n of plan.removed) {
       metrics.deviceUp.remove({ device: n });
-      if (!byName.has(n)) statuses.removeDevice(n);
+      if (!byName.has(n)) events.emit('device-removed', n);
     }
     for (const d of next.devices) if (!d.enabled && !wasDisabled.has(d.name)) this.publishDisabled(d.name);
     // The gateway section is the one the process started with; what differs needs a restart.
@@ -92,7 +92,7 @@ export class RunningDevices {
   }
 
   private publishDisabled(name: string): void {
-    this.deps.statuses.setDeviceStatus(name, {
+    this.deps.events.emit('device-status', name, {
       state: 'disabled',
       since: Date.now(),
       endpoint: '',

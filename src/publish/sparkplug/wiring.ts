@@ -14,7 +14,7 @@ import { EdgeNode, type Unsent } from './edge-node.js';
 export function sparkplugNode(
   config: LoadedConfig,
   bufferPath: string,
-  deps: { log: Logger; gate: WriteGate; latest: LatestSamples; devices: () => RunningDevices; drivers: readonly DriverSpec[]; metrics: Metrics },
+  deps: { log: Logger; gate: WriteGate; latest: LatestSamples; devices: RunningDevices; drivers: readonly DriverSpec[]; metrics: Metrics },
 ): EdgeNode | undefined {
   const m = config.gateway.mqtt;
   if (m.format !== 'sparkplug' || !m.sparkplug) return undefined;
@@ -37,13 +37,10 @@ export function sparkplugNode(
     {
       log,
       devices: () =>
-        deps
-          .devices()
-          .running()
-          .map((d) => {
-            const spec = deps.drivers.find((s) => s.type === d.driver);
-            return { name: d.name, points: d.points, declared: (p) => spec?.valueType(p) };
-          }),
+        deps.devices.running().map((d) => {
+          const spec = deps.drivers.find((s) => s.type === d.driver);
+          return { name: d.name, points: d.points, declared: (p) => spec?.valueType(p) };
+        }),
       latest: (device, point) => deps.latest.get(device)?.get(point),
       command,
       unsent: (reason: Unsent) => deps.metrics.sparkplugUnsent.inc({ reason }),
