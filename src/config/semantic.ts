@@ -78,7 +78,15 @@ export function checkGateway(file: YamlFile, g: GatewayFileConfig, baseDir: stri
         );
       } else {
         try {
-          readModel(dir);
+          const { manifest } = readModel(dir);
+          const point = inf.operating_point;
+          const has = Object.keys(manifest.operating_points ?? {});
+          if (typeof point === 'string' && !has.includes(point)) {
+            const got = has.length ? `a model whose operating points are ${has.map((n) => `"${n}"`).join(', ')}` : 'a model with only its default threshold';
+            out.push(
+              file.problem(['inference', 'operating_point'], `expected an operating point of the model in "${inf.model_dir}", got "${point}" and ${got}`),
+            );
+          }
         } catch (err) {
           // Paths as the user wrote them, not as this machine resolved them.
           const why = (err as Error).message.split(dir).join(inf.model_dir);

@@ -1,7 +1,7 @@
-// `edgeferry model eval --model DIR --images DIR --labels FILE [--split FILE]`: the model card's
-// figures, reproduced. Labels in the ELPV format (path, defect probability, cell type; a cell is
-// defective when its probability is >= 0.5); predictions at the threshold of the model's
-// manifest, with 95% confidence intervals, for all cells and per cell type (the labels' third
+// `edgeferry model eval --model DIR --images DIR --labels FILE [--split FILE] [--operating-point NAME]`:
+// the model card's figures, reproduced. Labels in the ELPV format (path, defect probability, cell
+// type; a cell is defective when its probability is >= 0.5); predictions at the threshold of the
+// model's manifest (or of one of its named operating points), with 95% confidence intervals, for all cells and per cell type (the labels' third
 // column: ELPV's mono / poly). Latency is per image, one at a time on one thread: file read +
 // decode + resize + inference, as the stage does it — after 20 untimed images (the stage's first
 // images after a start are slower while V8 optimises the decoder; see the warm-up below).
@@ -20,7 +20,7 @@ const q = quantile;
 export async function runModelCli(args: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== 'eval') {
-    io.err('usage: edgeferry model eval --model DIR --images DIR --labels FILE [--split FILE] [--json]');
+    io.err('usage: edgeferry model eval --model DIR --images DIR --labels FILE [--split FILE] [--operating-point NAME] [--json]');
     return EXIT.USAGE;
   }
   const { values } = parseArgs({
@@ -30,6 +30,7 @@ export async function runModelCli(args: string[], io: CliIo): Promise<number> {
       images: { type: 'string' },
       labels: { type: 'string' },
       split: { type: 'string' },
+      'operating-point': { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -37,7 +38,8 @@ export async function runModelCli(args: string[], io: CliIo): Promise<number> {
     io.err('edgeferry model eval: --model, --images and --labels are required');
     return EXIT.USAGE;
   }
-  const model = readModel(values.model);
+  const point = values['operating-point'];
+  const model = readModel(values.model, point);
   const only = values.split
     ? new Set(
         readFileSync(values.split, 'utf8')
@@ -93,6 +95,7 @@ export async function runModelCli(args: string[], io: CliIo): Promise<number> {
     io.out(
       JSON.stringify({
         model: { name: model.manifest.name, version: model.manifest.version, sha256: model.sha256 },
+        operating_point: point ?? null,
         ...m,
         ci,
         by_type: Object.fromEntries(byType),
@@ -106,7 +109,7 @@ export async function runModelCli(args: string[], io: CliIo): Promise<number> {
   const pctRange = (i: Interval) => range(i, pct);
   io.out(`model      ${model.manifest.name} ${model.manifest.version} (sha256 ${model.sha256.slice(0, 16)}…)`);
   io.out(`images     ${m.n} (${m.tp + m.fn} defective, ${m.tn + m.fp} functional by label >= 0.5)`);
-  io.out(`threshold  ${m.threshold}`);
+  io.out(`threshold  ${m.threshold}${point ? ` (operating point ${point})` : ''}`);
   io.out(`accuracy   ${pct(m.accuracy)}  ${pctRange(ci.accuracy)}`);
   io.out(`precision  ${pct(m.precision)}`);
   io.out(`recall     ${pct(m.recall)}  ${pctRange(ci.recall)}`);

@@ -1,5 +1,6 @@
 // An EL model on disk: model.onnx plus model.json, the machine-readable part of its model card
-// (input name and size, resize kernel, output, threshold). Read and checked before any load.
+// (input name and size, resize kernel, output, threshold and named operating points). Read and
+// checked before any load.
 import { GatewayError } from '../errors.js';
 import { Type, type Static } from '@sinclair/typebox';
 import { Ajv } from 'ajv';
@@ -21,7 +22,13 @@ export const ModelManifest = Type.Object(
       values: Type.Literal('grey levels 0-255 as float32'),
     }),
     output: Type.Object({ name: Type.String(), meaning: Type.String() }),
+    /** The default operating point's threshold (a probability at or above it is "defective"). */
     threshold: Type.Number({ minimum: 0, maximum: 1 }),
+    /**
+     * More thresholds by name, each chosen by cross-validation and described in the card, e.g.
+     * balanced (best accuracy with FPR <= 5%) and strict (FPR <= 0.9%); inference.operating_point picks one.
+     */
+    operating_points: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]*$' }), Type.Number({ minimum: 0, maximum: 1 }))),
   },
   { additionalProperties: true },
 );
@@ -36,8 +43,11 @@ export interface ModelOnDisk {
 
 const check = new Ajv({ useDefaults: true, allErrors: true }).compile(ModelManifest);
 
-/** Reads model.json and the model file it names. Throws with the file and what is wrong. */
-export function readModel(dir: string): ModelOnDisk {
+/**
+ * Reads model.json and the model file it names. Throws with the file and what is wrong. With
+ * `operatingPoint`, the manifest's threshold is that named point's (a model without it is refused).
+ */
+export function readModel(dir: string, operatingPoint?: string): ModelOnDisk {
   const mpath = join(dir, 'model.json');
   let manifest: unknown;
   try {
@@ -47,7 +57,17 @@ export function readModel(dir: string): ModelOnDisk {
   }
   if (!check(manifest))
     throw new GatewayError('GW_ERR_EL_MODEL', `${mpath}: ${(check.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}`).join('; ')}`);
-  const m = manifest;
+  let m = manifest as Manifest;
+  if (operatingPoint !== undefined) {
+    const t = m.operating_points?.[operatingPoint];
+    const has = Object.keys(m.operating_points ?? {});
+    if (t === undefined)
+      throw new GatewayError(
+        'GW_ERR_EL_MODEL',
+        `${mpath}: expected an operating point "${operatingPoint}" (inference.operating_point), got ${has.length ? `only ${has.map((n) => `"${n}"`).join(', ')}` : 'none: this model has only its default threshold'}`,
+      );
+    m = { ...m, threshold: t, operating_point: operatingPoint } as Manifest;
+  }
   const path = join(dir, m.file);
   let bytes: Buffer;
   try {

@@ -8,6 +8,13 @@ export const InferenceSchema = Type.Object(
       description:
         'Folder with model.onnx and model.json (its manifest: input, preprocessing, threshold), relative to the gateway file. A new model.onnx dropped in place (written, then renamed) is checked and swapped in.',
     }),
+    operating_point: Type.Optional(
+      Type.String({
+        pattern: '^[a-z][a-z0-9_]*$',
+        description:
+          'A named operating point of the model (its model.json operating_points, e.g. balanced or strict: see the model card) instead of its default threshold. A model without that point is refused.',
+      }),
+    ),
     inbox: Type.String({ description: 'Folder the camera software writes images into (write, then rename into place), relative to the gateway file.' }),
     processed_dir: Type.Optional(Type.String({ description: 'Where images go once their verdict is in the buffer. Default <inbox>/processed.' })),
     rejected_dir: Type.Optional(Type.String({ description: 'Where unreadable images go, each with a .reason.txt. Default <inbox>/rejected.' })),

@@ -131,7 +131,7 @@ export class InferenceStage {
   private async loadModel(): Promise<boolean> {
     let disk;
     try {
-      disk = readModel(this.modelDir);
+      disk = readModel(this.modelDir, this.cfg.operating_point);
     } catch (err) {
       return this.refused((err as Error).message);
     }
@@ -175,6 +175,7 @@ export class InferenceStage {
       state: this.lastModelError && !model ? 'error' : 'serving',
       model: this.modelInfo ?? null,
       threshold: model?.manifest.threshold ?? null,
+      operating_point: this.cfg.operating_point ?? null,
       model_error: this.lastModelError ?? null,
       worker_restarts: this.counters.workerRestarts,
     };
