@@ -10,9 +10,11 @@ out=$1; shift
 data=${EDGEFERRY_ELPV:-../shared/elpv}
 mkdir -p "$out"
 # FOLDS="0 2 4" trains only those (two such loops side by side, --threads 1 each, use both cores).
+# RECIPE=train_lite.py cross-validates the pretrained EfficientNet-Lite0 recipe instead of train.py
+# (after models/training/setup-lite.sh).
 for f in ${FOLDS:-0 1 2 3 4}; do
   [ -f "$out/fold$f/metrics.json" ] && continue
-  /usr/bin/python3 "$(dirname "$0")/train.py" --data "$data" --out "$out/fold$f" --folds 5 --fold "$f" \
+  /usr/bin/python3 "$(dirname "$0")/${RECIPE:-train.py}" --data "$data" --out "$out/fold$f" --folds 5 --fold "$f" \
     --ckpt "$out/fold$f/ck" "$@" >> "$out/fold$f.log" 2>&1
 done
 for f in 0 1 2 3 4; do [ -f "$out/fold$f/metrics.json" ] || exit 0; done

@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
+from elpv_split import split_cells
 
 p = argparse.ArgumentParser()
 p.add_argument('--data', required=True)
@@ -59,31 +60,8 @@ args = p.parse_args()
 random.seed(args.seed); np.random.seed(args.seed); torch.manual_seed(args.seed)
 torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
 
-rows = []
-with open(os.path.join(args.data, 'labels.csv')) as f:
-    for line in f:
-        parts = line.split()
-        if len(parts) >= 3:
-            rows.append((parts[0], float(parts[1]), parts[2]))
-
-# Stratified split by (probability, type).
-groups = {}
-for r in rows:
-    groups.setdefault((round(r[1], 2), r[2]), []).append(r)
-train, val = [], []
-rng = random.Random(args.seed)
-for key in sorted(groups):
-    g = sorted(groups[key])
-    rng.shuffle(g)
-    if args.folds:
-        # Fold f gets every k-th cell of each (label, type) group, so every fold has the same mix.
-        fold_of = [i % args.folds for i in range(len(g))]
-        val += [r for r, f in zip(g, fold_of) if f == args.fold]
-        train += [r for r, f in zip(g, fold_of) if f != args.fold]
-        continue
-    n_val = int(round(len(g) * args.val_fraction))
-    val += g[:n_val]
-    train += g[n_val:]
+# Stratified split by (probability, type): elpv_split.py, shared with train_lite.py.
+train, val = split_cells(args.data, args.seed, args.val_fraction, args.folds, args.fold)
 os.makedirs(args.out, exist_ok=True)
 with open(os.path.join(args.out, 'validation-split.txt'), 'w') as f:
     for r in sorted(val):
