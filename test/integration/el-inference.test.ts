@@ -2,7 +2,7 @@
 // gateway classifies them in its worker thread, verdicts arrive on the broker (real mosquitto,
 // mutual TLS) and the files leave the inbox; unreadable files go to rejected/; a hot reload swaps a
 // good model and refuses a corrupt one while images keep flowing; a gateway killed mid-batch loses
-// nothing.
+// nothing; the configured operating point of the model is the threshold verdicts use.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -140,6 +140,39 @@ describe('EL inference stage', () => {
     const switchAt = shas.findIndex((x) => x !== oldSha);
     expect(shas.slice(switchAt).every((x) => x !== oldSha)).toBe(true);
   }, 90_000);
+
+  it('judges by the configured operating point, and refuses a swapped-in model that lacks it while the old one serves', async () => {
+    const s = await setup();
+    const manifest = JSON.parse(readFileSync(join(s.modelDir, 'model.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(s.modelDir, 'model.json'), JSON.stringify({ ...manifest, operating_points: { balanced: 0.5, strict: 0.93 } }));
+    const tg = makeGateway(s.gatewayYamlText.replace('  max_batch: 4\n', '  max_batch: 4\n  operating_point: strict\n'), s.devices);
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    const oldSha = tg.gw.inference!.modelInfo!.sha256;
+    for (let i = 0; i < 6; i++) await writeCell(join(s.inbox, `L1_S1_${String(i).padStart(6, '0')}.png`), { defect: i % 2 ? 'none' : 'crack', seed: i });
+    await waitCount(s.sub, 6);
+    for (const v of verdicts(s.sub)) {
+      expect(v.json.threshold).toBe(0.93);
+      expect(v.json.verdict).toBe((v.json.value as number) >= 0.93 ? 'defective' : 'ok');
+    }
+    expect(s.sub.messages.find((m) => m.topic === 's/g/status/el')!.json).toMatchObject({ threshold: 0.93, operating_point: 'strict' });
+
+    // The next model comes without operating points: refused, said on the status topic; the old one goes on.
+    writeFileSync(join(s.modelDir, 'model.json'), JSON.stringify(manifest));
+    const next = Buffer.concat([readFileSync(join(root, 'models/el-defect/model.onnx')), Buffer.from([0x32, 0x04]), Buffer.from('v2.1')]);
+    writeFileSync(join(s.modelDir, 'model.onnx.new'), next);
+    renameSync(join(s.modelDir, 'model.onnx.new'), join(s.modelDir, 'model.onnx'));
+    const refused = await s.sub.waitFor(
+      (m) => m.topic === 's/g/status/el' && typeof m.json.model_error === 'string',
+      10_000,
+      'model error on the status topic',
+    );
+    expect(refused.json.model_error).toContain('expected an operating point "strict" (inference.operating_point), got none');
+    expect(refused.json).toMatchObject({ state: 'serving', model: { sha256: oldSha }, threshold: 0.93 });
+    await writeCell(join(s.inbox, 'L1_S1_000100.png'), { defect: 'crack', seed: 100 });
+    const after = await s.sub.waitFor((m) => m.topic.startsWith('s/g/el/') && m.json.image === 'L1_S1_000100.png', 15_000, 'a verdict after the refusal');
+    expect(after.json).toMatchObject({ threshold: 0.93, model: { sha256: oldSha } });
+  }, 60_000);
 
   it('loses nothing when the gateway is killed mid-batch: every image gets a verdict after the restart', async () => {
     const s = await setup();
