@@ -18,7 +18,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from PIL import Image
 
-from elpv_split import read_labels
+from elpv import metrics, read_labels
 
 p = argparse.ArgumentParser()
 p.add_argument('--model', required=True)
@@ -64,14 +64,6 @@ def scores(path):
     so = ort.SessionOptions(); so.intra_op_num_threads = 1
     s = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
     return np.array([float(s.run(None, {'image': cell(r)})[0][0, 0]) for r in val])
-
-
-def metrics(prob, label, t):
-    pos = label >= 0.5; pred = prob >= t
-    tp = int((pred & pos).sum()); fp = int((pred & ~pos).sum()); tn = int((~pred & ~pos).sum()); fn = int((~pred & pos).sum())
-    order = np.argsort(prob); ranks = np.empty(len(prob)); ranks[order] = np.arange(1, len(prob) + 1)
-    auc = (ranks[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * (~pos).sum())
-    return {'accuracy': (tp + tn) / len(prob), 'false_positive_rate': fp / (fp + tn), 'recall': tp / (tp + fn), 'auc': float(auc), 'tp': tp, 'fp': fp, 'tn': tn, 'fn': fn}
 
 
 label = np.array([r[1] for r in val])

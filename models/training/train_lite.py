@@ -34,7 +34,7 @@ from PIL import Image
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.environ.get('EDGEFERRY_PYLIB', os.path.join(here, '..', '..', '.cache', 'pylib')))
-from elpv_split import split_cells  # noqa: E402
+from elpv import report_validation, split_cells  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument('--data', required=True)
@@ -189,33 +189,12 @@ for epoch in range(start_epoch, args.epochs):
     acc = float(((pv >= 0.5) == (yva.numpy() >= 0.5)).mean())
     print(f'epoch {epoch + 1}/{args.epochs} loss {loss_sum / len(train):.4f} val acc@0.5 {acc:.4f} ({time.time() - t1:.0f} s/epoch)', flush=True)
 
-def metrics(prob, label, t):
-    pos = label >= 0.5; pred = prob >= t
-    tp = int((pred & pos).sum()); fp = int((pred & ~pos).sum()); tn = int((~pred & ~pos).sum()); fn = int((~pred & pos).sum())
-    order = np.argsort(prob); ranks = np.empty(len(prob)); ranks[order] = np.arange(1, len(prob) + 1)
-    auc = (ranks[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * (~pos).sum()) if pos.any() and (~pos).any() else float('nan')
-    prec = tp / (tp + fp) if tp + fp else 0.0; rec = tp / (tp + fn) if tp + fn else 0.0
-    return {'threshold': round(float(t), 4), 'n': int(len(prob)), 'accuracy': (tp + tn) / len(prob), 'precision': prec, 'recall': rec,
-            'f1': 2 * prec * rec / (prec + rec) if prec + rec else 0.0, 'false_positive_rate': fp / (fp + tn) if fp + tn else 0.0, 'auc': float(auc),
-            'tp': tp, 'fp': fp, 'tn': tn, 'fn': fn}
-
 exported = Exported(ema.to(memory_format=torch.contiguous_format)).eval()
 # Validation through the exported module itself (raw grey levels in), as edgeferry will run it.
 with torch.no_grad():
     pv = torch.cat([exported(xva_raw[i:i + 64]) for i in range(0, len(xva_raw), 64)])[:, 0].numpy()
 yv = yva.numpy()
-best = None
-for t in np.unique(np.concatenate([pv, [0.5]])):
-    m = metrics(pv, yv, t)
-    if m['false_positive_rate'] <= args.max_fpr and (best is None or m['accuracy'] > best['accuracy']):
-        best = m
-at_half = metrics(pv, yv, 0.5)
-with open(os.path.join(args.out, 'predictions.csv'), 'w') as f:
-    f.write('image,label,type,probability\n')
-    for r, q in zip(val, pv):
-        f.write(f'{os.path.basename(r[0])},{r[1]:.4f},{r[2]},{q:.6f}\n')
-print('validation at 0.5:', json.dumps(at_half), flush=True)
-print('validation at chosen threshold:', json.dumps(best), flush=True)
+at_half, best = report_validation(args.out, val, pv, yv, args.max_fpr)
 
 onnx_path = os.path.join(args.out, 'model.onnx')
 torch.onnx.export(exported, torch.zeros(1, 1, 300, 300), onnx_path, input_names=['image'], output_names=['defect_probability'],
