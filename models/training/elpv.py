@@ -70,3 +70,41 @@ def report_validation(out, val, prob, label, max_fpr):
     print('validation at 0.5:', json.dumps(at_half), flush=True)
     print('validation at chosen threshold:', json.dumps(best), flush=True)
     return at_half, best
+
+
+def load_checkpoint(path, parts):
+    """Resumes a run: loads each part's state (models, optimiser, schedule, by name) and the random
+    generators from `path` when it exists; returns (step, epoch), (0, 0) for a fresh run."""
+    import numpy as np
+    import torch
+    if not path or not os.path.exists(path):
+        return 0, 0
+    ck = torch.load(path)
+    for name, part in parts.items():
+        part.load_state_dict(ck[name])
+    random.setstate(ck['py_rng']); np.random.set_state(ck['np_rng']); torch.set_rng_state(ck['torch_rng'])
+    print(f'resumed from {path} after epoch {ck["epoch"]}', flush=True)
+    return ck['step'], ck['epoch']
+
+
+def save_checkpoint(path, parts, step, epoch, args):
+    """Writes every part's state and the random generators after an epoch (written, then renamed)."""
+    import numpy as np
+    import torch
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    state = {name: part.state_dict() for name, part in parts.items()}
+    state.update({'epoch': epoch, 'step': step, 'py_rng': random.getstate(), 'np_rng': np.random.get_state(),
+                  'torch_rng': torch.get_rng_state(), 'args': vars(args)})
+    torch.save(state, path + '.tmp')
+    os.replace(path + '.tmp', path)
+
+
+def ema_update(ema, model, step, decay):
+    """The exponential moving average of the weights (warming up over the first steps); buffers copied."""
+    import torch
+    with torch.no_grad():
+        d = min(decay, (1 + step) / (10 + step))
+        for pe, pb in zip(ema.parameters(), model.parameters()):
+            pe.mul_(d).add_(pb.detach(), alpha=1 - d)
+        for be, bb in zip(ema.buffers(), model.buffers()):
+            be.copy_(bb)

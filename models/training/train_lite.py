@@ -34,7 +34,7 @@ from PIL import Image
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.environ.get('EDGEFERRY_PYLIB', os.path.join(here, '..', '..', '.cache', 'pylib')))
-from elpv import report_validation, split_cells  # noqa: E402
+from elpv import ema_update, load_checkpoint, report_validation, save_checkpoint, split_cells  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument('--data', required=True)
@@ -152,15 +152,9 @@ def predict(model, xraw):
     return torch.cat(out)[:, 0].numpy()
 
 ema_decay = 0.998
-step = 0
-start_epoch = 0
 ckpt_path = os.path.join(args.ckpt, 'last.pt') if args.ckpt else ''
-if ckpt_path and os.path.exists(ckpt_path):
-    ck = torch.load(ckpt_path)
-    net.load_state_dict(ck['net']); ema.load_state_dict(ck['ema']); opt.load_state_dict(ck['opt']); sched.load_state_dict(ck['sched'])
-    step, start_epoch = ck['step'], ck['epoch']
-    random.setstate(ck['py_rng']); np.random.set_state(ck['np_rng']); torch.set_rng_state(ck['torch_rng'])
-    print(f'resumed from {ckpt_path} after epoch {start_epoch}', flush=True)
+parts = {'net': net, 'ema': ema, 'opt': opt, 'sched': sched}
+step, start_epoch = load_checkpoint(ckpt_path, parts)
 for epoch in range(start_epoch, args.epochs):
     net.train()
     perm = torch.randperm(len(train))
@@ -174,17 +168,9 @@ for epoch in range(start_epoch, args.epochs):
         loss = F.binary_cross_entropy_with_logits(logit, ytr[idx])
         opt.zero_grad(); loss.backward(); opt.step(); sched.step(); step += 1
         loss_sum += float(loss) * len(idx)
-        with torch.no_grad():
-            d = min(ema_decay, (1 + step) / (10 + step))
-            for pe, pb in zip(ema.parameters(), net.parameters()):
-                pe.mul_(d).add_(pb.detach(), alpha=1 - d)
-            for be, bb in zip(ema.buffers(), net.buffers()):
-                be.copy_(bb)
+        ema_update(ema, net, step, ema_decay)
     if ckpt_path:
-        os.makedirs(args.ckpt, exist_ok=True)
-        torch.save({'epoch': epoch + 1, 'step': step, 'net': net.state_dict(), 'ema': ema.state_dict(), 'opt': opt.state_dict(), 'sched': sched.state_dict(),
-                    'py_rng': random.getstate(), 'np_rng': np.random.get_state(), 'torch_rng': torch.get_rng_state(), 'args': vars(args)}, ckpt_path + '.tmp')
-        os.replace(ckpt_path + '.tmp', ckpt_path)
+        save_checkpoint(ckpt_path, parts, step, epoch + 1, args)
     pv = predict(ema, xva_raw)
     acc = float(((pv >= 0.5) == (yva.numpy() >= 0.5)).mean())
     print(f'epoch {epoch + 1}/{args.epochs} loss {loss_sum / len(train):.4f} val acc@0.5 {acc:.4f} ({time.time() - t1:.0f} s/epoch)', flush=True)
