@@ -92,6 +92,8 @@ const nodeRed = readJson<{ runs: NodeRedRun[] }>(join(tmp, 'nodered.json'));
 const elOut = run('el', ['--images', '1000']);
 const pipelineOut = run('pipeline', ['--plcs', '20', '--points', '50', '--interval', '100', '--seconds', '15']);
 const bufferOut = run('buffer', []);
+const floorOut = run('mqtt-floor', ['--rounds', '2', '--seconds', '20']);
+const rowPointsOut = run('row-points', []);
 const diskOut = run('full-disk', []);
 const rtuOut = run('rtu', []);
 const mstpOut = run('mstp', []);
@@ -226,6 +228,8 @@ lines.push(
 lines.push('## EL inference stage (`bench/el.ts`)', '', '```', elOut, '```', '');
 lines.push('## Pipeline, 20 PLCs at 10 polls/s (`bench/pipeline.ts`)', '', '```', pipelineOut, '```', '');
 lines.push('## Store-and-forward buffer (`bench/buffer.ts`)', '', '```', bufferOut, '```', '');
+lines.push('## The floor of a message per tag: mqtt.js alone (`bench/mqtt-floor.ts`)', '', '```', floorOut, '```', '');
+lines.push("## A row's values from its source against parsed (`bench/row-points.ts`)", '', '```', rowPointsOut, '```', '');
 lines.push('## The buffer on a full disk (`bench/full-disk.ts`)', '', '```', diskOut, '```', '');
 lines.push('## Modbus RTU over a virtual serial line (`bench/rtu.ts`)', '', '```', rtuOut, '```', '');
 lines.push('## BACnet MS/TP on a paced virtual RS485 line (`bench/mstp.ts`)', '', '```', mstpOut, '```', '');
