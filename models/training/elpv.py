@@ -52,6 +52,15 @@ def metrics(prob, label, t):
             'tp': tp, 'fp': fp, 'tn': tn, 'fn': fn}
 
 
+def write_predictions(path, val, prob):
+    """predictions.csv, the layout cv_report.py reads: one line per validation cell (name, label, type, probability)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write('image,label,type,probability\n')
+        for r, q in zip(val, prob):
+            f.write(f'{os.path.basename(r[0])},{r[1]:.4f},{r[2]},{q:.6f}\n')
+
+
 def report_validation(out, val, prob, label, max_fpr):
     """Writes <out>/predictions.csv (every validation cell's probability, for cv_report.py), prints the
     figures at 0.5 and at the best accuracy with FPR <= max_fpr, and returns both."""
@@ -63,10 +72,7 @@ def report_validation(out, val, prob, label, max_fpr):
         if m['false_positive_rate'] <= max_fpr and (best is None or m['accuracy'] > best['accuracy']):
             best = m
     at_half = metrics(prob, label, 0.5)
-    with open(os.path.join(out, 'predictions.csv'), 'w') as f:
-        f.write('image,label,type,probability\n')
-        for r, q in zip(val, prob):
-            f.write(f'{os.path.basename(r[0])},{r[1]:.4f},{r[2]},{q:.6f}\n')
+    write_predictions(os.path.join(out, 'predictions.csv'), val, prob)
     print('validation at 0.5:', json.dumps(at_half), flush=True)
     print('validation at chosen threshold:', json.dumps(best), flush=True)
     return at_half, best

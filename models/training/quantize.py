@@ -9,7 +9,8 @@ tool, which models/training/setup-quant.sh installs into .cache/pylib-quant (tra
 edgeferry runs the result with onnxruntime-node). Calibration reads --calibration cells that are
 *not* in --split (the validation cells are never seen), then both models score the validation cells
 and the script prints accuracy, FPR, recall and AUC of each at --threshold, the probability
-differences, and both file sizes; it writes them to <out>.json.
+differences, and both file sizes; it writes them to <out>.json. With --predictions OUT8/foldN/predictions.csv
+for each fold, `cv_report.py OUT8` gives the int8 models' own cross-validated operating points.
 """
 import argparse, json, os, random
 import numpy as np
@@ -18,7 +19,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from PIL import Image
 
-from elpv import metrics, read_labels
+from elpv import metrics, read_labels, write_predictions
 
 p = argparse.ArgumentParser()
 p.add_argument('--model', required=True)
@@ -28,6 +29,8 @@ p.add_argument('--out', required=True)
 p.add_argument('--calibration', type=int, default=200)
 p.add_argument('--threshold', type=float, default=0.5)
 p.add_argument('--seed', type=int, default=20261207)
+p.add_argument('--predictions', default='', help="write the int8 model's probability of every validation cell here, in "
+               "train_lite.py's predictions.csv layout, so cv_report.py can cross-validate the int8 models' thresholds")
 args = p.parse_args()
 
 held = set(open(args.split).read().split())
@@ -73,6 +76,8 @@ report = {'calibration_cells': len(calib), 'validation_cells': len(val), 'thresh
           'int8': {**metrics(int8, label, args.threshold), 'bytes': os.path.getsize(args.out)},
           'abs_diff': {'mean': float(np.abs(fp32 - int8).mean()), 'max': float(np.abs(fp32 - int8).max())},
           'verdicts_changed': int(((fp32 >= args.threshold) != (int8 >= args.threshold)).sum())}
+if args.predictions:
+    write_predictions(args.predictions, val, int8)
 with open(args.out + '.json', 'w') as f:
     json.dump(report, f, indent=2)
 print(json.dumps(report, indent=2))
