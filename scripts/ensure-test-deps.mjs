@@ -1,7 +1,8 @@
 // Part of `npm test`: the integration tests need Debian's mosquitto (broker), mosquitto-clients
 // (the demo prints a mosquitto_sub command that a test runs) and socat (virtual serial lines for
 // Modbus RTU), systemd (systemd-analyze checks the unit file), chromium (the status page test,
-// headless), influxdb and influxdb-client (the InfluxDB output's server, and the query docs/outputs.md shows) and what the independent peers need (test/peers: pymodbus, libmodbus built with gcc,
+// headless), influxdb and influxdb-client (the InfluxDB output's server, and the query docs/outputs.md shows),
+// nats-server and rabbitmq-server (the brokers plants scale out to, test/integration/brokers.test.ts) and what the independent peers need (test/peers: pymodbus, libmodbus built with gcc,
 // the mbedTLS libraries of the open62541 builds in ../shared/peers). Installs them when run as root, otherwise says exactly what to install.
 import { execSync } from 'node:child_process';
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -39,6 +40,8 @@ const need = [
   ['/usr/bin/protoc', 'protobuf-compiler'],
   ['/usr/lib/python3/dist-packages/google/protobuf', 'python3-protobuf'],
   ['/usr/lib/python3/dist-packages/paho', 'python3-paho-mqtt'],
+  ['/usr/sbin/nats-server', 'nats-server'],
+  ['/usr/lib/rabbitmq/bin/rabbitmq-server', 'rabbitmq-server'],
   [lib('libmbedcrypto.so.7'), 'libmbedcrypto7'],
   [lib('libmbedx509.so.1'), 'libmbedx509-1'],
 ]

@@ -136,7 +136,11 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   });
   const el = elStage(config, deps, { sink, publisher, metrics, gwHealth });
   const commands = g.mqtt.commands.enabled
-    ? new CommandService(g.mqtt, { site: g.site, gateway: g.gateway_id }, { log: cmdLog, baseDir, gate, connect: deps.mqttConnect })
+    ? new CommandService(
+        g.mqtt,
+        { site: g.site, gateway: g.gateway_id },
+        { log: cmdLog, baseDir, gate, connect: deps.mqttConnect, protocol: publisher.protocol },
+      )
     : undefined;
   const deviceStatusOf = (device: string) => shownStatus(pool, device);
   const health = healthEndpoints({

@@ -13,6 +13,7 @@ import type { Value } from '../core/driver.js';
 import { GatewayError } from '../errors.js';
 import { echo, excerpt, REASON_CHARS } from '../core/bounded.js';
 import { securityOptions } from '../publish/client-options.js';
+import { MqttProtocol } from '../publish/protocol.js';
 import type { MqttConnect, PublisherIdentity } from '../publish/mqtt-publisher.js';
 import { parseCommand, type CommandRules } from './command.js';
 import { CommandTopics } from './command-topics.js';
@@ -23,6 +24,8 @@ export interface CommandDeps {
   baseDir: string;
   gate: WriteGate;
   connect?: MqttConnect;
+  /** The publisher's: the version the broker accepts, learnt by either connection. */
+  protocol?: MqttProtocol;
 }
 
 interface Answer extends WriteReport {
@@ -35,6 +38,7 @@ interface Answer extends WriteReport {
 
 export class CommandService {
   private client: MqttClient | undefined;
+  private readonly protocol: MqttProtocol;
   private readonly topics: CommandTopics;
   private readonly rules: CommandRules;
   private readonly inflight = new Set<Promise<void>>();
@@ -49,6 +53,7 @@ export class CommandService {
   ) {
     const c = cfg.commands;
     this.topics = new CommandTopics(c.topic_template, c.result_topic_template, id);
+    this.protocol = deps.protocol ?? new MqttProtocol(cfg.protocol_version, deps.log);
     this.rules = { defaultExpiryMs: c.default_expiry_ms, token: c.token_file ? readToken(resolve(deps.baseDir, c.token_file)) : undefined };
   }
 
@@ -56,7 +61,7 @@ export class CommandService {
     const opts: IClientOptions = {
       ...securityOptions(this.cfg, this.deps.baseDir),
       ...(/mqttjs/.test(process.env.DEBUG ?? '') ? {} : { log: () => undefined }),
-      protocolVersion: this.cfg.protocol_version,
+      protocolVersion: this.protocol.version,
       clientId: `${this.cfg.client_id ?? `edgeferry-${this.id.site}-${this.id.gateway}`}-cmd`,
       username: this.cfg.username,
       keepalive: this.cfg.keepalive_s,
@@ -64,16 +69,32 @@ export class CommandService {
       // away are not kept for us, under either protocol version.
       clean: true,
       reconnectPeriod: this.cfg.reconnect_ms,
+      // A refused CONNACK (a version the broker does not speak, credentials not yet valid) is tried
+      // again like a lost connection; mqtt.js would otherwise give up for good.
+      reconnectOnConnackError: true,
       connectTimeout: 10_000,
     };
     const client = (this.deps.connect ?? ((url, o) => mqtt.connect(url, o)))(this.cfg.url, opts);
     this.client = client;
+    // The version the broker accepts is learnt by whichever connection is refused first (protocol.ts).
+    let acked = false;
+    let refusal: { message: string; code?: number } | undefined;
+    client.on('reconnect', () => {
+      acked = false;
+      refusal = undefined;
+      client.options.protocolVersion = this.protocol.version;
+    });
+    client.on('close', () => {
+      if (!acked && refusal)
+        this.protocol.noConnack({ transportUp: true, brokerClosed: true, refusal }, client.options.protocolVersion as 4 | 5, 'commands', this.cfg.url);
+    });
     client.on('connect', () => {
+      acked = true;
       this.deps.log.info({ filter: this.topics.filter }, 'command topics subscribed');
       // MQTT 5: Retain As Published, so that a retained command published while we are subscribed
       // still carries its retain flag (and is refused); otherwise the broker clears the flag on live
       // messages. MQTT 3.1.1 has no such option: docs/writes.md says what happens there.
-      const subOpts = this.cfg.protocol_version === 5 ? { qos: 1 as const, rap: true } : { qos: 1 as const };
+      const subOpts = client.options.protocolVersion === 5 ? { qos: 1 as const, rap: true } : { qos: 1 as const };
       client.subscribe(this.topics.filter, subOpts, (err, granted) => {
         const refused = err ?? (granted?.some((g) => g.qos >= 0x80) ? new Error('not authorized (check the broker ACL)') : undefined);
         if (refused)
@@ -81,7 +102,11 @@ export class CommandService {
         this.subscribed();
       });
     });
-    client.on('error', (err) => this.deps.log.warn({ err: { message: err.message } }, 'command connection error'));
+    client.on('error', (err) => {
+      const code = (err as { code?: unknown }).code;
+      if (!acked && typeof code === 'number' && /^Connection refused/.test(err.message)) return void (refusal = { message: err.message, code });
+      this.deps.log.warn({ err: { message: err.message } }, 'command connection error');
+    });
     client.on('message', (topic, payload, packet) => {
       const p = this.handle(topic, payload, packet).catch((err: unknown) => this.deps.log.error({ err }, 'command handling failed'));
       this.inflight.add(p);

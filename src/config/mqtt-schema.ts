@@ -95,7 +95,11 @@ export const Mqtt = Type.Object(
       examples: ['mqtts://broker.plant.local:8883'],
     }),
     allow_plaintext: Type.Boolean({ default: false, description: 'Permit an mqtt:// (unencrypted) URL.' }),
-    protocol_version: Enum([4, 5], { default: 5, description: '4 = MQTT 3.1.1, 5 = MQTT 5.' }),
+    protocol_version: Enum(['auto', 4, 5], {
+      default: 'auto',
+      description:
+        'auto = MQTT 5 until the broker refuses it, then MQTT 3.1.1 (said once in the log and the status); 4 = MQTT 3.1.1 only, 5 = MQTT 5 only. docs/brokers.md lists what each broker speaks.',
+    }),
     client_id: Type.Optional(Type.String({ description: 'MQTT client id. Default: edgeferry-{site}-{gateway_id}.' })),
     username: Type.Optional(Type.String({ description: 'Broker user name.' })),
     password_file: Type.Optional(Type.String({ description: 'File holding the broker password (never put the password itself in YAML).' })),

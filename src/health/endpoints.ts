@@ -61,7 +61,7 @@ export function healthEndpoints(d: HealthEndpointDeps): HealthServer {
         critical: g.health.critical_devices,
       },
       gateway: d.gwHealth.state,
-      mqtt: { connected: publisher.isConnected, awayMs: publisher.awayMs },
+      mqtt: { connected: publisher.isConnected, awayMs: publisher.awayMs, refusal: publisher.protocol.refusal, protocol: publisher.protocol.describe() },
       buffer: { ...buffer.stats(), health: buffer.health },
       outputs: outputsReport(d.outputs(), buffer),
       devices: Object.fromEntries(pool.devices().map((name) => [name, pool.health(name)?.state])),

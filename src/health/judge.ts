@@ -9,7 +9,8 @@ import type { HealthState } from '../core/gateway-health.js';
 export interface HealthInputs {
   limits: { brokerAwayMs: number; bufferFullRatio: number; maxBytes: number; critical: readonly string[] };
   gateway: HealthState;
-  mqtt: { connected: boolean; awayMs: number };
+  /** refusal: the broker's answer while it refuses the connection; protocol: the MQTT version in use (src/publish/protocol.ts). */
+  mqtt: { connected: boolean; awayMs: number; refusal?: string; protocol?: Record<string, unknown> };
   buffer: BufferStats & { health: { state: 'ok' | 'degraded'; reasons: string[] } };
   /** Every output (mqtt first), src/health/endpoints.ts. */
   outputs?: Record<string, OutputReport>;
@@ -38,7 +39,12 @@ export function judgeHealth(h: HealthInputs): HealthAnswer {
   const reasons: string[] = [];
   const { limits: l, buffer: b } = h;
   if (!h.mqtt.connected && h.mqtt.awayMs >= l.brokerAwayMs) {
-    reasons.push(`broker unreachable for ${Math.round(h.mqtt.awayMs / 1000)} s (limit ${Math.round(l.brokerAwayMs / 1000)} s): data is only being buffered`);
+    const away = `for ${Math.round(h.mqtt.awayMs / 1000)} s (limit ${Math.round(l.brokerAwayMs / 1000)} s)`;
+    reasons.push(
+      h.mqtt.refusal
+        ? `broker refuses the connection ${away}: ${h.mqtt.refusal}; data is only being buffered`
+        : `broker unreachable ${away}: data is only being buffered`,
+    );
   }
   const fill = l.maxBytes > 0 ? b.bytes / l.maxBytes : 0;
   if (fill >= l.bufferFullRatio)
@@ -59,7 +65,12 @@ export function judgeHealth(h: HealthInputs): HealthAnswer {
     ok: reasons.length === 0,
     reasons,
     ...h.gateway,
-    mqtt: { state: h.mqtt.connected ? 'connected' : 'disconnected', away_s: Math.round(h.mqtt.awayMs / 1000) },
+    mqtt: {
+      state: h.mqtt.connected ? 'connected' : h.mqtt.refusal ? 'refused' : 'disconnected',
+      away_s: Math.round(h.mqtt.awayMs / 1000),
+      ...(h.mqtt.refusal ? { refusal: h.mqtt.refusal } : {}),
+      ...h.mqtt.protocol,
+    },
     buffer: {
       depth: b.depth,
       bytes: b.bytes,

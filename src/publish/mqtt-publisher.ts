@@ -14,6 +14,7 @@ import type { HealthSnapshot } from '../core/device-health.js';
 import { withDeadline } from '../core/deadline.js';
 import type { Metrics } from '../health/metrics.js';
 import { securityOptions } from './client-options.js';
+import { MqttProtocol } from './protocol.js';
 import { BufferPump, type RowEncoder } from './pump.js';
 import { RetainedStatuses } from './retained.js';
 import { DataTopics, renderTopic } from './topics.js';
@@ -71,6 +72,8 @@ export interface PublisherDeps {
   fault?: (component: string, err: unknown) => void;
   /** mqtt.format: sparkplug. */
   session?: PublisherSession;
+  /** The MQTT version the broker accepts, shared with the command connection (protocol.ts). */
+  protocol?: MqttProtocol;
 }
 
 /** The MQTT output: JSON or Sparkplug B to the broker, every row acknowledged by its PUBACK (src/outputs/types.ts). */
@@ -87,6 +90,7 @@ export class MqttPublisher implements Output {
   private readonly security: Partial<IClientOptions>;
   private readonly retained: RetainedStatuses;
   private readonly pump: BufferPump;
+  readonly protocol: MqttProtocol;
 
   constructor(
     private readonly cfg: MqttConfig,
@@ -94,6 +98,7 @@ export class MqttPublisher implements Output {
     private readonly deps: PublisherDeps,
   ) {
     this.connectFn = deps.connect ?? ((url, opts) => mqtt.connect(url, opts));
+    this.protocol = deps.protocol ?? new MqttProtocol(cfg.protocol_version, deps.log);
     this.security = securityOptions(cfg, deps.baseDir);
     this.retained = new RetainedStatuses(cfg, id);
     const topics = new DataTopics({ point: cfg.topic_template, poll: cfg.poll_topic_template, el: deps.elTopicTemplate }, id);
@@ -124,7 +129,7 @@ export class MqttPublisher implements Output {
       // mqtt.js logs through `debug` a dozen times per message; unless DEBUG asks for it, a no-op
       // (about 4% of the gateway's CPU at saturation, bench/saturate.ts).
       ...(/mqttjs/.test(process.env.DEBUG ?? '') ? {} : { log: () => undefined }),
-      protocolVersion: this.cfg.protocol_version,
+      protocolVersion: this.protocol.version,
       clientId: this.cfg.client_id ?? `edgeferry-${this.id.site}-${this.id.gateway}`,
       username: this.cfg.username,
       keepalive: this.cfg.keepalive_s,
@@ -138,10 +143,22 @@ export class MqttPublisher implements Output {
     // mqtt.js queues CONNECT on the stream at once; it reaches the broker only once the transport
     // is up (after the TLS handshake on mqtts). An attempt that never got there sent no CONNECT.
     const stream = client.stream as (NodeJS.EventEmitter & { encrypted?: boolean }) | undefined;
-    stream?.once(stream.encrypted ? 'secureConnect' : 'connect', () => this.deps.session?.connectSent?.());
+    // How an attempt without a CONNACK ended (protocol.ts): a refusal is not "unreachable".
+    const attempt: { transportUp: boolean; brokerClosed: boolean; acked: boolean; refusal?: { message: string; code?: number } } = {
+      transportUp: false,
+      brokerClosed: false,
+      acked: false,
+    };
+    stream?.once(stream.encrypted ? 'secureConnect' : 'connect', () => {
+      attempt.transportUp = true;
+      this.deps.session?.connectSent?.();
+    });
+    stream?.once('end', () => (attempt.brokerClosed = true));
     let closed = false;
     client.on('connect', () => {
+      attempt.acked = true;
       if (this.client !== client || this.stopped) return;
+      this.protocol.accepted();
       // mqtt.js leaves Nagle on; with many small QoS 1 messages it adds up to tens of ms per message.
       (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
       this.connected = true;
@@ -166,10 +183,17 @@ export class MqttPublisher implements Output {
         settle: (ms) => (this.client === client ? this.pump.settle(ms) : Promise.resolve()),
       });
     });
-    client.on('error', (err) => this.deps.log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'mqtt error'));
+    client.on('error', (err) => {
+      const code = (err as { code?: unknown }).code;
+      // A CONNACK refusal is said once the attempt is over (protocol.ts), with what it means.
+      if (!attempt.acked && typeof code === 'number' && /^Connection refused/.test(err.message)) return void (attempt.refusal = { message: err.message, code });
+      this.deps.log.warn({ err: { message: err.message, code } }, 'mqtt error');
+    });
     client.on('close', () => {
       if (closed) return;
       closed = true;
+      const retryNow =
+        !attempt.acked && !this.stopped && this.client === client && this.protocol.noConnack(attempt, opts.protocolVersion as 4 | 5, 'publisher', this.cfg.url);
       if (this.client === client) {
         if (this.connected) {
           this.deps.log.warn('mqtt connection lost');
@@ -183,7 +207,7 @@ export class MqttPublisher implements Output {
         this.client = undefined;
       }
       client.end(true);
-      if (!this.stopped) this.reconnectTimer = setTimeout(() => this.reconnect(), this.cfg.reconnect_ms);
+      if (!this.stopped) this.reconnectTimer = setTimeout(() => this.reconnect(), retryNow ? 0 : this.cfg.reconnect_ms);
     });
   }
 
@@ -225,7 +249,9 @@ export class MqttPublisher implements Output {
   status(): OutputStatus {
     const pump = this.pump;
     const base = { delivered: pump.delivered, lastDeliveryMs: pump.lastDeliveryMs };
-    return this.connected ? { state: 'up', ...base } : { state: 'down', reason: 'not connected to the broker', ...base };
+    if (this.connected) return { state: 'up', ...base };
+    const refusal = this.protocol.refusal;
+    return { state: 'down', reason: refusal ? `the broker refuses the connection (${refusal})` : 'not connected to the broker', ...base };
   }
 
   get isConnected(): boolean {
@@ -268,7 +294,7 @@ export class MqttPublisher implements Output {
       // A graceful end sends DISCONNECT, which tells the broker to discard the Last Will; a forced
       // one would let the Will overwrite the retained "stopped" status. Force only if it hangs.
       // Sparkplug over MQTT 5: DISCONNECT with reason 0x04 (with Will), so the broker sends NDEATH too.
-      const opts = this.deps.session && this.cfg.protocol_version === 5 ? { reasonCode: 4 } : undefined;
+      const opts = this.deps.session && client.options.protocolVersion === 5 ? { reasonCode: 4 } : undefined;
       await withDeadline(client.endAsync(false, opts), 2000, () => new Error('DISCONNECT took too long')).catch(() => undefined);
       if (!client.disconnected) client.end(true);
     }

@@ -83,7 +83,9 @@ export class RetainedStatuses {
   }
 
   private payload(state: string, extra: Record<string, unknown>): string {
-    return JSON.stringify({ state, ts: new Date().toISOString(), ...extra });
+    // Which MQTT version this connection speaks (mqtt.protocol_version: auto may have fallen back).
+    const v = this.client?.options.protocolVersion;
+    return JSON.stringify({ state, ts: new Date().toISOString(), ...extra, ...(v ? { mqtt_protocol: v === 5 ? 'MQTT 5' : 'MQTT 3.1.1' } : {}) });
   }
 
   private deviceTopic(device: string): string {
@@ -93,7 +95,7 @@ export class RetainedStatuses {
   private sendDevice(device: string, s: HealthSnapshot): void {
     // Refreshed every minute; with MQTT 5 the retained copy expires after three missed refreshes,
     // so a gateway that went away does not leave its devices "up" on the broker for good.
-    const expiry = this.cfg.protocol_version === 5 ? { properties: { messageExpiryInterval: DEVICE_STATUS_EXPIRY_S } } : {};
+    const expiry = this.client?.options.protocolVersion === 5 ? { properties: { messageExpiryInterval: DEVICE_STATUS_EXPIRY_S } } : {};
     // Every time on this topic is ISO 8601 (the failover's `since` too).
     const failover = s.failover ? { failover: { ...s.failover, since: new Date(s.failover.since).toISOString() } } : {};
     const body = JSON.stringify({ ...s, since: new Date(s.since).toISOString(), ...failover, ts: new Date().toISOString() });

@@ -2,7 +2,7 @@
 // response topic and user properties can be set) and waits for their results.
 import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt';
 import type { KeyPair } from '../../src/tls/certs.js';
-import type { Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
+import type { TestBroker } from '../../simulators/mqtt-broker/other-brokers.js';
 import { Subscriber, type Message } from './subscriber.js';
 
 export class Commander {
@@ -13,12 +13,13 @@ export class Commander {
     readonly seen: Subscriber,
   ) {}
 
-  static async connect(broker: Mosquitto, as?: KeyPair): Promise<Commander> {
+  /** protocolVersion 4 for brokers that speak only MQTT 3.1.1 (no expiry or user properties then). */
+  static async connect(broker: Pick<TestBroker, 'url' | 'caPem' | 'client'>, as?: KeyPair, protocolVersion: 4 | 5 = 5): Promise<Commander> {
     const client = mqtt.connect(broker.url, {
       ca: broker.caPem,
       cert: (as ?? broker.client).cert,
       key: (as ?? broker.client).key,
-      protocolVersion: 5,
+      protocolVersion,
       reconnectPeriod: 0,
       clientId: `test-scada-${Math.random().toString(16).slice(2)}`,
     });
@@ -26,7 +27,7 @@ export class Commander {
       client.once('connect', () => resolve());
       client.once('error', reject);
     });
-    return new Commander(client, await Subscriber.connect(broker, 's/g/#'));
+    return new Commander(client, await Subscriber.connect(broker, 's/g/#', false, protocolVersion));
   }
 
   /** Publishes `body` (an id is added) to device/point's command topic; resolves with the id. */

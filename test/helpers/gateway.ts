@@ -7,7 +7,7 @@ import { DRIVERS } from '../../drivers/registry.js';
 import { ConfigLoader } from '../../src/config/load.js';
 import { formatProblem } from '../../src/config/yaml-file.js';
 import { buildGateway, type Gateway, type GatewayDeps } from '../../src/gateway.js';
-import type { Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
+import type { TestBroker } from '../../simulators/mqtt-broker/other-brokers.js';
 
 export interface TestGateway {
   gw: Gateway;
@@ -49,7 +49,7 @@ export function makeGateway(
 }
 
 /** A gateway file for site "s", gateway "g" on a test mosquitto, with extra YAML appended under the top level. */
-export function gatewayYaml(broker: Mosquitto, opts: { mqtt?: string; buffer?: string } = {}): string {
+export function gatewayYaml(broker: Pick<TestBroker, 'url' | 'files'>, opts: { mqtt?: string; buffer?: string } = {}): string {
   return `version: 1
 site: s
 gateway_id: g

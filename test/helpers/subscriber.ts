@@ -1,6 +1,6 @@
 // A test subscriber that records every message and lets tests wait for events, not sleeps.
 import mqtt, { type MqttClient } from 'mqtt';
-import type { Mosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
+import type { TestBroker } from '../../simulators/mqtt-broker/other-brokers.js';
 
 export interface Message {
   topic: string;
@@ -32,7 +32,12 @@ export class Subscriber {
    * `persistent`: a session that survives disconnects and broker restarts (clean: false, fixed
    * client id, reconnecting), so nothing published while this subscriber is away is missed.
    */
-  static async connect(broker: Mosquitto, topic: string, persistent = false): Promise<Subscriber> {
+  static async connect(
+    broker: Pick<TestBroker, 'url' | 'caPem' | 'client'>,
+    topic: string,
+    persistent = false,
+    protocolVersion: 4 | 5 = 5,
+  ): Promise<Subscriber> {
     const client = mqtt.connect(broker.url, {
       ca: broker.caPem,
       cert: broker.client.cert,
@@ -40,6 +45,7 @@ export class Subscriber {
       reconnectPeriod: persistent ? 100 : 0,
       clean: !persistent,
       clientId: `test-sub-${Math.random().toString(16).slice(2)}`,
+      protocolVersion,
     });
     await new Promise<void>((resolve, reject) => {
       client.once('connect', () => resolve());
