@@ -5,7 +5,7 @@
 //   npm run bench:all                  # everything, including the 30-minute memory run (~40 min)
 //   npm run bench:all -- --quick       # without the 30-minute run
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -89,7 +89,11 @@ const satPollOut = run('saturate', ['--payload', 'poll', '--intervals', '1000,25
 const satPoll = readJson<Saturate>(join(tmp, 'saturate-poll.json'));
 const nodeRedOut = run('nodered', ['--rounds', '2', '--seconds', '30', '--warmup', '15', '--json', join(tmp, 'nodered.json')]);
 const nodeRed = readJson<{ runs: NodeRedRun[] }>(join(tmp, 'nodered.json'));
-const elOut = run('el', ['--images', '1000']);
+const elModels = ['--model', 'models/el-defect-lite,models/el-defect'];
+const elOut = run('el', ['--images', '1000', ...elModels]);
+// The real EL cells where the workplace has them (../shared/elpv; never in the repository).
+const elpv = join(root, '../shared/elpv/images');
+const elRealOut = existsSync(elpv) ? run('el', ['--cells', elpv, '--images', '1970', ...elModels]) : '';
 const pipelineOut = run('pipeline', ['--plcs', '20', '--points', '50', '--interval', '100', '--seconds', '15']);
 const bufferOut = run('buffer', []);
 const floorOut = run('mqtt-floor', ['--rounds', '2', '--seconds', '20']);
@@ -225,7 +229,8 @@ lines.push(
   '```',
   '',
 );
-lines.push('## EL inference stage (`bench/el.ts`)', '', '```', elOut, '```', '');
+lines.push('## EL inference stage (`bench/el.ts`)', '', 'Both shipped models in the same run; synthetic cells:', '', '```', elOut, '```', '');
+if (elRealOut) lines.push('On the 1,970 real ELPV cells (latency timed after 20 untimed images):', '', '```', elRealOut, '```', '');
 lines.push('## Pipeline, 20 PLCs at 10 polls/s (`bench/pipeline.ts`)', '', '```', pipelineOut, '```', '');
 lines.push('## Store-and-forward buffer (`bench/buffer.ts`)', '', '```', bufferOut, '```', '');
 lines.push('## The floor of a message per tag: mqtt.js alone (`bench/mqtt-floor.ts`)', '', '```', floorOut, '```', '');

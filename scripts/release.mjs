@@ -6,9 +6,9 @@
 // LTS from the npm registry's node-linux-<arch> package, so the native modules' ABI always
 // matches), its production dependencies with that architecture's native modules only, config
 // examples (inert: see docs/install.md), the systemd unit and sysusers file.
-// The EL defect model is NOT in them: it is derived from a CC BY-NC-SA dataset, so it ships as its
-// own artefact that an operator installs knowingly:
-//   release/edgeferry-model-el-defect-<model version>.tar.gz and edgeferry-model-el-defect_<v>_all.deb
+// The EL defect models are NOT in them: they are derived from a CC BY-NC-SA dataset, so each ships
+// as its own artefact that an operator installs knowingly (one per models/<folder>):
+//   release/edgeferry-model-<folder>-<model version>.tar.gz and edgeferry-model-<folder>_<v>_all.deb
 //
 //   npm run release -- --arch arm64     (cross-compiles: apt-get install g++-aarch64-linux-gnu)
 //   npm run release -- --arch x64 [--no-deb] [--keep]
@@ -20,6 +20,7 @@
 import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
+  existsSync,
   cpSync,
   mkdirSync,
   mkdtempSync,
@@ -116,7 +117,9 @@ if [ "$1" = purge ]; then
 fi
 if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
 `;
-const MODEL_LICENCE = `edgeferry EL defect model (el-defect)
+// Every models/<folder> with a model.json ships as edgeferry-model-<folder>; a NOTICE file in the
+// folder (the origin and licence of pretrained starting weights) is appended to its licence.
+const modelLicence = (folder) => `edgeferry EL defect model (${folder})
 
 This model is a work derived from the ELPV dataset (Buerhop-Lutz et al. 2018; Deitsch et al.
 2019), (c) ZAE Bayern, https://github.com/zae-bayern/elpv-dataset, licensed under the Creative
@@ -125,7 +128,7 @@ https://creativecommons.org/licenses/by-nc-sa/4.0/). The model carries the same 
 attribution, non-commercial use only, share-alike. Commercial use, such as running it in a
 production plant, needs ZAE Bayern's permission.
 
-The model card (el-defect/README.md) says how it was trained and measured.
+The model card (${folder}/README.md) says how it was trained and measured.
 edgeferry itself is Apache-2.0 and does not need this model; it is a separate artefact.
 `;
 
@@ -233,20 +236,23 @@ try {
     console.log(`${deb}: ${mb(statSync(deb).size)}`);
   }
 
-  // 9. The EL model, on its own, with its licence.
-  const model = JSON.parse(readFileSync(join(root, 'models', 'el-defect', 'model.json'), 'utf8'));
-  const mname = `edgeferry-model-el-defect-${model.version}`;
-  const mstage = join(work, mname);
-  mkdirSync(mstage);
-  cpSync(join(root, 'models', 'el-defect'), join(mstage, 'el-defect'), { recursive: true });
-  writeFileSync(join(mstage, 'LICENSE'), MODEL_LICENCE);
-  const mtar = join(values.out, `${mname}.tar.gz`);
-  run('tar', ['-czf', mtar, '--owner=0', '--group=0', '-C', work, mname]);
-  console.log(`${mtar}: ${mb(statSync(mtar).size)} (CC BY-NC-SA 4.0: install it knowingly, see its LICENSE)`);
-  if (values.deb) {
-    const mdeb = join(values.out, `edgeferry-model-el-defect_${model.version}_all.deb`);
-    buildModelDeb({ mstage, version: model.version, deb: mdeb });
-    console.log(`${mdeb}: ${mb(statSync(mdeb).size)}`);
+  // 9. The EL models, each on its own, with its licence.
+  for (const folder of readdirSync(join(root, 'models')).filter((f) => existsSync(join(root, 'models', f, 'model.json')))) {
+    const model = JSON.parse(readFileSync(join(root, 'models', folder, 'model.json'), 'utf8'));
+    const mname = `edgeferry-model-${folder}-${model.version}`;
+    const mstage = join(work, mname);
+    mkdirSync(mstage);
+    cpSync(join(root, 'models', folder), join(mstage, folder), { recursive: true });
+    const notice = join(root, 'models', folder, 'NOTICE');
+    writeFileSync(join(mstage, 'LICENSE'), modelLicence(folder) + (existsSync(notice) ? `\n${readFileSync(notice, 'utf8')}` : ''));
+    const mtar = join(values.out, `${mname}.tar.gz`);
+    run('tar', ['-czf', mtar, '--owner=0', '--group=0', '-C', work, mname]);
+    console.log(`${mtar}: ${mb(statSync(mtar).size)} (CC BY-NC-SA 4.0: install it knowingly, see its LICENSE)`);
+    if (values.deb) {
+      const mdeb = join(values.out, `edgeferry-model-${folder}_${model.version}_all.deb`);
+      buildModelDeb({ mstage, folder, version: model.version, deb: mdeb });
+      console.log(`${mdeb}: ${mb(statSync(mdeb).size)}`);
+    }
   }
   if (values.keep) console.log(`staging kept in ${work}`);
 } finally {
@@ -280,7 +286,7 @@ function buildDeb({ stage, name, deb, installedKb }) {
     `Installed-Size: ${installedKb}`,
     // procps: /bin/kill for the unit's ExecReload (a minbase Debian lacks it).
     'Depends: libc6 (>= 2.28), libstdc++6 (>= 8), systemd, procps',
-    'Suggests: edgeferry-model-el-defect',
+    'Suggests: edgeferry-model-el-defect-lite | edgeferry-model-el-defect',
     'Section: net',
     'Priority: optional',
     'Homepage: https://github.com/edgeferry/edgeferry',
@@ -304,27 +310,28 @@ function buildDeb({ stage, name, deb, installedKb }) {
   run('dpkg-deb', ['--root-owner-group', '-Zxz', '-z6', '--build', d, deb], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
-function buildModelDeb({ mstage, version, deb }) {
+function buildModelDeb({ mstage, folder, version, deb }) {
   const d = join(work, 'model-deb');
+  const pkgName = `edgeferry-model-${folder}`;
   rmSync(d, { recursive: true, force: true });
   mkdirSync(join(d, 'opt', 'edgeferry', 'models'), { recursive: true });
-  cpSync(join(mstage, 'el-defect'), join(d, 'opt', 'edgeferry', 'models', 'el-defect'), { recursive: true });
-  mkdirSync(join(d, 'usr', 'share', 'doc', 'edgeferry-model-el-defect'), { recursive: true });
-  cpSync(join(mstage, 'LICENSE'), join(d, 'usr', 'share', 'doc', 'edgeferry-model-el-defect', 'copyright'));
+  cpSync(join(mstage, folder), join(d, 'opt', 'edgeferry', 'models', folder), { recursive: true });
+  mkdirSync(join(d, 'usr', 'share', 'doc', pkgName), { recursive: true });
+  cpSync(join(mstage, 'LICENSE'), join(d, 'usr', 'share', 'doc', pkgName, 'copyright'));
   mkdirSync(join(d, 'DEBIAN'));
   writeFileSync(
     join(d, 'DEBIAN', 'control'),
     [
-      'Package: edgeferry-model-el-defect',
+      `Package: ${pkgName}`,
       `Version: ${version}`,
       'Architecture: all',
       'Maintainer: edgeferry developers <edgeferry@users.noreply.github.com>',
       'Section: non-free/science',
       'Priority: optional',
       'Description: EL solar-cell defect model for edgeferry (CC BY-NC-SA 4.0, non-commercial)',
-      ' A small CNN that classifies electroluminescence images of solar cells, trained on the ELPV',
+      ' A CNN that classifies electroluminescence images of solar cells, trained on the ELPV',
       " dataset (ZAE Bayern). Licensed CC BY-NC-SA 4.0: commercial use needs ZAE Bayern's permission.",
-      ' Installs into /opt/edgeferry/models/el-defect (inference.model_dir).',
+      ` Installs into /opt/edgeferry/models/${folder} (inference.model_dir).`,
       '',
     ].join('\n'),
   );

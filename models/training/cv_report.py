@@ -12,6 +12,8 @@ model; each cell is in exactly one fold's validation part). Prints:
   - per fold at those thresholds and at 0.5: accuracy, FPR, recall, precision, AUC; their mean,
     standard deviation and a 95% t-interval of the mean over the folds;
   - pooled over all folds: the same with Wilson 95% intervals, and per cell type (mono/poly).
+  - nested: each fold at the thresholds chosen on the other folds' cells only (no cell scored at a
+    threshold chosen on it), with the per-fold thresholds that make_model.py ships.
 Only Python's standard library, so it runs without torch.
 """
 import argparse, csv, glob, json, math, os, statistics
@@ -76,18 +78,22 @@ def wilson(k, n):
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 pooled = [c for fold in folds for c in fold]
-best = None
-for t in sorted({c[3] for c in pooled} | {0.5}):
-    m = metrics(pooled, t)
-    if m['false_positive_rate'] <= args.max_fpr and (best is None or m['accuracy'] > best[1]['accuracy']):
-        best = (t, m)
-threshold = round(best[0], 4)
-strict = None
-for t in sorted({c[3] for c in pooled} | {0.5}):
-    m = metrics(pooled, t)
-    if m['false_positive_rate'] <= args.strict_fpr and (strict is None or (m['recall'], m['accuracy']) > (strict[1]['recall'], strict[1]['accuracy'])):
-        strict = (t, m)
-strict_threshold = round(strict[0], 4)
+
+
+def choose(cells):
+    """The balanced threshold (best accuracy with FPR <= --max-fpr) and the strict one (best recall
+    with FPR <= --strict-fpr) on these cells."""
+    best = strict = None
+    for t in sorted({c[3] for c in cells} | {0.5}):
+        m = metrics(cells, t)
+        if m['false_positive_rate'] <= args.max_fpr and (best is None or m['accuracy'] > best[1]['accuracy']):
+            best = (t, m)
+        if m['false_positive_rate'] <= args.strict_fpr and (strict is None or (m['recall'], m['accuracy']) > (strict[1]['recall'], strict[1]['accuracy'])):
+            strict = (t, m)
+    return round(best[0], 4), round(strict[0], 4)
+
+
+threshold, strict_threshold = choose(pooled)
 report = {'folds': len(folds), 'cells': len(pooled), 'max_fpr': args.max_fpr, 'threshold': threshold, 'strict_fpr': args.strict_fpr, 'strict_threshold': strict_threshold}
 pct = lambda x: f'{100 * x:.2f}%'
 print(f'{len(folds)} folds, {len(pooled)} cells, each validated once by a model that never saw it')
@@ -117,6 +123,27 @@ for key, label, t in (('at_threshold', 'balanced: at the cross-validated thresho
         by_type[ct] = mt
         print(f'  {ct:6} {mt["n"]} cells: accuracy {pct(mt["accuracy"])}, FPR {pct(mt["false_positive_rate"])}, recall {pct(mt["recall"])}, AUC {mt["auc"]:.4f}')
     report[key] = {'per_fold': per, 'summary': summary, 'pooled': pm, 'by_type': by_type}
+# Nested: each fold scored at the thresholds chosen on the other folds' cells only, so no cell is
+# scored at a threshold chosen on it (the estimate for a model whose operating points come from
+# other cells, as make_model.py ships them).
+nested = {'thresholds': [], 'balanced': [], 'strict': []}
+for i, f in enumerate(folds):
+    tb, ts = choose([c for j, g in enumerate(folds) if j != i for c in g])
+    nested['thresholds'].append({'balanced': tb, 'strict': ts})
+    nested['balanced'].append(metrics(f, tb))
+    nested['strict'].append(metrics(f, ts))
+print('\nnested: each fold at the thresholds chosen on the other folds only:')
+for key in ('balanced', 'strict'):
+    summary = {}
+    for k in ('accuracy', 'false_positive_rate', 'recall'):
+        v = [m[k] for m in nested[key]]
+        mean, sd = statistics.mean(v), statistics.stdev(v)
+        half = T975[len(v) - 1] * sd / math.sqrt(len(v))
+        summary[k] = {'mean': mean, 'sd': sd, 'ci95_of_mean': [mean - half, mean + half], 'folds': v}
+        print(f'  {key:8} {k:20} mean {pct(mean)}  sd {pct(sd)}  95% CI of the mean {pct(mean - half)} – {pct(mean + half)}  folds {" ".join(pct(x) for x in v)}')
+    nested[key + '_summary'] = summary
+print('  thresholds per fold: ' + ', '.join(f'fold{i} {t["balanced"]}/{t["strict"]}' for i, t in enumerate(nested['thresholds'])))
+report['nested'] = nested
 if args.json:
     with open(args.json, 'w') as f:
         json.dump(report, f, indent=2)

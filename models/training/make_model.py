@@ -13,8 +13,9 @@ Writes into --to:
     --split` scores exactly these);
   - model.json: the stage's manifest (input, output as train_lite.py exports them), with `threshold`
     set to the balanced point and `operating_points` {balanced, strict} from cv_report.py's JSON
-    (thresholds chosen on the pooled out-of-fold probabilities of all five folds, not on this fold's
-    cells alone);
+    (thresholds chosen on the pooled out-of-fold probabilities of the *other* four folds, cv.json's
+    `nested` part, so `model eval --split validation-split.txt` scores cells that took no part in
+    choosing them);
   - training-metrics.json: the fold's training figures and the cross-validation summary.
 Only Python's standard library.
 """
@@ -44,14 +45,17 @@ os.makedirs(args.to, exist_ok=True)
 file = f'{args.name}-{args.version}.onnx'
 shutil.copyfile(onnx, os.path.join(args.to, file))
 shutil.copyfile(os.path.join(fold, 'validation-split.txt'), os.path.join(args.to, 'validation-split.txt'))
+if 'nested' not in cv:
+    raise SystemExit(f'{cv_json}: no nested thresholds (re-run cv_report.py)')
+points = cv['nested']['thresholds'][args.fold]
 manifest = {
     'name': args.name,
     'version': args.version,
     'file': file,
     'input': {'name': 'image', 'width': 300, 'height': 300, 'resize_kernel': 'linear', 'values': 'grey levels 0-255 as float32'},
     'output': {'name': 'defect_probability', 'meaning': 'probability that the cell is defective (ELPV: expert probability >= 0.5)'},
-    'threshold': cv['threshold'],
-    'operating_points': {'balanced': cv['threshold'], 'strict': cv['strict_threshold']},
+    'threshold': points['balanced'],
+    'operating_points': {'balanced': points['balanced'], 'strict': points['strict']},
 }
 with open(os.path.join(args.to, 'model.json'), 'w') as f:
     json.dump(manifest, f, indent=2)
@@ -60,8 +64,9 @@ summary = {k: cv[k]['summary'] for k in ('at_threshold', 'at_strict', 'at_0_5')}
 with open(os.path.join(args.to, 'training-metrics.json'), 'w') as f:
     json.dump({'fold': args.fold, 'trained': trained, 'cross_validation': {
         'folds': cv['folds'], 'cells': cv['cells'], 'max_fpr': cv['max_fpr'], 'strict_fpr': cv['strict_fpr'],
-        'threshold': cv['threshold'], 'strict_threshold': cv['strict_threshold'], 'summary': summary}}, f, indent=2)
+        'threshold': cv['threshold'], 'strict_threshold': cv['strict_threshold'], 'summary': summary,
+        'nested': {k: cv['nested'][k] for k in ('thresholds', 'balanced_summary', 'strict_summary')}}}, f, indent=2)
     f.write('\n')
 digest = hashlib.sha256(open(os.path.join(args.to, file), 'rb').read()).hexdigest()
 print(f'{args.to}: {args.name} {args.version}, {file} {os.path.getsize(onnx)} bytes sha256 {digest}, '
-      f'balanced {cv["threshold"]}, strict {cv["strict_threshold"]}, validation fold {args.fold}')
+      f'balanced {points["balanced"]}, strict {points["strict"]}, validation fold {args.fold}')

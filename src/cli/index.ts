@@ -16,7 +16,7 @@ const USAGE: Record<string, [string, string]> = {
     'edgeferry read --config GATEWAY.yaml|DEVICES.yaml [--device NAME]... [--count N] [--json]',
     'read the real devices of the maps once (or N times) and print each point: commissioning, nothing buffered or published',
   ],
-  demo: ['edgeferry demo [--seconds N] [--config FILE]', 'simulated plant + embedded TLS broker + gateway on config/demo.yaml'],
+  demo: ['edgeferry demo [--seconds N] [--config FILE] [--model DIR]', 'simulated plant + embedded TLS broker + gateway on config/demo.yaml'],
   sub: [
     'edgeferry sub --url URL --ca FILE [--cert FILE --key FILE] [--topic T] [--count N] [--sparkplug]',
     'print messages from a broker (no mosquitto_sub needed); --sparkplug decodes Sparkplug B payloads',
@@ -30,7 +30,7 @@ const USAGE: Record<string, [string, string]> = {
     'look into the store-and-forward buffer (read-only; export = JSON lines)',
   ],
   model: [
-    'edgeferry model eval --model DIR --images DIR --labels FILE [--split FILE] [--json]',
+    'edgeferry model eval --model DIR --images DIR --labels FILE [--split FILE] [--operating-point NAME] [--json]',
     'accuracy, precision, recall, F1, FPR, AUC and latency of an EL model',
   ],
 };

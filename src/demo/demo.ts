@@ -6,7 +6,7 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { stopDeadline } from '../core/stop-deadline.js';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
@@ -30,9 +30,14 @@ import { createLogger } from '../log.js';
 import { createCa } from '../tls/certs.js';
 
 export const DEMO_CONFIG = fileURLToPath(new URL('../../../config/demo.yaml', import.meta.url));
+/** The EL model the demo's inference stage runs (--model: a model folder, e.g. models/el-defect). */
+export const DEMO_MODEL = fileURLToPath(new URL('../../../models/el-defect-lite', import.meta.url));
 
 export async function runDemo(args: string[], io: CliIo): Promise<number> {
-  const { values } = parseArgs({ args, options: { seconds: { type: 'string' }, config: { type: 'string', default: DEMO_CONFIG } } });
+  const { values } = parseArgs({
+    args,
+    options: { seconds: { type: 'string' }, config: { type: 'string', default: DEMO_CONFIG }, model: { type: 'string', default: DEMO_MODEL } },
+  });
   const { config, problems } = new ConfigLoader(DRIVERS, io.cwd).loadGatewayConfig(values.config);
   if (!config) {
     for (const p of problems) io.err(formatProblem(p));
@@ -107,7 +112,7 @@ export async function runDemo(args: string[], io: CliIo): Promise<number> {
     const g = config.gateway;
     if (g.inference?.enabled) {
       g.inference.inbox = join(dir, 'el-inbox');
-      g.inference.model_dir = fileURLToPath(new URL('../../../models/el-defect', import.meta.url));
+      g.inference.model_dir = resolve(io.cwd, values.model);
     }
     g.mqtt.url = `mqtts://127.0.0.1:${broker.port}`;
     g.mqtt.tls.ca = caFile;

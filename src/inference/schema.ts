@@ -4,9 +4,9 @@ export const InferenceSchema = Type.Object(
   {
     enabled: Type.Boolean({ default: true, description: 'false keeps the block but runs no stage.' }),
     model_dir: Type.String({
-      default: 'models/el-defect',
+      default: 'models/el-defect-lite',
       description:
-        'Folder with model.onnx and model.json (its manifest: input, preprocessing, threshold), relative to the gateway file. A new model.onnx dropped in place (written, then renamed) is checked and swapped in.',
+        'Folder with model.json (its manifest: the model file, input, preprocessing, threshold, operating points) and the model file it names, relative to the gateway file. models/el-defect-lite is 0.3.0 (EfficientNet-Lite0, the accurate one), models/el-defect 0.2.0 (the fast one). A new model.json or model file renamed into place is checked and swapped in.',
     }),
     operating_point: Type.Optional(
       Type.String({

@@ -135,7 +135,10 @@ export class InferenceStage {
     } catch (err) {
       return this.refused((err as Error).message);
     }
-    if (disk.sha256 === this.pool.model?.sha256) return true;
+    // The same file under the same manifest: nothing to do. A new model.json alone (a threshold, an
+    // operating point, a version) is a change too, checked and swapped like a new file.
+    const serving = this.pool.model;
+    if (disk.sha256 === serving?.sha256 && JSON.stringify(disk.manifest) === JSON.stringify(serving.manifest)) return true;
     // Atomic for the images: batches in flight finish on the old model, none start until every
     // worker has the new one (or the old one back).
     this.swapping = true;

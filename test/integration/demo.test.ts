@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recipe } from '../../scripts/lib/doc-recipes.js';
+import { shippedModel } from '../helpers/el-workdir.js';
 
 const root = join(import.meta.dirname, '../..');
 const quickStart = recipe('../README.md', 'sh quick-start')
@@ -87,6 +88,15 @@ describe('edgeferry demo', () => {
     });
   });
 
+  it("classifies the simulated EL camera's images with the default model, 0.3.0", async () => {
+    const el = () => stdout.split('\n').filter((l) => l.startsWith('demo/gw-demo/el/'));
+    await waitForOutput(() => el().length >= 2, 30_000, 'EL verdicts');
+    const v = JSON.parse(el()[0]!.slice(el()[0]!.indexOf(' ') + 1)) as { verdict: string; threshold: number; model: { version: string } };
+    const lite = shippedModel('el-defect-lite').manifest;
+    expect(v).toMatchObject({ model: { version: lite.version }, threshold: lite.threshold });
+    expect(['ok', 'defective']).toContain(v.verdict);
+  });
+
   it('prints an edgeferry sub command that shows the data', async () => {
     const cmd = /^\s+node (\S+) sub --url (\S+) --ca (\S+) --topic '([^']+)'$/m.exec(stderr);
     expect(cmd, stderr).not.toBeNull();
@@ -141,4 +151,33 @@ describe('edgeferry demo', () => {
     // Its throwaway private keys go with it.
     expect(existsSync(folder)).toBe(false);
   });
+});
+
+describe('edgeferry demo --model models/el-defect', () => {
+  it('runs the fast model, 0.2.0, instead', async () => {
+    const p = spawn(process.execPath, [...demoCommand.argv, '--model', 'models/el-defect'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    const fast = shippedModel('el-defect').manifest;
+    try {
+      const verdict = await new Promise<{ model: { version: string }; threshold: number }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no EL verdict within 30 s; stderr:\n${err}`)), 30_000);
+        p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        p.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          const line = out.split('\n').find((l) => l.startsWith('demo/gw-demo/el/') && l.endsWith('}'));
+          if (line) {
+            clearTimeout(timer);
+            resolve(JSON.parse(line.slice(line.indexOf(' ') + 1)));
+          }
+        });
+      });
+      expect(verdict).toMatchObject({ model: { version: fast.version }, threshold: fast.threshold });
+      const exited = new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code)));
+      p.kill('SIGINT');
+      expect(await exited).toBe(0);
+    } finally {
+      if (p.exitCode === null) p.kill('SIGKILL');
+    }
+  }, 60_000);
 });

@@ -2,16 +2,18 @@
 // gateway classifies them in its worker thread, verdicts arrive on the broker (real mosquitto,
 // mutual TLS) and the files leave the inbox; unreadable files go to rejected/; a hot reload swaps a
 // good model and refuses a corrupt one while images keep flowing; a gateway killed mid-batch loses
-// nothing; the configured operating point of the model is the threshold verdicts use.
-import { spawn, type ChildProcess } from 'node:child_process';
+// nothing; the configured operating point of the model is the threshold verdicts use. Both shipped
+// models (0.2.0 and 0.3.0) serve, and one is swapped for the other and back while images flow.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { recipe } from '../../scripts/lib/doc-recipes.js';
 import { startElCamera, writeCell } from '../../simulators/el-camera/index.js';
 import { start as startSim } from '../../simulators/modbus/index.js';
 import { startMosquitto } from '../../simulators/mqtt-broker/mosquitto.js';
 import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
-import { elWorkdir } from '../helpers/el-workdir.js';
+import { elWorkdir, MODELS, shippedModel, type ShippedModel } from '../helpers/el-workdir.js';
 import { Subscriber } from '../helpers/subscriber.js';
 
 const root = join(import.meta.dirname, '../..');
@@ -21,12 +23,12 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup() {
+async function setup(folder: ShippedModel = 'el-defect') {
   const broker = await startMosquitto();
   cleanups.push(() => broker.stop());
   const plc = await startSim({ registers: [{ area: 'holding', address: 0, value: 1 }] });
   cleanups.push(() => plc.stop());
-  const { work, modelDir, inbox } = elWorkdir('edgeferry-el-');
+  const { work, modelDir, inbox } = elWorkdir('edgeferry-el-', folder);
   cleanups.push(() => rmSync(work, { recursive: true, force: true }));
   const sub = await Subscriber.connect(broker, 's/g/#');
   cleanups.push(() => sub.close());
@@ -39,44 +41,49 @@ const verdicts = (sub: Subscriber) => sub.messages.filter((m) => m.topic.startsW
 const waitCount = (sub: Subscriber, n: number, ms = 30_000) => sub.waitFor(() => verdicts(sub).length >= n, ms, `${n} verdicts`);
 
 describe('EL inference stage', () => {
-  it('classifies images from the inbox, publishes verdicts on the station topic, and moves the files', async () => {
-    const s = await setup();
-    const tg = makeGateway(s.gatewayYamlText, s.devices);
-    cleanups.push(() => tg.cleanup());
-    // Written while the gateway was not running: picked up by the rescan at start.
-    await writeCell(join(s.inbox, 'L1_S7_000001.png'), { defect: 'crack', seed: 1 });
-    await tg.gw.start();
-    const cam = startElCamera({ inbox: s.inbox, rate: 40, count: 24, stations: ['S1', 'S2'], seed: 3 });
-    cleanups.push(() => cam.stop());
-    await cam.done;
-    await waitCount(s.sub, 25);
-    const v = verdicts(s.sub);
-    const first = v.find((m) => m.json.image === 'L1_S7_000001.png')!;
-    expect(first.topic).toBe('s/g/el/S7');
-    expect(first.json).toMatchObject({
-      quality: 'good',
-      station: 'S7',
-      line: 'L1',
-      cell: '000001',
-      threshold: expect.any(Number),
-      model: { name: 'el-defect', sha256: expect.stringMatching(/^[0-9a-f]{64}$/) },
-    });
-    expect(typeof first.json.value).toBe('number');
-    expect(['defective', 'ok']).toContain(first.json.verdict);
-    expect(first.json.verdict).toBe((first.json.value as number) >= (first.json.threshold as number) ? 'defective' : 'ok');
-    expect(first.json.preprocess_ms).toEqual(expect.any(Number));
-    // Each image once, the inbox empty, every file in processed/.
-    const images = v.map((m) => m.json.image);
-    expect(new Set(images).size).toBe(25);
-    await tg.gw.inference!.whenIdle();
-    expect(readdirSync(s.inbox).filter((f) => f.endsWith('.png'))).toEqual([]);
-    expect(readdirSync(join(s.inbox, 'processed')).length).toBe(25);
-    const statuses = s.sub.messages.filter((m) => m.topic === 's/g/status/el');
-    // Retained status on change only: once when the model went into service, not once per image.
-    expect(statuses).toHaveLength(1);
-    expect(statuses[0]!.json).toMatchObject({ state: 'serving', model: { name: 'el-defect' }, model_error: null, worker_restarts: 0 });
-    expect(await tg.gw.metrics.registry.metrics()).toMatch(/edgeferry_el_images_total\{outcome="classified"\} 25/);
-  }, 60_000);
+  it.each(MODELS)(
+    'classifies images from the inbox, publishes verdicts on the station topic, and moves the files (%s)',
+    async (folder) => {
+      const s = await setup(folder);
+      const shipped = shippedModel(folder).manifest;
+      const tg = makeGateway(s.gatewayYamlText, s.devices);
+      cleanups.push(() => tg.cleanup());
+      // Written while the gateway was not running: picked up by the rescan at start.
+      await writeCell(join(s.inbox, 'L1_S7_000001.png'), { defect: 'crack', seed: 1 });
+      await tg.gw.start();
+      const cam = startElCamera({ inbox: s.inbox, rate: 40, count: 24, stations: ['S1', 'S2'], seed: 3 });
+      cleanups.push(() => cam.stop());
+      await cam.done;
+      await waitCount(s.sub, 25);
+      const v = verdicts(s.sub);
+      const first = v.find((m) => m.json.image === 'L1_S7_000001.png')!;
+      expect(first.topic).toBe('s/g/el/S7');
+      expect(first.json).toMatchObject({
+        quality: 'good',
+        station: 'S7',
+        line: 'L1',
+        cell: '000001',
+        threshold: shipped.threshold,
+        model: { name: 'el-defect', version: shipped.version, sha256: expect.stringMatching(/^[0-9a-f]{64}$/) },
+      });
+      expect(typeof first.json.value).toBe('number');
+      expect(['defective', 'ok']).toContain(first.json.verdict);
+      expect(first.json.verdict).toBe((first.json.value as number) >= (first.json.threshold as number) ? 'defective' : 'ok');
+      expect(first.json.preprocess_ms).toEqual(expect.any(Number));
+      // Each image once, the inbox empty, every file in processed/.
+      const images = v.map((m) => m.json.image);
+      expect(new Set(images).size).toBe(25);
+      await tg.gw.inference!.whenIdle();
+      expect(readdirSync(s.inbox).filter((f) => f.endsWith('.png'))).toEqual([]);
+      expect(readdirSync(join(s.inbox, 'processed')).length).toBe(25);
+      const statuses = s.sub.messages.filter((m) => m.topic === 's/g/status/el');
+      // Retained status on change only: once when the model went into service, not once per image.
+      expect(statuses).toHaveLength(1);
+      expect(statuses[0]!.json).toMatchObject({ state: 'serving', model: { name: 'el-defect' }, model_error: null, worker_restarts: 0 });
+      expect(await tg.gw.metrics.registry.metrics()).toMatch(/edgeferry_el_images_total\{outcome="classified"\} 25/);
+    },
+    60_000,
+  );
 
   it('moves an unreadable image to rejected/ with the reason, and goes on', async () => {
     const s = await setup();
@@ -140,6 +147,72 @@ describe('EL inference stage', () => {
     const switchAt = shas.findIndex((x) => x !== oldSha);
     expect(shas.slice(switchAt).every((x) => x !== oldSha)).toBe(true);
   }, 90_000);
+
+  it("swaps 0.2.0 for 0.3.0 and rolls back by docs/inference.md's recipes as written, while images keep flowing", async () => {
+    // Each version's file has its own name, so the new file is copied in first (nothing reads a
+    // name no manifest names yet) and one rename of model.json switches the model and its threshold
+    // at once; the rollback renames the old manifest back.
+    const s = await setup('el-defect');
+    const fast = shippedModel('el-defect');
+    const lite = shippedModel('el-defect-lite');
+    expect(lite.manifest.file).not.toBe(fast.manifest.file);
+    const tg = makeGateway(s.gatewayYamlText, s.devices);
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    const cam = startElCamera({ inbox: s.inbox, rate: 30, count: 150, seed: 7 });
+    cleanups.push(() => cam.stop());
+    await waitCount(s.sub, 10);
+    // The doc's folders, this test's: its model_dir, and this checkout's models/ for /opt/edgeferry/models.
+    const run = (block: string) => {
+      const script = block.replaceAll('/var/lib/edgeferry/el-model', s.modelDir).replaceAll('/opt/edgeferry/models', join(root, 'models'));
+      const r = spawnSync('sh', ['-ec', script], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+    };
+    const byVersion = (version: string) => (m: { topic: string; json: Record<string, unknown> }) =>
+      m.topic.startsWith('s/g/el/') && (m.json.model as { version?: string })?.version === version;
+
+    run(recipe('inference.md', 'sh model-swap'));
+    const upgraded = await s.sub.waitFor(byVersion(lite.manifest.version), 20_000, 'a verdict from 0.3.0');
+    expect(upgraded.json.threshold).toBe(lite.manifest.threshold);
+    const n = verdicts(s.sub).length;
+    await waitCount(s.sub, n + 5);
+
+    run(recipe('inference.md', 'sh model-rollback'));
+    const from = verdicts(s.sub).length;
+    await s.sub.waitFor(() => verdicts(s.sub).slice(from).some(byVersion(fast.manifest.version)), 20_000, 'a verdict from 0.2.0 again');
+
+    await cam.done;
+    await waitCount(s.sub, 150);
+    await tg.gw.inference!.whenIdle();
+    const v = verdicts(s.sub);
+    expect(new Set(v.map((m) => m.json.image)).size).toBe(150);
+    expect(v.length).toBe(150);
+    // One model at a time, each verdict with its own model's threshold: 0.2.0, then 0.3.0, then 0.2.0.
+    const runs = v.map((m) => `${(m.json.model as { version: string }).version}@${String(m.json.threshold)}`).filter((x, i, a) => i === 0 || a[i - 1] !== x);
+    expect(runs).toEqual([
+      `${fast.manifest.version}@${fast.manifest.threshold}`,
+      `${lite.manifest.version}@${lite.manifest.threshold}`,
+      `${fast.manifest.version}@${fast.manifest.threshold}`,
+    ]);
+    expect(s.sub.messages.filter((m) => m.topic === 's/g/status/el' && m.json.model_error !== null)).toEqual([]);
+  }, 120_000);
+
+  it('applies a new model.json alone (same model file, a new threshold) without a restart', async () => {
+    const s = await setup('el-defect');
+    const tg = makeGateway(s.gatewayYamlText, s.devices);
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+    await writeCell(join(s.inbox, 'L1_S1_000001.png'), { defect: 'crack', seed: 1 });
+    await waitCount(s.sub, 1);
+    const manifest = JSON.parse(readFileSync(join(s.modelDir, 'model.json'), 'utf8')) as Record<string, unknown>;
+    expect(verdicts(s.sub)[0]!.json.threshold).toBe(manifest.threshold);
+    writeFileSync(join(s.modelDir, 'model.json.new'), JSON.stringify({ ...manifest, threshold: 0.4242 }));
+    renameSync(join(s.modelDir, 'model.json.new'), join(s.modelDir, 'model.json'));
+    await s.sub.waitFor((m) => m.topic === 's/g/status/el' && m.json.threshold === 0.4242, 10_000, 'the new threshold on the status topic');
+    await writeCell(join(s.inbox, 'L1_S1_000002.png'), { defect: 'crack', seed: 2 });
+    await waitCount(s.sub, 2);
+    expect(verdicts(s.sub)[1]!.json).toMatchObject({ image: 'L1_S1_000002.png', threshold: 0.4242 });
+  }, 60_000);
 
   it('judges by the configured operating point, and refuses a swapped-in model that lacks it while the old one serves', async () => {
     const s = await setup();

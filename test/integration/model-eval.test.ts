@@ -3,19 +3,19 @@
 // the shipped model really outputs (checked against onnxruntime run here directly), its intervals
 // must hold the figures they belong to, and the per-type lines must add up to the whole.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { drawCell, writeCell, type Defect } from '../../simulators/el-camera/index.js';
 import type { EvalIntervals, EvalMetrics } from '../../src/inference/metrics.js';
+import { MODELS, shippedModel, type ShippedModel } from '../helpers/el-workdir.js';
 
 type EvalJson = EvalMetrics & { model: { version: string }; ci: EvalIntervals; by_type: Record<string, EvalMetrics>; latency: { p99_ms: number } };
 
 const root = join(import.meta.dirname, '../..');
 const cli = join(root, 'dist/src/main.js');
-const modelDir = join(root, 'models/el-defect');
 let dir: string;
 const cells: { name: string; label: number; type: string; defect: Defect; seed: number }[] = [];
 
@@ -46,51 +46,55 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const evalCli = (...extra: string[]) =>
-  spawnSync(process.execPath, [cli, 'model', 'eval', '--model', modelDir, '--images', dir, '--labels', join(dir, 'labels.csv'), ...extra], {
+const evalCli = (folder: ShippedModel, ...extra: string[]) =>
+  spawnSync(process.execPath, [cli, 'model', 'eval', '--model', shippedModel(folder).dir, '--images', dir, '--labels', join(dir, 'labels.csv'), ...extra], {
     encoding: 'utf8',
   });
 
 describe('edgeferry model eval', () => {
-  it('counts what the model outputs at the manifest threshold, with intervals and per-type figures', async () => {
-    const r = evalCli('--split', join(dir, 'split.txt'), '--json');
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
-    const out = JSON.parse(r.stdout) as EvalJson;
-    const manifest = JSON.parse(readFileSync(join(modelDir, 'model.json'), 'utf8')) as { threshold: number; version: string };
-    expect(out.model.version).toBe(manifest.version);
-    expect(out.n).toBe(18);
+  it.each(MODELS)(
+    'counts what the model outputs at the manifest threshold, with intervals and per-type figures (%s)',
+    async (folder) => {
+      const r = evalCli(folder, '--split', join(dir, 'split.txt'), '--json');
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const out = JSON.parse(r.stdout) as EvalJson;
+      const { manifest, file } = shippedModel(folder);
+      expect(out.model.version).toBe(manifest.version);
+      expect(out.n).toBe(18);
 
-    // The same cells through onnxruntime here: the confusion matrix must match.
-    const session = await ort.InferenceSession.create(join(modelDir, 'model.onnx'));
-    const want = { tp: 0, fp: 0, tn: 0, fn: 0 };
-    for (const c of cells.slice(0, 18)) {
-      const px = drawCell({ defect: c.defect, seed: c.seed });
-      const res = await session.run({ image: new ort.Tensor('float32', Float32Array.from(px), [1, 1, 300, 300]) });
-      const p = (res.defect_probability!.data as Float32Array)[0]!;
-      const pos = c.label >= 0.5;
-      const pred = p >= manifest.threshold;
-      want[pred ? (pos ? 'tp' : 'fp') : pos ? 'fn' : 'tn']++;
-    }
-    await session.release();
-    expect({ tp: out.tp, fp: out.fp, tn: out.tn, fn: out.fn }).toEqual(want);
-    expect(out.accuracy).toBeCloseTo((want.tp + want.tn) / 18, 10);
+      // The same cells through onnxruntime here: the confusion matrix must match.
+      const session = await ort.InferenceSession.create(file);
+      const want = { tp: 0, fp: 0, tn: 0, fn: 0 };
+      for (const c of cells.slice(0, 18)) {
+        const px = drawCell({ defect: c.defect, seed: c.seed });
+        const res = await session.run({ image: new ort.Tensor('float32', Float32Array.from(px), [1, 1, 300, 300]) });
+        const p = (res.defect_probability!.data as Float32Array)[0]!;
+        const pos = c.label >= 0.5;
+        const pred = p >= manifest.threshold;
+        want[pred ? (pos ? 'tp' : 'fp') : pos ? 'fn' : 'tn']++;
+      }
+      await session.release();
+      expect({ tp: out.tp, fp: out.fp, tn: out.tn, fn: out.fn }).toEqual(want);
+      expect(out.accuracy).toBeCloseTo((want.tp + want.tn) / 18, 10);
 
-    // Each interval holds its figure.
-    for (const k of ['accuracy', 'recall', 'false_positive_rate'] as const) {
-      const [lo, hi] = out.ci[k];
-      expect(lo).toBeLessThanOrEqual(out[k]);
-      expect(hi).toBeGreaterThanOrEqual(out[k]);
-    }
-    // Per type: both types, and their counts add up to the whole.
-    expect(Object.keys(out.by_type).sort()).toEqual(['mono', 'poly']);
-    for (const k of ['tp', 'fp', 'tn', 'fn', 'n'] as const) expect(out.by_type.mono![k] + out.by_type.poly![k]).toBe(out[k]);
-    expect(out.latency.p99_ms).toBeGreaterThan(0);
-  }, 60_000);
+      // Each interval holds its figure.
+      for (const k of ['accuracy', 'recall', 'false_positive_rate'] as const) {
+        const [lo, hi] = out.ci[k];
+        expect(lo).toBeLessThanOrEqual(out[k]);
+        expect(hi).toBeGreaterThanOrEqual(out[k]);
+      }
+      // Per type: both types, and their counts add up to the whole.
+      expect(Object.keys(out.by_type).sort()).toEqual(['mono', 'poly']);
+      for (const k of ['tp', 'fp', 'tn', 'fn', 'n'] as const) expect(out.by_type.mono![k] + out.by_type.poly![k]).toBe(out[k]);
+      expect(out.latency.p99_ms).toBeGreaterThan(0);
+    },
+    60_000,
+  );
 
   it('prints the same figures as text, one line per cell type', () => {
-    const json = JSON.parse(evalCli('--json').stdout) as { accuracy: number; n: number };
-    const r = evalCli();
+    const json = JSON.parse(evalCli('el-defect', '--json').stdout) as { accuracy: number; n: number };
+    const r = evalCli('el-defect');
     expect(r.status).toBe(0);
     expect(json.n).toBe(24);
     expect(r.stdout).toContain(`accuracy   ${(json.accuracy * 100).toFixed(2)}%  (95% CI `);
