@@ -1,6 +1,6 @@
 // An in-process MQTT broker (aedes) over TLS, for the demo and tests where a broker in the same
 // process is the point. Loopback only by default.
-import { Aedes } from 'aedes';
+import { Aedes, type AedesOptions } from 'aedes';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
 
@@ -11,6 +11,8 @@ export interface BrokerOptions {
   cert: string;
   /** When set, clients must present a certificate signed by this CA (mutual TLS). */
   clientCa?: string;
+  /** aedes's own options: e.g. an authorizePublish that never answers, or that drops the connection. */
+  aedes?: AedesOptions;
 }
 
 export interface EmbeddedBroker {
@@ -20,7 +22,7 @@ export interface EmbeddedBroker {
 }
 
 export async function start(opts: BrokerOptions): Promise<EmbeddedBroker> {
-  const aedes = await Aedes.createBroker();
+  const aedes = await Aedes.createBroker(opts.aedes);
   const sockets = new Set<Socket>();
   const server: Server = createServer(
     { key: opts.key, cert: opts.cert, ca: opts.clientCa, requestCert: !!opts.clientCa, rejectUnauthorized: !!opts.clientCa, minVersion: 'TLSv1.2' },

@@ -218,7 +218,8 @@ const Health = Type.Object(
       minimum: 1,
       maximum: 86_400,
       default: 300,
-      description: '/healthz fails (503) once the broker has been unreachable this long: data is then only buffered.',
+      description:
+        '/healthz fails (503) once the broker has been unreachable, or has acknowledged nothing while rows were waiting for it (connected or reconnecting), this long: data is then only buffered.',
     }),
     buffer_full_ratio: Type.Number({
       exclusiveMinimum: 0,

@@ -52,8 +52,9 @@ export function outputsReport(outputs: readonly Output[], buffer: SqliteBuffer):
 
 export function healthEndpoints(d: HealthEndpointDeps): HealthServer {
   const { gateway: g, metrics, buffer, publisher, pool } = d;
-  const judge = () =>
-    judgeHealth({
+  const judge = () => {
+    const waiting = buffer.outputBacklogs()[publisher.name] ?? { backlog: 0 };
+    return judgeHealth({
       limits: {
         brokerAwayMs: g.health.broker_away_s * 1000,
         bufferFullRatio: g.health.buffer_full_ratio,
@@ -61,11 +62,18 @@ export function healthEndpoints(d: HealthEndpointDeps): HealthServer {
         critical: g.health.critical_devices,
       },
       gateway: d.gwHealth.state,
-      mqtt: { connected: publisher.isConnected, awayMs: publisher.awayMs, refusal: publisher.protocol.refusal, protocol: publisher.protocol.describe() },
+      mqtt: {
+        connected: publisher.isConnected,
+        awayMs: publisher.awayMs,
+        refusal: publisher.protocol.refusal,
+        protocol: publisher.protocol.describe(),
+        stall: { ...publisher.stall(waiting), backlog: waiting.backlog },
+      },
       buffer: { ...buffer.stats(), health: buffer.health },
       outputs: outputsReport(d.outputs(), buffer),
       devices: Object.fromEntries(pool.devices().map((name) => [name, pool.health(name)?.state])),
     });
+  };
   return new HealthServer(metrics, {
     health: judge,
     status: () => {

@@ -1,6 +1,6 @@
 // What /healthz answers, and what "ok" means: the gateway process is alive AND delivering — it is
-// publishing to the broker, or it is buffering within bounds (the broker away for less than
-// health.broker_away_s, the buffer below health.buffer_full_ratio of buffer.max_bytes and able
+// publishing to the broker, or it is buffering within bounds (the broker away — or connected but
+// acknowledging nothing while rows wait — for less than health.broker_away_s, the buffer below health.buffer_full_ratio of buffer.max_bytes and able
 // to store), and no device named in health.critical_devices is down. Anything else is 503 with
 // one reason per failed condition, so a supervisor or a plant's monitoring can act on it.
 import type { BufferStats } from '../buffer/sqlite-buffer.js';
@@ -10,7 +10,14 @@ export interface HealthInputs {
   limits: { brokerAwayMs: number; bufferFullRatio: number; maxBytes: number; critical: readonly string[] };
   gateway: HealthState;
   /** refusal: the broker's answer while it refuses the connection; protocol: the MQTT version in use (src/publish/protocol.ts). */
-  mqtt: { connected: boolean; awayMs: number; refusal?: string; protocol?: Record<string, unknown> };
+  mqtt: {
+    connected: boolean;
+    awayMs: number;
+    refusal?: string;
+    protocol?: Record<string, unknown>;
+    /** MqttPublisher.stall(): no acknowledged delivery for ms while rows wait, with the connections lost meanwhile. */
+    stall?: { ms: number; lost: number; backlog: number };
+  };
   buffer: BufferStats & { health: { state: 'ok' | 'degraded'; reasons: string[] } };
   /** Every output (mqtt first), src/health/endpoints.ts. */
   outputs?: Record<string, OutputReport>;
@@ -38,12 +45,26 @@ export interface HealthAnswer {
 export function judgeHealth(h: HealthInputs): HealthAnswer {
   const reasons: string[] = [];
   const { limits: l, buffer: b } = h;
-  if (!h.mqtt.connected && h.mqtt.awayMs >= l.brokerAwayMs) {
+  const away = !h.mqtt.connected && h.mqtt.awayMs >= l.brokerAwayMs;
+  if (away) {
     const away = `for ${Math.round(h.mqtt.awayMs / 1000)} s (limit ${Math.round(l.brokerAwayMs / 1000)} s)`;
     reasons.push(
       h.mqtt.refusal
         ? `broker refuses the connection ${away}: ${h.mqtt.refusal}; data is only being buffered`
         : `broker unreachable ${away}: data is only being buffered`,
+    );
+  }
+  // Judged by acknowledged progress, not by connects: connected (or reconnecting every few seconds)
+  // while nothing is acknowledged is not delivering. Said once: an away broker is said above.
+  const stall = h.mqtt.stall;
+  if (stall && stall.ms >= l.brokerAwayMs && !away) {
+    const how = h.mqtt.connected
+      ? stall.lost
+        ? `connected now, ${stall.lost} connection${stall.lost === 1 ? '' : 's'} lost meanwhile`
+        : 'although connected'
+      : `${stall.lost} connection${stall.lost === 1 ? '' : 's'} lost meanwhile`;
+    reasons.push(
+      `broker acknowledges nothing: no delivery for ${Math.round(stall.ms / 1000)} s with ${stall.backlog} rows waiting (limit ${Math.round(l.brokerAwayMs / 1000)} s), ${how}; data is only being buffered`,
     );
   }
   const fill = l.maxBytes > 0 ? b.bytes / l.maxBytes : 0;
@@ -69,6 +90,7 @@ export function judgeHealth(h: HealthInputs): HealthAnswer {
       state: h.mqtt.connected ? 'connected' : h.mqtt.refusal ? 'refused' : 'disconnected',
       away_s: Math.round(h.mqtt.awayMs / 1000),
       ...(h.mqtt.refusal ? { refusal: h.mqtt.refusal } : {}),
+      ...(h.mqtt.stall ? { unacked_s: Math.round(h.mqtt.stall.ms / 1000), connections_lost: h.mqtt.stall.lost } : {}),
       ...h.mqtt.protocol,
     },
     buffer: {

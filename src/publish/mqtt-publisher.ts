@@ -84,6 +84,9 @@ export class MqttPublisher implements Output {
   private connected = false;
   /** Since when the broker has been away (from the start until the first connect), or undefined while connected. */
   private awaySince: number | undefined = Date.now();
+  private readonly startedAt = Date.now();
+  /** When recent connections were lost (the last 256): a broker that drops every connection shows here. */
+  private readonly losses: number[] = [];
   private stopped = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private readonly connectFn: MqttConnect;
@@ -198,6 +201,7 @@ export class MqttPublisher implements Output {
         if (this.connected) {
           this.deps.log.warn('mqtt connection lost');
           this.awaySince = Date.now();
+          if (this.losses.push(this.awaySince) > 256) this.losses.shift();
         }
         this.connected = false;
         this.deps.metrics.mqttConnected.set(0);
@@ -261,6 +265,18 @@ export class MqttPublisher implements Output {
   /** Milliseconds since the broker was last reachable (since start if never), 0 while connected. */
   get awayMs(): number {
     return this.awaySince === undefined ? 0 : Date.now() - this.awaySince;
+  }
+
+  /**
+   * How long the broker has acknowledged nothing while rows were waiting for it: from the later of
+   * the last acknowledged delivery (the publisher's start if none) and the oldest waiting row's
+   * time, to now; 0 without a backlog. A broker that takes connections but never acknowledges, or
+   * drops every connection before it does, stalls here while `awayMs` stays small (judge.ts).
+   */
+  stall(waiting: { backlog: number; oldestTs?: number }): { ms: number; lost: number } {
+    if (waiting.backlog <= 0) return { ms: 0, lost: 0 };
+    const since = Math.max(this.pump.lastDeliveryMs ?? this.startedAt, waiting.oldestTs ?? 0);
+    return { ms: Math.max(0, Date.now() - since), lost: this.losses.filter((t) => t >= since).length };
   }
 
   /** Tells the pump there is new data. Cheap; called after every append. */

@@ -1,0 +1,122 @@
+// /healthz judges the publisher by acknowledged progress, not by connects (issue 38). Two brokers
+// that look alive to a connect-based check: one that takes the connection and every PUBLISH but
+// never acknowledges any (a wedged broker, a full disk behind it), and one that drops the
+// connection on every data PUBLISH (what NATS does to a topic it refuses) while accepting each
+// reconnect at once, so the broker is never "away" for long. Both must turn /healthz to 503 with
+// the reason within health.broker_away_s, and back to 200 once the broker acknowledges again —
+// with every sample delivered, none lost meanwhile. The broker is aedes in this process: its
+// authorizePublish hook is the fault.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AuthorizePublishHandler } from 'aedes';
+import { afterEach, describe, expect, it } from 'vitest';
+import { start as startBroker } from '../../simulators/mqtt-broker/index.js';
+import { start as startSim } from '../../simulators/modbus/index.js';
+import { createCa } from '../../src/tls/certs.js';
+import { bufferFile, missing } from '../helpers/delivery.js';
+import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** An aedes broker over mutual TLS whose publish authorisation is `authorize`; files for gatewayYaml. */
+async function brokerWith(authorize: AuthorizePublishHandler) {
+  const ca = createCa('edgeferry test CA');
+  const server = ca.issue('localhost', 'server');
+  const client = ca.issue('edgeferry-test-gateway', 'client');
+  const dir = mkdtempSync(join(tmpdir(), 'edgeferry-stall-'));
+  const f = (name: string, text: string) => (writeFileSync(join(dir, name), text), join(dir, name));
+  const files = { ca: f('ca.pem', ca.cert), clientCert: f('client.pem', client.cert), clientKey: f('client.key', client.key) };
+  const b = await startBroker({ key: server.key, cert: server.cert, clientCa: ca.cert, aedes: { authorizePublish: authorize } });
+  cleanups.push(async () => (await b.stop(), rmSync(dir, { recursive: true, force: true })));
+  return { url: `mqtts://127.0.0.1:${b.port}`, files, aedes: b.aedes };
+}
+
+type Health = { reasons: string[]; mqtt: Record<string, unknown> };
+
+/** Polls /healthz until it answers `status`; returns that answer. */
+async function healthBecomes(port: number, status: number, timeout = 30_000): Promise<Health> {
+  let body: Health | undefined;
+  await expect
+    .poll(
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+        body = (await res.json()) as Health;
+        return res.status;
+      },
+      { timeout, interval: 200 },
+    )
+    .toBe(status);
+  return body!;
+}
+
+const devices = (port: number) =>
+  `version: 1\ndevices:\n  - name: plc\n    driver: modbus_tcp\n    poll_interval_ms: 200\n    connection: { host: 127.0.0.1, port: ${port} }\n    points:\n      - { name: v, address: 0 }\n`;
+
+async function gatewayOn(broker: { url: string; files: { ca: string; clientCert: string; clientKey: string } }) {
+  const plc = await startSim({ registers: [{ area: 'holding', address: 0, value: 7 }] });
+  cleanups.push(() => plc.stop());
+  const tg = makeGateway(gatewayYaml(broker).replace('health: { port: 0 }', 'health: { port: 0, broker_away_s: 2 }'), devices(plc.port));
+  cleanups.push(() => tg.cleanup());
+  await tg.gw.start();
+  return tg;
+}
+
+/** Data seqs the broker accepted (what a subscriber would get), by the `published` hook. */
+function acceptedSeqs(aedes: { on(ev: 'publish', f: (p: { topic: string; payload: Buffer | string }) => void): void }) {
+  const seqs = new Set<number>();
+  aedes.on('publish', (p) => {
+    if (!/^s\/g\/plc\/v$/.test(p.topic)) return;
+    const seq = (JSON.parse(p.payload.toString()) as { seq?: unknown }).seq;
+    if (typeof seq === 'number') seqs.add(seq);
+  });
+  return seqs;
+}
+
+describe('/healthz by acknowledged delivery', () => {
+  it('a broker that takes every PUBLISH and acknowledges none: 503 while connected, 200 once it acknowledges, nothing lost', async () => {
+    let holding = true;
+    const held: (() => void)[] = [];
+    const broker = await brokerWith((_client, _packet, done) => (holding ? held.push(() => done(null)) : done(null)));
+    const seqs = acceptedSeqs(broker.aedes);
+    const tg = await gatewayOn(broker);
+
+    const stalled = await healthBecomes(tg.gw.healthPort!, 503);
+    expect(stalled.mqtt).toMatchObject({ state: 'connected', connections_lost: 0 });
+    expect(stalled.reasons.join('\n')).toMatch(/^broker acknowledges nothing: no delivery for \d+ s with \d+ rows waiting \(limit 2 s\), although connected/m);
+    expect(stalled.reasons.join('\n')).not.toMatch(/unreachable/);
+    expect(held.length).toBeGreaterThan(0);
+
+    holding = false;
+    for (const release of held.splice(0)) release();
+    await healthBecomes(tg.gw.healthPort!, 200);
+    await tg.gw.stop();
+    const file = bufferFile(join(tg.dir, 'buffer.db'));
+    expect(missing(file.lastSeq, seqs, file.stored)).toEqual([]);
+  }, 60_000);
+
+  it('a broker that drops the connection on every data PUBLISH and takes the next at once: 503 with the losses, 200 once it accepts, nothing lost', async () => {
+    let refusing = true;
+    const broker = await brokerWith((_client, packet, done) =>
+      done(refusing && packet.topic.startsWith('s/g/plc/') ? new Error('refused topic (as NATS drops a connection)') : null),
+    );
+    const seqs = acceptedSeqs(broker.aedes);
+    const tg = await gatewayOn(broker);
+
+    const stalled = await healthBecomes(tg.gw.healthPort!, 503);
+    const reason = stalled.reasons.join('\n');
+    expect(reason).toMatch(/^broker acknowledges nothing: no delivery for \d+ s with \d+ rows waiting \(limit 2 s\), .*\d+ connections? lost meanwhile/m);
+    expect(Number(stalled.mqtt.connections_lost)).toBeGreaterThan(0);
+    // Each reconnect succeeds at once: a connect-based check would call this broker reachable.
+    expect(reason).not.toMatch(/unreachable/);
+
+    refusing = false;
+    await healthBecomes(tg.gw.healthPort!, 200);
+    await tg.gw.stop();
+    const file = bufferFile(join(tg.dir, 'buffer.db'));
+    expect(missing(file.lastSeq, seqs, file.stored)).toEqual([]);
+  }, 60_000);
+});
