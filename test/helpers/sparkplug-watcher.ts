@@ -120,8 +120,10 @@ export class SparkplugWatcher {
       client.once('connect', () => resolve());
       client.once('error', reject);
     });
+    // Listening before subscribing: retained messages may come in the same read as the SUBACK.
+    const watcher = new SparkplugWatcher(client);
     await client.subscribeAsync(`spBv1.0/${group}/#`, { qos: 1 });
-    return new SparkplugWatcher(client);
+    return watcher;
   }
 
   /** Resolves once `pred` holds over the messages seen (checked on every new one); rejects after `ms`. */

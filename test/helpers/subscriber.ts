@@ -51,8 +51,11 @@ export class Subscriber {
       client.once('connect', () => resolve());
       client.once('error', reject);
     });
+    // Listening before subscribing: a broker may send the retained messages in the same read as the
+    // SUBACK (NATS does), and they would be emitted before subscribeAsync's continuation runs.
+    const sub = new Subscriber(client);
     await client.subscribeAsync(topic, { qos: 1 });
-    return new Subscriber(client);
+    return sub;
   }
 
   /** The first message (already received or future) that matches; rejects after `ms`. */

@@ -4,6 +4,9 @@
 // "unacceptable protocol version", RabbitMQ closes before any CONNACK — falls back to 3.1.1 once,
 // says so once, and delivers: data, the retained statuses, its Will, a command. Told to speak MQTT 5
 // only, it reports the broker as refusing (with the broker's answer), never as unreachable.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -116,6 +119,34 @@ describe.each(BROKERS)('%s', (_name, startBroker, mqtt5Answer) => {
     } finally {
       await tg.cleanup();
       await Promise.all([status.close(), devStatus.close(), data.close()]);
+    }
+  }, 90_000);
+
+  it('its Last Will: `edgeferry run` killed with -9 turns the retained gateway status offline, for live and later subscribers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgeferry-will-'));
+    writeFileSync(join(dir, 'gateway.yaml'), gatewayYaml(broker, { mqtt: '  keepalive_s: 5' }));
+    writeFileSync(join(dir, 'devices.yaml'), devices(plc.port));
+    const status = await Subscriber.connect(broker, 's/g/status', false, 4);
+    const cli = join(import.meta.dirname, '../../dist/src/main.js');
+    const p = spawn(process.execPath, [cli, 'run', '--config', join(dir, 'gateway.yaml')], { stdio: ['ignore', 'ignore', 'ignore'] });
+    try {
+      await status.waitFor((m) => m.json.state === 'online', 30_000, 'online');
+      const offline = status.next((m) => m.json.state === 'offline', 30_000, 'the Will');
+      p.kill('SIGKILL');
+      const will = await offline;
+      expect(will.json).toMatchObject({ state: 'offline', reason: 'connection lost' });
+      // Retained by the broker: a consumer that subscribes afterwards reads it too.
+      const late = await Subscriber.connect(broker, 's/g/status', false, 4);
+      try {
+        const retained = await late.waitFor(() => true, 10_000, 'the retained status');
+        expect(retained).toMatchObject({ retain: true, json: { state: 'offline', reason: 'connection lost' } });
+      } finally {
+        await late.close();
+      }
+    } finally {
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+      await status.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 90_000);
 
