@@ -79,6 +79,7 @@ async function main() {
       url: broker.url,
       allow_plaintext: false,
       protocol_version: 5 as const,
+      topic_dot: '_' as const,
       qos: 1 as const,
       keepalive_s: 30,
       topic_template: '{site}/{gateway}/{device}/{point}',

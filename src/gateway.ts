@@ -124,7 +124,7 @@ export function buildGateway(config: LoadedConfig, deps: GatewayDeps): Gateway {
   });
   const devices = new RunningDevices(config, { log, metrics, scheduler, sink, pollPayload: g.mqtt.payload === 'poll', latest, pool, gwHealth, events });
   const cmdLog = log.child({ component: 'commands' });
-  const gate = new WriteGate({ log: cmdLog, metrics, writer: (d) => devices.writer(d) });
+  const gate = new WriteGate({ log: cmdLog, metrics, writer: (d) => devices.writer(d), writers: () => devices.allWriters() });
   const session = sparkplugNode(config, bufferPath, { log, gate, latest, devices, drivers: deps.drivers, metrics });
   const publisher = new MqttPublisher(g.mqtt, { site: g.site, gateway: g.gateway_id }, publisherDeps(config, deps, { buffer, metrics, gwHealth, session }));
   const outputs = new RunningOutputs(config, kinds, {

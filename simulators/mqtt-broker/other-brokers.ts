@@ -103,6 +103,12 @@ export const NATS_BIN = process.env.NATS_BIN ?? '/usr/sbin/nats-server';
 export interface NatsOptions {
   /** A JetStream cluster of this many nodes (3: the MQTT sessions and retained messages are replicated). */
   nodes?: number;
+  /**
+   * One node's configuration as a user would write it (docs/brokers.md's block): its paths under
+   * /etc/nats/ and /var/lib/nats/ and its MQTT port 8883 are put here; the NATS client port goes on
+   * loopback. Instead of the configuration made here.
+   */
+  conf?: string;
 }
 
 export interface NatsBroker extends TestBroker {
@@ -122,6 +128,14 @@ export async function startNats(opts: NatsOptions = {}): Promise<NatsBroker> {
   const conf = (i: number) => {
     const p = ports[i]!;
     const path = join(t.dir, `n${i}.conf`);
+    if (opts.conf) {
+      const text = opts.conf
+        .replaceAll('/etc/nats/', `${t.dir}/`)
+        .replaceAll('/var/lib/nats/', `${join(t.dir, `js${i}`)}/`)
+        .replace(/\b0\.0\.0\.0:8883\b/, `127.0.0.1:${p.mqtt}`);
+      writeFileSync(path, `${text}\nlisten: 127.0.0.1:${p.client}\n`);
+      return path;
+    }
     writeFileSync(
       path,
       [
@@ -183,24 +197,29 @@ export async function startNats(opts: NatsOptions = {}): Promise<NatsBroker> {
 export const RABBITMQ_BIN = process.env.RABBITMQ_BIN ?? '/usr/lib/rabbitmq/bin/rabbitmq-server';
 
 /** RabbitMQ with rabbitmq_mqtt on a mutual-TLS MQTT listener; its own Erlang port mapper (epmd) on a port of its own. */
-export async function startRabbitMq(): Promise<TestBroker> {
+export async function startRabbitMq(opts: { conf?: string } = {}): Promise<TestBroker> {
   if (!existsSync(RABBITMQ_BIN)) throw new Error(`${RABBITMQ_BIN} missing: apt-get install -y rabbitmq-server`);
   const t = tlsDir('edgeferry-rabbit-');
   const [mqttPort, amqpPort, epmdPort, distPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  // opts.conf: rabbitmq.conf as a user would write it (docs/brokers.md's block), its paths under
+  // /etc/rabbitmq/ and MQTT port 8883 put here, AMQP on loopback.
+  const fromUser = opts.conf?.replaceAll('/etc/rabbitmq/', `${t.dir}/`).replace(/^(mqtt\.listeners\.ssl\.default\s*=\s*)8883$/m, `$1127.0.0.1:${mqttPort}`);
   writeFileSync(
     join(t.dir, 'rabbitmq.conf'),
-    [
-      `listeners.tcp.default = 127.0.0.1:${amqpPort}`,
-      'mqtt.listeners.tcp = none',
-      `mqtt.listeners.ssl.default = 127.0.0.1:${mqttPort}`,
-      `ssl_options.cacertfile = ${t.files.ca}`,
-      `ssl_options.certfile = ${t.server.cert}`,
-      `ssl_options.keyfile = ${t.server.key}`,
-      'ssl_options.verify = verify_peer',
-      'ssl_options.fail_if_no_peer_cert = true',
-      'mqtt.allow_anonymous = true',
-      '',
-    ].join('\n'),
+    fromUser !== undefined
+      ? `${fromUser}\nlisteners.tcp.default = 127.0.0.1:${amqpPort}\n`
+      : [
+          `listeners.tcp.default = 127.0.0.1:${amqpPort}`,
+          'mqtt.listeners.tcp = none',
+          `mqtt.listeners.ssl.default = 127.0.0.1:${mqttPort}`,
+          `ssl_options.cacertfile = ${t.files.ca}`,
+          `ssl_options.certfile = ${t.server.cert}`,
+          `ssl_options.keyfile = ${t.server.key}`,
+          'ssl_options.verify = verify_peer',
+          'ssl_options.fail_if_no_peer_cert = true',
+          'mqtt.allow_anonymous = true',
+          '',
+        ].join('\n'),
   );
   writeFileSync(join(t.dir, 'enabled_plugins'), '[rabbitmq_mqtt].\n');
   const node = `edgeferry${mqttPort}@localhost`;

@@ -52,7 +52,7 @@ export class CommandService {
     private readonly deps: CommandDeps,
   ) {
     const c = cfg.commands;
-    this.topics = new CommandTopics(c.topic_template, c.result_topic_template, id);
+    this.topics = new CommandTopics(c.topic_template, c.result_topic_template, id, cfg.topic_dot);
     this.protocol = deps.protocol ?? new MqttProtocol(cfg.protocol_version, deps.log);
     this.rules = { defaultExpiryMs: c.default_expiry_ms, token: c.token_file ? readToken(resolve(deps.baseDir, c.token_file)) : undefined };
   }
@@ -116,10 +116,10 @@ export class CommandService {
 
   private async handle(topic: string, payload: Buffer, packet: IPublishPacket): Promise<void> {
     const at = Date.now();
-    const target = this.topics.parse(topic);
+    const levels = this.topics.parse(topic);
     // An empty payload is how a retained message is cleared: nothing was asked.
-    if (!target || payload.length === 0) return;
-    const { device, point: pointName } = target;
+    if (!levels || payload.length === 0) return;
+    const { device, point: pointName } = this.deps.gate.resolve(levels.device, levels.point, this.cfg.topic_dot);
     const props = packet.properties;
     const token = props?.userProperties?.token;
     const parsed = parseCommand(

@@ -12,12 +12,14 @@ export class CommandTopics {
     template: string,
     private readonly resultTemplate: string,
     private readonly id: { site: string; gateway: string },
+    /** mqtt.topic_dot: a device or point level is the name with '.' shown as this (WriteGate.resolve maps it back). */
+    private readonly dot = '.',
   ) {
-    this.levels = renderTopic(template.replace(/\{(device|point)\}/g, '\0$1\0'), { ...id }).split('/');
+    this.levels = renderTopic(template.replace(/\{(device|point)\}/g, '\0$1\0'), { ...id }, dot).split('/');
     this.filter = this.levels.map((l) => (l === '\0device\0' || l === '\0point\0' ? '+' : l)).join('/');
   }
 
-  /** The device and point a command topic names, or undefined if it is not one. */
+  /** The device and point levels of a command topic (names as topics show them), or undefined if it is not one. */
   parse(topic: string): { device: string; point: string } | undefined {
     const parts = topic.split('/');
     if (parts.length !== this.levels.length) return undefined;
@@ -33,6 +35,6 @@ export class CommandTopics {
   }
 
   result(device: string, point: string): string {
-    return renderTopic(this.resultTemplate, { ...this.id, device, point });
+    return renderTopic(this.resultTemplate, { ...this.id, device, point }, this.dot);
   }
 }

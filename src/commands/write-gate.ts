@@ -8,6 +8,7 @@ import { echo, excerpt, REASON_CHARS } from '../core/bounded.js';
 import type { DeviceWriter, WriteResult } from '../core/device-writer.js';
 import type { Metrics } from '../health/metrics.js';
 import { judgeValue, WriteRateLimit } from './command.js';
+import { topicLevel } from '../publish/topics.js';
 
 /** What every write attempt reports, in the audit line and in the command's result. */
 export interface WriteReport {
@@ -28,7 +29,29 @@ export interface AuditLine extends WriteReport {
 export class WriteGate {
   private readonly rate = new WriteRateLimit();
 
-  constructor(private readonly deps: { log: Logger; metrics: Metrics; writer(device: string): DeviceWriter | undefined }) {}
+  constructor(
+    private readonly deps: {
+      log: Logger;
+      metrics: Metrics;
+      writer(device: string): DeviceWriter | undefined;
+      /** Every running device's writer (to find a name from its topic level). */
+      writers?(): Iterable<DeviceWriter>;
+    },
+  ) {}
+
+  /**
+   * The device and point names that a command topic's levels stand for: with mqtt.topic_dot '_' a
+   * point "Line1.Setpoint" is commanded on …/Line1_Setpoint/set. A level that names nothing is
+   * returned as it is (and refused as unknown by write()).
+   */
+  resolve(deviceLevel: string, pointLevel: string, dot: string): { device: string; point: string } {
+    if (dot === '.') return { device: deviceLevel, point: pointLevel };
+    let writer = this.deps.writer(deviceLevel);
+    for (const w of writer ? [] : (this.deps.writers?.() ?? [])) if (topicLevel(w.device.name, dot) === deviceLevel) writer = w;
+    if (!writer) return { device: deviceLevel, point: pointLevel };
+    const point = writer.point(pointLevel) ?? writer.device.points.find((p) => topicLevel(p.name, dot) === pointLevel);
+    return { device: writer.device.name, point: point?.name ?? pointLevel };
+  }
 
   /** Checks, then writes unless `deadline` passes first; refusals are answered without sending anything. */
   async write(device: string, pointName: string, value: unknown, deadline: number, at = Date.now()): Promise<WriteResult> {

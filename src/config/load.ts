@@ -11,7 +11,7 @@ import { didYouMean, translate } from './messages.js';
 import { YamlFile, type ConfigProblem, type YamlPath } from './yaml-file.js';
 import type { LoadedConfig, LoadedDevice } from './loaded.js';
 import { checkDevicePlaceholders, checkGatewayPlaceholders } from './placeholders.js';
-import { checkDeviceNames, checkGateway, checkSharedLinks, checkTopics } from './semantic.js';
+import { checkDeviceNames, checkGateway, checkSharedLinks, checkTopics, topicWarnings } from './semantic.js';
 
 export type { LoadedConfig, LoadedDevice } from './loaded.js';
 
@@ -281,7 +281,7 @@ export class ConfigLoader {
         for (const df of r.deviceFiles) done.add(df.abs);
         if (r.config) {
           configs.push(r.config);
-          warnings.push(...this.advise(r.config));
+          warnings.push(...this.advise(r.config), ...topicWarnings(file, r.config.gateway, r.config.devices));
           if (r.config.gateway.mqtt.tls.verify_server === false) {
             warnings.push(
               file.problem(

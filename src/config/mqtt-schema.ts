@@ -100,6 +100,11 @@ export const Mqtt = Type.Object(
       description:
         'auto = MQTT 5 until the broker refuses it, then MQTT 3.1.1 (said once in the log and the status); 4 = MQTT 3.1.1 only, 5 = MQTT 5 only. docs/brokers.md lists what each broker speaks.',
     }),
+    topic_dot: Enum(['_', '-', '.'], {
+      default: '_',
+      description:
+        "What a '.' in a site, gateway, device, point or station name becomes in the MQTT topics made from it. '_' (default) and '-' give topics every common broker carries: NATS 2.9 drops the connection on a '.', RabbitMQ turns it into a level separator. '.' keeps names as they are (mosquitto, EMQX, HiveMQ, VerneMQ, NATS 2.10+): docs/brokers.md. Poll payloads, statuses and command results carry the names as they are; two names that become the same topic are refused by check.",
+    }),
     client_id: Type.Optional(Type.String({ description: 'MQTT client id. Default: edgeferry-{site}-{gateway_id}.' })),
     username: Type.Optional(Type.String({ description: 'Broker user name.' })),
     password_file: Type.Optional(Type.String({ description: 'File holding the broker password (never put the password itself in YAML).' })),

@@ -171,28 +171,84 @@ export function checkDeviceNames(devices: readonly Pick<LoadedDevice, 'name' | '
 export function checkTopics(g: GatewayFileConfig, devices: LoadedDevice[]): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   const vars = { site: g.site, gateway: g.gateway_id };
+  const dot = g.mqtt.topic_dot;
   const owners = new Map<string, string>();
-  owners.set(renderTopic(g.mqtt.status_topic, vars), 'the gateway status topic');
-  owners.set(renderTopic(g.mqtt.events_topic, vars), 'the gateway events topic');
-  for (const d of devices) owners.set(renderTopic(g.mqtt.device_status_topic, { ...vars, device: d.name }), `the status topic of device "${d.name}"`);
+  owners.set(renderTopic(g.mqtt.status_topic, vars, dot), 'the gateway status topic');
+  owners.set(renderTopic(g.mqtt.events_topic, vars, dot), 'the gateway events topic');
+  // With mqtt.topic_dot '_', "a.b" and "a_b" are one topic: the second is refused, never merged.
+  const shownAs = (names: string, other: string) =>
+    dot !== '.' && /\./.test(names + other) ? ` (mqtt.topic_dot '${dot}': a '.' in a name becomes '${dot}')` : '';
+  for (const d of devices) {
+    const topic = renderTopic(g.mqtt.device_status_topic, { ...vars, device: d.name }, dot);
+    const other = owners.get(topic);
+    if (other)
+      out.push(
+        d.source.file.problem(
+          ['devices', d.source.index, 'name'],
+          `expected a status topic of its own, got "${topic}", which is also ${other}${shownAs(d.name, other)}`,
+        ),
+      );
+    else owners.set(topic, `the status topic of device "${d.name}"`);
+  }
   for (const d of devices) {
     if (g.mqtt.payload === 'poll') {
-      const topic = renderTopic(g.mqtt.poll_topic_template, { ...vars, device: d.name });
+      const topic = renderTopic(g.mqtt.poll_topic_template, { ...vars, device: d.name }, dot);
       const other = owners.get(topic);
-      if (other) out.push(d.source.file.problem(['devices', d.source.index, 'name'], `expected a topic of its own, got "${topic}", which is also ${other}`));
+      if (other)
+        out.push(
+          d.source.file.problem(
+            ['devices', d.source.index, 'name'],
+            `expected a topic of its own, got "${topic}", which is also ${other}${shownAs(d.name, other)}`,
+          ),
+        );
       else owners.set(topic, `the poll topic of device "${d.name}"`);
       continue;
     }
     d.points.forEach((p, i) => {
-      const topic = renderTopic(g.mqtt.topic_template, { ...vars, device: d.name, point: p.name });
+      const topic = renderTopic(g.mqtt.topic_template, { ...vars, device: d.name, point: p.name }, dot);
       const other = owners.get(topic);
       if (other) {
         out.push(
-          d.source.file.problem(['devices', d.source.index, 'points', i, 'name'], `expected a topic of its own, got "${topic}", which is also ${other}`),
+          d.source.file.problem(
+            ['devices', d.source.index, 'points', i, 'name'],
+            `expected a topic of its own, got "${topic}", which is also ${other}${shownAs(d.name + p.name, other)}`,
+          ),
         );
       } else owners.set(topic, `point "${p.name}" of device "${d.name}"`);
     });
   }
+  return out;
+}
+
+/**
+ * check's warnings about topics some brokers do not carry (docs/brokers.md): with mqtt.topic_dot
+ * '.', a name with a '.' (NATS 2.9 drops the connection, RabbitMQ splits the level), and a '.' or
+ * a space in the topic templates themselves (NATS refuses a space in any version).
+ */
+export function topicWarnings(file: YamlFile, g: GatewayFileConfig, devices: LoadedDevice[]): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const m = g.mqtt;
+  for (const key of ['topic_template', 'poll_topic_template', 'status_topic', 'device_status_topic', 'events_topic'] as const) {
+    const t = m[key].replace(/\{[^}]*\}/g, '');
+    if (/[. ]/.test(t))
+      out.push(
+        file.problem(
+          ['mqtt', key],
+          `warning: "${m[key]}" has a ${t.includes(' ') ? 'space' : "'.'"} of its own: NATS drops the connection on ${t.includes(' ') ? 'a space' : "a '.' (2.9)"}, RabbitMQ makes a '.' a level separator (docs/brokers.md)`,
+        ),
+      );
+  }
+  if (m.topic_dot !== '.') return out;
+  const dotted = [g.site, g.gateway_id, ...devices.flatMap((d) => [d.name, ...(m.payload === 'poll' ? [] : d.points.map((p) => p.name))])].filter((n) =>
+    n.includes('.'),
+  );
+  if (dotted.length)
+    out.push(
+      file.problem(
+        ['mqtt', 'topic_dot'],
+        `warning: topics keep the '.' of ${dotted.length} name${dotted.length === 1 ? '' : 's'} (e.g. "${dotted[0]}"): NATS 2.9 drops the connection on them and RabbitMQ splits the level; fine on mosquitto, EMQX, HiveMQ, VerneMQ and NATS 2.10+ (docs/brokers.md)`,
+      ),
+    );
   return out;
 }
 

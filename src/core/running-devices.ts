@@ -91,6 +91,10 @@ export class RunningDevices {
     return this.writers.get(device);
   }
 
+  allWriters(): Iterable<DeviceWriter> {
+    return this.writers.values();
+  }
+
   private publishDisabled(name: string): void {
     this.deps.events.emit('device-status', name, {
       state: 'disabled',

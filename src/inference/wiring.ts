@@ -26,7 +26,7 @@ export function elStage(
     append: (samples) => sink.now(samples),
     status: (payload) => {
       last = payload;
-      publisher.setRetained(renderTopic(inf.status_topic, { site: g.site, gateway: g.gateway_id }), JSON.stringify(payload));
+      publisher.setRetained(renderTopic(inf.status_topic, { site: g.site, gateway: g.gateway_id }, g.mqtt.topic_dot), JSON.stringify(payload));
     },
     count: (what, n, queued) => {
       if (what === 'model_rejected') metrics.elModelRejected.inc(n);

@@ -104,7 +104,7 @@ export class MqttPublisher implements Output {
     this.protocol = deps.protocol ?? new MqttProtocol(cfg.protocol_version, deps.log);
     this.security = securityOptions(cfg, deps.baseDir);
     this.retained = new RetainedStatuses(cfg, id);
-    const topics = new DataTopics({ point: cfg.topic_template, poll: cfg.poll_topic_template, el: deps.elTopicTemplate }, id);
+    const topics = new DataTopics({ point: cfg.topic_template, poll: cfg.poll_topic_template, el: deps.elTopicTemplate }, id, cfg.topic_dot);
     this.pump = new BufferPump(
       {
         qos: cfg.qos,
@@ -112,8 +112,8 @@ export class MqttPublisher implements Output {
         batchSize: deps.batchSize ?? 500,
         replayRate: deps.replayRate,
         replayOrder: deps.replayOrder ?? 'strict',
-        eventsTopic: renderTopic(cfg.events_topic, id),
-        confirmTopic: `${renderTopic(cfg.events_topic, id)}/confirm`,
+        eventsTopic: renderTopic(cfg.events_topic, id, cfg.topic_dot),
+        confirmTopic: `${renderTopic(cfg.events_topic, id, cfg.topic_dot)}/confirm`,
       },
       { buffer: deps.buffer, topics, encode: deps.session?.encode, log: deps.log, metrics: deps.metrics, fault: (err) => deps.fault?.('publisher', err) },
     );

@@ -23,7 +23,7 @@ export class RetainedStatuses {
     private readonly cfg: MqttConfig,
     private readonly id: { site: string; gateway: string },
   ) {
-    this.statusTopic = renderTopic(cfg.status_topic, id);
+    this.statusTopic = renderTopic(cfg.status_topic, id, cfg.topic_dot);
   }
 
   /**
@@ -89,7 +89,7 @@ export class RetainedStatuses {
   }
 
   private deviceTopic(device: string): string {
-    return renderTopic(this.cfg.device_status_topic, { ...this.id, device });
+    return renderTopic(this.cfg.device_status_topic, { ...this.id, device }, this.cfg.topic_dot);
   }
 
   private sendDevice(device: string, s: HealthSnapshot): void {

@@ -8,8 +8,19 @@ export function unknownPlaceholders(template: string, known: readonly string[] =
   return [...template.matchAll(/\{([^}]*)\}/g)].map((m) => m[1]!).filter((n) => !known.includes(n));
 }
 
-export function renderTopic(template: string, vars: TopicVars): string {
-  return template.replace(/\{(site|gateway|device|point|station)\}/g, (_, k: keyof TopicVars) => vars[k] ?? '');
+/**
+ * The topic of `template` for these names. `dot` (mqtt.topic_dot) is what a '.' in a name becomes:
+ * NATS 2.9 refuses a '.' in a topic and RabbitMQ makes it a level separator (docs/brokers.md), so
+ * by default names reach the broker with '_' instead. Only the names: the template's own text is
+ * the user's, as written.
+ */
+export function renderTopic(template: string, vars: TopicVars, dot = '.'): string {
+  return template.replace(/\{(site|gateway|device|point|station)\}/g, (_, k: keyof TopicVars) => topicLevel(vars[k] ?? '', dot));
+}
+
+/** A name as it appears in a topic (mqtt.topic_dot). */
+export function topicLevel(name: string, dot: string): string {
+  return dot === '.' ? name : name.replaceAll('.', dot);
 }
 
 /** EL verdict topic when the inference section gives none. */
@@ -35,6 +46,8 @@ export class DataTopics {
   constructor(
     private readonly templates: DataTopicTemplates,
     private readonly id: { site: string; gateway: string },
+    /** mqtt.topic_dot */
+    private readonly dot = '.',
   ) {}
 
   of(kind: number, device: string, point: string): string {
@@ -43,9 +56,9 @@ export class DataTopics {
     if (!byPoint) byDevice.set(device, (byPoint = new Map()));
     let t = byPoint.get(point);
     if (t === undefined) {
-      if (kind === 2) t = renderTopic(this.templates.el ?? DEFAULT_EL_TOPIC, { ...this.id, station: point });
-      else if (kind === 1) t = renderTopic(this.templates.poll, { ...this.id, device });
-      else t = renderTopic(this.templates.point, { ...this.id, device, point });
+      if (kind === 2) t = renderTopic(this.templates.el ?? DEFAULT_EL_TOPIC, { ...this.id, station: point }, this.dot);
+      else if (kind === 1) t = renderTopic(this.templates.poll, { ...this.id, device }, this.dot);
+      else t = renderTopic(this.templates.point, { ...this.id, device, point }, this.dot);
       byPoint.set(point, t);
     }
     return t;

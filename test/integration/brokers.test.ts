@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { startNats, startRabbitMq, type TestBroker } from '../../simulators/mqtt-broker/other-brokers.js';
 import { start as startSim, type ModbusSimulator } from '../../simulators/modbus/index.js';
+import { recipe } from '../../scripts/lib/doc-recipes.js';
 import { Commander } from '../helpers/commander.js';
 import { analyse, bufferFile, missing } from '../helpers/delivery.js';
 import { gatewayYaml, makeGateway, type TestGateway } from '../helpers/gateway.js';
@@ -122,6 +123,38 @@ describe.each(BROKERS)('%s', (_name, startBroker, mqtt5Answer) => {
     }
   }, 90_000);
 
+  it("names with a '.' (points from OPC UA browse paths, a device named after its IP endpoint): delivered under the documented topics, commanded there, no stall", async () => {
+    const dotted = `version: 1\ndevices:\n  - name: 10.0.0.5\n    driver: modbus_tcp\n    poll_interval_ms: 100\n    connection: { host: 127.0.0.1, port: ${plc.port} }\n    points:\n      - { name: Line1.Level, address: 0 }\n      - { name: Line1.Setpoint, address: 1, writable: true }\n`;
+    // docs/brokers.md: with the default mqtt.topic_dot '_', a '.' in a name is '_' in its topics.
+    const devStatus = await Subscriber.connect(broker, 's/g/status/10_0_0_5', false, 4);
+    const data = await Subscriber.connect(broker, 's/g/10_0_0_5/+', false, 4);
+    const tg = makeGateway(gatewayYaml(broker, { mqtt: '  commands: { enabled: true }' }), dotted);
+    try {
+      await tg.gw.start();
+      const level = (m: Message) => m.topic === 's/g/10_0_0_5/Line1_Level' && m.json.value === 7;
+      await data.waitFor(() => data.messages.filter(level).length >= 20, 30_000, '20 samples of Line1.Level');
+      await devStatus.waitFor((m) => m.json.state === 'up', 15_000, 'the retained device status');
+      await tg.gw.commandsReady();
+      const cmd = await Commander.connect(broker, undefined, 4);
+      try {
+        const id = await cmd.send('10_0_0_5', 'Line1_Setpoint', { value: 42 });
+        expect((await cmd.result(id, 20_000)).json).toMatchObject({ id, outcome: 'ok', device: '10.0.0.5', point: 'Line1.Setpoint' });
+      } finally {
+        await cmd.close();
+      }
+      await data.waitFor((m) => m.topic === 's/g/10_0_0_5/Line1_Setpoint' && m.json.value === 42, 15_000, 'the written value on its data topic');
+      // Still flowing after the command: the connection never died on a topic.
+      const n = data.messages.length;
+      await data.waitFor(() => data.messages.length >= n + 10, 15_000, '10 more samples');
+      expect(tg.gw.healthPort).toBeDefined();
+      const health = (await (await fetch(`http://127.0.0.1:${tg.gw.healthPort}/healthz`)).json()) as { ok: boolean; mqtt: Record<string, unknown> };
+      expect(health).toMatchObject({ ok: true, mqtt: { state: 'connected', connections_lost: 0 } });
+    } finally {
+      await tg.cleanup();
+      await Promise.all([devStatus.close(), data.close()]);
+    }
+  }, 90_000);
+
   it('its Last Will: `edgeferry run` killed with -9 turns the retained gateway status offline, for live and later subscribers', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'edgeferry-will-'));
     writeFileSync(join(dir, 'gateway.yaml'), gatewayYaml(broker, { mqtt: '  keepalive_s: 5' }));
@@ -218,4 +251,29 @@ describe('a three-node NATS JetStream cluster', () => {
       await cluster.stop();
     }
   }, 300_000);
+});
+
+describe("docs/brokers.md's broker configurations, as written (paths and ports put in)", () => {
+  const cases: [string, () => Promise<TestBroker>][] = [
+    ['NATS', () => startNats({ conf: recipe('brokers.md', 'conf nats-server') })],
+    ['RabbitMQ', () => startRabbitMq({ conf: recipe('brokers.md', 'conf rabbitmq') })],
+  ];
+  it.each(cases)(
+    '%s: the gateway with its defaults delivers',
+    async (_name, startBroker) => {
+      const [broker, plc] = await Promise.all([startBroker(), startSim({ registers: [{ area: 'holding', address: 0, value: 7 }] })]);
+      const data = await Subscriber.connect(broker, 's/g/plc/v', false, 4);
+      const tg = makeGateway(gatewayYaml(broker), devices(plc.port));
+      try {
+        await tg.gw.start();
+        await data.waitFor((m) => m.json.value === 7, 30_000, 'a sample');
+      } finally {
+        await tg.cleanup();
+        await data.close();
+        await plc.stop();
+        await broker.stop();
+      }
+    },
+    120_000,
+  );
 });

@@ -50,6 +50,38 @@ describe('edgeferry check command', () => {
     }
   });
 
+  it("warns, without failing, when topics keep a '.' that NATS 2.9 and RabbitMQ do not carry (mqtt.topic_dot '.')", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgeferry-check-'));
+    try {
+      writeFileSync(
+        join(dir, 'devices.yaml'),
+        'version: 1\ndevices:\n  - { name: 10.0.0.5, driver: modbus_tcp, poll_interval_ms: 1000, connection: { host: 127.0.0.1 }, points: [{ name: Line1.Setpoint, address: 0 }] }\n',
+      );
+      const gateway = (extra: string) =>
+        writeFileSync(
+          join(dir, 'gateway.yaml'),
+          `version: 1\nsite: s\ngateway_id: g\ndevices: [devices.yaml]\nmqtt:\n  url: mqtts://broker.plant.lan:8883\n${extra}`,
+        );
+      gateway("  topic_dot: '.'\n");
+      const kept = spawnSync(process.execPath, [cli, 'check', 'gateway.yaml'], { cwd: dir, encoding: 'utf8' });
+      expect(kept.stdout).toMatch(
+        /^gateway\.yaml:\d+:\d+ mqtt\.topic_dot: warning: topics keep the '\.' of 2 names \(e\.g\. "10\.0\.0\.5"\): NATS 2\.9 drops the connection on them/m,
+      );
+      expect(kept.status).toBe(0);
+      // The default ('_') carries them on every broker: nothing to say.
+      gateway('');
+      const mapped = spawnSync(process.execPath, [cli, 'check', 'gateway.yaml'], { cwd: dir, encoding: 'utf8' });
+      expect(mapped.stdout).toBe('');
+      expect(mapped.status).toBe(0);
+      // A space of the template's own: NATS refuses it in any version.
+      gateway("  topic_template: 'plant a/{gateway}/{device}/{point}'\n");
+      const spaced = spawnSync(process.execPath, [cli, 'check', 'gateway.yaml'], { cwd: dir, encoding: 'utf8' });
+      expect(spaced.stdout).toMatch(/mqtt\.topic_template: warning: "plant a\/\{gateway\}\/\{device\}\/\{point\}" has a space of its own/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('passes the demo configs with exit code 0', () => {
     const r = spawnSync(process.execPath, [cli, 'check', 'config/demo.yaml', 'config/demo-devices.yaml'], { cwd: root, encoding: 'utf8' });
     expect(r.stdout).toBe('');
