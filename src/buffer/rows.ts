@@ -66,6 +66,8 @@ export interface BufferView {
   accept(seqs: readonly number[]): void;
   /** Refused for good by this output: kept in dead_letter with the reason, and no longer this output's. */
   reject(seqs: readonly number[], reason: string): void;
+  /** An event for the events topic (kept until the broker acknowledged it). */
+  addEvent(body: Record<string, unknown>): void;
   /** The seq ranges this output has in flight (never evicted), whenever they change. */
   protect(ranges: [number, number][]): void;
   /** Rows this output has not acknowledged. */

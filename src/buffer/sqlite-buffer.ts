@@ -307,6 +307,7 @@ export class SqliteBuffer {
       start: () => this.startOf(bitOf()),
       accept: (seqs) => this.accept(seqs, bitOf()),
       reject: (seqs, reason) => this.reject(seqs, reason, bitOf(), name),
+      addEvent: (body) => this.addEvent(body),
       protect: (ranges) => this.bounds.protect(ranges, name),
       depth: () => this.depthOf(bitOf()),
       lastSeq: () => this.lastSeq(),

@@ -7,6 +7,17 @@
 // its row is deleted only once a later round trip on the same connection (an UNSUBSCRIBE of a
 // topic nobody subscribes, answered by UNSUBACK) proves the broker read everything before it —
 // written into a cut connection, it is sent again on the next one instead of being lost.
+//
+// A message the broker answers by dropping the connection (MQTT 3.1.1 has no way to refuse one:
+// NATS 2.9 does so on a topic it cannot carry, a broker on a message above its size limit) would
+// be sent again first on every connection, forever, and nothing behind it would move. So the
+// oldest message in flight when a connection is lost is watched: lost with it in flight
+// POISON_SUSPECT times in a row, it is sent alone; lost POISON_ALONE more times with it alone, the
+// next connection sends what follows it first, and once the broker has acknowledged one of those,
+// the suspect once more: if the broker drops that connection too, the message is set aside in
+// dead_letter (with its topic and what happened), with a dead_letter event and an error line. A
+// broker that acknowledges nothing sets nothing aside — that is the broker, not the message
+// (/healthz says so) — and one acknowledged try clears the suspicion.
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { withSeq } from '../buffer/body.js';
@@ -15,6 +26,14 @@ import type { Metrics } from '../health/metrics.js';
 import { AckBatcher } from './ack-batcher.js';
 import { ReplayGate } from './replay-gate.js';
 import type { DataTopics } from './topics.js';
+
+/** Connections lost in a row with the same oldest message in flight before it is sent alone. */
+export const POISON_SUSPECT = 2;
+/** Connections lost with that message alone in flight before it is set aside (once the broker accepts others). */
+export const POISON_ALONE = 2;
+
+/** A loss counts against the oldest message in flight only this soon after it was written. */
+export const POISON_WITHIN_MS = 2000;
 
 /** After the buffer refused a read, the next try. */
 const RETRY_MS = 1000;
@@ -76,6 +95,12 @@ export class BufferPump {
   private drainWaiters: (() => void)[] = [];
   private readonly gate: ReplayGate;
   private readonly acks: AckBatcher;
+  /** QoS 1 data rows written to the current connection and not yet acknowledged, with when. */
+  private readonly unacked = new Map<number, number>();
+  /** The message suspected of making the broker drop the connection (see the top of this file). */
+  private suspect: { seq: number; losses: number; alone: number; topic?: string } | undefined;
+  /** On this connection: the suspect is sent alone / skipped until the broker accepts others / sent again after that. */
+  private mode: 'normal' | 'alone' | 'skip' | 'verdict' = 'normal';
   /** Rows acknowledged by the broker since start, and when last. */
   delivered = 0;
   lastDeliveryMs: number | undefined;
@@ -107,6 +132,8 @@ export class BufferPump {
     this.client = client;
     this.paused = false;
     this.reset();
+    const s = this.suspect;
+    this.mode = !s || s.losses < POISON_SUSPECT ? 'normal' : s.alone < POISON_ALONE ? 'alone' : 'skip';
     // From the oldest row this output has not acknowledged (0 with MQTT the only output).
     this.cursor = this.deps.buffer.start();
     this.eventsInFlight.clear();
@@ -155,6 +182,7 @@ export class BufferPump {
   /** The connection went away: acknowledged rows are deleted, the rest waits for the next one. */
   detach(): void {
     this.acks.flush();
+    this.watchLoss();
     this.client = undefined;
     this.reset();
     this.protect();
@@ -189,7 +217,47 @@ export class BufferPump {
     this.protect();
   }
 
+  /** The connection was lost: was the oldest message in flight the same as last time? */
+  private watchLoss(): void {
+    if (!this.client || this.mode === 'skip') return; // skipping proves nothing about the suspect
+    // The broker accepted others on this connection and dropped it once the suspect was sent.
+    const at = this.suspect && this.unacked.get(this.suspect.seq);
+    if (this.mode === 'verdict' && at) return Date.now() - at <= POISON_WITHIN_MS ? this.setAside() : undefined;
+    let head: number | undefined;
+    for (const seq of this.unacked.keys()) if (head === undefined || seq < head) head = seq;
+    if (head === undefined) return;
+    // A broker that drops the connection on a message does so as it reads it; a loss long after
+    // the write (an outage, a restart) says nothing about the message.
+    if (Date.now() - this.unacked.get(head)! > POISON_WITHIN_MS) return void (this.suspect = undefined);
+    const s = this.suspect;
+    if (s?.seq !== head) {
+      this.suspect = { seq: head, losses: 1, alone: 0 };
+      return;
+    }
+    if (this.mode === 'alone') s.alone++;
+    else s.losses++;
+    if (s.losses === POISON_SUSPECT && this.mode === 'normal')
+      this.deps.log.warn({ seq: head, losses: s.losses }, 'the broker dropped the connection with the same message in flight each time: sending it alone');
+  }
+
+  /** The broker accepted other messages where the suspect made it drop the connection: set it aside. */
+  private setAside(): void {
+    const s = this.suspect!;
+    this.suspect = undefined;
+    this.mode = 'normal';
+    const tries = s.losses + s.alone + 1;
+    const reason = `the broker dropped the connection each time this message was sent (${tries} connections: ${s.alone} with it alone, 1 after it had accepted others)${s.topic ? `; topic "${s.topic}"` : ''}`;
+    this.deps.log.error({ seq: s.seq, topic: s.topic, tries }, 'message set aside in dead_letter: the broker drops the connection on it');
+    try {
+      this.deps.buffer.reject([s.seq], reason);
+      this.deps.buffer.addEvent({ event: 'dead_letter', seq: s.seq, topic: s.topic, reason, tries, ts: new Date().toISOString() });
+    } catch (e) {
+      this.deps.fault(e); // the row stays and is tried again
+    }
+  }
+
   private reset(): void {
+    this.unacked.clear();
     this.cursor = 0;
     this.liveCursor = 0;
     this.inflight = 0;
@@ -236,6 +304,7 @@ export class BufferPump {
     stream.cork?.();
     try {
       if (buffer.hasEvents) this.sendEvents(client);
+      if (this.mode === 'alone') return this.sendSuspectAlone(client);
       const newest = buffer.lastSeq();
       const liveFirst = this.opts.replayOrder === 'live_first';
       pumping: while (this.client === client && this.inflight < maxInflight) {
@@ -245,12 +314,13 @@ export class BufferPump {
           // once, at the price of per-point order between backlog and live (both carry seq).
           const liveFrom = Math.max(this.liveCursor, this.replayUntil);
           const live = liveFrom < newest ? buffer.readRange(liveFrom, Infinity, room) : [];
-          for (const row of live) this.send(client, row, false);
+          for (const row of live) this.skipped(row) || this.send(client, row, false);
           if (live.length) continue;
           if (this.cursor >= this.replayUntil) break;
           const old = buffer.readRange(this.cursor, this.replayUntil, room);
           if (!old.length) break;
           for (const row of old) {
+            if (this.skipped(row)) continue;
             if (!this.gate.take()) break pumping;
             this.send(client, row, true);
           }
@@ -264,6 +334,7 @@ export class BufferPump {
           // Strict order (default): the backlog goes first (rate-limited), live data queues behind
           // it, so every point's samples reach the broker in the order they were taken.
           const historical = row.seq <= this.replayUntil;
+          if (this.skipped(row)) continue;
           if (historical && !this.gate.take()) break pumping;
           this.send(client, row, historical);
         }
@@ -274,6 +345,40 @@ export class BufferPump {
       process.nextTick(() => stream.uncork?.());
     }
     this.deps.metrics.inflight.set(this.inflight);
+  }
+
+  /** With the suspect skipped on this connection: passes over its row (true), as if sent. */
+  private skipped(row: BufferedRow): boolean {
+    if (this.mode !== 'skip' || row.seq !== this.suspect?.seq) return false;
+    if (row.seq > this.replayUntil && this.opts.replayOrder === 'live_first') this.liveCursor = row.seq;
+    else this.cursor = row.seq;
+    return true;
+  }
+
+  /** The broker accepts others on this connection: the suspect once more (out of order, the cursor stays). */
+  private sendSuspectAgain(client: MqttClient): void {
+    const s = this.suspect!;
+    this.mode = 'verdict';
+    const [row] = this.deps.buffer.readRange(s.seq - 1, s.seq, 1);
+    if (!row) return void ([this.suspect, this.mode] = [undefined, 'normal']);
+    const [cursor, liveCursor] = [this.cursor, this.liveCursor];
+    this.send(client, row, row.seq <= this.replayUntil);
+    [this.cursor, this.liveCursor] = [cursor, liveCursor];
+  }
+
+  /** The suspect, alone on this connection: nothing else until the broker answers it. */
+  private sendSuspectAlone(client: MqttClient): void {
+    const s = this.suspect!;
+    if (this.unacked.has(s.seq)) return;
+    const [row] = this.deps.buffer.readRange(s.seq - 1, s.seq, 1);
+    if (!row) {
+      // Gone meanwhile (evicted, or acknowledged after all): nothing to suspect.
+      this.suspect = undefined;
+      this.mode = 'normal';
+      return void process.nextTick(() => this.pump());
+    }
+    s.topic = this.deps.topics.of(row.kind, row.device, row.point);
+    this.send(client, row, row.seq <= this.replayUntil);
   }
 
   private send(client: MqttClient, row: BufferedRow, historical: boolean): void {
@@ -288,9 +393,16 @@ export class BufferPump {
       const body = historical ? `${row.body.slice(0, -1)},"historical":true}` : row.body;
       [topic, payload, qos] = [this.deps.topics.of(row.kind, row.device, row.point), withSeq(seq, body), this.opts.qos];
     } else ({ topic, payload, qos } = out);
+    if (qos > 0) this.unacked.set(seq, Date.now());
     client.publish(topic, payload, { qos }, (err) => {
       if (this.client !== client) return; // an old connection's callbacks: its rows are resent
       this.inflight--;
+      this.unacked.delete(seq);
+      if (!err && this.suspect) {
+        // Acknowledged: the suspect itself was innocent; another one, while skipping it, proves it guilty.
+        if (seq === this.suspect.seq) [this.suspect, this.mode] = [undefined, 'normal'];
+        else if (this.mode === 'skip') this.sendSuspectAgain(client);
+      }
       if (err) {
         const code = (err as { code?: unknown }).code;
         if (typeof code === 'number' && code >= 0x80) this.deadLetter(seq, err.message, code);

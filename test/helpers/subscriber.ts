@@ -36,7 +36,8 @@ export class Subscriber {
     broker: Pick<TestBroker, 'url' | 'caPem' | 'client'>,
     topic: string,
     persistent = false,
-    protocolVersion: 4 | 5 = 5,
+    /** mqtt.js's default, 3.1.1; with 5 a persistent session is given an expiry (MQTT 5 ends it at disconnect otherwise). */
+    protocolVersion: 4 | 5 = 4,
   ): Promise<Subscriber> {
     const client = mqtt.connect(broker.url, {
       ca: broker.caPem,
@@ -46,6 +47,7 @@ export class Subscriber {
       clean: !persistent,
       clientId: `test-sub-${Math.random().toString(16).slice(2)}`,
       protocolVersion,
+      ...(persistent && protocolVersion === 5 ? { properties: { sessionExpiryInterval: 0xffffffff } } : {}),
     });
     await new Promise<void>((resolve, reject) => {
       client.once('connect', () => resolve());

@@ -16,6 +16,9 @@ import { start as startSim } from '../../simulators/modbus/index.js';
 import { createCa } from '../../src/tls/certs.js';
 import { bufferFile, missing } from '../helpers/delivery.js';
 import { gatewayYaml, makeGateway } from '../helpers/gateway.js';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { POISON_ALONE, POISON_SUSPECT } from '../../src/publish/pump.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -66,10 +69,10 @@ async function gatewayOn(broker: { url: string; files: { ca: string; clientCert:
 }
 
 /** Data seqs the broker accepted (what a subscriber would get), by the `published` hook. */
-function acceptedSeqs(aedes: { on(ev: 'publish', f: (p: { topic: string; payload: Buffer | string }) => void): void }) {
+function acceptedSeqs(aedes: { on(ev: 'publish', f: (p: { topic: string; payload: Buffer | string }) => void): void }, topics = /^s\/g\/plc\/v$/) {
   const seqs = new Set<number>();
   aedes.on('publish', (p) => {
-    if (!/^s\/g\/plc\/v$/.test(p.topic)) return;
+    if (!topics.test(p.topic)) return;
     const seq = (JSON.parse(p.payload.toString()) as { seq?: unknown }).seq;
     if (typeof seq === 'number') seqs.add(seq);
   });
@@ -118,5 +121,73 @@ describe('/healthz by acknowledged delivery', () => {
     await tg.gw.stop();
     const file = bufferFile(join(tg.dir, 'buffer.db'));
     expect(missing(file.lastSeq, seqs, file.stored)).toEqual([]);
+  }, 60_000);
+
+  it('a message the broker drops the connection on is set aside within the documented tries, with an event and a log line naming its topic; the rest flows', async () => {
+    // The broker drops the connection on one message: the first sample of point "bad" (as NATS 2.9
+    // does on a topic it cannot carry, or a broker on a message above its size limit).
+    let poison: number | undefined;
+    let drops = 0;
+    const broker = await brokerWith((_client, packet, done) => {
+      if (packet.topic === 's/g/plc/bad') {
+        const seq = (JSON.parse(packet.payload.toString()) as { seq: number }).seq;
+        poison ??= seq;
+        if (seq === poison) return (drops++, done(new Error('dropped')));
+      }
+      done(null);
+    });
+    const seqs = acceptedSeqs(broker.aedes, /^s\/g\/plc\/(v|bad)$/);
+    const events: Record<string, unknown>[] = [];
+    broker.aedes.on('publish', (p) => {
+      if (p.topic === 's/g/events') events.push(JSON.parse(p.payload.toString()) as Record<string, unknown>);
+    });
+    const lines: Record<string, unknown>[] = [];
+    const log = pino(
+      { level: 'warn' },
+      new Writable({
+        write(chunk: Buffer, _e, cb) {
+          for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+          cb();
+        },
+      }),
+    );
+    const plc = await startSim({
+      registers: [
+        { area: 'holding', address: 0, value: 7 },
+        { area: 'holding', address: 1, value: 8 },
+      ],
+    });
+    cleanups.push(() => plc.stop());
+    const tg = makeGateway(
+      gatewayYaml(broker),
+      devices(plc.port).replace('      - { name: v, address: 0 }', '      - { name: v, address: 0 }\n      - { name: bad, address: 1 }'),
+      log,
+    );
+    cleanups.push(() => tg.cleanup());
+    await tg.gw.start();
+
+    await expect.poll(() => events.find((e) => e.event === 'dead_letter'), { timeout: 30_000, interval: 100 }).toBeDefined();
+    const ev = events.find((e) => e.event === 'dead_letter')!;
+    // Within the documented tries (docs/brokers.md): counted from the first lost connection on which
+    // it was the oldest message in flight (before that, an earlier message's PUBACK may have been
+    // cut off with the connection: that one is then acknowledged on the next).
+    const tries = POISON_SUSPECT + POISON_ALONE + 1;
+    expect(ev).toMatchObject({ seq: poison, topic: 's/g/plc/bad', tries });
+    console.log(`poison message: set aside after ${drops} dropped connections (${tries} counted)`);
+    expect(drops).toBeGreaterThanOrEqual(tries);
+    expect(drops).toBeLessThanOrEqual(tries + 4);
+    expect(lines.find((l) => l.msg === 'message set aside in dead_letter: the broker drops the connection on it')).toMatchObject({
+      level: 50,
+      seq: poison,
+      topic: 's/g/plc/bad',
+    });
+    // The rest flows: later samples of both points arrive.
+    const after = () => [...seqs].filter((q) => q > poison!).length;
+    await expect.poll(after, { timeout: 15_000, interval: 100 }).toBeGreaterThan(20);
+    await tg.gw.stop();
+    const file = bufferFile(join(tg.dir, 'buffer.db'));
+    expect(file.deadLetters).toEqual([{ seq: poison, reason: expect.stringContaining('topic "s/g/plc/bad"') }]);
+    // Nothing else is missing: every other seq reached the broker or waits in the buffer.
+    expect(missing(file.lastSeq, seqs, file.stored, new Set([poison!]))).toEqual([]);
   }, 60_000);
 });
