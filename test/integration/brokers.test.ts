@@ -15,6 +15,7 @@ import pino from 'pino';
 import { startNats, startRabbitMq, type TestBroker } from '../../simulators/mqtt-broker/other-brokers.js';
 import { start as startSim, type ModbusSimulator } from '../../simulators/modbus/index.js';
 import { recipe } from '../../scripts/lib/doc-recipes.js';
+import { POISON_ALONE, POISON_SUSPECT } from '../../src/publish/pump.js';
 import { Commander } from '../helpers/commander.js';
 import { analyse, bufferFile, missing } from '../helpers/delivery.js';
 import { gatewayYaml, makeGateway, type TestGateway } from '../helpers/gateway.js';
@@ -251,6 +252,51 @@ describe('a three-node NATS JetStream cluster', () => {
       await cluster.stop();
     }
   }, 300_000);
+});
+
+describe("NATS 2.9 and a '.' kept in a topic (mqtt.topic_dot '.')", () => {
+  it('the message it drops the connection on is set aside within the documented tries, with an event and an error line naming the topic; the rest flows', async () => {
+    const [broker, plc] = await Promise.all([
+      startNats(),
+      startSim({
+        registers: [
+          { area: 'holding', address: 0, value: 7 },
+          { area: 'holding', address: 1, value: 8 },
+        ],
+      }),
+    ]);
+    const { lines, log } = capturedLog();
+    const data = await Subscriber.connect(broker, 's/g/plc/v', false, 4);
+    const events = await Subscriber.connect(broker, 's/g/events', false, 4);
+    // One message on a topic with a '.': the point reports on change and its value never moves.
+    const devs = devices(plc.port).replace(
+      '      - { name: sp, address: 1, writable: true }',
+      '      - { name: Line1.Setpoint, address: 1, report: on_change }',
+    );
+    const tg = makeGateway(gatewayYaml(broker, { mqtt: "  topic_dot: '.'" }), devs, log);
+    try {
+      await tg.gw.start();
+      const ev = await events.waitFor((m) => m.json.event === 'dead_letter', 60_000, 'the dead_letter event');
+      expect(ev.json).toMatchObject({ topic: 's/g/plc/Line1.Setpoint', tries: POISON_SUSPECT + POISON_ALONE + 1 });
+      const seq = ev.json.seq as number;
+      expect(lines.find((l) => l.msg === 'message set aside in dead_letter: the broker drops the connection on it')).toMatchObject({
+        level: 50,
+        seq,
+        topic: 's/g/plc/Line1.Setpoint',
+      });
+      await data.waitFor(() => data.messages.filter((m) => (m.json.seq as number) > seq).length >= 10, 30_000, '10 samples after it');
+      await tg.gw.stop();
+      const file = bufferFile(join(tg.dir, 'buffer.db'));
+      expect(file.deadLetters).toEqual([{ seq, reason: expect.stringContaining('topic "s/g/plc/Line1.Setpoint"') }]);
+      const seen = new Set(data.messages.map((m) => m.json.seq as number));
+      expect(missing(file.lastSeq, seen, file.stored, new Set([seq]))).toEqual([]);
+    } finally {
+      await tg.cleanup();
+      await Promise.all([data.close(), events.close()]);
+      await plc.stop();
+      await broker.stop();
+    }
+  }, 120_000);
 });
 
 describe("docs/brokers.md's broker configurations, as written (paths and ports put in)", () => {
