@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createCa, type KeyPair } from '../../src/tls/certs.js';
 import { freePort } from '../free-port.js';
 import { stopChild } from '../stop-child.js';
+import type { TestBroker } from './other-brokers.js';
 
 export interface MosquittoOptions {
   /** Keep sessions and queued messages across restarts. */
@@ -26,25 +27,14 @@ export interface MosquittoOptions {
   plaintext?: boolean;
 }
 
-export interface Mosquitto {
-  port: number;
-  url: string;
-  dir: string;
-  /** Files the gateway and test clients use. */
-  files: { ca: string; clientCert: string; clientKey: string };
-  client: KeyPair;
-  caPem: string;
+/** What tests use of any broker (other-brokers.ts), and mosquitto's own. */
+export interface Mosquitto extends Omit<TestBroker, 'crash'> {
   /** The user name the client certificate maps to (its CN). */
   user: string;
   /** A client certificate of the same CA for another user (its CN), e.g. a SCADA client under an ACL. */
   issueClient(cn: string): KeyPair;
   /** The client id of every CONNECT the broker accepted, in order, across restarts (from its log). */
   readonly connects: string[];
-  /** Stops the broker process (SIGTERM, so a persistent one saves its sessions). */
-  kill(): Promise<void>;
-  /** Starts it again on the same port. */
-  restart(): Promise<void>;
-  stop(): Promise<void>;
 }
 
 export const MOSQUITTO_BIN = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';

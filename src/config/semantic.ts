@@ -178,44 +178,39 @@ export function checkTopics(g: GatewayFileConfig, devices: LoadedDevice[]): Conf
   // With mqtt.topic_dot '_', "a.b" and "a_b" are one topic: the second is refused, never merged.
   const shownAs = (names: string, other: string) =>
     dot !== '.' && /\./.test(names + other) ? ` (mqtt.topic_dot '${dot}': a '.' in a name becomes '${dot}')` : '';
-  for (const d of devices) {
-    const topic = renderTopic(g.mqtt.device_status_topic, { ...vars, device: d.name }, dot);
+  const claim = (topic: string, owner: string, d: LoadedDevice, path: (string | number)[], names: string, what = 'a topic') => {
     const other = owners.get(topic);
-    if (other)
-      out.push(
-        d.source.file.problem(
-          ['devices', d.source.index, 'name'],
-          `expected a status topic of its own, got "${topic}", which is also ${other}${shownAs(d.name, other)}`,
-        ),
-      );
-    else owners.set(topic, `the status topic of device "${d.name}"`);
-  }
+    if (!other) return void owners.set(topic, owner);
+    out.push(
+      d.source.file.problem(
+        ['devices', d.source.index, ...path],
+        `expected ${what} of its own, got "${topic}", which is also ${other}${shownAs(names, other)}`,
+      ),
+    );
+  };
+  for (const d of devices)
+    claim(
+      renderTopic(g.mqtt.device_status_topic, { ...vars, device: d.name }, dot),
+      `the status topic of device "${d.name}"`,
+      d,
+      ['name'],
+      d.name,
+      'a status topic',
+    );
   for (const d of devices) {
     if (g.mqtt.payload === 'poll') {
-      const topic = renderTopic(g.mqtt.poll_topic_template, { ...vars, device: d.name }, dot);
-      const other = owners.get(topic);
-      if (other)
-        out.push(
-          d.source.file.problem(
-            ['devices', d.source.index, 'name'],
-            `expected a topic of its own, got "${topic}", which is also ${other}${shownAs(d.name, other)}`,
-          ),
-        );
-      else owners.set(topic, `the poll topic of device "${d.name}"`);
+      claim(renderTopic(g.mqtt.poll_topic_template, { ...vars, device: d.name }, dot), `the poll topic of device "${d.name}"`, d, ['name'], d.name);
       continue;
     }
-    d.points.forEach((p, i) => {
-      const topic = renderTopic(g.mqtt.topic_template, { ...vars, device: d.name, point: p.name }, dot);
-      const other = owners.get(topic);
-      if (other) {
-        out.push(
-          d.source.file.problem(
-            ['devices', d.source.index, 'points', i, 'name'],
-            `expected a topic of its own, got "${topic}", which is also ${other}${shownAs(d.name + p.name, other)}`,
-          ),
-        );
-      } else owners.set(topic, `point "${p.name}" of device "${d.name}"`);
-    });
+    d.points.forEach((p, i) =>
+      claim(
+        renderTopic(g.mqtt.topic_template, { ...vars, device: d.name, point: p.name }, dot),
+        `point "${p.name}" of device "${d.name}"`,
+        d,
+        ['points', i, 'name'],
+        d.name + p.name,
+      ),
+    );
   }
   return out;
 }
