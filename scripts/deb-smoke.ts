@@ -2,14 +2,15 @@
 // no Node.js anywhere), `apt-get install ./edgeferry_<version>_<arch>.deb`, the example's
 // placeholders replaced in gateway.yaml and one device map pointed at a (simulated) PLC, `edgeferry
 // check`, then the unit's ExecStart run by hand as the unit's user (systemd does not run in a
-// chroot) → data at a broker on this machine's loopback. Needs root; takes the .deb from
-// `npm run release`.
+// chroot) → data at a broker on this machine's loopback; then the default EL model's package as
+// docs/install.md installs it, inference.md's `inference:` block, and a verdict on the EL topic for
+// an image dropped into the inbox. Needs root; takes the .debs from `npm run release`.
 //
 //   node dist/scripts/deb-smoke.js [--deb release/edgeferry_0.1.0_amd64.deb] [--keep]
 //
 // The debootstrapped root is cached as .cache/debian12-minbase.tar (a few minutes the first time);
 // every run unpacks a fresh copy of it.
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { scriptArgs } from '../src/core/script-args.js';
 import { openDebianBox, pointAtBroker } from './lib/debian-box.js';
@@ -21,16 +22,19 @@ import { registersFromPoints } from '../simulators/modbus/from-device-map.js';
 import { DRIVERS } from '../drivers/registry.js';
 import type { ModbusPointConfig } from '../drivers/modbus/schema.js';
 import { ConfigLoader } from '../src/config/load.js';
+import { writeCell } from '../simulators/el-camera/index.js';
 import { YamlFile } from '../src/config/yaml-file.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
 const debArch = process.arch === 'arm64' ? 'arm64' : 'amd64';
+const model = JSON.parse(readFileSync(join(root, 'models/el-defect-lite/model.json'), 'utf8')) as { version: string };
 const values = scriptArgs(
   'deb-smoke',
   'Installs the .deb into a fresh Debian 12 minbase root and runs the gateway from it against a local broker (root only).',
   {
     deb: { type: 'string', default: join(root, 'release', `edgeferry_${pkg.version}_${debArch}.deb`) },
+    'model-deb': { type: 'string', default: join(root, 'release', `edgeferry-model-el-defect-lite_${model.version}_all.deb`) },
     mirror: { type: 'string', default: 'http://deb.debian.org/debian' },
     keep: { type: 'boolean', default: false },
   },
@@ -47,6 +51,7 @@ function failed(s: string): never {
 }
 if (process.getuid?.() !== 0) fail('needs root (debootstrap, chroot, mounts)');
 if (!existsSync(values.deb)) fail(`${values.deb}: no such .deb; build it with npm run release`);
+if (!existsSync(values['model-deb'])) fail(`${values['model-deb']}: no such .deb; build it with npm run release`);
 
 // 1. A fresh Debian 12 minbase root.
 const box = openDebianBox(root, values.mirror, say);
@@ -95,12 +100,24 @@ try {
   // Only the press is on this bench: the second device of the map and the RS485 map are switched off.
   edit('devices/line1.example.yaml', /(- name: line1-energy\n)/, '$1    enabled: false\n');
   edit('devices/rs485-meters.example.yaml', /^(\s*)driver: modbus_rtu$/gm, '$1driver: modbus_rtu\n$1enabled: false');
+  // The default EL model, as docs/install.md installs it (its ```sh deb-model block, for the .deb's
+  // real name), and inference.md's `inference:` block added to the gateway file.
+  const modelLine = recipe('install.md', 'sh deb-model')
+    .trim()
+    .replace(/\.\/edgeferry-model-el-defect-lite_\S+\.deb/, `./${basename(values['model-deb'])}`);
+  copyFileSync(values['model-deb'], join(box.dir, 'tmp', basename(values['model-deb'])));
+  say(modelLine);
+  if (box.apt(`cd /tmp && ${modelLine}`).status !== 0) failed('apt install of the model failed');
+  inBox('ls -l /opt/edgeferry/models/el-defect-lite');
+  appendFileSync(join(etc, 'gateway.yaml'), `\n${recipe('inference.md', 'yaml inference-config')}`);
   inBox('chown -R root:edgeferry /etc/edgeferry && chmod 0640 /etc/edgeferry/secrets/*');
   const checked = inBox(`${checkLine} && echo "check: ok"`);
   if (checked.status !== 0) failed('check refused the edited config');
 
   // 5. The unit's ExecStart, by hand, as systemd would start it (its user, its state folder).
   say(`ExecStart: ${/^ExecStart=(.*)$/m.exec(readFileSync(join(box.dir, 'lib/systemd/system/edgeferry.service'), 'utf8'))![1]}`);
+  let verdict: (v: string) => void = () => undefined;
+  const gotVerdict = new Promise<string>((res) => (verdict = res));
   const got = new Promise<string>((res) => {
     const c = mqtt.connect(broker.url, {
       ca: readFileSync(broker.files.ca),
@@ -109,9 +126,10 @@ try {
       reconnectPeriod: 200,
     });
     cleanup.push(() => void c.end(true));
-    c.on('connect', () => c.subscribe('plant-a/gw-01/line1-press/#', { qos: 1 }));
+    c.on('connect', () => c.subscribe(['plant-a/gw-01/line1-press/#', 'plant-a/gw-01/el/+'], { qos: 1 }));
     c.on('message', (topic, payload) => {
-      const m = JSON.parse(payload.toString()) as { value?: unknown; quality?: string };
+      const m = JSON.parse(payload.toString()) as { value?: unknown; quality?: string; verdict?: string; model?: { version?: string } };
+      if (topic.startsWith('plant-a/gw-01/el/') && m.verdict && m.model?.version === model.version) verdict(`${topic} ${payload.toString()}`);
       if (m.quality === 'good' && typeof m.value === 'number') res(`${topic} ${payload.toString()}`);
     });
   });
@@ -123,6 +141,13 @@ try {
   );
   const first = await Promise.race([got, timeout, spawnFailed]);
   say(`data at the broker: ${first}`);
+  // 6. An EL image into the inbox the gateway made (its user's), written and renamed as cameras do.
+  const inbox = join(box.dir, 'var/lib/edgeferry/el-inbox');
+  await writeCell(join(inbox, 'L1_S2_000001.png'), { defect: 'crack', seed: 7 });
+  const elTimeout = new Promise<never>((_, rej) =>
+    setTimeout(() => rej(new Error(`no EL verdict in 60 s; the gateway's log:\n${log.slice(-3000)}`)), 60_000).unref(),
+  );
+  say(`EL verdict at the broker: ${await Promise.race([gotVerdict, elTimeout, spawnFailed])}`);
   gw.kill('SIGTERM');
   const code = await new Promise<number | null>((res) => gw.once('exit', res));
   say(`gateway stopped on SIGTERM with exit ${code}`);
