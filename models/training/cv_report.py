@@ -93,6 +93,13 @@ def choose(cells):
     return round(best[0], 4), round(strict[0], 4)
 
 
+def over_folds(v):
+    """Mean, standard deviation and 95% t-interval of the mean of one figure over the folds."""
+    mean, sd = statistics.mean(v), statistics.stdev(v)
+    half = T975[len(v) - 1] * sd / math.sqrt(len(v))
+    return {'mean': mean, 'sd': sd, 'ci95_of_mean': [mean - half, mean + half], 'folds': v}
+
+
 threshold, strict_threshold = choose(pooled)
 report = {'folds': len(folds), 'cells': len(pooled), 'max_fpr': args.max_fpr, 'threshold': threshold, 'strict_fpr': args.strict_fpr, 'strict_threshold': strict_threshold}
 pct = lambda x: f'{100 * x:.2f}%'
@@ -104,12 +111,9 @@ for key, label, t in (('at_threshold', 'balanced: at the cross-validated thresho
     print(f'\n{label}:')
     summary = {}
     for k in ('accuracy', 'false_positive_rate', 'recall', 'precision', 'auc'):
-        v = [m[k] for m in per]
-        mean, sd = statistics.mean(v), statistics.stdev(v)
-        half = T975[len(v) - 1] * sd / math.sqrt(len(v))
-        summary[k] = {'mean': mean, 'sd': sd, 'ci95_of_mean': [mean - half, mean + half], 'folds': v}
+        o = summary[k] = over_folds([m[k] for m in per])
         f = (lambda x: f'{x:.4f}') if k == 'auc' else pct
-        print(f'  {k:20} mean {f(mean)}  sd {f(sd)}  95% CI of the mean {f(mean - half)} – {f(mean + half)}  folds {" ".join(f(x) for x in v)}')
+        print(f'  {k:20} mean {f(o["mean"])}  sd {f(o["sd"])}  95% CI of the mean {f(o["ci95_of_mean"][0])} – {f(o["ci95_of_mean"][1])}  folds {" ".join(f(x) for x in o["folds"])}')
     pm = metrics(pooled, t)
     pm['ci95'] = {'accuracy': wilson(pm['tp'] + pm['tn'], pm['n']), 'false_positive_rate': wilson(pm['fp'], pm['fp'] + pm['tn']),
                   'recall': wilson(pm['tp'], pm['tp'] + pm['fn'])}
@@ -136,11 +140,8 @@ print('\nnested: each fold at the thresholds chosen on the other folds only:')
 for key in ('balanced', 'strict'):
     summary = {}
     for k in ('accuracy', 'false_positive_rate', 'recall'):
-        v = [m[k] for m in nested[key]]
-        mean, sd = statistics.mean(v), statistics.stdev(v)
-        half = T975[len(v) - 1] * sd / math.sqrt(len(v))
-        summary[k] = {'mean': mean, 'sd': sd, 'ci95_of_mean': [mean - half, mean + half], 'folds': v}
-        print(f'  {key:8} {k:20} mean {pct(mean)}  sd {pct(sd)}  95% CI of the mean {pct(mean - half)} – {pct(mean + half)}  folds {" ".join(pct(x) for x in v)}')
+        o = summary[k] = over_folds([m[k] for m in nested[key]])
+        print(f'  {key:8} {k:20} mean {pct(o["mean"])}  sd {pct(o["sd"])}  95% CI of the mean {pct(o["ci95_of_mean"][0])} – {pct(o["ci95_of_mean"][1])}  folds {" ".join(pct(x) for x in o["folds"])}')
     nested[key + '_summary'] = summary
 print('  thresholds per fold: ' + ', '.join(f'fold{i} {t["balanced"]}/{t["strict"]}' for i, t in enumerate(nested['thresholds'])))
 report['nested'] = nested

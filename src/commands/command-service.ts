@@ -13,7 +13,7 @@ import type { Value } from '../core/driver.js';
 import { GatewayError } from '../errors.js';
 import { echo, excerpt, REASON_CHARS } from '../core/bounded.js';
 import { securityOptions } from '../publish/client-options.js';
-import { MqttProtocol } from '../publish/protocol.js';
+import { connackRefusal, MqttProtocol } from '../publish/protocol.js';
 import type { MqttConnect, PublisherIdentity } from '../publish/mqtt-publisher.js';
 import { parseCommand, type CommandRules } from './command.js';
 import { CommandTopics } from './command-topics.js';
@@ -103,8 +103,8 @@ export class CommandService {
       });
     });
     client.on('error', (err) => {
-      const code = (err as { code?: unknown }).code;
-      if (!acked && typeof code === 'number' && /^Connection refused/.test(err.message)) return void (refusal = { message: err.message, code });
+      const refused = acked ? undefined : connackRefusal(err);
+      if (refused) return void (refusal = refused);
       this.deps.log.warn({ err: { message: err.message } }, 'command connection error');
     });
     client.on('message', (topic, payload, packet) => {

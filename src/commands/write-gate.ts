@@ -46,8 +46,7 @@ export class WriteGate {
    */
   resolve(deviceLevel: string, pointLevel: string, dot: string): { device: string; point: string } {
     if (dot === '.') return { device: deviceLevel, point: pointLevel };
-    let writer = this.deps.writer(deviceLevel);
-    for (const w of writer ? [] : (this.deps.writers?.() ?? [])) if (topicLevel(w.device.name, dot) === deviceLevel) writer = w;
+    const writer = this.deps.writer(deviceLevel) ?? [...(this.deps.writers?.() ?? [])].find((w) => topicLevel(w.device.name, dot) === deviceLevel);
     if (!writer) return { device: deviceLevel, point: pointLevel };
     const point = writer.point(pointLevel) ?? writer.device.points.find((p) => topicLevel(p.name, dot) === pointLevel);
     return { device: writer.device.name, point: point?.name ?? pointLevel };

@@ -30,8 +30,11 @@ export interface HealthEndpointDeps {
 }
 
 /** Each output's state and share of the buffer, as /healthz, the status page and /metrics show it. */
-export function outputsReport(outputs: readonly Output[], buffer: SqliteBuffer): Record<string, OutputReport> {
-  const backlogs = buffer.outputBacklogs();
+export function outputsReport(
+  outputs: readonly Output[],
+  buffer: SqliteBuffer,
+  backlogs: ReturnType<SqliteBuffer['outputBacklogs']> = buffer.outputBacklogs(),
+): Record<string, OutputReport> {
   const now = Date.now();
   const out: Record<string, OutputReport> = {};
   for (const o of outputs) {
@@ -53,7 +56,9 @@ export function outputsReport(outputs: readonly Output[], buffer: SqliteBuffer):
 export function healthEndpoints(d: HealthEndpointDeps): HealthServer {
   const { gateway: g, metrics, buffer, publisher, pool } = d;
   const judge = () => {
-    const waiting = buffer.outputBacklogs()[publisher.name] ?? { backlog: 0 };
+    // One query for both: the publisher's backlog (is it stalled?) and every output's report.
+    const backlogs = buffer.outputBacklogs();
+    const waiting = backlogs[publisher.name] ?? { backlog: 0 };
     return judgeHealth({
       limits: {
         brokerAwayMs: g.health.broker_away_s * 1000,
@@ -70,7 +75,7 @@ export function healthEndpoints(d: HealthEndpointDeps): HealthServer {
         stall: { ...publisher.stall(waiting), backlog: waiting.backlog },
       },
       buffer: { ...buffer.stats(), health: buffer.health },
-      outputs: outputsReport(d.outputs(), buffer),
+      outputs: outputsReport(d.outputs(), buffer, backlogs),
       devices: Object.fromEntries(pool.devices().map((name) => [name, pool.health(name)?.state])),
     });
   };

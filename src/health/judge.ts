@@ -1,7 +1,7 @@
 // What /healthz answers, and what "ok" means: the gateway process is alive AND delivering — it is
 // publishing to the broker, or it is buffering within bounds (the broker away — or connected but
-// acknowledging nothing while rows wait — for less than health.broker_away_s, the buffer below health.buffer_full_ratio of buffer.max_bytes and able
-// to store), and no device named in health.critical_devices is down. Anything else is 503 with
+// acknowledging nothing while rows wait — for less than health.broker_away_s, the buffer below
+// health.buffer_full_ratio of buffer.max_bytes and able to store), and no device named in health.critical_devices is down. Anything else is 503 with
 // one reason per failed condition, so a supervisor or a plant's monitoring can act on it.
 import type { BufferStats } from '../buffer/sqlite-buffer.js';
 import type { HealthState } from '../core/gateway-health.js';
@@ -47,11 +47,11 @@ export function judgeHealth(h: HealthInputs): HealthAnswer {
   const { limits: l, buffer: b } = h;
   const away = !h.mqtt.connected && h.mqtt.awayMs >= l.brokerAwayMs;
   if (away) {
-    const away = `for ${Math.round(h.mqtt.awayMs / 1000)} s (limit ${Math.round(l.brokerAwayMs / 1000)} s)`;
+    const span = `for ${Math.round(h.mqtt.awayMs / 1000)} s (limit ${Math.round(l.brokerAwayMs / 1000)} s)`;
     reasons.push(
       h.mqtt.refusal
-        ? `broker refuses the connection ${away}: ${h.mqtt.refusal}; data is only being buffered`
-        : `broker unreachable ${away}: data is only being buffered`,
+        ? `broker refuses the connection ${span}: ${h.mqtt.refusal}; data is only being buffered`
+        : `broker unreachable ${span}: data is only being buffered`,
     );
   }
   // Judged by acknowledged progress, not by connects: connected (or reconnecting every few seconds)

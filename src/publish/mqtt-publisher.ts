@@ -14,7 +14,7 @@ import type { HealthSnapshot } from '../core/device-health.js';
 import { withDeadline } from '../core/deadline.js';
 import type { Metrics } from '../health/metrics.js';
 import { securityOptions } from './client-options.js';
-import { MqttProtocol } from './protocol.js';
+import { connackRefusal, MqttProtocol } from './protocol.js';
 import { BufferPump, type RowEncoder } from './pump.js';
 import { RetainedStatuses } from './retained.js';
 import { DataTopics, renderTopic } from './topics.js';
@@ -187,10 +187,10 @@ export class MqttPublisher implements Output {
       });
     });
     client.on('error', (err) => {
-      const code = (err as { code?: unknown }).code;
       // A CONNACK refusal is said once the attempt is over (protocol.ts), with what it means.
-      if (!attempt.acked && typeof code === 'number' && /^Connection refused/.test(err.message)) return void (attempt.refusal = { message: err.message, code });
-      this.deps.log.warn({ err: { message: err.message, code } }, 'mqtt error');
+      const refusal = attempt.acked ? undefined : connackRefusal(err);
+      if (refusal) return void (attempt.refusal = refusal);
+      this.deps.log.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'mqtt error');
     });
     client.on('close', () => {
       if (closed) return;

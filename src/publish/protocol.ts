@@ -19,6 +19,12 @@ export interface NoConnack {
   refusal?: { message: string; code?: number };
 }
 
+/** The broker's CONNACK refusal in an mqtt.js 'error' (message and return/reason code), if it is one. */
+export function connackRefusal(err: Error): { message: string; code: number } | undefined {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'number' && /^Connection refused/.test(err.message) ? { message: err.message, code } : undefined;
+}
+
 /** CONNACK codes that mean "not this protocol version": 3.1.1 return code 1, MQTT 5 reason 0x84. */
 const VERSION_REFUSED = new Set([1, 0x84]);
 

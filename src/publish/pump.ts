@@ -355,12 +355,19 @@ export class BufferPump {
     return true;
   }
 
+  /** The suspect's row; when it is gone meanwhile (evicted, or acknowledged after all), nothing is suspected any more. */
+  private suspectRow(): BufferedRow | undefined {
+    const seq = this.suspect!.seq;
+    const [row] = this.deps.buffer.readRange(seq - 1, seq, 1);
+    if (!row) [this.suspect, this.mode] = [undefined, 'normal'];
+    return row;
+  }
+
   /** The broker accepts others on this connection: the suspect once more (out of order, the cursor stays). */
   private sendSuspectAgain(client: MqttClient): void {
-    const s = this.suspect!;
     this.mode = 'verdict';
-    const [row] = this.deps.buffer.readRange(s.seq - 1, s.seq, 1);
-    if (!row) return void ([this.suspect, this.mode] = [undefined, 'normal']);
+    const row = this.suspectRow();
+    if (!row) return;
     const [cursor, liveCursor] = [this.cursor, this.liveCursor];
     this.send(client, row, row.seq <= this.replayUntil);
     [this.cursor, this.liveCursor] = [cursor, liveCursor];
@@ -370,13 +377,8 @@ export class BufferPump {
   private sendSuspectAlone(client: MqttClient): void {
     const s = this.suspect!;
     if (this.unacked.has(s.seq)) return;
-    const [row] = this.deps.buffer.readRange(s.seq - 1, s.seq, 1);
-    if (!row) {
-      // Gone meanwhile (evicted, or acknowledged after all): nothing to suspect.
-      this.suspect = undefined;
-      this.mode = 'normal';
-      return void process.nextTick(() => this.pump());
-    }
+    const row = this.suspectRow();
+    if (!row) return void process.nextTick(() => this.pump());
     s.topic = this.deps.topics.of(row.kind, row.device, row.point);
     this.send(client, row, row.seq <= this.replayUntil);
   }
@@ -399,7 +401,8 @@ export class BufferPump {
       this.inflight--;
       this.unacked.delete(seq);
       if (!err && this.suspect) {
-        // Acknowledged: the suspect itself was innocent; another one, while skipping it, proves it guilty.
+        // Acknowledged: the suspect itself was innocent; another one, while skipping it, means the
+        // broker takes others on this connection, so the suspect is tried once more on it.
         if (seq === this.suspect.seq) [this.suspect, this.mode] = [undefined, 'normal'];
         else if (this.mode === 'skip') this.sendSuspectAgain(client);
       }
