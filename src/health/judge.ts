@@ -1,8 +1,9 @@
 // What /healthz answers, and what "ok" means: the gateway process is alive AND delivering — it is
 // publishing to the broker, or it is buffering within bounds (the broker away — or connected but
 // acknowledging nothing while rows wait — for less than health.broker_away_s, the buffer below
-// health.buffer_full_ratio of buffer.max_bytes and able to store), and no device named in health.critical_devices is down. Anything else is 503 with
-// one reason per failed condition, so a supervisor or a plant's monitoring can act on it.
+// health.buffer_full_ratio of buffer.max_bytes and able to store), and no device named in
+// health.critical_devices is down. Anything else is 503 with one reason per failed condition, so a
+// supervisor or a plant's monitoring can act on it.
 import type { BufferStats } from '../buffer/sqlite-buffer.js';
 import type { HealthState } from '../core/gateway-health.js';
 
