@@ -16,7 +16,9 @@ model; each cell is in exactly one fold's validation part). Prints:
     threshold chosen on it), with the per-fold thresholds that make_model.py ships.
 Only Python's standard library, so it runs without torch.
 """
-import argparse, csv, glob, json, math, os, statistics
+import argparse, glob, json, math, os, statistics
+
+from elpv import read_predictions
 
 p = argparse.ArgumentParser()
 p.add_argument('out')
@@ -27,8 +29,7 @@ args = p.parse_args()
 
 folds = []
 for path in sorted(glob.glob(os.path.join(args.out, 'fold*', 'predictions.csv'))):
-    with open(path) as f:
-        folds.append([(r['image'], float(r['label']), r['type'], float(r['probability'])) for r in csv.DictReader(f)])
+    folds.append(read_predictions(path))
 if len(folds) < 2:
     raise SystemExit(f'{args.out}: needs the predictions.csv of at least two folds, found {len(folds)}')
 names = [c[0] for fold in folds for c in fold]

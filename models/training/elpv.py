@@ -61,6 +61,13 @@ def write_predictions(path, val, prob):
             f.write(f'{os.path.basename(r[0])},{r[1]:.4f},{r[2]},{q:.6f}\n')
 
 
+def read_predictions(path):
+    """A predictions.csv back: (name, label, type, probability) per validation cell, in its order."""
+    import csv
+    with open(path) as f:
+        return [(r['image'], float(r['label']), r['type'], float(r['probability'])) for r in csv.DictReader(f)]
+
+
 def report_validation(out, val, prob, label, max_fpr):
     """Writes <out>/predictions.csv (every validation cell's probability, for cv_report.py), prints the
     figures at 0.5 and at the best accuracy with FPR <= max_fpr, and returns both."""

@@ -15,14 +15,14 @@ cv_report.py, quantize.py and make_model.py take OUT as they take a single recip
   - validation-split.txt: the members' (identical) split.
 Needs Debian's python3-onnx and python3-numpy only.
 """
-import argparse, csv, json, os, shutil, sys
+import argparse, json, os, shutil, sys
 
 import numpy as np
 import onnx
 from onnx import compose, helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from elpv import report_validation  # noqa: E402
+from elpv import read_predictions, report_validation  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument('--out', required=True)
@@ -59,26 +59,20 @@ def merge(paths):
     return out
 
 
-def predictions(path):
-    with open(path) as f:
-        return list(csv.DictReader(f))
-
-
 for k in range(args.folds):
     folds = [os.path.join(m, f'fold{k}') for m in args.members]
     splits = [open(os.path.join(f, 'validation-split.txt')).read().split() for f in folds]
     if any(s != splits[0] for s in splits):
         raise SystemExit(f'fold {k}: the members validate on different cells ({", ".join(folds)}); train them on the same folds')
-    rows = [predictions(os.path.join(f, 'predictions.csv')) for f in folds]
-    if any([r['image'] for r in rs] != [r['image'] for r in rows[0]] for rs in rows):
+    rows = [read_predictions(os.path.join(f, 'predictions.csv')) for f in folds]
+    if any([r[0] for r in rs] != [r[0] for r in rows[0]] for rs in rows):
         raise SystemExit(f'fold {k}: predictions.csv lists different cells across members')
-    prob = np.mean([[float(r['probability']) for r in rs] for rs in rows], axis=0)
+    prob = np.mean([[r[3] for r in rs] for rs in rows], axis=0)
     dest = os.path.join(args.out, f'fold{k}')
     os.makedirs(dest, exist_ok=True)
     onnx.save(merge([os.path.join(f, 'model.onnx') for f in folds]), os.path.join(dest, 'model.onnx'))
     shutil.copyfile(os.path.join(folds[0], 'validation-split.txt'), os.path.join(dest, 'validation-split.txt'))
-    # report_validation wants (name, label, type) rows; predictions.csv carries all three.
-    val = [(r['image'], float(r['label']), r['type']) for r in rows[0]]
+    val = rows[0]  # (name, label, type, …): what report_validation reads of a cell
     label = np.array([v[1] for v in val])
     at_half, best = report_validation(dest, val, prob, label, args.max_fpr)
     members = [json.load(open(os.path.join(f, 'metrics.json'))) for f in folds]
