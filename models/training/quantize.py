@@ -27,10 +27,10 @@ p.add_argument('--data', required=True)
 p.add_argument('--split', required=True, help='validation-split.txt of the model: these cells are scored, never calibrated on')
 p.add_argument('--out', required=True)
 p.add_argument('--calibration', type=int, default=200)
-p.add_argument('--method', choices=['minmax', 'percentile', 'entropy'], default='minmax',
-               help="how activation ranges are calibrated: the observed min/max (default), a percentile of each "
+p.add_argument('--method', choices=['minmax', 'percentile'], default='minmax',
+               help="how activation ranges are calibrated: the observed min/max (default), or a percentile of each "
                "activation's values (--percentile; it keeps every value of every activation in memory: 16 GB for "
-               "40 cells of the four-model mean), or onnxruntime's entropy method")
+               "40 cells of the four-model mean)")
 p.add_argument('--percentile', type=float, default=99.999)
 p.add_argument('--threshold', type=float, default=0.5)
 p.add_argument('--seed', type=int, default=20261207)
@@ -63,8 +63,7 @@ class Cells(CalibrationDataReader):
 
 pre = args.out + '.pre.onnx'
 quant_pre_process(args.model, pre)
-method = {'minmax': CalibrationMethod.MinMax, 'percentile': CalibrationMethod.Percentile,
-          'entropy': CalibrationMethod.Entropy}[args.method]
+method = CalibrationMethod.Percentile if args.method == 'percentile' else CalibrationMethod.MinMax
 quantize_static(pre, args.out, Cells(calib), quant_format=QuantFormat.QDQ, per_channel=True,
                 weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, calibrate_method=method,
                 extra_options={'CalibPercentile': args.percentile})
