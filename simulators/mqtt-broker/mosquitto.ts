@@ -35,6 +35,8 @@ export interface Mosquitto extends Omit<TestBroker, 'crash'> {
   issueClient(cn: string): KeyPair;
   /** The client id of every CONNECT the broker accepted, in order, across restarts (from its log). */
   readonly connects: string[];
+  /** The same CONNECTs with when the helper read each from the log (Date.now()), and every disconnect it logged. */
+  readonly sessions: { id: string; event: 'connect' | 'disconnect'; at: number; line: string }[];
 }
 
 export const MOSQUITTO_BIN = process.env.MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
@@ -94,7 +96,9 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   let proc: ChildProcess | undefined;
   let lastLog = '';
   const connects: string[] = [];
+  const sessions: Mosquitto['sessions'] = [];
   const CONNECTED = /New client connected from \S+ as (\S+)/g;
+  const DISCONNECTED = /Client (\S+) (?:disconnected|closed its connection|has exceeded timeout|already connected)/;
   const launch = async (port: number): Promise<boolean> => {
     const p = spawn(MOSQUITTO_BIN, ['-c', conf(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
@@ -106,7 +110,14 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
         // Whole lines only: a chunk may end in the middle of one.
         const lines = (pending + text).split('\n');
         pending = lines.pop()!;
-        for (const line of lines) for (const m of line.matchAll(CONNECTED)) connects.push(m[1]!);
+        for (const line of lines) {
+          for (const m of line.matchAll(CONNECTED)) {
+            connects.push(m[1]!);
+            sessions.push({ id: m[1]!, event: 'connect', at: Date.now(), line });
+          }
+          const d = DISCONNECTED.exec(line);
+          if (d) sessions.push({ id: d[1]!, event: 'disconnect', at: Date.now(), line });
+        }
         if (/ running/.test(log)) resolve(true);
       });
       p.once('exit', () => resolve(false));
@@ -148,6 +159,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     caPem: ca.cert,
     user: USER,
     connects,
+    sessions,
     issueClient: (cn) => ca.issue(cn, 'client'),
     kill,
     restart: async () => {

@@ -7,13 +7,19 @@ export interface Message {
   text: string;
   json: Record<string, unknown>;
   retain: boolean;
+  /** The broker's DUP flag: it sent this message before on an earlier connection of this session. */
+  dup: boolean;
   at: number;
 }
 
 export class Subscriber {
   readonly messages: Message[] = [];
+  /** When each connection of this subscriber was accepted (CONNACK), the first one included. */
+  readonly connectedAt: number[] = [];
   private waiters: { pred: (m: Message) => boolean; resolve: (m: Message) => void }[] = [];
   private constructor(private readonly client: MqttClient) {
+    this.connectedAt.push(Date.now());
+    client.on('connect', () => this.connectedAt.push(Date.now()));
     client.on('message', (topic, payload, packet) => {
       const text = payload.toString();
       let json: Record<string, unknown> = {};
@@ -22,7 +28,7 @@ export class Subscriber {
       } catch {
         /* not JSON */
       }
-      const m = { topic, text, json, retain: packet.retain, at: Date.now() };
+      const m = { topic, text, json, retain: packet.retain, dup: packet.dup, at: Date.now() };
       this.messages.push(m);
       this.waiters = this.waiters.filter((w) => (w.pred(m) ? (w.resolve(m), false) : true));
     });
