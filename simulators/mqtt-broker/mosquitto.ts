@@ -35,7 +35,7 @@ export interface Mosquitto extends Omit<TestBroker, 'crash'> {
   issueClient(cn: string): KeyPair;
   /** The client id of every CONNECT the broker accepted, in order, across restarts (from its log). */
   readonly connects: string[];
-  /** The same CONNECTs with when the helper read each from the log (Date.now()), and every disconnect it logged. */
+  /** Every CONNECT accepted and disconnect logged, with when the helper read it from the log (Date.now()). */
   readonly sessions: { id: string; event: 'connect' | 'disconnect'; at: number; line: string }[];
 }
 
@@ -95,7 +95,6 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
 
   let proc: ChildProcess | undefined;
   let lastLog = '';
-  const connects: string[] = [];
   const sessions: Mosquitto['sessions'] = [];
   const CONNECTED = /New client connected from \S+ as (\S+)/g;
   const DISCONNECTED = /Client (\S+) (?:disconnected|closed its connection|has exceeded timeout|already connected)/;
@@ -111,10 +110,7 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
         const lines = (pending + text).split('\n');
         pending = lines.pop()!;
         for (const line of lines) {
-          for (const m of line.matchAll(CONNECTED)) {
-            connects.push(m[1]!);
-            sessions.push({ id: m[1]!, event: 'connect', at: Date.now(), line });
-          }
+          for (const m of line.matchAll(CONNECTED)) sessions.push({ id: m[1]!, event: 'connect', at: Date.now(), line });
           const d = DISCONNECTED.exec(line);
           if (d) sessions.push({ id: d[1]!, event: 'disconnect', at: Date.now(), line });
         }
@@ -158,7 +154,9 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
     client,
     caPem: ca.cert,
     user: USER,
-    connects,
+    get connects() {
+      return sessions.filter((e) => e.event === 'connect').map((e) => e.id);
+    },
     sessions,
     issueClient: (cn) => ca.issue(cn, 'client'),
     kill,
