@@ -56,6 +56,7 @@ p.add_argument('--folds', type=int, default=0)
 p.add_argument('--fold', type=int, default=0)
 p.add_argument('--limit', type=int, default=0, help='use only this many cells (a smoke run of the recipe)')
 p.add_argument('--targets', default='soft', choices=['soft', 'hard'], help="soft: the ELPV probability; hard: 1 for a probability >= 0.5, else 0 (the verdict's own convention)")
+p.add_argument('--augment', default='batch', choices=['batch', 'cell'], help="batch: one rotation, flip, blur and shift drawn per batch (how 0.3.0 was trained); cell: drawn for each cell")
 p.add_argument('--init', default='', help="start from a finished run's checkpoint (its averaged weights), e.g. a second, shorter stage at a larger --size; '{fold}' in the path becomes --fold")
 args = p.parse_args()
 
@@ -120,6 +121,12 @@ GAUSS = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 
 def augment(x):
     """x: raw grey levels [N,1,300,300]."""
+    if args.augment == 'cell':
+        return torch.cat([augment_one(x[i:i + 1]) for i in range(x.shape[0])])
+    return augment_one(x)
+
+def augment_one(x):
+    """One draw of the geometric and focus changes for all of x; gain and contrast per cell."""
     k = random.randint(0, 3)
     x = torch.rot90(x, k, dims=(2, 3))
     if random.random() < 0.5:
@@ -203,6 +210,7 @@ torch.onnx.export(exported, torch.zeros(1, 1, 300, 300), onnx_path, input_names=
 with open(os.path.join(args.out, 'metrics.json'), 'w') as f:
     json.dump({'recipe': 'train_lite.py', 'backbone': f'efficientnet-{args.backbone} (ImageNet)', 'size': S, 'seed': args.seed, 'epochs': args.epochs, 'lr': args.lr,
                **({'init': args.init} if args.init else {}), **({'targets': 'hard'} if args.targets == 'hard' else {}),
+               **({'augment': 'cell'} if args.augment == 'cell' else {}),
                'parameters': params, 'train_cells': len(train), 'validation_cells': len(val),
                'at_threshold_0_5': at_half, 'chosen': best, 'train_seconds': round(time.time() - t0)}, f, indent=2)
 print(f'wrote {onnx_path} in {time.time() - t0:.0f} s total', flush=True)
