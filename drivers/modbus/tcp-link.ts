@@ -164,8 +164,14 @@ export class ModbusTcpLink implements ModbusLink {
       );
     }
     return new Promise<BlockAnswer>((resolve, reject) => {
-      const timer = setTimeout(() => this.fail(new TimeoutError(`${this.endpoint}: ${what}: no answer after ${timeoutMs} ms`)), timeoutMs);
-      this.pending = { tid: this.tid, unit, fc: pdu[0]!, what, parse, resolve, reject, timer, signal };
+      // Decided after the loop's next I/O phase (as withDeadline does): an answer that arrived while
+      // the event loop was starved past the timeout is taken, not dropped as late.
+      const timer = setTimeout(
+        () => setImmediate(() => this.pending === pending && this.fail(new TimeoutError(`${this.endpoint}: ${what}: no answer after ${timeoutMs} ms`))),
+        timeoutMs,
+      );
+      const pending: Pending = { tid: this.tid, unit, fc: pdu[0]!, what, parse, resolve, reject, timer, signal };
+      this.pending = pending;
       socket.write(frame);
     });
   }

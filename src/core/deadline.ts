@@ -3,15 +3,25 @@ import { NotConnectedError } from '../errors.js';
 /**
  * Races a promise against a deadline (and, if given, an abort signal, which rejects with
  * NotConnectedError). The timer and the abort listener are always removed.
+ *
+ * The deadline is decided one turn of the event loop after the timer fires (setImmediate runs
+ * after the loop's I/O phase): when the loop was starved for longer than `ms` (a busy CPU, a long
+ * synchronous step), an answer that arrived meanwhile is taken instead of being called late —
+ * timers run before the I/O that waited beside them.
  */
 export function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => Error, signal?: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     if (signal?.aborted) return reject(new NotConnectedError('aborted'));
-    const timer = setTimeout(() => finish(() => reject(onTimeout())), ms);
+    let done = false;
+    let late: NodeJS.Immediate | undefined;
+    const timer = setTimeout(() => (late = setImmediate(() => finish(() => reject(onTimeout())))), ms);
     const onAbort = () => finish(() => reject(new NotConnectedError('aborted')));
     signal?.addEventListener('abort', onAbort, { once: true });
     function finish(f: () => void) {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
+      if (late) clearImmediate(late);
       signal?.removeEventListener('abort', onAbort);
       f();
     }

@@ -1,7 +1,9 @@
 // Modbus TCP framing (drivers/modbus/tcp-link.ts) against a device scripted byte by byte on a real
 // socket: answers split across TCP segments or packed together, a late answer to a request that
 // timed out, and frames that are not what was asked for.
+import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ModbusTcpLink } from '../../drivers/modbus/tcp-link.js';
@@ -91,6 +93,37 @@ describe('Modbus TCP framing', () => {
     await expect(read(link, 1, 2, 50)).rejects.toBeInstanceOf(TimeoutError);
     await new Promise((r) => setTimeout(r, 250)); // the late answer arrives meanwhile
     expect(await read(link, 5, 2)).toEqual({ words: [5, 6] });
+  });
+
+  it('takes an answer that arrived while the event loop was held past the timeout (a starved CPU), instead of calling it late', async () => {
+    // The device runs on its own thread and event loop, so it answers while this one is held; it
+    // raises a flag once its answer is written. One register: 0x002a.
+    const flag = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(
+      `const { createServer } = require('node:net');
+       const { parentPort, workerData } = require('node:worker_threads');
+       const server = createServer((s) => s.on('data', (q) => {
+         const a = Buffer.from([q[0], q[1], 0, 0, 0, 5, q[6], 3, 2, 0, 42]);
+         s.write(a, () => { Atomics.store(workerData, 0, 1); Atomics.notify(workerData, 0); });
+       }));
+       server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));`,
+      { eval: true, workerData: flag },
+    );
+    try {
+      const [port] = (await once(worker, 'message')) as [number];
+      link = new ModbusTcpLink({ host: '127.0.0.1', port, timeout_ms: 1000, keepalive_s: 10 }, log);
+      await link.open(AbortSignal.timeout(5000), () => undefined);
+      const started = performance.now();
+      const answer = read(link, 0, 1, 20);
+      // Held until the answer is on its way and the 20 ms timeout is well past.
+      Atomics.wait(flag, 0, 0, 10_000);
+      while (performance.now() - started < 100);
+      expect(Atomics.load(flag, 0)).toBe(1);
+      expect(await answer).toEqual({ words: [42] });
+    } finally {
+      await link?.close();
+      await worker.terminate();
+    }
   });
 
   it('refuses an answer from another unit, with another function code or a wrong byte count, and goes on', async () => {

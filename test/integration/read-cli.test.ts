@@ -104,12 +104,15 @@ describe('edgeferry read', () => {
 
   it('a device map on its own, --json --count 2: JSON lines, two rounds; a device that cannot be reached makes it exit 1 and says which', async () => {
     const r = await read('devices.yaml', '--json', '--count', '2');
-    expect(r.code).toBe(1);
+    expect(r.code, r.err).toBe(1);
     const rows = r.out
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as { device: string; point: string; value: unknown; quality: string; round: number });
-    expect(rows.filter((x) => x.device === 'boiler' && x.point === 'temp').map((x) => [x.round, x.value])).toEqual([
+    expect(
+      rows.filter((x) => x.device === 'boiler' && x.point === 'temp').map((x) => [x.round, x.value]),
+      r.err,
+    ).toEqual([
       [1, 21.78],
       [2, 21.78],
     ]);
