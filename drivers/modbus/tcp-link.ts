@@ -6,7 +6,7 @@
 // answer to a request that timed out is recognised and dropped instead of taken for the next one.
 import { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { withDeadline } from '../../src/core/deadline.js';
+import { timeoutAfterIo, withDeadline } from '../../src/core/deadline.js';
 import { BadFrameError, NotConnectedError, TimeoutError } from '../../src/errors.js';
 import { EXCEPTION_NAMES } from './codec.js';
 import type { BlockAnswer, ModbusLink, RegisterWrite } from './link.js';
@@ -32,7 +32,8 @@ interface Pending {
   parse(f: Buffer): BlockAnswer | string;
   resolve(a: BlockAnswer): void;
   reject(e: Error): void;
-  timer: NodeJS.Timeout;
+  /** Its timeout (timeoutAfterIo: an answer that arrived while the loop was starved is still taken). */
+  cancelTimeout(): void;
   /** The signal it was sent under: only its abort fails it. */
   signal: AbortSignal;
 }
@@ -164,14 +165,8 @@ export class ModbusTcpLink implements ModbusLink {
       );
     }
     return new Promise<BlockAnswer>((resolve, reject) => {
-      // Decided after the loop's next I/O phase (as withDeadline does): an answer that arrived while
-      // the event loop was starved past the timeout is taken, not dropped as late.
-      const timer = setTimeout(
-        () => setImmediate(() => this.pending === pending && this.fail(new TimeoutError(`${this.endpoint}: ${what}: no answer after ${timeoutMs} ms`))),
-        timeoutMs,
-      );
-      const pending: Pending = { tid: this.tid, unit, fc: pdu[0]!, what, parse, resolve, reject, timer, signal };
-      this.pending = pending;
+      const cancelTimeout = timeoutAfterIo(timeoutMs, () => this.fail(new TimeoutError(`${this.endpoint}: ${what}: no answer after ${timeoutMs} ms`)));
+      this.pending = { tid: this.tid, unit, fc: pdu[0]!, what, parse, resolve, reject, cancelTimeout, signal };
       socket.write(frame);
     });
   }
@@ -180,7 +175,7 @@ export class ModbusTcpLink implements ModbusLink {
     const p = this.pending;
     if (!p) return undefined;
     this.pending = undefined;
-    clearTimeout(p.timer);
+    p.cancelTimeout();
     return p;
   }
 

@@ -1,27 +1,32 @@
 import { NotConnectedError } from '../errors.js';
 
 /**
- * Races a promise against a deadline (and, if given, an abort signal, which rejects with
- * NotConnectedError). The timer and the abort listener are always removed.
- *
- * The deadline is decided one turn of the event loop after the timer fires (setImmediate runs
- * after the loop's I/O phase): when the loop was starved for longer than `ms` (a busy CPU, a long
- * synchronous step), an answer that arrived meanwhile is taken instead of being called late —
- * timers run before the I/O that waited beside them.
+ * Calls `onTimeout` once `ms` have passed *and* the event loop has done its I/O after that
+ * (setImmediate runs after the loop's I/O phase). Timers run before the I/O that waited beside
+ * them: when the loop was starved for longer than `ms` (a busy CPU, a long synchronous step), an
+ * answer that arrived meanwhile is taken instead of being called late. Returns the cancel.
+ */
+export function timeoutAfterIo(ms: number, onTimeout: () => void): () => void {
+  let late: NodeJS.Immediate | undefined;
+  const timer = setTimeout(() => (late = setImmediate(onTimeout)), ms);
+  return () => {
+    clearTimeout(timer);
+    if (late) clearImmediate(late);
+  };
+}
+
+/**
+ * Races a promise against a deadline (timeoutAfterIo) and, if given, an abort signal, which rejects
+ * with NotConnectedError. The timer and the abort listener are always removed.
  */
 export function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => Error, signal?: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     if (signal?.aborted) return reject(new NotConnectedError('aborted'));
-    let done = false;
-    let late: NodeJS.Immediate | undefined;
-    const timer = setTimeout(() => (late = setImmediate(() => finish(() => reject(onTimeout())))), ms);
+    const cancel = timeoutAfterIo(ms, () => finish(() => reject(onTimeout())));
     const onAbort = () => finish(() => reject(new NotConnectedError('aborted')));
     signal?.addEventListener('abort', onAbort, { once: true });
     function finish(f: () => void) {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      if (late) clearImmediate(late);
+      cancel();
       signal?.removeEventListener('abort', onAbort);
       f();
     }

@@ -1,6 +1,7 @@
 // raceSignal: how drivers fail pending requests when a link is lost, without keeping anything
 // per request alive on the link's long-lived signal (the Promise.race-with-a-forever-pending-
 // promise pattern it replaced kept every result of a session's life in memory).
+// withDeadline: a deadline that a starved event loop does not turn into a false timeout.
 import { getEventListeners, once } from 'node:events';
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
